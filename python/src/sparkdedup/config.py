@@ -1,0 +1,195 @@
+"""Frozen configuration dataclasses: the single source of defaults and validation.
+
+`FuzzyConfig` follows NeMo Curator's FuzzyDeduplicationWorkflow defaults and `SemanticConfig` its
+text SemDeDup defaults (shared/reference/ALGORITHMS.md). The pyspark.ml Params and the CLI take
+their defaults from here; tests check that they agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sparkdedup.errors import ConfigError
+
+log = logging.getLogger("sparkdedup")
+
+DEVICES = ("auto", "cpu", "gpu")
+CC_BACKENDS = ("auto", "driver", "distributed")
+WHICH_TO_KEEP = ("hard", "easy", "random")
+SIM_METRICS = ("cosine", "l2")
+
+#: Default edge-count limit above which `cc_backend="auto"` leaves the driver path for the
+#: distributed algorithm. 20 million edges are 320 MB of int64 pairs on the driver, plus about
+#: the same again for SciPy's CSR matrix.
+DEFAULT_DRIVER_CC_MAX_EDGES = 20_000_000
+
+
+def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ConfigError(f"{name} must be {allowed}, got {value}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def _check_optional_name(name: str, value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise ConfigError(f"{name} must be a non-empty column name or None, got {value!r}")
+
+
+@dataclass(frozen=True)
+class FuzzyConfig:
+    """Parameters of fuzzy deduplication (MinHash + LSH + connected components).
+
+    Parameters
+    ----------
+    text_col : column holding the document text (string).
+    id_col : column of unique document ids (integer or string); None derives a stable int64 id
+        from the row content (see `sparkdedup.ids`).
+    char_ngrams : shingle width in Unicode code points (>= 2; Curator warns below 20).
+    num_bands, minhashes_per_band : LSH banding; the signature has their product of hashes.
+    seed : seed of the permutation parameters (numpy RandomState, as NeMo Curator).
+    use_64_bit_hash : MurmurHash3_x64_128 and 64-bit permutations instead of 32-bit.
+    bands_per_iteration : bands handled per shuffle; bounds the size of each shuffle.
+    cc_backend : "driver" collects the edges and solves with SciPy, "distributed" runs the
+        large-star/small-star DataFrame algorithm, "auto" picks by `driver_cc_max_edges`.
+    driver_cc_max_edges : edge-count limit of the driver path (auto mode) and hard limit of
+        `cc_backend="driver"`.
+    priority_col : keep the row with the largest value of this column in each group (ties
+        broken by smallest id); None keeps the smallest id.
+    priority_ascending : keep the smallest `priority_col` value instead of the largest.
+    device : "auto", "cpu" or "gpu"; "gpu" fails when no GPU library is usable.
+    checkpoint_dir : directory for checkpoints of the distributed connected components; None
+        uses local checkpoints.
+    """
+
+    text_col: str = "text"
+    id_col: str | None = None
+    char_ngrams: int = 24
+    num_bands: int = 20
+    minhashes_per_band: int = 13
+    seed: int = 42
+    use_64_bit_hash: bool = False
+    bands_per_iteration: int = 5
+    cc_backend: str = "auto"
+    driver_cc_max_edges: int = DEFAULT_DRIVER_CC_MAX_EDGES
+    priority_col: str | None = None
+    priority_ascending: bool = False
+    device: str = "auto"
+    checkpoint_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text_col, str) or not self.text_col:
+            raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
+        _check_optional_name("id_col", self.id_col)
+        _check_optional_name("priority_col", self.priority_col)
+        _check_int("char_ngrams", self.char_ngrams, 2)
+        _check_int("num_bands", self.num_bands, 1)
+        _check_int("minhashes_per_band", self.minhashes_per_band, 1)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("bands_per_iteration", self.bands_per_iteration, 1)
+        _check_int("driver_cc_max_edges", self.driver_cc_max_edges, 1)
+        if not isinstance(self.use_64_bit_hash, bool):
+            raise ConfigError(f"use_64_bit_hash must be a bool, got {self.use_64_bit_hash!r}")
+        if not isinstance(self.priority_ascending, bool):
+            raise ConfigError(f"priority_ascending must be a bool, got {self.priority_ascending!r}")
+        _check_choice("cc_backend", self.cc_backend, CC_BACKENDS)
+        _check_choice("device", self.device, DEVICES)
+        if self.char_ngrams < 20:
+            log.warning(
+                "char_ngrams=%d is below 20; short shingles give more false-positive "
+                "candidates (NeMo Curator reports about 5%%)",
+                self.char_ngrams,
+            )
+
+    @property
+    def num_hashes(self) -> int:
+        """Length of each MinHash signature: num_bands * minhashes_per_band."""
+        return self.num_bands * self.minhashes_per_band
+
+    def replace(self, **changes: Any) -> FuzzyConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class SemanticConfig:
+    """Parameters of semantic deduplication (SemDeDup).
+
+    Parameters
+    ----------
+    text_col : column of texts to embed (used when `embedding_col` is None).
+    embedding_col : column holding precomputed embeddings (array<float|double> or ml Vector).
+    id_col : unique id column, or None for derived ids (as FuzzyConfig).
+    model : sentence-transformers model name or local path.
+    embedding_batch_size : texts per model call.
+    n_clusters, max_iter, tol, seed : KMeans parameters.
+    eps : a document is removed iff its cosine similarity to a higher-ranked document of its
+        cluster is >= 1 - eps.
+    which_to_keep : "hard" keeps the documents farthest from the centroid, "easy" the nearest,
+        "random" a seeded random order.
+    sort_cols : custom ranking: columns sorted descending, ties by id descending; overrides
+        `which_to_keep` when given.
+    sim_metric : "cosine" or "l2": which distance to the centroid ranks documents.
+    pairwise_batch_size : columns per block of the pairwise kernel (never changes results).
+    device : "auto", "cpu" or "gpu".
+    """
+
+    text_col: str = "text"
+    embedding_col: str | None = None
+    id_col: str | None = None
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_batch_size: int = 128
+    n_clusters: int = 100
+    max_iter: int = 300
+    tol: float = 1e-4
+    seed: int = 42
+    eps: float = 0.01
+    which_to_keep: str = "hard"
+    sort_cols: tuple[str, ...] | None = None
+    sim_metric: str = "cosine"
+    pairwise_batch_size: int = 1024
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text_col, str) or not self.text_col:
+            raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
+        _check_optional_name("embedding_col", self.embedding_col)
+        _check_optional_name("id_col", self.id_col)
+        if not isinstance(self.model, str) or not self.model:
+            raise ConfigError(f"model must be a model name or path, got {self.model!r}")
+        _check_int("embedding_batch_size", self.embedding_batch_size, 1)
+        _check_int("n_clusters", self.n_clusters, 1)
+        _check_int("max_iter", self.max_iter, 1)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("pairwise_batch_size", self.pairwise_batch_size, 1)
+        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or self.tol < 0:
+            raise ConfigError(f"tol must be a number >= 0, got {self.tol!r}")
+        if (
+            isinstance(self.eps, bool)
+            or not isinstance(self.eps, (int, float))
+            or not 0 <= self.eps <= 1
+        ):
+            raise ConfigError(f"eps must be a number between 0 and 1, got {self.eps!r}")
+        _check_choice("which_to_keep", self.which_to_keep, WHICH_TO_KEEP)
+        _check_choice("sim_metric", self.sim_metric, SIM_METRICS)
+        _check_choice("device", self.device, DEVICES)
+        if self.sort_cols is not None:
+            cols = tuple(self.sort_cols) if not isinstance(self.sort_cols, str) else ()
+            if not cols or not all(isinstance(c, str) and c for c in cols):
+                raise ConfigError(
+                    f"sort_cols must be a non-empty list of column names or None, got {self.sort_cols!r}"
+                )
+            object.__setattr__(self, "sort_cols", cols)
+
+    def replace(self, **changes: Any) -> SemanticConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)

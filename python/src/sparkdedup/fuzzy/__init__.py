@@ -1,0 +1,1 @@
+"""Fuzzy deduplication steps: MinHash, LSH, edges, components, identify, workflow."""

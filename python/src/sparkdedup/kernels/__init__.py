@@ -1,0 +1,1 @@
+"""Pure array kernels (NumPy, numba, CUDA); nothing here imports Spark."""

@@ -1,0 +1,1 @@
+"""Semantic deduplication steps (SemDeDup): embed, kmeans, pairwise, identify, workflow."""

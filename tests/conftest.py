@@ -1,0 +1,61 @@
+"""Shared pytest fixtures: a lazily started, session-scoped local Spark session."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
+    config.addinivalue_line("markers", "jvm: needs the built JVM UDF jar")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    from pyspark.sql import SparkSession
+
+    checkpoint_dir = tmp_path_factory.mktemp("checkpoints")
+    builder = (
+        SparkSession.builder.master("local[2]")
+        .appName("sparkdedup-tests")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.driver.memory", "3g")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.checkpoint.dir", str(checkpoint_dir))
+    )
+    try:
+        from sparkdedup.jvm import jar_path
+
+        jar = jar_path()
+        if jar is not None:
+            builder = builder.config("spark.jars", jar)
+    except ImportError:
+        pass
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("ERROR")
+    session.sparkContext.setCheckpointDir(str(checkpoint_dir))
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def test_vectors() -> dict:
+    import json
+
+    with open(os.path.join(DATA_DIR, "test_vectors.json"), encoding="utf-8") as f:
+        return json.load(f)
