@@ -1,0 +1,136 @@
+"""Fuzzy dedup step 2: LSH banding (ALGORITHMS.md, "LSH banding").
+
+Band k covers signature positions [k*r, (k+1)*r). Its bucket key is Spark SQL
+``xxhash64(CAST(k AS INT), slice(signature, k*r+1, r))``, computed natively by Spark (and by the
+RAPIDS Accelerator on GPU); the fused Python step and the JVM UDF give the same key. Bands are
+grouped `bands_per_iteration` at a time, one shuffle per group; buckets of one document go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkdedup.config import _check_int
+from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.ids import require_columns
+
+
+def band_groups(num_bands: int, bands_per_iteration: int) -> list[list[int]]:
+    """Band indices in groups of `bands_per_iteration`: one shuffle per group."""
+    _check_int("num_bands", num_bands, 1)
+    _check_int("bands_per_iteration", bands_per_iteration, 1)
+    return [
+        list(range(start, min(start + bands_per_iteration, num_bands)))
+        for start in range(0, num_bands, bands_per_iteration)
+    ]
+
+
+def band_keys(
+    signatures: DataFrame,
+    *,
+    num_bands: int = 20,
+    minhashes_per_band: int = 13,
+    bands: Sequence[int] | None = None,
+) -> DataFrame:
+    """Bucket key of every band of every signature.
+
+    Input ``[id, signature array<int|bigint>]``; output ``[id, band int, bucket bigint]``, one row
+    per (document, band). Documents with a null signature (null or empty text) give no rows.
+    A signature whose length is not ``num_bands * minhashes_per_band`` fails the job with an
+    error saying so.
+    """
+    _check_int("num_bands", num_bands, 1)
+    _check_int("minhashes_per_band", minhashes_per_band, 1)
+    require_columns(signatures, {"id": "id", "signature": "signature"})
+    dtype = signatures.schema["signature"].dataType
+    if not (
+        isinstance(dtype, T.ArrayType)
+        and isinstance(dtype.elementType, (T.IntegerType, T.LongType))
+    ):
+        raise SchemaError(
+            f"signature column 'signature' must be array<int> or array<bigint>, got {dtype.simpleString()}"
+        )
+    bands = list(range(num_bands)) if bands is None else list(bands)
+    if not bands or any(b < 0 or b >= num_bands for b in bands):
+        raise ConfigError(
+            f"bands must be a non-empty list of band indices in [0, {num_bands}), got {bands!r}"
+        )
+    r = minhashes_per_band
+    expected = num_bands * r
+    sig = F.col("signature")
+    checked = F.when(
+        F.size(sig) != expected,
+        F.raise_error(
+            F.concat(
+                F.lit(
+                    f"signature length must be num_bands * minhashes_per_band = {expected}, got "
+                ),
+                F.size(sig).cast("string"),
+            )
+        ),
+    ).otherwise(sig)
+    structs = F.array(
+        *[
+            F.struct(
+                F.lit(b).cast("int").alias("band"),
+                F.xxhash64(F.lit(b).cast("int"), F.slice(F.col("_sig"), b * r + 1, r)).alias(
+                    "bucket"
+                ),
+            )
+            for b in bands
+        ]
+    )
+    return (
+        signatures.filter(sig.isNotNull())
+        .select(F.col("id"), checked.alias("_sig"))
+        .select(F.col("id"), F.inline(structs))
+    )
+
+
+def lsh_buckets(
+    df: DataFrame,
+    *,
+    num_bands: int = 20,
+    minhashes_per_band: int = 13,
+    bands_per_iteration: int = 5,
+) -> DataFrame:
+    """Documents that share a band bucket with at least one other document.
+
+    Parameters
+    ----------
+    df : ``[id, signature]`` (from `minhash_signatures`) or precomputed band keys
+        ``[id, band, bucket]`` (from `band_keys` or the fused MinHash step).
+    num_bands, minhashes_per_band : LSH banding (signature length is their product).
+    bands_per_iteration : bands per shuffle; bounds the size of each shuffle.
+
+    Returns
+    -------
+    DataFrame
+        ``[id, band int, bucket bigint]`` for every (document, band) whose bucket holds two or
+        more documents.
+    """
+    groups = band_groups(num_bands, bands_per_iteration)
+    has_keys = {"band", "bucket"}.issubset(df.columns)
+    require_columns(df, {"id": "id"} if has_keys else {"id": "id", "signature": "signature"})
+    window = Window.partitionBy("band", "bucket")
+    parts = []
+    for group in groups:
+        if has_keys:
+            keys = df.select("id", "band", "bucket").filter(F.col("band").isin(group))
+        else:
+            keys = band_keys(
+                df, num_bands=num_bands, minhashes_per_band=minhashes_per_band, bands=group
+            )
+        parts.append(
+            keys.withColumn("_dedup_n", F.count(F.lit(1)).over(window))
+            .filter(F.col("_dedup_n") > 1)
+            .drop("_dedup_n")
+        )
+    result = parts[0]
+    for part in parts[1:]:
+        result = result.unionByName(part)
+    return result

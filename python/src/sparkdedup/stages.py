@@ -1,0 +1,108 @@
+"""Stage bookkeeping shared by the workflows: run a stage once, log it, and cache it.
+
+With a cache path, each stage is written as Parquet under ``<cache>/<stage>/`` together with a
+fingerprint of everything it depends on; a rerun with the same fingerprint reads it back instead
+of recomputing (resume), and a different fingerprint recomputes it. Without a cache path the
+stage is persisted in memory and disk for the rest of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+
+from sparkdedup.io import hadoop_path
+
+log = logging.getLogger("sparkdedup")
+
+_FINGERPRINT_FILE = "_sparkdedup_stage.json"
+
+
+class StageRunner:
+    """Runs named stages, each at most once, and records their row counts and seconds."""
+
+    def __init__(self, spark: SparkSession, cache_path: str | None = None) -> None:
+        self.spark = spark
+        self.cache_path = cache_path.rstrip("/") if cache_path else None
+        self.seconds: dict[str, float] = {}
+        self.rows: dict[str, int] = {}
+        self.resumed: list[str] = []
+        self._persisted: list[DataFrame] = []
+
+    def stage_path(self, name: str) -> str | None:
+        return f"{self.cache_path}/{name}" if self.cache_path else None
+
+    def run(
+        self,
+        name: str,
+        fingerprint: dict[str, Any],
+        compute: Callable[[], DataFrame],
+        *,
+        persist: bool = True,
+    ) -> DataFrame:
+        """Return the stage's output, computed by `compute` or read back from the cache.
+
+        Without a cache path the output is persisted (memory and disk) unless `persist` is
+        False, for stages that are cheap to recompute or already checkpointed.
+        """
+        start = time.perf_counter()
+        path = self.stage_path(name)
+        key = json.dumps(fingerprint, sort_keys=True, default=str)
+        if path is not None and self._read_fingerprint(path) == key:
+            df = self.spark.read.parquet(path)
+            rows = df.count()
+            self.resumed.append(name)
+            how = "resumed from cache"
+        elif path is not None:
+            compute().write.mode("overwrite").parquet(path)
+            self._write_fingerprint(path, key)
+            df = self.spark.read.parquet(path)
+            rows = df.count()
+            how = f"written to {path}"
+        else:
+            df = compute()
+            if persist:
+                df = df.persist(StorageLevel.MEMORY_AND_DISK)
+                self._persisted.append(df)
+            rows = df.count()
+            how = "computed"
+        seconds = time.perf_counter() - start
+        self.seconds[name] = round(seconds, 3)
+        self.rows[name] = rows
+        log.info("sparkdedup stage %-11s %10d rows %8.1f s  (%s)", name, rows, seconds, how)
+        return df
+
+    def unpersist(self) -> None:
+        """Release the in-memory copies of stages (no-op for cached stages)."""
+        for df in self._persisted:
+            df.unpersist()
+        self._persisted.clear()
+
+    def _read_fingerprint(self, path: str) -> str | None:
+        fs, hpath = hadoop_path(self.spark, path)
+        marker = hpath.suffix("/" + _FINGERPRINT_FILE)
+        success = hpath.suffix("/_SUCCESS")
+        if not (fs.exists(marker) and fs.exists(success)):
+            return None
+        stream = fs.open(marker)
+        try:
+            reader = self.spark.sparkContext._jvm.java.io.BufferedReader(
+                self.spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8")
+            )
+            return reader.readLine()
+        finally:
+            stream.close()
+
+    def _write_fingerprint(self, path: str, key: str) -> None:
+        fs, hpath = hadoop_path(self.spark, path)
+        out = fs.create(hpath.suffix("/" + _FINGERPRINT_FILE), True)
+        try:
+            out.write(bytearray(key.encode("utf-8")))
+        finally:
+            out.close()
