@@ -1,0 +1,58 @@
+"""Ids (user and derived) and removal, on small Spark DataFrames."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+
+from sparkdedup.errors import SchemaError
+from sparkdedup.ids import ID_COL, assign_ids
+from sparkdedup.removal import remove_duplicates
+
+ROWS = [(f"doc {i % 7}", i % 3, f"s{i}") for i in range(40)] + [("same", 1, "dup")] * 3
+
+
+def _ids(df):
+    return sorted((r["text"], r["k"], r["src"], r[ID_COL]) for r in df.collect())
+
+
+def test_derived_ids_are_dense_unique_and_order_independent(spark):
+    df = spark.createDataFrame(ROWS, "text string, k int, src string")
+    first = _ids(assign_ids(df))
+    assert sorted(r[-1] for r in first) == list(range(len(ROWS)))
+    shuffled = spark.createDataFrame(list(reversed(ROWS)), df.schema).repartition(7)
+    assert _ids(assign_ids(shuffled)) == first
+    single = spark.createDataFrame(ROWS[::2] + ROWS[1::2], df.schema).coalesce(1)
+    assert _ids(assign_ids(single)) == first
+
+
+def test_user_ids_checked(spark):
+    df = spark.createDataFrame([(1, "a"), (2, "b"), (2, "c")], "id int, text string")
+    with pytest.raises(SchemaError, match=r"id column 'id' is not unique: duplicated values include 2 \(2 rows\)"):
+        assign_ids(df, id_col="id")
+    nulls = spark.createDataFrame([(1, "a"), (None, "b")], "id int, text string")
+    with pytest.raises(SchemaError, match="null"):
+        assign_ids(nulls, id_col="id")
+    floats = spark.createDataFrame([(1.0, "a")], "id double, text string")
+    with pytest.raises(SchemaError, match="integer or string"):
+        assign_ids(floats, id_col="id")
+    with pytest.raises(SchemaError, match="'doc_id' is not in the input; available columns: id, text"):
+        assign_ids(floats, id_col="doc_id")
+    ok = assign_ids(df.limit(2), id_col="id")
+    assert ok.schema[ID_COL].dataType.simpleString() == "bigint"
+
+
+def test_remove_duplicates_with_user_and_derived_ids(spark):
+    df = spark.createDataFrame([("a", "x"), ("b", "y"), ("c", "z")], "id string, text string")
+    dups = spark.createDataFrame([("b", "a")], "id string, kept_id string")
+    kept = remove_duplicates(df, dups, id_col="id")
+    assert kept.columns == ["id", "text"]
+    assert sorted(r["id"] for r in kept.collect()) == ["a", "c"]
+
+    plain = spark.createDataFrame(ROWS, "text string, k int, src string")
+    with_ids = assign_ids(plain)
+    drop = with_ids.filter(F.col("k") == 0).select(F.col(ID_COL).alias("id"))
+    kept = remove_duplicates(plain.repartition(3), drop)
+    assert kept.columns == plain.columns
+    assert kept.count() + drop.count() == plain.count()
+    assert kept.filter(F.col("k") == 0).count() == 0
