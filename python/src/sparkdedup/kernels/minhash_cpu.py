@@ -1,0 +1,340 @@
+"""Compiled CPU kernel of the fuzzy-dedup MinHash step (numba, straight over Arrow buffers).
+
+Computes cuDF's `str.minhash` / `minhash64` signatures bit for bit (shared/reference/ALGORITHMS.md,
+"Signature of one document") from an Arrow string array's offsets, UTF-8 bytes and validity,
+with no per-document Python work. `minhash_ref` is its oracle; `minhash_gpu` its CUDA twin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+from numba import njit
+
+from sparkdedup.errors import SchemaError
+
+# Speed comes from two layouts. Every byte position of a document gets its little-endian 4-byte
+# (8-byte in 64-bit mode) window, so a MurmurHash block is one load. Consecutive shingles that
+# start on consecutive bytes and span the same number of bytes (all of them in ASCII text) are
+# hashed in lockstep, block by block, which LLVM vectorises. The permutation-min then runs
+# permutation-outer over the document's hashes, a vectorised min-reduction with no stores.
+#
+# This module carries its own MurmurHash3 (on windows) rather than calling `murmur.py`: numba's
+# cache does not notice edits to functions defined in other files.
+
+_MAX32 = np.uint32(0xFFFFFFFF)
+_MAX64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+_ONE32 = np.uint32(1)
+_ONE64 = np.uint64(1)
+_MERSENNE_61 = np.uint64((1 << 61) - 1)
+_EMPTY_BYTES = np.frombuffer(b"", dtype=np.uint8)
+
+_C1_32 = np.uint32(0xCC9E2D51)
+_C2_32 = np.uint32(0x1B873593)
+_N_32 = np.uint32(0xE6546B64)
+_F1_32 = np.uint32(0x85EBCA6B)
+_F2_32 = np.uint32(0xC2B2AE35)
+_FIVE32 = np.uint32(5)
+
+_C1_64 = np.uint64(0x87C37B91114253D5)
+_C2_64 = np.uint64(0x4CF5AD432745937F)
+_N1_64 = np.uint64(0x52DCE729)
+_N2_64 = np.uint64(0x38495AB5)
+_F1_64 = np.uint64(0xFF51AFD7ED558CCD)
+_F2_64 = np.uint64(0xC4CEB9FE1A85EC53)
+_FIVE64 = np.uint64(5)
+# numba types uint64 <op> int64 as float64, so every shift amount is a uint64 scalar.
+_S8, _S27, _S31, _S33 = np.uint64(8), np.uint64(27), np.uint64(31), np.uint64(33)
+_S37, _S61 = np.uint64(37), np.uint64(61)
+
+
+def arrow_string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of a string array: (offsets int64 n+1, data uint8, valid uint8 n).
+
+    Offsets index `data` directly (the array's own `offset` is applied), so a sliced array
+    needs no copy of its bytes. Accepts string, large_string and string_view (cast).
+    """
+    if pa.types.is_string_view(array.type):
+        array = array.cast(pa.large_string())
+    if pa.types.is_string(array.type):
+        offset_type = np.int32
+    elif pa.types.is_large_string(array.type):
+        offset_type = np.int64
+    else:
+        raise SchemaError(
+            f"text array must be of Arrow type string or large_string, got {array.type}"
+        )
+    n = len(array)
+    if n == 0:
+        return np.zeros(1, np.int64), _EMPTY_BYTES, np.zeros(0, np.uint8)
+    validity, offsets_buf, data_buf = array.buffers()[:3]
+    offsets = np.frombuffer(offsets_buf, dtype=offset_type, count=array.offset + n + 1)
+    offsets = np.array(offsets[array.offset :], dtype=np.int64)
+    data = _EMPTY_BYTES if data_buf is None else np.frombuffer(data_buf, dtype=np.uint8)
+    if validity is None or array.null_count == 0:
+        valid = np.ones(n, np.uint8)
+    else:
+        bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8), bitorder="little")
+        valid = np.ascontiguousarray(bits[array.offset : array.offset + n])
+    return offsets, data, valid
+
+
+@njit(cache=True, nogil=True)
+def _max_length(offsets):  # noqa: ANN001, ANN202
+    longest = 0
+    for d in range(offsets.size - 1):
+        longest = max(longest, offsets[d + 1] - offsets[d])
+    return longest
+
+
+@njit(cache=True, nogil=True)
+def _code_point_starts(data, start, end, starts):  # noqa: ANN001, ANN202
+    # A byte starts a code point unless it is a UTF-8 continuation byte (10xxxxxx).
+    count = 0
+    for p in range(start, end):
+        if (data[p] & 0xC0) != 0x80:
+            starts[count] = p - start
+            count += 1
+    starts[count] = end - start
+    return count
+
+
+@njit(cache=True, nogil=True)
+def _windows(doc, win, nbytes):  # noqa: ANN001, ANN202
+    # win[p] = the `nbytes` (4 or 8) bytes of `doc` from byte p, little-endian, zero past the end.
+    length = doc.size
+    full = max(length - nbytes + 1, 0)
+    if nbytes == 4:
+        for p in range(full):
+            win[p] = (
+                np.uint32(doc[p])
+                | (np.uint32(doc[p + 1]) << 8)
+                | (np.uint32(doc[p + 2]) << 16)
+                | (np.uint32(doc[p + 3]) << 24)
+            )
+    else:
+        for p in range(full):
+            x = np.uint64(0)
+            for t in range(8):
+                x |= np.uint64(doc[p + t]) << np.uint64(8 * t)
+            win[p] = x
+    for p in range(full, length):
+        x = np.uint64(0)
+        for t in range(length - p):
+            x |= np.uint64(doc[p + t]) << np.uint64(8 * t)
+        win[p] = x
+
+
+@njit(cache=True, nogil=True)
+def _murmur32_run(win, count, length, seed, hs):  # noqa: ANN001, ANN202
+    # MurmurHash3_x86_32 of `count` shingles of `length` bytes, shingle i at win[i]. Arguments
+    # are views so that every index is a bare loop counter, which numba's wraparound check
+    # leaves alone; any other index form stops LLVM from vectorising.
+    for i in range(count):
+        hs[i] = seed
+    nblocks = length >> 2
+    for t in range(nblocks):
+        wt = win[4 * t : 4 * t + count]
+        for i in range(count):
+            k = np.uint32(wt[i] * _C1_32)
+            k = np.uint32(np.uint32(k << 15) | (k >> 17))
+            k = np.uint32(k * _C2_32)
+            h = np.uint32(hs[i] ^ k)
+            h = np.uint32(np.uint32(h << 13) | (h >> 19))
+            hs[i] = np.uint32(h * _FIVE32 + _N_32)
+    rem = length & 3
+    if rem:
+        mask = np.uint32((1 << (8 * rem)) - 1)
+        wt = win[4 * nblocks : 4 * nblocks + count]
+        for i in range(count):
+            k = np.uint32((wt[i] & mask) * _C1_32)
+            k = np.uint32(np.uint32(k << 15) | (k >> 17))
+            k = np.uint32(k * _C2_32)
+            hs[i] = np.uint32(hs[i] ^ k)
+    n32 = np.uint32(length)
+    for i in range(count):
+        h = np.uint32(hs[i] ^ n32)
+        h = np.uint32(h ^ (h >> 16))
+        h = np.uint32(h * _F1_32)
+        h = np.uint32(h ^ (h >> 13))
+        h = np.uint32(h * _F2_32)
+        h = np.uint32(h ^ (h >> 16))
+        hs[i] = max(h, _ONE32)  # cuDF maps a hash of 0 to 1
+
+
+@njit(cache=True, nogil=True)
+def _mix_k1(k1):  # noqa: ANN001, ANN202
+    k1 = k1 * _C1_64
+    k1 = (k1 << _S31) | (k1 >> _S33)
+    return k1 * _C2_64
+
+
+@njit(cache=True, nogil=True)
+def _mix_k2(k2):  # noqa: ANN001, ANN202
+    k2 = k2 * _C2_64
+    k2 = (k2 << _S33) | (k2 >> _S31)
+    return k2 * _C1_64
+
+
+@njit(cache=True, nogil=True)
+def _fmix64(k):  # noqa: ANN001, ANN202
+    k = (k ^ (k >> _S33)) * _F1_64
+    k = (k ^ (k >> _S33)) * _F2_64
+    return k ^ (k >> _S33)
+
+
+@njit(cache=True, nogil=True)
+def _murmur64_run(win, count, length, seed, h1s, h2s):  # noqa: ANN001, ANN202
+    # h1 of MurmurHash3_x64_128 (64-bit seed in h1 and h2) of shingles at win[i] (views, as
+    # in _murmur32_run).
+    for i in range(count):
+        h1s[i] = seed
+        h2s[i] = seed
+    nblocks = length >> 4
+    for t in range(nblocks):
+        w1 = win[16 * t : 16 * t + count]
+        w2 = win[16 * t + 8 : 16 * t + 8 + count]
+        for i in range(count):
+            h1 = h1s[i] ^ _mix_k1(w1[i])
+            h1 = (h1 << _S27) | (h1 >> _S37)
+            h1 = (h1 + h2s[i]) * _FIVE64 + _N1_64
+            h2 = h2s[i] ^ _mix_k2(w2[i])
+            h2 = (h2 << _S31) | (h2 >> _S33)
+            h1s[i] = h1
+            h2s[i] = (h2 + h1) * _FIVE64 + _N2_64
+    rem = length & 15
+    w1 = win[16 * nblocks : 16 * nblocks + count]
+    if rem > 8:
+        w2 = win[16 * nblocks + 8 : 16 * nblocks + 8 + count]
+        mask = (_ONE64 << np.uint64(8 * (rem - 8))) - _ONE64
+        for i in range(count):
+            h1s[i] ^= _mix_k1(w1[i])
+            h2s[i] ^= _mix_k2(w2[i] & mask)
+    elif rem > 0:
+        mask = _MAX64 if rem == 8 else (_ONE64 << np.uint64(8 * rem)) - _ONE64
+        for i in range(count):
+            h1s[i] ^= _mix_k1(w1[i] & mask)
+    n64 = np.uint64(length)
+    for i in range(count):
+        h1 = h1s[i] ^ n64
+        h2 = h2s[i] ^ n64
+        h1 = h1 + h2
+        h2 = h2 + h1
+        h1s[i] = max(_fmix64(h1) + _fmix64(h2), _ONE64)
+
+
+@njit(cache=True, nogil=True)
+def _runs(starts, ncp, width, runs):  # noqa: ANN001, ANN202
+    # Split the shingles into runs that start on consecutive bytes and span equal byte counts.
+    # runs[r] = (first byte, shingle count, byte length); returns (run count, shingle count).
+    w = min(width, ncp)
+    nsh = ncp - w + 1
+    nruns = 0
+    i = 0
+    while i < nsh:
+        length = starts[i + w] - starts[i]
+        j = i + 1
+        while j < nsh and starts[j] == starts[j - 1] + 1 and starts[j + w] - starts[j] == length:
+            j += 1
+        runs[nruns, 0] = starts[i]
+        runs[nruns, 1] = j - i
+        runs[nruns, 2] = length
+        nruns += 1
+        i = j
+    return nruns, nsh
+
+
+@njit(cache=True, nogil=True)
+def _minhash32_kernel(offsets, data, valid, a, b, seed, width, out):  # noqa: ANN001, ANN202
+    longest = _max_length(offsets)
+    starts = np.empty(longest + 1, np.int64)
+    runs = np.empty((longest + 1, 3), np.int64)
+    win = np.zeros(longest + 1, np.uint32)
+    hs = np.empty(longest + 1, np.uint32)
+    for d in range(offsets.size - 1):
+        s, e = offsets[d], offsets[d + 1]
+        if valid[d] == 0 or e == s:
+            continue  # rows of `out` start zeroed
+        ncp = _code_point_starts(data, s, e, starts)
+        _windows(data[s:e], win, 4)
+        nruns, nsh = _runs(starts, ncp, width, runs)
+        pos = 0
+        for r in range(nruns):
+            first, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            _murmur32_run(win[first:], count, length, seed, hs[pos : pos + count])
+            pos += count
+        for j in range(a.size):
+            aj, bj = a[j], b[j]
+            m = _MAX32
+            for i in range(nsh):
+                # uint32 wrap-around: cuDF's 2^61-1 modulus never bites in 32-bit mode.
+                m = min(m, np.uint32(hs[i] * aj + bj))
+            out[d, j] = m
+
+
+@njit(cache=True, nogil=True)
+def _minhash64_kernel(offsets, data, valid, a, b, seed, width, out):  # noqa: ANN001, ANN202
+    longest = _max_length(offsets)
+    starts = np.empty(longest + 1, np.int64)
+    runs = np.empty((longest + 1, 3), np.int64)
+    win = np.zeros(longest + 1, np.uint64)
+    hs = np.empty(longest + 1, np.uint64)
+    h2s = np.empty(longest + 1, np.uint64)
+    for d in range(offsets.size - 1):
+        s, e = offsets[d], offsets[d + 1]
+        if valid[d] == 0 or e == s:
+            continue
+        ncp = _code_point_starts(data, s, e, starts)
+        _windows(data[s:e], win, 8)
+        nruns, nsh = _runs(starts, ncp, width, runs)
+        pos = 0
+        for r in range(nruns):
+            first, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            _murmur64_run(win[first:], count, length, seed, hs[pos : pos + count], h2s)
+            pos += count
+        for j in range(a.size):
+            aj, bj = a[j], b[j]
+            m = _MAX64
+            for i in range(nsh):
+                v = hs[i] * aj + bj
+                # v mod (2^61 - 1) for any 64-bit v: fold the top 3 bits in, subtract once.
+                v = (v & _MERSENNE_61) + (v >> _S61)
+                m = min(m, v - _MERSENNE_61 if v >= _MERSENNE_61 else v)
+            out[d, j] = m
+
+
+def minhash_arrow_cpu(
+    array: pa.Array,
+    a: np.ndarray,
+    b: np.ndarray,
+    murmur_seed: int,
+    width: int,
+    use_64_bit_hash: bool,
+) -> np.ndarray:
+    """MinHash signatures of an Arrow string array on the CPU.
+
+    Parameters
+    ----------
+    array : pyarrow string, large_string or string_view Array (may be sliced).
+    a, b : permutation parameters, uint32 (32-bit mode) or uint64 (64-bit mode), same length.
+    murmur_seed : MurmurHash3 seed (NeMo Curator passes ``a[0]``).
+    width : shingle width in code points (>= 1).
+    use_64_bit_hash : MurmurHash3_x64_128 and the 2^61-1 modulus instead of 32-bit.
+
+    Returns
+    -------
+    numpy.ndarray
+        (len(array), len(a)) uint32 or uint64; all-zero rows for null and empty texts.
+    """
+    offsets, data, valid = arrow_string_buffers(array)
+    dtype = np.uint64 if use_64_bit_hash else np.uint32
+    a = np.ascontiguousarray(a, dtype=dtype)
+    b = np.ascontiguousarray(b, dtype=dtype)
+    out = np.zeros((len(valid), a.size), dtype=dtype)
+    if len(valid) == 0 or a.size == 0:
+        return out
+    if use_64_bit_hash:
+        _minhash64_kernel(offsets, data, valid, a, b, np.uint64(murmur_seed), int(width), out)
+    else:
+        _minhash32_kernel(offsets, data, valid, a, b, np.uint32(murmur_seed), int(width), out)
+    return out

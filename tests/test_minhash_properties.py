@@ -1,0 +1,190 @@
+"""Properties of the MinHash kernels: Jaccard estimates, Unicode parity, batching, validation.
+
+No Spark. The fast kernel (`minhash_cpu`) is compared with the oracle (`minhash_ref`) on random
+Unicode texts; estimates are checked against exact 24-character-shingle Jaccard similarity.
+"""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import sparkdedup
+from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.kernels import murmur
+from sparkdedup.kernels.minhash import minhash_arrow, permutation_params
+from sparkdedup.kernels.minhash_ref import (
+    minhash_reference,
+    murmur3_x64_128_h1,
+    murmur3_x86_32,
+    shingles,
+)
+
+# Emoji (4-byte), a skin-tone modifier and ZWJ sequence, CJK (3-byte), a combining accent,
+# 2-byte Latin, NUL, the largest code point and a lone space.
+ALPHABET = list("abcde xyz") + [
+    "é", "ß", "漢", "字", "🙂", "👍🏽", "👩\u200d💻", "e\u0301", "\u0000", "\U0010ffff", "Ω",
+]  # fmt: skip
+
+
+def _random_texts(rng: random.Random, count: int) -> list[str | None]:
+    texts: list[str | None] = []
+    for _ in range(count):
+        n = rng.choice([0, 1, 2, 3, 4, 5, 11, 23, 24, 25, 60, 200])
+        texts.append(
+            None if rng.random() < 0.05 else "".join(rng.choices(ALPHABET, k=n))
+        )
+    return texts
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_unicode_parity_with_oracle(use64: bool) -> None:
+    rng = random.Random(7)
+    texts = _random_texts(rng, 150)
+    for width in (2, 3, 5, 24):
+        a, b, seed = permutation_params(9, rng.randrange(2**32), use64)
+        expected = minhash_reference(texts, a, b, seed, width, use64)
+        got = minhash_arrow(pa.array(texts), a, b, seed, width, use64)
+        np.testing.assert_array_equal(got, expected, err_msg=f"width={width}")
+
+
+def test_murmur_device_functions_match_oracle() -> None:
+    # murmur.py is the source the CUDA kernel compiles; run it here as plain Python.
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy scalar wrap-around
+        for length in range(41):
+            data = rng.integers(0, 256, size=length + 5, dtype=np.uint8)
+            raw = bytes(data[2 : 2 + length])
+            seed32 = int(rng.integers(0, 2**32))
+            seed64 = int(rng.integers(0, 2**63)) * 2 + 1
+            assert int(
+                murmur.murmur3_32_py(data, 2, 2 + length, np.uint32(seed32))
+            ) == (murmur3_x86_32(raw, seed32))
+            assert int(
+                murmur.murmur3_64_py(data, 2, 2 + length, np.uint64(seed64))
+            ) == (murmur3_x64_128_h1(raw, seed64))
+
+
+def _jaccard(x: str, y: str, width: int = 24) -> float:
+    sx, sy = set(shingles(x, width)), set(shingles(y, width))
+    return len(sx & sy) / len(sx | sy)
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_estimate_tracks_true_jaccard(use64: bool) -> None:
+    rng = random.Random(11)
+    words = [
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9)))
+        for _ in range(3000)
+    ]
+    left, right = [], []
+    for fraction in (0.0, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0):
+        base = rng.choices(words, k=400)
+        other = [rng.choice(words) if rng.random() < fraction else w for w in base]
+        left.append(" ".join(base))
+        right.append(" ".join(other))
+    sig = sparkdedup.minhash(left + right, use_64_bit_hash=use64)
+    n = len(left)
+    for i in range(n):
+        j = _jaccard(left[i], right[i])
+        estimate = float(np.mean(sig[i] == sig[n + i]))
+        tolerance = 4 * np.sqrt(j * (1 - j) / 260) + 0.01
+        assert abs(estimate - j) < tolerance, (i, j, estimate)
+
+
+def test_short_texts_are_one_shingle() -> None:
+    a, b, seed = permutation_params(16, 42, False)
+    texts = ["abc", "漢字🙂", "x"]
+    for text in texts:
+        short = minhash_arrow(pa.array([text]), a, b, seed, 24, False)
+        exact = minhash_arrow(pa.array([text]), a, b, seed, len(text), False)
+        np.testing.assert_array_equal(short, exact)  # one shingle: the whole text
+        np.testing.assert_array_equal(
+            short, minhash_reference([text], a, b, seed, 24, False)
+        )
+    # Two texts that share their first 24 code points but differ after them do not share all.
+    sig = sparkdedup.minhash(["a" * 24 + "b", "a" * 24 + "c"], num_hashes=32)
+    assert (sig[0] != sig[1]).any()
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_null_and_empty_rows_are_zero(use64: bool) -> None:
+    sig = sparkdedup.minhash(
+        [None, "", "some text here", None], num_hashes=8, use_64_bit_hash=use64
+    )
+    assert sig.shape == (4, 8)
+    assert (sig[[0, 1, 3]] == 0).all()
+    assert (sig[2] != 0).all()
+    empty = sparkdedup.minhash([], num_hashes=5)
+    assert empty.shape == (0, 5) and empty.dtype == np.uint32
+    assert sparkdedup.minhash([None, None], num_hashes=3).tolist() == [[0, 0, 0]] * 2
+
+
+def test_batching_and_array_layouts_do_not_change_results() -> None:
+    rng = random.Random(5)
+    texts = _random_texts(rng, 60)
+    a, b, seed = permutation_params(13, 42, False)
+    whole = minhash_arrow(pa.array(texts), a, b, seed, 5, False)
+    # Arbitrary batch splits.
+    for cut in (1, 7, 33, 59):
+        parts = [
+            minhash_arrow(pa.array(texts[:cut]), a, b, seed, 5, False),
+            minhash_arrow(pa.array(texts[cut:]), a, b, seed, 5, False),
+        ]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)
+    # Sliced arrays (non-zero Arrow offset, validity bits not byte-aligned), both offset types.
+    for arrow_type in (pa.string(), pa.large_string(), pa.string_view()):
+        arr = pa.array(texts, type=arrow_type)
+        for start, stop in ((3, 60), (9, 41), (17, 18)):
+            got = minhash_arrow(arr.slice(start, stop - start), a, b, seed, 5, False)
+            np.testing.assert_array_equal(
+                got, whole[start:stop], err_msg=str(arrow_type)
+            )
+    # The public API: chunked arrays, numpy arrays, tuples and generators.
+    chunked = pa.chunked_array([texts[:10], texts[10:25], texts[25:]], type=pa.string())
+    kwargs = {"char_ngrams": 5, "num_hashes": 13}
+    np.testing.assert_array_equal(sparkdedup.minhash(chunked, **kwargs), whole)
+    np.testing.assert_array_equal(
+        sparkdedup.minhash(np.array(texts, dtype=object), **kwargs), whole
+    )
+    np.testing.assert_array_equal(sparkdedup.minhash(tuple(texts), **kwargs), whole)
+    np.testing.assert_array_equal(sparkdedup.minhash(iter(texts), **kwargs), whole)
+    # A numpy str array cannot hold trailing NULs, so compare on texts without them.
+    present = [t.replace("\0", "") for t in texts if t is not None]
+    np.testing.assert_array_equal(
+        sparkdedup.minhash(np.array(present), **kwargs),
+        sparkdedup.minhash(present, **kwargs),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"char_ngrams": 1}, "char_ngrams"),
+        ({"char_ngrams": 2.5}, "char_ngrams"),
+        ({"num_hashes": 0}, "num_hashes"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 2**32}, "seed"),
+        ({"use_64_bit_hash": "yes"}, "use_64_bit_hash"),
+    ],
+)
+def test_invalid_parameters_name_the_parameter(kwargs: dict, name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        sparkdedup.minhash(["text"], **kwargs)
+
+
+def test_invalid_texts_name_position_and_type() -> None:
+    with pytest.raises(SchemaError, match=r"texts\[2\] must be str or None, got int"):
+        sparkdedup.minhash(["a", None, 3])
+    with pytest.raises(SchemaError, match=r"texts\[0\] .* got bytes"):
+        sparkdedup.minhash([b"raw bytes"])
+    with pytest.raises(SchemaError, match="single str"):
+        sparkdedup.minhash("a single text")
+    with pytest.raises(SchemaError, match="int64"):
+        sparkdedup.minhash(pa.array([1, 2]))
+    with pytest.raises(SchemaError, match="dtype"):
+        sparkdedup.minhash(np.arange(3))
