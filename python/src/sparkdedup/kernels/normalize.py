@@ -1,0 +1,71 @@
+"""SemDeDup steps 1-2 as array kernels: L2 normalisation and distances to the KMeans centroids
+(ALGORITHMS.md, "Semantic deduplication", steps 1 and 2).
+
+Pure array code: pass the array module `xp` (numpy or cupy); nothing here imports Spark.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy
+
+Array = Any  # numpy.ndarray or cupy.ndarray
+
+
+def l2_normalize(embeddings: Array, xp: ModuleType = numpy) -> Array:
+    """Rows scaled to unit L2 norm, as float32.
+
+    Parameters
+    ----------
+    embeddings : (n, d) array of any real dtype.
+    xp : array module of `embeddings` (numpy or cupy).
+
+    Returns
+    -------
+    array
+        (n, d) float32. Norms are taken in float64. A zero row stays a zero row (never NaN);
+        the Spark steps reject zero vectors before they get here, see `embedding_stats`.
+    """
+    e = xp.asarray(embeddings, dtype=xp.float64)
+    if e.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-d array, got shape {e.shape}")
+    norms = xp.sqrt(xp.sum(e * e, axis=1, keepdims=True))
+    safe = xp.where(norms > 0, norms, 1.0)
+    return (e / safe).astype(xp.float32)
+
+
+def centroid_distances(
+    embeddings: Array, centroids: Array, labels: Array, xp: ModuleType = numpy
+) -> tuple[Array, Array]:
+    """Distances of each row to its own centroid.
+
+    Parameters
+    ----------
+    embeddings : (n, d) unit vectors.
+    centroids : (k, d) raw KMeans centroids (not normalised).
+    labels : (n,) integer cluster of each row, in ``[0, k)``.
+    xp : array module (numpy or cupy).
+
+    Returns
+    -------
+    (l2, cosine) : two (n,) float64 arrays
+        ``l2 = ||e - C[label]||`` with the raw centroid and
+        ``cosine = 1 - e . (C[label] / ||C[label]||)``. A zero centroid (only possible when its
+        members cancel exactly) has cosine distance 1.
+    """
+    e = xp.asarray(embeddings, dtype=xp.float64)
+    c = xp.asarray(centroids, dtype=xp.float64)
+    lab = xp.asarray(labels, dtype=xp.int64)
+    if e.ndim != 2 or c.ndim != 2 or e.shape[1] != c.shape[1]:
+        raise ValueError(
+            f"embeddings {e.shape} and centroids {c.shape} must be 2-d with the same width"
+        )
+    own = c[lab]
+    diff = e - own
+    l2 = xp.sqrt(xp.sum(diff * diff, axis=1))
+    c_norm = xp.sqrt(xp.sum(c * c, axis=1, keepdims=True))
+    unit_c = c / xp.where(c_norm > 0, c_norm, 1.0)
+    cosine = 1.0 - xp.sum(e * unit_c[lab], axis=1)
+    return l2, cosine

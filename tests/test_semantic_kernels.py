@@ -1,0 +1,209 @@
+"""SemDeDup kernels without Spark: normalisation, centroid distances, ranking and the blocked
+pairwise kernel against NeMo Curator's vector and a brute-force reference."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparkdedup.errors import ConfigError
+from sparkdedup.kernels.normalize import centroid_distances, l2_normalize
+from sparkdedup.kernels.pairwise import pairwise_max_similarity
+from sparkdedup.semantic.pairwise import _cluster_fn, rank_order, ranking
+
+BATCH_SIZES = (1, 7, 1024)
+
+
+def brute_force(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Full similarity matrix, no blocking: for each j the best earlier row, smallest on ties."""
+    sims = (vectors.astype(np.float64) @ vectors.astype(np.float64).T).astype(np.float32)
+    n = len(vectors)
+    scores = np.zeros(n, dtype=np.float32)
+    index = np.arange(n)
+    for j in range(1, n):
+        column = sims[:j, j]
+        best = column.max()
+        if best > 0:
+            scores[j] = best
+            index[j] = int(np.flatnonzero(column == best)[0])
+    return scores, index
+
+
+def planted_vectors(n: int = 60, d: int = 12, seed: int = 0) -> np.ndarray:
+    """Random unit vectors with exact copies, near copies and anti-correlated rows."""
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=(n, d))
+    v[10] = v[3]
+    v[11] = v[3]
+    v[20] = v[5] + 1e-3 * rng.normal(size=d)
+    v[30] = -v[4]
+    v[n - 1] = v[0]
+    return l2_normalize(v)
+
+
+def test_curator_vector(test_vectors: dict) -> None:
+    vec = test_vectors["semdedup_pairwise"]
+    emb = l2_normalize(np.array(vec["embeddings_rows_in_rank_order_before_l2_normalisation"]))
+    for batch in (1, 2, 3, 1024):
+        scores, index = pairwise_max_similarity(emb, batch)
+        np.testing.assert_allclose(scores, vec["expected_scores"], atol=1e-5)
+        assert index.tolist() == vec["expected_max_index"]
+
+
+@pytest.mark.parametrize("batch", BATCH_SIZES)
+def test_blocked_equals_brute_force(batch: int) -> None:
+    vectors = planted_vectors()
+    expected_scores, expected_index = brute_force(vectors)
+    scores, index = pairwise_max_similarity(vectors, batch)
+    assert scores.dtype == np.float32 and index.dtype == np.int64
+    np.testing.assert_array_equal(index, expected_index)
+    np.testing.assert_array_equal(scores, expected_scores)
+    assert scores[10] == pytest.approx(1.0) and index[10] == 3 and index[11] == 3  # first copy wins
+    assert index[30] != 4 or scores[30] > 0  # an opposite vector is never a duplicate
+
+
+def test_batch_size_never_changes_result() -> None:
+    vectors = planted_vectors(n=300, d=24, seed=3)
+    reference = pairwise_max_similarity(vectors, 300)
+    for batch in (1, 2, 7, 64, 299, 1024):
+        scores, index = pairwise_max_similarity(vectors, batch)
+        np.testing.assert_array_equal(index, reference[1])
+        np.testing.assert_array_equal(scores, reference[0])
+
+
+def test_singletons_and_empty() -> None:
+    scores, index = pairwise_max_similarity(l2_normalize(np.ones((1, 4))), 8)
+    assert scores.tolist() == [0.0] and index.tolist() == [0]
+    scores, index = pairwise_max_similarity(np.zeros((0, 4), dtype=np.float32), 8)
+    assert scores.shape == (0,) and index.shape == (0,)
+
+
+def test_negative_similarity_scores_zero_and_points_to_itself() -> None:
+    vectors = l2_normalize(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]]))
+    scores, index = pairwise_max_similarity(vectors, 2)
+    assert scores.tolist() == [0.0, 0.0, 0.0]
+    assert index.tolist() == [0, 1, 2]
+
+
+def test_bad_batch_size() -> None:
+    with pytest.raises(ConfigError, match="pairwise_batch_size"):
+        pairwise_max_similarity(np.ones((2, 2)), 0)
+
+
+def test_memory_is_bounded_by_blocks() -> None:
+    n, d, batch = 20_000, 8, 256
+    vectors = l2_normalize(np.random.default_rng(1).normal(size=(n, d)))
+    tracemalloc.start()
+    try:
+        scores, _ = pairwise_max_similarity(vectors, batch)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    full_matrix = n * n * 4
+    assert peak < 16 * n * batch + 16 * n * d + 1_000_000  # O(n x batch) by construction
+    assert peak < full_matrix / 20
+    assert scores.shape == (n,)
+
+
+def test_l2_normalize() -> None:
+    raw = np.array([[3.0, 4.0], [0.0, 0.0], [1e-30, 0.0]])
+    unit = l2_normalize(raw)
+    assert unit.dtype == np.float32
+    np.testing.assert_allclose(unit[0], [0.6, 0.8], rtol=1e-6)
+    assert not np.isnan(unit).any()
+    assert unit[1].tolist() == [0.0, 0.0]  # zero rows stay zero (the Spark step rejects them)
+    assert unit[2].tolist() == [1.0, 0.0]
+
+
+def test_centroid_distances() -> None:
+    rng = np.random.default_rng(2)
+    e = l2_normalize(rng.normal(size=(20, 5)))
+    centroids = rng.normal(size=(3, 5))
+    labels = rng.integers(0, 3, size=20)
+    l2, cosine = centroid_distances(e, centroids, labels)
+    for i in range(20):
+        c = centroids[labels[i]]
+        assert l2[i] == pytest.approx(np.linalg.norm(e[i] - c))
+        assert cosine[i] == pytest.approx(1 - e[i] @ (c / np.linalg.norm(c)))
+    _, cosine = centroid_distances(e[:2], np.zeros((1, 5)), np.zeros(2, dtype=int))
+    assert cosine.tolist() == [1.0, 1.0]
+
+
+# --- ranking inside a cluster -------------------------------------------------------------
+
+
+def cluster_frame(seed: int = 0, n: int = 60) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    vectors = planted_vectors(n=n, seed=seed)
+    cos = 1 - vectors @ l2_normalize(vectors.mean(axis=0, keepdims=True))[0]
+    cos[[10, 11, 3]] = cos[3]  # exact copies: equal distances, ties broken by id
+    return pd.DataFrame(
+        {
+            "id": rng.permutation(np.arange(100, 100 + n)).astype(np.int64),
+            "centroid": 0,
+            "cosine_dist_to_cent": cos.astype(np.float64),
+            "l2_dist_to_cent": np.sqrt(np.abs(2 * cos)),
+            "embedding": list(vectors),
+            "_dedup_random_rank": rng.integers(-(2**62), 2**62, size=n),
+            "quality": rng.integers(0, 5, size=n).astype(float),
+        }
+    )
+
+
+def reference_order(frame: pd.DataFrame, mode: str) -> list[int]:
+    rows = frame.to_dict("records")
+    column = {
+        "hard": "cosine_dist_to_cent",
+        "easy": "cosine_dist_to_cent",
+        "l2": "l2_dist_to_cent",
+        "random": "_dedup_random_rank",
+        "custom": "quality",
+    }[mode]
+    reverse = mode not in ("easy", "random")
+    return [r["id"] for r in sorted(rows, key=lambda r: (r[column], r["id"]), reverse=reverse)]
+
+
+MODES = {
+    "hard": ("hard", "cosine", None),
+    "easy": ("easy", "cosine", None),
+    "l2": ("hard", "l2", None),
+    "random": ("random", "cosine", None),
+    "custom": ("hard", "cosine", ("quality",)),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("batch", BATCH_SIZES)
+def test_cluster_step_equals_reference(mode: str, batch: int) -> None:
+    frame = cluster_frame()
+    keys, ascending = ranking(*MODES[mode])
+    out = _cluster_fn(keys, ascending, batch, "cpu")(frame)
+    order = reference_order(frame, mode)
+    assert out["id"].tolist() == order
+    by_id = frame.set_index("id")
+    vectors = np.stack(by_id.loc[order, "embedding"].to_numpy())
+    scores, index = brute_force(vectors)
+    assert out["max_id"].tolist() == [order[i] for i in index]
+    np.testing.assert_array_equal(out["cosine_sim_score"].to_numpy(), scores)
+    assert out["cosine_sim_score"].iloc[0] == 0 and out["max_id"].iloc[0] == order[0]
+
+
+def test_rank_order_nulls_last_and_string_ids() -> None:
+    frame = pd.DataFrame({"id": ["b", "a", "c", "d"], "quality": [1.0, None, 1.0, 3.0]})
+    keys, ascending = ranking(sort_cols=("quality",))
+    assert frame["id"].to_numpy()[rank_order(frame, keys, ascending)].tolist() == [
+        "d",
+        "c",
+        "b",
+        "a",
+    ]
+
+
+def test_ranking_rejects_bad_choices() -> None:
+    with pytest.raises(ConfigError, match="which_to_keep"):
+        ranking("hardest")
+    with pytest.raises(ConfigError, match="sim_metric"):
+        ranking("hard", "dot")
