@@ -80,7 +80,7 @@ def arrow_string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 @njit(cache=True, nogil=True)
-def _max_length(offsets):  # noqa: ANN001, ANN202
+def _max_length(offsets: np.ndarray) -> int:
     longest = 0
     for d in range(offsets.size - 1):
         longest = max(longest, offsets[d + 1] - offsets[d])
@@ -88,7 +88,7 @@ def _max_length(offsets):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, nogil=True)
-def _code_point_starts(data, start, end, starts):  # noqa: ANN001, ANN202
+def _code_point_starts(data: np.ndarray, start: int, end: int, starts: np.ndarray) -> int:
     # A byte starts a code point unless it is a UTF-8 continuation byte (10xxxxxx).
     count = 0
     for p in range(start, end):
@@ -100,7 +100,7 @@ def _code_point_starts(data, start, end, starts):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, nogil=True)
-def _windows(doc, win, nbytes):  # noqa: ANN001, ANN202
+def _windows(doc: np.ndarray, win: np.ndarray, nbytes: int) -> None:
     # win[p] = the `nbytes` (4 or 8) bytes of `doc` from byte p, little-endian, zero past the end.
     length = doc.size
     full = max(length - nbytes + 1, 0)
@@ -126,7 +126,9 @@ def _windows(doc, win, nbytes):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, nogil=True)
-def _murmur32_run(win, count, length, seed, hs):  # noqa: ANN001, ANN202
+def _murmur32_run(
+    win: np.ndarray, count: int, length: int, seed: np.uint32, hs: np.ndarray
+) -> None:
     # MurmurHash3_x86_32 of `count` shingles of `length` bytes, shingle i at win[i]. Arguments
     # are views so that every index is a bare loop counter, which numba's wraparound check
     # leaves alone; any other index form stops LLVM from vectorising.
@@ -163,28 +165,30 @@ def _murmur32_run(win, count, length, seed, hs):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, nogil=True)
-def _mix_k1(k1):  # noqa: ANN001, ANN202
+def _mix_k1(k1: np.uint64) -> np.uint64:
     k1 = k1 * _C1_64
     k1 = (k1 << _S31) | (k1 >> _S33)
     return k1 * _C2_64
 
 
 @njit(cache=True, nogil=True)
-def _mix_k2(k2):  # noqa: ANN001, ANN202
+def _mix_k2(k2: np.uint64) -> np.uint64:
     k2 = k2 * _C2_64
     k2 = (k2 << _S33) | (k2 >> _S31)
     return k2 * _C1_64
 
 
 @njit(cache=True, nogil=True)
-def _fmix64(k):  # noqa: ANN001, ANN202
+def _fmix64(k: np.uint64) -> np.uint64:
     k = (k ^ (k >> _S33)) * _F1_64
     k = (k ^ (k >> _S33)) * _F2_64
     return k ^ (k >> _S33)
 
 
 @njit(cache=True, nogil=True)
-def _murmur64_run(win, count, length, seed, h1s, h2s):  # noqa: ANN001, ANN202
+def _murmur64_run(
+    win: np.ndarray, count: int, length: int, seed: np.uint64, h1s: np.ndarray, h2s: np.ndarray
+) -> None:
     # h1 of MurmurHash3_x64_128 (64-bit seed in h1 and h2) of shingles at win[i] (views, as
     # in _murmur32_run).
     for i in range(count):
@@ -224,7 +228,7 @@ def _murmur64_run(win, count, length, seed, h1s, h2s):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, nogil=True)
-def _runs(starts, ncp, width, runs):  # noqa: ANN001, ANN202
+def _runs(starts: np.ndarray, ncp: int, width: int, runs: np.ndarray) -> tuple[int, int]:
     # Split the shingles into runs that start on consecutive bytes and span equal byte counts.
     # runs[r] = (first byte, shingle count, byte length); returns (run count, shingle count).
     w = min(width, ncp)
@@ -245,7 +249,16 @@ def _runs(starts, ncp, width, runs):  # noqa: ANN001, ANN202
 
 
 @njit(cache=True, nogil=True)
-def _minhash32_kernel(offsets, data, valid, a, b, seed, width, out):  # noqa: ANN001, ANN202
+def _minhash32_kernel(
+    offsets: np.ndarray,
+    data: np.ndarray,
+    valid: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    seed: np.uint32,
+    width: int,
+    out: np.ndarray,
+) -> None:
     longest = _max_length(offsets)
     starts = np.empty(longest + 1, np.int64)
     runs = np.empty((longest + 1, 3), np.int64)
@@ -273,7 +286,16 @@ def _minhash32_kernel(offsets, data, valid, a, b, seed, width, out):  # noqa: AN
 
 
 @njit(cache=True, nogil=True)
-def _minhash64_kernel(offsets, data, valid, a, b, seed, width, out):  # noqa: ANN001, ANN202
+def _minhash64_kernel(
+    offsets: np.ndarray,
+    data: np.ndarray,
+    valid: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    seed: np.uint64,
+    width: int,
+    out: np.ndarray,
+) -> None:
     longest = _max_length(offsets)
     starts = np.empty(longest + 1, np.int64)
     runs = np.empty((longest + 1, 3), np.int64)

@@ -75,8 +75,12 @@ def _cuda_kernels() -> dict[str, Any]:
     murmur64 = cuda.jit(device=True)(murmur3_64_py)
 
     def make_hash_kernel(murmur: Any, dtype: Any) -> Any:
+        one = dtype(1)  # typed: numba compares uint64 with a plain int as float64
+
         @cuda.jit
-        def shingle_hashes(offsets, data, valid, width, seed, hashes):  # noqa: ANN001, ANN202
+        def shingle_hashes(
+            offsets: Any, data: Any, valid: Any, width: int, seed: Any, hashes: Any
+        ) -> None:
             # One thread per byte: the hash of the shingle starting there, 0 where none does
             # (hashes are >= 1 after cuDF's max(h, 1), so 0 is free as a marker).
             t = cuda.grid(1)
@@ -102,13 +106,12 @@ def _cuda_kernels() -> dict[str, Any]:
                 count += 1
             if count < width and p != start:
                 return  # too few code points left; a short text is one shingle from its start
-            h = murmur(data, p, q, seed)
-            hashes[t] = h if h > 1 else dtype(1)
+            hashes[t] = max(murmur(data, p, q, seed), one)
 
         return shingle_hashes
 
     @cuda.jit
-    def permute32(offsets, valid, hashes, a, b, out):  # noqa: ANN001, ANN202
+    def permute32(offsets: Any, valid: Any, hashes: Any, a: Any, b: Any, out: Any) -> None:
         d = cuda.blockIdx.x
         j = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
         if j >= a.size:
@@ -126,7 +129,7 @@ def _cuda_kernels() -> dict[str, Any]:
         out[d, j] = m
 
     @cuda.jit
-    def permute64(offsets, valid, hashes, a, b, out):  # noqa: ANN001, ANN202
+    def permute64(offsets: Any, valid: Any, hashes: Any, a: Any, b: Any, out: Any) -> None:
         d = cuda.blockIdx.x
         j = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
         if j >= a.size:
