@@ -1,10 +1,8 @@
-"""Band hashing of the fuzzy-dedup LSH step, bit-identical to Spark SQL's xxhash64.
+"""Band hashing of the fuzzy-dedup LSH step (shared/reference/ALGORITHMS.md, "LSH banding").
 
-A band's bucket is ``xxhash64(CAST(band AS INT), slice(signature, band*r+1, r))`` evaluated by
-Spark on the stored signature (`array<int>` with uint32 bit patterns, or `array<bigint>`); see
-shared/reference/ALGORITHMS.md, "LSH banding". Spark's xxhash64 starts from seed 42 and chains
-XXH64.hashInt / hashLong over its arguments and over an array's elements, each result being the
-seed of the next. Here the same arithmetic runs on NumPy uint64 arrays, vectorised over rows.
+A bucket is Spark SQL ``xxhash64(CAST(band AS INT), slice(signature, band*r+1, r))`` on the stored
+signature (`array<int>` of uint32 bit patterns, or `array<bigint>`): seed 42, XXH64.hashInt or
+hashLong chained over the arguments and the array's elements. Vectorised NumPy uint64 arithmetic.
 """
 
 from __future__ import annotations

@@ -1,15 +1,13 @@
-"""MurmurHash3 of byte ranges, shared by the CPU (numba) and CUDA MinHash kernels.
+"""MurmurHash3 of byte ranges for the CUDA kernel of the fuzzy-dedup MinHash step.
 
-The fuzzy-dedup MinHash step hashes each shingle's UTF-8 bytes with MurmurHash3_x86_32, or with
-MurmurHash3_x64_128 seeded in both halves by the full 64-bit seed (cuco's variant), keeping h1
-(shared/reference/ALGORITHMS.md, "Signature of one document", step 2). The functions below are
-plain Python over NumPy scalars so that one source compiles with `numba.njit` and `cuda.jit`.
+MurmurHash3_x86_32, and MurmurHash3_x64_128 with the full 64-bit seed in both halves keeping h1
+(cuco's variant), as in shared/reference/ALGORITHMS.md, "Signature of one document", step 2.
+Plain Python over NumPy scalars: `cuda.jit(device=True)` compiles it, the CUDA simulator runs it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 # numba types arithmetic on small unsigned ints as uint64 and mixing uint64 with a signed int as
 # float64, so every constant is a typed NumPy scalar and every 32-bit result is cast back.
@@ -136,7 +134,3 @@ def murmur3_64_py(data: np.ndarray, start: int, end: int, seed: np.uint64) -> np
     h2 = h2 * _F2_64
     h2 = h2 ^ (h2 >> _U64_33)
     return h1 + h2
-
-
-murmur3_32 = njit(nogil=True, cache=True)(murmur3_32_py)
-murmur3_64 = njit(nogil=True, cache=True)(murmur3_64_py)
