@@ -36,25 +36,36 @@ def test_lsh_buckets_and_edges(spark):
     keys = band_keys(sigs, num_bands=3, minhashes_per_band=2)
     assert keys.count() == 4 * 3  # the null signature gives no rows
     for group_size in (1, 2, 3):
-        buckets = lsh_buckets(sigs, num_bands=3, minhashes_per_band=2, bands_per_iteration=group_size)
+        buckets = lsh_buckets(
+            sigs, num_bands=3, minhashes_per_band=2, bands_per_iteration=group_size
+        )
         got = sorted((r["id"], r["band"]) for r in buckets.collect())
         assert got == [(1, 0), (2, 0), (2, 2), (3, 2)]
         edges = sorted(tuple(r) for r in bucket_edges(buckets).collect())
         assert edges == [(1, 2), (2, 3)]
     # Precomputed keys give the same buckets as signatures.
-    from_keys = lsh_buckets(keys, num_bands=3, minhashes_per_band=2, bands_per_iteration=2)
+    from_keys = lsh_buckets(
+        keys, num_bands=3, minhashes_per_band=2, bands_per_iteration=2
+    )
     assert sorted(tuple(r) for r in from_keys.collect()) == sorted(
         tuple(r) for r in lsh_buckets(sigs, num_bands=3, minhashes_per_band=2).collect()
     )
     # The bucket key is Spark's xxhash64 of (band, band values).
     row = keys.filter((F.col("id") == 1) & (F.col("band") == 1)).first()
-    expected = spark.range(1).select(F.xxhash64(F.lit(1).cast("int"), F.array(F.lit(3), F.lit(4)))).first()[0]
+    expected = (
+        spark.range(1)
+        .select(F.xxhash64(F.lit(1).cast("int"), F.array(F.lit(3), F.lit(4))))
+        .first()[0]
+    )
     assert row["bucket"] == expected
 
 
 def test_band_keys_errors(spark):
     sigs = _signatures(spark)
-    with pytest.raises(Exception, match="signature length must be num_bands \\* minhashes_per_band = 8, got 6"):
+    with pytest.raises(
+        Exception,
+        match="signature length must be num_bands \\* minhashes_per_band = 8, got 6",
+    ):
         band_keys(sigs, num_bands=4, minhashes_per_band=2).collect()
     with pytest.raises(SchemaError, match="must be array<int> or array<bigint>"):
         band_keys(spark.createDataFrame([(1, "x")], "id int, signature string"))
@@ -71,11 +82,21 @@ def test_identify_smallest_and_priority(spark):
     docs = spark.createDataFrame(
         [(1, 10), (2, 30), (3, 30), (7, None), (9, 5)], "_dedup_id bigint, length int"
     )
-    got = identify_duplicates(comps, documents=docs, id_col="_dedup_id", priority_col="length")
+    got = identify_duplicates(
+        comps, documents=docs, id_col="_dedup_id", priority_col="length"
+    )
     assert sorted(tuple(r) for r in got.collect()) == [(1, 2), (3, 2), (7, 9)]
     got = identify_duplicates(
-        comps, documents=docs, id_col="_dedup_id", priority_col="length", priority_ascending=True
+        comps,
+        documents=docs,
+        id_col="_dedup_id",
+        priority_col="length",
+        priority_ascending=True,
     )
     assert sorted(tuple(r) for r in got.collect()) == [(2, 1), (3, 1), (7, 9)]
-    with pytest.raises(SchemaError, match="priority column 'missing' is not in the input"):
-        identify_duplicates(comps, documents=docs, id_col="_dedup_id", priority_col="missing")
+    with pytest.raises(
+        SchemaError, match="priority column 'missing' is not in the input"
+    ):
+        identify_duplicates(
+            comps, documents=docs, id_col="_dedup_id", priority_col="missing"
+        )

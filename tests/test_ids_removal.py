@@ -28,7 +28,10 @@ def test_derived_ids_are_dense_unique_and_order_independent(spark):
 
 def test_user_ids_checked(spark):
     df = spark.createDataFrame([(1, "a"), (2, "b"), (2, "c")], "id int, text string")
-    with pytest.raises(SchemaError, match=r"id column 'id' is not unique: duplicated values include 2 \(2 rows\)"):
+    with pytest.raises(
+        SchemaError,
+        match=r"id column 'id' is not unique: duplicated values include 2 \(2 rows\)",
+    ):
         assign_ids(df, id_col="id")
     nulls = spark.createDataFrame([(1, "a"), (None, "b")], "id int, text string")
     with pytest.raises(SchemaError, match="null"):
@@ -36,14 +39,18 @@ def test_user_ids_checked(spark):
     floats = spark.createDataFrame([(1.0, "a")], "id double, text string")
     with pytest.raises(SchemaError, match="integer or string"):
         assign_ids(floats, id_col="id")
-    with pytest.raises(SchemaError, match="'doc_id' is not in the input; available columns: id, text"):
+    with pytest.raises(
+        SchemaError, match="'doc_id' is not in the input; available columns: id, text"
+    ):
         assign_ids(floats, id_col="doc_id")
     ok = assign_ids(df.limit(2), id_col="id")
     assert ok.schema[ID_COL].dataType.simpleString() == "bigint"
 
 
 def test_remove_duplicates_with_user_and_derived_ids(spark):
-    df = spark.createDataFrame([("a", "x"), ("b", "y"), ("c", "z")], "id string, text string")
+    df = spark.createDataFrame(
+        [("a", "x"), ("b", "y"), ("c", "z")], "id string, text string"
+    )
     dups = spark.createDataFrame([("b", "a")], "id string, kept_id string")
     kept = remove_duplicates(df, dups, id_col="id")
     assert kept.columns == ["id", "text"]

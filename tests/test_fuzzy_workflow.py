@@ -1,0 +1,153 @@
+"""The fuzzy workflow end to end on a planted corpus (Spark local[2])."""
+
+from __future__ import annotations
+
+import pytest
+import sparkdedup
+from pyspark.sql import functions as F
+from sparkdedup import FuzzyConfig
+from sparkdedup.datagen import generate_corpus
+from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.evaluate import evaluate, planted_pairs
+
+N_DOCS = 800
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    docs, truth = generate_corpus(N_DOCS, seed=7)
+    return docs, truth
+
+
+@pytest.fixture(scope="module")
+def corpus_df(spark, corpus):
+    docs, _ = corpus
+    return spark.createDataFrame(docs[["id", "text", "source"]])
+
+
+@pytest.fixture(scope="module")
+def user_id_result(corpus_df):
+    return sparkdedup.fuzzy_duplicates(corpus_df, FuzzyConfig(id_col="id")).toPandas()
+
+
+def test_planted_duplicates_found(corpus, user_id_result):
+    docs, truth = corpus
+    report = evaluate(user_id_result, truth, docs, min_jaccard=0.9)
+    high = planted_pairs(truth, docs, min_jaccard=0.9)
+    assert len(high) > 50, (
+        "the planted corpus should hold many pairs with Jaccard >= 0.9"
+    )
+    # Every planted pair with Jaccard >= 0.9 is grouped (its candidate probability is 0.997 per
+    # pair, and the groups are transitive), and the groups hold few false pairs.
+    assert report["recall"] == 1.0, report
+    assert report["precision"] >= 0.95, report
+    # The kept document is the smallest id of each group.
+    kept_of = user_id_result.groupby("kept_id")["id"].min()
+    assert (kept_of.index < kept_of.values).all()
+
+
+def test_conservation_and_removal(corpus_df, user_id_result, spark):
+    dups = spark.createDataFrame(user_id_result)
+    kept = sparkdedup.remove_duplicates(corpus_df, dups, id_col="id")
+    assert user_id_result["id"].is_unique
+    assert not set(user_id_result["id"]) & set(user_id_result["kept_id"])
+    assert kept.count() + len(user_id_result) == N_DOCS
+
+
+def test_same_output_whatever_partitioning_order_and_run(corpus, corpus_df, spark):
+    """Derived ids depend only on content: 1 partition, 7 shuffled partitions, two runs agree."""
+    docs, _ = corpus
+    no_ids = corpus_df.select("text", "source")
+    one = sparkdedup.fuzzy_duplicates(no_ids.coalesce(1)).toPandas()
+    shuffled_rows = docs[["text", "source"]].sample(frac=1.0, random_state=3)
+    seven = spark.createDataFrame(shuffled_rows).repartition(7)
+    again = sparkdedup.fuzzy_duplicates(seven).toPandas()
+    key = ["id", "kept_id"]
+    assert len(one) > 0
+    assert (
+        one.sort_values(key).values.tolist() == again.sort_values(key).values.tolist()
+    )
+
+
+def test_backends_agree_and_64_bit_mode(corpus, corpus_df):
+    docs, truth = corpus
+    small = corpus_df.filter(F.col("id") < 300)
+    base = FuzzyConfig(id_col="id")
+    driver = sparkdedup.fuzzy_duplicates(
+        small, base.replace(cc_backend="driver")
+    ).toPandas()
+    dist = sparkdedup.fuzzy_duplicates(
+        small, base.replace(cc_backend="distributed")
+    ).toPandas()
+    key = ["id", "kept_id"]
+    assert len(driver) > 0
+    assert (
+        driver.sort_values(key).values.tolist() == dist.sort_values(key).values.tolist()
+    )
+    # 64-bit hashes are another hash family: pairs near the threshold may differ, but every
+    # planted pair with Jaccard >= 0.9 is still grouped.
+    wide = sparkdedup.fuzzy_duplicates(
+        small, base.replace(use_64_bit_hash=True)
+    ).toPandas()
+    sub_docs, sub_truth = docs[docs["id"] < 300], truth[truth["id"] < 300]
+    report = evaluate(wide, sub_truth, sub_docs, min_jaccard=0.9)
+    assert report["planted_pairs"] > 10 and report["recall"] == 1.0, report
+    assert report["precision"] >= 0.95, report
+
+
+def test_priority_column_keeps_longest(spark):
+    base = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod " * 3
+    rows = [
+        (1, base),
+        (2, base + " extra tail words"),
+        (3, base[:-1]),
+        (4, "unrelated " * 20),
+    ]
+    df = spark.createDataFrame(rows, "id int, text string").withColumn(
+        "length", F.length("text")
+    )
+    got = sparkdedup.fuzzy_duplicates(
+        df, id_col="id", priority_col="length", char_ngrams=5
+    ).toPandas()
+    assert sorted(map(tuple, got.values.tolist())) == [(1, 2), (3, 2)]
+
+
+def test_null_and_empty_texts_are_kept_and_never_grouped(spark):
+    text = "the same sentence about deduplication of training corpora " * 2
+    rows = [(1, text), (2, text), (3, None), (4, ""), (5, None), (6, ""), (7, "short")]
+    df = spark.createDataFrame(rows, "id long, text string")
+    got = sparkdedup.fuzzy_duplicates(df, id_col="id").toPandas()
+    assert got.values.tolist() == [[2, 1]]
+    kept = sparkdedup.remove_duplicates(df, spark.createDataFrame(got), id_col="id")
+    assert sorted(r["id"] for r in kept.collect()) == [1, 3, 4, 5, 6, 7]
+
+
+def test_empty_input_is_a_result(spark):
+    df = spark.createDataFrame([], "id long, text string")
+    assert sparkdedup.fuzzy_duplicates(df, id_col="id").count() == 0
+
+
+def test_bad_input_errors(spark):
+    df = spark.createDataFrame([(1, "a"), (2, "b")], "id long, text string")
+    with pytest.raises(
+        SchemaError,
+        match="text column 'body' is not in the input; available columns: id, text",
+    ):
+        sparkdedup.fuzzy_duplicates(df, text_col="body")
+    with pytest.raises(
+        SchemaError, match="text column 'id' must be of string type, got bigint"
+    ):
+        sparkdedup.fuzzy_duplicates(df, text_col="id")
+    with pytest.raises(SchemaError, match="id column 'doc' is not in the input"):
+        sparkdedup.fuzzy_duplicates(df, id_col="doc")
+    dup = spark.createDataFrame([(1, "a"), (1, "b")], "id long, text string")
+    with pytest.raises(SchemaError, match="not unique"):
+        sparkdedup.fuzzy_duplicates(dup, id_col="id")
+    with pytest.raises(ConfigError, match="num_bands must be >= 1, got 0"):
+        sparkdedup.fuzzy_duplicates(df, num_bands=0)
+    with pytest.raises(ConfigError, match="char_ngrams must be >= 2, got 1"):
+        FuzzyConfig(char_ngrams=1)
+    with pytest.raises(ConfigError, match="cc_backend must be one of"):
+        FuzzyConfig(cc_backend="graphx")
+    with pytest.raises(ConfigError, match="seed must be"):
+        FuzzyConfig(seed=-1)
