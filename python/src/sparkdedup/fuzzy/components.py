@@ -1,0 +1,375 @@
+"""Fuzzy dedup step 4: connected components of the candidate edges (ALGORITHMS.md, "Buckets to
+edges, components, duplicates"; DESIGN.md, "Connected components").
+
+Small graphs are collected to the driver (Arrow) and solved by `kernels.components` (SciPy or
+cuGraph). Large ones run the alternating large-star / small-star algorithm of Kiveris et al.,
+"Connected Components in MapReduce and Beyond" (SoCC 2014) in plain DataFrame operations.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkdedup.config import CC_BACKENDS, DEFAULT_DRIVER_CC_MAX_EDGES, DEVICES
+from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
+
+__all__ = ["connected_components"]
+
+log = logging.getLogger("sparkdedup")
+
+_ID_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.StringType)
+# Edges per partition of the distributed rounds; small graphs get few tasks, big ones many.
+_EDGES_PER_PARTITION = 1_000_000
+_GPU_HINT = (
+    "install cuGraph and CuPy from RAPIDS (https://docs.rapids.ai/install) or pass device='cpu'"
+)
+
+
+def connected_components(
+    edges: DataFrame,
+    *,
+    backend: str = "auto",
+    max_driver_edges: int = DEFAULT_DRIVER_CC_MAX_EDGES,
+    checkpoint_dir: str | None = None,
+    device: str = "cpu",
+    max_iterations: int = 100,
+) -> DataFrame:
+    """Connected components of an undirected graph, each labelled by its smallest id.
+
+    Parameters
+    ----------
+    edges : ``[src, dst]`` (from `bucket_edges`), both of the same integral or string type.
+        Direction, repeated edges and self-loops are allowed; edges with a null endpoint are
+        ignored. Other columns are ignored.
+    backend : "driver" collects the edges (Arrow) and solves on the driver; "distributed" runs
+        the large-star / small-star algorithm on the cluster; "auto" picks "driver" when there
+        are at most `max_driver_edges` edges.
+    max_driver_edges : edge-count limit of the driver path; "driver" raises above it.
+    checkpoint_dir : directory for the checkpoints of the distributed rounds; it becomes the
+        SparkContext's checkpoint directory. None uses the SparkContext's one when set, else
+        local checkpoints (executor storage: faster, but not fault tolerant).
+    device : solver of the driver path: "cpu" (SciPy), "gpu" (cuGraph) or "auto" (cuGraph when
+        a GPU and cuGraph are usable). The distributed path is plain DataFrame operations, which
+        the RAPIDS Accelerator runs on GPU when it is enabled.
+    max_iterations : maximum number of distributed rounds (a round is a large-star and a
+        small-star step; O(log n) rounds are typical).
+
+    Returns
+    -------
+    DataFrame
+        ``[id, component]``, one row per id that appears in some edge, `component` the smallest
+        id of its component; both columns have the type of `src`. Runs Spark jobs eagerly (a
+        count, then the collect or the rounds); the result is backed by the collected solution
+        or by the last checkpoint, so it is cheap to recompute.
+
+    Raises
+    ------
+    SchemaError
+        If `src` or `dst` is missing, not integral/string, or their types differ.
+    ConfigError
+        If a parameter is invalid, or backend="driver" and there are more than
+        `max_driver_edges` edges.
+    BackendUnavailableError
+        If device="gpu" and cuGraph cannot be imported.
+    DedupError
+        If the distributed rounds do not converge within `max_iterations`.
+    """
+    id_type = _check_edges(edges)
+    _check_params(backend, max_driver_edges, device, max_iterations, checkpoint_dir)
+    spark = edges.sparkSession
+    # One row per edge, smaller end in `p`; persisted so the count and what follows it read
+    # the input once.
+    pairs = (
+        edges.where(F.col("src").isNotNull() & F.col("dst").isNotNull())
+        .select(
+            F.greatest("src", "dst").alias("x"),
+            F.least("src", "dst").alias("p"),
+        )
+        .persist()
+    )
+    try:
+        started = time.perf_counter()
+        n_edges = pairs.count()
+        log.info("connected components: %d edges (counted in %.1f s)", n_edges, _since(started))
+        if backend == "auto":
+            backend = "driver" if n_edges <= max_driver_edges else "distributed"
+            log.info(
+                "connected components: backend=%s (%d edges %s max_driver_edges=%d)",
+                backend,
+                n_edges,
+                "<=" if backend == "driver" else ">",
+                max_driver_edges,
+            )
+        elif backend == "driver" and n_edges > max_driver_edges:
+            raise ConfigError(
+                f"backend='driver' would collect {n_edges} edges, more than "
+                f"max_driver_edges={max_driver_edges}; use backend='distributed' or raise "
+                "max_driver_edges"
+            )
+        if n_edges == 0:
+            return _empty_result(spark, id_type)
+        if backend == "driver":
+            return _solve_on_driver(spark, pairs, id_type, device)
+        return _solve_distributed(spark, pairs, n_edges, checkpoint_dir, max_iterations)
+    finally:
+        pairs.unpersist()
+
+
+def _check_edges(edges: DataFrame) -> T.DataType:
+    if not isinstance(edges, DataFrame):
+        raise SchemaError(f"edges must be a Spark DataFrame, got {type(edges).__name__}")
+    fields = {f.name: f.dataType for f in edges.schema.fields}
+    for name in ("src", "dst"):
+        if name not in fields:
+            raise SchemaError(
+                f"edges column {name!r} is missing; expected [src, dst], got "
+                f"[{', '.join(edges.columns)}]"
+            )
+        dtype = fields[name]
+        if not isinstance(dtype, _ID_TYPES) or (
+            isinstance(dtype, T.StringType)
+            and getattr(dtype, "collation", "UTF8_BINARY") != "UTF8_BINARY"
+        ):
+            raise SchemaError(
+                f"edges column {name!r} must be an integral (tinyint, smallint, int, bigint) or "
+                f"string (default collation) column, got {dtype.simpleString()}"
+            )
+    if fields["src"] != fields["dst"]:
+        raise SchemaError(
+            f"edges columns 'src' and 'dst' must have the same type, got "
+            f"{fields['src'].simpleString()} and {fields['dst'].simpleString()}"
+        )
+    return fields["src"]
+
+
+def _check_params(
+    backend: object,
+    max_driver_edges: object,
+    device: object,
+    max_iterations: object,
+    checkpoint_dir: object,
+) -> None:
+    if backend not in CC_BACKENDS:
+        raise ConfigError(
+            f"backend must be one of {', '.join(map(repr, CC_BACKENDS))}, got {backend!r}"
+        )
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
+    for name, value in (("max_driver_edges", max_driver_edges), ("max_iterations", max_iterations)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    if checkpoint_dir is not None and (not isinstance(checkpoint_dir, str) or not checkpoint_dir):
+        raise ConfigError(
+            f"checkpoint_dir must be a non-empty path or None, got {checkpoint_dir!r}"
+        )
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _result_schema(id_type: T.DataType) -> T.StructType:
+    return T.StructType(
+        [T.StructField("id", id_type, False), T.StructField("component", id_type, False)]
+    )
+
+
+def _empty_result(spark: SparkSession, id_type: T.DataType) -> DataFrame:
+    return spark.createDataFrame([], _result_schema(id_type))
+
+
+# ----------------------------------------------------------------------------- driver path
+
+
+def _pick_kernel(device: str):  # noqa: ANN202 - returns one of the two kernel functions
+    from sparkdedup.kernels.components import components_from_edges, components_from_edges_gpu
+
+    if device == "cpu":
+        return components_from_edges
+    usable = importlib.util.find_spec("cugraph") is not None
+    if device == "gpu" and not usable:
+        raise BackendUnavailableError(
+            f"device='gpu' solves connected components with cuGraph, which is not importable: "
+            f"{_GPU_HINT}"
+        )
+    if device == "auto":
+        from sparkdedup.device import gpu_available
+
+        usable = usable and gpu_available()
+        log.info("connected components: device=auto -> %s", "gpu" if usable else "cpu")
+    return components_from_edges_gpu if usable else components_from_edges
+
+
+def _solve_on_driver(
+    spark: SparkSession, pairs: DataFrame, id_type: T.DataType, device: str
+) -> DataFrame:
+    import pyarrow as pa
+
+    kernel = _pick_kernel(device)
+    started = time.perf_counter()
+    table = pairs.toArrow()
+    x = table.column("x").to_numpy(zero_copy_only=False)
+    p = table.column("p").to_numpy(zero_copy_only=False)
+    del table
+    collected = _since(started)
+    nodes, component = kernel(x, p)
+    arrow_type = (
+        pa.string()
+        if isinstance(id_type, T.StringType)
+        else pa.from_numpy_dtype(np.dtype(_NUMPY_INT[type(id_type)]))
+    )
+    result = pa.table(
+        {
+            "id": pa.array(nodes, type=arrow_type),
+            "component": pa.array(component, type=arrow_type),
+        }
+    )
+    log.info(
+        "connected components (driver, %s): %d edges, %d ids, %d components; collect %.1f s, "
+        "solve %.1f s",
+        kernel.__name__,
+        x.size,
+        nodes.size,
+        int(np.count_nonzero(nodes == component)),
+        collected,
+        _since(started) - collected,
+    )
+    return spark.createDataFrame(result, schema=_result_schema(id_type))
+
+
+_NUMPY_INT = {T.ByteType: "int8", T.ShortType: "int16", T.IntegerType: "int32", T.LongType: "int64"}
+
+
+# ------------------------------------------------------------------------ distributed path
+
+
+def _large_star(state: DataFrame, parts: int) -> DataFrame:
+    """Large-star: every node u links its larger neighbours to m(u) = min(u, neighbours of u).
+
+    Input ``[x, p]`` (p <= x); output ``[x, p, c]`` with c = "this edge changed". A self-loop
+    (u, u) is kept as (u, m(u)): it keeps a node whose only edge is a self-loop in the output.
+    """
+    both = state.select(F.col("x").alias("u"), F.col("p").alias("v")).unionByName(
+        state.select(F.col("p").alias("u"), F.col("x").alias("v"))
+    )
+    m = F.least(F.min("v").over(Window.partitionBy("u")), F.col("u"))
+    return (
+        both.repartition(parts, "u")
+        .select("u", "v", m.alias("m"))
+        .where(F.col("v") >= F.col("u"))
+        .select(F.col("v").alias("x"), F.col("m").alias("p"), (F.col("m") < F.col("u")).alias("c"))
+    )
+
+
+def _small_star(linked: DataFrame, parts: int) -> DataFrame:
+    """Small-star: every node x links itself and its smaller neighbours to the smallest of them.
+
+    Input ``[x, p, c]`` with p <= x (repeats allowed); output the same shape. Within a group x
+    exactly one distinct row has p = m, and it yields (x, m); every other row (x, p) yields
+    (p, m), so no explode is needed.
+    """
+    grouped = (
+        linked.repartition(parts, "x")
+        .groupBy("x", "p")
+        .agg(F.max("c").alias("c"))
+        .withColumn("m", F.min("p").over(Window.partitionBy("x")))
+    )
+    same = F.col("p") == F.col("m")
+    return grouped.select(
+        F.when(same, F.col("x")).otherwise(F.col("p")).alias("x"),
+        F.col("m").alias("p"),
+        (F.col("c") | ~same).alias("c"),
+    )
+
+
+def _round_partitions(spark: SparkSession, n_edges: int) -> int:
+    """Partitions of the rounds' shuffles: about `_EDGES_PER_PARTITION` edges each (one for a
+    small graph), at least the cluster's parallelism for a big one, at most
+    spark.sql.shuffle.partitions."""
+    parts = math.ceil(n_edges / _EDGES_PER_PARTITION)
+    if parts > 1:
+        try:
+            parts = max(parts, spark.sparkContext.defaultParallelism)
+        except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
+            pass
+    shuffle_parts = int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    return max(1, min(parts, shuffle_parts))
+
+
+def _checkpointer(spark: SparkSession, checkpoint_dir: str | None) -> tuple[bool, Callable]:
+    """(reliable, eager checkpoint function): reliable when a checkpoint directory is set, else
+    local (executor storage: faster, but not fault tolerant)."""
+    try:
+        sc = spark.sparkContext
+    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
+        sc = None
+    if sc is not None and checkpoint_dir is not None:
+        log.info("connected components: checkpoint directory set to %s", checkpoint_dir)
+        sc.setCheckpointDir(checkpoint_dir)
+    if sc is not None and sc.getCheckpointDir() is not None:
+        return True, lambda df: df.checkpoint(eager=True)
+    return False, lambda df: df.localCheckpoint(eager=True)
+
+
+def _solve_distributed(
+    spark: SparkSession,
+    pairs: DataFrame,
+    n_edges: int,
+    checkpoint_dir: str | None,
+    max_iterations: int,
+) -> DataFrame:
+    parts = _round_partitions(spark, n_edges)
+    reliable, checkpoint = _checkpointer(spark, checkpoint_dir)
+    log.info(
+        "connected components (distributed): %d edges, %d partitions, %s checkpoints",
+        n_edges,
+        parts,
+        "reliable" if reliable else "local",
+    )
+    state = pairs
+    for round_no in range(1, max_iterations + 1):
+        started = time.perf_counter()
+        # The counts ride on the checkpoint's own job (an Observation), so a round costs its
+        # two shuffles and one job, with no separate counting job.
+        observed = Observation()
+        state = checkpoint(
+            _small_star(_large_star(state, parts), parts).observe(
+                observed,
+                F.count(F.lit(1)).alias("edges"),
+                F.sum(F.col("c").cast("long")).alias("changes"),
+            )
+        )
+        stats = observed.get
+        edges, changes = int(stats["edges"]), int(stats["changes"] or 0)
+        log.info(
+            "connected components round %d: %d edges, %d changed, %.1f s",
+            round_no,
+            edges,
+            changes,
+            _since(started),
+        )
+        if round_no == 1:
+            pairs.unpersist()  # the first checkpoint now holds everything the rounds need
+        if changes == 0:
+            return _stars_to_components(state, parts)
+    raise DedupError(
+        f"distributed connected components did not converge in max_iterations={max_iterations} "
+        f"rounds ({changes} edges still changing); raise max_iterations or use backend='driver'"
+    )
+
+
+def _stars_to_components(state: DataFrame, parts: int) -> DataFrame:
+    """At convergence every edge (x, p) joins a node to the smallest id of its component."""
+    members = state.select(F.col("x").alias("id"), F.col("p").alias("component"))
+    roots = state.select(F.col("p").alias("id"), F.col("p").alias("component"))
+    component: Column = F.min("component").alias("component")
+    return members.unionByName(roots).repartition(parts, "id").groupBy("id").agg(component)

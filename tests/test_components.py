@@ -1,0 +1,135 @@
+"""connected_components on Spark: driver and distributed backends agree with a union-find."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import types as T
+from sparkdedup.errors import ConfigError, DedupError, SchemaError
+from sparkdedup.fuzzy import components as cc_module
+from sparkdedup.fuzzy.components import connected_components
+from test_components_kernel import random_graph, union_find
+
+LONG_SCHEMA = "src long, dst long"
+STRING_SCHEMA = "src string, dst string"
+
+
+def run(edges, backend: str, **kwargs) -> dict:
+    result = connected_components(edges, backend=backend, **kwargs)
+    assert result.columns == ["id", "component"]
+    assert [f.dataType for f in result.schema.fields] == [edges.schema["src"].dataType] * 2
+    rows = result.collect()
+    mapping = {r["id"]: r["component"] for r in rows}
+    assert len(mapping) == len(rows), "an id appears twice"
+    return mapping
+
+
+def test_random_graphs_both_backends_any_partitioning(spark) -> None:
+    rng = np.random.default_rng(5)
+    src, dst = random_graph(rng, n_nodes=300, n_edges=150, strings=False)
+    expected = union_find(src.tolist(), dst.tolist())
+    assert len(set(expected.values())) > 10  # several components, of several sizes
+    pdf = pd.DataFrame({"src": src, "dst": dst})
+    for partitions in (1, 7):
+        edges = spark.createDataFrame(pdf, LONG_SCHEMA).repartition(partitions)
+        assert run(edges, "driver") == expected
+        assert run(edges, "distributed") == expected
+
+
+def test_star_string_ids_and_self_loops(spark) -> None:
+    # A star whose centre is not its smallest id, a pair given in both directions and
+    # repeated, a node whose only edge is a self-loop, and non-ASCII ids.
+    rows = [("m", leaf) for leaf in "abcdefghijklnopq"]
+    rows += [("\u00e9t\u00e9", "zz"), ("zz", "\u00e9t\u00e9"), ("zz", "\u00e9t\u00e9")]
+    rows += [("loop", "loop"), ("q", "q")]
+    edges = spark.createDataFrame(rows, STRING_SCHEMA).repartition(3)
+    expected = union_find([r[0] for r in rows], [r[1] for r in rows])
+    assert expected["m"] == "a" and expected["loop"] == "loop"
+    assert run(edges, "driver") == expected
+    assert run(edges, "distributed") == expected
+
+
+def test_int_ids_keep_their_type_and_local_checkpoints(spark, monkeypatch) -> None:
+    # Without a checkpoint directory the rounds use local checkpoints.
+    monkeypatch.setattr(
+        cc_module, "_checkpointer", lambda spark, d: (False, lambda df: df.localCheckpoint(True))
+    )
+    rows = [(1, 2), (3, 2), (4, 5), (7, 7), (9, 8)]
+    edges = spark.createDataFrame(rows, "src int, dst int")
+    expected = {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 7: 7, 8: 8, 9: 8}
+    assert run(edges, "distributed") == expected
+    assert run(edges, "driver") == expected
+
+
+def test_chain_of_100k_nodes_in_shuffled_order(spark, caplog) -> None:
+    # The worst case for label propagation: one path 0-1-2-...-n, rows in random order.
+    n = 100_000
+    rng = np.random.default_rng(0)
+    lo = rng.permutation(n - 1).astype(np.int64)
+    flip = rng.random(n - 1) < 0.5
+    pdf = pd.DataFrame({"src": np.where(flip, lo + 1, lo), "dst": np.where(flip, lo, lo + 1)})
+    edges = spark.createDataFrame(pdf, LONG_SCHEMA).cache()
+    edges.count()
+    seconds = {}
+    for backend in ("driver", "distributed"):
+        started = time.perf_counter()
+        with caplog.at_level(logging.INFO, logger="sparkdedup"):
+            result = connected_components(edges, backend=backend)
+            summary = result.groupBy("component").count().collect()
+        seconds[backend] = time.perf_counter() - started
+        assert [(r["component"], r["count"]) for r in summary] == [(0, n)]
+    rounds = [m for m in caplog.messages if m.startswith("connected components round")]
+    print(  # shown with pytest -s: the numbers quoted in the docs
+        f"100k chain: driver {seconds['driver']:.1f} s, distributed "
+        f"{seconds['distributed']:.1f} s in {len(rounds)} rounds"
+    )
+    assert len(rounds) <= 2 * int(np.log2(n))
+    edges.unpersist()
+
+
+def test_empty_edges(spark) -> None:
+    for schema in (LONG_SCHEMA, STRING_SCHEMA):
+        edges = spark.createDataFrame([], schema)
+        for backend in ("driver", "distributed", "auto"):
+            result = connected_components(edges, backend=backend)
+            assert result.columns == ["id", "component"] and result.count() == 0
+            assert result.schema["id"].dataType == edges.schema["src"].dataType
+
+
+def test_auto_choice_and_driver_limit(spark, caplog) -> None:
+    edges = spark.createDataFrame([(1, 2), (2, 3), (5, 6)], LONG_SCHEMA)
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        assert run(edges, "auto", max_driver_edges=2) == {1: 1, 2: 1, 3: 1, 5: 5, 6: 5}
+    assert any("backend=distributed (3 edges > max_driver_edges=2)" in m for m in caplog.messages)
+    with pytest.raises(ConfigError, match="collect 3 edges.*max_driver_edges=2.*distributed"):
+        connected_components(edges, backend="driver", max_driver_edges=2)
+
+
+def test_max_iterations_exceeded(spark) -> None:
+    edges = spark.createDataFrame([(i, i + 1) for i in range(64)], LONG_SCHEMA)
+    with pytest.raises(DedupError, match="did not converge in max_iterations=2"):
+        connected_components(edges, backend="distributed", max_iterations=2)
+
+
+def test_bad_schema_and_parameters(spark) -> None:
+    def frame(schema: str):
+        return spark.createDataFrame([], schema)
+
+    with pytest.raises(SchemaError, match="'dst' is missing"):
+        connected_components(frame("src long, other long"))
+    with pytest.raises(SchemaError, match="'src' must be an integral.*got double"):
+        connected_components(frame("src double, dst double"))
+    with pytest.raises(SchemaError, match="same type, got int and bigint"):
+        connected_components(frame("src int, dst long"))
+    edges = frame(LONG_SCHEMA)
+    with pytest.raises(ConfigError, match="backend must be one of.*got 'graphx'"):
+        connected_components(edges, backend="graphx")
+    with pytest.raises(ConfigError, match="max_iterations must be an integer >= 1, got 0"):
+        connected_components(edges, max_iterations=0)
+    with pytest.raises(ConfigError, match="device must be one of"):
+        connected_components(edges, device="tpu")
+    assert isinstance(edges.schema["src"].dataType, T.LongType)
