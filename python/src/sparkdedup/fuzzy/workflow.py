@@ -86,9 +86,10 @@ def run_fuzzy(
             device=device,
         ),
     )
+    # bands_per_iteration only bounds each shuffle: the buckets do not depend on it.
     buckets = runner.run(
         "lsh",
-        dict(keys_fp, bands_per_iteration=config.bands_per_iteration),
+        keys_fp,
         lambda: lsh_buckets(
             keys,
             num_bands=config.num_bands,
