@@ -12,6 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from sparkdedup.errors import ConfigError
 
 log = logging.getLogger("sparkdedup")
@@ -27,12 +29,17 @@ SIM_METRICS = ("cosine", "l2")
 DEFAULT_DRIVER_CC_MAX_EDGES = 20_000_000
 
 
-def _check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
+def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    """Raise ConfigError unless `value` is an integer in [minimum, maximum] (naming `name`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if value < minimum or (maximum is not None and value > maximum):
         allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise ConfigError(f"{name} must be {allowed}, got {value}")
+
+
+#: Old private name, kept while callers move to `check_int`.
+_check_int = check_int
 
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -91,12 +98,12 @@ class FuzzyConfig:
             raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
         _check_optional_name("id_col", self.id_col)
         _check_optional_name("priority_col", self.priority_col)
-        _check_int("char_ngrams", self.char_ngrams, 2)
-        _check_int("num_bands", self.num_bands, 1)
-        _check_int("minhashes_per_band", self.minhashes_per_band, 1)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("bands_per_iteration", self.bands_per_iteration, 1)
-        _check_int("driver_cc_max_edges", self.driver_cc_max_edges, 1)
+        check_int("char_ngrams", self.char_ngrams, 2)
+        check_int("num_bands", self.num_bands, 1)
+        check_int("minhashes_per_band", self.minhashes_per_band, 1)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("bands_per_iteration", self.bands_per_iteration, 1)
+        check_int("driver_cc_max_edges", self.driver_cc_max_edges, 1)
         if not isinstance(self.use_64_bit_hash, bool):
             raise ConfigError(f"use_64_bit_hash must be a bool, got {self.use_64_bit_hash!r}")
         if not isinstance(self.priority_ascending, bool):
@@ -166,11 +173,11 @@ class SemanticConfig:
         _check_optional_name("id_col", self.id_col)
         if not isinstance(self.model, str) or not self.model:
             raise ConfigError(f"model must be a model name or path, got {self.model!r}")
-        _check_int("embedding_batch_size", self.embedding_batch_size, 1)
-        _check_int("n_clusters", self.n_clusters, 1)
-        _check_int("max_iter", self.max_iter, 1)
-        _check_int("seed", self.seed, 0, 2**32 - 1)
-        _check_int("pairwise_batch_size", self.pairwise_batch_size, 1)
+        check_int("embedding_batch_size", self.embedding_batch_size, 1)
+        check_int("n_clusters", self.n_clusters, 1)
+        check_int("max_iter", self.max_iter, 1)
+        check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("pairwise_batch_size", self.pairwise_batch_size, 1)
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or self.tol < 0:
             raise ConfigError(f"tol must be a number >= 0, got {self.tol!r}")
         if (

@@ -14,15 +14,15 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import _check_int
+from sparkdedup.config import check_int
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import require_columns
 
 
 def band_groups(num_bands: int, bands_per_iteration: int) -> list[list[int]]:
     """Band indices in groups of `bands_per_iteration`: one shuffle per group."""
-    _check_int("num_bands", num_bands, 1)
-    _check_int("bands_per_iteration", bands_per_iteration, 1)
+    check_int("num_bands", num_bands, 1)
+    check_int("bands_per_iteration", bands_per_iteration, 1)
     return [
         list(range(start, min(start + bands_per_iteration, num_bands)))
         for start in range(0, num_bands, bands_per_iteration)
@@ -43,8 +43,8 @@ def band_keys(
     A signature whose length is not ``num_bands * minhashes_per_band`` fails the job with an
     error saying so.
     """
-    _check_int("num_bands", num_bands, 1)
-    _check_int("minhashes_per_band", minhashes_per_band, 1)
+    check_int("num_bands", num_bands, 1)
+    check_int("minhashes_per_band", minhashes_per_band, 1)
     require_columns(signatures, {"id": "id", "signature": "signature"})
     dtype = signatures.schema["signature"].dataType
     if not (

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sparkdedup.config import check_int
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.kernels.minhash_cpu import minhash_arrow_cpu
 
@@ -22,15 +23,6 @@ MinHashKernel = Callable[[pa.Array, np.ndarray, np.ndarray, int, int, bool], np.
 Texts = Sequence[str | None] | np.ndarray | pa.Array | pa.ChunkedArray
 
 DEVICES = ("cpu", "gpu")
-
-
-def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    """Raise ConfigError unless `value` is an integer in [minimum, maximum] (naming `name`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ConfigError(f"{name} must be {allowed}, got {value}")
 
 
 def check_minhash_params(
