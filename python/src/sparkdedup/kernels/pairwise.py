@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy
 
-from sparkdedup.errors import ConfigError
+from sparkdedup.config import check_int
 
 Array = Any  # numpy.ndarray or cupy.ndarray
 
@@ -43,8 +43,7 @@ def pairwise_max_similarity(
     product, and float64 accumulation makes the rounded similarities independent of the BLAS
     code path (matrix-vector or matrix-matrix, CPU or GPU) for all practical purposes.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"pairwise_batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("pairwise_batch_size", batch_size, 1)
     e = xp.asarray(embeddings, dtype=xp.float64)
     if e.ndim != 2:
         raise ValueError(f"embeddings must be a 2-d array, got shape {e.shape}")

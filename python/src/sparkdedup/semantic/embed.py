@@ -23,7 +23,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import _check_int
+from sparkdedup.config import check_int
 from sparkdedup.device import resolve_device
 from sparkdedup.errors import BackendUnavailableError, ConfigError, SchemaError
 from sparkdedup.ids import require_columns, require_string_column
@@ -134,7 +134,7 @@ def embed_texts(
         torch or sentence-transformers is not installed (``pip install 'sparkdedup[embed]'``).
     """
     require_string_column(df, text_col, "text")
-    _check_int("embedding_batch_size", batch_size, 1)
+    check_int("embedding_batch_size", batch_size, 1)
     if not isinstance(model, str) or not model:
         raise ConfigError(f"model must be a model name or path, got {model!r}")
     looks_local = os.path.isabs(model) or model.startswith(("./", "../", "~"))

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import _check_int
+from sparkdedup.config import check_int
 from sparkdedup.errors import BackendUnavailableError, ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize
 from sparkdedup.semantic.embed import embedding_array, embedding_stats
@@ -156,9 +156,9 @@ def kmeans_clusters(
         ``cosine_dist_to_cent = 1 - e . C/||C||``. The fit runs eagerly; the assignment is lazy.
         Empty input gives an empty result.
     """
-    _check_int("n_clusters", n_clusters, 1)
-    _check_int("max_iter", max_iter, 1)
-    _check_int("seed", seed, 0, 2**32 - 1)
+    check_int("n_clusters", n_clusters, 1)
+    check_int("max_iter", max_iter, 1)
+    check_int("seed", seed, 0, 2**32 - 1)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
         raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
     if device not in ("cpu", "gpu"):

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, _check_choice, _check_int
+from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, _check_choice, check_int
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import pairwise_max_similarity
@@ -109,8 +109,8 @@ def pairwise_similarity(
         Documents of different clusters are never compared. A whole cluster is held by one
         Python worker: about ``4 * n * d`` bytes of embeddings plus ``12 * n * batch_size``.
     """
-    _check_int("pairwise_batch_size", batch_size, 1)
-    _check_int("seed", seed, 0, 2**32 - 1)
+    check_int("pairwise_batch_size", batch_size, 1)
+    check_int("seed", seed, 0, 2**32 - 1)
     if device not in ("cpu", "gpu"):
         raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
     keys, ascending = ranking(which_to_keep, sim_metric, sort_cols)

@@ -1,0 +1,115 @@
+"""`sparkdedup semantic` end to end on a small JSONL corpus with an embedding column: outputs,
+stage cache, resume, and exit codes (run in-process on the test session)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sparkdedup import cli
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """150 random documents in 3 groups plus 15 exact copies."""
+    root = tmp_path_factory.mktemp("semantic_cli")
+    rng = np.random.default_rng(3)
+    base = 3 * np.eye(3, 8)[rng.integers(0, 3, size=150)] + rng.normal(size=(150, 8))
+    path = root / "corpus"
+    path.mkdir()
+    copies = {}
+    with open(path / "part-0.jsonl", "w", encoding="utf-8") as fh:
+        for i, vec in enumerate(base):
+            fh.write(json.dumps({"id": i, "text": f"doc {i}", "emb": vec.round(6).tolist()}) + "\n")
+        for c in range(15):
+            fh.write(
+                json.dumps(
+                    {"id": 1000 + c, "text": f"copy {c}", "emb": base[c * 9].round(6).tolist()}
+                )
+                + "\n"
+            )
+            copies[1000 + c] = c * 9
+    return root, str(path), copies
+
+
+def _args(path: str, out: str, *extra: str) -> list[str]:
+    return [
+        "semantic",
+        "--input",
+        path,
+        "--input-format",
+        "jsonl",
+        "--embedding-col",
+        "emb",
+        "--id-col",
+        "id",
+        "--output",
+        out,
+        "--n-clusters",
+        "3",
+        "--eps",
+        "0.01",
+        "--which-to-keep",
+        "easy",
+        "--pairwise-batch-size",
+        "16",
+        "--device",
+        "cpu",
+        *extra,
+    ]
+
+
+def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
+    root, path, copies = corpus
+    out = str(root / "out")
+    assert cli.main(_args(path, out)) == 0
+
+    stats = json.loads((root / "out" / "stats.json").read_text())
+    assert stats["input_docs"] == 165 and stats["removed_docs"] == 15 and stats["kept_docs"] == 150
+    assert stats["resumed_stages"] == [] and stats["clusters"] == 3
+
+    dups = spark.read.parquet(f"{out}/duplicates")
+    assert dups.columns == ["id", "max_id", "cosine_sim_score"]
+    # Exact copies tie on distance; "easy" ranks ties by ascending id: originals stay.
+    pairs = {r["id"]: r["max_id"] for r in dups.collect()}
+    assert pairs == copies
+
+    kmeans = spark.read.parquet(f"{out}/cache/kmeans")
+    assert kmeans.columns == [
+        "id",
+        "centroid",
+        "l2_dist_to_cent",
+        "cosine_dist_to_cent",
+        "embedding",
+    ]
+    pairwise = spark.read.parquet(f"{out}/cache/pairwise")
+    assert pairwise.columns == ["id", "max_id", "cosine_sim_score"] and pairwise.count() == 165
+
+    kept = spark.read.json(f"{out}/deduplicated")
+    kept_ids = {r["id"] for r in kept.select("id").collect()}
+    assert len(kept_ids) == 150 and not kept_ids & set(copies)
+    assert set(kept.columns) == {"id", "text", "emb"}
+
+    # Same input and parameters: every stage comes back from the cache.
+    assert cli.main(_args(path, out)) == 0
+    again = json.loads((root / "out" / "stats.json").read_text())
+    assert again["resumed_stages"] == ["ids", "kmeans", "pairwise", "duplicates"]
+    assert again["removed_docs"] == 15
+
+    # A new eps reuses the clustering and the pairwise scores, recomputing only the threshold.
+    assert cli.main(_args(path, out, "--eps", "0.5")) == 0
+    loose = json.loads((root / "out" / "stats.json").read_text())
+    assert loose["resumed_stages"] == ["ids", "kmeans", "pairwise"]
+    assert loose["removed_docs"] >= 15
+
+
+def test_semantic_cli_errors(spark, corpus, capsys) -> None:
+    root, path, _ = corpus
+    args = _args(path, str(root / "bad"))
+    args[args.index("emb")] = "text"
+    assert cli.main(args) == 2
+    assert "embedding column 'text' must be array<float>" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["semantic", "--input", path, "--input-format", "jsonl", "--output", "x"])
