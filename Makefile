@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.sparkdedup-installed
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
-JAVA_SOURCES := $(shell find jvm-udfs/src -name '*.java' 2>/dev/null)
+JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(PY))
 export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
@@ -30,10 +30,10 @@ $(STAMP): python/pyproject.toml
 
 jar: $(JAR)
 
-$(JAR): build.gradle $(JAVA_SOURCES) | $(STAMP)
+$(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 	bash .ci/ensure-gradle.sh
 	SPARKDEDUP_PYSPARK_HOME="$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
-		gradle --offline --quiet -p . jar test copyJar
+		gradle --offline --no-daemon --quiet -p . jar test copyJar
 
 test: venv jar
 	$(PY) -m pytest tests -q -ra --durations=15
