@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import time
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import types as T
-from sparkdedup.errors import ConfigError, DedupError, SchemaError
+from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
 from sparkdedup.fuzzy import components as cc_module
 from sparkdedup.fuzzy.components import connected_components
 from test_components_kernel import random_graph, union_find
@@ -21,7 +22,10 @@ STRING_SCHEMA = "src string, dst string"
 def run(edges, backend: str, **kwargs) -> dict:
     result = connected_components(edges, backend=backend, **kwargs)
     assert result.columns == ["id", "component"]
-    assert [f.dataType for f in result.schema.fields] == [edges.schema["src"].dataType] * 2
+    id_type = edges.schema["src"].dataType
+    assert result.schema == T.StructType(
+        [T.StructField("id", id_type, True), T.StructField("component", id_type, True)]
+    )
     rows = result.collect()
     mapping = {r["id"]: r["component"] for r in rows}
     assert len(mapping) == len(rows), "an id appears twice"
@@ -109,6 +113,18 @@ def test_auto_choice_and_driver_limit(spark, caplog) -> None:
         connected_components(edges, backend="driver", max_driver_edges=2)
 
 
+def test_auto_hands_over_to_the_driver_when_the_rounds_shrink_the_graph(spark, caplog) -> None:
+    # Two cliques: 28 + 15 edges, but a spanning star of each needs only 7 + 5.
+    rows = [(a, b) for a in range(8) for b in range(a + 1, 8)]
+    rows += [(a, b) for a in range(10, 16) for b in range(a + 1, 16)]
+    edges = spark.createDataFrame(rows, LONG_SCHEMA)
+    expected = {i: 0 for i in range(8)} | {i: 10 for i in range(10, 16)}
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        assert run(edges, "auto", max_driver_edges=20) == expected
+    assert any("finishing on the driver" in m for m in caplog.messages)
+    assert run(edges, "distributed", max_driver_edges=20) == expected
+
+
 def test_max_iterations_exceeded(spark) -> None:
     edges = spark.createDataFrame([(i, i + 1) for i in range(64)], LONG_SCHEMA)
     with pytest.raises(DedupError, match="did not converge in max_iterations=2"):
@@ -132,4 +148,6 @@ def test_bad_schema_and_parameters(spark) -> None:
         connected_components(edges, max_iterations=0)
     with pytest.raises(ConfigError, match="device must be one of"):
         connected_components(edges, device="tpu")
-    assert isinstance(edges.schema["src"].dataType, T.LongType)
+    if importlib.util.find_spec("cugraph") is None:
+        with pytest.raises(BackendUnavailableError, match="cuGraph"):
+            connected_components(edges, backend="driver", device="gpu")

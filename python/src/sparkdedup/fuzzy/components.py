@@ -29,6 +29,8 @@ log = logging.getLogger("sparkdedup")
 _ID_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.StringType)
 # Edges per partition of the distributed rounds; small graphs get few tasks, big ones many.
 _EDGES_PER_PARTITION = 1_000_000
+# components_from_edges or components_from_edges_gpu
+_Kernel = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 _GPU_HINT = (
     "install cuGraph and CuPy from RAPIDS (https://docs.rapids.ai/install) or pass device='cpu'"
 )
@@ -52,7 +54,8 @@ def connected_components(
         ignored. Other columns are ignored.
     backend : "driver" collects the edges (Arrow) and solves on the driver; "distributed" runs
         the large-star / small-star algorithm on the cluster; "auto" picks "driver" when there
-        are at most `max_driver_edges` edges.
+        are at most `max_driver_edges` edges, else runs distributed rounds until a round leaves
+        at most `max_driver_edges` edges and finishes those on the driver.
     max_driver_edges : edge-count limit of the driver path; "driver" raises above it.
     checkpoint_dir : directory for the checkpoints of the distributed rounds; it becomes the
         SparkContext's checkpoint directory. None uses the SparkContext's one when set, else
@@ -69,7 +72,8 @@ def connected_components(
         ``[id, component]``, one row per id that appears in some edge, `component` the smallest
         id of its component; both columns have the type of `src`. Runs Spark jobs eagerly (a
         count, then the collect or the rounds); the result is backed by the collected solution
-        or by the last checkpoint, so it is cheap to recompute.
+        or by the last checkpoint, so it is cheap to recompute. The driver path collects about
+        16 bytes per integer edge, which must fit in spark.driver.maxResultSize.
 
     Raises
     ------
@@ -85,6 +89,8 @@ def connected_components(
     """
     id_type = _check_edges(edges)
     _check_params(backend, max_driver_edges, device, max_iterations, checkpoint_dir)
+    # Picked before any Spark job so that a missing cuGraph fails fast.
+    kernel = None if backend == "distributed" else _pick_kernel(device)
     spark = edges.sparkSession
     # One row per edge, smaller end in `p`; persisted so the count and what follows it read
     # the input once.
@@ -100,7 +106,8 @@ def connected_components(
         started = time.perf_counter()
         n_edges = pairs.count()
         log.info("connected components: %d edges (counted in %.1f s)", n_edges, _since(started))
-        if backend == "auto":
+        auto = backend == "auto"
+        if auto:
             backend = "driver" if n_edges <= max_driver_edges else "distributed"
             log.info(
                 "connected components: backend=%s (%d edges %s max_driver_edges=%d)",
@@ -118,8 +125,18 @@ def connected_components(
         if n_edges == 0:
             return _empty_result(spark, id_type)
         if backend == "driver":
-            return _solve_on_driver(spark, pairs, id_type, device)
-        return _solve_distributed(spark, pairs, n_edges, checkpoint_dir, max_iterations)
+            return _solve_on_driver(spark, pairs, id_type, kernel)
+        # In auto mode the rounds hand over to the driver once they leave few enough edges
+        # (they shrink fast when buckets repeat the same pairs across bands).
+        finish = None
+        if auto:
+
+            def finish(state: DataFrame) -> DataFrame:
+                return _solve_on_driver(spark, state.select("x", "p"), id_type, kernel)
+
+        return _solve_distributed(
+            spark, pairs, n_edges, checkpoint_dir, max_iterations, finish, max_driver_edges
+        )
     finally:
         pairs.unpersist()
 
@@ -178,8 +195,9 @@ def _since(started: float) -> float:
 
 
 def _result_schema(id_type: T.DataType) -> T.StructType:
+    # Nullable like the distributed path's aggregation output, so both backends give one schema.
     return T.StructType(
-        [T.StructField("id", id_type, False), T.StructField("component", id_type, False)]
+        [T.StructField("id", id_type, True), T.StructField("component", id_type, True)]
     )
 
 
@@ -190,7 +208,7 @@ def _empty_result(spark: SparkSession, id_type: T.DataType) -> DataFrame:
 # ----------------------------------------------------------------------------- driver path
 
 
-def _pick_kernel(device: str):  # noqa: ANN202 - returns one of the two kernel functions
+def _pick_kernel(device: str) -> _Kernel:
     from sparkdedup.kernels.components import components_from_edges, components_from_edges_gpu
 
     if device == "cpu":
@@ -210,11 +228,13 @@ def _pick_kernel(device: str):  # noqa: ANN202 - returns one of the two kernel f
 
 
 def _solve_on_driver(
-    spark: SparkSession, pairs: DataFrame, id_type: T.DataType, device: str
+    spark: SparkSession,
+    pairs: DataFrame,
+    id_type: T.DataType,
+    kernel: _Kernel,
 ) -> DataFrame:
     import pyarrow as pa
 
-    kernel = _pick_kernel(device)
     started = time.perf_counter()
     table = pairs.toArrow()
     x = table.column("x").to_numpy(zero_copy_only=False)
@@ -326,7 +346,11 @@ def _solve_distributed(
     n_edges: int,
     checkpoint_dir: str | None,
     max_iterations: int,
+    finish: Callable[[DataFrame], DataFrame] | None = None,
+    finish_edges: int = 0,
 ) -> DataFrame:
+    """Alternate large-star and small-star until no edge changes; `finish`, when given, solves
+    the rest on the driver as soon as a round leaves at most `finish_edges` edges."""
     parts = _round_partitions(spark, n_edges)
     reliable, checkpoint = _checkpointer(spark, checkpoint_dir)
     log.info(
@@ -361,6 +385,14 @@ def _solve_distributed(
             pairs.unpersist()  # the first checkpoint now holds everything the rounds need
         if changes == 0:
             return _stars_to_components(state, parts)
+        if finish is not None and edges <= finish_edges:
+            log.info(
+                "connected components: %d edges left <= max_driver_edges=%d; finishing on the "
+                "driver",
+                edges,
+                finish_edges,
+            )
+            return finish(state)
     raise DedupError(
         f"distributed connected components did not converge in max_iterations={max_iterations} "
         f"rounds ({changes} edges still changing); raise max_iterations or use backend='driver'"
