@@ -205,9 +205,6 @@ def _empty_result(spark: SparkSession, id_type: T.DataType) -> DataFrame:
     return spark.createDataFrame([], _result_schema(id_type))
 
 
-# ----------------------------------------------------------------------------- driver path
-
-
 def _pick_kernel(device: str) -> _Kernel:
     from sparkdedup.kernels.components import components_from_edges, components_from_edges_gpu
 
@@ -242,11 +239,8 @@ def _solve_on_driver(
     del table
     collected = _since(started)
     nodes, component = kernel(x, p)
-    arrow_type = (
-        pa.string()
-        if isinstance(id_type, T.StringType)
-        else pa.from_numpy_dtype(np.dtype(_NUMPY_INT[type(id_type)]))
-    )
+    # Integer ids keep their NumPy width through the kernel (int8 ... int64).
+    arrow_type = pa.string() if isinstance(id_type, T.StringType) else pa.from_numpy_dtype(x.dtype)
     result = pa.table(
         {
             "id": pa.array(nodes, type=arrow_type),
@@ -264,12 +258,6 @@ def _solve_on_driver(
         _since(started) - collected,
     )
     return spark.createDataFrame(result, schema=_result_schema(id_type))
-
-
-_NUMPY_INT = {T.ByteType: "int8", T.ShortType: "int16", T.IntegerType: "int32", T.LongType: "int64"}
-
-
-# ------------------------------------------------------------------------ distributed path
 
 
 def _large_star(state: DataFrame, parts: int) -> DataFrame:
