@@ -167,8 +167,13 @@ def _session(args: argparse.Namespace) -> Any:
             raise DedupError(f"--spark-conf must be KEY=VALUE, got {item!r}")
         builder = builder.config(key, value)
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    # Checkpoints (derived ids, distributed connected components) are deleted once unused.
+    builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    cache = getattr(args, "cache_path", None) or f"{args.output.rstrip('/')}/cache"
+    if spark.sparkContext.getCheckpointDir() is None:
+        spark.sparkContext.setCheckpointDir(f"{cache}/_checkpoints")
     return spark
 
 

@@ -66,8 +66,10 @@ class FuzzyConfig:
     seed : seed of the permutation parameters (numpy RandomState, as NeMo Curator).
     use_64_bit_hash : MurmurHash3_x64_128 and 64-bit permutations instead of 32-bit.
     bands_per_iteration : bands handled per shuffle; bounds the size of each shuffle.
-    cc_backend : "driver" collects the edges and solves with SciPy, "distributed" runs the
-        large-star/small-star DataFrame algorithm, "auto" picks by `driver_cc_max_edges`.
+    cc_backend : "driver" collects the edges and solves with SciPy (cuGraph on GPU),
+        "distributed" runs the large-star/small-star DataFrame algorithm, "auto" picks by
+        `driver_cc_max_edges` and hands a distributed run over to the driver once a round
+        leaves at most that many edges.
     driver_cc_max_edges : edge-count limit of the driver path (auto mode) and hard limit of
         `cc_backend="driver"`.
     priority_col : keep the row with the largest value of this column in each group (ties
