@@ -155,6 +155,10 @@ def semantic_config(args: argparse.Namespace) -> SemanticConfig:
     )
 
 
+def _cache_path(args: argparse.Namespace) -> str:
+    return args.cache_path or f"{args.output.rstrip('/')}/cache"
+
+
 def _session(args: argparse.Namespace) -> Any:
     from pyspark.sql import SparkSession
 
@@ -171,9 +175,8 @@ def _session(args: argparse.Namespace) -> Any:
     builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    cache = getattr(args, "cache_path", None) or f"{args.output.rstrip('/')}/cache"
-    if spark.sparkContext.getCheckpointDir() is None:
-        spark.sparkContext.setCheckpointDir(f"{cache}/_checkpoints")
+    if args.command != "remove" and spark.sparkContext.getCheckpointDir() is None:
+        spark.sparkContext.setCheckpointDir(f"{_cache_path(args)}/_checkpoints")
     return spark
 
 
@@ -252,8 +255,7 @@ def _run_workflow(args: argparse.Namespace) -> dict[str, Any]:
     config = fuzzy_config(args) if args.command == "fuzzy" else semantic_config(args)
     spark = _session(args)
     df = read_input(spark, args.input, args.input_format)
-    cache = args.cache_path or f"{args.output.rstrip('/')}/cache"
-    runner = StageRunner(spark, cache)
+    runner = StageRunner(spark, _cache_path(args))
     fingerprint = {"input": input_fingerprint(spark, args.input), "format": args.input_format}
     if args.command == "fuzzy":
         from sparkdedup.fuzzy.workflow import run_fuzzy
