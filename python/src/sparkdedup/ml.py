@@ -1,0 +1,471 @@
+"""pyspark.ml wrappers of the two workflows, for Pipelines and save/load (DESIGN.md, "Public API").
+
+`FuzzyDeduplicator` is a Transformer over `fuzzy.workflow.run_fuzzy`. `SemanticDeduplicator` is an
+Estimator: `fit` runs SemDeDup's KMeans step and returns a `SemanticDeduplicatorModel` that keeps
+the centroids; its `transform` assigns documents to them, then runs the per-cluster pairwise step
+and the eps threshold (ALGORITHMS.md, "Semantic deduplication"). Every Param takes its default
+from `FuzzyConfig` / `SemanticConfig`, with the field name in camelCase (``char_ngrams`` ->
+``charNgrams``; SemanticConfig's ``model`` is ``embeddingModel``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark.ml import Estimator, Model, Transformer
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReader,
+    MLWriter,
+)
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from sparkdedup.config import FuzzyConfig, SemanticConfig
+from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.ids import ID_COL, assign_ids
+from sparkdedup.stages import StageRunner
+
+__all__ = ["FuzzyDeduplicator", "SemanticDeduplicator", "SemanticDeduplicatorModel"]
+
+log = logging.getLogger("sparkdedup")
+
+OUTPUT_MODES = ("deduplicated", "duplicates")
+_RENAMED = {"model": "embeddingModel"}  # `model` would read as the fitted Model
+
+_DOCS = {
+    "text_col": "column holding the document text (string)",
+    "id_col": "unique id column (integer or string); None derives stable ids from the rows",
+    "char_ngrams": "shingle width in Unicode code points (>= 2)",
+    "num_bands": "number of LSH bands",
+    "minhashes_per_band": "MinHash values per band; signatures have numBands x this many",
+    "seed": "random seed (MinHash permutations; KMeans and the 'random' ranking)",
+    "use_64_bit_hash": "64-bit MurmurHash3 and permutations instead of 32-bit",
+    "bands_per_iteration": "LSH bands handled per shuffle (never changes the result)",
+    "cc_backend": "connected components: 'auto', 'driver' or 'distributed'",
+    "driver_cc_max_edges": "largest edge count the driver connected-components path takes",
+    "priority_col": "keep the row with the largest value of this column per group (None: smallest id)",
+    "priority_ascending": "keep the smallest priorityCol value instead of the largest",
+    "device": "'auto', 'cpu' or 'gpu'",
+    "checkpoint_dir": "checkpoint directory of distributed connected components (None: local)",
+    "embedding_col": "column of precomputed embeddings (None: embed textCol with embeddingModel)",
+    "model": "sentence-transformers model name or local path",
+    "embedding_batch_size": "texts per model call",
+    "n_clusters": "KMeans k",
+    "max_iter": "KMeans maximum iterations",
+    "tol": "KMeans convergence tolerance",
+    "eps": "remove a document whose cosine similarity to a higher-ranked one is >= 1 - eps",
+    "which_to_keep": "ranking in a cluster: 'hard' (far from centroid first), 'easy' or 'random'",
+    "sort_cols": "custom ranking columns (descending; overrides whichToKeep); None for none",
+    "sim_metric": "distance to the centroid that ranks documents: 'cosine' or 'l2'",
+    "pairwise_batch_size": "columns per block of the pairwise kernel (never changes the result)",
+}
+
+
+def param_name(field: str) -> str:
+    """The Param name of a config field: camelCase, e.g. ``use_64_bit_hash`` -> ``use64BitHash``."""
+    if field in _RENAMED:
+        return _RENAMED[field]
+    head, *rest = field.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _converter(annotation: str) -> Callable[[Any], Any]:
+    if annotation.startswith("tuple"):
+        return TypeConverters.toListString
+    kind = annotation.split("|")[0].strip()
+    return {
+        "int": TypeConverters.toInt,
+        "float": TypeConverters.toFloat,
+        "bool": TypeConverters.toBoolean,
+    }.get(kind, TypeConverters.toString)
+
+
+def _accessors(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    def getter(self: Params) -> Any:
+        return self.getOrDefault(name)
+
+    def setter(self: Params, value: Any) -> Params:
+        return self._set(**{name: value})
+
+    cap = name[0].upper() + name[1:]
+    getter.__name__, setter.__name__ = f"get{cap}", f"set{cap}"
+    getter.__doc__ = f"Gets the value of {name} or its default value."
+    setter.__doc__ = f"Sets the value of :py:attr:`{name}`."
+    return getter, setter
+
+
+def _config_params(config_cls: type) -> Callable[[type], type]:
+    """Class decorator: one Param per field of `config_cls` (plus ``outputMode``), with
+    ``getX``/``setX`` methods, defaults from the dataclass, and ``getConfig()``."""
+    fields = dataclasses.fields(config_cls)
+
+    def decorate(cls: type) -> type:
+        params = {param_name(f.name): (_DOCS[f.name], _converter(str(f.type))) for f in fields}
+        params["outputMode"] = (
+            "what transform returns: 'deduplicated' (the input rows that remain) or "
+            "'duplicates' (one row per document to remove)",
+            TypeConverters.toString,
+        )
+        for name, (doc, converter) in params.items():
+            setattr(cls, name, Param(Params._dummy(), name, doc, typeConverter=converter))
+            getter, setter = _accessors(name)
+            setattr(cls, getter.__name__, getter)
+            setattr(cls, setter.__name__, setter)
+        cls._config_cls = config_cls
+        cls._config_defaults = {param_name(f.name): f.default for f in fields} | {
+            "outputMode": OUTPUT_MODES[0]
+        }
+        cls._config_fields = {f.name: param_name(f.name) for f in fields}
+        return cls
+
+    return decorate
+
+
+class _ConfigParams(Params):
+    """Params mirroring a config dataclass; see `_config_params`."""
+
+    _config_cls: type
+    _config_defaults: dict[str, Any]
+    _config_fields: dict[str, str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._setDefault(**self._config_defaults)
+
+    def getConfig(self) -> Any:
+        """The Params as the workflow's config dataclass (validated: ConfigError if invalid)."""
+        values = {field: self.getOrDefault(name) for field, name in self._config_fields.items()}
+        return self._config_cls(**values)
+
+    def _output_mode(self) -> str:
+        mode = self.getOrDefault("outputMode")
+        if mode not in OUTPUT_MODES:
+            raise ConfigError(
+                f"outputMode must be one of {', '.join(map(repr, OUTPUT_MODES))}, got {mode!r}"
+            )
+        return mode
+
+    def setParams(self, **kwargs: Any) -> Any:
+        """Sets Params by name (keyword arguments only); TypeError for an unknown name."""
+        unknown = sorted(k for k in kwargs if not self.hasParam(k))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} has no Param {', '.join(map(repr, unknown))}; Params: "
+                f"{', '.join(sorted(p.name for p in self.params))}"
+            )
+        return self._set(**kwargs)
+
+
+def _kept_rows(documents: DataFrame, duplicates: DataFrame) -> DataFrame:
+    """The rows of `documents` (with ``_dedup_id``) not listed in `duplicates`, without the id."""
+    remove = duplicates.select(F.col("id").alias(ID_COL)).distinct()
+    return documents.join(remove, on=ID_COL, how="left_anti").drop(ID_COL)
+
+
+# ----------------------------------------------------------------------------------- fuzzy
+@_config_params(FuzzyConfig)
+class _FuzzyDeduplicatorParams(_ConfigParams):
+    """Params of `FuzzyDeduplicator`: the fields of `FuzzyConfig` and ``outputMode``."""
+
+
+class FuzzyDeduplicator(
+    Transformer, _FuzzyDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
+):
+    """Fuzzy deduplication (MinHash + LSH + connected components) as a Transformer.
+
+    ``transform(df)`` returns the rows of `df` that remain (``outputMode="deduplicated"``, the
+    default: same columns, one document kept per group by the keep rule), or ``[id, kept_id]``,
+    one row per document to remove (``outputMode="duplicates"``, as `fuzzy_duplicates`). It runs
+    the stages eagerly (each persisted once) and returns a DataFrame over their results.
+    Keyword arguments of the constructor are the Params (defaults: `FuzzyConfig`'s).
+
+    Examples
+    --------
+    >>> from pyspark.ml import Pipeline
+    >>> from pyspark.ml.feature import SQLTransformer
+    >>> from sparkdedup.ml import FuzzyDeduplicator
+    >>> dedup = FuzzyDeduplicator(idCol="id", priorityCol="length")
+    >>> dedup.getCharNgrams(), dedup.getNumBands(), dedup.getOutputMode()
+    (24, 20, 'deduplicated')
+    >>> length = SQLTransformer(statement="SELECT *, length(text) AS length FROM __THIS__")
+    >>> model = Pipeline(stages=[length, dedup]).fit(docs)  # doctest: +SKIP
+    >>> model.write().overwrite().save("/tmp/fuzzy-pipeline")  # doctest: +SKIP
+    >>> kept = PipelineModel.load("/tmp/fuzzy-pipeline").transform(docs)  # doctest: +SKIP
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self.setParams(**kwargs)
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        from sparkdedup.fuzzy.workflow import run_fuzzy  # noqa: PLC0415
+
+        config, mode = self.getConfig(), self._output_mode()
+        result = run_fuzzy(dataset, config, StageRunner(dataset.sparkSession))
+        log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
+        if mode == "duplicates":
+            return result.duplicates
+        return _kept_rows(result.documents, result.duplicates)
+
+
+# -------------------------------------------------------------------------------- semantic
+@_config_params(SemanticConfig)
+class _SemanticDeduplicatorParams(_ConfigParams):
+    """Params of `SemanticDeduplicator` and its model: `SemanticConfig`'s fields, ``outputMode``."""
+
+
+def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataFrame:
+    """``[id, embedding]`` of the documents that have one, as in `run_semantic`: the given
+    column, or the model's embeddings of the non-blank texts."""
+    from sparkdedup.semantic.embed import embed_texts, embedding_array, has_text  # noqa: PLC0415
+
+    if config.embedding_col is not None:
+        vec = embedding_array(documents, config.embedding_col)
+        return documents.select(F.col(ID_COL).alias("id"), vec.alias("embedding"))
+    docs = documents.filter(has_text(config.text_col)).select(
+        F.col(ID_COL).alias("id"), config.text_col
+    )
+    parallelism = documents.sparkSession.sparkContext.defaultParallelism
+    if docs.rdd.getNumPartitions() < parallelism:
+        docs = docs.repartition(parallelism)
+    return embed_texts(
+        docs,
+        text_col=config.text_col,
+        model=config.model,
+        batch_size=config.embedding_batch_size,
+        device=device,
+    ).select("id", "embedding")
+
+
+def _fit_centers(vectors: DataFrame, config: SemanticConfig, device: str) -> np.ndarray:
+    """KMeans centroids of the L2-normalised embeddings, fitted exactly as `kmeans_clusters`
+    fits them (same input layout, k cap and solver), so a model fitted on a corpus assigns it
+    to the clusters `semantic_duplicates` finds. (kmeans_clusters keeps its centroids inside,
+    hence the shared private pieces.)"""
+    from sparkdedup.semantic import kmeans as km  # noqa: PLC0415
+    from sparkdedup.semantic.embed import embedding_stats  # noqa: PLC0415
+
+    stats = embedding_stats(vectors, "embedding", id_col="id")
+    if stats.rows == 0:
+        return np.zeros((0, 0), dtype=np.float64)
+    schema = km._output_schema(vectors.schema["id"].dataType)
+    normalized = vectors.mapInArrow(
+        km._normalize_batches(stats.dim), T.StructType([schema["id"], schema["embedding"]])
+    )
+    distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
+    k = min(config.n_clusters, distinct)
+    if k < config.n_clusters:
+        log.warning(
+            "sparkdedup: nClusters=%d is larger than the number of distinct embeddings (%d); "
+            "using %d",
+            config.n_clusters,
+            distinct,
+            k,
+        )
+    parts = min(km._MAX_FIT_PARTITIONS, max(1, math.ceil(stats.rows / km._ROWS_PER_FIT_PARTITION)))
+    fit_input = normalized.repartition(parts, "id").sortWithinPartitions("id")
+    solver = "block" if distinct >= km._BLOCK_SOLVER_MIN_POINTS_PER_CENTER * k else "row"
+    fitted = km._estimator(device, k, config.max_iter, config.tol, config.seed, solver)
+    return np.asarray(fitted.fit(fit_input).clusterCenters(), dtype=np.float64)
+
+
+def _assign_batches(
+    centers: np.ndarray, dim: int
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """Executor side: normalise, assign each row to the nearest centroid (squared L2, the
+    smallest index on ties, as KMeansModel), and measure its distances to that centroid."""
+    from sparkdedup.kernels.normalize import centroid_distances, l2_normalize  # noqa: PLC0415
+    from sparkdedup.semantic import kmeans as km  # noqa: PLC0415
+
+    sq_norms = np.einsum("ij,ij->i", centers, centers)
+
+    def assign(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            unit = l2_normalize(km._flat_matrix(batch.column(1), batch.num_rows, dim))
+            # ||e - c||^2 = 1 + ||c||^2 - 2 e.c for unit e: the argmin needs the last two terms
+            labels = np.argmin(sq_norms[None, :] - 2.0 * (unit.astype(np.float64) @ centers.T), 1)
+            l2, cosine = centroid_distances(unit, centers, labels)
+            yield pa.RecordBatch.from_arrays(
+                [
+                    batch.column(0),
+                    pa.array(labels.astype(np.int32)),
+                    pa.array(l2),
+                    pa.array(cosine),
+                    km._float_lists(unit),
+                ],
+                names=["id", "centroid", "l2_dist_to_cent", "cosine_dist_to_cent", "embedding"],
+            )
+
+    return assign
+
+
+class SemanticDeduplicator(
+    Estimator, _SemanticDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
+):
+    """Semantic deduplication (SemDeDup) as an Estimator.
+
+    ``fit(df)`` embeds the documents (``embeddingCol``, or ``textCol`` with ``embeddingModel``),
+    L2-normalises them and fits KMeans; the returned `SemanticDeduplicatorModel` keeps the
+    centroids. Fit on a sample and transform the whole corpus, or fit and transform the same
+    data (then the clusters are those of `semantic_duplicates`). Keyword arguments of the
+    constructor are the Params (defaults: `SemanticConfig`'s).
+
+    Examples
+    --------
+    >>> from sparkdedup.ml import SemanticDeduplicator
+    >>> semdedup = SemanticDeduplicator(embeddingCol="embedding", nClusters=20, eps=0.05)
+    >>> semdedup.getEps(), semdedup.getWhichToKeep(), semdedup.getEmbeddingModel()
+    (0.05, 'hard', 'sentence-transformers/all-MiniLM-L6-v2')
+    >>> model = semdedup.fit(docs)  # doctest: +SKIP
+    >>> model.write().overwrite().save("/tmp/semdedup-model")  # doctest: +SKIP
+    >>> kept = SemanticDeduplicatorModel.load("/tmp/semdedup-model").transform(docs)  # doctest: +SKIP
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self.setParams(**kwargs)
+
+    def _fit(self, dataset: DataFrame) -> SemanticDeduplicatorModel:
+        from sparkdedup.device import resolve_device  # noqa: PLC0415
+        from sparkdedup.semantic.workflow import validate_input  # noqa: PLC0415
+
+        config = self.getConfig()
+        validate_input(dataset, config)
+        device = resolve_device(config.device)
+        runner = StageRunner(dataset.sparkSession)
+        documents = runner.run(
+            "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
+        )
+        vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
+        try:
+            centers = _fit_centers(vectors, config, device)
+        finally:
+            runner.unpersist()
+        log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
+        return self._copyValues(SemanticDeduplicatorModel(centers))
+
+
+class SemanticDeduplicatorModel(
+    Model, _SemanticDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
+):
+    """A fitted `SemanticDeduplicator`: the KMeans centroids and the Params.
+
+    ``transform(df)`` assigns each embedded document to its nearest centroid, ranks every
+    cluster, finds each document's most similar higher-ranked document and applies eps. It
+    returns the rows of `df` that remain (``outputMode="deduplicated"``) or
+    ``[id, max_id, cosine_sim_score]`` (``outputMode="duplicates"``, as `semantic_duplicates`).
+    Documents without text are never removed. The stages run eagerly (each persisted once).
+    Saved models hold the centroids as Parquet under ``<path>/centroids``.
+    """
+
+    def __init__(self, centers: np.ndarray | None = None) -> None:
+        super().__init__()
+        self._centers = np.zeros((0, 0)) if centers is None else np.asarray(centers, np.float64)
+
+    def clusterCenters(self) -> np.ndarray:  # noqa: N802 - pyspark.ml naming
+        """The centroids, a ``(k, dim)`` float64 array (raw KMeans centres, not normalised)."""
+        return self._centers.copy()
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        from sparkdedup.device import resolve_device  # noqa: PLC0415
+        from sparkdedup.semantic import kmeans as km  # noqa: PLC0415
+        from sparkdedup.semantic.embed import embedding_stats  # noqa: PLC0415
+        from sparkdedup.semantic.identify import identify_duplicates  # noqa: PLC0415
+        from sparkdedup.semantic.pairwise import pairwise_similarity  # noqa: PLC0415
+        from sparkdedup.semantic.workflow import validate_input  # noqa: PLC0415
+
+        config, mode = self.getConfig(), self._output_mode()
+        validate_input(dataset, config)
+        device = resolve_device(config.device)
+        spark = dataset.sparkSession
+        runner = StageRunner(spark)
+        documents = runner.run(
+            "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
+        )
+        if config.embedding_col is None:
+            vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
+        else:
+            vectors = _vectors(documents, config, device)
+        stats = embedding_stats(vectors, "embedding", id_col="id")
+        schema = km._output_schema(vectors.schema["id"].dataType)
+        if stats.rows and self._centers.size == 0:
+            raise ConfigError(
+                "the model has no centroids: it was fitted on data without embedded documents"
+            )
+        if stats.rows and stats.dim != self._centers.shape[1]:
+            raise SchemaError(
+                f"embeddings have {stats.dim} dimensions but the model's centroids have "
+                f"{self._centers.shape[1]}; transform data embedded like the data it was fitted on"
+            )
+
+        def clusters() -> DataFrame:
+            if stats.rows == 0:
+                return spark.createDataFrame([], schema)
+            assigned = vectors.mapInArrow(_assign_batches(self._centers, stats.dim), schema)
+            if config.sort_cols:
+                meta = documents.select(F.col(ID_COL).alias("id"), *config.sort_cols)
+                assigned = assigned.join(meta, on="id", how="inner")
+            return assigned
+
+        ranked = runner.run("clusters", {}, clusters)
+        scores = runner.run(
+            "pairwise",
+            {},
+            lambda: pairwise_similarity(
+                ranked,
+                which_to_keep=config.which_to_keep,
+                sim_metric=config.sim_metric,
+                sort_cols=config.sort_cols,
+                seed=config.seed,
+                batch_size=config.pairwise_batch_size,
+                device=device,
+            ),
+        )
+        duplicates = runner.run(
+            "duplicates", {}, lambda: identify_duplicates(scores, eps=config.eps)
+        )
+        if mode == "duplicates":
+            return duplicates
+        return _kept_rows(documents, duplicates)
+
+    @classmethod
+    def read(cls) -> MLReader:
+        return _SemanticModelReader(cls)
+
+    def write(self) -> MLWriter:
+        return _SemanticModelWriter(self)
+
+
+class _SemanticModelWriter(DefaultParamsWriter):
+    """Params as metadata JSON (pyspark's format) plus ``centroids/``: Parquet
+    ``[index int, center array<double>]``."""
+
+    def saveImpl(self, path: str) -> None:
+        super().saveImpl(path)
+        centers = self.instance._centers
+        rows = [(i, [float(x) for x in c]) for i, c in enumerate(centers)]
+        frame = self.sparkSession.createDataFrame(rows, "index int, center array<double>")
+        frame.coalesce(1).write.parquet(os.path.join(path, "centroids"))
+
+
+class _SemanticModelReader(DefaultParamsReader):
+    def load(self, path: str) -> SemanticDeduplicatorModel:
+        model = super().load(path)
+        rows = self.sparkSession.read.parquet(os.path.join(path, "centroids")).collect()
+        rows.sort(key=lambda r: r["index"])
+        centers = np.array([r["center"] for r in rows], dtype=np.float64)
+        model._centers = centers.reshape(len(rows), -1) if rows else np.zeros((0, 0))
+        return model

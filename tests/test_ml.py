@@ -1,0 +1,171 @@
+"""pyspark.ml wrappers (sparkdedup.ml): Param defaults equal the config dataclasses, transforms
+equal the workflow functions, Pipelines compose, and save/load round trips keep Params and the
+semantic model's centroids. Small data: one planted text corpus, one planted embedding corpus."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.feature import SQLTransformer
+from pyspark.sql import functions as F
+from sparkdedup.config import FuzzyConfig, SemanticConfig
+from sparkdedup.datagen import generate_corpus
+from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.evaluate import evaluate
+from sparkdedup.ml import (
+    FuzzyDeduplicator,
+    SemanticDeduplicator,
+    SemanticDeduplicatorModel,
+    param_name,
+)
+from sparkdedup.semantic.workflow import semantic_duplicates
+
+DIM = 8
+
+
+# ------------------------------------------------------------------------------ no Spark
+@pytest.mark.parametrize(
+    ("cls", "config_cls"),
+    [(FuzzyDeduplicator, FuzzyConfig), (SemanticDeduplicator, SemanticConfig)],
+)
+def test_every_param_default_is_the_config_default(cls, config_cls) -> None:
+    stage = cls()
+    fields = dataclasses.fields(config_cls)
+    for field in fields:
+        name = param_name(field.name)
+        assert stage.hasParam(name), name
+        assert stage.getOrDefault(name) == field.default, name
+        assert getattr(stage, f"get{name[0].upper()}{name[1:]}")() == field.default
+    assert stage.getConfig() == config_cls()
+    assert {p.name for p in stage.params} == {param_name(f.name) for f in fields} | {"outputMode"}
+    assert stage.getOutputMode() == "deduplicated"
+
+
+def test_param_names_setters_and_errors() -> None:
+    assert param_name("use_64_bit_hash") == "use64BitHash"
+    assert param_name("model") == "embeddingModel"
+    fuzzy = FuzzyDeduplicator(idCol="id", numBands=9).setCharNgrams(20).setPriorityCol("q")
+    assert fuzzy.getConfig() == FuzzyConfig(
+        id_col="id", num_bands=9, char_ngrams=20, priority_col="q"
+    )
+    semantic = SemanticDeduplicator(sortCols=["a", "b"], embeddingModel="/models/x")
+    assert semantic.getConfig().sort_cols == ("a", "b")
+    assert semantic.getConfig().model == "/models/x"
+    with pytest.raises(TypeError, match="no Param 'numBand'"):
+        FuzzyDeduplicator(numBand=3)
+    with pytest.raises(ConfigError, match="num_bands"):
+        FuzzyDeduplicator(numBands=0).getConfig()
+    with pytest.raises(ConfigError, match="outputMode"):
+        FuzzyDeduplicator(outputMode="kept")._output_mode()
+
+
+# ------------------------------------------------------------------------------- fuzzy
+@pytest.fixture(scope="module")
+def text_docs(spark):
+    docs, truth = generate_corpus(300, seed=21)
+    truth["length"] = docs["text"].str.len()
+    return spark.createDataFrame(docs).repartition(3), truth
+
+
+def test_fuzzy_pipeline_round_trip(spark, text_docs, tmp_path) -> None:
+    docs, truth = text_docs
+    length = SQLTransformer(statement="SELECT *, length(text) AS length FROM __THIS__")
+    dedup = FuzzyDeduplicator(idCol="id", priorityCol="length")
+    pipeline = Pipeline(stages=[length, dedup])
+    pipeline.write().save(str(tmp_path / "pipeline"))
+    loaded_pipeline = Pipeline.load(str(tmp_path / "pipeline"))
+    assert loaded_pipeline.getStages()[1].getConfig() == dedup.getConfig()
+
+    model = loaded_pipeline.fit(docs)  # no job: both stages are transformers
+    model.write().save(str(tmp_path / "model"))
+    loaded = PipelineModel.load(str(tmp_path / "model"))
+    assert isinstance(loaded.stages[1], FuzzyDeduplicator)
+    assert loaded.stages[1].uid == dedup.uid
+    assert loaded.stages[1].getConfig() == FuzzyConfig(id_col="id", priority_col="length")
+
+    # outputMode="duplicates" is fuzzy_duplicates' output: [id, kept_id]
+    as_duplicates = loaded.stages[1].copy({loaded.stages[1].outputMode: "duplicates"})
+    duplicates = as_duplicates.transform(length.transform(docs)).toPandas()
+    assert list(duplicates.columns) == ["id", "kept_id"]
+    assert evaluate(duplicates, truth)["recall"] > 0.9
+
+    kept = loaded.transform(docs)  # the default: the rows that remain, with every column
+    assert kept.columns == [*docs.columns, "length"]
+    kept_rows = kept.select("id", "length").toPandas()
+    assert set(kept_rows["id"]) == set(truth["id"]) - set(duplicates["id"])
+    assert set(duplicates["kept_id"]) <= set(kept_rows["id"])
+    # the keep rule: each group keeps its longest text
+    lengths = dict(zip(kept_rows["id"], kept_rows["length"], strict=True))
+    text_len = dict(zip(truth["id"], truth["length"], strict=True))
+    for removed, kept_id in zip(duplicates["id"], duplicates["kept_id"], strict=True):
+        assert text_len[removed] <= lengths[kept_id]
+
+
+# ---------------------------------------------------------------------------- semantic
+def planted_embeddings(n: int = 120, copies: int = 12, seed: int = 3):
+    """Rows (doc, emb, quality): three separated groups of random vectors, plus scaled and
+    slightly perturbed copies of some of them (quality 0, so the custom ranking removes them)."""
+    rng = np.random.default_rng(seed)
+    centers = 5 * np.eye(3, DIM)
+    base = centers[rng.integers(0, 3, size=n)] + rng.normal(size=(n, DIM))
+    rows = [(f"doc{i:03d}", base[i].tolist(), 1.0) for i in range(n)]
+    for c in range(copies):
+        vec = base[c * 9] * 1.5 + 1e-4 * rng.normal(size=DIM)
+        rows.append((f"copy{c:02d}", vec.tolist(), 0.0))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def embedding_docs(spark):
+    rows = planted_embeddings()
+    return spark.createDataFrame(rows, "doc string, emb array<double>, quality double")
+
+
+def test_semantic_fit_transform_equals_semantic_duplicates(spark, embedding_docs) -> None:
+    params = dict(embeddingCol="emb", idCol="doc", nClusters=3, eps=0.01)
+    model = SemanticDeduplicator(**params).fit(embedding_docs)
+    assert model.clusterCenters().shape == (3, DIM)
+    assert model.getNClusters() == 3 and model.getEmbeddingCol() == "emb"
+
+    found = model.copy({model.outputMode: "duplicates"}).transform(embedding_docs)
+    expected = semantic_duplicates(
+        embedding_docs, SemanticConfig(embedding_col="emb", id_col="doc", n_clusters=3, eps=0.01)
+    )
+    pairs = {(r["id"], r["max_id"]) for r in found.collect()}
+    assert pairs == {(r["id"], r["max_id"]) for r in expected.collect()}
+    assert len(pairs) >= 12  # the planted copies (or their originals) go
+
+    kept = model.transform(embedding_docs)
+    assert kept.columns == embedding_docs.columns
+    assert kept.count() + len(pairs) == embedding_docs.count()
+
+    other = SemanticDeduplicatorModel(np.ones((2, 3))).setEmbeddingCol("emb").setIdCol("doc")
+    with pytest.raises(SchemaError, match="8 dimensions but the model's centroids have 3"):
+        other.transform(embedding_docs)
+
+
+def test_semantic_pipeline_fit_on_sample_save_load(spark, embedding_docs, tmp_path) -> None:
+    keep_originals = SQLTransformer(statement="SELECT * FROM __THIS__ WHERE quality > 0.5")
+    sample = keep_originals.transform(embedding_docs)  # fit on the originals only
+    semdedup = SemanticDeduplicator(
+        embeddingCol="emb", idCol="doc", nClusters=3, eps=0.01, sortCols=["quality"]
+    )
+    select = SQLTransformer(statement="SELECT doc, emb, quality FROM __THIS__")
+    model = Pipeline(stages=[select, semdedup]).fit(sample)
+    model.write().save(str(tmp_path / "semantic"))
+    loaded = PipelineModel.load(str(tmp_path / "semantic"))
+
+    fitted, restored = model.stages[1], loaded.stages[1]
+    assert isinstance(restored, SemanticDeduplicatorModel)
+    assert restored.uid == fitted.uid
+    np.testing.assert_array_equal(restored.clusterCenters(), fitted.clusterCenters())
+    assert restored.getConfig() == fitted.getConfig()
+    assert restored.getSortCols() == ["quality"]
+
+    kept = loaded.transform(embedding_docs)
+    removed = embedding_docs.join(kept, on="doc", how="left_anti")
+    assert sorted(r["doc"] for r in removed.collect()) == [f"copy{c:02d}" for c in range(12)]
+    assert kept.filter(F.col("quality") < 0.5).count() == 0
