@@ -8,7 +8,6 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
-
 from sparkdedup.errors import ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize
 from sparkdedup.kernels.pairwise import pairwise_max_similarity
@@ -207,3 +206,36 @@ def test_ranking_rejects_bad_choices() -> None:
         ranking("hardest")
     with pytest.raises(ConfigError, match="sim_metric"):
         ranking("hard", "dot")
+
+
+# --- the same kernels on CuPy (run where a CUDA GPU is present) ----------------------------
+
+
+@pytest.mark.gpu
+def test_cupy_kernels_match_numpy() -> None:
+    from sparkdedup.device import gpu_available
+
+    if not gpu_available():
+        pytest.skip("needs CuPy and a CUDA GPU")
+    import cupy
+
+    vectors = planted_vectors(n=300, d=24, seed=3)
+    for batch in BATCH_SIZES:
+        scores, index = pairwise_max_similarity(cupy.asarray(vectors), batch, xp=cupy)
+        expected_scores, expected_index = pairwise_max_similarity(vectors, batch)
+        np.testing.assert_array_equal(cupy.asnumpy(index), expected_index)
+        np.testing.assert_allclose(cupy.asnumpy(scores), expected_scores, atol=1e-6)
+    raw = np.random.default_rng(0).normal(size=(50, 8))
+    np.testing.assert_allclose(
+        cupy.asnumpy(l2_normalize(cupy.asarray(raw), xp=cupy)), l2_normalize(raw), atol=1e-7
+    )
+    centroids, labels = raw[:3], np.arange(50) % 3
+    got = centroid_distances(
+        cupy.asarray(l2_normalize(raw)),
+        cupy.asarray(centroids),
+        cupy.asarray(labels),
+        xp=cupy,
+    )
+    want = centroid_distances(l2_normalize(raw), centroids, labels)
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(cupy.asnumpy(g), w, atol=1e-9)

@@ -227,10 +227,15 @@ def semantic_duplicates(
     Notes
     -----
     The stages run eagerly (each is persisted once and counted; KMeans is fitted on the
-    cluster); the returned DataFrame is persisted and small.
+    cluster); the returned DataFrame is small and locally checkpointed, and the intermediate
+    stages are released. `run_semantic` with a `StageRunner` keeps every stage instead.
     """
     cfg = _as_config(config, params)
     runner = StageRunner(df.sparkSession)
     result = run_semantic(df, cfg, runner)
     log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
-    return result.duplicates
+    # The result is small; freeing the persisted stages (embeddings, clusters, scores) returns
+    # the memory they hold, about 4 * d bytes per document each.
+    duplicates = result.duplicates.localCheckpoint(eager=True)
+    runner.unpersist()
+    return duplicates
