@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sparkdedup.errors import ConfigError
-from sparkdedup.kernels.normalize import centroid_distances, l2_normalize
+from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
 from sparkdedup.kernels.pairwise import pairwise_max_similarity
 from sparkdedup.semantic.pairwise import _cluster_fn, rank_order, ranking
 
@@ -131,6 +131,17 @@ def test_centroid_distances() -> None:
     assert cosine.tolist() == [1.0, 1.0]
 
 
+def test_nearest_centroid() -> None:
+    rng = np.random.default_rng(6)
+    e = l2_normalize(rng.normal(size=(500, 6)))
+    centroids = rng.normal(size=(7, 6)) * 0.5
+    expected = np.argmin(((e[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+    for block in (1, 33, 4096):
+        np.testing.assert_array_equal(nearest_centroid(e, centroids, block_rows=block), expected)
+    twins = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # centroids 0 and 2 tie
+    assert nearest_centroid(np.array([[1.0, 0.0]]), twins).tolist() == [0]
+
+
 # --- ranking inside a cluster -------------------------------------------------------------
 
 
@@ -239,3 +250,7 @@ def test_cupy_kernels_match_numpy() -> None:
     want = centroid_distances(l2_normalize(raw), centroids, labels)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(cupy.asnumpy(g), w, atol=1e-9)
+    labels = nearest_centroid(cupy.asarray(l2_normalize(raw)), cupy.asarray(centroids), xp=cupy)
+    np.testing.assert_array_equal(
+        cupy.asnumpy(labels), nearest_centroid(l2_normalize(raw), centroids)
+    )

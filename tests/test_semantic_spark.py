@@ -15,7 +15,7 @@ from sparkdedup.errors import SchemaError
 from sparkdedup.removal import remove_duplicates
 from sparkdedup.semantic.embed import embedding_stats
 from sparkdedup.semantic.identify import identify_duplicates
-from sparkdedup.semantic.kmeans import kmeans_clusters
+from sparkdedup.semantic.kmeans import assign_clusters, fit_centroids, kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
 from sparkdedup.semantic.workflow import run_semantic, semantic_duplicates
 from sparkdedup.stages import StageRunner
@@ -46,7 +46,7 @@ def planted_corpus(n: int = 240, copies: int = 24, seed: int = 7) -> tuple[list[
 def corpus(spark):
     rows, planted = planted_corpus()
     df = spark.createDataFrame(rows, "doc string, emb array<double>, quality double")
-    return df.repartition(3), planted
+    return df.repartition(3).cache(), planted
 
 
 def test_workflow_finds_planted_copies_and_conserves(spark, corpus) -> None:
@@ -204,3 +204,18 @@ def test_kmeans_output_schema_with_float_arrays(spark) -> None:
     got = out.collect()
     assert len(got) == 12 and {r["centroid"] for r in got} <= {0, 1}
     assert all(0 <= r["cosine_dist_to_cent"] <= 2 and r["l2_dist_to_cent"] >= 0 for r in got)
+
+
+def test_fit_then_assign_uses_nearest_centroid(spark) -> None:
+    rng = np.random.default_rng(8)
+    raw = np.vstack([rng.normal(size=(30, 4)) + 5 * np.eye(4)[g] for g in range(3)])
+    df = _frame(spark, [(i, v.tolist()) for i, v in enumerate(raw)])
+    centers = fit_centroids(df, n_clusters=3, embedding_col="e", max_iter=20)
+    assert centers.shape == (3, 4)
+    got = {
+        r["id"]: r["centroid"] for r in assign_clusters(df, centers, embedding_col="e").collect()
+    }
+    unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    nearest = np.argmin(((unit[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
+    assert [got[i] for i in range(len(raw))] == nearest.tolist()
+    assert len(set(nearest[:30])) == 1 and len(set(nearest)) == 3

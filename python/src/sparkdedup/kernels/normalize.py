@@ -1,5 +1,5 @@
-"""SemDeDup steps 1-2 as array kernels: L2 normalisation and distances to the KMeans centroids
-(ALGORITHMS.md, "Semantic deduplication", steps 1 and 2).
+"""SemDeDup steps 1-2 as array kernels: L2 normalisation, the nearest KMeans centroid and the
+distances to it (ALGORITHMS.md, "Semantic deduplication", steps 1 and 2).
 
 Pure array code: pass the array module `xp` (numpy or cupy); nothing here imports Spark.
 """
@@ -69,3 +69,36 @@ def centroid_distances(
     unit_c = c / xp.where(c_norm > 0, c_norm, 1.0)
     cosine = 1.0 - xp.sum(e * unit_c[lab], axis=1)
     return l2, cosine
+
+
+def nearest_centroid(
+    embeddings: Array, centroids: Array, xp: ModuleType = numpy, block_rows: int = 4096
+) -> Array:
+    """Index of the nearest centroid (Euclidean) of each row; the smallest index on ties.
+
+    Parameters
+    ----------
+    embeddings : (n, d) unit vectors.
+    centroids : (k, d) raw KMeans centroids.
+    xp : array module (numpy or cupy).
+    block_rows : rows per matrix product, so memory is O(block_rows x k).
+
+    Returns
+    -------
+    array
+        (n,) int64 labels. For unit rows ``||e - c||^2 = 1 + ||c||^2 - 2 e.c``, so the argmin
+        of ``||c||^2 - 2 e.c`` (in float64) is the nearest centroid.
+    """
+    e = xp.asarray(embeddings, dtype=xp.float64)
+    c = xp.asarray(centroids, dtype=xp.float64)
+    if e.ndim != 2 or c.ndim != 2 or e.shape[1] != c.shape[1] or c.shape[0] == 0:
+        raise ValueError(
+            f"embeddings {e.shape} and centroids {c.shape} must be 2-d with the same width and "
+            "at least one centroid"
+        )
+    sq_norms = xp.sum(c * c, axis=1)
+    labels = xp.empty(e.shape[0], dtype=xp.int64)
+    for start in range(0, e.shape[0], block_rows):
+        block = e[start : start + block_rows]
+        labels[start : start + len(block)] = xp.argmin(sq_norms[None, :] - 2.0 * (block @ c.T), 1)
+    return labels

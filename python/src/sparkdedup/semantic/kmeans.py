@@ -1,8 +1,8 @@
 """SemDeDup steps 1-2: L2-normalise the embeddings and cluster them with KMeans, then the
-distance of every document to its centroid (ALGORITHMS.md, "Semantic deduplication").
-
-KMeans is `pyspark.ml.clustering.KMeans` (k-means||) on CPU and `spark_rapids_ml.clustering.KMeans`
-on GPU; the array math is in `sparkdedup.kernels.normalize`, run in `mapInArrow`.
+nearest centroid of every document and its distances to it (ALGORITHMS.md, "Semantic
+deduplication"). KMeans is `pyspark.ml.clustering.KMeans` (k-means||) on CPU and
+`spark_rapids_ml.clustering.KMeans` on GPU; the array math is `sparkdedup.kernels.normalize`,
+run in `mapInArrow`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from sparkdedup.config import check_int
 from sparkdedup.errors import BackendUnavailableError, ConfigError
-from sparkdedup.kernels.normalize import centroid_distances, l2_normalize
+from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
 from sparkdedup.semantic.embed import embedding_array, embedding_stats
 
 log = logging.getLogger("sparkdedup")
@@ -72,16 +72,16 @@ def _distance_batches(
     # once it is larger than its broadcast threshold (1 MB), so large k is not shipped per task.
     def distances(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            emb = batch.column(1)
-            labels = batch.column(2).to_numpy(zero_copy_only=False)
-            l2, cosine = centroid_distances(_flat_matrix(emb, batch.num_rows, dim), centers, labels)
+            unit = l2_normalize(_flat_matrix(batch.column(1), batch.num_rows, dim))
+            labels = nearest_centroid(unit, centers)
+            l2, cosine = centroid_distances(unit, centers, labels)
             yield pa.RecordBatch.from_arrays(
                 [
                     batch.column(0),
                     pa.array(labels.astype(np.int32)),
                     pa.array(l2),
                     pa.array(cosine),
-                    emb,
+                    _float_lists(unit),
                 ],
                 names=["id", "centroid", "l2_dist_to_cent", "cosine_dist_to_cent", "embedding"],
             )
@@ -123,7 +123,23 @@ def _estimator(device: str, k: int, max_iter: int, tol: float, seed: int, solver
     return KMeans(initMode="k-means||", solver=solver, **params)
 
 
-def kmeans_clusters(
+def _check_params(n_clusters: int, max_iter: int, tol: float, seed: int, device: str) -> None:
+    check_int("n_clusters", n_clusters, 1)
+    check_int("max_iter", max_iter, 1)
+    check_int("seed", seed, 0, 2**32 - 1)
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
+        raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
+    if device not in ("cpu", "gpu"):
+        raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
+
+
+def _vectors(embeddings: DataFrame, id_col: str, embedding_col: str) -> DataFrame:
+    return embeddings.select(
+        F.col(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
+    )
+
+
+def fit_centroids(
     embeddings: DataFrame,
     *,
     n_clusters: int = 100,
@@ -133,50 +149,37 @@ def kmeans_clusters(
     device: str = "cpu",
     id_col: str = "id",
     embedding_col: str = "embedding",
-) -> DataFrame:
-    """Normalise the embeddings, cluster them, and measure each document's distance to its centroid.
+) -> np.ndarray:
+    """Check and L2-normalise the embeddings, then fit KMeans on them (eagerly).
 
     Parameters
     ----------
     embeddings : ``[id_col, embedding_col]`` with ids unique and embeddings of type
-        array<float>, array<double> or ml Vector (checked first: one aggregation job).
-    n_clusters : KMeans k. When larger than the number of documents it is lowered to that
-        number, with a warning. KMeans may return fewer centroids when there are fewer distinct
-        vectors than k.
+        array<float>, array<double> or ml Vector (checked first by `embedding_stats`).
+    n_clusters : KMeans k. It is lowered, with a warning, to the number of distinct unit
+        vectors when there are fewer (KMeans cannot place more centroids than distinct points).
     max_iter, tol, seed : KMeans parameters (k-means|| initialisation).
     device : "cpu" (pyspark.ml KMeans) or "gpu" (spark-rapids-ml KMeans; seed must fit in 31 bits).
     id_col, embedding_col : input column names.
 
     Returns
     -------
-    DataFrame
-        ``[id, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double,
-        embedding array<float>]``: one row per document, ``id`` with the type of `id_col`,
-        ``embedding`` L2-normalised, ``l2_dist_to_cent = ||e - C||`` with the raw centroid C and
-        ``cosine_dist_to_cent = 1 - e . C/||C||``. The fit runs eagerly; the assignment is lazy.
-        Empty input gives an empty result.
+    numpy.ndarray
+        ``(k', d)`` float64 raw centroids, k' <= k; ``(0, 0)`` for empty input. The fit input is
+        hash-partitioned by id into a number of partitions that depends only on the row count,
+        and sorted, so the clusters do not depend on how the input happened to be split.
     """
-    check_int("n_clusters", n_clusters, 1)
-    check_int("max_iter", max_iter, 1)
-    check_int("seed", seed, 0, 2**32 - 1)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
-        raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
-    if device not in ("cpu", "gpu"):
-        raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
-    vectors = embeddings.select(
-        F.col(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
-    )
+    _check_params(n_clusters, max_iter, tol, seed, device)
+    vectors = _vectors(embeddings, id_col, embedding_col)
     stats = embedding_stats(vectors, "embedding", id_col="id")
-    schema = _output_schema(vectors.schema["id"].dataType)
-    spark = embeddings.sparkSession
     if stats.rows == 0:
-        return spark.createDataFrame([], schema)
+        return np.zeros((0, 0), dtype=np.float64)
+    schema = _output_schema(vectors.schema["id"].dataType)
     normalized = vectors.mapInArrow(
         _normalize_batches(stats.dim), T.StructType([schema["id"], schema["embedding"]])
     )
-    # KMeans cannot place more centroids than there are distinct points (pyspark.ml's block
-    # solver even fails when its initialisation finds fewer than k), so k is capped by the
-    # number of distinct unit vectors, counted by a 64-bit hash.
+    # pyspark.ml's block solver even fails when its initialisation finds fewer than k centres,
+    # so k is capped by the number of distinct unit vectors, counted by a 64-bit hash.
     distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
     k = min(n_clusters, distinct)
     if k < n_clusters:
@@ -196,13 +199,83 @@ def kmeans_clusters(
     model = _estimator(device, k, max_iter, tol, seed, solver).fit(fit_input)
     centers = np.asarray(model.clusterCenters(), dtype=np.float64)
     log.info(
-        "sparkdedup kmeans: %d documents of dimension %d, %d centroids (k=%d)",
+        "sparkdedup kmeans: %d documents of dimension %d, %d centroids (k=%d, %s solver)",
         stats.rows,
         stats.dim,
         len(centers),
         k,
+        "cuML" if device == "gpu" else solver,
     )
-    assigned = model.setPredictionCol("_dedup_centroid").transform(normalized)
-    return assigned.select("id", "embedding", "_dedup_centroid").mapInArrow(
-        _distance_batches(centers, stats.dim), schema
+    return centers
+
+
+def assign_clusters(
+    embeddings: DataFrame,
+    centroids: np.ndarray,
+    *,
+    id_col: str = "id",
+    embedding_col: str = "embedding",
+) -> DataFrame:
+    """Nearest centroid of every document and its distances to it (lazy, one pass).
+
+    Parameters
+    ----------
+    embeddings : ``[id_col, embedding_col]``, already checked (`embedding_stats`, as
+        `fit_centroids` does): a vector of another dimension fails the Spark job.
+    centroids : ``(k, d)`` raw centroids from `fit_centroids`.
+    id_col, embedding_col : input column names.
+
+    Returns
+    -------
+    DataFrame
+        ``[id, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double,
+        embedding array<float>]``, as `kmeans_clusters`. The nearest centroid is computed in
+        float64 by `sparkdedup.kernels.normalize.nearest_centroid` (smallest index on ties),
+        so the assignment is the same on every backend.
+    """
+    vectors = _vectors(embeddings, id_col, embedding_col)
+    schema = _output_schema(vectors.schema["id"].dataType)
+    centers = np.asarray(centroids, dtype=np.float64)
+    if centers.size == 0:  # fitted on no documents
+        return embeddings.sparkSession.createDataFrame([], schema)
+    if centers.ndim != 2:
+        raise ConfigError(f"centroids must be a (k, d) array, got shape {centers.shape}")
+    return vectors.mapInArrow(_distance_batches(centers, centers.shape[1]), schema)
+
+
+def kmeans_clusters(
+    embeddings: DataFrame,
+    *,
+    n_clusters: int = 100,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    seed: int = 42,
+    device: str = "cpu",
+    id_col: str = "id",
+    embedding_col: str = "embedding",
+) -> DataFrame:
+    """Normalise the embeddings, cluster them, and measure each document's distance to its centroid.
+
+    `fit_centroids` (eager: one check job, one distinct count, the KMeans fit) followed by
+    `assign_clusters` (lazy); the parameters are those of `fit_centroids`.
+
+    Returns
+    -------
+    DataFrame
+        ``[id, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double,
+        embedding array<float>]``: one row per document, ``id`` with the type of `id_col`,
+        ``embedding`` L2-normalised (float32), ``centroid`` the nearest centroid C,
+        ``l2_dist_to_cent = ||e - C||`` with the raw centroid and
+        ``cosine_dist_to_cent = 1 - e . C/||C||``. Empty input gives an empty result.
+    """
+    centers = fit_centroids(
+        embeddings,
+        n_clusters=n_clusters,
+        max_iter=max_iter,
+        tol=tol,
+        seed=seed,
+        device=device,
+        id_col=id_col,
+        embedding_col=embedding_col,
     )
+    return assign_clusters(embeddings, centers, id_col=id_col, embedding_col=embedding_col)
