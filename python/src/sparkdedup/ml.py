@@ -200,7 +200,7 @@ class FuzzyDeduplicator(
     >>> dedup = FuzzyDeduplicator(idCol="id", priorityCol="length")
     >>> dedup.getCharNgrams(), dedup.getNumBands(), dedup.getOutputMode()
     (24, 20, 'deduplicated')
-    >>> length = SQLTransformer(statement="SELECT *, length(text) AS length FROM __THIS__")
+    >>> length = SQLTransformer(statement="SELECT *, length(text) AS length FROM __THIS__")  # doctest: +SKIP
     >>> model = Pipeline(stages=[length, dedup]).fit(docs)  # doctest: +SKIP
     >>> model.write().overwrite().save("/tmp/fuzzy-pipeline")  # doctest: +SKIP
     >>> kept = PipelineModel.load("/tmp/fuzzy-pipeline").transform(docs)  # doctest: +SKIP

@@ -52,6 +52,8 @@ _COMMON = {
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.ui.showConsoleProgress": "true",
     "spark.log.level": "WARN",
+    # Checkpoints (derived ids, distributed connected components) are deleted once unused.
+    "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
 }
 
 # RAPIDS Accelerator settings (https://nvidia.github.io/spark-rapids/docs/configs.html and
