@@ -38,11 +38,8 @@ def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -
         raise ConfigError(f"{name} must be {allowed}, got {value}")
 
 
-#: Old private name, kept while callers move to `check_int`.
-_check_int = check_int
-
-
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise ConfigError unless `value` is one of `choices` (naming `name`)."""
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
@@ -110,8 +107,8 @@ class FuzzyConfig:
             raise ConfigError(f"use_64_bit_hash must be a bool, got {self.use_64_bit_hash!r}")
         if not isinstance(self.priority_ascending, bool):
             raise ConfigError(f"priority_ascending must be a bool, got {self.priority_ascending!r}")
-        _check_choice("cc_backend", self.cc_backend, CC_BACKENDS)
-        _check_choice("device", self.device, DEVICES)
+        check_choice("cc_backend", self.cc_backend, CC_BACKENDS)
+        check_choice("device", self.device, DEVICES)
         if self.char_ngrams < 20:
             log.warning(
                 "char_ngrams=%d is below 20; short shingles give more false-positive "
@@ -188,9 +185,9 @@ class SemanticConfig:
             or not 0 <= self.eps <= 1
         ):
             raise ConfigError(f"eps must be a number between 0 and 1, got {self.eps!r}")
-        _check_choice("which_to_keep", self.which_to_keep, WHICH_TO_KEEP)
-        _check_choice("sim_metric", self.sim_metric, SIM_METRICS)
-        _check_choice("device", self.device, DEVICES)
+        check_choice("which_to_keep", self.which_to_keep, WHICH_TO_KEEP)
+        check_choice("sim_metric", self.sim_metric, SIM_METRICS)
+        check_choice("device", self.device, DEVICES)
         if self.sort_cols is not None:
             cols = tuple(self.sort_cols) if not isinstance(self.sort_cols, str) else ()
             if not cols or not all(isinstance(c, str) and c for c in cols):

@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, _check_choice, check_int
+from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import pairwise_max_similarity
@@ -37,8 +37,8 @@ def ranking(
     `sim_metric` picks the distance: "cosine" (``cosine_dist_to_cent``) or "l2"
     (``l2_dist_to_cent``).
     """
-    _check_choice("which_to_keep", which_to_keep, WHICH_TO_KEEP)
-    _check_choice("sim_metric", sim_metric, SIM_METRICS)
+    check_choice("which_to_keep", which_to_keep, WHICH_TO_KEEP)
+    check_choice("sim_metric", sim_metric, SIM_METRICS)
     if sort_cols:
         keys = [*sort_cols, "id"]
         return keys, [False] * len(keys)
