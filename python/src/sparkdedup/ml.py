@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from pyspark.ml import Estimator, Model, Transformer
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import (
@@ -31,7 +29,6 @@ from pyspark.ml.util import (
 )
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from sparkdedup.config import FuzzyConfig, SemanticConfig
 from sparkdedup.errors import ConfigError, SchemaError
@@ -250,68 +247,6 @@ def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataF
     ).select("id", "embedding")
 
 
-def _fit_centers(vectors: DataFrame, config: SemanticConfig, device: str) -> np.ndarray:
-    """KMeans centroids of the L2-normalised embeddings, fitted exactly as `kmeans_clusters`
-    fits them (same input layout, k cap and solver), so a model fitted on a corpus assigns it
-    to the clusters `semantic_duplicates` finds. (kmeans_clusters keeps its centroids inside,
-    hence the shared private pieces.)"""
-    from sparkdedup.semantic import kmeans as km  # noqa: PLC0415
-    from sparkdedup.semantic.embed import embedding_stats  # noqa: PLC0415
-
-    stats = embedding_stats(vectors, "embedding", id_col="id")
-    if stats.rows == 0:
-        return np.zeros((0, 0), dtype=np.float64)
-    schema = km._output_schema(vectors.schema["id"].dataType)
-    normalized = vectors.mapInArrow(
-        km._normalize_batches(stats.dim), T.StructType([schema["id"], schema["embedding"]])
-    )
-    distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
-    k = min(config.n_clusters, distinct)
-    if k < config.n_clusters:
-        log.warning(
-            "sparkdedup: nClusters=%d is larger than the number of distinct embeddings (%d); "
-            "using %d",
-            config.n_clusters,
-            distinct,
-            k,
-        )
-    parts = min(km._MAX_FIT_PARTITIONS, max(1, math.ceil(stats.rows / km._ROWS_PER_FIT_PARTITION)))
-    fit_input = normalized.repartition(parts, "id").sortWithinPartitions("id")
-    solver = "block" if distinct >= km._BLOCK_SOLVER_MIN_POINTS_PER_CENTER * k else "row"
-    fitted = km._estimator(device, k, config.max_iter, config.tol, config.seed, solver)
-    return np.asarray(fitted.fit(fit_input).clusterCenters(), dtype=np.float64)
-
-
-def _assign_batches(
-    centers: np.ndarray, dim: int
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """Executor side: normalise, assign each row to the nearest centroid (squared L2, the
-    smallest index on ties, as KMeansModel), and measure its distances to that centroid."""
-    from sparkdedup.kernels.normalize import centroid_distances, l2_normalize  # noqa: PLC0415
-    from sparkdedup.semantic import kmeans as km  # noqa: PLC0415
-
-    sq_norms = np.einsum("ij,ij->i", centers, centers)
-
-    def assign(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            unit = l2_normalize(km._flat_matrix(batch.column(1), batch.num_rows, dim))
-            # ||e - c||^2 = 1 + ||c||^2 - 2 e.c for unit e: the argmin needs the last two terms
-            labels = np.argmin(sq_norms[None, :] - 2.0 * (unit.astype(np.float64) @ centers.T), 1)
-            l2, cosine = centroid_distances(unit, centers, labels)
-            yield pa.RecordBatch.from_arrays(
-                [
-                    batch.column(0),
-                    pa.array(labels.astype(np.int32)),
-                    pa.array(l2),
-                    pa.array(cosine),
-                    km._float_lists(unit),
-                ],
-                names=["id", "centroid", "l2_dist_to_cent", "cosine_dist_to_cent", "embedding"],
-            )
-
-    return assign
-
-
 class SemanticDeduplicator(
     Estimator, _SemanticDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
 ):
@@ -340,6 +275,7 @@ class SemanticDeduplicator(
 
     def _fit(self, dataset: DataFrame) -> SemanticDeduplicatorModel:
         from sparkdedup.device import resolve_device  # noqa: PLC0415
+        from sparkdedup.semantic.kmeans import fit_centroids  # noqa: PLC0415
         from sparkdedup.semantic.workflow import validate_input  # noqa: PLC0415
 
         config = self.getConfig()
@@ -351,7 +287,14 @@ class SemanticDeduplicator(
         )
         vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
         try:
-            centers = _fit_centers(vectors, config, device)
+            centers = fit_centroids(
+                vectors,
+                n_clusters=config.n_clusters,
+                max_iter=config.max_iter,
+                tol=config.tol,
+                seed=config.seed,
+                device=device,
+            )
         finally:
             runner.unpersist()
         log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
@@ -381,17 +324,16 @@ class SemanticDeduplicatorModel(
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         from sparkdedup.device import resolve_device  # noqa: PLC0415
-        from sparkdedup.semantic import kmeans as km  # noqa: PLC0415
         from sparkdedup.semantic.embed import embedding_stats  # noqa: PLC0415
         from sparkdedup.semantic.identify import identify_duplicates  # noqa: PLC0415
+        from sparkdedup.semantic.kmeans import assign_clusters  # noqa: PLC0415
         from sparkdedup.semantic.pairwise import pairwise_similarity  # noqa: PLC0415
         from sparkdedup.semantic.workflow import validate_input  # noqa: PLC0415
 
         config, mode = self.getConfig(), self._output_mode()
         validate_input(dataset, config)
         device = resolve_device(config.device)
-        spark = dataset.sparkSession
-        runner = StageRunner(spark)
+        runner = StageRunner(dataset.sparkSession)
         documents = runner.run(
             "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
         )
@@ -400,7 +342,6 @@ class SemanticDeduplicatorModel(
         else:
             vectors = _vectors(documents, config, device)
         stats = embedding_stats(vectors, "embedding", id_col="id")
-        schema = km._output_schema(vectors.schema["id"].dataType)
         if stats.rows and self._centers.size == 0:
             raise ConfigError(
                 "the model has no centroids: it was fitted on data without embedded documents"
@@ -412,9 +353,7 @@ class SemanticDeduplicatorModel(
             )
 
         def clusters() -> DataFrame:
-            if stats.rows == 0:
-                return spark.createDataFrame([], schema)
-            assigned = vectors.mapInArrow(_assign_batches(self._centers, stats.dim), schema)
+            assigned = assign_clusters(vectors, self._centers)
             if config.sort_cols:
                 meta = documents.select(F.col(ID_COL).alias("id"), *config.sort_cols)
                 assigned = assigned.join(meta, on="id", how="inner")
