@@ -29,6 +29,9 @@ _EXPORTS = {
     "fuzzy_duplicates": "sparkdedup.fuzzy.workflow",
     "semantic_duplicates": "sparkdedup.semantic.workflow",
     "remove_duplicates": "sparkdedup.removal",
+    "FuzzyDeduplicator": "sparkdedup.ml",
+    "SemanticDeduplicator": "sparkdedup.ml",
+    "SemanticDeduplicatorModel": "sparkdedup.ml",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
