@@ -227,24 +227,19 @@ class _SemanticDeduplicatorParams(_ConfigParams):
 def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataFrame:
     """``[id, embedding]`` of the documents that have one, as in `run_semantic`: the given
     column, or the model's embeddings of the non-blank texts."""
-    from sparkdedup.semantic.embed import embed_texts, embedding_array, has_text  # noqa: PLC0415
+    from sparkdedup.semantic.embed import document_embeddings, embedding_array  # noqa: PLC0415
 
     if config.embedding_col is not None:
         vec = embedding_array(documents, config.embedding_col)
         return documents.select(F.col(ID_COL).alias("id"), vec.alias("embedding"))
-    docs = documents.filter(has_text(config.text_col)).select(
-        F.col(ID_COL).alias("id"), config.text_col
-    )
-    parallelism = documents.sparkSession.sparkContext.defaultParallelism
-    if docs.rdd.getNumPartitions() < parallelism:
-        docs = docs.repartition(parallelism)
-    return embed_texts(
-        docs,
+    return document_embeddings(
+        documents,
+        id_col=ID_COL,
         text_col=config.text_col,
         model=config.model,
         batch_size=config.embedding_batch_size,
         device=device,
-    ).select("id", "embedding")
+    )
 
 
 class SemanticDeduplicator(

@@ -156,6 +156,26 @@ def embed_texts(
 _ARRAY_ELEMENTS = (T.FloatType, T.DoubleType)
 
 
+def document_embeddings(
+    documents: DataFrame,
+    *,
+    id_col: str,
+    text_col: str,
+    model: str,
+    batch_size: int,
+    device: str,
+) -> DataFrame:
+    """``[id, embedding]`` of the documents with a non-blank text (blank ones are left out and
+    kept by the workflows), spread over at least the cluster's parallelism."""
+    docs = documents.filter(has_text(text_col)).select(F.col(id_col).alias("id"), text_col)
+    parallelism = documents.sparkSession.sparkContext.defaultParallelism
+    if docs.rdd.getNumPartitions() < parallelism:
+        docs = docs.repartition(parallelism)
+    return embed_texts(
+        docs, text_col=text_col, model=model, batch_size=batch_size, device=device
+    ).select("id", "embedding")
+
+
 def embedding_array(df: DataFrame, embedding_col: str) -> Column:
     """`embedding_col` as ``array<float>`` or ``array<double>`` (ml Vectors become doubles).
 

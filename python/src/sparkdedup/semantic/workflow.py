@@ -18,9 +18,8 @@ from sparkdedup.device import resolve_device
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import ID_COL, assign_ids, require_columns, require_string_column
 from sparkdedup.semantic.embed import (
-    embed_texts,
+    document_embeddings,
     embedding_array,
-    has_text,
     require_embedding_backend,
 )
 from sparkdedup.semantic.identify import identify_duplicates
@@ -85,29 +84,23 @@ def run_semantic(
 
     # Derived ids are already checkpointed by assign_ids; user ids are a cheap projection.
     documents = runner.run("ids", base, lambda: assign_ids(df, id_col=config.id_col), persist=False)
-    spark = df.sparkSession
-
     if config.embedding_col is None:
         # The batch size and the device change embeddings only by float rounding, so they are
         # not part of the fingerprint: changing them reuses the cached embeddings.
         source_fp = dict(base, text_col=config.text_col, model=config.model)
 
-        def embed() -> DataFrame:
-            docs = documents.filter(has_text(config.text_col)).select(
-                F.col(ID_COL).alias("id"), config.text_col
-            )
-            parallelism = spark.sparkContext.defaultParallelism
-            if docs.rdd.getNumPartitions() < parallelism:
-                docs = docs.repartition(parallelism)
-            return embed_texts(
-                docs,
+        vectors = runner.run(
+            "embeddings",
+            source_fp,
+            lambda: document_embeddings(
+                documents,
+                id_col=ID_COL,
                 text_col=config.text_col,
                 model=config.model,
                 batch_size=config.embedding_batch_size,
                 device=device,
-            ).select("id", "embedding")
-
-        vectors = runner.run("embeddings", source_fp, embed)
+            ),
+        )
         vector_col = "embedding"
     else:
         source_fp = dict(base, embedding_col=config.embedding_col)
