@@ -45,7 +45,7 @@ demo: venv
 	$(PY) -m sparkdedup.demo
 
 bench: venv jar
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run --publish
 
 lint: venv
 	$(VENV)/bin/ruff check python tests benchmarks

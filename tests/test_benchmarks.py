@@ -1,0 +1,82 @@
+"""The benchmark harness (`make bench`) in its quick mode on a tiny corpus, so it cannot rot:
+every case runs, writes valid JSON, and the markdown has the expected rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+from benchmarks.report import BEGIN, END, publish  # noqa: E402
+from benchmarks.run import ROWS  # noqa: E402
+from benchmarks.settings import FULL_SCALES, QUICK_SCALES, parse_settings  # noqa: E402
+
+
+def test_settings_defaults_quick_and_environment() -> None:
+    full = parse_settings([], environ={})
+    assert full.scales == FULL_SCALES and full.repeats >= 3 and not full.quick
+    quick = parse_settings([], environ={"BENCH_QUICK": "1"})
+    assert quick.quick and quick.scales == QUICK_SCALES and quick.repeats == 1
+    env = {"BENCH_SCALES": "300,1_000", "BENCH_ONLY": "kernel,mllib", "BENCH_REPEATS": "5"}
+    s = parse_settings(["--repeats", "4"], environ=env)
+    assert s.scales == (300, 1000) and s.only == ("kernel", "mllib") and s.repeats == 4
+    assert s.e2e_repeats_at(100_000) == s.e2e_repeats and s.e2e_repeats_at(1_000_000) == 1
+    with pytest.raises(SystemExit):
+        parse_settings(["--only", "nonsense"], environ={})
+
+
+def test_publish_replaces_only_the_generated_block(tmp_path) -> None:
+    path = tmp_path / "RESULTS.md"
+    path.write_text(f"# Title\n\nprose before\n\n{BEGIN}\nold\n{END}\n\nprose after\n")
+    publish("# heading\n\nnew table\n", str(path))
+    text = path.read_text()
+    assert "prose before" in text and "prose after" in text and "new table" in text
+    assert "old" not in text and text.count(BEGIN) == 1 and text.count(END) == 1
+
+
+@pytest.mark.slow
+def test_quick_run_writes_json_and_tables(tmp_path) -> None:
+    out, work = tmp_path / "out", tmp_path / "work"
+    results_md = os.path.join(REPO_ROOT, "benchmarks", "RESULTS.md")
+    before = open(results_md, encoding="utf-8").read() if os.path.exists(results_md) else None
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, BENCH_SHUFFLE_PARTITIONS="4", BENCH_WARMUP="0")
+    cmd = [sys.executable, "-m", "benchmarks.run", "--quick", "--publish", "--scales", "300"]
+    cmd += ["--out", str(out), "--work", str(work)]
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {r["key"]: r for r in summary["rows"]}
+    assert set(rows) == {row.key for row in ROWS}
+    for row in ROWS:
+        r = rows[row.key]
+        assert r["status"] == "ok", (row.key, r.get("reason"))
+        assert r["median_seconds"] > 0 and r["docs_per_s"] > 0 and r["peak_rss_mib"] > 0
+        assert json.loads((out / f"{row.key}-n300.json").read_text())["status"] == "ok"
+    for key in ("sparkdedup", "ds-lsh", "mllib"):
+        assert 0.5 <= rows[key]["recall"] <= 1 and rows[key]["precision"] >= 0.9
+    assert rows["ds-kernel"]["kernel_speedup"] > 1
+    jobs = rows["sparkdedup"]["spark_jobs"][0]
+    assert jobs["jobs"] > 0 and jobs["python_stages"] >= 1
+    assert {"ids", "minhash", "lsh", "edges", "components", "duplicates"} <= {
+        s["stage"] for s in jobs["by_stage"]
+    }
+
+    table = (out / "results.md").read_text()
+    for text in [row.what for row in ROWS] + [
+        "## MinHash kernel per core",
+        "## Comparison on the same corpus",
+        "## Scaling of sparkdedup",
+        "## Spark jobs of one `fuzzy_duplicates` call",
+        "| system | what | docs | repeats | median s | docs/s | Mchar/s | peak RSS MiB |",
+    ]:
+        assert text in table, text
+    # a quick run never overwrites the committed numbers
+    after = open(results_md, encoding="utf-8").read() if os.path.exists(results_md) else None
+    assert after == before
