@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -165,6 +166,9 @@ def _session(args: argparse.Namespace) -> Any:
     builder = SparkSession.builder.appName(f"sparkdedup {args.command}")
     if args.master:
         builder = builder.master(args.master)
+        if args.master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+            # Local Python workers must run this interpreter, the one that has sparkdedup.
+            os.environ["PYSPARK_PYTHON"] = sys.executable
     for item in args.spark_conf:
         key, sep, value = item.partition("=")
         if not sep or not key:
