@@ -213,6 +213,50 @@ def test_minhash_matches_public_python_minhash(jspark, use_64_bit_hash: bool) ->
                 np.testing.assert_array_equal(got[i], expected[i], err_msg=repr(text))
 
 
+# Strings holding invalid UTF-8, as CAST(BINARY AS STRING) or files with bad bytes give them:
+# a stray 0xff, a truncated 2-byte sequence, leading continuation bytes, a lone surrogate's
+# encoding, only continuation bytes; and the U+FFFD text a decoded Java String would hold.
+INVALID_UTF8 = [
+    "6162ff636465c3",
+    "c3",
+    "8080616263",
+    "61eda080626364",
+    "80bf",
+    "6162efbfbd636465efbfbd",
+]
+
+
+@pytest.mark.jvm
+@needs_jar
+@pytest.mark.parametrize("use_64_bit_hash", [False, True])
+def test_minhash_hashes_invalid_utf8_bytes_as_the_python_path(
+    jspark, use_64_bit_hash: bool
+) -> None:
+    import pyarrow as pa
+    from sparkdedup.fuzzy.minhash import minhash_signatures
+    from sparkdedup.kernels import minhash as kernel
+
+    flag = "true" if use_64_bit_hash else "false"
+    rows = ", ".join(f"({i}, CAST(X'{h}' AS STRING))" for i, h in enumerate(INVALID_UTF8))
+    docs = jspark.sql(f"SELECT * FROM VALUES {rows} AS docs(id, text)")
+    jvm_rows = docs.selectExpr("id", f"sparkdedup_minhash(text, 3, 16, 7, {flag}) AS sig")
+    python_rows = minhash_signatures(
+        docs, char_ngrams=3, num_hashes=16, seed=7, use_64_bit_hash=use_64_bit_hash
+    )
+    by_jvm = {r.id: r.sig for r in jvm_rows.collect()}
+    by_python = {r.id: r.signature for r in python_rows.collect()}
+    assert by_jvm == by_python
+    # ... and equal to the kernel on the raw bytes, not on their U+FFFD decoding.
+    raw = pa.array([bytes.fromhex(h) for h in INVALID_UTF8], pa.binary()).view(pa.string())
+    expected = kernel.minhash(
+        raw, char_ngrams=3, num_hashes=16, seed=7, use_64_bit_hash=use_64_bit_hash
+    )
+    dtype = np.int64 if use_64_bit_hash else np.int32
+    for i in range(len(INVALID_UTF8)):
+        np.testing.assert_array_equal(by_jvm[i], expected[i].view(dtype), err_msg=INVALID_UTF8[i])
+    assert by_jvm[0] != by_jvm[len(INVALID_UTF8) - 1]  # the bytes, not "ab\ufffdcde\ufffd"
+
+
 @pytest.mark.jvm
 @needs_jar
 @pytest.mark.parametrize("use_64_bit_hash", [False, True])

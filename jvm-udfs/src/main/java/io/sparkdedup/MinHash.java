@@ -2,6 +2,12 @@
  * Fuzzy dedup step 1 on the JVM: the MinHash signature of one document, bit-identical to cuDF's
  * nvtext minhash/minhash64 (the kernel NeMo Curator calls) and to sparkdedup's Python kernels.
  * shared/reference/ALGORITHMS.md, "Signature of one document", specifies every step.
+ *
+ * The signatures are functions of the text's UTF-8 bytes as stored (the *Utf8 methods), so that
+ * a Spark string holding invalid UTF-8 (CAST of BINARY, files with bad bytes) hashes exactly as
+ * in cuDF and the Python kernel: every byte that is not a continuation byte (10xxxxxx) starts a
+ * code point, and the bytes are hashed unchanged. The SQL functions hand over those bytes
+ * (Udfs). The String methods encode a Java string first, which cannot carry invalid sequences.
  */
 package io.sparkdedup;
 
@@ -62,11 +68,21 @@ public final class MinHash {
    * @return the signature as uint32 bit patterns, or null
    */
   public static int[] signature32(String text, int width, int[] a, int[] b, int murmurSeed) {
+    return signature32Utf8(text == null ? null : utf8(text), width, a, b, murmurSeed);
+  }
+
+  /**
+   * {@link #signature32(String, int, int[], int[], int)} of a text given as UTF-8 bytes, which
+   * are hashed as they are, valid UTF-8 or not.
+   *
+   * @param utf8 the document's bytes; null or empty gives null
+   */
+  public static int[] signature32Utf8(byte[] utf8, int width, int[] a, int[] b, int murmurSeed) {
     checkWidth(width);
-    if (text == null || text.isEmpty()) {
+    if (utf8 == null || utf8.length == 0) {
       return null;
     }
-    int[] hashes = shingleHashes32(utf8(text), width, murmurSeed);
+    int[] hashes = shingleHashes32(utf8, width, murmurSeed);
     return VectorSupport.AVAILABLE
         ? VectorMinHash.permutedMin32(hashes, a, b)
         : permutedMin32(hashes, a, b);
@@ -85,11 +101,22 @@ public final class MinHash {
    * @return the signature, or null
    */
   public static long[] signature64(String text, int width, long[] a, long[] b, long murmurSeed) {
+    return signature64Utf8(text == null ? null : utf8(text), width, a, b, murmurSeed);
+  }
+
+  /**
+   * {@link #signature64(String, int, long[], long[], long)} of a text given as UTF-8 bytes, which
+   * are hashed as they are, valid UTF-8 or not.
+   *
+   * @param utf8 the document's bytes; null or empty gives null
+   */
+  public static long[] signature64Utf8(
+      byte[] utf8, int width, long[] a, long[] b, long murmurSeed) {
     checkWidth(width);
-    if (text == null || text.isEmpty()) {
+    if (utf8 == null || utf8.length == 0) {
       return null;
     }
-    long[] hashes = shingleHashes64(utf8(text), width, murmurSeed);
+    long[] hashes = shingleHashes64(utf8, width, murmurSeed);
     return VectorSupport.AVAILABLE
         ? VectorMinHash.permutedMin64(hashes, a, b)
         : permutedMin64(hashes, a, b);
@@ -186,5 +213,15 @@ public final class MinHash {
   /** The 64-bit signature with the parameters of (numHashes, seed), as Curator computes it. */
   public static long[] signature64(String text, int width, PermutationParams p) {
     return signature64(text, width, p.a64, p.b64, p.a64[0]);
+  }
+
+  /** The 32-bit signature of UTF-8 bytes (hashed as they are) with (numHashes, seed). */
+  public static int[] signature32Utf8(byte[] utf8, int width, PermutationParams p) {
+    return signature32Utf8(utf8, width, p.a32, p.b32, p.a32[0]);
+  }
+
+  /** The 64-bit signature of UTF-8 bytes (hashed as they are) with (numHashes, seed). */
+  public static long[] signature64Utf8(byte[] utf8, int width, PermutationParams p) {
+    return signature64Utf8(utf8, width, p.a64, p.b64, p.a64[0]);
   }
 }

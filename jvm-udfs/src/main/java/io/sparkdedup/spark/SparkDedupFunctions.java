@@ -12,6 +12,7 @@ import java.util.List;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.FunctionIdentifier;
 import org.apache.spark.sql.catalyst.analysis.FunctionRegistry;
+import org.apache.spark.sql.catalyst.expressions.Cast;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.ExpressionInfo;
 import org.apache.spark.sql.catalyst.expressions.Literal;
@@ -40,7 +41,7 @@ import scala.runtime.AbstractFunction1;
  *   <li>{@code sparkdedup_minhash(text[, char_ngrams[, num_hashes[, seed[, use_64_bit_hash]]]])}:
  *       {@code array<int>} (uint32 bit patterns), or {@code array<bigint>} when the constant
  *       {@code use_64_bit_hash} is true. Defaults 24, 260, 42, false. Null or empty text gives
- *       null.
+ *       null. The text's stored UTF-8 bytes are hashed, invalid sequences included.
  *   <li>{@code sparkdedup_band_bucket(band, signature, minhashes_per_band)}: {@code bigint}, equal
  *       to {@code xxhash64(CAST(band AS INT), slice(signature, band*r+1, r))}; null signature
  *       gives null.
@@ -118,7 +119,8 @@ public final class SparkDedupFunctions {
               + "bit-identical to NeMo Curator / cuDF minhash: ARRAY<INT> of uint32 bit patterns, "
               + "or ARRAY<BIGINT> when use_64_bit_hash is true. NULL for NULL or empty text.",
           "\n    Arguments:\n"
-              + "      * text - STRING column.\n"
+              + "      * text - STRING column; its stored UTF-8 bytes are hashed, invalid "
+              + "sequences included (as cuDF does).\n"
               + "      * char_ngrams - shingle width in code points, >= 2 (default 24).\n"
               + "      * num_hashes - signature length (default 260).\n"
               + "      * seed - numpy RandomState seed of the permutations, 0..4294967295 "
@@ -280,7 +282,10 @@ public final class SparkDedupFunctions {
       }
       use64 = (Boolean) v;
     }
-    return scalaUdf(use64 ? MINHASH64_UDF : MINHASH32_UDF, text, ngrams, numHashes, seed);
+    // The UDF reads the string's stored UTF-8 bytes (a cast to BINARY copies them unchanged):
+    // as a Java String, invalid UTF-8 would become U+FFFD and hash unlike cuDF and Python.
+    Expression utf8 = new Cast(text, DataTypes.BinaryType, scala.Option.empty());
+    return scalaUdf(use64 ? MINHASH64_UDF : MINHASH32_UDF, utf8, ngrams, numHashes, seed);
   }
 
   private static void checkSignature(String name, Expression signature) {

@@ -1,8 +1,10 @@
 /*
  * The row-level Java UDFs behind sparkdedup's SQL functions: MinHash signatures (fuzzy dedup
  * step 1) and LSH band bucket keys (step 2), shared/reference/ALGORITHMS.md. Spark hands each
- * argument over as its Java value (Integer, Long, String, scala Seq for arrays), so numeric
+ * argument over as its Java value (Integer, Long, byte[], scala Seq for arrays), so numeric
  * arguments arrive as Objects and are converted here; null in any argument gives a null result.
+ * The text arrives as its UTF-8 bytes (the builder casts it to BINARY): a Java String would
+ * replace invalid UTF-8 by U+FFFD before hashing, where cuDF and the Python kernel hash the bytes.
  */
 package io.sparkdedup.spark;
 
@@ -66,33 +68,33 @@ public final class Udfs {
     }
   }
 
-  /** {@code (text, char_ngrams, num_hashes, seed) -> array<int>} (uint32 bit patterns). */
+  /** {@code (utf8, char_ngrams, num_hashes, seed) -> array<int>} (uint32 bit patterns). */
   public static final class MinHash32 extends MinHashBase
-      implements UDF4<String, Object, Object, Object, int[]> {
+      implements UDF4<byte[], Object, Object, Object, int[]> {
     private static final long serialVersionUID = 1L;
 
     @Override
-    public int[] call(String text, Object charNgrams, Object numHashes, Object seed) {
-      if (text == null || charNgrams == null || numHashes == null || seed == null) {
+    public int[] call(byte[] utf8, Object charNgrams, Object numHashes, Object seed) {
+      if (utf8 == null || charNgrams == null || numHashes == null || seed == null) {
         return null;
       }
       int width = width(charNgrams);
-      return MinHash.signature32(text, width, params(numHashes, seed, false));
+      return MinHash.signature32Utf8(utf8, width, params(numHashes, seed, false));
     }
   }
 
-  /** {@code (text, char_ngrams, num_hashes, seed) -> array<bigint>} (values below 2^61). */
+  /** {@code (utf8, char_ngrams, num_hashes, seed) -> array<bigint>} (values below 2^61). */
   public static final class MinHash64 extends MinHashBase
-      implements UDF4<String, Object, Object, Object, long[]> {
+      implements UDF4<byte[], Object, Object, Object, long[]> {
     private static final long serialVersionUID = 1L;
 
     @Override
-    public long[] call(String text, Object charNgrams, Object numHashes, Object seed) {
-      if (text == null || charNgrams == null || numHashes == null || seed == null) {
+    public long[] call(byte[] utf8, Object charNgrams, Object numHashes, Object seed) {
+      if (utf8 == null || charNgrams == null || numHashes == null || seed == null) {
         return null;
       }
       int width = width(charNgrams);
-      return MinHash.signature64(text, width, params(numHashes, seed, true));
+      return MinHash.signature64Utf8(utf8, width, params(numHashes, seed, true));
     }
   }
 

@@ -3,12 +3,14 @@ package io.sparkdedup.spark;
 
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
 import io.sparkdedup.MinHash;
 import io.sparkdedup.PermutationParams;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -27,6 +29,8 @@ import org.junit.Test;
 import scala.jdk.javaapi.CollectionConverters;
 
 public class SparkDedupFunctionsTest {
+  private static final byte[] ABC = {'a', 'b', 'c'};
+
   private static scala.collection.Seq<Object> seq(Object... values) {
     return CollectionConverters.asScala(Arrays.asList(values)).toList();
   }
@@ -87,22 +91,49 @@ public class SparkDedupFunctionsTest {
   @Test
   public void minhashUdfsMatchKernel() {
     String text = "Spark \ud83d\ude00 dedup \u4e2d\u6587 e\u0301";
-    int[] s32 = new Udfs.MinHash32().call(text, 5, 16, 7L);
+    byte[] utf8 = text.getBytes(StandardCharsets.UTF_8);
+    int[] s32 = new Udfs.MinHash32().call(utf8, 5, 16, 7L);
     assertArrayEquals(MinHash.signature32(text, 5, PermutationParams.of(16, 7, false)), s32);
-    long[] s64 = new Udfs.MinHash64().call(text, (short) 5, 16L, 7);
+    long[] s64 = new Udfs.MinHash64().call(utf8, (short) 5, 16L, 7);
     assertArrayEquals(MinHash.signature64(text, 5, PermutationParams.of(16, 7, true)), s64);
     assertNull(new Udfs.MinHash32().call(null, 5, 16, 7));
-    assertNull(new Udfs.MinHash32().call("", 5, 16, 7));
-    assertNull(new Udfs.MinHash32().call("abc", null, 16, 7));
+    assertNull(new Udfs.MinHash32().call(new byte[0], 5, 16, 7));
+    assertNull(new Udfs.MinHash32().call(ABC, null, 16, 7));
+  }
+
+  /** "ab", a stray 0xff, "cde", a truncated 2-byte sequence: what CAST(X'6162ff636465c3' AS
+   * STRING) holds. */
+  private static final byte[] INVALID_UTF8 = {'a', 'b', (byte) 0xff, 'c', 'd', 'e', (byte) 0xc3};
+
+  @Test
+  public void minhashHashesTheStoredBytesOfInvalidUtf8() {
+    // The string as Spark stores it; decoding it to a Java String would give "ab\ufffdcde\ufffd".
+    Literal stored = lit(UTF8String.fromBytes(INVALID_UTF8), DataTypes.StringType);
+    String decoded = new String(INVALID_UTF8, StandardCharsets.UTF_8);
+    assertEquals("ab\ufffdcde\ufffd", decoded);
+    for (boolean use64 : new boolean[] {false, true}) {
+      Expression e = SparkDedupFunctions.buildMinhash("sparkdedup_minhash", args(stored,
+          lit(3, DataTypes.IntegerType), lit(16, DataTypes.IntegerType),
+          lit(7L, DataTypes.LongType), lit(use64, DataTypes.BooleanType)));
+      ArrayData got = (ArrayData) e.eval(null);
+      PermutationParams p = PermutationParams.of(16, 7, use64);
+      if (use64) {
+        assertArrayEquals(MinHash.signature64Utf8(INVALID_UTF8, 3, p), got.toLongArray());
+        assertFalse(Arrays.equals(MinHash.signature64(decoded, 3, p), got.toLongArray()));
+      } else {
+        assertArrayEquals(MinHash.signature32Utf8(INVALID_UTF8, 3, p), got.toIntArray());
+        assertFalse(Arrays.equals(MinHash.signature32(decoded, 3, p), got.toIntArray()));
+      }
+    }
   }
 
   @Test
   public void minhashUdfRejectsBadArguments() {
-    expectFailure(() -> new Udfs.MinHash32().call("abc", 1, 16, 7), "char_ngrams must be >= 2");
-    expectFailure(() -> new Udfs.MinHash32().call("abc", 5, 0, 7), "num_hashes must be >= 1");
-    expectFailure(() -> new Udfs.MinHash64().call("abc", 5, 4, -1L), "seed must be between");
-    expectFailure(() -> new Udfs.MinHash64().call("abc", 5, 4, 1L << 32), "seed must be between");
-    expectFailure(() -> new Udfs.MinHash32().call("abc", 5.0, 4, 1),
+    expectFailure(() -> new Udfs.MinHash32().call(ABC, 1, 16, 7), "char_ngrams must be >= 2");
+    expectFailure(() -> new Udfs.MinHash32().call(ABC, 5, 0, 7), "num_hashes must be >= 1");
+    expectFailure(() -> new Udfs.MinHash64().call(ABC, 5, 4, -1L), "seed must be between");
+    expectFailure(() -> new Udfs.MinHash64().call(ABC, 5, 4, 1L << 32), "seed must be between");
+    expectFailure(() -> new Udfs.MinHash32().call(ABC, 5.0, 4, 1),
         "char_ngrams must be an integer");
   }
 
