@@ -194,9 +194,8 @@ def test_minhash_matches_reference_kernel_on_unicode(jspark, use_64_bit_hash: bo
 @needs_jar
 @pytest.mark.parametrize("use_64_bit_hash", [False, True])
 def test_minhash_matches_public_python_minhash(jspark, use_64_bit_hash: bool) -> None:
-    kernel = pytest.importorskip(
-        "sparkdedup.kernels.minhash", reason="sparkdedup.minhash (kernels/minhash.py) not there yet"
-    )
+    from sparkdedup.kernels import minhash as kernel
+
     texts = _random_unicode_texts(150, seed=21 if use_64_bit_hash else 22)
     for width, k, seed in [(24, 260, 42), (3, 20, 2**32 - 1)]:
         got = _signatures(jspark, texts, width, k, seed, use_64_bit_hash)
