@@ -4,7 +4,10 @@ and its errors. The JUnit suite (gradle test) checks every cuDF vector on the Ja
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
+import subprocess
 import types
 
 import numpy as np
@@ -17,6 +20,7 @@ needs_jar = pytest.mark.skipif(
 )
 
 MINHASH_CLASS = "io.sparkdedup.spark.SparkDedupFunctions"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------- no Spark, no jar needed
@@ -67,6 +71,28 @@ def test_register_udfs_without_classes_on_classpath_says_how_to_start_spark() ->
 def test_register_udfs_on_spark_connect_says_what_to_do() -> None:
     with pytest.raises(BackendUnavailableError, match="Spark Connect"):
         jvm.register_udfs(types.SimpleNamespace())  # type: ignore[arg-type]
+
+
+def test_ensure_gradle_names_a_missing_javac(tmp_path) -> None:
+    # A machine with gradle (whose Debian package needs only a JRE) but no javac, and no apt-get
+    # on PATH, so that nothing is installed: the script must say javac is missing and which
+    # package provides it.
+    script = os.path.join(REPO, ".ci", "ensure-gradle.sh")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gradle").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "gradle").chmod(0o755)
+    os.symlink(shutil.which("id"), bin_dir / "id")
+    done = subprocess.run(
+        [shutil.which("bash"), script],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "javac (a JDK, not only a JRE)" in done.stderr
+    assert "openjdk-17-jdk-headless" in done.stderr
 
 
 # ---------------------------------------------------------------- in Spark (marker jvm)
