@@ -170,3 +170,28 @@ def test_semantic_pipeline_fit_on_sample_save_load(spark, embedding_docs, tmp_pa
     removed = embedding_docs.join(kept, on="doc", how="left_anti")
     assert sorted(r["doc"] for r in removed.collect()) == [f"copy{c:02d}" for c in range(12)]
     assert kept.filter(F.col("quality") < 0.5).count() == 0
+
+
+# ------------------------------------------------------------------- what transform leaves
+def _persisted_rdd_ids(spark) -> set[int]:
+    return set(spark.sparkContext._jsc.getPersistentRDDs().keys())
+
+
+def test_transforms_release_their_persisted_stages(spark, text_docs, embedding_docs) -> None:
+    docs, truth = text_docs
+    fuzzy = FuzzyDeduplicator(idCol="id", outputMode="duplicates")
+    before = _persisted_rdd_ids(spark)
+    duplicates = fuzzy.transform(docs)
+    # Only the small duplicates result stays (its local checkpoint); the stages are released.
+    assert len(_persisted_rdd_ids(spark) - before) <= 1
+    assert evaluate(duplicates.toPandas(), truth)["precision"] == 1.0
+    kept = fuzzy.copy({fuzzy.outputMode: "deduplicated"}).transform(docs)
+    assert kept.count() + duplicates.count() == docs.count()
+
+    model = SemanticDeduplicator(embeddingCol="emb", idCol="doc", nClusters=3).fit(embedding_docs)
+    before = _persisted_rdd_ids(spark)
+    kept = model.transform(embedding_docs)
+    assert len(_persisted_rdd_ids(spark) - before) <= 1
+    removed = model.copy({model.outputMode: "duplicates"}).transform(embedding_docs)
+    assert kept.count() + removed.count() == embedding_docs.count()
+    assert removed.count() >= 12

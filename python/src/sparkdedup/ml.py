@@ -186,7 +186,8 @@ class FuzzyDeduplicator(
     ``transform(df)`` returns the rows of `df` that remain (``outputMode="deduplicated"``, the
     default: same columns, one document kept per group by the keep rule), or ``[id, kept_id]``,
     one row per document to remove (``outputMode="duplicates"``, as `fuzzy_duplicates`). It runs
-    the stages eagerly (each persisted once) and returns a DataFrame over their results.
+    the stages eagerly (each persisted once), keeps the small duplicates result (locally
+    checkpointed) and releases the persisted stages before it returns.
     Keyword arguments of the constructor are the Params (defaults: `FuzzyConfig`'s).
 
     Examples
@@ -211,11 +212,18 @@ class FuzzyDeduplicator(
         from sparkdedup.fuzzy.workflow import run_fuzzy  # noqa: PLC0415
 
         config, mode = self.getConfig(), self._output_mode()
-        result = run_fuzzy(dataset, config, StageRunner(dataset.sparkSession))
+        runner = StageRunner(dataset.sparkSession)
+        try:
+            result = run_fuzzy(dataset, config, runner)
+            # As `fuzzy_duplicates`' callers need only the small result: keep it (checkpointed)
+            # and free the persisted stages (signature keys, buckets, edges, components).
+            duplicates = result.duplicates.localCheckpoint(eager=True)
+        finally:
+            runner.unpersist()
         log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
         if mode == "duplicates":
-            return result.duplicates
-        return _kept_rows(result.documents, result.duplicates)
+            return duplicates
+        return _kept_rows(result.documents, duplicates)
 
 
 # -------------------------------------------------------------------------------- semantic
@@ -305,7 +313,8 @@ class SemanticDeduplicatorModel(
     cluster, finds each document's most similar higher-ranked document and applies eps. It
     returns the rows of `df` that remain (``outputMode="deduplicated"``) or
     ``[id, max_id, cosine_sim_score]`` (``outputMode="duplicates"``, as `semantic_duplicates`).
-    Documents without text are never removed. The stages run eagerly (each persisted once).
+    Documents without text are never removed. The stages run eagerly (each persisted once); the
+    small duplicates result is locally checkpointed and the persisted stages are released.
     Saved models hold the centroids as Parquet under ``<path>/centroids``.
     """
 
@@ -319,16 +328,32 @@ class SemanticDeduplicatorModel(
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         from sparkdedup.device import resolve_device  # noqa: PLC0415
-        from sparkdedup.semantic.embed import embedding_stats  # noqa: PLC0415
-        from sparkdedup.semantic.identify import identify_duplicates  # noqa: PLC0415
-        from sparkdedup.semantic.kmeans import assign_clusters  # noqa: PLC0415
-        from sparkdedup.semantic.pairwise import pairwise_similarity  # noqa: PLC0415
         from sparkdedup.semantic.workflow import validate_input  # noqa: PLC0415
 
         config, mode = self.getConfig(), self._output_mode()
         validate_input(dataset, config)
         device = resolve_device(config.device)
         runner = StageRunner(dataset.sparkSession)
+        try:
+            documents, duplicates = self._duplicates(dataset, config, device, runner)
+            # As in `semantic_duplicates`: keep the small result (checkpointed) and free the
+            # persisted stages (embeddings, clusters, scores: about 4 * d bytes per document each).
+            duplicates = duplicates.localCheckpoint(eager=True)
+        finally:
+            runner.unpersist()
+        if mode == "duplicates":
+            return duplicates
+        return _kept_rows(documents, duplicates)
+
+    def _duplicates(
+        self, dataset: DataFrame, config: SemanticConfig, device: str, runner: StageRunner
+    ) -> tuple[DataFrame, DataFrame]:
+        """The documents with their ``_dedup_id`` and the duplicates, each stage run by `runner`."""
+        from sparkdedup.semantic.embed import embedding_stats  # noqa: PLC0415
+        from sparkdedup.semantic.identify import identify_duplicates  # noqa: PLC0415
+        from sparkdedup.semantic.kmeans import assign_clusters  # noqa: PLC0415
+        from sparkdedup.semantic.pairwise import pairwise_similarity  # noqa: PLC0415
+
         documents = runner.run(
             "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
         )
@@ -371,9 +396,7 @@ class SemanticDeduplicatorModel(
         duplicates = runner.run(
             "duplicates", {}, lambda: identify_duplicates(scores, eps=config.eps)
         )
-        if mode == "duplicates":
-            return duplicates
-        return _kept_rows(documents, duplicates)
+        return documents, duplicates
 
     @classmethod
     def read(cls) -> MLReader:
