@@ -131,18 +131,31 @@ def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
     mapping = pd.read_parquet(stats["id_mapping"])
     assert sorted(mapping["_dedup_id"]) == list(range(len(src)))
 
-    # `remove` recomputes the derived ids from the same rows and drops the same documents.
-    removed = _cli(
-        "remove",
-        "--input",
-        str(tmp_path / "pq"),
-        "--input-format",
-        "parquet",
-        "--duplicates",
-        str(out / "duplicates"),
-        "--output",
-        str(tmp_path / "clean"),
-        *SPARK_ARGS,
+    # `remove` recomputes the derived ids from the same rows and drops the same documents. It
+    # runs without --master and without PYSPARK_PYTHON: the CLI then starts local[*] with
+    # Python workers on its own interpreter (pyspark's default `python3` may lack sparkdedup).
+    env = {k: v for k, v in ENV.items() if k != "PYSPARK_PYTHON"}
+    removed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkdedup.cli",
+            "remove",
+            "--input",
+            str(tmp_path / "pq"),
+            "--input-format",
+            "parquet",
+            "--duplicates",
+            str(out / "duplicates"),
+            "--output",
+            str(tmp_path / "clean"),
+            *SPARK_ARGS[2:],
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert removed.returncode == 0, removed.stderr[-3000:]
     clean = pd.read_parquet(tmp_path / "clean")
@@ -181,8 +194,106 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
     assert not (tmp_path / "o" / "stats.json").exists()
 
 
-def test_cli_usage_error_exit_2(capsys):
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["fuzzy", "--input-format", "xml"], "invalid choice: 'xml'"),
+        (["fuzzy", "--input", "x", "--input-format", "jsonl"], "--output"),
+        (["fuzzy", "--num-bands", "abc"], "invalid int value: 'abc'"),
+        (["dedup"], "invalid choice: 'dedup'"),
+    ],
+)
+def test_cli_usage_error_is_one_line_exit_2(capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
-        cli.main(["fuzzy", "--input-format", "xml"])
+        cli.main(argv)
     assert exc.value.code == 2
-    assert "invalid choice: 'xml'" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "--help" in err[0], err
+
+
+def test_unreadable_input_exit_2(spark, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\n{not json\n')
+    for fmt, message in [("jsonl", "cannot be read as jsonl"), ("parquet", "not a Parquet file")]:
+        argv = [
+            "fuzzy",
+            "--input",
+            str(bad),
+            "--input-format",
+            fmt,
+            "--output",
+            str(tmp_path / "o"),
+        ]
+        assert cli.main(argv) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]
+        assert last.startswith("sparkdedup: error: input path") and message in last, last
+
+
+def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):
+    """Derived ids only identify rows of the same input; `remove` checks before removing."""
+    # Pairs of identical texts (rows 2k and 2k+1); different pairs share no words.
+    rows = [(" ".join(f"w{i // 2}x{j}" for j in range(12)), f"s{i}") for i in range(40)]
+    spark.createDataFrame(rows, "text string, source string").write.parquet(str(tmp_path / "a"))
+    subset = spark.createDataFrame(rows[:30], "text string, source string")
+    subset.write.parquet(str(tmp_path / "b"))
+    shuffled = spark.createDataFrame(rows[::-1], "text string, source string").select(
+        "source", "text"
+    )
+    shuffled.repartition(3).write.parquet(str(tmp_path / "c"))
+
+    def run(*argv):
+        code = cli.main(list(argv))
+        return code, ([""] + capsys.readouterr().err.strip().splitlines())[-1]
+
+    common = ["--input-format", "parquet", "--duplicates", str(tmp_path / "out" / "duplicates")]
+    code, _ = run(
+        "fuzzy",
+        "--input",
+        str(tmp_path / "a"),
+        "--input-format",
+        "parquet",
+        "--output",
+        str(tmp_path / "out"),
+        "--char-ngrams",
+        "5",
+    )
+    assert code == 0
+    code, err = run(
+        "remove", "--input", str(tmp_path / "b"), *common, "--output", str(tmp_path / "x")
+    )
+    assert code == 2 and "derived from 40 rows" in err and "holds 30 rows" in err, err
+    code, err = run(
+        "remove",
+        "--input",
+        str(tmp_path / "a"),
+        *common,
+        "--id-col",
+        "source",
+        "--output",
+        str(tmp_path / "x"),
+    )
+    assert code == 2 and "hold derived ids" in err, err
+    # The same rows in another order, partitioning and column order: the same ids.
+    code, _ = run(
+        "remove", "--input", str(tmp_path / "c"), *common, "--output", str(tmp_path / "kept")
+    )
+    assert code == 0
+    kept = sorted(pd.read_parquet(tmp_path / "kept")["source"])
+    assert kept == sorted(pd.read_parquet(tmp_path / "out" / "deduplicated")["source"])
+    assert sorted(int(source[1:]) // 2 for source in kept) == list(range(20))  # one per pair
+
+    user = tmp_path / "user_dups"
+    spark.createDataFrame([("s1",)], "id string").write.parquet(str(user))
+    (user / "_sparkdedup_ids.json").write_text('{"ids": "user", "id_col": "source"}')
+    code, err = run(
+        "remove",
+        "--input",
+        str(tmp_path / "a"),
+        "--input-format",
+        "parquet",
+        "--duplicates",
+        str(user),
+        "--output",
+        str(tmp_path / "y"),
+    )
+    assert code == 2 and "pass --id-col source" in err, err

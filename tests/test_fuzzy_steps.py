@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
-
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.fuzzy.edges import bucket_edges
 from sparkdedup.fuzzy.identify import identify_duplicates

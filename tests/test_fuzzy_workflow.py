@@ -34,9 +34,7 @@ def test_planted_duplicates_found(corpus, user_id_result):
     docs, truth = corpus
     report = evaluate(user_id_result, truth, docs, min_jaccard=0.9)
     high = planted_pairs(truth, docs, min_jaccard=0.9)
-    assert len(high) > 50, (
-        "the planted corpus should hold many pairs with Jaccard >= 0.9"
-    )
+    assert len(high) > 50, "the planted corpus should hold many pairs with Jaccard >= 0.9"
     # Every planted pair with Jaccard >= 0.9 is grouped (its candidate probability is 0.997 per
     # pair, and the groups are transitive), and the groups hold few false pairs.
     assert report["recall"] == 1.0, report
@@ -64,31 +62,21 @@ def test_same_output_whatever_partitioning_order_and_run(corpus, corpus_df, spar
     again = sparkdedup.fuzzy_duplicates(seven).toPandas()
     key = ["id", "kept_id"]
     assert len(one) > 0
-    assert (
-        one.sort_values(key).values.tolist() == again.sort_values(key).values.tolist()
-    )
+    assert one.sort_values(key).values.tolist() == again.sort_values(key).values.tolist()
 
 
 def test_backends_agree_and_64_bit_mode(corpus, corpus_df):
     docs, truth = corpus
     small = corpus_df.filter(F.col("id") < 300)
     base = FuzzyConfig(id_col="id")
-    driver = sparkdedup.fuzzy_duplicates(
-        small, base.replace(cc_backend="driver")
-    ).toPandas()
-    dist = sparkdedup.fuzzy_duplicates(
-        small, base.replace(cc_backend="distributed")
-    ).toPandas()
+    driver = sparkdedup.fuzzy_duplicates(small, base.replace(cc_backend="driver")).toPandas()
+    dist = sparkdedup.fuzzy_duplicates(small, base.replace(cc_backend="distributed")).toPandas()
     key = ["id", "kept_id"]
     assert len(driver) > 0
-    assert (
-        driver.sort_values(key).values.tolist() == dist.sort_values(key).values.tolist()
-    )
+    assert driver.sort_values(key).values.tolist() == dist.sort_values(key).values.tolist()
     # 64-bit hashes are another hash family: pairs near the threshold may differ, but every
     # planted pair with Jaccard >= 0.9 is still grouped.
-    wide = sparkdedup.fuzzy_duplicates(
-        small, base.replace(use_64_bit_hash=True)
-    ).toPandas()
+    wide = sparkdedup.fuzzy_duplicates(small, base.replace(use_64_bit_hash=True)).toPandas()
     sub_docs, sub_truth = docs[docs["id"] < 300], truth[truth["id"] < 300]
     report = evaluate(wide, sub_truth, sub_docs, min_jaccard=0.9)
     assert report["planted_pairs"] > 10 and report["recall"] == 1.0, report
@@ -103,9 +91,7 @@ def test_priority_column_keeps_longest(spark):
         (3, base[:-1]),
         (4, "unrelated " * 20),
     ]
-    df = spark.createDataFrame(rows, "id int, text string").withColumn(
-        "length", F.length("text")
-    )
+    df = spark.createDataFrame(rows, "id int, text string").withColumn("length", F.length("text"))
     got = sparkdedup.fuzzy_duplicates(
         df, id_col="id", priority_col="length", char_ngrams=5
     ).toPandas()
@@ -134,9 +120,7 @@ def test_bad_input_errors(spark):
         match="text column 'body' is not in the input; available columns: id, text",
     ):
         sparkdedup.fuzzy_duplicates(df, text_col="body")
-    with pytest.raises(
-        SchemaError, match="text column 'id' must be of string type, got bigint"
-    ):
+    with pytest.raises(SchemaError, match="text column 'id' must be of string type, got bigint"):
         sparkdedup.fuzzy_duplicates(df, text_col="id")
     with pytest.raises(SchemaError, match="id column 'doc' is not in the input"):
         sparkdedup.fuzzy_duplicates(df, id_col="doc")
@@ -151,3 +135,14 @@ def test_bad_input_errors(spark):
         FuzzyConfig(cc_backend="graphx")
     with pytest.raises(ConfigError, match="seed must be"):
         FuzzyConfig(seed=-1)
+
+
+def test_fuzzy_duplicates_releases_its_stages(spark, corpus_df):
+    """Only the small result stays persisted: the band keys (num_bands rows per document),
+    buckets, edges and components are released once the duplicates are computed."""
+    persisted = spark.sparkContext._jsc.sc().getPersistentRDDs()
+    before = persisted.size()
+    dups = sparkdedup.fuzzy_duplicates(corpus_df.filter(F.col("id") < 200), id_col="id")
+    assert dups.count() > 0
+    # One persisted RDD: the locally checkpointed result.
+    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() - before == 1

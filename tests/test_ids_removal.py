@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
-
 from sparkdedup.errors import SchemaError
-from sparkdedup.ids import ID_COL, assign_ids
+from sparkdedup.ids import ID_COL, assign_ids, content_checksum
 from sparkdedup.removal import remove_duplicates
 
 ROWS = [(f"doc {i % 7}", i % 3, f"s{i}") for i in range(40)] + [("same", 1, "dup")] * 3
@@ -24,6 +23,25 @@ def test_derived_ids_are_dense_unique_and_order_independent(spark):
     assert _ids(assign_ids(shuffled)) == first
     single = spark.createDataFrame(ROWS[::2] + ROWS[1::2], df.schema).coalesce(1)
     assert _ids(assign_ids(single)) == first
+
+
+def test_derived_ids_ignore_column_order(spark):
+    df = spark.createDataFrame(ROWS, "text string, k int, src string")
+    reordered = df.select("src", "k", "text").repartition(3)
+    assert _ids(assign_ids(reordered)) == _ids(assign_ids(df))
+
+
+def test_content_checksum_identifies_the_same_rows(spark):
+    df = spark.createDataFrame(ROWS, "text string, k int, src string")
+    base = content_checksum(df)
+    assert base["rows"] == len(ROWS)
+    same = spark.createDataFrame(list(reversed(ROWS)), df.schema).repartition(5)
+    assert content_checksum(same.select("k", "src", "text")) == base
+    assert content_checksum(assign_ids(df)) == base  # the id column is not content
+    assert content_checksum(df.limit(len(ROWS) - 1)) != base
+    edited = spark.createDataFrame([("doc 9", *ROWS[0][1:]), *ROWS[1:]], df.schema)
+    assert content_checksum(edited) != base
+    assert content_checksum(df.limit(0)) == {"rows": 0, "checksum": "0"}
 
 
 def test_user_ids_checked(spark):
@@ -48,9 +66,7 @@ def test_user_ids_checked(spark):
 
 
 def test_remove_duplicates_with_user_and_derived_ids(spark):
-    df = spark.createDataFrame(
-        [("a", "x"), ("b", "y"), ("c", "z")], "id string, text string"
-    )
+    df = spark.createDataFrame([("a", "x"), ("b", "y"), ("c", "z")], "id string, text string")
     dups = spark.createDataFrame([("b", "a")], "id string, kept_id string")
     kept = remove_duplicates(df, dups, id_col="id")
     assert kept.columns == ["id", "text"]

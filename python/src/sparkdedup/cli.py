@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from sparkdedup.config import (
     CC_BACKENDS,
@@ -25,7 +25,7 @@ from sparkdedup.config import (
     FuzzyConfig,
     SemanticConfig,
 )
-from sparkdedup.errors import DedupError
+from sparkdedup.errors import DedupError, InputError
 from sparkdedup.io import FORMATS
 
 log = logging.getLogger("sparkdedup")
@@ -34,13 +34,26 @@ _FUZZY = {f.name: f.default for f in dataclasses.fields(FuzzyConfig)}
 _SEMANTIC = {f.name: f.default for f in dataclasses.fields(SemanticConfig)}
 
 
+_IDS_FILE = "_sparkdedup_ids.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2), like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
     p.add_argument("--input", required=True, help="input path or URI (file, directory or glob)")
     p.add_argument("--input-format", required=True, choices=FORMATS)
     p.add_argument("--id-col", default=None, help="unique id column (default: derive stable ids)")
     p.add_argument("--output", required=True, help=output_help)
     p.add_argument(
-        "--master", default=None, help="Spark master, e.g. local[*] (default: spark-submit's)"
+        "--master",
+        default=None,
+        help="Spark master, e.g. local[*] or spark://host:7077 (default: spark-submit's, else "
+        "local[*])",
     )
     p.add_argument(
         "--spark-conf",
@@ -63,9 +76,7 @@ def _workflow_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sparkdedup", description="Deduplicate text corpora on Apache Spark."
-    )
+    parser = _Parser(prog="sparkdedup", description="Deduplicate text corpora on Apache Spark.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("fuzzy", help="near-duplicates by MinHash + LSH + connected components")
@@ -77,8 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--seed", type=int, default=_FUZZY["seed"])
     f.add_argument("--use-64-bit-hash", action="store_true", default=_FUZZY["use_64_bit_hash"])
     f.add_argument("--bands-per-iteration", type=int, default=_FUZZY["bands_per_iteration"])
-    f.add_argument("--cc-backend", default=_FUZZY["cc_backend"], choices=CC_BACKENDS)
-    f.add_argument("--driver-cc-max-edges", type=int, default=_FUZZY["driver_cc_max_edges"])
+    f.add_argument(
+        "--cc-backend",
+        default=_FUZZY["cc_backend"],
+        choices=CC_BACKENDS,
+        help="connected components: collect the edges to the driver (SciPy, cuGraph on GPU), "
+        "a distributed large-star/small-star run, or auto: the driver up to "
+        "--driver-cc-max-edges edges (default: %(default)s)",
+    )
+    f.add_argument(
+        "--driver-cc-max-edges",
+        type=int,
+        default=_FUZZY["driver_cc_max_edges"],
+        help="most edges collected to the driver (auto mode's switch-over point and the limit "
+        "of --cc-backend driver; default: %(default)s)",
+    )
     f.add_argument(
         "--priority-col",
         default=None,
@@ -164,16 +188,23 @@ def _session(args: argparse.Namespace) -> Any:
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(f"sparkdedup {args.command}")
-    if args.master:
-        builder = builder.master(args.master)
-        if args.master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
-            # Local Python workers must run this interpreter, the one that has sparkdedup.
-            os.environ["PYSPARK_PYTHON"] = sys.executable
+    conf = {}
     for item in args.spark_conf:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise DedupError(f"--spark-conf must be KEY=VALUE, got {item!r}")
+        conf[key] = value
         builder = builder.config(key, value)
+    master = args.master or conf.get("spark.master")
+    if args.master:
+        builder = builder.master(args.master)
+    elif master is None and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        # Not under spark-submit and no master given: pyspark starts its own local JVM.
+        master = "local[*]"
+    if master and master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+        # Local Python workers must run this interpreter, the one that has sparkdedup
+        # (pyspark's default is whatever `python3` is on the PATH).
+        os.environ["PYSPARK_PYTHON"] = sys.executable
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
     # Checkpoints (derived ids, distributed connected components) are deleted once unused.
     builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
@@ -191,11 +222,13 @@ def _write_results(
     from pyspark.sql import functions as F
 
     from sparkdedup.ids import ID_COL
-    from sparkdedup.io import write_output
+    from sparkdedup.io import write_output, write_text
 
     out = args.output.rstrip("/")
     start = time.perf_counter()
     result.duplicates.write.mode("overwrite").parquet(f"{out}/duplicates")
+    ids = _ids_description(args, result.documents)
+    write_text(spark, f"{out}/duplicates/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     remove = result.duplicates.select(F.col("id").alias(ID_COL)).distinct()
     kept = result.documents.join(remove, on=ID_COL, how="left_anti").drop(ID_COL)
     write_output(kept, f"{out}/deduplicated", args.input_format)
@@ -222,34 +255,55 @@ def _write_results(
         resumed_stages=runner.resumed,
         config=dataclasses.asdict(config),
     )
-    with open_text(spark, f"{out}/stats.json") as fh:
-        fh.write(json.dumps(stats, indent=2, sort_keys=True, default=str))
+    write_text(spark, f"{out}/stats.json", json.dumps(stats, indent=2, sort_keys=True, default=str))
     return stats
 
 
-class open_text:  # noqa: N801 - used like open()
-    """Write a small text file on any Hadoop file system (local paths included)."""
+def _ids_description(args: argparse.Namespace, documents: Any) -> dict[str, Any]:
+    """What the ids of a duplicates list are, so that `remove` can check it is given the rows
+    they identify: the user's id column, or derived ids with the input's row checksum."""
+    from sparkdedup.ids import content_checksum
 
-    def __init__(self, spark: Any, path: str) -> None:
-        self.spark, self.path, self.parts = spark, path, []
+    if args.id_col is not None:
+        return {"ids": "user", "id_col": args.id_col}
+    return {"ids": "derived", "input": content_checksum(documents)}
 
-    def __enter__(self) -> open_text:
-        return self
 
-    def write(self, text: str) -> None:
-        self.parts.append(text)
+def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
+    """Refuse a `remove` whose ids cannot be the ones the duplicates list refers to."""
+    from sparkdedup.ids import content_checksum
+    from sparkdedup.io import read_text
 
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is not None:
-            return
-        from sparkdedup.io import hadoop_path
-
-        fs, hpath = hadoop_path(self.spark, self.path)
-        out = fs.create(hpath, True)
-        try:
-            out.write(bytearray("".join(self.parts).encode("utf-8")))
-        finally:
-            out.close()
+    text = read_text(spark, f"{args.duplicates.rstrip('/')}/{_IDS_FILE}")
+    if text is None:
+        log.warning(
+            "sparkdedup remove: %s has no %s (not written by the sparkdedup CLI); its ids are "
+            "taken as they are",
+            args.duplicates,
+            _IDS_FILE,
+        )
+        return
+    made = json.loads(text)
+    if made["ids"] == "user" and args.id_col is None:
+        raise InputError(
+            f"the duplicates in {args.duplicates!r} hold values of the id column "
+            f"{made['id_col']!r}; pass --id-col {made['id_col']}"
+        )
+    if made["ids"] == "derived":
+        if args.id_col is not None:
+            raise InputError(
+                f"the duplicates in {args.duplicates!r} hold derived ids (the workflow ran "
+                f"without --id-col); run remove without --id-col on the same rows"
+            )
+        here = content_checksum(df)
+        if here != made["input"]:
+            raise InputError(
+                f"the duplicates in {args.duplicates!r} hold ids derived from "
+                f"{made['input']['rows']} rows, but {args.input!r} holds {here['rows']} rows "
+                "with different content; derived ids only identify rows of the same input "
+                "(any order or partitioning): remove from those rows, or run the workflow "
+                "with --id-col"
+            )
 
 
 def _run_workflow(args: argparse.Namespace) -> dict[str, Any]:
@@ -279,6 +333,7 @@ def _run_remove(args: argparse.Namespace) -> dict[str, Any]:
     spark = _session(args)
     df = read_input(spark, args.input, args.input_format)
     duplicates = read_input(spark, args.duplicates, "parquet")
+    _check_ids_match(spark, args, df)
     kept = remove_duplicates(df, duplicates, id_col=args.id_col)
     write_output(kept, args.output, args.input_format)
     return {"input_docs": df.count(), "kept_docs": kept.count()}

@@ -1,14 +1,16 @@
 """Document ids: a user's unique id column, or a stable derived int64 id.
 
 Derived ids are the rank of each row in a total order over its content (a 64-bit hash of all
-columns, then the orderable columns themselves), so they depend only on the data: not on the
-partitioning, the input order or the run (DESIGN.md, "Ids"). Rows identical in every column are
-interchangeable, so which of them gets which id cannot change any output.
+columns, then the orderable columns themselves, columns taken by name), so they depend only on
+the set of rows: not on the partitioning, the input or column order, or the run (DESIGN.md,
+"Ids"). Rows identical in every column are interchangeable, so which of them gets which id cannot
+change any output. A row's id depends on the other rows too: removal by derived ids needs the
+same rows, which `content_checksum` lets a caller verify.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -110,16 +112,39 @@ def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID
     return _derived_ids(df, output_col)
 
 
-def _derived_ids(df: DataFrame, output_col: str) -> DataFrame:
+def _content_hash(df: DataFrame) -> Column:
+    """xxhash64 of every hashable column, taken in name order (the column order never matters)."""
     hashable = [
-        F.col(f"`{f.name}`") for f in df.schema.fields if not isinstance(f.dataType, T.MapType)
+        F.col(f"`{f.name}`")
+        for f in sorted(df.schema.fields, key=lambda f: f.name)
+        if not isinstance(f.dataType, T.MapType)
     ]
+    return F.xxhash64(*hashable) if hashable else F.lit(0).cast("bigint")
+
+
+def content_checksum(df: DataFrame) -> dict[str, int | str]:
+    """Row count and an order-independent checksum of the rows' content (one Spark job).
+
+    Two DataFrames holding the same rows, in any order, partitioning or column order, have the
+    same checksum; derived ids (`assign_ids` without `id_col`) match between two DataFrames only
+    then. A ``_dedup_id`` column is ignored.
+    """
+    content = df.drop(ID_COL) if ID_COL in df.columns else df
+    row = content.select(
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(_content_hash(content).cast("decimal(20,0)")).alias("sum"),
+    ).first()
+    return {"rows": int(row["rows"]), "checksum": str(row["sum"] or 0)}
+
+
+def _derived_ids(df: DataFrame, output_col: str) -> DataFrame:
     order = [
-        F.col(f"`{f.name}`").asc_nulls_first() for f in df.schema.fields if _orderable(f.dataType)
+        F.col(f"`{f.name}`").asc_nulls_first()
+        for f in sorted(df.schema.fields, key=lambda f: f.name)
+        if _orderable(f.dataType)
     ]
-    content_hash = F.xxhash64(*hashable) if hashable else F.lit(0).cast("bigint")
     ranked = (
-        df.withColumn("_dedup_hash", content_hash)
+        df.withColumn("_dedup_hash", _content_hash(df))
         .sort(F.col("_dedup_hash"), *order)
         .withColumn("_dedup_pos", F.monotonically_increasing_id())
     )

@@ -17,7 +17,8 @@ from typing import Any
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from sparkdedup.io import hadoop_path
+from sparkdedup import __version__
+from sparkdedup.io import path_exists, read_text, write_text
 
 log = logging.getLogger("sparkdedup")
 
@@ -53,7 +54,11 @@ class StageRunner:
         """
         start = time.perf_counter()
         path = self.stage_path(name)
-        key = json.dumps(fingerprint, sort_keys=True, default=str)
+        # The package version is part of every key: a cache written by another release (whose
+        # kernels may differ) is recomputed, never reused.
+        key = json.dumps(
+            dict(fingerprint, sparkdedup_version=__version__), sort_keys=True, default=str
+        )
         if path is not None and self._read_fingerprint(path) == key:
             df = self.spark.read.parquet(path)
             rows = df.count()
@@ -85,24 +90,10 @@ class StageRunner:
         self._persisted.clear()
 
     def _read_fingerprint(self, path: str) -> str | None:
-        fs, hpath = hadoop_path(self.spark, path)
-        marker = hpath.suffix("/" + _FINGERPRINT_FILE)
-        success = hpath.suffix("/_SUCCESS")
-        if not (fs.exists(marker) and fs.exists(success)):
+        if not path_exists(self.spark, f"{path}/_SUCCESS"):
             return None
-        stream = fs.open(marker)
-        try:
-            reader = self.spark.sparkContext._jvm.java.io.BufferedReader(
-                self.spark.sparkContext._jvm.java.io.InputStreamReader(stream, "UTF-8")
-            )
-            return reader.readLine()
-        finally:
-            stream.close()
+        text = read_text(self.spark, f"{path}/{_FINGERPRINT_FILE}")
+        return None if text is None else text.strip()
 
     def _write_fingerprint(self, path: str, key: str) -> None:
-        fs, hpath = hadoop_path(self.spark, path)
-        out = fs.create(hpath.suffix("/" + _FINGERPRINT_FILE), True)
-        try:
-            out.write(bytearray(key.encode("utf-8")))
-        finally:
-            out.close()
+        write_text(self.spark, f"{path}/{_FINGERPRINT_FILE}", key)

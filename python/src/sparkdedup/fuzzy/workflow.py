@@ -169,10 +169,14 @@ def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params:
     Notes
     -----
     The stages run eagerly (each is persisted once and counted, connected components may be
-    solved on the driver); the returned DataFrame is persisted and small.
+    solved on the driver); the returned DataFrame is small and locally checkpointed, and the
+    intermediate stages are released. `run_fuzzy` with a `StageRunner` keeps every stage.
     """
     cfg = _as_config(config, params)
     runner = StageRunner(df.sparkSession)
     result = run_fuzzy(df, cfg, runner)
     log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
-    return result.duplicates
+    # The band keys alone are num_bands rows per document: free them and the other stages.
+    duplicates = result.duplicates.localCheckpoint(eager=True)
+    runner.unpersist()
+    return duplicates
