@@ -1,13 +1,17 @@
 """The notebooks in notebooks/ run top to bottom on small data (nbclient, a fresh kernel and a
 local Spark session each), with the test's parameters injected after their parameters cell, as
-papermill does; a failing cell fails the test. The committed notebooks carry no outputs."""
+papermill does; a failing cell fails the test. The committed notebooks carry no outputs. Two runs
+with one WORK_DIR and two inputs each get their own results (the stage cache is keyed by input)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 
 import nbformat
+import numpy as np
+import pandas as pd
 import pytest
 
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
@@ -61,6 +65,13 @@ def _stream(book: nbformat.NotebookNode) -> str:
     )
 
 
+def _summary(book: nbformat.NotebookNode) -> tuple[int, int, int]:
+    """(documents in, removed, kept) from the notebook's last printed line about them."""
+    found = re.findall(r"(\d+) documents in, (\d+) removed, (\d+) kept", _stream(book))
+    assert found, "the notebook printed no summary line"
+    return tuple(int(x) for x in found[-1])
+
+
 @pytest.mark.parametrize("name", ["fuzzy_dedup.ipynb", "semantic_dedup.ipynb"])
 def test_notebook_is_clean_and_has_a_parameters_cell(name: str) -> None:
     with open(os.path.join(NOTEBOOKS, name), encoding="utf-8") as fh:
@@ -76,15 +87,30 @@ def test_notebook_is_clean_and_has_a_parameters_cell(name: str) -> None:
 
 
 @pytest.mark.slow
-def test_fuzzy_notebook_runs_on_a_small_planted_corpus(tmp_path) -> None:
-    out = tmp_path / "deduplicated"
-    params = dict(SMALL_SPARK, N_DOCS=300, WORK_DIR=str(tmp_path / "work"), OUTPUT_PATH=str(out))
+def test_fuzzy_notebook_runs_on_a_small_planted_corpus_then_on_a_file(tmp_path) -> None:
+    out, work = tmp_path / "deduplicated", str(tmp_path / "work")
+    params = dict(SMALL_SPARK, N_DOCS=300, WORK_DIR=work, OUTPUT_PATH=str(out))
     book = _run("fuzzy_dedup.ipynb", params, tmp_path)
     assert len(_outputs(book, "image/png")) == 2  # buckets/groups, similarity histogram
     assert "<mark>" in "".join(_outputs(book, "text/html"))  # removed beside kept
     text = _stream(book)
     assert "'recall'" in text and "300 documents in" in text
     assert any(p.name.endswith(".json") for p in out.iterdir())  # written as JSONL
+
+    # Then a file of other documents (ids the generated corpus does not have) with the same
+    # WORK_DIR: its own results, not the cached stages of the generated corpus.
+    from sparkdedup.datagen import generate_corpus
+
+    corpus, _ = generate_corpus(150, seed=8)
+    corpus["id"] += 10_000
+    path = tmp_path / "other.jsonl"
+    corpus.to_json(path, orient="records", lines=True)
+    params = dict(SMALL_SPARK, INPUT_PATH=str(path), WORK_DIR=work, OUTPUT_PATH=str(out))
+    docs_in, removed, kept = _summary(_run("fuzzy_dedup.ipynb", params, tmp_path))
+    assert (docs_in, removed + kept) == (150, 150)
+    lines = [ln for part in out.glob("*.json") for ln in part.read_text("utf-8").splitlines()]
+    rows = [json.loads(line) for line in lines]
+    assert len(rows) == kept and {r["id"] for r in rows} <= set(corpus["id"])
 
 
 @pytest.mark.slow
@@ -101,3 +127,43 @@ def test_semantic_notebook_runs_with_minilm_on_small_data(tmp_path) -> None:
     assert len(_outputs(book, "image/png")) == 1  # clusters, similarities, eps sweep
     text = _stream(book)
     assert "120 documents in" in text and "planted copies" in text
+
+
+def _embedded_docs(prefix: str, n: int, seed: int) -> pd.DataFrame:
+    """Documents with precomputed embeddings: three groups of random vectors, every fifth one
+    also as a scaled, slightly perturbed copy (cosine similarity about 1)."""
+    rng = np.random.default_rng(seed)
+    base = 5 * np.eye(3, 8)[rng.integers(0, 3, size=n)] + rng.normal(size=(n, 8))
+    copies = base[::5] * 1.5 + 1e-4 * rng.normal(size=(len(base[::5]), 8))
+    vectors = np.vstack([base, copies])
+    return pd.DataFrame(
+        {
+            "doc": [f"{prefix}{i:03d}" for i in range(len(vectors))],
+            "text": [f"document {prefix}{i}" for i in range(len(vectors))],
+            "emb": [v.tolist() for v in vectors],
+        }
+    )
+
+
+@pytest.mark.slow
+def test_semantic_notebook_reruns_on_changed_files_with_the_same_work_dir(tmp_path) -> None:
+    # One input path rewritten with other documents between two runs sharing a WORK_DIR.
+    path, work = tmp_path / "docs.parquet", str(tmp_path / "work")
+    for prefix, n, seed in (("a", 60, 1), ("b", 40, 2)):
+        docs = _embedded_docs(prefix, n, seed)
+        docs.to_parquet(path)
+        out = tmp_path / f"deduplicated-{prefix}"
+        params = dict(
+            SMALL_SPARK,
+            INPUT_PATH=str(path),
+            INPUT_FORMAT="parquet",
+            EMBEDDING_COL="emb",
+            ID_COL="doc",
+            N_CLUSTERS=3,
+            WORK_DIR=work,
+            OUTPUT_PATH=str(out),
+        )
+        docs_in, removed, kept = _summary(_run("semantic_dedup.ipynb", params, tmp_path))
+        assert docs_in == len(docs) and removed >= len(docs) - n
+        remaining = pd.read_parquet(out)
+        assert len(remaining) == kept and set(remaining["doc"]) <= set(docs["doc"])
