@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     def python_run() -> tuple[int, int]:
         return aggregate(minhash_signatures(docs, use_64_bit_hash=args.use_64_bit_hash))
 
+    # Other processes on the machine slow both paths; the load average says how busy it was.
+    load_before = os.getloadavg()
     jvm_times, jvm_result = _time(jvm_run, args.repeats)
     py_times, py_result = _time(python_run, args.repeats)
     if jvm_result != py_result:
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         "jvm_docs_per_s": args.docs / statistics.median(jvm_times),
         "python_docs_per_s": args.docs / statistics.median(py_times),
         "identical": True,
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(results, indent=2))
     print(
