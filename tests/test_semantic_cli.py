@@ -112,3 +112,13 @@ def test_semantic_cli_errors(spark, corpus, capsys) -> None:
     assert "embedding column 'text' must be array<float>" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main(["semantic", "--input", path, "--input-format", "jsonl", "--output", "x"])
+
+
+def test_semantic_cli_one_cluster(spark, corpus) -> None:
+    root, path, copies = corpus
+    out = str(root / "one")
+    assert cli.main(_args(path, out, "--n-clusters", "1")) == 0
+    stats = json.loads((root / "one" / "stats.json").read_text())
+    assert stats["clusters"] == 1 and stats["largest_cluster"] == 165
+    dups = spark.read.parquet(f"{out}/duplicates")
+    assert {r["id"]: r["max_id"] for r in dups.collect()} == copies

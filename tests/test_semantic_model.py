@@ -68,6 +68,17 @@ def test_minilm_finds_exact_and_edited_copies(spark) -> None:
 
 
 @needs_model
+def test_all_blank_texts_give_an_empty_result(spark) -> None:
+    df = spark.createDataFrame([(1, None), (2, "  "), (3, "")], "id long, text string")
+    config = SemanticConfig(id_col="id", n_clusters=1, device="cpu")
+    result = run_semantic(df, config, StageRunner(spark))
+    assert result.duplicates.count() == 0 and result.pairwise.count() == 0
+    stats = result.stats
+    assert stats["input_docs"] == 3 and stats["null_or_empty_text_docs"] == 3
+    assert stats["kept_docs"] == 3 and stats["clusters"] == 0
+
+
+@needs_model
 def test_embed_texts_null_and_blank(spark) -> None:
     df = spark.createDataFrame([(1, "hello world"), (2, None), (3, " \t ")], "id long, t string")
     out = embed.embed_texts(df, text_col="t", batch_size=2).orderBy("id").collect()

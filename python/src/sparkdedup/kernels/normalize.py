@@ -19,21 +19,27 @@ def l2_normalize(embeddings: Array, xp: ModuleType = numpy) -> Array:
 
     Parameters
     ----------
-    embeddings : (n, d) array of any real dtype.
+    embeddings : (n, d) array of any real dtype (integers included).
     xp : array module of `embeddings` (numpy or cupy).
 
     Returns
     -------
     array
-        (n, d) float32. Norms are taken in float64. A zero row stays a zero row (never NaN);
-        the Spark steps reject zero vectors before they get here, see `embedding_stats`.
+        (n, d) float32. Each row is first divided by its largest absolute element and then by
+        its norm, both in float64, so a finite row whose squared norm overflows or underflows
+        float64 (``[1e200, 1e200]``, ``[1e-200, 0]``) still becomes the right unit vector. A zero
+        row stays a zero row (never NaN); the Spark steps reject zero vectors before they get
+        here, see `embedding_stats`.
     """
     e = xp.asarray(embeddings, dtype=xp.float64)
     if e.ndim != 2:
         raise ValueError(f"embeddings must be a 2-d array, got shape {e.shape}")
-    norms = xp.sqrt(xp.sum(e * e, axis=1, keepdims=True))
-    safe = xp.where(norms > 0, norms, 1.0)
-    return (e / safe).astype(xp.float32)
+    if e.shape[1] == 0:
+        return e.astype(xp.float32)
+    peak = xp.max(xp.abs(e), axis=1, keepdims=True)
+    scaled = e / xp.where(peak > 0, peak, 1.0)  # largest |element| is 1: no overflow, no underflow
+    norms = xp.sqrt(xp.sum(scaled * scaled, axis=1, keepdims=True))
+    return (scaled / xp.where(norms > 0, norms, 1.0)).astype(xp.float32)
 
 
 def centroid_distances(

@@ -154,6 +154,8 @@ def embed_texts(
 
 
 _ARRAY_ELEMENTS = (T.FloatType, T.DoubleType)
+#: Other element types taken as numbers: JSON ``[1, 2, 3]`` reads as array<bigint>.
+_CAST_ELEMENTS = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.DecimalType)
 
 
 def document_embeddings(
@@ -177,9 +179,11 @@ def document_embeddings(
 
 
 def embedding_array(df: DataFrame, embedding_col: str) -> Column:
-    """`embedding_col` as ``array<float>`` or ``array<double>`` (ml Vectors become doubles).
+    """`embedding_col` as ``array<float>`` or ``array<double>``.
 
-    Raises SchemaError when the column is missing or of another type.
+    array<float> and array<double> are taken as they are; ml Vectors and arrays of integers or
+    decimals (JSON ``[1, 2, 3]`` reads as array<bigint>) become array<double>. Raises
+    SchemaError when the column is missing or of another type.
     """
     require_columns(df, {"embedding": embedding_col})
     dtype = df.schema[embedding_col].dataType
@@ -187,9 +191,11 @@ def embedding_array(df: DataFrame, embedding_col: str) -> Column:
         return vector_to_array(F.col(embedding_col), "float64")
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _ARRAY_ELEMENTS):
         return F.col(embedding_col)
+    if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _CAST_ELEMENTS):
+        return F.col(embedding_col).cast(T.ArrayType(T.DoubleType(), dtype.containsNull))
     raise SchemaError(
-        f"embedding column {embedding_col!r} must be array<float>, array<double> or a "
-        f"pyspark.ml.linalg Vector, got {dtype.simpleString()}"
+        f"embedding column {embedding_col!r} must be array<float>, array<double>, an array of "
+        f"integers or a pyspark.ml.linalg Vector, got {dtype.simpleString()}"
     )
 
 
@@ -208,7 +214,7 @@ def embedding_stats(
 
     Parameters
     ----------
-    df : DataFrame holding `embedding_col` (array<float|double> or ml Vector).
+    df : DataFrame holding `embedding_col` (array of numbers or ml Vector, see `embedding_array`).
     embedding_col : the embedding column.
     id_col : a column naming the rows in error messages (a few offending ids are shown).
 
@@ -223,11 +229,13 @@ def embedding_stats(
     frame = df.select(*([F.col(id_col).alias("_id")] if id_col else []), vec.alias("_e"))
     e = F.col("_e")
     bad_value = F.exists(e, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == float("inf")))
-    sq_norm = F.aggregate(e, F.lit(0.0).cast("double"), lambda a, x: a + x.cast("double") * x)
+    # Element by element: a sum of squares underflows to 0 for tiny vectors and overflows for
+    # huge ones, which `l2_normalize` handles.
+    all_zero = F.forall(e, lambda x: x == 0)
     checks = {
         "null": e.isNull(),
         "bad": e.isNotNull() & bad_value,
-        "zero": e.isNotNull() & ~bad_value & (sq_norm == 0),
+        "zero": e.isNotNull() & ~bad_value & (F.size(e) > 0) & all_zero,
     }
     row = frame.agg(
         F.count(F.lit(1)).alias("rows"),

@@ -101,15 +101,9 @@ def _output_schema(id_type: T.DataType) -> T.StructType:
     )
 
 
-def _estimator(device: str, k: int, max_iter: int, tol: float, seed: int, solver: str) -> Any:
-    params: dict[str, Any] = dict(
-        k=k, maxIter=max_iter, tol=float(tol), seed=seed, featuresCol="embedding"
-    )
+def _kmeans_class(device: str) -> Any:
+    """The KMeans estimator class of `device`, imported on the driver before any Spark job."""
     if device == "gpu":
-        if seed > _CUML_MAX_SEED:
-            raise ConfigError(
-                f"seed must be <= {_CUML_MAX_SEED} with device='gpu' (cuML), got {seed}"
-            )
         try:
             from spark_rapids_ml.clustering import KMeans as GpuKMeans  # noqa: PLC0415
         except ImportError as err:
@@ -117,10 +111,21 @@ def _estimator(device: str, k: int, max_iter: int, tol: float, seed: int, solver
                 "device='gpu' clusters with spark-rapids-ml, which is not installed: "
                 "pip install 'sparkdedup[gpu]' (plus RAPIDS cuML), or pass device='cpu'"
             ) from err
-        return GpuKMeans(**params)
+        return GpuKMeans
     from pyspark.ml.clustering import KMeans  # noqa: PLC0415
 
-    return KMeans(initMode="k-means||", solver=solver, **params)
+    return KMeans
+
+
+def _estimator(
+    kmeans: Any, device: str, k: int, max_iter: int, tol: float, seed: int, solver: str
+) -> Any:
+    params: dict[str, Any] = dict(
+        k=k, maxIter=max_iter, tol=float(tol), seed=seed, featuresCol="embedding"
+    )
+    if device == "gpu":
+        return kmeans(**params)
+    return kmeans(initMode="k-means||", solver=solver, **params)
 
 
 def _check_params(n_clusters: int, max_iter: int, tol: float, seed: int, device: str) -> None:
@@ -131,6 +136,34 @@ def _check_params(n_clusters: int, max_iter: int, tol: float, seed: int, device:
         raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
     if device not in ("cpu", "gpu"):
         raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
+    if device == "gpu" and seed > _CUML_MAX_SEED:
+        raise ConfigError(f"seed must be <= {_CUML_MAX_SEED} with device='gpu' (cuML), got {seed}")
+
+
+def _sum_batches(dim: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def partial_sums(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        rows, total = 0, np.zeros(dim, dtype=np.float64)
+        for batch in batches:
+            unit = _flat_matrix(batch.column(1), batch.num_rows, dim)
+            total += unit.sum(axis=0, dtype=np.float64)
+            rows += batch.num_rows
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([rows], pa.int64()), pa.array([total], pa.list_(pa.float64()))],
+            names=["rows", "total"],
+        )
+
+    return partial_sums
+
+
+def _mean_center(fit_input: DataFrame, dim: int) -> np.ndarray:
+    """``(1, dim)`` mean of the unit vectors: the KMeans solution for k = 1 (which pyspark.ml
+    does not accept). One row per partition reaches the driver; the partitions are summed in
+    order, so the result is as reproducible as the KMeans fit."""
+    schema = "rows long, total array<double>"
+    parts = fit_input.mapInArrow(_sum_batches(dim), schema).collect()
+    rows = sum(int(p["rows"]) for p in parts)
+    total = np.sum([np.asarray(p["total"], dtype=np.float64) for p in parts], axis=0)
+    return (total / rows)[None, :]
 
 
 def _vectors(embeddings: DataFrame, id_col: str, embedding_col: str) -> DataFrame:
@@ -154,10 +187,13 @@ def fit_centroids(
 
     Parameters
     ----------
-    embeddings : ``[id_col, embedding_col]`` with ids unique and embeddings of type
-        array<float>, array<double> or ml Vector (checked first by `embedding_stats`).
+    embeddings : ``[id_col, embedding_col]`` with ids unique and embeddings of a type
+        `embedding_array` takes (checked first by `embedding_stats`; errors name
+        `embedding_col`).
     n_clusters : KMeans k. It is lowered, with a warning, to the number of distinct unit
         vectors when there are fewer (KMeans cannot place more centroids than distinct points).
+        With k = 1 (asked for, one document, or all embeddings the same direction) the single
+        centroid is the mean of the unit vectors, on every device.
     max_iter, tol, seed : KMeans parameters (k-means|| initialisation).
     device : "cpu" (pyspark.ml KMeans) or "gpu" (spark-rapids-ml KMeans; seed must fit in 31 bits).
     id_col, embedding_col : input column names.
@@ -170,17 +206,21 @@ def fit_centroids(
         and sorted, so the clusters do not depend on how the input happened to be split.
     """
     _check_params(n_clusters, max_iter, tol, seed, device)
-    vectors = _vectors(embeddings, id_col, embedding_col)
-    stats = embedding_stats(vectors, "embedding", id_col="id")
+    kmeans = _kmeans_class(device)
+    # Checked under the user's column names, so that errors name them.
+    stats = embedding_stats(embeddings, embedding_col, id_col=id_col)
     if stats.rows == 0:
         return np.zeros((0, 0), dtype=np.float64)
+    vectors = _vectors(embeddings, id_col, embedding_col)
     schema = _output_schema(vectors.schema["id"].dataType)
     normalized = vectors.mapInArrow(
         _normalize_batches(stats.dim), T.StructType([schema["id"], schema["embedding"]])
     )
     # pyspark.ml's block solver even fails when its initialisation finds fewer than k centres,
     # so k is capped by the number of distinct unit vectors, counted by a 64-bit hash.
-    distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
+    distinct = 1
+    if n_clusters > 1:
+        distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
     k = min(n_clusters, distinct)
     if k < n_clusters:
         log.warning(
@@ -193,10 +233,20 @@ def fit_centroids(
         )
     partitions = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(stats.rows / _ROWS_PER_FIT_PARTITION)))
     fit_input = normalized.repartition(partitions, "id").sortWithinPartitions("id")
+    if k == 1:
+        # pyspark.ml rejects k = 1, and one centre is simply the mean: computed here on CPU and
+        # GPU alike, so both devices give the same centroid.
+        centers = _mean_center(fit_input, stats.dim)
+        log.info(
+            "sparkdedup kmeans: %d documents of dimension %d, 1 centroid (their mean)",
+            stats.rows,
+            stats.dim,
+        )
+        return centers
     # The block (GEMM) solver is several times faster but needs k-means|| to find k distinct
     # centres; with few distinct points per centre the row solver is the safe choice.
     solver = "block" if distinct >= _BLOCK_SOLVER_MIN_POINTS_PER_CENTER * k else "row"
-    model = _estimator(device, k, max_iter, tol, seed, solver).fit(fit_input)
+    model = _estimator(kmeans, device, k, max_iter, tol, seed, solver).fit(fit_input)
     centers = np.asarray(model.clusterCenters(), dtype=np.float64)
     log.info(
         "sparkdedup kmeans: %d documents of dimension %d, %d centroids (k=%d, %s solver)",

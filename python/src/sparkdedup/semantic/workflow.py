@@ -201,9 +201,9 @@ def semantic_duplicates(
     Parameters
     ----------
     df : the corpus; needs ``config.text_col`` (string) or ``config.embedding_col``
-        (array<float|double> or ml Vector, same dimension on every row, no nulls, NaN or zero
-        vectors) and, when set, ``config.id_col`` (unique integers or strings) and the
-        ``config.sort_cols``.
+        (array<float|double>, an array of integers or an ml Vector; same dimension on every
+        row, no nulls, NaN or zero vectors) and, when set, ``config.id_col`` (unique integers
+        or strings) and the ``config.sort_cols``.
     config : a `SemanticConfig`; keyword arguments override its fields
         (``semantic_duplicates(df, embedding_col="emb", n_clusters=20)``).
 
