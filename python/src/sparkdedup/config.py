@@ -133,13 +133,14 @@ class SemanticConfig:
     Parameters
     ----------
     text_col : column of texts to embed (used when `embedding_col` is None).
-    embedding_col : column holding precomputed embeddings (array<float|double> or ml Vector).
+    embedding_col : column holding precomputed embeddings (array<float|double>, an array of
+        integers, or ml Vector).
     id_col : unique id column, or None for derived ids (as FuzzyConfig).
     model : sentence-transformers model name or local path.
     embedding_batch_size : texts per model call.
     n_clusters, max_iter, tol, seed : KMeans parameters.
     eps : a document is removed iff its cosine similarity to a higher-ranked document of its
-        cluster is >= 1 - eps.
+        cluster is >= 1 - eps (compared in float32, as NeMo Curator does).
     which_to_keep : "hard" keeps the documents farthest from the centroid, "easy" the nearest,
         "random" a seeded random order.
     sort_cols : custom ranking: columns sorted descending, ties by id descending; overrides

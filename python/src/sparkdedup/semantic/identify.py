@@ -7,11 +7,24 @@ cluster, even one that is itself removed.
 
 from __future__ import annotations
 
+import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkdedup.errors import ConfigError
 from sparkdedup.ids import require_columns
+
+
+def removal_threshold(eps: float) -> float:
+    """``1 - eps`` rounded to float32, the threshold `identify_duplicates` compares with.
+
+    NeMo Curator compares its float32 score column with the Python float ``1 - eps``; pandas
+    and cuDF treat the Python float as a weak scalar (NEP 50) and compare in float32, so
+    ``np.float32(0.95) >= 1 - 0.05`` is true although ``float(np.float32(0.95)) < 0.95``.
+    """
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
+        raise ConfigError(f"eps must be a number between 0 and 1, got {eps!r}")
+    return float(np.float32(1.0 - float(eps)))
 
 
 def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
@@ -20,7 +33,7 @@ def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
     Parameters
     ----------
     pairwise : ``[id, max_id, cosine_sim_score]`` from `pairwise_similarity`.
-    eps : threshold parameter in [0, 1]; the comparison is done in double precision.
+    eps : threshold parameter in [0, 1].
 
     Returns
     -------
@@ -28,13 +41,20 @@ def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
         ``[id, max_id, cosine_sim_score]``: the rows of `pairwise` with
         ``cosine_sim_score >= 1 - eps``, except rows with ``max_id == id`` (no higher-ranked
         document scored above 0; such a document is always kept, which matters only for eps=1).
+
+    Notes
+    -----
+    The comparison is done in float32, as in NeMo Curator, so the decision matches it bit for
+    bit: the score (float32, or cast to float32) is compared with ``1 - eps`` rounded to the
+    nearest float32 (`removal_threshold`). For ``eps=0.05`` a score of
+    ``float32(0.95) = 0.949999988`` is removed, and the next float32 below it is kept.
     """
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ConfigError(f"eps must be a number between 0 and 1, got {eps!r}")
+    threshold = removal_threshold(eps)
     require_columns(
         pairwise, {"id": "id", "max_id": "max_id", "cosine_sim_score": "cosine_sim_score"}
     )
-    threshold = F.lit(1.0 - float(eps)).cast("double")
+    # The threshold is a float32 value, so the cast of the literal is exact.
+    score = F.col("cosine_sim_score").cast("float")
     return pairwise.filter(
-        (F.col("cosine_sim_score").cast("double") >= threshold) & (F.col("max_id") != F.col("id"))
+        (score >= F.lit(threshold).cast("float")) & (F.col("max_id") != F.col("id"))
     ).select("id", "max_id", "cosine_sim_score")
