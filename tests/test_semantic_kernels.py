@@ -11,7 +11,7 @@ import pytest
 from sparkdedup.errors import ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
 from sparkdedup.kernels.pairwise import pairwise_max_similarity
-from sparkdedup.semantic.pairwise import _cluster_fn, rank_order, ranking
+from sparkdedup.semantic.pairwise import _cluster_fn, rank_order, rank_ordered_matrix, ranking
 
 BATCH_SIZES = (1, 7, 1024)
 
@@ -61,7 +61,9 @@ def test_blocked_equals_brute_force(batch: int) -> None:
     np.testing.assert_array_equal(index, expected_index)
     np.testing.assert_array_equal(scores, expected_scores)
     assert scores[10] == pytest.approx(1.0) and index[10] == 3 and index[11] == 3  # first copy wins
-    assert index[30] != 4 or scores[30] > 0  # an opposite vector is never a duplicate
+    # Row 30 is the opposite of row 4: their similarity is -1, so row 4 is never its match.
+    assert float(vectors[30].astype(np.float64) @ vectors[4]) == pytest.approx(-1.0, abs=1e-6)
+    assert index[30] != 4 and scores[30] < 0.99
 
 
 def test_batch_size_never_changes_result() -> None:
@@ -92,6 +94,13 @@ def test_bad_batch_size() -> None:
         pairwise_max_similarity(np.ones((2, 2)), 0)
 
 
+def kernel_memory_bound(n: int, d: int, batch: int) -> int:
+    """What `pairwise_max_similarity` allocates besides float32 input: one float32 block of
+    similarities, the float64 temporaries of one matrix product and the outputs."""
+    rows_per_product = 1024
+    return 4 * n * batch + 8 * (batch + d) * rows_per_product + 8 * batch * d + 12 * n
+
+
 def test_memory_is_bounded_by_blocks() -> None:
     n, d, batch = 20_000, 8, 256
     vectors = l2_normalize(np.random.default_rng(1).normal(size=(n, d)))
@@ -102,9 +111,18 @@ def test_memory_is_bounded_by_blocks() -> None:
     finally:
         tracemalloc.stop()
     full_matrix = n * n * 4
-    assert peak < 16 * n * batch + 16 * n * d + 1_000_000  # O(n x batch) by construction
-    assert peak < full_matrix / 20
+    # No float64 copy of the embeddings, one float32 block of similarities at a time.
+    assert 4 * n * batch < peak < kernel_memory_bound(n, d, batch) + 300_000
+    assert peak < full_matrix / 60
     assert scores.shape == (n,)
+
+
+def test_rank_ordered_matrix() -> None:
+    column = np.empty(3, dtype=object)
+    column[:] = [np.array([1, 2], np.float32), np.array([3, 4], np.float32), np.ones(2, np.float32)]
+    matrix = rank_ordered_matrix(column, np.array([2, 0, 1]))
+    assert matrix.dtype == np.float32 and matrix.tolist() == [[1, 1], [1, 2], [3, 4]]
+    assert rank_ordered_matrix(column[:0], np.array([], dtype=int)).shape == (0, 0)
 
 
 def test_l2_normalize() -> None:
@@ -115,6 +133,16 @@ def test_l2_normalize() -> None:
     assert not np.isnan(unit).any()
     assert unit[1].tolist() == [0.0, 0.0]  # zero rows stay zero (the Spark step rejects them)
     assert unit[2].tolist() == [1.0, 0.0]
+
+
+def test_l2_normalize_extreme_and_integer_rows() -> None:
+    # Squared norms that overflow or underflow float64 still give the right unit vector.
+    raw = np.array([[1e200, 1e200, 0.0], [-1e308, 0.0, 1e308], [1e-200, 0.0, 0.0], [5e-324, 0, 0]])
+    unit = l2_normalize(raw)
+    half = np.float32(np.sqrt(0.5))
+    assert unit.tolist() == [[half, half, 0], [-half, 0, half], [1, 0, 0], [1, 0, 0]]
+    ints = l2_normalize(np.array([[3, 4], [0, 7]], dtype=np.int64))
+    np.testing.assert_allclose(ints, [[0.6, 0.8], [0.0, 1.0]], rtol=1e-7)
 
 
 def test_centroid_distances() -> None:

@@ -3,24 +3,33 @@ input checks, threshold and ranking determinism. Small data and few KMeans fits.
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
+import os
+import tracemalloc
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sparkdedup.config import SemanticConfig
-from sparkdedup.errors import SchemaError
+from sparkdedup.errors import BackendUnavailableError, ConfigError, SchemaError
+from sparkdedup.kernels.normalize import l2_normalize
 from sparkdedup.removal import remove_duplicates
+from sparkdedup.semantic import kmeans as kmeans_module
+from sparkdedup.semantic import pairwise as pairwise_module
 from sparkdedup.semantic.embed import embedding_stats
-from sparkdedup.semantic.identify import identify_duplicates
+from sparkdedup.semantic.identify import identify_duplicates, removal_threshold
 from sparkdedup.semantic.kmeans import assign_clusters, fit_centroids, kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
 from sparkdedup.semantic.workflow import run_semantic, semantic_duplicates
 from sparkdedup.stages import StageRunner
 
 DIM = 16
+CLUSTER_COLUMNS = ["id", "centroid", "l2_dist_to_cent", "cosine_dist_to_cent", "embedding"]
 
 
 def planted_corpus(n: int = 240, copies: int = 24, seed: int = 7) -> tuple[list[tuple], set[str]]:
@@ -128,9 +137,24 @@ def test_bad_embeddings_are_named(spark, rows, message) -> None:
         embedding_stats(_frame(spark, rows), "e", id_col="id")
 
 
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([(1, [1.0, float("nan")]), (2, [1.0, 2.0])], r"'v' has 1 vector\(s\) with NaN"),
+        ([(1, [0.0, 0.0]), (2, [1.0, 2.0])], r"'v' has 1 all-zero vector\(s\) \(e.g. ids 1\)"),
+        ([(1, [1.0, 2.0]), (2, [1.0, 2.0, 3.0])], "'v' mixes dimensions"),
+        ([(1, [1.0, 2.0]), (2, None)], "'v' has 1 null value"),
+    ],
+)
+def test_embedding_errors_name_the_users_column(spark, rows, message) -> None:
+    df = spark.createDataFrame(rows, "doc long, v array<double>")
+    with pytest.raises(SchemaError, match=f"embedding column {message}"):
+        semantic_duplicates(df, embedding_col="v", id_col="doc", n_clusters=2)
+
+
 def test_bad_embedding_types_fail_before_any_job(spark) -> None:
-    df = spark.createDataFrame([(1, "x", [1, 2])], "id long, text string, ints array<int>")
-    for col in ("text", "ints"):
+    df = spark.createDataFrame([(1, "x", ["1"])], "id long, text string, strs array<string>")
+    for col in ("text", "strs"):
         with pytest.raises(SchemaError, match=f"embedding column '{col}' must be array<float>"):
             semantic_duplicates(df, embedding_col=col)
     with pytest.raises(SchemaError, match="'nope' is not in the input"):
@@ -145,15 +169,27 @@ def test_threshold_just_above_and_below(spark) -> None:
         (1, 1, 0.0),
         (2, 1, 0.9501),  # above 1 - eps
         (3, 1, 0.9499),  # below
-        (4, 1, 0.95),  # float32(0.95) = 0.949999988: below in double precision
+        (4, 1, 0.95),  # float32(0.95) = 0.949999988 = 1 - eps in float32, as in NeMo Curator
         (5, 2, 1.0),
         (6, 6, 0.0),
     ]
     pairwise = spark.createDataFrame(rows, "id long, max_id long, cosine_sim_score float")
     removed = {r["id"] for r in identify_duplicates(pairwise, eps=eps).collect()}
-    assert removed == {2, 5}
+    assert removed == {2, 4, 5}
     everything = {r["id"] for r in identify_duplicates(pairwise, eps=1.0).collect()}
     assert everything == {2, 3, 4, 5}  # documents with max_id == id are always kept
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.01, 0.05, 0.1, 0.3])
+def test_threshold_is_float32_one_minus_eps(spark, eps) -> None:
+    at = np.float32(1 - eps)  # what pandas/cuDF compare a float32 score with (NEP 50)
+    below = np.nextafter(at, np.float32(0))
+    assert (pd.Series([at, below], dtype=np.float32) >= 1 - eps).tolist() == [True, False]
+    rows = [(1, 9, float(at)), (2, 9, float(below))]
+    for dtype in ("float", "double"):
+        pairwise = spark.createDataFrame(rows, f"id long, max_id long, cosine_sim_score {dtype}")
+        assert [r["id"] for r in identify_duplicates(pairwise, eps=eps).collect()] == [1]
+    assert removal_threshold(eps) == float(at)
 
 
 def test_random_ranking_ignores_partitioning(spark) -> None:
@@ -183,11 +219,14 @@ def test_random_ranking_ignores_partitioning(spark) -> None:
     assert len(one) == 40
 
 
-def test_empty_input(spark) -> None:
+@pytest.mark.parametrize("n_clusters", [1, 100])
+def test_empty_input(spark, n_clusters) -> None:
     df = spark.createDataFrame([], "id long, e array<float>")
-    result = run_semantic(df, SemanticConfig(embedding_col="e", id_col="id"), StageRunner(spark))
+    config = SemanticConfig(embedding_col="e", id_col="id", n_clusters=n_clusters)
+    result = run_semantic(df, config, StageRunner(spark))
     assert result.stats["input_docs"] == 0 and result.stats["removed_docs"] == 0
-    assert result.duplicates.count() == 0
+    assert result.duplicates.count() == 0 and result.stats["clusters"] == 0
+    assert result.clusters.columns == CLUSTER_COLUMNS
 
 
 def test_kmeans_output_schema_with_float_arrays(spark) -> None:
@@ -219,3 +258,157 @@ def test_fit_then_assign_uses_nearest_centroid(spark) -> None:
     nearest = np.argmin(((unit[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
     assert [got[i] for i in range(len(raw))] == nearest.tolist()
     assert len(set(nearest[:30])) == 1 and len(set(nearest)) == 3
+
+
+# --- one cluster, extreme and integer vectors -------------------------------------------------
+
+
+def test_one_document_is_one_cluster(spark) -> None:
+    df = spark.createDataFrame([(7, [3.0, 4.0])], "doc long, v array<double>")
+    config = SemanticConfig(embedding_col="v", id_col="doc")  # n_clusters=100 is lowered to 1
+    result = run_semantic(df, config, StageRunner(spark))
+    assert result.duplicates.count() == 0 and result.stats["clusters"] == 1
+    assert result.clusters.columns == CLUSTER_COLUMNS
+    (row,) = result.clusters.collect()
+    assert row["id"] == 7 and row["centroid"] == 0 and row["l2_dist_to_cent"] == 0
+    assert row["cosine_dist_to_cent"] == pytest.approx(0, abs=1e-7)
+    assert row["embedding"] == pytest.approx([0.6, 0.8])
+    assert [tuple(r) for r in result.pairwise.collect()] == [(7, 7, 0.0)]
+
+
+def test_identical_directions_are_one_cluster(spark, caplog) -> None:
+    # Multiples of one integer vector normalise to exactly the same unit vector.
+    df = _frame(spark, [(i, [i * 1.0, i * 2.0, i * 3.0]) for i in range(1, 6)])
+    with caplog.at_level(logging.WARNING, logger="sparkdedup"):
+        dups = semantic_duplicates(
+            df, embedding_col="e", id_col="id", n_clusters=3, which_to_keep="easy"
+        )
+    assert "(1 among 5 documents); using n_clusters=1" in caplog.text
+    got = sorted((r["id"], r["max_id"], r["cosine_sim_score"]) for r in dups.collect())
+    assert got == [(i, 1, 1.0) for i in range(2, 6)]
+
+
+def test_single_centroid_is_the_mean_on_every_device(spark, monkeypatch) -> None:
+    raw = np.random.default_rng(12).normal(size=(30, 4))
+    df = _frame(spark, [(i, v.tolist()) for i, v in enumerate(raw)]).repartition(3)
+    cpu = fit_centroids(df, n_clusters=1, embedding_col="e")
+    mean = l2_normalize(raw).astype(np.float64).mean(axis=0)
+    assert cpu.shape == (1, 4)
+    np.testing.assert_allclose(cpu[0], mean, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ConfigError, match="seed must be <= 2147483647 with device='gpu'"):
+        fit_centroids(df, n_clusters=1, embedding_col="e", device="gpu", seed=2**31)
+    if importlib.util.find_spec("spark_rapids_ml") is None:
+        with pytest.raises(BackendUnavailableError, match="spark-rapids-ml"):
+            fit_centroids(df, n_clusters=1, embedding_col="e", device="gpu")
+
+    class NoKMeans:
+        def __init__(self, **params: object) -> None:
+            raise AssertionError("k = 1 must not reach a KMeans estimator")
+
+    monkeypatch.setattr(kmeans_module, "_kmeans_class", lambda device: NoKMeans)
+    gpu = fit_centroids(df.coalesce(1), n_clusters=1, embedding_col="e", device="gpu")
+    np.testing.assert_array_equal(gpu, cpu)  # the fit input does not depend on the split
+
+
+def test_huge_and_tiny_finite_vectors_are_normalised(spark) -> None:
+    rows = [
+        (1, [1e200, 1e200, 0.0]),  # squared norm overflows to inf
+        (2, [1.0, 1.0, 0.0]),
+        (3, [0.0, 0.0, 1.0]),
+        (4, [0.0, 0.5, 1.0]),
+        (5, [0.0, 1e-200, 0.0]),  # squared norm underflows to 0, yet not a zero vector
+    ]
+    df = _frame(spark, rows)
+    assert embedding_stats(df, "e", id_col="id").rows == 5
+    config = SemanticConfig(embedding_col="e", id_col="id", n_clusters=2)
+    result = run_semantic(df, config, StageRunner(spark))
+    unit = {r["id"]: r["embedding"] for r in result.clusters.collect()}
+    half = float(np.float32(np.sqrt(0.5)))
+    assert unit[1] == unit[2] == [half, half, 0.0] and unit[5] == [0.0, 1.0, 0.0]
+    removed = [(r["id"], r["max_id"]) for r in result.duplicates.collect()]
+    assert removed in ([(1, 2)], [(2, 1)])
+
+
+def test_curator_vector_from_json_integer_arrays(spark, tmp_path, test_vectors) -> None:
+    vec = test_vectors["semdedup_pairwise"]
+    rows = vec["embeddings_rows_in_rank_order_before_l2_normalisation"]
+    path = tmp_path / "vectors.jsonl"
+    lines = [json.dumps({"id": i, "rank": len(rows) - i, "v": r}) for i, r in enumerate(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    df = spark.read.json(str(path))
+    assert dict(df.dtypes)["v"] == "array<bigint>"
+    config = SemanticConfig(
+        embedding_col="v", id_col="id", n_clusters=1, sort_cols=("rank",), eps=0.01
+    )
+    result = run_semantic(df, config, StageRunner(spark))
+    got = {r["id"]: (r["max_id"], r["cosine_sim_score"]) for r in result.pairwise.collect()}
+    assert [got[i][0] for i in range(len(rows))] == vec["expected_max_index"]
+    scores = [got[i][1] for i in range(len(rows))]
+    np.testing.assert_allclose(scores, vec["expected_scores"], atol=1e-5)
+    assert {r["id"] for r in result.duplicates.collect()} == {2, 3, 4, 5}
+    assert result.stats["clusters"] == 1
+
+
+# --- memory of the pairwise step --------------------------------------------------------------
+
+
+def pairwise_memory_bound(n: int, d: int, batch: int) -> int:
+    """Bytes a Python worker holds for a cluster of n documents (README, "Semantic
+    deduplication"): the Arrow input and the rank-ordered float32 copy (8*n*d), one float32
+    block of similarities (4*n*batch), float64 temporaries of one matrix product (1024 rows)
+    and about 100 bytes per document for ids, distances, order and outputs."""
+    return 8 * n * d + 4 * n * batch + 8 * (batch + 2 * d) * 1024 + 100 * n
+
+
+def test_large_cluster_stays_within_memory_bound(spark, tmp_path, monkeypatch) -> None:
+    sizes, d, batch = (12_000, 40, 25), 32, 128
+    rng = np.random.default_rng(9)
+    n = sum(sizes)
+    vectors = l2_normalize(rng.normal(size=(n, d)))
+    vectors[5000] = vectors[17]  # a planted copy inside the large cluster
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "centroid": np.repeat(np.arange(len(sizes), dtype=np.int32), sizes),
+            "l2_dist_to_cent": 0.0,
+            "cosine_dist_to_cent": rng.random(n),
+            "embedding": list(vectors),
+        }
+    )
+    df = spark.createDataFrame(
+        frame,
+        "id long, centroid int, l2_dist_to_cent double, "
+        "cosine_dist_to_cent double, embedding array<float>",
+    )
+    real_cluster_fn, out_dir = pairwise_module._cluster_fn, str(tmp_path)
+
+    def measured_cluster_fn(*args: object):
+        cluster_pairwise = real_cluster_fn(*args)
+
+        def measured(cluster: pd.DataFrame) -> pd.DataFrame:
+            import pyarrow as pa
+
+            arrow = pa.total_allocated_bytes()  # the group's Arrow input, still held
+            tracemalloc.start()
+            try:
+                out = cluster_pairwise(cluster)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            with open(os.path.join(out_dir, f"{len(cluster)}.json"), "w") as fh:
+                json.dump({"arrow": arrow, "peak": peak}, fh)
+            return out
+
+        return measured
+
+    monkeypatch.setattr(pairwise_module, "_cluster_fn", measured_cluster_fn)
+    pairs = {r["id"]: r["max_id"] for r in pairwise_similarity(df, batch_size=batch).collect()}
+    assert len(pairs) == n and (pairs[5000] == 17 or pairs[17] == 5000)
+    for size in sizes:
+        with open(os.path.join(out_dir, f"{size}.json")) as fh:
+            used = json.load(fh)
+        assert used["peak"] + used["arrow"] < pairwise_memory_bound(size, d, batch) + 300_000
+    big = sizes[0]
+    with open(os.path.join(out_dir, f"{big}.json")) as fh:
+        used = json.load(fh)
+    assert used["peak"] > 4 * big * batch  # the measurement sees the similarity block
