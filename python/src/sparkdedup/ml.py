@@ -215,8 +215,9 @@ class FuzzyDeduplicator(
         runner = StageRunner(dataset.sparkSession)
         try:
             result = run_fuzzy(dataset, config, runner)
-            # As `fuzzy_duplicates`' callers need only the small result: keep it (checkpointed)
-            # and free the persisted stages (signature keys, buckets, edges, components).
+            # The caller needs only the small result: keep it (locally checkpointed) and free
+            # the persisted stages (band keys, buckets, edges, components), as
+            # `semantic_duplicates` does.
             duplicates = result.duplicates.localCheckpoint(eager=True)
         finally:
             runner.unpersist()
