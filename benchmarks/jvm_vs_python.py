@@ -1,11 +1,12 @@
-"""Benchmark of the fuzzy-dedup MinHash step: the JVM SQL function `sparkdedup_minhash` against
-the Python path (`sparkdedup.fuzzy.minhash.minhash_signatures`, mapInArrow over the compiled
-NumPy/numba kernel) on the same cached documents and the same Spark session.
+"""Benchmark of the fuzzy-dedup MinHash step: the JVM SQL functions against the Python path
+(mapInArrow over the compiled numba kernel) on the same cached documents and the same session.
 
-Each run computes every signature and aggregates (count, bit_xor of xxhash64(signature)); the two
-paths must give the same aggregate, which also checks that they are bit-identical. One warm-up
-run per path (JIT / numba compile, Python worker start) is not timed; the median of the timed
-runs is reported as documents per second.
+Two comparisons: signatures (`sparkdedup_minhash` against `minhash_signatures`), and what the
+workflow needs, the LSH band keys of every document (`posexplode(sparkdedup_band_buckets(
+sparkdedup_minhash(text), 20, 13))` against the fused `minhash_band_buckets`). Each run computes
+everything and aggregates (count, bit_xor of xxhash64 of the rows); the two paths must give the
+same aggregate, which also checks that they are bit-identical. One warm-up run per path (JIT /
+numba compile, Python worker start) is not timed; the median of the timed runs is reported.
 
     .venv/bin/python benchmarks/jvm_vs_python.py --docs 20000 --doc-bytes 1000 --repeats 3
 """
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
-    from sparkdedup.fuzzy.minhash import minhash_signatures
+    from sparkdedup.fuzzy.minhash import minhash_band_buckets, minhash_signatures
     from sparkdedup.jvm import configure_builder
 
     builder = (
@@ -109,12 +110,34 @@ def main(argv: list[str] | None = None) -> int:
     def python_run() -> tuple[int, int]:
         return aggregate(minhash_signatures(docs, use_64_bit_hash=args.use_64_bit_hash))
 
+    def aggregate_keys(keys: Any) -> tuple[int, int]:
+        row = keys.agg(
+            F.count("bucket").alias("n"), F.bit_xor(F.xxhash64("id", "band", "bucket")).alias("h")
+        ).collect()[0]
+        return int(row.n), int(row.h)
+
+    def jvm_keys_run() -> tuple[int, int]:
+        return aggregate_keys(
+            docs.selectExpr(
+                "id",
+                f"posexplode(sparkdedup_band_buckets(sparkdedup_minhash(text, 24, 260, 42, "
+                f"{use64}), 20, 13)) AS (band, bucket)",
+            )
+        )
+
+    def python_keys_run() -> tuple[int, int]:
+        return aggregate_keys(minhash_band_buckets(docs, use_64_bit_hash=args.use_64_bit_hash))
+
     # Other processes on the machine slow both paths; the load average says how busy it was.
     load_before = os.getloadavg()
     jvm_times, jvm_result = _time(jvm_run, args.repeats)
     py_times, py_result = _time(python_run, args.repeats)
     if jvm_result != py_result:
         raise RuntimeError(f"JVM and Python signatures differ: {jvm_result} != {py_result}")
+    jvm_key_times, jvm_keys = _time(jvm_keys_run, args.repeats)
+    py_key_times, py_keys = _time(python_keys_run, args.repeats)
+    if jvm_keys != py_keys:
+        raise RuntimeError(f"JVM and Python band keys differ: {jvm_keys} != {py_keys}")
 
     results = {
         "docs": args.docs,
@@ -129,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         "python_seconds": py_times,
         "jvm_docs_per_s": args.docs / statistics.median(jvm_times),
         "python_docs_per_s": args.docs / statistics.median(py_times),
+        "jvm_band_keys_seconds": jvm_key_times,
+        "python_band_keys_seconds": py_key_times,
+        "jvm_band_keys_docs_per_s": args.docs / statistics.median(jvm_key_times),
+        "python_band_keys_docs_per_s": args.docs / statistics.median(py_key_times),
         "identical": True,
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
@@ -139,7 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| JVM sparkdedup_minhash | {statistics.median(jvm_times):.2f} | "
         f"{results['jvm_docs_per_s']:,.0f} |\n"
         f"| Python minhash_signatures (mapInArrow) | {statistics.median(py_times):.2f} | "
-        f"{results['python_docs_per_s']:,.0f} |"
+        f"{results['python_docs_per_s']:,.0f} |\n"
+        f"| JVM band keys (sparkdedup_band_buckets) | {statistics.median(jvm_key_times):.2f} | "
+        f"{results['jvm_band_keys_docs_per_s']:,.0f} |\n"
+        f"| Python band keys (fused minhash_band_buckets) | "
+        f"{statistics.median(py_key_times):.2f} | {results['python_band_keys_docs_per_s']:,.0f} |"
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
