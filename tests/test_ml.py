@@ -148,6 +148,18 @@ def test_semantic_fit_transform_equals_semantic_duplicates(spark, embedding_docs
         other.transform(embedding_docs)
 
 
+def test_semantic_errors_name_the_users_embedding_column(spark, embedding_docs) -> None:
+    bad = spark.createDataFrame(
+        [("a", [1.0, float("nan")]), ("b", [0.5, 0.5])], "doc string, emb array<double>"
+    )
+    estimator = SemanticDeduplicator(embeddingCol="emb", idCol="doc", nClusters=2)
+    with pytest.raises(SchemaError, match="embedding column 'emb' has 1 vector"):
+        estimator.fit(bad)
+    model = SemanticDeduplicatorModel(np.eye(2)).setEmbeddingCol("emb").setIdCol("doc")
+    with pytest.raises(SchemaError, match="embedding column 'emb' has 1 vector"):
+        model.transform(bad)
+
+
 def test_semantic_pipeline_fit_on_sample_save_load(spark, embedding_docs, tmp_path) -> None:
     keep_originals = SQLTransformer(statement="SELECT * FROM __THIS__ WHERE quality > 0.5")
     sample = keep_originals.transform(embedding_docs)  # fit on the originals only

@@ -234,13 +234,13 @@ class _SemanticDeduplicatorParams(_ConfigParams):
 
 
 def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataFrame:
-    """``[id, embedding]`` of the documents that have one, as in `run_semantic`: the given
-    column, or the model's embeddings of the non-blank texts."""
-    from sparkdedup.semantic.embed import document_embeddings, embedding_array  # noqa: PLC0415
+    """``[id, <embedding column>]`` of the documents that have one, as in `run_semantic`: the
+    user's column as it is (so that errors name it), or the model's embeddings of the non-blank
+    texts in ``embedding``; `_vector_col` names the column."""
+    from sparkdedup.semantic.embed import document_embeddings  # noqa: PLC0415
 
     if config.embedding_col is not None:
-        vec = embedding_array(documents, config.embedding_col)
-        return documents.select(F.col(ID_COL).alias("id"), vec.alias("embedding"))
+        return documents.select(F.col(ID_COL).alias("id"), F.col(config.embedding_col))
     return document_embeddings(
         documents,
         id_col=ID_COL,
@@ -249,6 +249,10 @@ def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataF
         batch_size=config.embedding_batch_size,
         device=device,
     )
+
+
+def _vector_col(config: SemanticConfig) -> str:
+    return config.embedding_col or "embedding"
 
 
 class SemanticDeduplicator(
@@ -298,6 +302,7 @@ class SemanticDeduplicator(
                 tol=config.tol,
                 seed=config.seed,
                 device=device,
+                embedding_col=_vector_col(config),
             )
         finally:
             runner.unpersist()
@@ -362,7 +367,7 @@ class SemanticDeduplicatorModel(
             vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
         else:
             vectors = _vectors(documents, config, device)
-        stats = embedding_stats(vectors, "embedding", id_col="id")
+        stats = embedding_stats(vectors, _vector_col(config), id_col="id")
         if stats.rows and self._centers.size == 0:
             raise ConfigError(
                 "the model has no centroids: it was fitted on data without embedded documents"
@@ -374,7 +379,7 @@ class SemanticDeduplicatorModel(
             )
 
         def clusters() -> DataFrame:
-            assigned = assign_clusters(vectors, self._centers)
+            assigned = assign_clusters(vectors, self._centers, embedding_col=_vector_col(config))
             if config.sort_cols:
                 meta = documents.select(F.col(ID_COL).alias("id"), *config.sort_cols)
                 assigned = assigned.join(meta, on="id", how="inner")
