@@ -19,8 +19,8 @@ from sparkdedup.ml import (
     FuzzyDeduplicator,
     SemanticDeduplicator,
     SemanticDeduplicatorModel,
-    param_name,
 )
+from sparkdedup.ml_params import param_name
 from sparkdedup.semantic.workflow import semantic_duplicates
 
 DIM = 8
