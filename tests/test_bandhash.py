@@ -22,26 +22,16 @@ def test_golden_values_recorded_from_spark() -> None:
     # xxhash64(CAST(0 AS INT), slice(array(1, -2, 2147483647, -2147483648, 0, 42), 1, 3)) and
     # xxhash64(CAST(1 AS INT), slice(<same>, 4, 3))
     ints = np.array([INTS], dtype=np.int32)
-    assert band_buckets(ints, [0, 1], 3).tolist() == [
-        [3966622996796747454, -2647343766228508732]
-    ]
+    assert band_buckets(ints, [0, 1], 3).tolist() == [[3966622996796747454, -2647343766228508732]]
     # The same with the uint32 bit patterns gives the same keys.
-    assert band_buckets(ints.view(np.uint32), [1], 3).tolist() == [
-        [-2647343766228508732]
-    ]
+    assert band_buckets(ints.view(np.uint32), [1], 3).tolist() == [[-2647343766228508732]]
     # xxhash64(CAST(0 AS INT), slice(array(1L, -2L, 9223372036854775807L,
     # -9223372036854775808L, 0L, 42L), 1, 3)) and the same for band 1 (positions 4..6)
     longs = np.array([LONGS], dtype=np.int64)
-    assert band_buckets(longs, [0, 1], 3).tolist() == [
-        [-4070016276487082555, -7713915399106270893]
-    ]
-    assert band_buckets(longs.view(np.uint64), [0], 3).tolist() == [
-        [-4070016276487082555]
-    ]
+    assert band_buckets(longs, [0, 1], 3).tolist() == [[-4070016276487082555, -7713915399106270893]]
+    assert band_buckets(longs.view(np.uint64), [0], 3).tolist() == [[-4070016276487082555]]
     # xxhash64(CAST(7 AS INT), array(5))
-    assert band_hashes(np.array([[[5]]], dtype=np.uint32), [7]).tolist() == [
-        [321218132035939981]
-    ]
+    assert band_hashes(np.array([[[5]]], dtype=np.uint32), [7]).tolist() == [[321218132035939981]]
 
 
 def test_band_hashes_equals_band_buckets_on_slices() -> None:
@@ -49,9 +39,7 @@ def test_band_hashes_equals_band_buckets_on_slices() -> None:
     sig = rng.integers(0, 2**32, size=(50, 12), dtype=np.uint64).astype(np.uint32)
     bands = [3, 0, 2]
     sliced = np.stack([sig[:, 3 * k : 3 * k + 3] for k in bands], axis=1)
-    np.testing.assert_array_equal(
-        band_hashes(sliced, bands), band_buckets(sig, bands, 3)
-    )
+    np.testing.assert_array_equal(band_hashes(sliced, bands), band_buckets(sig, bands, 3))
     assert band_buckets(np.zeros((0, 12), np.uint32), bands, 3).shape == (0, 3)
 
 
@@ -86,9 +74,7 @@ def test_equals_spark_xxhash64(spark, use64: bool) -> None:
         f"id int, signature array<{element}>",
     )
     exprs = [
-        F.xxhash64(F.lit(k).cast("int"), F.slice("signature", k * r + 1, r)).alias(
-            f"b{k}"
-        )
+        F.xxhash64(F.lit(k).cast("int"), F.slice("signature", k * r + 1, r)).alias(f"b{k}")
         for k in range(num_bands)
     ]
     rows = df.select("id", *exprs).collect()

@@ -60,8 +60,7 @@ def test_schema_ids_and_truth_cover_every_doc(corpus) -> None:
     assert docs["source"].str.startswith("https://").all()
     # cluster is the smallest id of its members; an origin shares the cluster of its copies
     assert (
-        truth.groupby("cluster")["id"].min()
-        == truth.groupby("cluster")["id"].min().index
+        truth.groupby("cluster")["id"].min() == truth.groupby("cluster")["id"].min().index
     ).all()
     origin_cluster = truth.set_index("id")["cluster"].loc[truth["origin_id"]].to_numpy()
     assert (origin_cluster == truth["cluster"].to_numpy()).all()
@@ -98,9 +97,7 @@ def test_duplicate_fraction_exact_for_other_values(frac: float) -> None:
 
 
 def test_pairs_of_two() -> None:
-    _, truth = generate_corpus(
-        10, duplicate_fraction=0.5, cluster_size=(2, 2), mean_words=20
-    )
+    _, truth = generate_corpus(10, duplicate_fraction=0.5, cluster_size=(2, 2), mean_words=20)
     assert (truth.groupby("cluster").size() == 2).all()
 
 
@@ -135,9 +132,7 @@ def test_exact_copies_have_jaccard_one_and_edited_lower(corpus) -> None:
 
 
 def test_zero_edit_rate_gives_exact_copies() -> None:
-    docs, truth = generate_corpus(
-        200, edit_rate=(0.0, 0.0), boilerplate_fraction=0.0, seed=2
-    )
+    docs, truth = generate_corpus(200, edit_rate=(0.0, 0.0), boilerplate_fraction=0.0, seed=2)
     text = docs.set_index("id")["text"]
     for i, o in zip(truth["id"], truth["origin_id"], strict=True):
         assert text[i] == text[o]
@@ -149,11 +144,7 @@ def test_unrelated_documents_share_almost_nothing(corpus) -> None:
     a, b = rng.integers(0, N, 300), rng.integers(0, N, 300)
     texts = docs["text"].to_numpy()
     cl = truth["cluster"].to_numpy()
-    jac = [
-        true_jaccard(texts[x], texts[y])
-        for x, y in zip(a, b, strict=True)
-        if cl[x] != cl[y]
-    ]
+    jac = [true_jaccard(texts[x], texts[y]) for x, y in zip(a, b, strict=True) if cl[x] != cl[y]]
     assert len(jac) > 250
     assert max(jac) < 0.02
 
@@ -241,17 +232,13 @@ def test_true_jaccard_counts_code_points() -> None:
     assert true_jaccard("😀😀", "😀😀😀", char_ngrams=2) == 1.0
     assert shingle_set("héllo", 4) == {"héll", "éllo"}
     assert true_jaccard("héllo", "hello", char_ngrams=4) == 0.0
-    assert true_jaccard(
-        "日本語テキスト", "日本語テキスト!", char_ngrams=3
-    ) == pytest.approx(5 / 6)
+    assert true_jaccard("日本語テキスト", "日本語テキスト!", char_ngrams=3) == pytest.approx(5 / 6)
     with pytest.raises(ConfigError, match="char_ngrams"):
         true_jaccard("a", "b", char_ngrams=0)
 
 
 # ------------------------------------------------------------------------------ planted_pairs
-TRUTH = pd.DataFrame(
-    {"id": [0, 1, 2, 3, 4, 5, 6, 7], "cluster": [0, 0, 0, 3, 3, 5, 6, 7]}
-)
+TRUTH = pd.DataFrame({"id": [0, 1, 2, 3, 4, 5, 6, 7], "cluster": [0, 0, 0, 3, 3, 5, 6, 7]})
 
 
 def test_planted_pairs_hand_made() -> None:
@@ -301,11 +288,7 @@ def test_evaluate_perfect() -> None:
     m = evaluate(_dups([(1, 0), (2, 0), (4, 3)]), TRUTH)
     pd.testing.assert_frame_equal(TRUTH, before)  # inputs are not modified
     assert m["recall"] == 1.0 and m["precision"] == 1.0 and m["f1"] == 1.0
-    assert (
-        m["planted_pairs"] == 4
-        and m["predicted_pairs"] == 4
-        and m["true_positive_pairs"] == 4
-    )
+    assert m["planted_pairs"] == 4 and m["predicted_pairs"] == 4 and m["true_positive_pairs"] == 4
     assert m["removed_docs"] == m["expected_removed_docs"] == 3
     assert m["wrongly_removed_docs"] == 0
     # rows for the kept documents themselves change nothing
@@ -320,9 +303,7 @@ def test_evaluate_missed_pair() -> None:
 
 
 def test_evaluate_split_cluster() -> None:
-    m = evaluate(
-        _dups([(1, 0), (4, 3)]), TRUTH
-    )  # doc 2 left alone: pairs (0,2), (1,2) missed
+    m = evaluate(_dups([(1, 0), (4, 3)]), TRUTH)  # doc 2 left alone: pairs (0,2), (1,2) missed
     assert m["recall"] == pytest.approx(2 / 4)
     assert m["precision"] == 1.0
 
@@ -367,23 +348,14 @@ def test_evaluate_truth_as_prediction(corpus, pairs) -> None:
     assert m["removed_docs"] == m["expected_removed_docs"] == round(0.3 * N)
     m90 = evaluate(dups, truth, docs, min_jaccard=0.9)
     assert m90["recall"] == 1.0
-    assert (
-        m90["planted_pairs"]
-        == int((pairs["jaccard"] >= 0.9).sum())
-        < m["planted_pairs"]
-    )
+    assert m90["planted_pairs"] == int((pairs["jaccard"] >= 0.9).sum()) < m["planted_pairs"]
     # grouping only the exact copies finds exactly the pairs with Jaccard 1
     text = docs.set_index("id")["text"]
     exact = truth[(truth["id"] != truth["origin_id"]) & (truth["edit_rate"] == 0)]
     exact = exact[
-        [
-            text[i] == text[o]
-            for i, o in zip(exact["id"], exact["origin_id"], strict=True)
-        ]
+        [text[i] == text[o] for i, o in zip(exact["id"], exact["origin_id"], strict=True)]
     ]
-    m1 = evaluate(
-        exact.rename(columns={"origin_id": "kept_id"})[["id", "kept_id"]], truth, docs
-    )
+    m1 = evaluate(exact.rename(columns={"origin_id": "kept_id"})[["id", "kept_id"]], truth, docs)
     assert m1["precision"] == 1.0 and m1["recall"] < 1.0
 
 
@@ -434,16 +406,9 @@ def test_write_corpus_overwrite_and_errors(tmp_path) -> None:
 
 def test_cli_main(tmp_path, capsys) -> None:
     out = str(tmp_path / "cli")
-    assert (
-        main(["--output", out, "--n-docs", "30", "--format", "parquet", "--seed", "2"])
-        == 0
-    )
+    assert main(["--output", out, "--n-docs", "30", "--format", "parquet", "--seed", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert (
-        summary["n_docs"] == 30
-        and summary["format"] == "parquet"
-        and summary["seed"] == 2
-    )
+    assert summary["n_docs"] == 30 and summary["format"] == "parquet" and summary["seed"] == 2
     assert main(["--output", out, "--n-docs", "30"]) == 2  # not empty, no --overwrite
     assert "overwrite" in capsys.readouterr().err
 

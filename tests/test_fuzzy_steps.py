@@ -43,9 +43,7 @@ def test_lsh_buckets_and_edges(spark):
         edges = sorted(tuple(r) for r in bucket_edges(buckets).collect())
         assert edges == [(1, 2), (2, 3)]
     # Precomputed keys give the same buckets as signatures.
-    from_keys = lsh_buckets(
-        keys, num_bands=3, minhashes_per_band=2, bands_per_iteration=2
-    )
+    from_keys = lsh_buckets(keys, num_bands=3, minhashes_per_band=2, bands_per_iteration=2)
     assert sorted(tuple(r) for r in from_keys.collect()) == sorted(
         tuple(r) for r in lsh_buckets(sigs, num_bands=3, minhashes_per_band=2).collect()
     )
@@ -81,9 +79,7 @@ def test_identify_smallest_and_priority(spark):
     docs = spark.createDataFrame(
         [(1, 10), (2, 30), (3, 30), (7, None), (9, 5)], "_dedup_id bigint, length int"
     )
-    got = identify_duplicates(
-        comps, documents=docs, id_col="_dedup_id", priority_col="length"
-    )
+    got = identify_duplicates(comps, documents=docs, id_col="_dedup_id", priority_col="length")
     assert sorted(tuple(r) for r in got.collect()) == [(1, 2), (3, 2), (7, 9)]
     got = identify_duplicates(
         comps,
@@ -93,9 +89,5 @@ def test_identify_smallest_and_priority(spark):
         priority_ascending=True,
     )
     assert sorted(tuple(r) for r in got.collect()) == [(2, 1), (3, 1), (7, 9)]
-    with pytest.raises(
-        SchemaError, match="priority column 'missing' is not in the input"
-    ):
-        identify_duplicates(
-            comps, documents=docs, id_col="_dedup_id", priority_col="missing"
-        )
+    with pytest.raises(SchemaError, match="priority column 'missing' is not in the input"):
+        identify_duplicates(comps, documents=docs, id_col="_dedup_id", priority_col="missing")

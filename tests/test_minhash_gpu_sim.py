@@ -95,9 +95,7 @@ def _real_gpu() -> bool:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(
-    not _real_gpu(), reason="needs a CUDA GPU usable by numba (none found)"
-)
+@pytest.mark.skipif(not _real_gpu(), reason="needs a CUDA GPU usable by numba (none found)")
 @pytest.mark.parametrize("use64", [False, True])
 def test_cuda_kernel_on_gpu(test_vectors, use64: bool) -> None:
     from sparkdedup.kernels.minhash_gpu import minhash_numba_cuda
@@ -106,16 +104,11 @@ def test_cuda_kernel_on_gpu(test_vectors, use64: bool) -> None:
     dtype = np.uint64 if use64 else np.uint32
     key = "expected_64" if use64 else "expected_32"
     wide = pa.array(["x" * 2048, "y" * 1048576])
-    got = minhash_numba_cuda(
-        wide, np.array(v["a"], dtype), np.array(v["b"], dtype), 0, 4, use64
-    )
+    got = minhash_numba_cuda(wide, np.array(v["a"], dtype), np.array(v["b"], dtype), 0, 4, use64)
     assert got.tolist() == v[key]
     rng = np.random.default_rng(0)
     alphabet = np.array(list("abc xyz") + ["é", "漢", "🙂", "e\u0301"])
-    texts = [
-        "".join(rng.choice(alphabet, size=int(n)))
-        for n in rng.integers(0, 400, size=500)
-    ]
+    texts = ["".join(rng.choice(alphabet, size=int(n))) for n in rng.integers(0, 400, size=500)]
     texts[::17] = [None] * len(texts[::17])
     a, b, seed = permutation_params(260, 42, use64)
     arr = pa.array(texts)[3:]

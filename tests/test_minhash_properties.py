@@ -34,9 +34,7 @@ def _random_texts(rng: random.Random, count: int) -> list[str | None]:
     texts: list[str | None] = []
     for _ in range(count):
         n = rng.choice([0, 1, 2, 3, 4, 5, 11, 23, 24, 25, 60, 200])
-        texts.append(
-            None if rng.random() < 0.05 else "".join(rng.choices(ALPHABET, k=n))
-        )
+        texts.append(None if rng.random() < 0.05 else "".join(rng.choices(ALPHABET, k=n)))
     return texts
 
 
@@ -61,12 +59,12 @@ def test_murmur_device_functions_match_oracle() -> None:
             raw = bytes(data[2 : 2 + length])
             seed32 = int(rng.integers(0, 2**32))
             seed64 = int(rng.integers(0, 2**63)) * 2 + 1
-            assert int(
-                murmur.murmur3_32_py(data, 2, 2 + length, np.uint32(seed32))
-            ) == (murmur3_x86_32(raw, seed32))
-            assert int(
-                murmur.murmur3_64_py(data, 2, 2 + length, np.uint64(seed64))
-            ) == (murmur3_x64_128_h1(raw, seed64))
+            assert int(murmur.murmur3_32_py(data, 2, 2 + length, np.uint32(seed32))) == (
+                murmur3_x86_32(raw, seed32)
+            )
+            assert int(murmur.murmur3_64_py(data, 2, 2 + length, np.uint64(seed64))) == (
+                murmur3_x64_128_h1(raw, seed64)
+            )
 
 
 def _jaccard(x: str, y: str, width: int = 24) -> float:
@@ -78,8 +76,7 @@ def _jaccard(x: str, y: str, width: int = 24) -> float:
 def test_estimate_tracks_true_jaccard(use64: bool) -> None:
     rng = random.Random(11)
     words = [
-        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9)))
-        for _ in range(3000)
+        "".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(2, 9))) for _ in range(3000)
     ]
     left, right = [], []
     for fraction in (0.0, 0.01, 0.03, 0.05, 0.1, 0.2, 0.4, 0.7, 1.0):
@@ -103,9 +100,7 @@ def test_short_texts_are_one_shingle() -> None:
         short = minhash_arrow(pa.array([text]), a, b, seed, 24, False)
         exact = minhash_arrow(pa.array([text]), a, b, seed, len(text), False)
         np.testing.assert_array_equal(short, exact)  # one shingle: the whole text
-        np.testing.assert_array_equal(
-            short, minhash_reference([text], a, b, seed, 24, False)
-        )
+        np.testing.assert_array_equal(short, minhash_reference([text], a, b, seed, 24, False))
     # Two texts that share their first 24 code points but differ after them do not share all.
     sig = sparkdedup.minhash(["a" * 24 + "b", "a" * 24 + "c"], num_hashes=32)
     assert (sig[0] != sig[1]).any()
@@ -141,9 +136,7 @@ def test_batching_and_array_layouts_do_not_change_results() -> None:
         arr = pa.array(texts, type=arrow_type)
         for start, stop in ((3, 60), (9, 41), (17, 18)):
             got = minhash_arrow(arr.slice(start, stop - start), a, b, seed, 5, False)
-            np.testing.assert_array_equal(
-                got, whole[start:stop], err_msg=str(arrow_type)
-            )
+            np.testing.assert_array_equal(got, whole[start:stop], err_msg=str(arrow_type))
     # The public API: chunked arrays, numpy arrays, tuples and generators.
     chunked = pa.chunked_array([texts[:10], texts[10:25], texts[25:]], type=pa.string())
     kwargs = {"char_ngrams": 5, "num_hashes": 13}

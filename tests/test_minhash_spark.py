@@ -84,9 +84,9 @@ def test_fused_buckets_equal_xxhash64_of_signatures(spark) -> None:
                 *[
                     F.struct(
                         F.lit(k).cast("int").alias("band"),
-                        F.xxhash64(
-                            F.lit(k).cast("int"), F.slice("signature", k * r + 1, r)
-                        ).alias("bucket"),
+                        F.xxhash64(F.lit(k).cast("int"), F.slice("signature", k * r + 1, r)).alias(
+                            "bucket"
+                        ),
                     )
                     for k in bands
                 ]

@@ -27,9 +27,7 @@ def _run_both(texts, a, b, seed, width, use64):
     return ref, fast
 
 
-@pytest.mark.parametrize(
-    ("use64", "key"), [(False, "expected_32"), (True, "expected_64")]
-)
+@pytest.mark.parametrize(("use64", "key"), [(False, "expected_32"), (True, "expected_64")])
 def test_cudf_cpp_permuted(test_vectors, use64, key) -> None:
     v = test_vectors["cudf_cpp_permuted"]
     ref, fast = _run_both(v["docs"], v["a"], v["b"], v["seed"], v["width"], use64)
@@ -50,9 +48,7 @@ def test_cudf_python_docstrings(test_vectors, name, use64) -> None:
     np.testing.assert_array_equal(fast, expected)
 
 
-@pytest.mark.parametrize(
-    ("use64", "key"), [(False, "expected_32"), (True, "expected_64")]
-)
+@pytest.mark.parametrize(("use64", "key"), [(False, "expected_32"), (True, "expected_64")])
 def test_cudf_cpp_wide(test_vectors, use64, key) -> None:
     # docs_spec is ["'x' * 2048", "'y' * 1048576"]; the oracle handles the 1M-character
     # document because it minimises over the set of distinct shingles.
@@ -103,9 +99,7 @@ def test_murmur_known_values() -> None:
     assert murmur3_x86_32(b"", 0) == 0
     assert murmur3_x86_32(b"", 1) == 0x514E28B7
     assert murmur3_x86_32(b"hello", 0) == 0x248BFA47
-    assert (
-        murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0) == 0x2E4FF723
-    )
+    assert murmur3_x86_32(b"The quick brown fox jumps over the lazy dog", 0) == 0x2E4FF723
     # x64_128 with a small seed equals the smhasher reference (seed in both halves): h1 of
     # "hello" seed 0 is 0xCBD8A7B341BD9B02.
     assert murmur3_x64_128_h1(b"hello", 0) == 0xCBD8A7B341BD9B02
