@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from sparkdedup.config import FuzzyConfig, SemanticConfig
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL, assign_ids
-from sparkdedup.ml_params import _config_params, _ConfigParams
+from sparkdedup.ml_params import ConfigParams, config_params
 from sparkdedup.stages import StageRunner
 
 __all__ = ["FuzzyDeduplicator", "SemanticDeduplicator", "SemanticDeduplicatorModel"]
@@ -45,8 +45,8 @@ def _kept_rows(documents: DataFrame, duplicates: DataFrame) -> DataFrame:
 
 
 # ----------------------------------------------------------------------------------- fuzzy
-@_config_params(FuzzyConfig)
-class _FuzzyDeduplicatorParams(_ConfigParams):
+@config_params(FuzzyConfig)
+class _FuzzyDeduplicatorParams(ConfigParams):
     """Params of `FuzzyDeduplicator`: the fields of `FuzzyConfig` and ``outputMode``."""
 
 
@@ -84,15 +84,10 @@ class FuzzyDeduplicator(
         from sparkdedup.fuzzy.workflow import run_fuzzy  # noqa: PLC0415
 
         config, mode = self.getConfig(), self._output_mode()
-        runner = StageRunner(dataset.sparkSession)
-        try:
+        # As `fuzzy_duplicates`: keep the small result, free the stages.
+        with StageRunner(dataset.sparkSession) as runner:
             result = run_fuzzy(dataset, config, runner)
-            # The caller needs only the small result: keep it (locally checkpointed) and free
-            # the persisted stages (band keys, buckets, edges, components), as
-            # `semantic_duplicates` does.
             duplicates = result.duplicates.localCheckpoint(eager=True)
-        finally:
-            runner.unpersist()
         log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
         if mode == "duplicates":
             return duplicates
@@ -100,8 +95,8 @@ class FuzzyDeduplicator(
 
 
 # -------------------------------------------------------------------------------- semantic
-@_config_params(SemanticConfig)
-class _SemanticDeduplicatorParams(_ConfigParams):
+@config_params(SemanticConfig)
+class _SemanticDeduplicatorParams(ConfigParams):
     """Params of `SemanticDeduplicator` and its model: `SemanticConfig`'s fields, ``outputMode``."""
 
 
@@ -161,12 +156,11 @@ class SemanticDeduplicator(
         config = self.getConfig()
         validate_input(dataset, config)
         device = resolve_device(config.device)
-        runner = StageRunner(dataset.sparkSession)
-        documents = runner.run(
-            "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
-        )
-        vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
-        try:
+        with StageRunner(dataset.sparkSession) as runner:
+            documents = runner.run(
+                "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
+            )
+            vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
             centers = fit_centroids(
                 vectors,
                 n_clusters=config.n_clusters,
@@ -176,8 +170,6 @@ class SemanticDeduplicator(
                 device=device,
                 embedding_col=_vector_col(config),
             )
-        finally:
-            runner.unpersist()
         log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
         return self._copyValues(SemanticDeduplicatorModel(centers))
 
@@ -211,14 +203,10 @@ class SemanticDeduplicatorModel(
         config, mode = self.getConfig(), self._output_mode()
         validate_input(dataset, config)
         device = resolve_device(config.device)
-        runner = StageRunner(dataset.sparkSession)
-        try:
+        # As `semantic_duplicates`: keep the small result, free the stages.
+        with StageRunner(dataset.sparkSession) as runner:
             documents, duplicates = self._duplicates(dataset, config, device, runner)
-            # As in `semantic_duplicates`: keep the small result (checkpointed) and free the
-            # persisted stages (embeddings, clusters, scores: about 4 * d bytes per document each).
             duplicates = duplicates.localCheckpoint(eager=True)
-        finally:
-            runner.unpersist()
         if mode == "duplicates":
             return duplicates
         return _kept_rows(documents, duplicates)

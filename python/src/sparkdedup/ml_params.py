@@ -80,7 +80,7 @@ def _accessors(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
     return getter, setter
 
 
-def _config_params(config_cls: type) -> Callable[[type], type]:
+def config_params(config_cls: type) -> Callable[[type], type]:
     """Class decorator: one Param per field of `config_cls` (plus ``outputMode``), with
     ``getX``/``setX`` methods, defaults from the dataclass, and ``getConfig()``."""
     fields = dataclasses.fields(config_cls)
@@ -107,8 +107,8 @@ def _config_params(config_cls: type) -> Callable[[type], type]:
     return decorate
 
 
-class _ConfigParams(Params):
-    """Params mirroring a config dataclass; see `_config_params`."""
+class ConfigParams(Params):
+    """Params mirroring a config dataclass; see `config_params`."""
 
     _config_cls: type
     _config_defaults: dict[str, Any]

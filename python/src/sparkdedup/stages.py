@@ -89,6 +89,14 @@ class StageRunner:
             df.unpersist()
         self._persisted.clear()
 
+    def __enter__(self) -> StageRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Callers that need only a small result checkpoint it inside the block; every persisted
+        # stage is released on the way out, also when a stage failed.
+        self.unpersist()
+
     def _read_fingerprint(self, path: str) -> str | None:
         if not path_exists(self.spark, f"{path}/_SUCCESS"):
             return None

@@ -173,10 +173,10 @@ def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params:
     intermediate stages are released. `run_fuzzy` with a `StageRunner` keeps every stage.
     """
     cfg = _as_config(config, params)
-    runner = StageRunner(df.sparkSession)
-    result = run_fuzzy(df, cfg, runner)
+    # The band keys alone are num_bands rows per document: the runner frees them and the other
+    # stages once the small result is checkpointed.
+    with StageRunner(df.sparkSession) as runner:
+        result = run_fuzzy(df, cfg, runner)
+        duplicates = result.duplicates.localCheckpoint(eager=True)
     log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
-    # The band keys alone are num_bands rows per document: free them and the other stages.
-    duplicates = result.duplicates.localCheckpoint(eager=True)
-    runner.unpersist()
     return duplicates

@@ -224,11 +224,10 @@ def semantic_duplicates(
     stages are released. `run_semantic` with a `StageRunner` keeps every stage instead.
     """
     cfg = _as_config(config, params)
-    runner = StageRunner(df.sparkSession)
-    result = run_semantic(df, cfg, runner)
-    log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     # The result is small; freeing the persisted stages (embeddings, clusters, scores) returns
     # the memory they hold, about 4 * d bytes per document each.
-    duplicates = result.duplicates.localCheckpoint(eager=True)
-    runner.unpersist()
+    with StageRunner(df.sparkSession) as runner:
+        result = run_semantic(df, cfg, runner)
+        duplicates = result.duplicates.localCheckpoint(eager=True)
+    log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates
