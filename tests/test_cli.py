@@ -78,7 +78,10 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
 
     dups = pd.read_parquet(out / "duplicates")
     assert list(dups.columns) == ["id", "kept_id"]
-    kept = pd.concat(pd.read_json(p, lines=True) for p in (out / "deduplicated").glob("*.json"))
+    # JSONL output: the kept input lines themselves.
+    kept = pd.concat(
+        pd.read_json(p, lines=True) for p in sorted((out / "deduplicated").glob("part-*"))
+    )
     assert sorted(kept.columns) == ["id", "source", "text"]
     assert len(kept) == stats["kept_docs"]
     assert not set(kept["id"]) & set(dups["id"])
@@ -86,6 +89,10 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     report = evaluate(dups, truth)
     assert report["precision"] >= 0.95 and report["recall"] >= 0.8, report
 
+    # A rerun into the same --output replaces the earlier outputs only with --overwrite.
+    refused = _cli(*args)
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr.strip().splitlines()[-1]
+    args.append("--overwrite")
     second = _cli(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads((out / "stats.json").read_text())
@@ -168,7 +175,7 @@ def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
         (["--input", "/nonexistent/corpus"], "input path '/nonexistent/corpus' does not exist"),
         (["--num-bands", "0"], "num_bands must be >= 1, got 0"),
         (["--char-ngrams", "1"], "char_ngrams must be >= 2, got 1"),
-        (["--text-col", "body"], "text column 'body' is not in the input"),
+        (["--text-col", "body"], "text field 'body' is in none of the first 1000 JSONL records"),
         (["--spark-conf", "novalue"], "--spark-conf must be KEY=VALUE, got 'novalue'"),
     ],
 )
@@ -214,7 +221,10 @@ def test_cli_usage_error_is_one_line_exit_2(capsys, argv, message):
 def test_unreadable_input_exit_2(spark, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "fine"}\n{not json\n')
-    for fmt, message in [("jsonl", "cannot be read as jsonl"), ("parquet", "not a Parquet file")]:
+    for fmt, message in [
+        ("jsonl", f"bad input record in {bad}, line 2: not a JSON object"),
+        ("parquet", "not a Parquet file"),
+    ]:
         argv = [
             "fuzzy",
             "--input",
@@ -226,7 +236,7 @@ def test_unreadable_input_exit_2(spark, tmp_path, capsys):
         ]
         assert cli.main(argv) == 2
         last = capsys.readouterr().err.strip().splitlines()[-1]
-        assert last.startswith("sparkdedup: error: input path") and message in last, last
+        assert last.startswith("sparkdedup: error: ") and message in last, last
 
 
 def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):

@@ -108,7 +108,8 @@ def test_fuzzy_notebook_runs_on_a_small_planted_corpus_then_on_a_file(tmp_path) 
     params = dict(SMALL_SPARK, INPUT_PATH=str(path), WORK_DIR=work, OUTPUT_PATH=str(out))
     docs_in, removed, kept = _summary(_run("fuzzy_dedup.ipynb", params, tmp_path))
     assert (docs_in, removed + kept) == (150, 150)
-    lines = [ln for part in out.glob("*.json") for ln in part.read_text("utf-8").splitlines()]
+    # Rows read from JSONL are written back as their own lines (part-*.txt).
+    lines = [ln for part in out.glob("part-*") for ln in part.read_text("utf-8").splitlines()]
     rows = [json.loads(line) for line in lines]
     assert len(rows) == kept and {r["id"] for r in rows} <= set(corpus["id"])
 

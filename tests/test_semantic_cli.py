@@ -91,14 +91,15 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
     assert len(kept_ids) == 150 and not kept_ids & set(copies)
     assert set(kept.columns) == {"id", "text", "emb"}
 
-    # Same input and parameters: every stage comes back from the cache.
-    assert cli.main(_args(path, out)) == 0
+    # Same input and parameters: every stage comes back from the cache (--overwrite replaces
+    # the earlier outputs).
+    assert cli.main(_args(path, out, "--overwrite")) == 0
     again = json.loads((root / "out" / "stats.json").read_text())
     assert again["resumed_stages"] == ["ids", "kmeans", "pairwise", "duplicates"]
     assert again["removed_docs"] == 15
 
     # A new eps reuses the clustering and the pairwise scores, recomputing only the threshold.
-    assert cli.main(_args(path, out, "--eps", "0.5")) == 0
+    assert cli.main(_args(path, out, "--eps", "0.5", "--overwrite")) == 0
     loose = json.loads((root / "out" / "stats.json").read_text())
     assert loose["resumed_stages"] == ["ids", "kmeans", "pairwise"]
     assert loose["removed_docs"] >= 15

@@ -61,7 +61,7 @@ def test_local_launcher_end_to_end(tmp_path) -> None:
     assert "sparkdedup fuzzy:" in run.stdout
     stats = json.loads((out / "stats.json").read_text())
     duplicates = pd.read_parquet(out / "duplicates")
-    kept = pd.concat(pd.read_json(p, lines=True) for p in (out / "deduplicated").glob("*.json"))
+    kept = pd.concat(pd.read_json(p, lines=True) for p in (out / "deduplicated").glob("part-*"))
     assert stats["input_docs"] == 300
     assert stats["removed_docs"] == len(duplicates) > 0
     assert len(kept) + len(duplicates) == 300

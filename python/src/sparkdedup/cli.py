@@ -25,7 +25,7 @@ from sparkdedup.config import (
     FuzzyConfig,
     SemanticConfig,
 )
-from sparkdedup.errors import DedupError, InputError
+from sparkdedup.errors import ConfigError, DedupError, InputError
 from sparkdedup.io import FORMATS
 
 log = logging.getLogger("sparkdedup")
@@ -62,7 +62,19 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
         metavar="KEY=VALUE",
         help="extra Spark setting (repeatable)",
     )
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of an earlier sparkdedup run at --output (files sparkdedup "
+        "did not write are never touched)",
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="sparkdedup's log level; DEBUG also shows Spark's warnings and the traceback of "
+        "an internal error",
+    )
 
 
 def _workflow_common(p: argparse.ArgumentParser) -> None:
@@ -184,16 +196,30 @@ def _cache_path(args: argparse.Namespace) -> str:
     return args.cache_path or f"{args.output.rstrip('/')}/cache"
 
 
-def _session(args: argparse.Namespace) -> Any:
-    from pyspark.sql import SparkSession
+#: What a workflow writes inside --output.
+_WORKFLOW_OUTPUTS = ("duplicates", "deduplicated", "stats.json")
+#: Spark's own log level for each --log-level: Spark's warnings and errors would bury the
+#: one-line message a failure ends with, so they show only at DEBUG.
+_SPARK_LOG_LEVEL = {"DEBUG": "WARN", "INFO": "FATAL", "WARNING": "FATAL", "ERROR": "FATAL"}
 
-    builder = SparkSession.builder.appName(f"sparkdedup {args.command}")
+
+def _spark_conf(args: argparse.Namespace) -> dict[str, str]:
     conf = {}
     for item in args.spark_conf:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise DedupError(f"--spark-conf must be KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--spark-conf must be KEY=VALUE, got {item!r}")
         conf[key] = value
+    return conf
+
+
+def _session(args: argparse.Namespace) -> tuple[Any, bool]:
+    """The Spark session, and whether this call started it (then `main` stops it)."""
+    from pyspark.sql import SparkSession
+
+    conf = _spark_conf(args)
+    builder = SparkSession.builder.appName(f"sparkdedup {args.command}")
+    for key, value in conf.items():
         builder = builder.config(key, value)
     master = args.master or conf.get("spark.master")
     if args.master:
@@ -205,57 +231,125 @@ def _session(args: argparse.Namespace) -> Any:
         # Local Python workers must run this interpreter, the one that has sparkdedup
         # (pyspark's default is whatever `python3` is on the PATH).
         os.environ["PYSPARK_PYTHON"] = sys.executable
+    spark_level = _SPARK_LOG_LEVEL[args.log_level]
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+    builder = builder.config("spark.log.level", conf.get("spark.log.level", spark_level))
     # Checkpoints (derived ids, distributed connected components) are deleted once unused.
     builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
+    started = SparkSession.getActiveSession() is None
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
-    if args.command != "remove" and spark.sparkContext.getCheckpointDir() is None:
-        spark.sparkContext.setCheckpointDir(f"{_cache_path(args)}/_checkpoints")
-    return spark
+    spark.sparkContext.setLogLevel(conf.get("spark.log.level", spark_level))
+    return spark, started
+
+
+def _check_paths(spark: Any, args: argparse.Namespace) -> None:
+    """The output rules (`sparkdedup.outputs`) for this command's paths, before any work."""
+    from sparkdedup.outputs import check_separate
+
+    inputs = {"--input": args.input}
+    outputs = {"--output": args.output}
+    if args.command == "remove":
+        inputs["--duplicates"] = args.duplicates
+    else:
+        outputs["--cache-path"] = _cache_path(args)
+        _check_cache_beside_output(spark, args)
+    check_separate(spark, inputs, outputs)
+
+
+def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
+    """A cache may sit inside --output (the default), but not on or inside an output entry."""
+    from sparkdedup.fs import qualified
+
+    if args.cache_path is None:
+        return
+    out = qualified(spark, args.output)
+    cache = qualified(spark, args.cache_path)
+    inside = cache.startswith(out.rstrip("/") + "/")
+    if (
+        cache == out
+        or out.startswith(cache.rstrip("/") + "/")
+        or (inside and cache[len(out) + 1 :].split("/")[0] in (*_WORKFLOW_OUTPUTS, "quarantine"))
+    ):
+        raise ConfigError(
+            f"--cache-path {args.cache_path!r} overlaps the outputs in --output {args.output!r}; "
+            "put the cache outside --output, or in a directory of its own inside it (default "
+            "OUTPUT/cache)"
+        )
+
+
+def _conservation(kept: dict[str, Any], removed: dict[str, Any], whole: dict[str, Any]) -> None:
+    """Kept + removed = input, by count and by a checksum of the ids."""
+    rows = kept["rows"] + removed["rows"]
+    checksum = kept["checksum"] + removed["checksum"]
+    if rows != whole["rows"] or checksum != whole["checksum"]:
+        raise DedupError(
+            f"conservation check failed: {kept['rows']} kept + {removed['rows']} removed rows "
+            f"do not make up the {whole['rows']} input rows (id checksums "
+            f"{kept['checksum']} + {removed['checksum']} != {whole['checksum']}); no output was "
+            "written"
+        )
+
+
+def _id_digest(column: Any) -> list[Any]:
+    """Aggregations: row count and the sum of a 64-bit hash of the id column."""
+    from pyspark.sql import functions as F
+
+    return [
+        F.count(F.lit(1)).alias("rows"),
+        F.coalesce(F.sum(F.xxhash64(column).cast("decimal(38,0)")), F.lit(0)).alias("checksum"),
+    ]
+
+
+def _observed(metrics: dict[str, Any]) -> dict[str, int]:
+    return {"rows": int(metrics.get("rows") or 0), "checksum": int(metrics.get("checksum") or 0)}
 
 
 def _write_results(
-    spark: Any, args: argparse.Namespace, result: Any, runner: Any, config: Any
+    spark: Any, args: argparse.Namespace, result: Any, runner: Any, config: Any, out: Any
 ) -> dict[str, Any]:
-    """Write duplicates/, deduplicated/ and stats.json; check kept + removed = input."""
+    """Write duplicates/, deduplicated/ and stats.json into the staging directory, checking
+    kept + removed = input by count and id checksum."""
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
+    from sparkdedup.fs import write_text
     from sparkdedup.ids import ID_COL
-    from sparkdedup.io import write_output, write_text
+    from sparkdedup.io import write_output
 
-    out = args.output.rstrip("/")
     start = time.perf_counter()
-    result.duplicates.write.mode("overwrite").parquet(f"{out}/duplicates")
+    duplicates = result.duplicates
+    duplicates.write.parquet(out.path("duplicates"))
     ids = _ids_description(args, result.documents)
-    write_text(spark, f"{out}/duplicates/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
-    remove = result.duplicates.select(F.col("id").alias(ID_COL)).distinct()
-    kept = result.documents.join(remove, on=ID_COL, how="left_anti").drop(ID_COL)
-    write_output(kept, f"{out}/deduplicated", args.input_format)
-    reader = spark.read.schema(kept.schema)
-    written = (reader.parquet if args.input_format == "parquet" else reader.json)(
-        f"{out}/deduplicated"
-    ).count()
+    write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
+    remove = duplicates.select(F.col("id").alias(ID_COL)).distinct()
+    # The input's and the kept rows' digests ride on the write job itself (no extra pass).
+    whole_obs, kept_obs = Observation("input"), Observation("kept")
+    documents = result.documents.observe(whole_obs, *_id_digest(F.col(ID_COL)))
+    kept = documents.join(remove, on=ID_COL, how="left_anti")
+    write_output(
+        kept.observe(kept_obs, *_id_digest(F.col(ID_COL))),
+        out.path("deduplicated"),
+        args.input_format,
+    )
+    removed = duplicates.select(*_id_digest(F.col("id"))).first().asDict()
+    _conservation(_observed(kept_obs.get), _observed(removed), _observed(whole_obs.get))
     stats = dict(result.stats)
     stats["seconds"] = dict(
         stats.get("seconds", {}), write_outputs=round(time.perf_counter() - start, 3)
     )
-    if written + stats["removed_docs"] != stats["input_docs"]:
-        raise DedupError(
-            f"conservation check failed: {written} kept + {stats['removed_docs']} removed != "
-            f"{stats['input_docs']} input documents"
-        )
     stats.update(
         command=args.command,
         input=args.input,
         input_format=args.input_format,
-        output=out,
+        output=args.output.rstrip("/"),
         cache_path=runner.cache_path,
         id_mapping=runner.stage_path("ids"),
         resumed_stages=runner.resumed,
         config=dataclasses.asdict(config),
     )
-    write_text(spark, f"{out}/stats.json", json.dumps(stats, indent=2, sort_keys=True, default=str))
+    write_text(
+        spark, out.path("stats.json"), json.dumps(stats, indent=2, sort_keys=True, default=str)
+    )
     return stats
 
 
@@ -271,8 +365,8 @@ def _ids_description(args: argparse.Namespace, documents: Any) -> dict[str, Any]
 
 def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
     """Refuse a `remove` whose ids cannot be the ones the duplicates list refers to."""
+    from sparkdedup.fs import read_text
     from sparkdedup.ids import content_checksum
-    from sparkdedup.io import read_text
 
     text = read_text(spark, f"{args.duplicates.rstrip('/')}/{_IDS_FILE}")
     if text is None:
@@ -306,52 +400,170 @@ def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
             )
 
 
-def _run_workflow(args: argparse.Namespace) -> dict[str, Any]:
-    from sparkdedup.io import input_fingerprint, read_input
+def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any, Any]:
+    """(the rows as read, the same with bad records failing the job) of --input."""
+    from sparkdedup.io import good_records, read_input
+
+    columns: list[str] = []
+    text_col = None
+    if config is not None:
+        text_col = getattr(config, "text_col", None)
+        if getattr(config, "embedding_col", None):
+            text_col = None
+            columns.append(config.embedding_col)
+        columns += [c for c in (getattr(config, "priority_col", None),) if c]
+        columns += list(getattr(config, "sort_cols", None) or ())
+    df = read_input(
+        spark, args.input, args.input_format, text_col=text_col, id_col=args.id_col, columns=columns
+    )
+    return df, good_records(df)
+
+
+def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Exception) -> None:
+    """Turn a failure the input caused into an InputError naming the file (and the line or
+    row of a bad record); anything else is left to `main` as an internal error."""
+    from sparkdedup.io import first_bad_record, first_line, spark_condition
+
+    condition = spark_condition(err) or ""
+    if condition == "USER_RAISED_EXCEPTION" and raw is not None:
+        bad = first_bad_record(spark, raw, args.input_format, id_col=args.id_col)
+        if bad is not None:
+            raise InputError(
+                f"bad input record in {bad}; fix or remove it (blank lines are skipped; "
+                "every other line must be one JSON object)"
+                if args.input_format == "jsonl"
+                else f"bad input record in {bad}; fix or remove it"
+            ) from err
+    if condition.startswith("FAILED_READ_FILE"):
+        raise InputError(f"an input file cannot be read: {first_line(err)}") from err
+
+
+def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
+    from sparkdedup.io import input_fingerprint
+    from sparkdedup.outputs import OutputDir, prepare_cache
     from sparkdedup.stages import StageRunner
 
     config = fuzzy_config(args) if args.command == "fuzzy" else semantic_config(args)
-    spark = _session(args)
-    df = read_input(spark, args.input, args.input_format)
-    runner = StageRunner(spark, _cache_path(args))
-    fingerprint = {"input": input_fingerprint(spark, args.input), "format": args.input_format}
-    if args.command == "fuzzy":
-        from sparkdedup.fuzzy.workflow import run_fuzzy
+    _check_paths(spark, args)
+    out = OutputDir(
+        spark,
+        args.output,
+        _WORKFLOW_OUTPUTS,
+        overwrite=args.overwrite,
+        keep=("cache",) if args.cache_path is None else (),
+    )
+    out.prepare()
+    raw = None
+    try:
+        prepare_cache(spark, _cache_path(args))
+        if spark.sparkContext.getCheckpointDir() is None:
+            spark.sparkContext.setCheckpointDir(f"{_cache_path(args)}/_checkpoints")
+        raw, df = _read(spark, args, config)
+        runner = StageRunner(spark, _cache_path(args))
+        fingerprint = {"input": input_fingerprint(spark, args.input), "format": args.input_format}
+        if args.command == "fuzzy":
+            from sparkdedup.fuzzy.workflow import run_fuzzy
 
-        result = run_fuzzy(df, config, runner, fingerprint=fingerprint)
-    else:
-        from sparkdedup.semantic.workflow import run_semantic
+            result = run_fuzzy(df, config, runner, fingerprint=fingerprint)
+        else:
+            from sparkdedup.semantic.workflow import run_semantic
 
-        result = run_semantic(df, config, runner, fingerprint=fingerprint)
-    return _write_results(spark, args, result, runner, config)
+            result = run_semantic(df, config, runner, fingerprint=fingerprint)
+        stats = _write_results(spark, args, result, runner, config, out)
+        out.commit()
+        return stats
+    except Exception as err:
+        out.abort()
+        if not isinstance(err, DedupError):
+            _explain_failure(spark, args, raw, err)
+        raise
 
 
-def _run_remove(args: argparse.Namespace) -> dict[str, Any]:
-    from sparkdedup.io import read_input, write_output
+def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from sparkdedup.io import content_columns, write_output
+    from sparkdedup.outputs import OutputDir
     from sparkdedup.removal import remove_duplicates
 
-    spark = _session(args)
-    df = read_input(spark, args.input, args.input_format)
-    duplicates = read_input(spark, args.duplicates, "parquet")
-    _check_ids_match(spark, args, df)
-    kept = remove_duplicates(df, duplicates, id_col=args.id_col)
-    write_output(kept, args.output, args.input_format)
-    return {"input_docs": df.count(), "kept_docs": kept.count()}
+    _check_paths(spark, args)
+    out = OutputDir(spark, args.output, None, overwrite=args.overwrite)
+    out.prepare()
+    raw = None
+    try:
+        raw, df = _read(spark, args)
+        duplicates = _read_duplicates(spark, args.duplicates)
+        _check_ids_match(spark, args, df.select(*content_columns(df)))
+        whole_obs, kept_obs = Observation("input"), Observation("kept")
+        kept = remove_duplicates(
+            df.observe(whole_obs, F.count(F.lit(1)).alias("rows")), duplicates, id_col=args.id_col
+        )
+        write_output(
+            kept.observe(kept_obs, F.count(F.lit(1)).alias("rows")), out.path(), args.input_format
+        )
+        out.commit()
+    except Exception as err:
+        out.abort()
+        if not isinstance(err, DedupError):
+            _explain_failure(spark, args, raw, err)
+        raise
+    whole, kept_rows = int(whole_obs.get["rows"]), int(kept_obs.get["rows"])
+    return {"input_docs": whole, "removed_docs": whole - kept_rows, "kept_docs": kept_rows}
+
+
+def _read_duplicates(spark: Any, path: str) -> Any:
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from sparkdedup.fs import path_exists
+    from sparkdedup.io import first_line
+
+    if not path_exists(spark, path):
+        raise InputError(f"--duplicates {path!r} does not exist")
+    try:
+        return spark.read.parquet(path)
+    except (PySparkException, Py4JJavaError) as err:
+        raise InputError(
+            f"--duplicates {path!r} cannot be read as parquet: {first_line(err)}"
+        ) from err
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `sparkdedup` command; returns the process exit code."""
+    """Entry point of the `sparkdedup` command; returns the process exit code.
+
+    Usage and input errors exit with code 2 and one line naming the path, column or
+    parameter; an unexpected error exits with code 1 and a one-line summary (the traceback is
+    logged at ``--log-level DEBUG``). The Spark session the command started is stopped on the
+    way out, whatever happened.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level), format="%(asctime)s %(message)s", stream=sys.stderr
     )
+    log.setLevel(getattr(logging, args.log_level))
     logging.getLogger("py4j").setLevel(logging.WARNING)
     start = time.perf_counter()
+    spark, started = None, False
     try:
-        stats = _run_remove(args) if args.command == "remove" else _run_workflow(args)
+        spark, started = _session(args)
+        stats = _run_remove(args, spark) if args.command == "remove" else _run_workflow(args, spark)
     except DedupError as err:
         print(f"sparkdedup: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - the CLI's last resort: one line, exit code 1
+        from sparkdedup.io import first_line
+
+        log.debug("sparkdedup: internal error", exc_info=True)
+        print(
+            f"sparkdedup: internal error: {type(err).__name__}: {first_line(err)} (rerun with "
+            "--log-level DEBUG for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if started and spark is not None:
+            spark.stop()
     seconds = time.perf_counter() - start
     summary = {
         k: stats[k] for k in ("input_docs", "removed_docs", "kept_docs", "groups") if k in stats

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.errors import SchemaError
+from sparkdedup.io import READER_COLS
 
 #: Internal id column added to the user's rows; never part of user-facing output.
 ID_COL = "_dedup_id"
@@ -27,8 +28,14 @@ def require_columns(df: DataFrame, columns: dict[str, str | None]) -> None:
     """Raise SchemaError for the first missing column; `columns` maps role -> column name."""
     for role, name in columns.items():
         if name is not None and name not in df.columns:
+            available = [c for c in df.columns if not c.startswith("_dedup_")]
             raise SchemaError(
-                f"{role} column {name!r} is not in the input; available columns: {', '.join(df.columns)}"
+                f"{role} column {name!r} is not in the input; "
+                + (
+                    f"available columns: {', '.join(available)}"
+                    if available
+                    else "the input has no columns (is it empty?)"
+                )
             )
 
 
@@ -112,12 +119,17 @@ def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID
     return _derived_ids(df, output_col)
 
 
+def _content_fields(df: DataFrame) -> list[T.StructField]:
+    """The user's content columns in name order (reader columns such as the file name and the
+    id column are not content; the column order never matters)."""
+    skip = {ID_COL, *READER_COLS}
+    return sorted((f for f in df.schema.fields if f.name not in skip), key=lambda f: f.name)
+
+
 def _content_hash(df: DataFrame) -> Column:
-    """xxhash64 of every hashable column, taken in name order (the column order never matters)."""
+    """xxhash64 of every hashable content column."""
     hashable = [
-        F.col(f"`{f.name}`")
-        for f in sorted(df.schema.fields, key=lambda f: f.name)
-        if not isinstance(f.dataType, T.MapType)
+        F.col(f"`{f.name}`") for f in _content_fields(df) if not isinstance(f.dataType, T.MapType)
     ]
     return F.xxhash64(*hashable) if hashable else F.lit(0).cast("bigint")
 
@@ -129,7 +141,7 @@ def content_checksum(df: DataFrame) -> dict[str, int | str]:
     same checksum; derived ids (`assign_ids` without `id_col`) match between two DataFrames only
     then. A ``_dedup_id`` column is ignored.
     """
-    content = df.drop(ID_COL) if ID_COL in df.columns else df
+    content = df.select(*[F.col(f"`{f.name}`") for f in _content_fields(df)])
     row = content.select(
         F.count(F.lit(1)).alias("rows"),
         F.sum(_content_hash(content).cast("decimal(20,0)")).alias("sum"),
@@ -140,7 +152,7 @@ def content_checksum(df: DataFrame) -> dict[str, int | str]:
 def _derived_ids(df: DataFrame, output_col: str) -> DataFrame:
     order = [
         F.col(f"`{f.name}`").asc_nulls_first()
-        for f in sorted(df.schema.fields, key=lambda f: f.name)
+        for f in _content_fields(df)
         if _orderable(f.dataType)
     ]
     ranked = (

@@ -1,19 +1,53 @@
 """Readers and writers for corpora: JSONL and Parquet, local paths or any Hadoop file system URI.
 
-Used by the CLI and the stage cache; the DataFrame API itself does no I/O.
+Used by the CLI and the notebooks; the DataFrame API itself does no I/O.
+
+- **JSONL** is read as lines: each record keeps its exact bytes (``_dedup_record``) and only the
+  fields a workflow needs are parsed from it, with types taken from the first records (no
+  inference pass over the corpus). The deduplicated output is the kept lines, byte for byte.
+  Blank lines are not records. The parser accepts strings of any length.
+- **Parquet** is read with schema merging, so no file's columns are dropped; files that
+  disagree on a column's type, or that lack the text or id column, are errors naming them.
+- **Bad records** (a JSONL line that is not a JSON object, has invalid UTF-8 or a needed field
+  of another type; a row without an id) are marked in ``_dedup_bad`` with the reason, and
+  `first_bad_record` finds the file and line of one of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from sparkdedup.errors import ConfigError, InputError
+from sparkdedup import fs
+from sparkdedup.errors import ConfigError, InputError, SchemaError
 
 FORMATS = ("jsonl", "parquet")
+BAD_RECORDS = ("fail", "skip", "quarantine")
+
+#: JSONL: the record's line, exactly as read (the deduplicated output writes it back).
+RECORD_COL = "_dedup_record"
+#: The file a row was read from (``_metadata.file_path``); not content.
+FILE_COL = "_dedup_file"
+#: Why a row is a bad record, or null for a good one.
+BAD_COL = "_dedup_bad"
+#: Columns the readers add that are not the user's content.
+READER_COLS = (FILE_COL, BAD_COL)
+
+#: How many leading JSONL records set the types of the parsed fields.
+JSON_SAMPLE_RECORDS = 1000
+_CORRUPT = "_dedup_corrupt"
+# Jackson's default limit is 20 M characters per string; documents can be longer.
+_JSON_OPTIONS = {"maxStringLen": str(2**31 - 1)}
+# Files reported by name in a schema error before "and N more".
+_SHOWN_FILES = 5
 
 
 def check_format(fmt: str, name: str = "input_format") -> None:
@@ -21,41 +55,18 @@ def check_format(fmt: str, name: str = "input_format") -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, FORMATS))}, got {fmt!r}")
 
 
-def hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return fs, hpath
+def check_bad_records(mode: str) -> None:
+    if mode not in BAD_RECORDS:
+        raise ConfigError(
+            f"bad_records must be one of {', '.join(map(repr, BAD_RECORDS))}, got {mode!r}"
+        )
 
 
-def path_exists(spark: SparkSession, path: str) -> bool:
-    """True when `path` (a file, a directory or a glob) matches something."""
-    fs, hpath = hadoop_path(spark, path)
-    matches = fs.globStatus(hpath)
-    return matches is not None and len(matches) > 0
+def content_columns(df: DataFrame) -> list[str]:
+    """The columns of `df` that are the user's content (reader and id columns left out)."""
+    from sparkdedup.ids import ID_COL
 
-
-def write_text(spark: SparkSession, path: str, text: str) -> None:
-    """Write a small UTF-8 text file (replacing it) on any Hadoop file system."""
-    fs, hpath = hadoop_path(spark, path)
-    out = fs.create(hpath, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
-
-
-def read_text(spark: SparkSession, path: str) -> str | None:
-    """The content of a small UTF-8 text file on any Hadoop file system; None if it is absent."""
-    fs, hpath = hadoop_path(spark, path)
-    if not fs.exists(hpath):
-        return None
-    jvm = spark.sparkContext._jvm
-    stream = fs.open(hpath)
-    try:
-        return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
-    finally:
-        stream.close()
+    return [c for c in df.columns if c not in READER_COLS and c != ID_COL]
 
 
 def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
@@ -63,10 +74,10 @@ def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
 
     Part of the stage-cache fingerprint, so that a changed input is never served from a cache.
     """
-    fs, hpath = hadoop_path(spark, path)
+    fsys, hpath = fs.hadoop_path(spark, path)
     files = bytes_total = latest = 0
-    for status in fs.globStatus(hpath) or []:
-        it = fs.listFiles(status.getPath(), True)
+    for st in fsys.globStatus(hpath) or []:
+        it = fsys.listFiles(st.getPath(), True)
         while it.hasNext():
             f = it.next()
             name = f.getPath().getName()
@@ -78,44 +89,348 @@ def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
     return {"path": path, "files": files, "bytes": bytes_total, "mtime": latest}
 
 
-def read_input(spark: SparkSession, path: str, fmt: str) -> DataFrame:
+def read_input(
+    spark: SparkSession,
+    path: str,
+    fmt: str,
+    *,
+    text_col: str | None = None,
+    id_col: str | None = None,
+    columns: Sequence[str] = (),
+) -> DataFrame:
     """Read a JSONL or Parquet corpus.
 
-    Raises InputError when the path matches nothing or cannot be read in `fmt` (a malformed
-    JSON line, a file that is not Parquet): both readers look at the data here, JSON to infer
-    the schema (FAILFAST: a malformed line fails rather than becoming a null row) and Parquet
-    to read the footers, so a wrong input fails before any workflow stage.
+    Parameters
+    ----------
+    path : file, directory or glob, on any Hadoop file system.
+    fmt : "jsonl" or "parquet".
+    text_col : the text column: a string; for Parquet, present in every file.
+    id_col : the id column: present in every Parquet file; a record without one is bad.
+    columns : further JSONL fields to parse (the priority or embedding column). With none of
+        `text_col`, `id_col`, `columns`, every field of the leading records is parsed.
+
+    Returns
+    -------
+    DataFrame
+        Parquet: the merged columns of all files. JSONL: ``_dedup_record`` (the line) and the
+        parsed fields. Both add ``_dedup_file`` and ``_dedup_bad`` (null, or why the row is a
+        bad record); `content_columns` leaves those out.
+
+    Raises
+    ------
+    InputError
+        The path matches nothing or cannot be read in `fmt` (Parquet footers are read here).
+    SchemaError
+        Parquet files disagree on a column's type, or some lack `text_col` or `id_col`
+        (naming the files); a JSONL `text_col` field that is not a string.
     """
     check_format(fmt)
-    if not path_exists(spark, path):
+    if not fs.path_exists(spark, path):
         raise InputError(f"input path {path!r} does not exist")
-    try:
-        if fmt == "parquet":
-            return spark.read.parquet(path)
-        return spark.read.json(path, mode="FAILFAST")
-    except (PySparkException, Py4JJavaError) as err:
-        raise InputError(
-            f"input path {path!r} cannot be read as {fmt}: {_first_line(err)}"
-        ) from err
+    if fmt == "parquet":
+        return _read_parquet(spark, path, [c for c in (text_col, id_col) if c], id_col)
+    return _read_jsonl(spark, path, text_col, id_col, columns)
 
 
-def _first_line(err: Exception) -> str:
+def spark_condition(err: BaseException) -> str | None:
+    """The error class (condition) of a Spark failure, looked up through its JVM causes."""
+    get = getattr(err, "getCondition", None) or getattr(err, "getErrorClass", None)
+    if get is not None:
+        try:
+            condition = get()
+        except Exception:  # noqa: BLE001 - not every PySparkException carries one
+            condition = None
+        if condition:
+            return str(condition)
+    throwable = getattr(err, "java_exception", None)
+    while throwable is not None:
+        for name in ("getCondition", "getErrorClass"):
+            try:
+                condition = getattr(throwable, name)()
+            except Exception:  # noqa: BLE001 - not a SparkThrowable
+                condition = None
+            if condition:
+                return str(condition)
+        throwable = throwable.getCause()
+    return None
+
+
+def first_line(err: Exception) -> str:
     """The first line of the innermost JVM cause (it names the file or the bad record)."""
-    throwable = getattr(err, "java_exception", None) or getattr(err, "_origin", None)
+    throwable = getattr(err, "java_exception", None)
     text = str(err)
     if throwable is not None:
         while throwable.getCause() is not None:
             throwable = throwable.getCause()
         text = throwable.getMessage() or throwable.toString()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     first = lines[0] if lines else type(err).__name__
     return first if len(first) <= 300 else first[:297] + "..."
 
 
+# ------------------------------------------------------------------------------------ Parquet
+def _read_parquet(
+    spark: SparkSession, path: str, required: list[str], id_col: str | None
+) -> DataFrame:
+    try:
+        df = spark.read.option("mergeSchema", "true").parquet(path)
+    except (PySparkException, Py4JJavaError) as err:
+        if spark_condition(err) in ("CANNOT_MERGE_SCHEMAS", "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE"):
+            raise SchemaError(_type_conflict(spark, path)) from err
+        raise InputError(
+            f"input path {path!r} cannot be read as parquet: {first_line(err)}"
+        ) from err
+    if not df.columns:
+        raise InputError(f"input path {path!r} holds no Parquet columns (no data files?)")
+    df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
+    for column in required:
+        if column not in df.columns:
+            continue  # the workflow's own check names the column and what is there
+        _check_in_every_file(spark, df, column)
+    bad = F.lit(None).cast("string")
+    if id_col is not None and id_col in df.columns:
+        bad = F.when(F.col(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
+    return df.withColumn(BAD_COL, bad)
+
+
+def _display(uri: str) -> str:
+    """A data file's URI from ``_metadata.file_path`` as a readable path."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else unquote(uri)
+
+
+def _files_message(files: list[str], total: int | None = None) -> str:
+    shown = ", ".join(_display(f) for f in files[:_SHOWN_FILES])
+    more = (total if total is not None else len(files)) - min(len(files), _SHOWN_FILES)
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _check_in_every_file(spark: SparkSession, df: DataFrame, column: str) -> None:
+    """SchemaError when some Parquet files lack `column` (schema merging fills it with nulls).
+
+    A file lacking the column has a null in every row; the candidates (files whose rows are all
+    null there) come from two cheap jobs, row counts per file and null counts per file, where
+    the null filter is answered from the row groups' statistics. Only the candidates' footers
+    (at most 20) are read on the driver.
+    """
+    totals = df.groupBy(FILE_COL).agg(F.count(F.lit(1)).alias("_rows"))
+    nulls = (
+        df.where(F.col(column).isNull()).groupBy(FILE_COL).agg(F.count(F.lit(1)).alias("_nulls"))
+    )
+    candidates = [
+        r[FILE_COL]
+        for r in totals.join(nulls, on=FILE_COL)
+        .where(F.col("_rows") == F.col("_nulls"))
+        .select(FILE_COL)
+        .orderBy(FILE_COL)
+        .limit(20)
+        .collect()
+    ]
+    missing = [f for f in candidates if column not in fs.parquet_columns(spark, f)]
+    if missing:
+        raise SchemaError(
+            f"column {column!r} is missing from some input files: {_files_message(missing)}; "
+            "their rows would be read with a null there. Add the column to those files or "
+            "leave them out of --input"
+        )
+
+
+def _type_conflict(spark: SparkSession, path: str) -> str:
+    """Which column the Parquet files disagree on, and which files hold which type (read from
+    the footers on the driver: this runs only when schema merging has already failed)."""
+    types: dict[str, dict[str, list[str]]] = {}
+    for match in fs.glob_matches(spark, path):
+        for rel in fs.list_files(spark, match) or [""]:
+            name = rel.rsplit("/", 1)[-1]
+            if name.startswith((".", "_")) or (rel and rel.endswith(".crc")):
+                continue
+            file = f"{match.rstrip('/')}/{rel}" if rel else match
+            for column, kind in fs.parquet_columns(spark, file).items():
+                types.setdefault(column, {}).setdefault(kind, []).append(file)
+    for column, kinds in types.items():
+        if len(kinds) > 1:
+            parts = "; ".join(
+                f"{kind} in {_files_message(files)}" for kind, files in sorted(kinds.items())
+            )
+            return (
+                f"input files disagree on the type of column {column!r}: {parts}. "
+                "Rewrite them with one type, or read them separately"
+            )
+    return f"the Parquet files under {path!r} have schemas that cannot be merged"
+
+
+# -------------------------------------------------------------------------------------- JSONL
+def _utf8_valid(col: Column) -> Column:
+    if hasattr(F, "is_valid_utf8"):
+        return F.is_valid_utf8(col)
+    # Spark 3.5: decoding to a Java string replaces invalid bytes, so the round trip differs.
+    return col.cast("binary") == F.encode(col, "UTF-8")
+
+
+def _json_field_types(
+    spark: SparkSession, raw: DataFrame, text_col: str | None, id_col: str | None, names: list[str]
+) -> T.StructType:
+    """Types of the fields to parse: text as string, the id as bigint when the leading records
+    hold integers (else string), the rest as the leading records hold them (else string)."""
+    sample = raw.select(F.col(RECORD_COL).alias("value")).limit(JSON_SAMPLE_RECORDS)
+    try:
+        inferred = spark.read.options(**_JSON_OPTIONS).json(sample).schema
+    except (PySparkException, Py4JJavaError):
+        inferred = T.StructType([])
+    seen = {f.name: f.dataType for f in inferred.fields if f.name != "_corrupt_record"}
+    if not names:
+        names = sorted(seen)
+    absent = [name for name in names if name not in seen]
+    if seen and absent:
+        role = "text" if absent[0] == text_col else "id" if absent[0] == id_col else "a"
+        raise SchemaError(
+            f"{role} field {absent[0]!r} is in none of the first {JSON_SAMPLE_RECORDS} JSONL "
+            f"records; fields there: {', '.join(sorted(seen))}"
+        )
+    fields = []
+    for name in names:
+        dtype = seen.get(name, T.StringType())
+        if name == text_col:
+            dtype = T.StringType()
+        elif name == id_col:
+            dtype = T.LongType() if isinstance(dtype, T.LongType) else T.StringType()
+        fields.append(T.StructField(name, dtype, True))
+    return T.StructType(fields)
+
+
+def _read_jsonl(
+    spark: SparkSession,
+    path: str,
+    text_col: str | None,
+    id_col: str | None,
+    columns: Sequence[str],
+) -> DataFrame:
+    try:
+        raw = spark.read.text(path).select(
+            F.col("value").alias(RECORD_COL), F.col("_metadata.file_path").alias(FILE_COL)
+        )
+    except (PySparkException, Py4JJavaError) as err:
+        raise InputError(f"input path {path!r} cannot be read as jsonl: {first_line(err)}") from err
+    names = list(dict.fromkeys(c for c in (text_col, id_col, *columns) if c))
+    schema = _json_field_types(spark, raw, text_col, id_col, names)
+    parsed = raw.select(
+        RECORD_COL, FILE_COL, _parse_json(F.col(RECORD_COL), schema).alias("_dedup_parsed")
+    ).where(F.col("_dedup_parsed").isNotNull())  # a blank line parses to null: not a record
+    fields = [F.col(f"_dedup_parsed.`{f.name}`").alias(f.name) for f in schema.fields]
+    return parsed.select(
+        RECORD_COL,
+        *fields,
+        FILE_COL,
+        _json_bad(F.col(RECORD_COL), F.col("_dedup_parsed"), id_col).alias(BAD_COL),
+    )
+
+
+def _parse_json(record: Column, schema: T.StructType) -> Column:
+    with_corrupt = T.StructType([*schema.fields, T.StructField(_CORRUPT, T.StringType(), True)])
+    options = dict(_JSON_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT)
+    return F.from_json(record, with_corrupt, options)
+
+
+def _json_bad(record: Column, parsed: Column, id_col: str | None) -> Column:
+    bad = F.when(
+        parsed[_CORRUPT].isNotNull(),
+        F.lit("not a JSON object, or a field of another type than in the leading records"),
+    ).when(~_utf8_valid(record), F.lit("invalid UTF-8"))
+    if id_col is not None:
+        bad = bad.when(parsed[id_col].isNull(), F.lit(f"field {id_col!r} is missing or null"))
+    return bad
+
+
+# ---------------------------------------------------------------------------- bad records
+@dataclasses.dataclass(frozen=True)
+class BadRecord:
+    """Where a bad record is: its file, its 1-based line (JSONL) or row (Parquet), and why."""
+
+    file: str
+    position: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{_display(self.file)}, {self.position}: {self.reason}"
+
+
+def good_records(df: DataFrame) -> DataFrame:
+    """The rows of `df` (from `read_input`) that are not bad records; the job fails at the
+    first bad record (``--bad-records fail``, the default), and `first_bad_record` then says
+    where it is."""
+    if BAD_COL not in df.columns:
+        return df
+    message = F.concat(F.lit("bad input record in "), F.col(FILE_COL), F.lit(": "), F.col(BAD_COL))
+    failing = F.when(F.col(BAD_COL).isNotNull(), F.raise_error(message)).cast("string")
+    return df.withColumn(BAD_COL, failing).where(F.col(BAD_COL).isNull())
+
+
+def first_bad_record(
+    spark: SparkSession, df: DataFrame, fmt: str, *, id_col: str | None = None
+) -> BadRecord | None:
+    """A bad record of `df` (from `read_input`, with the same `id_col`), with its file and its
+    line (JSONL) or row (Parquet) number.
+
+    Runs a job that stops at the first partition holding one (a full read when there is none),
+    then one job over that file alone to number its lines or rows.
+    """
+    if BAD_COL not in df.columns:
+        return None
+    found = df.where(F.col(BAD_COL).isNotNull()).select(FILE_COL, BAD_COL).limit(1).collect()
+    if not found:
+        return None
+    file, reason = found[0][FILE_COL], found[0][BAD_COL]
+    if fmt == "parquet":
+        position = _first_bad_row(spark, file, id_col)
+    else:
+        position = _first_bad_line(spark, df, file, id_col)
+    return BadRecord(file, position, reason)
+
+
+def _first_bad_row(spark: SparkSession, file: str, id_col: str | None) -> str:
+    if id_col is None:
+        return "a row"
+    rows = spark.read.parquet(file).where(F.col(id_col).isNull())
+    first = rows.agg(F.min(F.col("_metadata.row_index"))).first()[0]
+    return "a row" if first is None else f"row {int(first) + 1}"
+
+
+def _first_bad_line(spark: SparkSession, df: DataFrame, file: str, id_col: str | None) -> str:
+    """1-based line number of the first bad record of one JSONL file.
+
+    The file is parsed again as `read_input` parsed it (the same field types), blank lines
+    kept so that they are counted. Its splits are read in file order, so a line's number is
+    the lines of the splits before it plus its place in its own split.
+    """
+    fields = [f for f in df.schema.fields if f.name not in (RECORD_COL, *READER_COLS)]
+    parsed = _parse_json(F.col("value"), T.StructType(fields))
+    lines = spark.read.text(file).select(
+        F.spark_partition_id().alias("p"),
+        F.monotonically_increasing_id().alias("m"),
+        (parsed.isNotNull() & _json_bad(F.col("value"), parsed, id_col).isNotNull()).alias("bad"),
+    )
+    counts = dict(
+        (r["p"], r["n"]) for r in lines.groupBy("p").agg(F.count(F.lit(1)).alias("n")).collect()
+    )
+    first = lines.where("bad").agg(F.min("m")).first()[0]
+    if first is None:
+        return "a line"
+    partition, row = int(first) >> 33, int(first) & ((1 << 33) - 1)
+    return f"line {sum(n for p, n in counts.items() if p < partition) + row + 1}"
+
+
+# ------------------------------------------------------------------------------------ writers
 def write_output(df: DataFrame, path: str, fmt: str) -> None:
-    """Write `df` as JSONL or Parquet, replacing what was at `path`."""
+    """Write `df`'s content columns as JSONL or Parquet at `path` (replacing it).
+
+    Rows read from JSONL are written back as their original lines, byte for byte.
+    """
     check_format(fmt, "output format")
-    writer = df.write.mode("overwrite")
+    if fmt == "jsonl" and RECORD_COL in df.columns:
+        df.select(RECORD_COL).write.mode("overwrite").text(path)
+        return
+    content = df.select(*[F.col(f"`{c}`") for c in content_columns(df) if c != RECORD_COL])
+    writer = content.write.mode("overwrite")
     if fmt == "parquet":
         writer.parquet(path)
     else:

@@ -18,7 +18,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from sparkdedup import __version__
-from sparkdedup.io import path_exists, read_text, write_text
+from sparkdedup.fs import path_exists, read_text, write_text
 
 log = logging.getLogger("sparkdedup")
 

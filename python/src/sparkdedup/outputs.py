@@ -1,0 +1,342 @@
+"""Output rules shared by every CLI command (DESIGN.md, "Decisions"; SCALE.md, point 7).
+
+1. An output, cache or staging path never is, contains or lies inside an input path (compared
+   fully qualified, through symbolic links, globs expanded).
+2. An existing non-empty output is refused unless ``--overwrite``; ``--overwrite`` replaces only
+   what sparkdedup wrote there, recognised by the marker file it writes beside its outputs
+   (``_sparkdedup_output.json``, listing every file of every output). Other files are never
+   touched: a foreign file where an output goes, or inside an earlier output, is refused.
+3. Outputs are written to a staging directory first and moved into place at the end, so a run
+   that fails leaves the previous outputs as they were. A move is a rename: atomic on HDFS and
+   local disks, a copy on object stores.
+
+Two layouts: a workflow writes several entries (``duplicates/``, ``deduplicated/``,
+``stats.json``) into an output directory; ``remove`` writes one dataset directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+
+from pyspark.sql import SparkSession
+
+from sparkdedup import __version__, fs
+from sparkdedup.errors import ConfigError
+
+MARKER = "_sparkdedup_output.json"
+CACHE_MARKER = "_sparkdedup_cache.json"
+STAGING_PREFIX = "_sparkdedup_staging-"
+_STAGING_MARKER = "_sparkdedup_staging.json"
+_SHOWN = 4  # names listed in a message before "and N more"
+
+
+def _names(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_SHOWN])
+    return shown + (f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else "")
+
+
+def _local_real(uri: str) -> str:
+    """A qualified path with local paths resolved through symbolic links."""
+    if uri.startswith("file:"):
+        path = uri[len("file:") :]
+        while path.startswith("//"):
+            path = path[1:]
+        return "file:" + os.path.realpath(path)
+    return uri.rstrip("/") or "/"
+
+
+def _related(a: str, b: str) -> bool:
+    """True when `a` is `b`, lies inside it or contains it."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def check_separate(
+    spark: SparkSession, inputs: Mapping[str, str], outputs: Mapping[str, str]
+) -> None:
+    """Refuse any output path that is, contains or is inside an input path.
+
+    Parameters
+    ----------
+    inputs : option name -> input path (a file, directory or glob; globs are expanded).
+    outputs : option name -> output path (need not exist).
+
+    Raises
+    ------
+    ConfigError
+        Naming both options and paths.
+    """
+    resolved_inputs = []
+    for option, path in inputs.items():
+        matches = [_local_real(m) for m in fs.glob_matches(spark, path)]
+        resolved_inputs.append((option, path, matches or [fs.qualified(spark, path)]))
+    for out_option, out_path in outputs.items():
+        target = fs.qualified(spark, out_path)
+        for in_option, in_path, matches in resolved_inputs:
+            for match in matches:
+                if not _related(target, match):
+                    continue
+                if target == match:
+                    how = "is"
+                elif target.startswith(match.rstrip("/") + "/"):
+                    how = "is inside"
+                else:
+                    how = "contains"
+                raise ConfigError(
+                    f"{out_option} {out_path!r} {how} {in_option} {in_path!r}"
+                    + (f" (which matches {match})" if match != fs.qualified(spark, in_path) else "")
+                    + f"; writing there could overwrite or later re-read the input: choose "
+                    f"a {out_option} outside the input"
+                )
+
+
+def _read_marker(spark: SparkSession, path: str) -> dict | None:
+    text = fs.read_text(spark, path)
+    if text is None:
+        return None
+    try:
+        marker = json.loads(text)
+    except ValueError:
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("entries"), dict) else None
+
+
+def _ours_staging(spark: SparkSession, entry: fs.Entry) -> bool:
+    return (
+        entry.is_dir
+        and entry.name.startswith(STAGING_PREFIX)
+        and fs.exists(spark, f"{entry.path}/{_STAGING_MARKER}")
+    )
+
+
+def prepare_cache(spark: SparkSession, path: str, option: str = "--cache-path") -> None:
+    """Use `path` as a stage cache: refuse a non-empty directory sparkdedup did not make (its
+    stages would be overwritten), else create it with its marker."""
+    entry = fs.status(spark, path)
+    if entry is not None and not entry.is_dir:
+        raise ConfigError(f"{option} {path!r} is a file; give a directory")
+    if entry is not None and fs.list_dir(spark, path):
+        if not fs.exists(spark, f"{path.rstrip('/')}/{CACHE_MARKER}"):
+            raise ConfigError(
+                f"{option} {path!r} is not empty and is not a sparkdedup cache (it has no "
+                f"{CACHE_MARKER}); sparkdedup never overwrites files it did not write: choose "
+                f"a new or empty {option}"
+            )
+        return
+    fs.mkdirs(spark, path)
+    fs.write_text(
+        spark,
+        f"{path.rstrip('/')}/{CACHE_MARKER}",
+        json.dumps({"sparkdedup_version": __version__, "kind": "stage cache"}),
+    )
+
+
+class OutputDir:
+    """The outputs of one CLI run, staged and then moved into place.
+
+    Parameters
+    ----------
+    root : the ``--output`` directory.
+    entries : names of what the run writes inside `root` (``duplicates``, ``deduplicated``,
+        ``stats.json``), or None for a single dataset written at `root` itself (``remove``).
+    overwrite : ``--overwrite``.
+    keep : names of sparkdedup directories that may already sit in `root` without counting as
+        earlier output (the default stage cache, ``cache``), when they carry a cache marker.
+
+    Use: `prepare` (checks, creates the staging directory), `path` for each entry, then
+    `commit`, or `abort` when the run failed.
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        root: str,
+        entries: Sequence[str] | None,
+        *,
+        overwrite: bool = False,
+        keep: Sequence[str] = (),
+        option: str = "--output",
+    ) -> None:
+        self.spark = spark
+        self.display = root
+        # Qualified (scheme, absolute path, symbolic links resolved) so that the staging
+        # directory of a relative --output lands beside it.
+        self.root = fs.qualified(spark, root)
+        self.entries = list(entries) if entries is not None else None
+        self.overwrite = overwrite
+        self.keep = tuple(keep)
+        self.option = option
+        self.staging: str | None = None
+
+    # ------------------------------------------------------------------------ checks
+    def prepare(self) -> None:
+        """Apply the output rules, then create the staging directory."""
+        entry = fs.status(self.spark, self.root)
+        if entry is not None and not entry.is_dir:
+            raise ConfigError(
+                f"{self.option} {self.display!r} is a file; give a directory (sparkdedup writes "
+                "a directory there)"
+            )
+        if entry is not None:
+            if self.entries is None:
+                self._check_dataset()
+            else:
+                self._check_tree()
+        token = uuid.uuid4().hex[:12]
+        if self.entries is None:
+            parent, name = self._parent_and_name()
+            self.staging = f"{parent}/{STAGING_PREFIX}{token}-{name}"
+        else:
+            self.staging = f"{self.root}/{STAGING_PREFIX}{token}"
+        fs.mkdirs(self.spark, self.staging)
+        fs.write_text(
+            self.spark,
+            f"{self.staging}/{_STAGING_MARKER}",
+            json.dumps({"sparkdedup_version": __version__, "target": self.root}),
+        )
+
+    def _parent_and_name(self) -> tuple[str, str]:
+        parent, _, name = self.root.rpartition("/")
+        if not name:
+            raise ConfigError(f"{self.option} {self.display!r} cannot be a file system root")
+        return parent or "/", name
+
+    def _check_dataset(self) -> None:
+        files = [f for f in fs.list_files(self.spark, self.root) if f != MARKER]
+        if not files:
+            return
+        if not self.overwrite:
+            raise ConfigError(
+                f"{self.option} {self.display!r} is not empty; choose a new or empty directory, "
+                "or pass --overwrite to replace what an earlier sparkdedup run wrote there"
+            )
+        marker = _read_marker(self.spark, f"{self.root}/{MARKER}")
+        listed = set(marker["entries"].get(".", []) or []) if marker else set()
+        foreign = [f for f in files if f not in listed]
+        if foreign:
+            raise ConfigError(
+                f"{self.option} {self.display!r} holds files sparkdedup did not write "
+                f"({_names(foreign)}); --overwrite replaces only sparkdedup's own output: move "
+                "them or choose another directory"
+            )
+
+    def _check_tree(self) -> None:
+        assert self.entries is not None
+        marker = _read_marker(self.spark, f"{self.root}/{MARKER}")
+        ours = marker["entries"] if marker else {}
+        children = fs.list_dir(self.spark, self.root)
+        earlier, foreign = [], []
+        for child in children:
+            if child.name == MARKER or _ours_staging(self.spark, child):
+                continue
+            if child.name in self.keep and fs.exists(self.spark, f"{child.path}/{CACHE_MARKER}"):
+                continue
+            (earlier if child.name in ours else foreign).append(child.name)
+        if (earlier or foreign) and not self.overwrite:
+            if earlier:
+                raise ConfigError(
+                    f"{self.option} {self.display!r} already holds the output of an earlier "
+                    f"sparkdedup run ({_names(earlier)}); pass --overwrite to replace it "
+                    "(nothing else there is touched), or choose another directory"
+                )
+            raise ConfigError(
+                f"{self.option} {self.display!r} is not empty (it holds {_names(foreign)}); choose "
+                "a new or empty directory, or pass --overwrite to write beside those files "
+                "(sparkdedup never touches files it did not write)"
+            )
+        clash = [name for name in self.entries if name in foreign]
+        if clash:
+            raise ConfigError(
+                f"{self.option} {self.display!r} holds {_names(clash)}, which sparkdedup did not "
+                "write; --overwrite never replaces other files: move them or choose another "
+                "directory"
+            )
+        for child in children:
+            if child.name not in earlier or not child.is_dir:
+                continue
+            listed = set(ours.get(child.name) or [])
+            extra = [f for f in fs.list_files(self.spark, child.path) if f not in listed]
+            if extra:
+                raise ConfigError(
+                    f"{self.display.rstrip('/')}/{child.name} holds files sparkdedup did not write "
+                    f"({_names(extra)}); --overwrite replaces only sparkdedup's own output: "
+                    "move them first"
+                )
+        for child in children:
+            if _ours_staging(self.spark, child):
+                fs.delete(self.spark, child.path)  # left by a run that did not finish
+
+    # ------------------------------------------------------------------------ writing
+    def path(self, entry: str | None = None) -> str:
+        """Where to write `entry` (None: the dataset of the single-dataset layout)."""
+        if self.staging is None:
+            raise RuntimeError("OutputDir.prepare() must run before path()")
+        if self.entries is None:
+            return f"{self.staging}/data"
+        if entry not in self.entries:
+            raise ValueError(f"{entry!r} is not one of this run's outputs {self.entries}")
+        return f"{self.staging}/{entry}"
+
+    def commit(self) -> None:
+        """Move the staged outputs into place, replacing only sparkdedup's earlier ones."""
+        if self.staging is None:
+            raise RuntimeError("OutputDir.prepare() must run before commit()")
+        if self.entries is None:
+            self._commit_dataset()
+        else:
+            self._commit_tree()
+        fs.delete(self.spark, self.staging)
+        self.staging = None
+
+    def _files(self, path: str) -> list[str] | None:
+        entry = fs.status(self.spark, path)
+        if entry is None:
+            return None
+        return fs.list_files(self.spark, path) if entry.is_dir else []
+
+    def _marker_text(self, entries: Mapping[str, list[str] | None]) -> str:
+        return json.dumps(
+            {"sparkdedup_version": __version__, "entries": dict(entries)}, sort_keys=True
+        )
+
+    def _commit_dataset(self) -> None:
+        data = f"{self.staging}/data"
+        if not fs.exists(self.spark, data):
+            fs.mkdirs(self.spark, data)
+        files = self._files(data) or []
+        fs.write_text(self.spark, f"{data}/{MARKER}", self._marker_text({".": files}))
+        if fs.exists(self.spark, self.root):
+            fs.rename(self.spark, self.root, f"{self.staging}/replaced")
+        fs.rename(self.spark, data, self.root)
+
+    def _commit_tree(self) -> None:
+        assert self.entries is not None and self.staging is not None
+        marker_path = f"{self.root}/{MARKER}"
+        previous = (_read_marker(self.spark, marker_path) or {"entries": {}})["entries"]
+        new = {}
+        for name in self.entries:
+            files = self._files(f"{self.staging}/{name}")
+            if files is not None:
+                new[name] = files
+        # While entries move, the marker lists the old and the new files: whatever a crash
+        # leaves behind is recognised as sparkdedup's own by the next run.
+        union = {
+            name: sorted(set(previous.get(name) or []) | set(new.get(name) or []))
+            for name in set(previous) | set(new)
+        }
+        fs.write_text(self.spark, marker_path, self._marker_text(union))
+        for name in sorted(set(previous) | set(new)):
+            target = f"{self.root}/{name}"
+            if fs.exists(self.spark, target):
+                fs.rename(self.spark, target, f"{self.staging}/_replaced/{name}")
+        for name in new:
+            fs.rename(self.spark, f"{self.staging}/{name}", f"{self.root}/{name}")
+        fs.write_text(self.spark, marker_path, self._marker_text(new))
+
+    def abort(self) -> None:
+        """Remove the staging directory; earlier outputs stay as they were."""
+        if self.staging is not None:
+            fs.delete(self.spark, self.staging)
+            self.staging = None

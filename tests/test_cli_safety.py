@@ -1,0 +1,557 @@
+"""The CLI never loses or corrupts a user's data: output-path rules, schema drift, bad records,
+one-line errors and a clean exit. Every case checks the exit code, the one-line message and
+that the input and the user's files are byte-identical afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sparkdedup import cli
+
+
+def _digest(*roots: Path) -> dict[str, str]:
+    """sha256 of every file under `roots` (hidden ones included), by path."""
+    out = {}
+    for root in roots:
+        if root.is_file():
+            out[str(root)] = hashlib.sha256(root.read_bytes()).hexdigest()
+            continue
+        for dirpath, _, files in os.walk(root):
+            for name in files:
+                path = Path(dirpath) / name
+                out[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _docs(n: int, start: int = 0) -> list[dict]:
+    # Pairs of identical texts (2k, 2k+1), so every run removes something.
+    return [
+        {"id": i, "text": " ".join(f"w{i // 2}x{j}" for j in range(12)), "source": f"s{i}"}
+        for i in range(start, start + n)
+    ]
+
+
+def _jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _run(capsys, *argv: str) -> tuple[int, list[str]]:
+    code = cli.main(list(argv))
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def _error_line(lines: list[str]) -> str:
+    """The one error line; there must be exactly one, and no traceback."""
+    errors = [line for line in lines if line.startswith("sparkdedup: ")]
+    assert len(errors) == 1, lines[-20:]
+    assert not any(line.startswith("Traceback") for line in lines), lines[-20:]
+    return errors[0]
+
+
+FUZZY = ["--input-format", "jsonl", "--id-col", "id", "--char-ngrams", "5"]
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> Path:
+    d = tmp_path / "corpus"
+    _jsonl(d / "a.jsonl", _docs(20))
+    _jsonl(d / "b.jsonl", _docs(20, start=20))
+    return d
+
+
+def test_remove_onto_its_own_input_is_refused(spark, corpus, tmp_path, capsys):
+    code, _ = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(tmp_path / "o"))
+    assert code == 0
+    before = _digest(corpus, tmp_path / "o")
+    code, lines = _run(
+        capsys,
+        "remove",
+        "--input",
+        str(corpus),
+        "--input-format",
+        "jsonl",
+        "--id-col",
+        "id",
+        "--duplicates",
+        str(tmp_path / "o" / "duplicates"),
+        "--output",
+        str(corpus),
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "--output" in line and "is --input" in line, line
+    assert _digest(corpus, tmp_path / "o") == before
+
+
+@pytest.mark.parametrize("how", ["output contains input", "same directory", "symlink", "file uri"])
+def test_output_overlapping_the_input_is_refused(spark, corpus, tmp_path, capsys, how):
+    out = tmp_path / "o"
+    code, _ = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
+    assert code == 0
+    if how == "output contains input":  # deduplicating the deduplicated rows "in place"
+        source, target = out / "deduplicated", out
+    elif how == "same directory":
+        source, target = corpus, corpus
+    elif how == "symlink":
+        link = tmp_path / "link"
+        link.symlink_to(corpus)
+        source, target = corpus, link / "out"
+    else:
+        source, target = corpus, f"file://{corpus}/out"
+    before = _digest(corpus, out)
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(source), *FUZZY, "--output", str(target), "--overwrite"
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "--output" in line and "--input" in line and "outside the input" in line, line
+    assert _digest(corpus, out) == before
+    assert not (corpus / "out").exists()
+
+
+def test_cache_path_inside_the_input_is_refused(spark, corpus, tmp_path, capsys):
+    before = _digest(corpus)
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(corpus),
+        *FUZZY,
+        "--output",
+        str(tmp_path / "o"),
+        "--cache-path",
+        str(corpus / "cache"),
+    )
+    assert code == 2 and "--cache-path" in _error_line(lines)
+    assert _digest(corpus) == before and not (tmp_path / "o").exists()
+
+
+def test_existing_output_needs_overwrite_and_keeps_other_files(spark, corpus, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "plots").mkdir()
+    (out / "plots" / "a.png").write_bytes(b"\x89PNG")
+    mine = _digest(out)
+    before = _digest(corpus)
+    code, lines = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
+    assert code == 2
+    line = _error_line(lines)
+    assert "is not empty" in line and "notes.txt" in line and "--overwrite" in line, line
+    assert _digest(out) == mine
+
+    code, _ = _run(
+        capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out), "--overwrite"
+    )
+    assert code == 0
+    assert {k: v for k, v in _digest(out).items() if k in mine} == mine  # untouched
+    assert (out / "deduplicated").is_dir() and (out / "stats.json").is_file()
+
+    # A rerun without --overwrite is refused (the earlier output is there), with it replaced.
+    code, lines = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
+    assert code == 2 and "earlier sparkdedup run" in _error_line(lines)
+    code, _ = _run(
+        capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out), "--overwrite"
+    )
+    assert code == 0 and {k: v for k, v in _digest(out).items() if k in mine} == mine
+    assert _digest(corpus) == before
+
+
+def test_overwrite_never_replaces_foreign_files(spark, corpus, tmp_path, capsys):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "deduplicated").mkdir()
+    (out / "deduplicated" / "keep.parquet").write_bytes(b"user data")
+    before = _digest(out, corpus)
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out), "--overwrite"
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "deduplicated" in line and "did not write" in line, line
+    assert _digest(out, corpus) == before
+
+    # A file added inside an earlier output is not sparkdedup's either.
+    out2 = tmp_path / "o2"
+    code, _ = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out2))
+    assert code == 0
+    (out2 / "duplicates" / "note.md").write_text("added by hand")
+    before = _digest(out2)
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out2), "--overwrite"
+    )
+    assert code == 2 and "note.md" in _error_line(lines)
+    assert _digest(out2) == before
+
+
+def test_output_that_is_a_file_is_refused(spark, corpus, tmp_path, capsys):
+    target = tmp_path / "result.txt"
+    target.write_text("keep me")
+    before = _digest(target, corpus)
+    for argv in (
+        ["fuzzy", "--input", str(corpus), *FUZZY, "--output", str(target)],
+        [
+            "fuzzy",
+            "--input",
+            str(corpus),
+            *FUZZY,
+            "--output",
+            str(tmp_path / "o"),
+            "--cache-path",
+            str(target),
+        ],
+    ):
+        code, lines = _run(capsys, *argv)
+        assert code == 2 and "is a file" in _error_line(lines)
+    assert _digest(target, corpus) == before
+
+
+def test_failed_run_leaves_the_previous_output(spark, corpus, tmp_path, capsys):
+    out = tmp_path / "o"
+    code, _ = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
+    assert code == 0
+    before = _digest(out)
+    bad = tmp_path / "bad"
+    _jsonl(bad / "a.jsonl", _docs(10))
+    with open(bad / "a.jsonl", "a", encoding="utf-8") as f:
+        f.write("{broken\n")
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(bad),
+        *FUZZY,
+        "--output",
+        str(out),
+        "--overwrite",
+        "--cache-path",
+        str(tmp_path / "cache2"),
+    )
+    assert code == 2 and "line 11" in _error_line(lines)
+    assert _digest(out) == before  # no staging directory left, nothing replaced
+    assert not [p for p in os.listdir(out) if p.startswith("_sparkdedup_staging")]
+
+
+def test_remove_writes_atomically_and_overwrites_only_its_own_output(
+    spark, corpus, tmp_path, capsys
+):
+    out = tmp_path / "o"
+    assert _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))[0] == 0
+    argv = [
+        "remove",
+        "--input",
+        str(corpus),
+        "--input-format",
+        "jsonl",
+        "--id-col",
+        "id",
+        "--duplicates",
+        str(out / "duplicates"),
+        "--output",
+        str(tmp_path / "clean"),
+    ]
+    assert _run(capsys, *argv)[0] == 0
+    kept = sorted((tmp_path / "clean").glob("part-*"))
+    lines = sorted(line for p in kept for line in p.read_text().splitlines())
+    assert lines == sorted(
+        line for p in (out / "deduplicated").glob("part-*") for line in p.read_text().splitlines()
+    )
+    code, err = _run(capsys, *argv)
+    assert code == 2 and "not empty" in _error_line(err)
+    assert _run(capsys, *argv, "--overwrite")[0] == 0
+    (tmp_path / "clean" / "mine.txt").write_text("x")
+    before = _digest(tmp_path / "clean")
+    code, err = _run(capsys, *argv, "--overwrite")
+    assert code == 2 and "mine.txt" in _error_line(err)
+    assert _digest(tmp_path / "clean") == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("_sparkdedup_staging")]
+
+
+# ------------------------------------------------------------------------------ schema drift
+def test_parquet_file_missing_the_text_column_is_refused(spark, tmp_path, capsys):
+    d = tmp_path / "pq"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(_docs(10)), d / "a.parquet")
+    rows = [{"id": r["id"], "body": r["text"]} for r in _docs(10, start=10)]
+    pq.write_table(pa.Table.from_pylist(rows), d / "b.parquet")
+    # A file whose texts are all null but which has the column is fine.
+    nulls = pa.table({"id": [99], "text": pa.array([None], pa.string()), "source": ["x"]})
+    pq.write_table(nulls, d / "c.parquet")
+    before = _digest(d)
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(d),
+        "--input-format",
+        "parquet",
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "column 'text' is missing from some input files" in line and "b.parquet" in line, line
+    assert "a.parquet" not in line and "c.parquet" not in line
+    assert _digest(d) == before and not (tmp_path / "o" / "duplicates").exists()
+
+    # The id column, too.
+    os.remove(d / "b.parquet")
+    pq.write_table(pa.table({"text": ["a b c d e f"], "source": ["y"]}), d / "d.parquet")
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(d),
+        "--input-format",
+        "parquet",
+        "--id-col",
+        "id",
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "column 'id' is missing" in line and "d.parquet" in line, line
+
+
+def test_parquet_files_with_conflicting_types_are_named(spark, tmp_path, capsys):
+    d = tmp_path / "pq"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(_docs(10)), d / "a.parquet")
+    rows = [dict(r, id=str(r["id"])) for r in _docs(10, start=10)]
+    pq.write_table(pa.Table.from_pylist(rows), d / "b.parquet")
+    before = _digest(d)
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(d),
+        "--input-format",
+        "parquet",
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "disagree on the type of column 'id'" in line, line
+    assert "a.parquet" in line and "b.parquet" in line, line
+    assert _digest(d) == before
+
+
+def test_parquet_schema_merge_keeps_every_files_columns(spark, tmp_path, capsys):
+    d = tmp_path / "pq"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(_docs(10)), d / "a.parquet")
+    extra = [dict(r, url=f"u{r['id']}") for r in _docs(10, start=10)]
+    pq.write_table(pa.Table.from_pylist(extra), d / "b.parquet")
+    out = tmp_path / "o"
+    argv = ["fuzzy", "--input", str(d), "--input-format", "parquet", "--id-col", "id"]
+    code, _ = _run(capsys, *argv, "--char-ngrams", "5", "--output", str(out))
+    assert code == 0
+    kept = pq.read_table(out / "deduplicated").to_pylist()
+    assert {r["url"] for r in kept if r["id"] >= 10} == {f"u{i}" for i in range(10, 20, 2)}
+
+
+# ------------------------------------------------------------------------------ JSONL input
+def test_empty_input_file_gives_an_empty_result(spark, tmp_path, capsys):
+    d = tmp_path / "e"
+    d.mkdir()
+    (d / "empty.jsonl").write_text("")
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(d),
+        "--input-format",
+        "jsonl",
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert code == 0, lines[-5:]
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert stats["input_docs"] == 0 and stats["removed_docs"] == 0
+
+
+@pytest.mark.parametrize(
+    "bad_line, reason",
+    [
+        (b"{not json\n", "not a JSON object"),
+        (b'{"id": 999, "text": "bad \xff\xfe bytes"}\n', "invalid UTF-8"),
+        (b'{"id": "abc", "text": "an id of another type"}\n', "another type"),
+        (b'{"text": "no id"}\n', "'id' is missing"),
+        (b"[1, 2, 3]\n", "not a JSON object"),
+    ],
+)
+def test_bad_jsonl_record_names_file_and_line(
+    spark, tmp_path, capsys, monkeypatch, bad_line, reason
+):
+    from sparkdedup import io
+
+    # Field types come from the leading records (3 here): a later id of another type is bad.
+    monkeypatch.setattr(io, "JSON_SAMPLE_RECORDS", 3)
+    d = tmp_path / "c"
+    good = _jsonl(d / "a.jsonl", _docs(6))
+    with open(d / "b.jsonl", "wb") as f:
+        f.write(b"".join(json.dumps(r).encode() + b"\n" for r in _docs(4, start=6)))
+        f.write(b"\n")  # a blank line is not a record, but it counts as a line
+        f.write(bad_line)
+    before = _digest(d)
+    code, lines = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, "--output", str(tmp_path / "o"))
+    assert code == 2
+    line = _error_line(lines)
+    assert "b.jsonl, line 6" in line and reason in line, line
+    assert str(good) not in line
+    assert _digest(d) == before and not (tmp_path / "o" / "duplicates").exists()
+
+
+def test_jsonl_document_over_the_json_parsers_default_limit(spark, tmp_path, capsys):
+    big = "lorem ipsum dolor " * (25 * 1024 * 1024 // 18)  # 25 MB: Jackson's default is 20 M
+    d = tmp_path / "c"
+    _jsonl(d / "a.jsonl", [{"id": 1, "text": big}, *_docs(4, start=2)])
+    out = tmp_path / "o"
+    code, lines = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, "--output", str(out))
+    assert code == 0, lines[-5:]
+    kept = [
+        line
+        for p in sorted((out / "deduplicated").glob("part-*"))
+        for line in p.read_bytes().splitlines()
+    ]
+    assert json.dumps({"id": 1, "text": big}).encode() in kept
+
+
+def test_jsonl_output_is_the_input_lines_byte_for_byte(spark, tmp_path, capsys):
+    d = tmp_path / "c"
+    d.mkdir()
+    # Odd spacing, key order, unicode escapes and a field missing from some records: all kept.
+    lines = [
+        '{"text": "alpha beta gamma delta", "id": 1,   "meta": {"b": 2, "a": 1}}',
+        '{"id": 2, "text": "alpha beta gamma delta"}',
+        '{"id":3,"text":"caf\\u00e9 au lait est bon","extra":null}',
+    ]
+    (d / "a.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "o"
+    code, _ = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, "--output", str(out))
+    assert code == 0
+    kept = sorted(
+        line for p in (out / "deduplicated").glob("part-*") for line in p.read_text().splitlines()
+    )
+    assert kept == sorted([lines[0], lines[2]])
+
+
+# ------------------------------------------------------------------------------ failures
+def test_internal_error_is_one_line_with_exit_1(
+    spark, corpus, tmp_path, capsys, monkeypatch, caplog
+):
+    from sparkdedup.fuzzy import workflow
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something inside broke")
+
+    monkeypatch.setattr(workflow, "run_fuzzy", broken)
+    argv = ["fuzzy", "--input", str(corpus), *FUZZY, "--output", str(tmp_path / "o")]
+    caplog.set_level("DEBUG", logger="sparkdedup")
+    code, lines = _run(capsys, *argv)
+    assert code == 1
+    line = _error_line(lines)
+    assert line.startswith("sparkdedup: internal error: RuntimeError: something inside broke")
+    assert "--log-level DEBUG" in line
+    assert not (tmp_path / "o" / "duplicates").exists()
+    # The traceback goes to the log at DEBUG only.
+    assert not [r for r in caplog.records if r.exc_info]
+    caplog.clear()
+    code, lines = _run(capsys, *argv, "--log-level", "DEBUG")
+    assert code == 1 and [r for r in caplog.records if r.exc_info]
+
+
+def test_unreadable_parquet_names_the_path(spark, tmp_path, capsys):
+    d = tmp_path / "pq"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(_docs(4)), d / "a.parquet")
+    (d / "b.parquet").write_bytes(b"PAR1 this is not parquet")
+    before = _digest(d)
+    code, lines = _run(
+        capsys,
+        "fuzzy",
+        "--input",
+        str(d),
+        "--input-format",
+        "parquet",
+        "--output",
+        str(tmp_path / "o"),
+    )
+    assert code == 2
+    line = _error_line(lines)
+    assert "cannot be read as parquet" in line and str(d) in line, line
+    assert _digest(d) == before
+
+
+ENV = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+
+
+@pytest.mark.slow
+def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path):
+    """On local-cluster, a successful run and a failing one end without Spark's stack traces:
+    the CLI stops the session it started."""
+    corpus = tmp_path / "c"
+    _jsonl(corpus / "a.jsonl", _docs(30))
+    common = ["--master", "local-cluster[2,1,1024]", "--spark-conf", "spark.ui.enabled=false"]
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkdedup.cli",
+            "fuzzy",
+            "--input",
+            str(corpus),
+            *FUZZY,
+            "--output",
+            str(tmp_path / "o"),
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+        check=False,
+    )
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert "ERROR" not in ok.stderr and "Exception" not in ok.stderr, ok.stderr[-3000:]
+    assert (
+        ok.stderr.strip().splitlines()[-1].startswith("sparkdedup fuzzy: ")
+        or "sparkdedup fuzzy:" in ok.stdout
+    )
+    with open(corpus / "a.jsonl", "a", encoding="utf-8") as f:
+        f.write("{oops\n")
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sparkdedup.cli",
+            "fuzzy",
+            "--input",
+            str(corpus),
+            *FUZZY,
+            "--output",
+            str(tmp_path / "o2"),
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+        check=False,
+    )
+    assert bad.returncode == 2
+    err = bad.stderr.strip().splitlines()
+    assert err[-1].startswith("sparkdedup: error: bad input record in ") and "line 31" in err[-1]
+    assert not [line for line in err if "ERROR" in line or line.startswith("\tat ")], err[-30:]
