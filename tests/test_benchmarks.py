@@ -64,7 +64,7 @@ def test_quick_run_writes_json_and_tables(tmp_path) -> None:
     assert rows["ds-kernel"]["kernel_speedup"] > 1
     jobs = rows["sparkdedup"]["spark_jobs"][0]
     assert jobs["jobs"] > 0 and jobs["python_stages"] >= 1
-    assert {"ids", "minhash", "lsh", "edges", "components", "duplicates"} <= {
+    assert {"minhash", "ids", "edges", "components", "duplicates"} <= {
         s["stage"] for s in jobs["by_stage"]
     }
 

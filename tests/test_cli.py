@@ -61,20 +61,14 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     ]
     first = _cli(*args)
     assert first.returncode == 0, first.stderr[-3000:]
-    for stage in ("ids", "minhash", "lsh", "edges", "components", "duplicates"):
-        assert f"stage {stage}" in first.stderr, first.stderr[-3000:]
+    for stage in ("minhash", "ids", "edges", "components", "duplicates"):
+        assert f"sparkdedup stage {stage}" in first.stderr, first.stderr[-3000:]
     stats = json.loads((out / "stats.json").read_text())
     assert stats["input_docs"] == 600
     assert stats["kept_docs"] + stats["removed_docs"] == 600
     assert stats["removed_docs"] > 0 and stats["groups"] > 0
-    assert set(stats["seconds"]) >= {
-        "ids",
-        "minhash",
-        "lsh",
-        "edges",
-        "components",
-        "duplicates",
-    }
+    assert set(stats["seconds"]) >= {"minhash", "ids", "edges", "components", "duplicates"}
+    assert stats["bad_records"] == {"mode": "fail", "rows": 0}
 
     dups = pd.read_parquet(out / "duplicates")
     assert list(dups.columns) == ["id", "kept_id"]
@@ -96,21 +90,16 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     second = _cli(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads((out / "stats.json").read_text())
-    assert again["resumed_stages"] == [
-        "ids",
-        "minhash",
-        "lsh",
-        "edges",
-        "components",
-        "duplicates",
-    ]
+    assert again["resumed_stages"] == ["minhash", "edges", "components", "duplicates"]
     assert again["removed_docs"] == stats["removed_docs"]
 
-    # A changed parameter recomputes the stages it affects, not the ids; a pure performance
-    # knob (bands per shuffle) changes nothing that was computed.
-    third = _cli(*args, "--char-ngrams", "20", "--bands-per-iteration", "20")
+    # A changed parameter recomputes the stages it affects; a pure performance knob (bands per
+    # shuffle) changes nothing that was computed.
+    third = _cli(*args, "--priority-ascending", "--bands-per-iteration", "20")
     assert third.returncode == 0, third.stderr[-3000:]
-    assert json.loads((out / "stats.json").read_text())["resumed_stages"] == ["ids"]
+    third_stats = json.loads((out / "stats.json").read_text())
+    assert third_stats["resumed_stages"] == ["minhash", "edges", "components"]
+    assert third_stats["removed_docs"] == stats["removed_docs"]
 
 
 def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
@@ -135,8 +124,10 @@ def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
     kept = pd.read_parquet(out / "deduplicated")
     assert list(kept.columns) == ["text", "source"]
     assert len(kept) + stats["removed_docs"] == len(src)
-    mapping = pd.read_parquet(stats["id_mapping"])
-    assert sorted(mapping["_dedup_id"]) == list(range(len(src)))
+    # The derived ids: one per row, unique, in the cache's narrow key table.
+    mapping = pd.read_parquet(stats["id_mapping"], columns=["id"])
+    assert len(mapping) == len(src) and mapping["id"].is_unique
+    assert set(pd.read_parquet(out / "duplicates")["id"]) <= set(mapping["id"])
 
     # `remove` recomputes the derived ids from the same rows and drops the same documents. It
     # runs without --master and without PYSPARK_PYTHON: the CLI then starts local[*] with

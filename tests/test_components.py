@@ -57,16 +57,42 @@ def test_star_string_ids_and_self_loops(spark) -> None:
     assert run(edges, "distributed") == expected
 
 
-def test_int_ids_keep_their_type_and_local_checkpoints(spark, monkeypatch) -> None:
-    # Without a checkpoint directory the rounds use local checkpoints.
-    monkeypatch.setattr(
-        cc_module, "_checkpointer", lambda spark, d: (False, lambda df: df.localCheckpoint(True))
-    )
+def test_int_ids_keep_their_type_whatever_the_rounds_are_kept_in(
+    spark, monkeypatch, tmp_path
+) -> None:
+    """Rounds written under checkpoint_dir, checkpointed to the SparkContext's directory (the
+    test session has one, and it is never changed), or persisted when there is none."""
+    from pyspark import SparkContext
+
     rows = [(1, 2), (3, 2), (4, 5), (7, 7), (9, 8)]
     edges = spark.createDataFrame(rows, "src int, dst int")
     expected = {1: 1, 2: 1, 3: 1, 4: 4, 5: 4, 7: 7, 8: 8, 9: 8}
+    context_dir = spark.sparkContext.getCheckpointDir()
+    assert run(edges, "distributed", checkpoint_dir=str(tmp_path / "ck")) == expected
+    assert [p.name for p in (tmp_path / "ck").iterdir()][0].startswith("cc-")
+    assert spark.sparkContext.getCheckpointDir() == context_dir
+    assert run(edges, "distributed") == expected
+    monkeypatch.setattr(SparkContext, "getCheckpointDir", lambda self: None)
     assert run(edges, "distributed") == expected
     assert run(edges, "driver") == expected
+
+
+def test_driver_limit_follows_max_result_size() -> None:
+    class Conf:
+        def __init__(self, value):
+            self.value = value
+
+        def get(self, key, default=None):
+            assert key == "spark.driver.maxResultSize"
+            return self.value
+
+    class Session:
+        def __init__(self, value):
+            self.conf = Conf(value)
+
+    assert cc_module.driver_edge_limit(Session("1g")) == 2**30 // 4 // 16
+    assert cc_module.driver_edge_limit(Session("4m")) == 65_536
+    assert cc_module.driver_edge_limit(Session("0")) == 1 << 62
 
 
 def test_chain_of_100k_nodes_in_shuffled_order(spark, caplog) -> None:

@@ -138,11 +138,31 @@ def test_bad_input_errors(spark):
 
 
 def test_fuzzy_duplicates_releases_its_stages(spark, corpus_df):
-    """Only the small result stays persisted: the band keys (num_bands rows per document),
-    buckets, edges and components are released once the duplicates are computed."""
+    """Nothing stays persisted: the scan table, edges and components are released once the
+    duplicates are computed, and the result is a reliable checkpoint (the test session has a
+    checkpoint directory) that outlives them."""
     persisted = spark.sparkContext._jsc.sc().getPersistentRDDs()
     before = persisted.size()
     dups = sparkdedup.fuzzy_duplicates(corpus_df.filter(F.col("id") < 200), id_col="id")
+    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() - before == 0
     assert dups.count() > 0
-    # One persisted RDD: the locally checkpointed result.
-    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() - before == 1
+
+
+def test_detached_result_outlives_its_stages(spark, monkeypatch, tmp_path):
+    """Freeing a persisted stage drops every cached plan that reads it; `detach` gives a result
+    a plan of its own, in each of its three ways."""
+    from pyspark import SparkContext
+    from sparkdedup.stages import detach
+
+    stage = spark.range(1000).withColumn("y", F.col("id") * 2).persist()
+    stage.count()
+    written = detach(stage.where("id % 7 = 0"), checkpoint_dir=str(tmp_path / "ck"))
+    checkpointed = detach(stage.where("id % 7 = 1"))  # the session's checkpoint directory
+    monkeypatch.setattr(SparkContext, "getCheckpointDir", lambda self: None)
+    over_rdd = detach(stage.where("id % 7 = 2"))
+    before = spark.sparkContext._jsc.sc().getPersistentRDDs().size()
+    stage.unpersist()
+    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() == before - 1
+    assert over_rdd.is_cached and over_rdd.count() == 143
+    assert written.count() == 143 and checkpointed.count() == 143
+    assert any(p.name.startswith("result-") for p in (tmp_path / "ck").iterdir())

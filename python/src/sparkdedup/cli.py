@@ -26,7 +26,7 @@ from sparkdedup.config import (
     SemanticConfig,
 )
 from sparkdedup.errors import ConfigError, DedupError, InputError
-from sparkdedup.io import FORMATS
+from sparkdedup.io import BAD_RECORDS, FORMATS
 
 log = logging.getLogger("sparkdedup")
 
@@ -63,6 +63,15 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
         help="extra Spark setting (repeatable)",
     )
     p.add_argument(
+        "--bad-records",
+        default="fail",
+        choices=BAD_RECORDS,
+        help="a record that cannot be used (malformed JSON, invalid UTF-8, a field of another "
+        "type, a missing id): fail names its file and line; skip leaves it out; quarantine "
+        "also writes it to OUTPUT/quarantine/. Skipped rows are counted in stats.json "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="replace the outputs of an earlier sparkdedup run at --output (files sparkdedup "
@@ -84,7 +93,13 @@ def _workflow_common(p: argparse.ArgumentParser) -> None:
         default=None,
         help="where each stage is written (default OUTPUT/cache); a rerun resumes from it",
     )
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="where the kernels run; auto and gpu are decided by probing the executors "
+        "(default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=_FUZZY["driver_cc_max_edges"],
         help="most edges collected to the driver (auto mode's switch-over point and the limit "
-        "of --cc-backend driver; default: %(default)s)",
+        "of --cc-backend driver); 0, the default, takes a quarter of spark.driver.maxResultSize "
+        "at 16 bytes an edge",
+    )
+    f.add_argument(
+        "--assume-unique-ids",
+        action="store_true",
+        help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
+        "row); a repeated id then gives wrong output without an error",
     )
     f.add_argument(
         "--priority-col",
@@ -168,6 +190,8 @@ def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
         priority_col=args.priority_col,
         priority_ascending=args.priority_ascending,
         device=args.device,
+        checkpoint_dir=f"{_cache_path(args).rstrip('/')}/_checkpoints",
+        assume_unique_ids=args.assume_unique_ids,
     )
 
 
@@ -197,7 +221,7 @@ def _cache_path(args: argparse.Namespace) -> str:
 
 
 #: What a workflow writes inside --output.
-_WORKFLOW_OUTPUTS = ("duplicates", "deduplicated", "stats.json")
+_WORKFLOW_OUTPUTS = ("duplicates", "deduplicated", "stats.json", "quarantine")
 #: Spark's own log level for each --log-level: Spark's warnings and errors would bury the
 #: one-line message a failure ends with, so they show only at DEBUG.
 _SPARK_LOG_LEVEL = {"DEBUG": "WARN", "INFO": "FATAL", "WARNING": "FATAL", "ERROR": "FATAL"}
@@ -277,26 +301,28 @@ def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
         )
 
 
-def _conservation(kept: dict[str, Any], removed: dict[str, Any], whole: dict[str, Any]) -> None:
-    """Kept + removed = input, by count and by a checksum of the ids."""
+def _conservation(
+    kept: dict[str, int], removed: dict[str, int], whole: dict[str, int], what: str
+) -> None:
+    """Kept + removed = input, by count and by a checksum of the ids (or content)."""
     rows = kept["rows"] + removed["rows"]
     checksum = kept["checksum"] + removed["checksum"]
     if rows != whole["rows"] or checksum != whole["checksum"]:
         raise DedupError(
             f"conservation check failed: {kept['rows']} kept + {removed['rows']} removed rows "
-            f"do not make up the {whole['rows']} input rows (id checksums "
+            f"do not make up the {whole['rows']} input rows ({what} checksums "
             f"{kept['checksum']} + {removed['checksum']} != {whole['checksum']}); no output was "
             "written"
         )
 
 
-def _id_digest(column: Any) -> list[Any]:
-    """Aggregations: row count and the sum of a 64-bit hash of the id column."""
+def _digest(column: Any) -> list[Any]:
+    """Aggregations: row count and the sum of a 64-bit hash (exact, as a decimal)."""
     from pyspark.sql import functions as F
 
     return [
         F.count(F.lit(1)).alias("rows"),
-        F.coalesce(F.sum(F.xxhash64(column).cast("decimal(38,0)")), F.lit(0)).alias("checksum"),
+        F.coalesce(F.sum(column.cast("decimal(38,0)")), F.lit(0)).alias("checksum"),
     ]
 
 
@@ -304,36 +330,100 @@ def _observed(metrics: dict[str, Any]) -> dict[str, int]:
     return {"rows": int(metrics.get("rows") or 0), "checksum": int(metrics.get("checksum") or 0)}
 
 
+def _row_digest(args: argparse.Namespace) -> Any:
+    """Row -> the 64-bit hash the conservation check sums: of the user's id, else of the
+    row's content (what derived ids come from)."""
+    from pyspark.sql import functions as F
+
+    from sparkdedup.ids import id_column, row_hashes
+
+    if args.id_col is not None:
+        return lambda df: F.xxhash64(id_column(df, args.id_col))
+    return lambda df: row_hashes(df)[0]
+
+
+def _removal(args: argparse.Namespace, result: Any, good: Any) -> tuple[Any, Any, dict[str, int]]:
+    """(the rows the removal reads, a function of them giving the kept rows, the removed
+    rows' digest). Derived ids of a fuzzy run are matched through its narrow key table; a
+    semantic run's rows carry their derived ids."""
+    from pyspark.sql import functions as F
+
+    from sparkdedup.ids import H1, ID_COL
+    from sparkdedup.removal import remove_duplicates, removed_row_keys
+
+    duplicates = result.duplicates
+    if args.id_col is not None:
+        removed = duplicates.select(*_digest(F.xxhash64("id")))
+        return (
+            good,
+            lambda rows: remove_duplicates(rows, duplicates, id_col=args.id_col),
+            removed.first().asDict(),
+        )
+    keys = getattr(result, "ids", None)
+    if keys is not None:
+        removed = removed_row_keys(duplicates, keys).select(*_digest(F.col(H1)))
+        return (
+            good,
+            lambda rows: remove_duplicates(rows, duplicates, ids=keys),
+            removed.first().asDict(),
+        )
+    documents = result.documents
+    remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()
+    removed = documents.join(remove, on=ID_COL).select(*_digest(_row_digest(args)(documents)))
+    return (
+        documents,
+        lambda rows: rows.join(remove, on=ID_COL, how="left_anti").drop(ID_COL),
+        removed.first().asDict(),
+    )
+
+
 def _write_results(
-    spark: Any, args: argparse.Namespace, result: Any, runner: Any, config: Any, out: Any
+    spark: Any,
+    args: argparse.Namespace,
+    result: Any,
+    runner: Any,
+    config: Any,
+    out: Any,
+    raw: Any,
 ) -> dict[str, Any]:
-    """Write duplicates/, deduplicated/ and stats.json into the staging directory, checking
-    kept + removed = input by count and id checksum."""
+    """Write duplicates/, deduplicated/, quarantine/ and stats.json into the staging directory,
+    checking kept + removed = input by count and by a checksum of ids or content."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     from sparkdedup.fs import write_text
-    from sparkdedup.ids import ID_COL
-    from sparkdedup.io import write_output
+    from sparkdedup.io import BAD_COL, good_records, write_output, write_quarantine
 
     start = time.perf_counter()
-    duplicates = result.duplicates
-    duplicates.write.parquet(out.path("duplicates"))
-    ids = _ids_description(args, result.documents)
+    result.duplicates.write.parquet(out.path("duplicates"))
+    ids = _ids_description(args, result)
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
-    remove = duplicates.select(F.col("id").alias(ID_COL)).distinct()
-    # The input's and the kept rows' digests ride on the write job itself (no extra pass).
-    whole_obs, kept_obs = Observation("input"), Observation("kept")
-    documents = result.documents.observe(whole_obs, *_id_digest(F.col(ID_COL)))
-    kept = documents.join(remove, on=ID_COL, how="left_anti")
+    # The digests of the rows read and kept ride on the write job itself: no extra pass.
+    read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
+    observed = raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad"))
+    source, keep, removed = _removal(args, result, good_records(observed, args.bad_records))
+    digest = _row_digest(args)
+    rows = source.observe(source_obs, *_digest(digest(source)))
+    kept = keep(rows)
     write_output(
-        kept.observe(kept_obs, *_id_digest(F.col(ID_COL))),
-        out.path("deduplicated"),
-        args.input_format,
+        kept.observe(kept_obs, *_digest(digest(kept))), out.path("deduplicated"), args.input_format
     )
-    removed = duplicates.select(*_id_digest(F.col("id"))).first().asDict()
-    _conservation(_observed(kept_obs.get), _observed(removed), _observed(whole_obs.get))
+    whole = _observed(source_obs.get)
+    what = "id" if args.id_col is not None else "content"
+    _conservation(_observed(kept_obs.get), _observed(removed), whole, what)
+    if whole["rows"] != result.stats["input_docs"]:
+        raise DedupError(
+            f"the input now holds {whole['rows']} usable rows where the workflow saw "
+            f"{result.stats['input_docs']}: did it change during the run? No output was written"
+        )
+    if source is result.documents:  # read from the stage cache: the bad rows are counted apart
+        bad = 0 if args.bad_records == "fail" else raw.where(F.col(BAD_COL).isNotNull()).count()
+    else:
+        bad = int(read_obs.get.get("bad") or 0)
+    if bad and args.bad_records == "quarantine":
+        write_quarantine(raw, out.path("quarantine"), args.input_format)
     stats = dict(result.stats)
+    stats["bad_records"] = {"mode": args.bad_records, "rows": bad}
     stats["seconds"] = dict(
         stats.get("seconds", {}), write_outputs=round(time.perf_counter() - start, 3)
     )
@@ -343,24 +433,39 @@ def _write_results(
         input_format=args.input_format,
         output=args.output.rstrip("/"),
         cache_path=runner.cache_path,
-        id_mapping=runner.stage_path("ids"),
+        id_mapping=runner.stage_path("ids") if args.id_col is None else None,
         resumed_stages=runner.resumed,
         config=dataclasses.asdict(config),
     )
+    if bad:
+        log.warning(
+            "sparkdedup: %d bad input records %s",
+            bad,
+            "written to quarantine/" if args.bad_records == "quarantine" else "skipped",
+        )
     write_text(
         spark, out.path("stats.json"), json.dumps(stats, indent=2, sort_keys=True, default=str)
     )
     return stats
 
 
-def _ids_description(args: argparse.Namespace, documents: Any) -> dict[str, Any]:
+def _ids_description(args: argparse.Namespace, result: Any) -> dict[str, Any]:
     """What the ids of a duplicates list are, so that `remove` can check it is given the rows
-    they identify: the user's id column, or derived ids with the input's row checksum."""
-    from sparkdedup.ids import content_checksum
+    they identify: the user's id column, or derived ids with the input's row checksum (from
+    the run's narrow key table when it has one)."""
+    from pyspark.sql import functions as F
+
+    from sparkdedup.ids import H1, content_checksum
 
     if args.id_col is not None:
         return {"ids": "user", "id_col": args.id_col}
-    return {"ids": "derived", "input": content_checksum(documents)}
+    keys = getattr(result, "ids", None)
+    if keys is None:
+        return {"ids": "derived", "input": content_checksum(result.documents)}
+    row = keys.select(
+        F.count(F.lit(1)).alias("rows"), F.sum(F.col(H1).cast("decimal(38,0)")).alias("sum")
+    ).first()
+    return {"ids": "derived", "input": {"rows": int(row["rows"]), "checksum": str(row["sum"] or 0)}}
 
 
 def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
@@ -401,7 +506,7 @@ def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
 
 
 def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any, Any]:
-    """(the rows as read, the same with bad records failing the job) of --input."""
+    """(the rows as read, with bad records marked; the usable rows) of --input."""
     from sparkdedup.io import good_records, read_input
 
     columns: list[str] = []
@@ -416,7 +521,7 @@ def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any
     df = read_input(
         spark, args.input, args.input_format, text_col=text_col, id_col=args.id_col, columns=columns
     )
-    return df, good_records(df)
+    return df, good_records(df, args.bad_records)
 
 
 def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Exception) -> None:
@@ -425,14 +530,12 @@ def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Except
     from sparkdedup.io import first_bad_record, first_line, spark_condition
 
     condition = spark_condition(err) or ""
-    if condition == "USER_RAISED_EXCEPTION" and raw is not None:
+    if condition == "USER_RAISED_EXCEPTION" and raw is not None and args.bad_records == "fail":
         bad = first_bad_record(spark, raw, args.input_format, id_col=args.id_col)
         if bad is not None:
             raise InputError(
-                f"bad input record in {bad}; fix or remove it (blank lines are skipped; "
-                "every other line must be one JSON object)"
-                if args.input_format == "jsonl"
-                else f"bad input record in {bad}; fix or remove it"
+                f"bad input record in {bad}; fix or remove it, or pass --bad-records skip "
+                "(or quarantine) to leave such records out"
             ) from err
     if condition.startswith("FAILED_READ_FILE"):
         raise InputError(f"an input file cannot be read: {first_line(err)}") from err
@@ -456,8 +559,6 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     raw = None
     try:
         prepare_cache(spark, _cache_path(args))
-        if spark.sparkContext.getCheckpointDir() is None:
-            spark.sparkContext.setCheckpointDir(f"{_cache_path(args)}/_checkpoints")
         raw, df = _read(spark, args, config)
         runner = StageRunner(spark, _cache_path(args))
         fingerprint = {"input": input_fingerprint(spark, args.input), "format": args.input_format}
@@ -469,7 +570,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             from sparkdedup.semantic.workflow import run_semantic
 
             result = run_semantic(df, config, runner, fingerprint=fingerprint)
-        stats = _write_results(spark, args, result, runner, config, out)
+        stats = _write_results(spark, args, result, runner, config, out, raw)
         out.commit()
         return stats
     except Exception as err:

@@ -23,10 +23,10 @@ CC_BACKENDS = ("auto", "driver", "distributed")
 WHICH_TO_KEEP = ("hard", "easy", "random")
 SIM_METRICS = ("cosine", "l2")
 
-#: Default edge-count limit above which `cc_backend="auto"` leaves the driver path for the
-#: distributed algorithm. 20 million edges are 320 MB of int64 pairs on the driver, plus about
-#: the same again for SciPy's CSR matrix.
-DEFAULT_DRIVER_CC_MAX_EDGES = 20_000_000
+#: `driver_cc_max_edges` = 0: the driver path's edge limit is derived from
+#: spark.driver.maxResultSize (a quarter of it at 16 bytes an edge: 16.7 million edges for the
+#: default 1g; `sparkdedup.fuzzy.components.driver_edge_limit`).
+AUTO_DRIVER_CC_MAX_EDGES = 0
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -68,13 +68,17 @@ class FuzzyConfig:
         `driver_cc_max_edges` and hands a distributed run over to the driver once a round
         leaves at most that many edges.
     driver_cc_max_edges : edge-count limit of the driver path (auto mode) and hard limit of
-        `cc_backend="driver"`.
+        `cc_backend="driver"`; 0 (the default) derives it from spark.driver.maxResultSize.
     priority_col : keep the row with the largest value of this column in each group (ties
         broken by smallest id); None keeps the smallest id.
     priority_ascending : keep the smallest `priority_col` value instead of the largest.
-    device : "auto", "cpu" or "gpu"; "gpu" fails when no GPU library is usable.
-    checkpoint_dir : directory for checkpoints of the distributed connected components; None
-        uses local checkpoints.
+    device : "auto", "cpu" or "gpu", decided from the executors: "gpu" fails, before any
+        long work, when their tasks see no usable GPU.
+    checkpoint_dir : directory where the distributed connected components write their rounds
+        (reliable checkpoints); None uses the SparkContext's checkpoint directory when set,
+        else persists the rounds (a lost executor's part is recomputed from the lineage).
+    assume_unique_ids : skip the uniqueness check of `id_col` (one shuffle of the ids, a few
+        bytes a row); a repeated id then makes the output wrong without an error.
     """
 
     text_col: str = "text"
@@ -86,23 +90,27 @@ class FuzzyConfig:
     use_64_bit_hash: bool = False
     bands_per_iteration: int = 5
     cc_backend: str = "auto"
-    driver_cc_max_edges: int = DEFAULT_DRIVER_CC_MAX_EDGES
+    driver_cc_max_edges: int = AUTO_DRIVER_CC_MAX_EDGES
     priority_col: str | None = None
     priority_ascending: bool = False
     device: str = "auto"
     checkpoint_dir: str | None = None
+    assume_unique_ids: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.text_col, str) or not self.text_col:
             raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
         _check_optional_name("id_col", self.id_col)
         _check_optional_name("priority_col", self.priority_col)
+        _check_optional_name("checkpoint_dir", self.checkpoint_dir)
+        if not isinstance(self.assume_unique_ids, bool):
+            raise ConfigError(f"assume_unique_ids must be a bool, got {self.assume_unique_ids!r}")
         check_int("char_ngrams", self.char_ngrams, 2)
         check_int("num_bands", self.num_bands, 1)
         check_int("minhashes_per_band", self.minhashes_per_band, 1)
         check_int("seed", self.seed, 0, 2**32 - 1)
         check_int("bands_per_iteration", self.bands_per_iteration, 1)
-        check_int("driver_cc_max_edges", self.driver_cc_max_edges, 1)
+        check_int("driver_cc_max_edges", self.driver_cc_max_edges, 0)
         if not isinstance(self.use_64_bit_hash, bool):
             raise ConfigError(f"use_64_bit_hash must be a bool, got {self.use_64_bit_hash!r}")
         if not isinstance(self.priority_ascending, bool):

@@ -1,16 +1,19 @@
 """Document ids: a user's unique id column, or a stable derived int64 id.
 
-Derived ids are the rank of each row in a total order over its content (a 64-bit hash of all
-columns, then the orderable columns themselves, columns taken by name), so they depend only on
-the set of rows: not on the partitioning, the input or column order, or the run (DESIGN.md,
-"Ids"). Rows identical in every column are interchangeable, so which of them gets which id cannot
-change any output. A row's id depends on the other rows too: removal by derived ids needs the
-same rows, which `content_checksum` lets a caller verify.
+A derived id comes from the row's content: two 64-bit hashes of every content column (taken by
+name, so the column order never matters; map columns by their sorted entries) give ``h1, h2``;
+the id is ``(h1 >>> 33) << 32 | rank``, the rank ordering the rows of one 31-bit prefix by
+``(h1, h2, position)``. Only those fixed-width keys are shuffled (one shuffle, partitioned by the
+prefix, no sampling, nothing on the driver), and the ids depend only on the set of rows: not on
+their order, partitioning, column order or the run. Rows identical in every column share
+``h1, h2`` and are told apart by their position in the input; they are interchangeable, so which
+of them gets which id never changes an output (DESIGN.md, "Ids"). A row's id depends on its
+prefix neighbours too, so removal by derived ids needs the same rows (`content_checksum`).
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -19,9 +22,13 @@ from sparkdedup.io import READER_COLS
 
 #: Internal id column added to the user's rows; never part of user-facing output.
 ID_COL = "_dedup_id"
-
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
-_UNORDERABLE = (T.MapType, T.VariantType) if hasattr(T, "VariantType") else (T.MapType,)
+#: Integer column types an id may have (widened to bigint).
+INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
+#: The content hashes and input position behind a derived id.
+H1, H2, POS = "_dedup_h1", "_dedup_h2", "_dedup_pos"
+_SECOND_SEED = 0x5DEECE66D  # xxhash64(seed-like first argument, ...) gives the second hash
+_PREFIX_SHIFT = 33  # ids: (h1 >>> 33) << 32 | rank within the prefix; rank < 2^32
+_RANK_BITS = 32
 
 
 def require_columns(df: DataFrame, columns: dict[str, str | None]) -> None:
@@ -49,43 +56,135 @@ def require_string_column(df: DataFrame, name: str, role: str = "text") -> None:
         )
 
 
-def _orderable(dtype: T.DataType) -> bool:
-    if isinstance(dtype, _UNORDERABLE):
-        return False
-    if isinstance(dtype, T.ArrayType):
-        return _orderable(dtype.elementType)
-    if isinstance(dtype, T.StructType):
-        return all(_orderable(f.dataType) for f in dtype.fields)
-    return True
-
-
-def check_user_ids(df: DataFrame, id_col: str) -> None:
-    """Check that `id_col` exists, is integral or string, has no nulls and no duplicates.
-
-    Runs one Spark job (an aggregation over the id column).
-    """
+def id_column(df: DataFrame, id_col: str) -> Column:
+    """The user's id column as the workflows carry it (integers widened to bigint), after
+    checking that it exists and is an integer or string column (no Spark job)."""
     require_columns(df, {"id": id_col})
     dtype = df.schema[id_col].dataType
-    if not isinstance(dtype, (*_INTEGRAL, T.StringType)):
+    if not isinstance(dtype, (*INTEGRAL, T.StringType)):
         raise SchemaError(
             f"id column {id_col!r} must be an integer or string column, got {dtype.simpleString()}"
         )
+    column = F.col(f"`{id_col}`")
+    return column.cast("bigint") if isinstance(dtype, INTEGRAL) else column
+
+
+def check_unique_ids(table: DataFrame, id_col: str = "id", *, name: str | None = None) -> None:
+    """SchemaError when `id_col` of `table` has a null or a repeated value.
+
+    One aggregation over the id column alone (a shuffle of the ids, a few bytes a row); the
+    result brought to the driver is at most five rows. `name` is the column name to report.
+    """
+    shown_name = name or id_col
     bad = (
-        df.groupBy(F.col(id_col).alias("id"))
+        table.groupBy(F.col(id_col).alias("id"))
         .count()
         .filter(F.col("id").isNull() | (F.col("count") > 1))
         .orderBy(F.col("count").desc(), F.col("id"))
         .limit(5)
         .collect()
     )
-    if bad:
-        nulls = [r for r in bad if r["id"] is None]
-        if nulls:
+    if not bad:
+        return
+    nulls = [r for r in bad if r["id"] is None]
+    if nulls:
+        raise SchemaError(
+            f"id column {shown_name!r} has {nulls[0]['count']} null value(s); ids must be set on "
+            "every row"
+        )
+    shown = ", ".join(f"{r['id']!r} ({r['count']} rows)" for r in bad)
+    raise SchemaError(f"id column {shown_name!r} is not unique: duplicated values include {shown}")
+
+
+def check_user_ids(df: DataFrame, id_col: str) -> None:
+    """Check that `id_col` exists, is integral or string, has no nulls and no duplicates
+    (one Spark job over the id column)."""
+    ids = df.select(id_column(df, id_col).alias("id"))
+    check_unique_ids(ids, "id", name=id_col)
+
+
+# ------------------------------------------------------------------------------ row content
+def content_fields(df: DataFrame) -> list[T.StructField]:
+    """The user's content columns in name order (reader columns such as the file name, and
+    the id columns, are not content)."""
+    skip = {ID_COL, H1, H2, POS, *READER_COLS}
+    return sorted((f for f in df.schema.fields if f.name not in skip), key=lambda f: f.name)
+
+
+def _holds(dtype: T.DataType, kinds: tuple[type, ...]) -> bool:
+    if isinstance(dtype, kinds):
+        return True
+    if isinstance(dtype, T.ArrayType):
+        return _holds(dtype.elementType, kinds)
+    if isinstance(dtype, T.StructType):
+        return any(_holds(f.dataType, kinds) for f in dtype.fields)
+    if isinstance(dtype, T.MapType):
+        return _holds(dtype.keyType, kinds) or _holds(dtype.valueType, kinds)
+    return False
+
+
+_UNHASHABLE = (T.VariantType,) if hasattr(T, "VariantType") else ()
+
+
+def _hashable(field: T.StructField) -> Column:
+    """A column expression with the same value for the same content: a map becomes its
+    entries sorted by key (its stored order is arbitrary)."""
+    column = F.col(f"`{field.name}`")
+    dtype = field.dataType
+    if _UNHASHABLE and _holds(dtype, _UNHASHABLE):
+        raise SchemaError(
+            f"column {field.name!r} holds a {dtype.simpleString()} value, which derived ids "
+            "cannot hash; pass an id column (id_col / --id-col)"
+        )
+    if isinstance(dtype, T.MapType):
+        if _holds(dtype.keyType, (T.MapType,)) or _holds(dtype.valueType, (T.MapType,)):
             raise SchemaError(
-                f"id column {id_col!r} has {nulls[0]['count']} null value(s); ids must be set on every row"
+                f"column {field.name!r} is a map of maps ({dtype.simpleString()}), which derived "
+                "ids cannot put in a stable order; pass an id column (id_col / --id-col)"
             )
-        shown = ", ".join(f"{r['id']!r} ({r['count']} rows)" for r in bad)
-        raise SchemaError(f"id column {id_col!r} is not unique: duplicated values include {shown}")
+        return F.array_sort(F.map_entries(column))
+    if _holds(dtype, (T.MapType,)):
+        raise SchemaError(
+            f"column {field.name!r} holds a map inside a {dtype.typeName()} "
+            f"({dtype.simpleString()}), which derived ids cannot put in a stable order; pass "
+            "an id column (id_col / --id-col)"
+        )
+    return column
+
+
+def row_hashes(df: DataFrame) -> tuple[Column, Column]:
+    """(h1, h2): two 64-bit hashes of a row's content columns (`content_fields`)."""
+    columns = [_hashable(f) for f in content_fields(df)]
+    if not columns:
+        return F.lit(0).cast("bigint"), F.lit(0).cast("bigint")
+    return F.xxhash64(*columns), F.xxhash64(F.lit(_SECOND_SEED), *columns)
+
+
+def derived_ids(keys: DataFrame, partitions: int | None = None) -> DataFrame:
+    """`keys` (with ``_dedup_h1, _dedup_h2, _dedup_pos``) plus the derived id in ``_dedup_id``.
+
+    One shuffle of `keys` by the 31-bit prefix of h1 (`partitions` partitions, or Spark's
+    default), then a rank inside each prefix: no sampling, nothing on the driver. A prefix holds
+    at most 2^32 rows (only rows identical in every column share one beyond chance).
+    """
+    prefix = F.shiftrightunsigned(F.col(H1), _PREFIX_SHIFT)
+    rank = F.row_number().over(
+        Window.partitionBy("_dedup_prefix").orderBy(F.col(H1), F.col(H2), F.col(POS))
+    )
+    with_prefix = keys.withColumn("_dedup_prefix", prefix)
+    if partitions is not None:
+        with_prefix = with_prefix.repartition(partitions, "_dedup_prefix")
+    return with_prefix.withColumn(
+        ID_COL,
+        F.shiftleft(F.col("_dedup_prefix"), _RANK_BITS).bitwiseOR(rank - 1),
+    ).drop("_dedup_prefix")
+
+
+def with_content_keys(df: DataFrame) -> DataFrame:
+    """`df` plus ``_dedup_h1, _dedup_h2`` (content hashes) and ``_dedup_pos`` (the row's
+    position in the input, which only orders rows identical in every column)."""
+    h1, h2 = row_hashes(df)
+    return df.select("*", h1.alias(H1), h2.alias(H2), F.monotonically_increasing_id().alias(POS))
 
 
 def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID_COL) -> DataFrame:
@@ -94,17 +193,17 @@ def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID
     Parameters
     ----------
     df : any DataFrame.
-    id_col : a unique integer or string column to use as the id (checked: one Spark job);
-        None derives an int64 id, 0..n-1, from the row content.
+    id_col : a unique integer or string column to use as the id (checked: one Spark job over
+        the id column); None derives an int64 id from the row content.
     output_col : name of the added column (default ``_dedup_id``).
 
     Returns
     -------
     DataFrame
         ``df`` with ``output_col`` added: the user's ids (integers widened to bigint), or the
-        derived ids. Derived ids are computed eagerly (a sort, one small job, and a checkpoint),
-        are the same for the same rows whatever their order or partitioning, and the returned
-        DataFrame is that checkpoint, so the mapping from rows to ids never changes under it.
+        derived ids: unique, the same for the same rows whatever their order, partitioning or
+        column order. Deriving them costs one shuffle of the rows by a hash prefix when the
+        result is evaluated; nothing is computed here.
     """
     if output_col in df.columns:
         raise SchemaError(
@@ -112,26 +211,10 @@ def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID
         )
     if id_col is not None:
         check_user_ids(df, id_col)
-        ids = F.col(id_col)
-        if isinstance(df.schema[id_col].dataType, _INTEGRAL):
-            ids = ids.cast("bigint")
-        return df.withColumn(output_col, ids)
-    return _derived_ids(df, output_col)
-
-
-def _content_fields(df: DataFrame) -> list[T.StructField]:
-    """The user's content columns in name order (reader columns such as the file name and the
-    id column are not content; the column order never matters)."""
-    skip = {ID_COL, *READER_COLS}
-    return sorted((f for f in df.schema.fields if f.name not in skip), key=lambda f: f.name)
-
-
-def _content_hash(df: DataFrame) -> Column:
-    """xxhash64 of every hashable content column."""
-    hashable = [
-        F.col(f"`{f.name}`") for f in _content_fields(df) if not isinstance(f.dataType, T.MapType)
-    ]
-    return F.xxhash64(*hashable) if hashable else F.lit(0).cast("bigint")
+        return df.withColumn(output_col, id_column(df, id_col))
+    columns = df.columns
+    ided = derived_ids(with_content_keys(df))
+    return ided.select(*[F.col(f"`{c}`") for c in columns], F.col(ID_COL).alias(output_col))
 
 
 def content_checksum(df: DataFrame) -> dict[str, int | str]:
@@ -139,49 +222,11 @@ def content_checksum(df: DataFrame) -> dict[str, int | str]:
 
     Two DataFrames holding the same rows, in any order, partitioning or column order, have the
     same checksum; derived ids (`assign_ids` without `id_col`) match between two DataFrames only
-    then. A ``_dedup_id`` column is ignored.
+    then. Id and reader columns are not content.
     """
-    content = df.select(*[F.col(f"`{f.name}`") for f in _content_fields(df)])
-    row = content.select(
+    h1, _ = row_hashes(df)
+    row = df.select(
         F.count(F.lit(1)).alias("rows"),
-        F.sum(_content_hash(content).cast("decimal(20,0)")).alias("sum"),
+        F.sum(h1.cast("decimal(38,0)")).alias("sum"),
     ).first()
     return {"rows": int(row["rows"]), "checksum": str(row["sum"] or 0)}
-
-
-def _derived_ids(df: DataFrame, output_col: str) -> DataFrame:
-    order = [
-        F.col(f"`{f.name}`").asc_nulls_first()
-        for f in _content_fields(df)
-        if _orderable(f.dataType)
-    ]
-    ranked = (
-        df.withColumn("_dedup_hash", _content_hash(df))
-        .sort(F.col("_dedup_hash"), *order)
-        .withColumn("_dedup_pos", F.monotonically_increasing_id())
-    )
-    # The sort's partition boundaries come from sampling and may differ between two jobs, so
-    # the positions are frozen by a checkpoint before the per-partition counts are taken.
-    ranked = _checkpoint(ranked)
-    low_bits = (1 << 33) - 1  # monotonically_increasing_id = partition index << 33 | row index
-    counts = (
-        ranked.groupBy(F.shiftright("_dedup_pos", 33).alias("p")).count().orderBy("p").collect()
-    )
-    offsets, total = {}, 0
-    for row in counts:
-        offsets[row["p"]] = total
-        total += row["count"]
-    offset_expr = F.lit(0).cast("bigint")
-    if offsets:
-        offset_map = F.create_map(*[F.lit(x) for kv in offsets.items() for x in kv])
-        offset_expr = offset_map[F.shiftright("_dedup_pos", 33)]
-    return ranked.withColumn(
-        output_col, offset_expr + F.col("_dedup_pos").bitwiseAND(F.lit(low_bits))
-    ).drop("_dedup_hash", "_dedup_pos")
-
-
-def _checkpoint(df: DataFrame) -> DataFrame:
-    sc = df.sparkSession.sparkContext
-    if sc.getCheckpointDir() is not None:
-        return df.checkpoint(eager=True)
-    return df.localCheckpoint(eager=True)

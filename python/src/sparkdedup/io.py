@@ -354,15 +354,42 @@ class BadRecord:
         return f"{_display(self.file)}, {self.position}: {self.reason}"
 
 
-def good_records(df: DataFrame) -> DataFrame:
-    """The rows of `df` (from `read_input`) that are not bad records; the job fails at the
-    first bad record (``--bad-records fail``, the default), and `first_bad_record` then says
-    where it is."""
+def good_records(df: DataFrame, mode: str = "fail") -> DataFrame:
+    """The rows of `df` (from `read_input`) that are not bad records.
+
+    With ``mode="fail"`` (``--bad-records fail``, the default) a job that reads a bad record
+    fails there, and `first_bad_record` says where it is; with "skip" or "quarantine" they are
+    left out (the CLI counts them, and writes them with `write_quarantine`).
+    """
+    check_bad_records(mode)
     if BAD_COL not in df.columns:
         return df
-    message = F.concat(F.lit("bad input record in "), F.col(FILE_COL), F.lit(": "), F.col(BAD_COL))
-    failing = F.when(F.col(BAD_COL).isNotNull(), F.raise_error(message)).cast("string")
-    return df.withColumn(BAD_COL, failing).where(F.col(BAD_COL).isNull())
+    if mode == "fail":
+        message = F.concat(
+            F.lit("bad input record in "), F.col(FILE_COL), F.lit(": "), F.col(BAD_COL)
+        )
+        failing = F.when(F.col(BAD_COL).isNotNull(), F.raise_error(message)).cast("string")
+        df = df.withColumn(BAD_COL, failing)
+    return df.where(F.col(BAD_COL).isNull())
+
+
+def write_quarantine(df: DataFrame, path: str, fmt: str) -> None:
+    """Write the bad records of `df` (from `read_input`) at `path`, with their file and reason.
+
+    JSONL: one JSON object a line, ``{"file", "reason", "record"}`` with the line as read (a
+    line of invalid UTF-8 keeps its bytes as far as JSON can). Parquet: the rows' columns plus
+    ``_sparkdedup_file`` and ``_sparkdedup_reason``.
+    """
+    bad = df.where(F.col(BAD_COL).isNotNull())
+    file, reason = F.col(FILE_COL).alias("file"), F.col(BAD_COL).alias("reason")
+    if fmt == "jsonl":
+        record = F.col(RECORD_COL).alias("record")
+        bad.select(file, reason, record).write.option("ignoreNullFields", "false").json(path)
+        return
+    content = [F.col(f"`{c}`") for c in content_columns(df)]
+    bad.select(
+        *content, file.alias("_sparkdedup_file"), reason.alias("_sparkdedup_reason")
+    ).write.parquet(path)
 
 
 def first_bad_record(

@@ -31,7 +31,8 @@ from sparkdedup.config import FuzzyConfig, SemanticConfig
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL, assign_ids
 from sparkdedup.ml_params import ConfigParams, config_params
-from sparkdedup.stages import StageRunner
+from sparkdedup.removal import remove_duplicates
+from sparkdedup.stages import StageRunner, detach
 
 __all__ = ["FuzzyDeduplicator", "SemanticDeduplicator", "SemanticDeduplicatorModel"]
 
@@ -58,8 +59,8 @@ class FuzzyDeduplicator(
     ``transform(df)`` returns the rows of `df` that remain (``outputMode="deduplicated"``, the
     default: same columns, one document kept per group by the keep rule), or ``[id, kept_id]``,
     one row per document to remove (``outputMode="duplicates"``, as `fuzzy_duplicates`). It runs
-    the stages eagerly (each persisted once), keeps the small duplicates result (locally
-    checkpointed) and releases the persisted stages before it returns.
+    the stages eagerly (each persisted once), keeps the small duplicates result
+    (persisted) and releases the stages before it returns.
     Keyword arguments of the constructor are the Params (defaults: `FuzzyConfig`'s).
 
     Examples
@@ -82,16 +83,21 @@ class FuzzyDeduplicator(
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
         from sparkdedup.fuzzy.workflow import run_fuzzy  # noqa: PLC0415
+        from sparkdedup.removal import drop_rows, removed_row_keys  # noqa: PLC0415
 
         config, mode = self.getConfig(), self._output_mode()
-        # As `fuzzy_duplicates`: keep the small result, free the stages.
+        # As `fuzzy_duplicates`: keep the small results (the duplicates and, for derived ids,
+        # the keys of the rows to drop), free the stages.
         with StageRunner(dataset.sparkSession) as runner:
             result = run_fuzzy(dataset, config, runner)
-            duplicates = result.duplicates.localCheckpoint(eager=True)
+            duplicates = detach(result.duplicates)
+            keys = None if config.id_col else detach(removed_row_keys(duplicates, result.ids))
         log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
         if mode == "duplicates":
             return duplicates
-        return _kept_rows(result.documents, duplicates)
+        if keys is None:
+            return remove_duplicates(dataset, duplicates, id_col=config.id_col)
+        return drop_rows(dataset, keys)
 
 
 # -------------------------------------------------------------------------------- semantic
@@ -155,7 +161,7 @@ class SemanticDeduplicator(
 
         config = self.getConfig()
         validate_input(dataset, config)
-        device = resolve_device(config.device)
+        device = resolve_device(config.device, dataset.sparkSession)
         with StageRunner(dataset.sparkSession) as runner:
             documents = runner.run(
                 "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
@@ -184,7 +190,7 @@ class SemanticDeduplicatorModel(
     returns the rows of `df` that remain (``outputMode="deduplicated"``) or
     ``[id, max_id, cosine_sim_score]`` (``outputMode="duplicates"``, as `semantic_duplicates`).
     Documents without text are never removed. The stages run eagerly (each persisted once); the
-    small duplicates result is locally checkpointed and the persisted stages are released.
+    small duplicates result is persisted and the stages are released.
     Saved models hold the centroids as Parquet under ``<path>/centroids``.
     """
 
@@ -202,11 +208,11 @@ class SemanticDeduplicatorModel(
 
         config, mode = self.getConfig(), self._output_mode()
         validate_input(dataset, config)
-        device = resolve_device(config.device)
+        device = resolve_device(config.device, dataset.sparkSession)
         # As `semantic_duplicates`: keep the small result, free the stages.
         with StageRunner(dataset.sparkSession) as runner:
             documents, duplicates = self._duplicates(dataset, config, device, runner)
-            duplicates = duplicates.localCheckpoint(eager=True)
+            duplicates = detach(duplicates)
         if mode == "duplicates":
             return duplicates
         return _kept_rows(documents, duplicates)

@@ -1,7 +1,9 @@
 """Removal: drop the documents listed by `fuzzy_duplicates` or `semantic_duplicates`.
 
 Works on any DataFrame that holds the ids: the user's id column, or, when the ids were derived,
-the same rows (derived ids depend only on row content, so `assign_ids` gives them again).
+the same rows. Derived ids are matched through the rows' content keys (``_dedup_h1, _dedup_h2,
+_dedup_pos``): the key table of the run that listed them (`FuzzyResult.ids`), or keys derived
+again from the rows (a read of the rows and a shuffle of the keys, never of the rows).
 """
 
 from __future__ import annotations
@@ -9,34 +11,66 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.ids import ID_COL, assign_ids, require_columns
+from sparkdedup.ids import (
+    H1,
+    H2,
+    ID_COL,
+    POS,
+    derived_ids,
+    id_column,
+    require_columns,
+    with_content_keys,
+)
 
 
 def remove_duplicates(
-    df: DataFrame, duplicates: DataFrame, *, id_col: str | None = None
+    df: DataFrame,
+    duplicates: DataFrame,
+    *,
+    id_col: str | None = None,
+    ids: DataFrame | None = None,
 ) -> DataFrame:
     """The rows of `df` whose id is not in `duplicates`.
 
     Parameters
     ----------
     df : the documents, with the user's id column `id_col`, or the rows the ids were derived
-        from when `id_col` is None (derived ids are recomputed, or read from a ``_dedup_id``
-        column when present).
+        from when `id_col` is None (a ``_dedup_id`` column, when present, is taken as the ids).
     duplicates : ``[id, ...]``, e.g. the output of `fuzzy_duplicates` or `semantic_duplicates`.
     id_col : the id column of `df`; None for derived ids.
+    ids : for derived ids, the key table ``[id, _dedup_h1, _dedup_h2, _dedup_pos]`` of the run
+        that listed `duplicates` on these same rows (`FuzzyResult.ids`); None derives it again.
 
     Returns
     -------
     DataFrame
-        `df` without the duplicate rows, same columns and types.
+        `df` without the duplicate rows, same columns and types. The join with the (distinct)
+        ids to remove is a broadcast when they are few, else one shuffle of `df`.
     """
     require_columns(duplicates, {"duplicates id": "id"})
     if id_col is not None:
-        require_columns(df, {"id": id_col})
-        key_type = df.schema[id_col].dataType
+        key = id_column(df, id_col)
+        key_type = df.select(key.alias("k")).schema["k"].dataType
         remove = duplicates.select(F.col("id").cast(key_type).alias("_dedup_remove")).distinct()
-        return df.join(remove, df[id_col] == remove["_dedup_remove"], "left_anti")
-    with_ids = df if ID_COL in df.columns else assign_ids(df)
-    remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()
-    kept = with_ids.join(remove, on=ID_COL, how="left_anti").select(*with_ids.columns)
-    return kept.drop(ID_COL) if ID_COL not in df.columns else kept
+        return df.join(remove, key == remove["_dedup_remove"], "left_anti")
+    if ID_COL in df.columns:
+        remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()
+        return df.join(remove, on=ID_COL, how="left_anti").select(*df.columns)
+    if ids is None:
+        ids = derived_ids(with_content_keys(df).select(H1, H2, POS)).withColumnRenamed(ID_COL, "id")
+    return drop_rows(df, removed_row_keys(duplicates, ids))
+
+
+def removed_row_keys(duplicates: DataFrame, ids: DataFrame) -> DataFrame:
+    """The content keys ``[_dedup_h1, _dedup_h2, _dedup_pos]`` of the rows `duplicates` lists,
+    from a derived-id key table (`FuzzyResult.ids`): as many rows as there are duplicates."""
+    remove = duplicates.select(F.col("id").cast("bigint").alias("id")).distinct()
+    return ids.join(remove, on="id").select(H1, H2, POS)
+
+
+def drop_rows(df: DataFrame, keys: DataFrame) -> DataFrame:
+    """The rows of `df` whose content keys are not in `keys` (`removed_row_keys`)."""
+    rows = with_content_keys(df)
+    return rows.join(keys, on=[H1, H2, POS], how="left_anti").select(
+        *[F.col(f"`{c}`") for c in df.columns]
+    )

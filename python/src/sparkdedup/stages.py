@@ -3,7 +3,8 @@
 With a cache path, each stage is written as Parquet under ``<cache>/<stage>/`` together with a
 fingerprint of everything it depends on; a rerun with the same fingerprint reads it back instead
 of recomputing (resume), and a different fingerprint recomputes it. Without a cache path the
-stage is persisted in memory and disk for the rest of the run.
+stage is persisted in memory and disk (a lost executor's part is recomputed from the lineage)
+until the workflow releases it, or the runner is closed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from sparkdedup import __version__
-from sparkdedup.fs import path_exists, read_text, write_text
+from sparkdedup.fs import delete, path_exists, read_text, write_text
+from sparkdedup.sizing import shuffle_partitions
 
 log = logging.getLogger("sparkdedup")
 
@@ -34,7 +36,8 @@ class StageRunner:
         self.seconds: dict[str, float] = {}
         self.rows: dict[str, int] = {}
         self.resumed: list[str] = []
-        self._persisted: list[DataFrame] = []
+        self._persisted: dict[str, DataFrame] = {}
+        self._work: dict[str, list[DataFrame]] = {}
 
     def stage_path(self, name: str) -> str | None:
         return f"{self.cache_path}/{name}" if self.cache_path else None
@@ -46,11 +49,13 @@ class StageRunner:
         compute: Callable[[], DataFrame],
         *,
         persist: bool = True,
+        partitions: int | None = None,
     ) -> DataFrame:
         """Return the stage's output, computed by `compute` or read back from the cache.
 
         Without a cache path the output is persisted (memory and disk) unless `persist` is
-        False, for stages that are cheap to recompute or already checkpointed.
+        False, for stages that are cheap to recompute. `partitions` sizes the shuffles of the
+        stage's final query (`sparkdedup.sizing`).
         """
         start = time.perf_counter()
         path = self.stage_path(name)
@@ -65,7 +70,8 @@ class StageRunner:
             self.resumed.append(name)
             how = "resumed from cache"
         elif path is not None:
-            compute().write.mode("overwrite").parquet(path)
+            with self._sized(partitions):
+                compute().write.mode("overwrite").parquet(path)
             self._write_fingerprint(path, key)
             df = self.spark.read.parquet(path)
             rows = df.count()
@@ -74,20 +80,74 @@ class StageRunner:
             df = compute()
             if persist:
                 df = df.persist(StorageLevel.MEMORY_AND_DISK)
-                self._persisted.append(df)
-            rows = df.count()
+                self._persisted[name] = df
+            with self._sized(partitions):
+                rows = df.count()
             how = "computed"
+        self.release_work(name)
         seconds = time.perf_counter() - start
         self.seconds[name] = round(seconds, 3)
         self.rows[name] = rows
         log.info("sparkdedup stage %-11s %10d rows %8.1f s  (%s)", name, rows, seconds, how)
         return df
 
-    def unpersist(self) -> None:
-        """Release the in-memory copies of stages (no-op for cached stages)."""
-        for df in self._persisted:
+    def _sized(self, partitions: int | None):  # noqa: ANN202 - a context manager
+        from contextlib import nullcontext
+
+        return shuffle_partitions(self.spark, partitions) if partitions else nullcontext()
+
+    def timed(self, name: str, rows: int, step: Callable[[], Any]) -> Any:
+        """Run a step that yields no table (a check over `rows` rows), recording and logging its
+        seconds like a stage's."""
+        start = time.perf_counter()
+        result = step()
+        seconds = time.perf_counter() - start
+        self.seconds[name] = round(seconds, 3)
+        self.rows[name] = rows
+        log.info("sparkdedup stage %-11s %10d rows %8.1f s  (checked)", name, rows, seconds)
+        return result
+
+    def scratch(self, stage: str) -> str | None:
+        """A directory for the intermediate results of `stage` (removed once the stage is
+        written), or None without a cache path."""
+        return f"{self.cache_path}/_work/{stage}" if self.cache_path else None
+
+    def materialise(
+        self, stage: str, label: str, df: DataFrame, partitions: int | None = None
+    ) -> DataFrame:
+        """Compute `df`, an intermediate result inside `stage`, before going on: written under
+        the stage's scratch directory (reliable), else persisted. Released when the stage is
+        done."""
+        where = self.scratch(stage)
+        with self._sized(partitions):
+            if where is not None:
+                df.write.mode("overwrite").parquet(f"{where}/{label}")
+                out = self.spark.read.parquet(f"{where}/{label}")
+            else:
+                out = df.persist(StorageLevel.MEMORY_AND_DISK)
+                out.count()
+        self._work.setdefault(stage, []).append(out)
+        return out
+
+    def release_work(self, stage: str) -> None:
+        for df in self._work.pop(stage, []):
             df.unpersist()
-        self._persisted.clear()
+        where = self.scratch(stage)
+        if where is not None and path_exists(self.spark, where):
+            delete(self.spark, where)
+
+    def release(self, *names: str) -> None:
+        """Free the in-memory copies of stages no later stage reads (no-op for cached ones)."""
+        for name in names:
+            df = self._persisted.pop(name, None)
+            if df is not None:
+                df.unpersist()
+
+    def unpersist(self) -> None:
+        """Release the in-memory copies of every stage (no-op for cached stages)."""
+        self.release(*list(self._persisted))
+        for stage in list(self._work):
+            self.release_work(stage)
 
     def __enter__(self) -> StageRunner:
         return self
@@ -105,3 +165,32 @@ class StageRunner:
 
     def _write_fingerprint(self, path: str, key: str) -> None:
         write_text(self.spark, f"{path}/{_FINGERPRINT_FILE}", key)
+
+
+def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
+    """A computed copy of a small result that outlives the stages it came from.
+
+    Freeing a persisted stage also drops every cached result whose plan reads it, so a result
+    kept past its stages needs a plan of its own: written under `checkpoint_dir` when given,
+    else checkpointed to the SparkContext's checkpoint directory when one is set, else persisted
+    over its RDD (a lost executor's part is recomputed from the lineage). On Spark Connect,
+    without a directory, a local checkpoint.
+    """
+    spark = df.sparkSession
+    if checkpoint_dir is not None:
+        import uuid
+
+        path = f"{checkpoint_dir.rstrip('/')}/result-{uuid.uuid4().hex[:12]}"
+        df.write.parquet(path)
+        return spark.read.parquet(path)
+    try:
+        sc = spark.sparkContext
+    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
+        return df.localCheckpoint(eager=True)
+    if sc.getCheckpointDir() is not None:
+        return df.checkpoint(eager=True)
+    # The same rows over the result's RDD: a plan that no longer names the stages.
+    jdf = spark._jsparkSession.createDataFrame(df._jdf.rdd(), df._jdf.schema())
+    out = DataFrame(jdf, spark).persist(StorageLevel.MEMORY_AND_DISK)
+    out.count()
+    return out

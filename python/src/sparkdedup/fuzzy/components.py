@@ -2,8 +2,13 @@
 edges, components, duplicates"; DESIGN.md, "Connected components").
 
 Small graphs are collected to the driver (Arrow) and solved by `kernels.components` (SciPy or
-cuGraph). Large ones run the alternating large-star / small-star algorithm of Kiveris et al.,
-"Connected Components in MapReduce and Beyond" (SoCC 2014) in plain DataFrame operations.
+cuGraph); "small" is derived from ``spark.driver.maxResultSize`` unless given. Large ones run the
+alternating large-star / small-star algorithm of Kiveris et al., "Connected Components in
+MapReduce and Beyond" (SoCC 2014) in plain DataFrame operations: each neighbourhood minimum is an
+aggregation joined back by a shuffled hash join, so a node of a million neighbours is never
+sorted or held whole by one task. Each round is materialised reliably: written under a
+checkpoint directory, checkpointed to the SparkContext's, or persisted (recomputed from its
+lineage when an executor is lost).
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from pyspark.sql import Column, DataFrame, Observation, SparkSession, Window
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import CC_BACKENDS, DEFAULT_DRIVER_CC_MAX_EDGES, DEVICES
+from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
+from sparkdedup.sizing import parse_bytes
 
 __all__ = ["connected_components"]
 
@@ -29,6 +35,10 @@ log = logging.getLogger("sparkdedup")
 _ID_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.StringType)
 # Edges per partition of the distributed rounds; small graphs get few tasks, big ones many.
 _EDGES_PER_PARTITION = 1_000_000
+#: Bytes an edge takes when collected (two int64 in Arrow); the driver path may use a quarter
+#: of spark.driver.maxResultSize, leaving room for Arrow's framing and the other results.
+_EDGE_BYTES = 16
+_RESULT_SHARE = 4
 # components_from_edges or components_from_edges_gpu
 _Kernel = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 _GPU_HINT = (
@@ -40,7 +50,7 @@ def connected_components(
     edges: DataFrame,
     *,
     backend: str = "auto",
-    max_driver_edges: int = DEFAULT_DRIVER_CC_MAX_EDGES,
+    max_driver_edges: int = 0,
     checkpoint_dir: str | None = None,
     device: str = "cpu",
     max_iterations: int = 100,
@@ -56,10 +66,13 @@ def connected_components(
         the large-star / small-star algorithm on the cluster; "auto" picks "driver" when there
         are at most `max_driver_edges` edges, else runs distributed rounds until a round leaves
         at most `max_driver_edges` edges and finishes those on the driver.
-    max_driver_edges : edge-count limit of the driver path; "driver" raises above it.
-    checkpoint_dir : directory for the checkpoints of the distributed rounds; it becomes the
-        SparkContext's checkpoint directory. None uses the SparkContext's one when set, else
-        local checkpoints (executor storage: faster, but not fault tolerant).
+    max_driver_edges : edge-count limit of the driver path; "driver" raises above it. 0 (the
+        default) derives it from ``spark.driver.maxResultSize``: a quarter of it at 16 bytes
+        an edge (16.7 million edges for the default 1g), unlimited when that is 0.
+    checkpoint_dir : directory where each distributed round is written (reliable, and
+        readable by a Spark Connect session). None uses the SparkContext's checkpoint directory
+        when one is set (never changing it), else persists each round (memory and disk; a lost
+        executor's part is recomputed from the lineage).
     device : solver of the driver path: "cpu" (SciPy), "gpu" (cuGraph) or "auto" (cuGraph when
         a GPU and cuGraph are usable). The distributed path is plain DataFrame operations, which
         the RAPIDS Accelerator runs on GPU when it is enabled.
@@ -92,6 +105,7 @@ def connected_components(
     # Picked before any Spark job so that a missing cuGraph fails fast.
     kernel = None if backend == "distributed" else _pick_kernel(device)
     spark = edges.sparkSession
+    max_driver_edges = max_driver_edges or driver_edge_limit(spark)
     # One row per edge, smaller end in `p`; persisted so the count and what follows it read
     # the input once.
     pairs = (
@@ -141,6 +155,14 @@ def connected_components(
         pairs.unpersist()
 
 
+def driver_edge_limit(spark: SparkSession) -> int:
+    """Edges the driver path may collect: a quarter of ``spark.driver.maxResultSize`` at 16
+    bytes an edge (no limit, 2^62, when maxResultSize is 0, i.e. unlimited)."""
+    text = spark.conf.get("spark.driver.maxResultSize", "1g") or "1g"
+    limit = parse_bytes(text, "spark.driver.maxResultSize")
+    return (limit // _RESULT_SHARE // _EDGE_BYTES) if limit else 1 << 62
+
+
 def _check_edges(edges: DataFrame) -> T.DataType:
     if not isinstance(edges, DataFrame):
         raise SchemaError(f"edges must be a Spark DataFrame, got {type(edges).__name__}")
@@ -181,9 +203,12 @@ def _check_params(
         )
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
-    for name, value in (("max_driver_edges", max_driver_edges), ("max_iterations", max_iterations)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be an integer >= 1, got {value!r}")
+    for name, value, low in (
+        ("max_driver_edges", max_driver_edges, 0),
+        ("max_iterations", max_iterations, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     if checkpoint_dir is not None and (not isinstance(checkpoint_dir, str) or not checkpoint_dir):
         raise ConfigError(
             f"checkpoint_dir must be a non-empty path or None, got {checkpoint_dir!r}"
@@ -260,7 +285,7 @@ def _solve_on_driver(
     return spark.createDataFrame(result, schema=_result_schema(id_type))
 
 
-def _large_star(state: DataFrame, parts: int) -> DataFrame:
+def _large_star(state: DataFrame) -> DataFrame:
     """Large-star: every node u links its larger neighbours to m(u) = min(u, neighbours of u).
 
     Input ``[x, p]`` (p <= x); output ``[x, p, c]`` with c = "this edge changed". A self-loop
@@ -269,30 +294,27 @@ def _large_star(state: DataFrame, parts: int) -> DataFrame:
     both = state.select(F.col("x").alias("u"), F.col("p").alias("v")).unionByName(
         state.select(F.col("p").alias("u"), F.col("x").alias("v"))
     )
-    m = F.least(F.min("v").over(Window.partitionBy("u")), F.col("u"))
+    lows = both.groupBy("u").agg(F.min("v").alias("lowest"))
+    m = F.least(F.col("lowest"), F.col("u"))
     return (
-        both.repartition(parts, "u")
-        .select("u", "v", m.alias("m"))
+        both.join(lows.hint("shuffle_hash"), on="u")
         .where(F.col("v") >= F.col("u"))
-        .select(F.col("v").alias("x"), F.col("m").alias("p"), (F.col("m") < F.col("u")).alias("c"))
+        .select(F.col("v").alias("x"), m.alias("p"), (m < F.col("u")).alias("c"))
     )
 
 
-def _small_star(linked: DataFrame, parts: int) -> DataFrame:
+def _small_star(linked: DataFrame) -> DataFrame:
     """Small-star: every node x links itself and its smaller neighbours to the smallest of them.
 
     Input ``[x, p, c]`` with p <= x (repeats allowed); output the same shape. Within a group x
     exactly one distinct row has p = m, and it yields (x, m); every other row (x, p) yields
     (p, m), so no explode is needed.
     """
-    grouped = (
-        linked.repartition(parts, "x")
-        .groupBy("x", "p")
-        .agg(F.max("c").alias("c"))
-        .withColumn("m", F.min("p").over(Window.partitionBy("x")))
-    )
+    grouped = linked.groupBy("x", "p").agg(F.max("c").alias("c"))
+    lows = grouped.groupBy("x").agg(F.min("p").alias("m"))
+    joined = grouped.join(lows.hint("shuffle_hash"), on="x")
     same = F.col("p") == F.col("m")
-    return grouped.select(
+    return joined.select(
         F.when(same, F.col("x")).otherwise(F.col("p")).alias("x"),
         F.col("m").alias("p"),
         (F.col("c") | ~same).alias("c"),
@@ -301,31 +323,60 @@ def _small_star(linked: DataFrame, parts: int) -> DataFrame:
 
 def _round_partitions(spark: SparkSession, n_edges: int) -> int:
     """Partitions of the rounds' shuffles: about `_EDGES_PER_PARTITION` edges each (one for a
-    small graph), at least the cluster's parallelism for a big one, at most
-    spark.sql.shuffle.partitions."""
+    small graph), at least the cluster's parallelism for a big one."""
+    from sparkdedup.sizing import parallelism
+
     parts = math.ceil(n_edges / _EDGES_PER_PARTITION)
-    if parts > 1:
-        try:
-            parts = max(parts, spark.sparkContext.defaultParallelism)
-        except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
-            pass
-    shuffle_parts = int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
-    return max(1, min(parts, shuffle_parts))
+    return max(1, parts, parallelism(spark) if parts > 1 else 1)
 
 
-def _checkpointer(spark: SparkSession, checkpoint_dir: str | None) -> tuple[bool, Callable]:
-    """(reliable, eager checkpoint function): reliable when a checkpoint directory is set, else
-    local (executor storage: faster, but not fault tolerant)."""
-    try:
-        sc = spark.sparkContext
-    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
-        sc = None
-    if sc is not None and checkpoint_dir is not None:
-        log.info("connected components: checkpoint directory set to %s", checkpoint_dir)
-        sc.setCheckpointDir(checkpoint_dir)
-    if sc is not None and sc.getCheckpointDir() is not None:
-        return True, lambda df: df.checkpoint(eager=True)
-    return False, lambda df: df.localCheckpoint(eager=True)
+class _Rounds:
+    """Materialises each round reliably and frees the round before it (see the module doc)."""
+
+    def __init__(self, spark: SparkSession, checkpoint_dir: str | None) -> None:
+        import uuid
+
+        self.spark = spark
+        self.dir = (
+            checkpoint_dir.rstrip("/") + f"/cc-{uuid.uuid4().hex[:12]}" if checkpoint_dir else None
+        )
+        self.context_dir = None
+        if self.dir is None:
+            try:
+                self.context_dir = spark.sparkContext.getCheckpointDir()
+            except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
+                self.context_dir = None
+        self.kind = (
+            f"written under {self.dir}"
+            if self.dir
+            else "checkpointed to the SparkContext's directory"
+            if self.context_dir
+            else "persisted"
+        )
+        self._previous: DataFrame | None = None
+        self._paths: list[str] = []
+
+    def materialise(self, df: DataFrame, round_no: int) -> DataFrame:
+        if self.dir is not None:
+            path = f"{self.dir}/round-{round_no}" if round_no else f"{self.dir}/result"
+            df.write.mode("overwrite").parquet(path)
+            self._paths.append(path)
+            out = self.spark.read.parquet(path)
+        elif self.context_dir is not None:
+            out = df.checkpoint(eager=True)
+        else:
+            from pyspark import StorageLevel
+
+            out = df.persist(StorageLevel.MEMORY_AND_DISK)
+            out.count()
+        if self._previous is not None and self.dir is None and self.context_dir is None:
+            self._previous.unpersist()
+        self._previous = out
+        if len(self._paths) > 2:  # the rounds before the last two are no longer read
+            from sparkdedup.fs import delete
+
+            delete(self.spark, self._paths.pop(0))
+        return out
 
 
 def _solve_distributed(
@@ -339,57 +390,62 @@ def _solve_distributed(
 ) -> DataFrame:
     """Alternate large-star and small-star until no edge changes; `finish`, when given, solves
     the rest on the driver as soon as a round leaves at most `finish_edges` edges."""
+    from sparkdedup.sizing import shuffle_partitions
+
     parts = _round_partitions(spark, n_edges)
-    reliable, checkpoint = _checkpointer(spark, checkpoint_dir)
+    rounds = _Rounds(spark, checkpoint_dir)
     log.info(
-        "connected components (distributed): %d edges, %d partitions, %s checkpoints",
+        "connected components (distributed): %d edges, %d partitions, rounds %s",
         n_edges,
         parts,
-        "reliable" if reliable else "local",
+        rounds.kind,
     )
     state = pairs
-    for round_no in range(1, max_iterations + 1):
-        started = time.perf_counter()
-        # The counts ride on the checkpoint's own job (an Observation), so a round costs its
-        # two shuffles and one job, with no separate counting job.
-        observed = Observation()
-        state = checkpoint(
-            _small_star(_large_star(state, parts), parts).observe(
-                observed,
-                F.count(F.lit(1)).alias("edges"),
-                F.sum(F.col("c").cast("long")).alias("changes"),
+    changes = 0
+    with shuffle_partitions(spark, parts):
+        for round_no in range(1, max_iterations + 1):
+            started = time.perf_counter()
+            # The counts ride on the round's own job (an Observation): a round costs its
+            # shuffles and one job, with no separate counting job.
+            observed = Observation()
+            state = rounds.materialise(
+                _small_star(_large_star(state)).observe(
+                    observed,
+                    F.count(F.lit(1)).alias("edges"),
+                    F.sum(F.col("c").cast("long")).alias("changes"),
+                ),
+                round_no,
             )
-        )
-        stats = observed.get
-        edges, changes = int(stats["edges"]), int(stats["changes"] or 0)
-        log.info(
-            "connected components round %d: %d edges, %d changed, %.1f s",
-            round_no,
-            edges,
-            changes,
-            _since(started),
-        )
-        if round_no == 1:
-            pairs.unpersist()  # the first checkpoint now holds everything the rounds need
-        if changes == 0:
-            return _stars_to_components(state, parts)
-        if finish is not None and edges <= finish_edges:
+            stats = observed.get
+            edges, changes = int(stats["edges"]), int(stats["changes"] or 0)
             log.info(
-                "connected components: %d edges left <= max_driver_edges=%d; finishing on the "
-                "driver",
+                "connected components round %d: %d edges, %d changed, %.1f s",
+                round_no,
                 edges,
-                finish_edges,
+                changes,
+                _since(started),
             )
-            return finish(state)
+            if round_no == 1:
+                pairs.unpersist()  # the first round now holds everything the next ones need
+            if changes == 0:
+                return rounds.materialise(_stars_to_components(state), 0)
+            if finish is not None and edges <= finish_edges:
+                log.info(
+                    "connected components: %d edges left <= max_driver_edges=%d; finishing on "
+                    "the driver",
+                    edges,
+                    finish_edges,
+                )
+                return finish(state)
     raise DedupError(
         f"distributed connected components did not converge in max_iterations={max_iterations} "
         f"rounds ({changes} edges still changing); raise max_iterations or use backend='driver'"
     )
 
 
-def _stars_to_components(state: DataFrame, parts: int) -> DataFrame:
+def _stars_to_components(state: DataFrame) -> DataFrame:
     """At convergence every edge (x, p) joins a node to the smallest id of its component."""
     members = state.select(F.col("x").alias("id"), F.col("p").alias("component"))
     roots = state.select(F.col("p").alias("id"), F.col("p").alias("component"))
     component: Column = F.min("component").alias("component")
-    return members.unionByName(roots).repartition(parts, "id").groupBy("id").agg(component)
+    return members.unionByName(roots).groupBy("id").agg(component)

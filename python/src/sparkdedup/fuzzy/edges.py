@@ -6,9 +6,10 @@ bucket, spanning it like Curator's chain), then duplicate edges across bands are
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup.fuzzy.lsh import bucket_anchors
 from sparkdedup.ids import require_columns
 
 
@@ -19,10 +20,9 @@ def bucket_edges(buckets: DataFrame) -> DataFrame:
     ``src < dst``, each edge once: ``src`` is the smallest id of a bucket holding ``dst``.
     """
     require_columns(buckets, {"id": "id", "band": "band", "bucket": "bucket"})
-    window = Window.partitionBy("band", "bucket")
     return (
-        buckets.withColumn("src", F.min("id").over(window))
-        .filter(F.col("id") != F.col("src"))
+        bucket_anchors(buckets.select("id", "band", "bucket"))
+        .where(F.col("id") != F.col("src"))
         .select("src", F.col("id").alias("dst"))
         .distinct()
     )

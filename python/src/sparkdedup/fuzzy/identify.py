@@ -1,12 +1,14 @@
 """Fuzzy dedup step 5: ids to remove (ALGORITHMS.md, "Buckets to edges, components, duplicates").
 
-Every component keeps one document, chosen deterministically: the smallest id, or the best value
-of a priority column with ties broken by the smallest id. All other members are duplicates.
+Every group keeps one document, chosen deterministically: the smallest id, or the best value of
+a priority column with ties broken by the smallest id. All other members are duplicates. A
+group's keeper comes from aggregations joined back to the members (shuffled hash joins), so a
+group of a million documents is never sorted or held whole by one task.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -46,17 +48,102 @@ def identify_duplicates(
     if documents is None:
         raise SchemaError("priority_col needs the documents DataFrame holding it")
     require_columns(documents, {"id": id_col, "priority": priority_col})
-    dtype = documents.schema[priority_col].dataType
+    check_priority_type(documents.schema[priority_col].dataType, priority_col)
+    members = components.join(
+        documents.select(F.col(id_col).alias("id"), F.col(priority_col).alias("_dedup_priority")),
+        on="id",
+        how="inner",
+    )
+    return keep_one_per_group(
+        members, group="component", priority="_dedup_priority", ascending=priority_ascending
+    )
+
+
+def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
     if isinstance(dtype, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
         raise SchemaError(
             f"priority column {priority_col!r} must be a number, string, date or timestamp, got {dtype.simpleString()}"
         )
-    priority = F.col("_dedup_priority")
-    order = priority.asc_nulls_last() if priority_ascending else priority.desc_nulls_last()
-    window = Window.partitionBy("component").orderBy(order, F.col("id").asc())
-    ranked = components.join(
-        documents.select(F.col(id_col).alias("id"), F.col(priority_col).alias("_dedup_priority")),
-        on="id",
-        how="inner",
-    ).withColumn("kept_id", F.first("id").over(window))
-    return ranked.filter(F.col("id") != F.col("kept_id")).select("id", "kept_id")
+
+
+def keep_one_per_group(
+    members: DataFrame, *, group: str, priority: str | None = None, ascending: bool = False
+) -> DataFrame:
+    """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``) that is
+    not its group's keeper: the best `priority` (largest, or smallest with `ascending`; nulls
+    rank last), ties and no priority going to the smallest id."""
+    if priority is None:
+        keepers = members.groupBy(group).agg(F.min("id").alias("kept_id"))
+    else:
+        best = members.groupBy(group).agg(
+            (F.min(priority) if ascending else F.max(priority)).alias("_dedup_best")
+        )
+        # Nulls rank last: max/min skip them, and a group of nulls only has a null best.
+        top: Column = F.col(priority).eqNullSafe(F.col("_dedup_best"))
+        keepers = (
+            members.join(best.hint("shuffle_hash"), on=group)
+            .where(top)
+            .groupBy(group)
+            .agg(F.min("id").alias("kept_id"))
+        )
+    return (
+        members.join(keepers.hint("shuffle_hash"), on=group)
+        .where(F.col("id") != F.col("kept_id"))
+        .select("id", "kept_id")
+    )
+
+
+def group_duplicates(
+    table: DataFrame,
+    components: DataFrame,
+    *,
+    priority: bool = False,
+    priority_ascending: bool = False,
+) -> DataFrame:
+    """The documents to remove, from the scan table and the components of its band-key rows.
+
+    Parameters
+    ----------
+    table : ``[id, t1, t2, (priority), b0, ...]`` (`fuzzy.scan.scan_documents` with ids): every
+        document, its text hash, and band buckets on the rows that went through LSH.
+    components : ``[id, component]`` of those rows (`connected_components`).
+    priority : rank by the table's ``priority`` column (largest first, or smallest with
+        `priority_ascending`); else the smallest id is kept.
+
+    Returns
+    -------
+    DataFrame
+        ``[id, kept_id]``: every document of a group but its keeper. A group is a component
+        of the band-key rows together with all exact copies of their texts, or the copies of a
+        text that met no other text. Documents without a text are in no group.
+    """
+    extra = ["priority"] if priority else []
+    docs = table.where(F.col("t1").isNotNull()).select("id", "t1", "t2", *extra)
+    # All band-key rows of one text share every bucket, so they share a component.
+    text_component = (
+        table.where(F.col("b0").isNotNull())
+        .select("id", "t1", "t2")
+        .join(components, on="id")
+        .groupBy("t1", "t2")
+        .agg(F.min("component").alias("_dedup_component"))
+    )
+    texts = (
+        docs.groupBy("t1", "t2")
+        .agg(F.min("id").alias("_dedup_first"), F.count(F.lit(1)).alias("_dedup_copies"))
+        .join(text_component, on=["t1", "t2"], how="left")
+        .where(F.col("_dedup_component").isNotNull() | (F.col("_dedup_copies") > 1))
+        .select(
+            "t1",
+            "t2",
+            # Labels: a component's smallest band-key row, else the text's smallest id; both
+            # are ids of distinct documents, so two groups never share a label.
+            F.coalesce("_dedup_component", "_dedup_first").alias("_dedup_group"),
+        )
+    )
+    members = docs.join(texts.hint("shuffle_hash"), on=["t1", "t2"])
+    return keep_one_per_group(
+        members,
+        group="_dedup_group",
+        priority="priority" if priority else None,
+        ascending=priority_ascending,
+    )

@@ -3,14 +3,19 @@
 Band k covers signature positions [k*r, (k+1)*r). Its bucket key is Spark SQL
 ``xxhash64(CAST(k AS INT), slice(signature, k*r+1, r))``, computed natively by Spark (and by the
 RAPIDS Accelerator on GPU); the fused Python step and the JVM UDF give the same key. Bands are
-grouped `bands_per_iteration` at a time, one shuffle per group; buckets of one document go.
+grouped `bands_per_iteration` at a time; buckets of one document go.
+
+A bucket's size and smallest member come from an aggregation (combined map-side, so a bucket of
+a million documents reaches its reducer as a few partial rows), joined back to the members by a
+shuffled hash join: no step sorts or buffers a whole bucket, and Spark's skew handling splits an
+oversized partition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -91,6 +96,43 @@ def band_keys(
     )
 
 
+def bucket_anchors(keys: DataFrame) -> DataFrame:
+    """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and smallest id
+    ``src``, for buckets of two or more documents (one aggregation, one hash join)."""
+    anchors = (
+        keys.groupBy("band", "bucket")
+        .agg(F.min("id").alias("src"), F.count(F.lit(1)).alias("n"))
+        .where(F.col("n") > 1)
+    )
+    return keys.join(anchors.hint("shuffle_hash"), on=["band", "bucket"], how="inner")
+
+
+def band_group_edges(table: DataFrame, bands: Sequence[int]) -> DataFrame:
+    """Edges of the buckets of `bands`, from a table with one bucket column per band.
+
+    Input: ``[id, b0, b1, ...]`` (`fuzzy.scan.scan_documents`; a row whose first band of the
+    group is null has none). Output: ``[src, dst]``, an edge from each multi-document bucket's
+    smallest id to every other member (duplicates possible across the group's bands).
+    """
+    first = f"b{bands[0]}"
+    keys = table.where(F.col(first).isNotNull()).select(
+        "id",
+        F.inline(
+            F.array(
+                *[
+                    F.struct(F.lit(k).cast("int").alias("band"), F.col(f"b{k}").alias("bucket"))
+                    for k in bands
+                ]
+            )
+        ),
+    )
+    return (
+        bucket_anchors(keys)
+        .where(F.col("id") != F.col("src"))
+        .select("src", F.col("id").alias("dst"))
+    )
+
+
 def lsh_buckets(
     df: DataFrame,
     *,
@@ -116,7 +158,6 @@ def lsh_buckets(
     groups = band_groups(num_bands, bands_per_iteration)
     has_keys = {"band", "bucket"}.issubset(df.columns)
     require_columns(df, {"id": "id"} if has_keys else {"id": "id", "signature": "signature"})
-    window = Window.partitionBy("band", "bucket")
     parts = []
     for group in groups:
         if has_keys:
@@ -125,11 +166,7 @@ def lsh_buckets(
             keys = band_keys(
                 df, num_bands=num_bands, minhashes_per_band=minhashes_per_band, bands=group
             )
-        parts.append(
-            keys.withColumn("_dedup_n", F.count(F.lit(1)).over(window))
-            .filter(F.col("_dedup_n") > 1)
-            .drop("_dedup_n")
-        )
+        parts.append(bucket_anchors(keys).select("id", "band", "bucket"))
     result = parts[0]
     for part in parts[1:]:
         result = result.unionByName(part)

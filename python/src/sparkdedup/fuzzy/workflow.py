@@ -1,7 +1,10 @@
-"""Fuzzy deduplication workflow: ids -> MinHash band keys -> LSH buckets -> edges ->
-connected components -> ids to remove (ALGORITHMS.md, "Fuzzy deduplication").
+"""Fuzzy deduplication workflow: one scan (text hashes and MinHash band buckets) -> ids -> LSH
+edges, band group by band group -> connected components -> ids to remove (ALGORITHMS.md,
+"Fuzzy deduplication"; SCALE.md, "Cost model").
 
-This module only puts the steps together; each step lives in its own module.
+This module only puts the steps together; each step lives in its own module. The corpus is read
+once here (the scan); everything after it works on the narrow scan table. Exact copies of a text
+are MinHashed once per Arrow batch and join their text's group without going through LSH.
 """
 
 from __future__ import annotations
@@ -16,23 +19,47 @@ from pyspark.sql import functions as F
 from sparkdedup.config import FuzzyConfig
 from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
-from sparkdedup.fuzzy.edges import bucket_edges
-from sparkdedup.fuzzy.identify import identify_duplicates
-from sparkdedup.fuzzy.lsh import lsh_buckets
-from sparkdedup.fuzzy.minhash import minhash_band_buckets
-from sparkdedup.ids import ID_COL, assign_ids, require_columns, require_string_column
-from sparkdedup.stages import StageRunner
+from sparkdedup.fuzzy.identify import check_priority_type, group_duplicates
+from sparkdedup.fuzzy.lsh import band_group_edges, band_groups
+from sparkdedup.fuzzy.scan import band_col, scan_documents
+from sparkdedup.ids import (
+    H1,
+    H2,
+    ID_COL,
+    POS,
+    check_unique_ids,
+    derived_ids,
+    id_column,
+    require_columns,
+    require_string_column,
+    with_content_keys,
+)
+from sparkdedup.sizing import partitions_for
+from sparkdedup.stages import StageRunner, detach
 
 log = logging.getLogger("sparkdedup")
+
+# Bytes a row takes in the shuffles, for sizing their partitions (sparkdedup.sizing).
+_KEY_ROW_BYTES = 32  # (id, band, bucket) plus Spark's row overhead
+_DOC_ROW_BYTES = 48  # (id, t1, t2, priority)
+_EDGE_ROW_BYTES = 24
 
 
 @dataclass
 class FuzzyResult:
-    """What a fuzzy run produced: the documents with their ids, the duplicates and counts."""
+    """What a fuzzy run produced.
+
+    ``duplicates`` ``[id, kept_id]``; ``components`` ``[id, component]`` of the documents that
+    went through LSH; ``ids`` the narrow key table: ``[id]``, or for derived ids ``[id,
+    _dedup_h1, _dedup_h2, _dedup_pos]`` (what `sparkdedup.remove_duplicates` needs to find the
+    rows again without deriving the ids a second time); ``documents`` the input with its ids in
+    ``_dedup_id`` (lazy: derived ids cost a shuffle of the rows when it is used); ``stats``.
+    """
 
     documents: DataFrame
     duplicates: DataFrame
     components: DataFrame
+    ids: DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
 
 
@@ -45,6 +72,20 @@ def validate_input(df: DataFrame, config: FuzzyConfig) -> None:
     """Eager checks before any Spark job: columns exist and have usable types."""
     require_string_column(df, config.text_col, "text")
     require_columns(df, {"id": config.id_col, "priority": config.priority_col})
+    if config.id_col is not None:
+        id_column(df, config.id_col)
+    if config.priority_col is not None:
+        check_priority_type(df.schema[config.priority_col].dataType, config.priority_col)
+
+
+def _documents(df: DataFrame, config: FuzzyConfig, keys: DataFrame) -> DataFrame:
+    """The input with its ids (lazy): the user's column, or the derived ids joined back."""
+    if config.id_col is not None:
+        return df.withColumn(ID_COL, id_column(df, config.id_col))
+    rows = with_content_keys(df)
+    return rows.join(keys, on=[H1, H2, POS]).select(
+        *[F.col(f"`{c}`") for c in df.columns], F.col("id").alias(ID_COL)
+    )
 
 
 def run_fuzzy(
@@ -54,14 +95,18 @@ def run_fuzzy(
     *,
     fingerprint: dict[str, Any] | None = None,
 ) -> FuzzyResult:
-    """Run every stage through `runner` (cached or persisted) and collect the statistics."""
-    validate_input(df, config)
-    device = resolve_device(config.device)
-    base = dict(fingerprint or {})
-    base.update(text_col=config.text_col, id_col=config.id_col)
+    """Run every stage through `runner` (cached or persisted) and collect the statistics.
 
-    # Derived ids are already checkpointed by assign_ids; user ids are a cheap projection.
-    documents = runner.run("ids", base, lambda: assign_ids(df, id_col=config.id_col), persist=False)
+    Stages: ``minhash`` (the scan: one read of the corpus), ``ids`` (derived ids from the
+    scan's keys; for user ids the uniqueness check, unless ``assume_unique_ids``), ``edges``
+    (LSH, `bands_per_iteration` bands at a time, each group materialised before the next),
+    ``components``, ``duplicates``. Each stage is released once the stages reading it are done.
+    """
+    validate_input(df, config)
+    spark = df.sparkSession
+    device = resolve_device(config.device, spark)
+    base = dict(fingerprint or {})
+    base.update(text_col=config.text_col, id_col=config.id_col, priority_col=config.priority_col)
     keys_fp = dict(
         base,
         char_ngrams=config.char_ngrams,
@@ -70,68 +115,107 @@ def run_fuzzy(
         seed=config.seed,
         use_64_bit_hash=config.use_64_bit_hash,
     )
-    keys = runner.run(
+    if config.id_col is None:
+        # Derived ids order identical rows by their input position, which follows the input
+        # splits: a cached scan is reused only under the same split settings.
+        keys_fp["splits"] = {
+            key: spark.conf.get(key, None)
+            for key in (
+                "spark.sql.files.maxPartitionBytes",
+                "spark.sql.files.openCostInBytes",
+                "spark.sql.files.minPartitionNum",
+            )
+        }
+        keys_fp["splits"]["parallelism"] = _parallelism(spark)
+
+    scan = runner.run(
         "minhash",
         keys_fp,
-        lambda: minhash_band_buckets(
-            documents,
+        lambda: scan_documents(
+            df,
             text_col=config.text_col,
-            id_col=ID_COL,
+            id_col=config.id_col,
+            priority_col=config.priority_col,
             char_ngrams=config.char_ngrams,
-            seed=config.seed,
-            use_64_bit_hash=config.use_64_bit_hash,
             num_bands=config.num_bands,
             minhashes_per_band=config.minhashes_per_band,
-            bands=range(config.num_bands),
+            seed=config.seed,
+            use_64_bit_hash=config.use_64_bit_hash,
             device=device,
         ),
     )
-    # bands_per_iteration only bounds each shuffle: the buckets do not depend on it.
-    buckets = runner.run(
-        "lsh",
-        keys_fp,
-        lambda: lsh_buckets(
-            keys,
-            num_bands=config.num_bands,
-            minhashes_per_band=config.minhashes_per_band,
-            bands_per_iteration=config.bands_per_iteration,
-        ),
+    summary = _summary(scan, config)
+    n_docs = summary["rows"]
+    doc_parts = partitions_for(spark, n_docs * _DOC_ROW_BYTES)
+    if config.id_col is None:
+        table = runner.run(
+            "ids",
+            keys_fp,
+            lambda: derived_ids(scan, doc_parts).withColumnRenamed(ID_COL, "id"),
+        )
+        runner.release("minhash")
+    else:
+        table = scan
+        if not config.assume_unique_ids:
+            runner.timed(
+                "ids", n_docs, lambda: check_unique_ids(scan.select("id"), name=config.id_col)
+            )
+    keys = table.select("id", H1, H2, POS) if config.id_col is None else table.select("id")
+
+    def edges() -> DataFrame:
+        parts = []
+        for group in band_groups(config.num_bands, config.bands_per_iteration):
+            key_parts = partitions_for(spark, summary["nodes"] * len(group) * _KEY_ROW_BYTES)
+            # Materialised before the next group starts: peak shuffle and storage are one
+            # group's, not all bands'.
+            parts.append(
+                runner.materialise(
+                    "edges", f"bands-{group[0]}", band_group_edges(table, group), key_parts
+                )
+            )
+        union = parts[0]
+        for part in parts[1:]:
+            union = union.unionByName(part)
+        return union.distinct()
+
+    edges_df = runner.run(
+        "edges", keys_fp, edges, partitions=partitions_for(spark, n_docs * _EDGE_ROW_BYTES)
     )
-    edges = runner.run("edges", keys_fp, lambda: bucket_edges(buckets))
     cc_fp = dict(keys_fp, cc="components")
     components = runner.run(
         "components",
         cc_fp,
         lambda: connected_components(
-            edges,
+            edges_df,
             backend=config.cc_backend,
             max_driver_edges=config.driver_cc_max_edges,
-            checkpoint_dir=config.checkpoint_dir,
-            device=device,
+            checkpoint_dir=runner.scratch("components") or config.checkpoint_dir,
+            # The driver path solves on the driver: cuGraph when the driver has it and a GPU.
+            device="cpu" if device == "cpu" else "auto",
         ),
     )
+    runner.release("edges")
     duplicates = runner.run(
         "duplicates",
-        dict(cc_fp, priority_col=config.priority_col, priority_ascending=config.priority_ascending),
-        lambda: identify_duplicates(
+        dict(cc_fp, priority_ascending=config.priority_ascending),
+        lambda: group_duplicates(
+            table,
             components,
-            documents=documents,
-            id_col=ID_COL,
-            priority_col=config.priority_col,
+            priority=config.priority_col is not None,
             priority_ascending=config.priority_ascending,
         ),
+        partitions=doc_parts,
     )
-    input_docs = runner.rows["ids"]
     removed = runner.rows["duplicates"]
-    keyed_docs = runner.rows["minhash"] // config.num_bands
+    groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
     stats = {
-        "input_docs": input_docs,
+        "input_docs": n_docs,
         "removed_docs": removed,
-        "kept_docs": input_docs - removed,
-        "groups": components.filter(F.col("id") == F.col("component")).count(),
-        "docs_in_groups": runner.rows["components"],
-        "null_or_empty_text_docs": input_docs - keyed_docs,
-        "candidate_bucket_rows": runner.rows["lsh"],
+        "kept_docs": n_docs - removed,
+        "groups": groups,
+        "docs_in_groups": removed + groups,
+        "null_or_empty_text_docs": n_docs - summary["with_text"],
+        "minhashed_docs": summary["nodes"],
         "edges": runner.rows["edges"],
         "device": device,
         "seconds": dict(runner.seconds),
@@ -144,8 +228,28 @@ def run_fuzzy(
             config.text_col,
         )
     return FuzzyResult(
-        documents=documents, duplicates=duplicates, components=components, stats=stats
+        documents=_documents(df, config, keys),
+        duplicates=duplicates,
+        components=components,
+        ids=keys,
+        stats=stats,
     )
+
+
+def _parallelism(spark: Any) -> int:
+    from sparkdedup.sizing import parallelism
+
+    return parallelism(spark)
+
+
+def _summary(scan: DataFrame, config: FuzzyConfig) -> dict[str, int]:
+    """Row counts of the scan table, in one pass over it (a narrow table, not the corpus)."""
+    row = scan.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count("t1").alias("with_text"),
+        F.count(band_col(0)).alias("nodes"),
+    ).first()
+    return {k: int(row[k] or 0) for k in ("rows", "with_text", "nodes")}
 
 
 def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params: Any) -> DataFrame:
@@ -169,14 +273,13 @@ def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params:
     Notes
     -----
     The stages run eagerly (each is persisted once and counted, connected components may be
-    solved on the driver); the returned DataFrame is small and locally checkpointed, and the
-    intermediate stages are released. `run_fuzzy` with a `StageRunner` keeps every stage.
+    solved on the driver); the returned DataFrame is small and persisted (a lost executor's
+    part is recomputed), and the intermediate stages are released. `run_fuzzy` with a
+    `StageRunner` keeps every stage.
     """
     cfg = _as_config(config, params)
-    # The band keys alone are num_bands rows per document: the runner frees them and the other
-    # stages once the small result is checkpointed.
     with StageRunner(df.sparkSession) as runner:
         result = run_fuzzy(df, cfg, runner)
-        duplicates = result.duplicates.localCheckpoint(eager=True)
+        duplicates = detach(result.duplicates)
     log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates

@@ -148,7 +148,7 @@ def embed_texts(
     if looks_local and not os.path.exists(os.path.expanduser(model)):
         raise ConfigError(f"model {model!r} looks like a local path but does not exist")
     require_embedding_backend()
-    resolved = resolve_device(device)
+    resolved = resolve_device(device, df.sparkSession)
     from pyspark.ml.functions import predict_batch_udf  # noqa: PLC0415
 
     encode = predict_batch_udf(

@@ -25,7 +25,7 @@ from sparkdedup.semantic.embed import (
 from sparkdedup.semantic.identify import identify_duplicates
 from sparkdedup.semantic.kmeans import kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
-from sparkdedup.stages import StageRunner
+from sparkdedup.stages import StageRunner, detach
 
 log = logging.getLogger("sparkdedup")
 
@@ -78,12 +78,15 @@ def run_semantic(
     ``duplicates``; each fingerprint holds every parameter its output depends on.
     """
     validate_input(df, config)
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, df.sparkSession)
     base = dict(fingerprint or {})
     base.update(id_col=config.id_col)
 
-    # Derived ids are already checkpointed by assign_ids; user ids are a cheap projection.
-    documents = runner.run("ids", base, lambda: assign_ids(df, id_col=config.id_col), persist=False)
+    # User ids are a projection; derived ids a shuffle of the rows, kept (cached or persisted)
+    # so that it is not derived again by every later stage.
+    documents = runner.run(
+        "ids", base, lambda: assign_ids(df, id_col=config.id_col), persist=config.id_col is None
+    )
     if config.embedding_col is None:
         # The batch size and the device change embeddings only by float rounding, so they are
         # not part of the fingerprint: changing them reuses the cached embeddings.
@@ -220,14 +223,14 @@ def semantic_duplicates(
     Notes
     -----
     The stages run eagerly (each is persisted once and counted; KMeans is fitted on the
-    cluster); the returned DataFrame is small and locally checkpointed, and the intermediate
-    stages are released. `run_semantic` with a `StageRunner` keeps every stage instead.
+    cluster); the returned DataFrame is small and persisted, and the intermediate stages
+    are released. `run_semantic` with a `StageRunner` keeps every stage instead.
     """
     cfg = _as_config(config, params)
     # The result is small; freeing the persisted stages (embeddings, clusters, scores) returns
     # the memory they hold, about 4 * d bytes per document each.
     with StageRunner(df.sparkSession) as runner:
         result = run_semantic(df, cfg, runner)
-        duplicates = result.duplicates.localCheckpoint(eager=True)
+        duplicates = detach(result.duplicates)
     log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates
