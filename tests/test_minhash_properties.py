@@ -181,3 +181,26 @@ def test_invalid_texts_name_position_and_type() -> None:
         sparkdedup.minhash(pa.array([1, 2]))
     with pytest.raises(SchemaError, match="dtype"):
         sparkdedup.minhash(np.arange(3))
+
+
+@pytest.mark.parametrize("use_64_bit_hash", [False, True])
+@pytest.mark.parametrize("width", [5, 24])
+def test_long_document_hashed_in_pieces(width, use_64_bit_hash):
+    """A document over CHUNK_BYTES is hashed piece by piece (bounded scratch memory); its
+    signature is still the minimum over all its shingles: that of overlapping windows of it,
+    each short enough to be hashed whole."""
+    from sparkdedup.kernels.minhash_cpu import CHUNK_BYTES
+
+    rng = np.random.default_rng(width)
+    alphabet = [*"abcdefghij klmnop", "\u00e9", "\u0436", "\u4e2d", "\U0001f600"]
+    doc = "".join(rng.choice(alphabet, size=CHUNK_BYTES + CHUNK_BYTES // 3))
+    assert len(doc.encode()) > CHUNK_BYTES * 1.5  # several pieces, cut inside characters
+    whole = sparkdedup.minhash(
+        [doc], char_ngrams=width, num_hashes=16, use_64_bit_hash=use_64_bit_hash
+    )
+    step = 200_000
+    windows = [doc[i : i + step + width - 1] for i in range(0, len(doc) - width + 1, step)]
+    pieces = sparkdedup.minhash(
+        windows, char_ngrams=width, num_hashes=16, use_64_bit_hash=use_64_bit_hash
+    )
+    assert np.array_equal(whole[0], pieces.min(axis=0))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from functools import reduce
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -183,10 +184,7 @@ def _read_parquet(
     if not df.columns:
         raise InputError(f"input path {path!r} holds no Parquet columns (no data files?)")
     df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
-    for column in required:
-        if column not in df.columns:
-            continue  # the workflow's own check names the column and what is there
-        _check_in_every_file(spark, df, column)
+    _check_in_every_file(spark, df, [c for c in required if c in df.columns])
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
         bad = F.when(F.col(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
@@ -205,34 +203,49 @@ def _files_message(files: list[str], total: int | None = None) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _check_in_every_file(spark: SparkSession, df: DataFrame, column: str) -> None:
-    """SchemaError when some Parquet files lack `column` (schema merging fills it with nulls).
+def _check_in_every_file(spark: SparkSession, df: DataFrame, columns: list[str]) -> None:
+    """SchemaError when some Parquet files lack one of `columns` (schema merging would fill it
+    with nulls).
 
-    A file lacking the column has a null in every row; the candidates (files whose rows are all
-    null there) come from two cheap jobs, row counts per file and null counts per file, where
-    the null filter is answered from the row groups' statistics. Only the candidates' footers
-    (at most 20) are read on the driver.
+    A file lacking a column has a null in every row. One job finds the files holding nulls in
+    those columns, answered from the row groups' statistics (no data read when there are no
+    nulls); only when there are some, a second job counts those files' rows, and the footers
+    of the files all null in a column (at most 20) are read on the driver.
     """
-    totals = df.groupBy(FILE_COL).agg(F.count(F.lit(1)).alias("_rows"))
+    if not columns:
+        return
     nulls = (
-        df.where(F.col(column).isNull()).groupBy(FILE_COL).agg(F.count(F.lit(1)).alias("_nulls"))
-    )
-    candidates = [
-        r[FILE_COL]
-        for r in totals.join(nulls, on=FILE_COL)
-        .where(F.col("_rows") == F.col("_nulls"))
-        .select(FILE_COL)
-        .orderBy(FILE_COL)
-        .limit(20)
-        .collect()
-    ]
-    missing = [f for f in candidates if column not in fs.parquet_columns(spark, f)]
-    if missing:
-        raise SchemaError(
-            f"column {column!r} is missing from some input files: {_files_message(missing)}; "
-            "their rows would be read with a null there. Add the column to those files or "
-            "leave them out of --input"
+        df.where(reduce(lambda a, b: a | b, [F.col(f"`{c}`").isNull() for c in columns]))
+        .groupBy(FILE_COL)
+        .agg(
+            *[
+                F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(f"_nulls_{i}")
+                for i, c in enumerate(columns)
+            ]
         )
+        .orderBy(FILE_COL)
+        .limit(1000)
+        .collect()
+    )
+    if not nulls:
+        return
+    files = [r[FILE_COL] for r in nulls]
+    totals = {
+        r[FILE_COL]: r["rows"]
+        for r in df.where(F.col(FILE_COL).isin(files))
+        .groupBy(FILE_COL)
+        .agg(F.count(F.lit(1)).alias("rows"))
+        .collect()
+    }
+    for i, column in enumerate(columns):
+        all_null = [r[FILE_COL] for r in nulls if r[f"_nulls_{i}"] == totals.get(r[FILE_COL])]
+        missing = [f for f in all_null[:20] if column not in fs.parquet_columns(spark, f)]
+        if missing:
+            raise SchemaError(
+                f"column {column!r} is missing from some input files: "
+                f"{_files_message(missing)}; their rows would be read with a null there. Add the "
+                "column to those files or leave them out of --input"
+            )
 
 
 def _type_conflict(spark: SparkSession, path: str) -> str:

@@ -52,8 +52,11 @@ _COMMON = {
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.ui.showConsoleProgress": "true",
     "spark.log.level": "WARN",
-    # Checkpoints (derived ids, distributed connected components) are deleted once unused.
+    # Checkpoints (distributed connected components) are deleted once unused.
     "spark.cleaner.referenceTracking.cleanCheckpoints": "true",
+    # Arrow batches to the Python UDFs close at 64 MB as well as at the row limit, so a batch
+    # of long documents stays small (sparkdedup.sizing.ARROW_BATCH_BYTES).
+    "spark.sql.execution.arrow.maxBytesPerBatch": str(64 * 1024**2),
 }
 
 # RAPIDS Accelerator settings (https://nvidia.github.io/spark-rapids/docs/configs.html and

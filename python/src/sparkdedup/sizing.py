@@ -57,15 +57,18 @@ _PARTITION_CONFS = (
     "spark.sql.shuffle.partitions",
     "spark.sql.adaptive.coalescePartitions.initialPartitionNum",
 )
+#: Arrow batches sent to the Python workers close at this many bytes (or the row limit):
+#: a batch holds at most this plus its last document, whatever the documents' sizes.
+ARROW_BATCH_BYTES = 64 * 1024**2
+_ARROW_BYTES_CONF = "spark.sql.execution.arrow.maxBytesPerBatch"
 
 
 @contextmanager
-def shuffle_partitions(spark: SparkSession, partitions: int) -> Iterator[None]:
-    """Plan the shuffles of the queries run inside with `partitions` partitions (adaptive
-    execution may still merge small ones), then restore the session's settings."""
-    before = {key: spark.conf.get(key, None) for key in _PARTITION_CONFS}
-    for key in _PARTITION_CONFS:
-        spark.conf.set(key, str(int(partitions)))
+def temporary_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """Run the queries inside with `settings`, then restore the session's values."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
     try:
         yield
     finally:
@@ -74,3 +77,17 @@ def shuffle_partitions(spark: SparkSession, partitions: int) -> Iterator[None]:
                 spark.conf.unset(key)
             else:
                 spark.conf.set(key, value)
+
+
+def shuffle_partitions(spark: SparkSession, partitions: int):  # noqa: ANN201 - a context manager
+    """Plan the shuffles of the queries run inside with `partitions` partitions (adaptive
+    execution may still merge small ones), then restore the session's settings."""
+    return temporary_conf(spark, {key: str(int(partitions)) for key in _PARTITION_CONFS})
+
+
+def arrow_batch_conf(spark: SparkSession) -> dict[str, str]:
+    """The byte limit of Arrow batches for the Python UDFs, unless the session sets one."""
+    current = spark.conf.get(_ARROW_BYTES_CONF, None)
+    if current is not None and parse_bytes(current, _ARROW_BYTES_CONF) < 2**31 - 1:
+        return {}
+    return {_ARROW_BYTES_CONF: str(ARROW_BATCH_BYTES)}

@@ -20,7 +20,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from sparkdedup import __version__
 from sparkdedup.fs import delete, path_exists, read_text, write_text
-from sparkdedup.sizing import shuffle_partitions
+from sparkdedup.sizing import shuffle_partitions, temporary_conf
 
 log = logging.getLogger("sparkdedup")
 
@@ -50,12 +50,13 @@ class StageRunner:
         *,
         persist: bool = True,
         partitions: int | None = None,
+        conf: dict[str, str] | None = None,
     ) -> DataFrame:
         """Return the stage's output, computed by `compute` or read back from the cache.
 
         Without a cache path the output is persisted (memory and disk) unless `persist` is
         False, for stages that are cheap to recompute. `partitions` sizes the shuffles of the
-        stage's final query (`sparkdedup.sizing`).
+        stage's final query (`sparkdedup.sizing`); `conf` holds settings for its queries.
         """
         start = time.perf_counter()
         path = self.stage_path(name)
@@ -70,18 +71,19 @@ class StageRunner:
             self.resumed.append(name)
             how = "resumed from cache"
         elif path is not None:
-            with self._sized(partitions):
+            with self._sized(partitions), temporary_conf(self.spark, conf or {}):
                 compute().write.mode("overwrite").parquet(path)
             self._write_fingerprint(path, key)
             df = self.spark.read.parquet(path)
             rows = df.count()
             how = f"written to {path}"
         else:
-            df = compute()
-            if persist:
-                df = df.persist(StorageLevel.MEMORY_AND_DISK)
-                self._persisted[name] = df
-            with self._sized(partitions):
+            # A cached plan is planned when it is persisted: the settings must hold by then.
+            with self._sized(partitions), temporary_conf(self.spark, conf or {}):
+                df = compute()
+                if persist:
+                    df = df.persist(StorageLevel.MEMORY_AND_DISK)
+                    self._persisted[name] = df
                 rows = df.count()
             how = "computed"
         self.release_work(name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.fuzzy.lsh import bucket_anchors
+from sparkdedup.fuzzy.lsh import bucket_anchors, not_anchor
 from sparkdedup.ids import require_columns
 
 
@@ -22,7 +22,7 @@ def bucket_edges(buckets: DataFrame) -> DataFrame:
     require_columns(buckets, {"id": "id", "band": "band", "bucket": "bucket"})
     return (
         bucket_anchors(buckets.select("id", "band", "bucket"))
-        .where(F.col("id") != F.col("src"))
+        .where(not_anchor())
         .select("src", F.col("id").alias("dst"))
         .distinct()
     )

@@ -67,28 +67,38 @@ def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
 
 
 def keep_one_per_group(
-    members: DataFrame, *, group: str, priority: str | None = None, ascending: bool = False
+    members: DataFrame,
+    *,
+    group: str,
+    priority: str | None = None,
+    ascending: bool = False,
+    partitions: int | None = None,
 ) -> DataFrame:
     """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``) that is
     not its group's keeper: the best `priority` (largest, or smallest with `ascending`; nulls
-    rank last), ties and no priority going to the smallest id."""
+    rank last), ties and no priority going to the smallest id.
+
+    The members are shuffled once, by group; the aggregations and hash joins all read it.
+    """
+    shuffled = members.repartition(partitions, group) if partitions else members.repartition(group)
     if priority is None:
-        keepers = members.groupBy(group).agg(F.min("id").alias("kept_id"))
+        keepers = shuffled.groupBy(group).agg(F.min("id").alias("kept_id"))
     else:
-        best = members.groupBy(group).agg(
+        best = shuffled.groupBy(group).agg(
             (F.min(priority) if ascending else F.max(priority)).alias("_dedup_best")
         )
         # Nulls rank last: max/min skip them, and a group of nulls only has a null best.
         top: Column = F.col(priority).eqNullSafe(F.col("_dedup_best"))
         keepers = (
-            members.join(best.hint("shuffle_hash"), on=group)
+            shuffled.join(best.hint("shuffle_hash"), on=group)
             .where(top)
             .groupBy(group)
             .agg(F.min("id").alias("kept_id"))
         )
+    # Null-safe, so that no null filter is inferred for one side only (see `not_anchor`).
     return (
-        members.join(keepers.hint("shuffle_hash"), on=group)
-        .where(F.col("id") != F.col("kept_id"))
+        shuffled.join(keepers.hint("shuffle_hash"), on=group)
+        .where(~F.col("id").eqNullSafe(F.col("kept_id")))
         .select("id", "kept_id")
     )
 
@@ -99,6 +109,7 @@ def group_duplicates(
     *,
     priority: bool = False,
     priority_ascending: bool = False,
+    partitions: int | None = None,
 ) -> DataFrame:
     """The documents to remove, from the scan table and the components of its band-key rows.
 
@@ -109,6 +120,8 @@ def group_duplicates(
     components : ``[id, component]`` of those rows (`connected_components`).
     priority : rank by the table's ``priority`` column (largest first, or smallest with
         `priority_ascending`); else the smallest id is kept.
+    partitions : partitions of its two shuffles (by text, then by group); Spark's default
+        when None.
 
     Returns
     -------
@@ -119,18 +132,19 @@ def group_duplicates(
     """
     extra = ["priority"] if priority else []
     docs = table.where(F.col("t1").isNotNull()).select("id", "t1", "t2", *extra)
+    docs = docs.repartition(partitions, "t1", "t2") if partitions else docs.repartition("t1", "t2")
     # All band-key rows of one text share every bucket, so they share a component.
     text_component = (
         table.where(F.col("b0").isNotNull())
         .select("id", "t1", "t2")
-        .join(components, on="id")
+        .join(components.hint("shuffle_hash"), on="id")
         .groupBy("t1", "t2")
         .agg(F.min("component").alias("_dedup_component"))
     )
     texts = (
         docs.groupBy("t1", "t2")
         .agg(F.min("id").alias("_dedup_first"), F.count(F.lit(1)).alias("_dedup_copies"))
-        .join(text_component, on=["t1", "t2"], how="left")
+        .join(text_component.hint("shuffle_hash"), on=["t1", "t2"], how="left")
         .where(F.col("_dedup_component").isNotNull() | (F.col("_dedup_copies") > 1))
         .select(
             "t1",
@@ -146,4 +160,5 @@ def group_duplicates(
         group="_dedup_group",
         priority="priority" if priority else None,
         ascending=priority_ascending,
+        partitions=partitions,
     )

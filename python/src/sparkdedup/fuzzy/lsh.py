@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -96,18 +96,36 @@ def band_keys(
     )
 
 
-def bucket_anchors(keys: DataFrame) -> DataFrame:
+def bucket_anchors(keys: DataFrame, partitions: int | None = None) -> DataFrame:
     """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and smallest id
-    ``src``, for buckets of two or more documents (one aggregation, one hash join)."""
+    ``src``, for buckets of two or more documents.
+
+    The keys are shuffled once, by bucket (`partitions` partitions, or Spark's default): the
+    aggregation and the hash join both read that one shuffle.
+    """
+    shuffled = (
+        keys.repartition(partitions, "band", "bucket")
+        if partitions
+        else keys.repartition("band", "bucket")
+    )
     anchors = (
-        keys.groupBy("band", "bucket")
+        shuffled.groupBy("band", "bucket")
         .agg(F.min("id").alias("src"), F.count(F.lit(1)).alias("n"))
         .where(F.col("n") > 1)
     )
-    return keys.join(anchors.hint("shuffle_hash"), on=["band", "bucket"], how="inner")
+    return shuffled.join(anchors.hint("shuffle_hash"), on=["band", "bucket"], how="inner")
 
 
-def band_group_edges(table: DataFrame, bands: Sequence[int]) -> DataFrame:
+def not_anchor() -> Column:
+    """``id`` is not its bucket's ``src``: written null-safe so that the optimizer infers no
+    null filter for one side of the join, which would keep the two sides from sharing their
+    shuffle."""
+    return ~F.col("id").eqNullSafe(F.col("src"))
+
+
+def band_group_edges(
+    table: DataFrame, bands: Sequence[int], partitions: int | None = None
+) -> DataFrame:
     """Edges of the buckets of `bands`, from a table with one bucket column per band.
 
     Input: ``[id, b0, b1, ...]`` (`fuzzy.scan.scan_documents`; a row whose first band of the
@@ -127,9 +145,7 @@ def band_group_edges(table: DataFrame, bands: Sequence[int]) -> DataFrame:
         ),
     )
     return (
-        bucket_anchors(keys)
-        .where(F.col("id") != F.col("src"))
-        .select("src", F.col("id").alias("dst"))
+        bucket_anchors(keys, partitions).where(not_anchor()).select("src", F.col("id").alias("dst"))
     )
 
 

@@ -34,7 +34,7 @@ from sparkdedup.ids import (
     require_string_column,
     with_content_keys,
 )
-from sparkdedup.sizing import partitions_for
+from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach
 
 log = logging.getLogger("sparkdedup")
@@ -143,6 +143,7 @@ def run_fuzzy(
             use_64_bit_hash=config.use_64_bit_hash,
             device=device,
         ),
+        conf=arrow_batch_conf(spark),
     )
     summary = _summary(scan, config)
     n_docs = summary["rows"]
@@ -170,7 +171,7 @@ def run_fuzzy(
             # group's, not all bands'.
             parts.append(
                 runner.materialise(
-                    "edges", f"bands-{group[0]}", band_group_edges(table, group), key_parts
+                    "edges", f"bands-{group[0]}", band_group_edges(table, group, key_parts)
                 )
             )
         union = parts[0]
@@ -203,6 +204,7 @@ def run_fuzzy(
             components,
             priority=config.priority_col is not None,
             priority_ascending=config.priority_ascending,
+            partitions=doc_parts,
         ),
         partitions=doc_parts,
     )

@@ -46,6 +46,9 @@ _FIVE64 = np.uint64(5)
 # numba types uint64 <op> int64 as float64, so every shift amount is a uint64 scalar.
 _S8, _S27, _S31, _S33 = np.uint64(8), np.uint64(27), np.uint64(31), np.uint64(33)
 _S37, _S61 = np.uint64(37), np.uint64(61)
+#: Documents longer than this many bytes are hashed in pieces of about this size, so scratch
+#: memory is bounded by it (about 40 bytes a byte) rather than by the longest document.
+CHUNK_BYTES = 1 << 20
 
 
 def arrow_string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -228,11 +231,15 @@ def _murmur64_run(
 
 
 @njit(cache=True, nogil=True)
-def _runs(starts: np.ndarray, ncp: int, width: int, runs: np.ndarray) -> tuple[int, int]:
-    # Split the shingles into runs that start on consecutive bytes and span equal byte counts.
-    # runs[r] = (first byte, shingle count, byte length); returns (run count, shingle count).
-    w = min(width, ncp)
-    nsh = ncp - w + 1
+def _runs(
+    starts: np.ndarray, ncp: int, width: int, runs: np.ndarray, limit: int
+) -> tuple[int, int]:
+    # Split the first `limit` shingles (all when fewer) into runs that start on consecutive
+    # bytes and span equal byte counts. runs[r] = (first byte, shingle count, byte length);
+    # returns (run count, shingle count). limit < 0 marks a piece of a long document: the
+    # short-document rule (one shingle of the whole text) is not for a piece.
+    w = min(width, ncp) if limit < 0 else width
+    nsh = max(ncp - w + 1, 0) if limit < 0 else max(min(ncp - w + 1, limit), 0)
     nruns = 0
     i = 0
     while i < nsh:
@@ -249,6 +256,39 @@ def _runs(starts: np.ndarray, ncp: int, width: int, runs: np.ndarray) -> tuple[i
 
 
 @njit(cache=True, nogil=True)
+def _scratch_bytes(offsets: np.ndarray, width: int) -> int:
+    # Scratch arrays hold one document, or one piece of a long one (the piece plus the bytes
+    # of the width - 1 code points that its last shingles reach past it).
+    longest = _max_length(offsets)
+    if 4 * width >= CHUNK_BYTES:
+        return longest
+    return min(longest, CHUNK_BYTES + 4 * width + 8)
+
+
+@njit(cache=True, nogil=True)
+def _next_code_point(data: np.ndarray, p: int, end: int) -> int:
+    # The first code point start at or after byte p (or `end`).
+    while p < end and (data[p] & 0xC0) == 0x80:
+        p += 1
+    return p
+
+
+@njit(cache=True, nogil=True)
+def _skip_code_points(data: np.ndarray, p: int, end: int, count: int) -> int:
+    # Byte position `count` code points after the code point start p (clipped to `end`).
+    for _ in range(count):
+        if p >= end:
+            break
+        p = _next_code_point(data, p + 1, end)
+    return p
+
+
+@njit(cache=True, nogil=True)
+def _pieces(s: int, e: int, width: int) -> bool:
+    return e - s > CHUNK_BYTES and 4 * width < CHUNK_BYTES
+
+
+@njit(cache=True, nogil=True)
 def _minhash32_kernel(
     offsets: np.ndarray,
     data: np.ndarray,
@@ -259,30 +299,51 @@ def _minhash32_kernel(
     width: int,
     out: np.ndarray,
 ) -> None:
-    longest = _max_length(offsets)
-    starts = np.empty(longest + 1, np.int64)
-    runs = np.empty((longest + 1, 3), np.int64)
-    win = np.zeros(longest + 1, np.uint32)
-    hs = np.empty(longest + 1, np.uint32)
+    cap = _scratch_bytes(offsets, width)
+    starts = np.empty(cap + 1, np.int64)
+    runs = np.empty((cap + 1, 3), np.int64)
+    win = np.zeros(cap + 1, np.uint32)
+    hs = np.empty(cap + 1, np.uint32)
     for d in range(offsets.size - 1):
         s, e = offsets[d], offsets[d + 1]
         if valid[d] == 0 or e == s:
             continue  # rows of `out` start zeroed
-        ncp = _code_point_starts(data, s, e, starts)
-        _windows(data[s:e], win, 4)
-        nruns, nsh = _runs(starts, ncp, width, runs)
-        pos = 0
-        for r in range(nruns):
-            first, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-            _murmur32_run(win[first:], count, length, seed, hs[pos : pos + count])
-            pos += count
-        for j in range(a.size):
-            aj, bj = a[j], b[j]
-            m = _MAX32
-            for i in range(nsh):
-                # uint32 wrap-around: cuDF's 2^61-1 modulus never bites in 32-bit mode.
-                m = min(m, np.uint32(hs[i] * aj + bj))
-            out[d, j] = m
+        if not _pieces(s, e, width):
+            _minhash32_piece(data, s, e, e, width, a, b, seed, starts, runs, win, hs, out[d], True)
+            continue
+        # A long document: its shingles in pieces by start position; the minimum of the
+        # pieces' minima is the document's.
+        first, ps = True, s
+        while ps < e:
+            pe = _next_code_point(data, min(e, ps + CHUNK_BYTES), e)
+            xe = _skip_code_points(data, pe, e, width - 1)
+            _minhash32_piece(
+                data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, out[d], first
+            )
+            first, ps = False, pe
+
+
+@njit(cache=True, nogil=True)
+def _minhash32_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, row, first):  # noqa: ANN001, ANN202, PLR0913
+    # Shingles starting in bytes [ps, pe) of the document, whose bytes end by xe; minima into
+    # `row` (replacing it when `first`).
+    ncp = _code_point_starts(data, ps, xe, starts)
+    # A whole document (-1), or the shingles of a piece that start before pe.
+    limit = -1 if first and xe == pe else np.searchsorted(starts[:ncp], pe - ps)
+    _windows(data[ps:xe], win, 4)
+    nruns, nsh = _runs(starts, ncp, width, runs, limit)
+    pos = 0
+    for r in range(nruns):
+        begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+        _murmur32_run(win[begin:], count, length, seed, hs[pos : pos + count])
+        pos += count
+    for j in range(a.size):
+        aj, bj = a[j], b[j]
+        m = _MAX32 if first else row[j]
+        for i in range(nsh):
+            # uint32 wrap-around: cuDF's 2^61-1 modulus never bites in 32-bit mode.
+            m = min(m, np.uint32(hs[i] * aj + bj))
+        row[j] = m
 
 
 @njit(cache=True, nogil=True)
@@ -296,33 +357,51 @@ def _minhash64_kernel(
     width: int,
     out: np.ndarray,
 ) -> None:
-    longest = _max_length(offsets)
-    starts = np.empty(longest + 1, np.int64)
-    runs = np.empty((longest + 1, 3), np.int64)
-    win = np.zeros(longest + 1, np.uint64)
-    hs = np.empty(longest + 1, np.uint64)
-    h2s = np.empty(longest + 1, np.uint64)
+    cap = _scratch_bytes(offsets, width)
+    starts = np.empty(cap + 1, np.int64)
+    runs = np.empty((cap + 1, 3), np.int64)
+    win = np.zeros(cap + 1, np.uint64)
+    hs = np.empty(cap + 1, np.uint64)
+    h2s = np.empty(cap + 1, np.uint64)
     for d in range(offsets.size - 1):
         s, e = offsets[d], offsets[d + 1]
         if valid[d] == 0 or e == s:
             continue
-        ncp = _code_point_starts(data, s, e, starts)
-        _windows(data[s:e], win, 8)
-        nruns, nsh = _runs(starts, ncp, width, runs)
-        pos = 0
-        for r in range(nruns):
-            first, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-            _murmur64_run(win[first:], count, length, seed, hs[pos : pos + count], h2s)
-            pos += count
-        for j in range(a.size):
-            aj, bj = a[j], b[j]
-            m = _MAX64
-            for i in range(nsh):
-                v = hs[i] * aj + bj
-                # v mod (2^61 - 1) for any 64-bit v: fold the top 3 bits in, subtract once.
-                v = (v & _MERSENNE_61) + (v >> _S61)
-                m = min(m, v - _MERSENNE_61 if v >= _MERSENNE_61 else v)
-            out[d, j] = m
+        if not _pieces(s, e, width):
+            _minhash64_piece(
+                data, s, e, e, width, a, b, seed, starts, runs, win, hs, h2s, out[d], True
+            )
+            continue
+        first, ps = True, s
+        while ps < e:
+            pe = _next_code_point(data, min(e, ps + CHUNK_BYTES), e)
+            xe = _skip_code_points(data, pe, e, width - 1)
+            _minhash64_piece(
+                data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, h2s, out[d], first
+            )
+            first, ps = False, pe
+
+
+@njit(cache=True, nogil=True)
+def _minhash64_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, h2s, row, first):  # noqa: ANN001, ANN202, PLR0913
+    ncp = _code_point_starts(data, ps, xe, starts)
+    limit = -1 if first and xe == pe else np.searchsorted(starts[:ncp], pe - ps)
+    _windows(data[ps:xe], win, 8)
+    nruns, nsh = _runs(starts, ncp, width, runs, limit)
+    pos = 0
+    for r in range(nruns):
+        begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+        _murmur64_run(win[begin:], count, length, seed, hs[pos : pos + count], h2s)
+        pos += count
+    for j in range(a.size):
+        aj, bj = a[j], b[j]
+        m = _MAX64 if first else row[j]
+        for i in range(nsh):
+            v = hs[i] * aj + bj
+            # v mod (2^61 - 1) for any 64-bit v: fold the top 3 bits in, subtract once.
+            v = (v & _MERSENNE_61) + (v >> _S61)
+            m = min(m, v - _MERSENNE_61 if v >= _MERSENNE_61 else v)
+        row[j] = m
 
 
 def minhash_arrow_cpu(

@@ -1,0 +1,139 @@
+"""What keeps the fuzzy workflow sound at scale, checked on small data: tasks sized from the
+data, exact copies MinHashed once, no step that sorts or holds a whole bucket or group, the
+device decided by the executors, band groups materialised in turn."""
+
+from __future__ import annotations
+
+import pytest
+import sparkdedup
+from sparkdedup import FuzzyConfig
+from sparkdedup.errors import BackendUnavailableError
+from sparkdedup.fuzzy.identify import group_duplicates
+from sparkdedup.fuzzy.lsh import band_group_edges
+from sparkdedup.fuzzy.scan import scan_documents
+from sparkdedup.fuzzy.workflow import run_fuzzy
+from sparkdedup.stages import StageRunner
+
+
+def _words(i: int, n: int = 40) -> str:
+    return " ".join(f"w{i}x{j}" for j in range(n))
+
+
+def _tasks_of(spark, group: str) -> list[int]:
+    tracker = spark.sparkContext.statusTracker()
+    return [
+        tracker.getStageInfo(stage).numTasks
+        for job in tracker.getJobIdsForGroup(group)
+        for stage in tracker.getJobInfo(job).stageIds
+        if tracker.getStageInfo(stage) is not None
+    ]
+
+
+def test_small_input_gets_few_tasks(spark):
+    """40 documents: no stage runs more tasks than the input has partitions, whatever
+    spark.sql.shuffle.partitions says."""
+    rows = [(i, _words(i // 2)) for i in range(40)]
+    docs = spark.createDataFrame(rows, "id long, text string").repartition(2)
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "200")
+    spark.sparkContext.setJobGroup("small-input", "small input")
+    try:
+        dups = sparkdedup.fuzzy_duplicates(docs, id_col="id", char_ngrams=5)
+        assert dups.count() == 20
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    tasks = _tasks_of(spark, "small-input")
+    assert tasks and max(tasks) <= 2, tasks
+
+
+def test_exact_copies_are_minhashed_once_per_batch(spark):
+    """300 copies of one text among 60 distinct ones: the copies cost one MinHash per Arrow
+    batch, and all but the keeper (the smallest id, or the best priority) are removed."""
+    rows = [(i, _words(1000), i % 7) for i in range(300)]
+    rows += [(1000 + i, _words(i), 0) for i in range(60)]
+    docs = spark.createDataFrame(rows, "id long, text string, quality int").repartition(3)
+    config = FuzzyConfig(id_col="id", char_ngrams=5)
+    with StageRunner(spark) as runner:
+        result = run_fuzzy(docs, config, runner)
+        stats = result.stats
+        removed = {r["id"]: r["kept_id"] for r in result.duplicates.collect()}
+    assert stats["minhashed_docs"] <= 60 + 3  # one per distinct text and batch
+    assert set(removed) == set(range(1, 300)) and set(removed.values()) == {0}
+    best = sparkdedup.fuzzy_duplicates(docs, config, priority_col="quality")
+    kept = {r["kept_id"] for r in best.collect()}
+    assert kept == {6} and best.count() == 299  # the first id with the largest quality
+
+
+def test_no_step_sorts_or_windows_a_bucket_or_group(spark):
+    """Buckets and groups are aggregated and joined back (hash joins), so a bucket of a
+    million documents is never sorted or buffered whole by one task."""
+    rows = [(i, _words(i // 3)) for i in range(30)]
+    docs = spark.createDataFrame(rows, "id long, text string")
+    table = scan_documents(docs, id_col="id", char_ngrams=5, num_bands=4, minhashes_per_band=2)
+    edges = band_group_edges(table, [0, 1], partitions=2)
+    comps = spark.createDataFrame([(0, 0), (1, 0), (2, 0)], "id long, component long")
+    dups = group_duplicates(table, comps, priority=False, partitions=2)
+    for frame in (edges, dups):
+        plan = frame._jdf.queryExecution().executedPlan().toString()
+        assert "Window" not in plan and "SortMergeJoin" not in plan, plan
+        assert "ShuffledHashJoin" in plan, plan
+    # One shuffle of the keys feeds both the aggregation and the join: without sharing it
+    # (exchange reuse off) the job has more stages.
+    stages = {}
+    for reuse in ("true", "false"):
+        spark.conf.set("spark.sql.exchange.reuse", reuse)
+        spark.sparkContext.setJobGroup(f"reuse-{reuse}", "reuse")
+        try:
+            edges.write.mode("overwrite").format("noop").save()
+        finally:
+            spark.sparkContext.setJobGroup("", "")
+            spark.conf.unset("spark.sql.exchange.reuse")
+        stages[reuse] = len(_tasks_of(spark, f"reuse-{reuse}"))
+    assert stages["true"] < stages["false"], stages
+
+
+def test_device_is_decided_by_the_executors(spark):
+    """No executor here has a GPU: auto runs on the CPU, a requested GPU is refused before
+    any long work, by the executors' own check."""
+    rows = [(i, _words(i)) for i in range(10)]
+    docs = spark.createDataFrame(rows, "id long, text string")
+    with StageRunner(spark) as runner:
+        assert run_fuzzy(docs, FuzzyConfig(id_col="id"), runner).stats["device"] == "cpu"
+    with pytest.raises(BackendUnavailableError, match="tasks probed on the executors"):
+        sparkdedup.fuzzy_duplicates(docs, id_col="id", device="gpu")
+
+
+@pytest.mark.parametrize("bands_per_iteration", [1, 5, 20])
+def test_band_groups_are_materialised_in_turn(spark, bands_per_iteration, tmp_path):
+    """Each group of bands is written before the next starts (peak shuffle and storage are one
+    group's), the scratch is removed afterwards, and the result never depends on the grouping."""
+    rows = [(i, _words(i // 2)) for i in range(40)]
+    docs = spark.createDataFrame(rows, "id long, text string")
+    config = FuzzyConfig(id_col="id", char_ngrams=5, bands_per_iteration=bands_per_iteration)
+    runner = StageRunner(spark, str(tmp_path / "cache"))
+    seen: list[str] = []
+    materialise = runner.materialise
+
+    def spy(stage, label, df, partitions=None):
+        seen.append(label)
+        return materialise(stage, label, df, partitions)
+
+    runner.materialise = spy
+    result = run_fuzzy(docs, config, runner)
+    groups = -(-20 // bands_per_iteration)
+    assert seen == [f"bands-{g * bands_per_iteration}" for g in range(groups)]
+    assert not (tmp_path / "cache" / "_work" / "edges").exists()
+    pairs = sorted((r["id"], r["kept_id"]) for r in result.duplicates.collect())
+    assert pairs == [(i, i - 1) for i in range(1, 40, 2)]
+
+
+def test_derived_ids_never_sample_rows_to_the_driver(spark):
+    """Derived ids rank fixed-width content keys: the plan has no range partitioning (whose
+    sampling would ship whole rows, text included, to the driver)."""
+    from sparkdedup.ids import assign_ids
+
+    docs = spark.createDataFrame([(_words(i), f"s{i}") for i in range(20)], "text string, s string")
+    plan = assign_ids(docs)._jdf.queryExecution().executedPlan().toString()
+    assert "rangepartitioning" not in plan.lower(), plan
+    assert "hashpartitioning(_dedup_prefix" in plan, plan
