@@ -555,3 +555,71 @@ def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path):
     err = bad.stderr.strip().splitlines()
     assert err[-1].startswith("sparkdedup: error: bad input record in ") and "line 31" in err[-1]
     assert not [line for line in err if "ERROR" in line or line.startswith("\tat ")], err[-30:]
+
+
+# ------------------------------------------------------------------------------ bad records
+def _bad_corpus(d: Path) -> int:
+    """A JSONL corpus of 20 good records and 3 bad ones (plus a blank line); returns the
+    number of good records."""
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "a.jsonl", "wb") as f:
+        f.write(b"".join(json.dumps(r).encode() + b"\n" for r in _docs(20)))
+        f.write(b"\n{not json\n")
+        f.write(b'{"id": 901, "text": "bad \xff bytes"}\n')
+        f.write(b'{"text": "no id here"}\n')
+    return 20
+
+
+@pytest.mark.parametrize("mode", ["skip", "quarantine"])
+def test_bad_records_skipped_or_quarantined_and_counted(spark, tmp_path, capsys, mode):
+    d = tmp_path / "c"
+    good = _bad_corpus(d)
+    before = _digest(d)
+    out = tmp_path / "o"
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(d), *FUZZY, "--output", str(out), "--bad-records", mode
+    )
+    assert code == 0, lines[-5:]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["bad_records"] == {"mode": mode, "rows": 3}
+    assert stats["input_docs"] == good and stats["kept_docs"] + stats["removed_docs"] == good
+    kept = [
+        line for p in (out / "deduplicated").glob("part-*") for line in p.read_text().splitlines()
+    ]
+    assert len(kept) == stats["kept_docs"]
+    quarantine = out / "quarantine"
+    if mode == "skip":
+        assert not quarantine.exists()
+    else:
+        rows = [
+            json.loads(x) for p in quarantine.glob("part-*") for x in p.read_text().splitlines()
+        ]
+        assert sorted(r["reason"] for r in rows) == sorted(
+            [
+                "not a JSON object, or a field of another type than in the leading records",
+                "invalid UTF-8",
+                "field 'id' is missing or null",
+            ]
+        )
+        assert {r["file"].rsplit("/", 1)[-1] for r in rows} == {"a.jsonl"}
+        assert any(r["record"] == "{not json" for r in rows)
+    assert _digest(d) == before
+
+
+def test_parquet_rows_without_id_are_bad_records(spark, tmp_path, capsys):
+    d = tmp_path / "pq"
+    d.mkdir()
+    rows = _docs(10) + [{"id": None, "text": "orphan text here", "source": "x"}]
+    pq.write_table(pa.Table.from_pylist(rows), d / "a.parquet")
+    argv = ["fuzzy", "--input", str(d), "--input-format", "parquet", "--id-col", "id"]
+    code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o"))
+    assert code == 2
+    line = _error_line(lines)
+    assert "a.parquet, row 11: id column 'id' is null" in line, line
+    code, _ = _run(capsys, *argv, "--output", str(tmp_path / "o2"), "--bad-records", "quarantine")
+    assert code == 0
+    stats = json.loads((tmp_path / "o2" / "stats.json").read_text())
+    assert stats["bad_records"]["rows"] == 1 and stats["input_docs"] == 10
+    q = pq.read_table(tmp_path / "o2" / "quarantine").to_pylist()
+    assert [r["text"] for r in q] == ["orphan text here"]
+    assert q[0]["_sparkdedup_reason"] == "id column 'id' is null"

@@ -137,3 +137,16 @@ def test_derived_ids_never_sample_rows_to_the_driver(spark):
     plan = assign_ids(docs)._jdf.queryExecution().executedPlan().toString()
     assert "rangepartitioning" not in plan.lower(), plan
     assert "hashpartitioning(_dedup_prefix" in plan, plan
+
+
+def test_derived_ids_beside_a_column_named_id(spark):
+    """Without id_col the rows' own columns may be called anything, ``id`` included."""
+    from sparkdedup.removal import remove_duplicates
+
+    rows = [(i % 3, _words(i // 2)) for i in range(20)]
+    docs = spark.createDataFrame(rows, "id long, text string")
+    with StageRunner(spark) as runner:
+        result = run_fuzzy(docs, FuzzyConfig(char_ngrams=5), runner)
+        assert result.documents.count() == 20
+        kept = remove_duplicates(docs, result.duplicates, ids=result.ids)
+        assert kept.count() == 10 and kept.columns == ["id", "text"]

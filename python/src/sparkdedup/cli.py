@@ -342,6 +342,18 @@ def _row_digest(args: argparse.Namespace) -> Any:
     return lambda df: row_hashes(df)[0]
 
 
+#: The ids to remove are sent to every task (no shuffle of the corpus) up to this many bytes.
+_BROADCAST_BYTES = 64 * 1024**2
+_REMOVED_ROW_BYTES = 40
+
+
+def _broadcastable(spark: Any, removed: int) -> bool:
+    """Whether the list of removed rows is broadcast to the final write: when it is small
+    enough and the session has not turned broadcast joins off."""
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m")
+    return threshold.strip() != "-1" and removed * _REMOVED_ROW_BYTES <= _BROADCAST_BYTES
+
+
 def _removal(args: argparse.Namespace, result: Any, good: Any) -> tuple[Any, Any, dict[str, int]]:
     """(the rows the removal reads, a function of them giving the kept rows, the removed
     rows' digest). Derived ids of a fuzzy run are matched through its narrow key table; a
@@ -352,11 +364,14 @@ def _removal(args: argparse.Namespace, result: Any, good: Any) -> tuple[Any, Any
     from sparkdedup.removal import remove_duplicates, removed_row_keys
 
     duplicates = result.duplicates
+    broadcast = _broadcastable(good.sparkSession, result.stats["removed_docs"])
     if args.id_col is not None:
         removed = duplicates.select(*_digest(F.xxhash64("id")))
         return (
             good,
-            lambda rows: remove_duplicates(rows, duplicates, id_col=args.id_col),
+            lambda rows: remove_duplicates(
+                rows, duplicates, id_col=args.id_col, broadcast=broadcast
+            ),
             removed.first().asDict(),
         )
     keys = getattr(result, "ids", None)
@@ -364,7 +379,7 @@ def _removal(args: argparse.Namespace, result: Any, good: Any) -> tuple[Any, Any
         removed = removed_row_keys(duplicates, keys).select(*_digest(F.col(H1)))
         return (
             good,
-            lambda rows: remove_duplicates(rows, duplicates, ids=keys),
+            lambda rows: remove_duplicates(rows, duplicates, ids=keys, broadcast=broadcast),
             removed.first().asDict(),
         )
     documents = result.documents
@@ -453,19 +468,15 @@ def _ids_description(args: argparse.Namespace, result: Any) -> dict[str, Any]:
     """What the ids of a duplicates list are, so that `remove` can check it is given the rows
     they identify: the user's id column, or derived ids with the input's row checksum (from
     the run's narrow key table when it has one)."""
-    from pyspark.sql import functions as F
 
-    from sparkdedup.ids import H1, content_checksum
+    from sparkdedup.ids import content_checksum
 
     if args.id_col is not None:
         return {"ids": "user", "id_col": args.id_col}
-    keys = getattr(result, "ids", None)
-    if keys is None:
+    checksum = result.stats.get("content_checksum")
+    if checksum is None:  # semantic: from its rows with their ids
         return {"ids": "derived", "input": content_checksum(result.documents)}
-    row = keys.select(
-        F.count(F.lit(1)).alias("rows"), F.sum(F.col(H1).cast("decimal(38,0)")).alias("sum")
-    ).first()
-    return {"ids": "derived", "input": {"rows": int(row["rows"]), "checksum": str(row["sum"] or 0)}}
+    return {"ids": "derived", "input": {"rows": result.stats["input_docs"], "checksum": checksum}}
 
 
 def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
@@ -644,6 +655,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     log.setLevel(getattr(logging, args.log_level))
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    if args.log_level != "DEBUG":
+        # pyspark logs a failed query's context at ERROR before raising it; the CLI reports
+        # the failure itself, in one line.
+        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
     start = time.perf_counter()
     spark, started = None, False
     try:

@@ -29,6 +29,7 @@ def remove_duplicates(
     *,
     id_col: str | None = None,
     ids: DataFrame | None = None,
+    broadcast: bool = False,
 ) -> DataFrame:
     """The rows of `df` whose id is not in `duplicates`.
 
@@ -40,25 +41,28 @@ def remove_duplicates(
     id_col : the id column of `df`; None for derived ids.
     ids : for derived ids, the key table ``[id, _dedup_h1, _dedup_h2, _dedup_pos]`` of the run
         that listed `duplicates` on these same rows (`FuzzyResult.ids`); None derives it again.
+    broadcast : send the ids to remove to every task (no shuffle of `df`); for lists that
+        fit in memory. Otherwise Spark decides (a broadcast when they are small, else one
+        shuffle of `df`).
 
     Returns
     -------
     DataFrame
-        `df` without the duplicate rows, same columns and types. The join with the (distinct)
-        ids to remove is a broadcast when they are few, else one shuffle of `df`.
+        `df` without the duplicate rows, same columns and types.
     """
     require_columns(duplicates, {"duplicates id": "id"})
     if id_col is not None:
         key = id_column(df, id_col)
         key_type = df.select(key.alias("k")).schema["k"].dataType
         remove = duplicates.select(F.col("id").cast(key_type).alias("_dedup_remove")).distinct()
+        remove = F.broadcast(remove) if broadcast else remove
         return df.join(remove, key == remove["_dedup_remove"], "left_anti")
     if ID_COL in df.columns:
         remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()
         return df.join(remove, on=ID_COL, how="left_anti").select(*df.columns)
     if ids is None:
         ids = derived_ids(with_content_keys(df).select(H1, H2, POS)).withColumnRenamed(ID_COL, "id")
-    return drop_rows(df, removed_row_keys(duplicates, ids))
+    return drop_rows(df, removed_row_keys(duplicates, ids), broadcast=broadcast)
 
 
 def removed_row_keys(duplicates: DataFrame, ids: DataFrame) -> DataFrame:
@@ -68,9 +72,17 @@ def removed_row_keys(duplicates: DataFrame, ids: DataFrame) -> DataFrame:
     return ids.join(remove, on="id").select(H1, H2, POS)
 
 
-def drop_rows(df: DataFrame, keys: DataFrame) -> DataFrame:
-    """The rows of `df` whose content keys are not in `keys` (`removed_row_keys`)."""
+def drop_rows(df: DataFrame, keys: DataFrame, *, broadcast: bool = False) -> DataFrame:
+    """The rows of `df` whose content keys are not in `keys` (`removed_row_keys`).
+
+    A row is matched by its input position and first content hash: the position alone names
+    it within a run, and the hash makes sure it is the same row (a position that named another
+    row, say after the input's splits changed, matches nothing, and the conservation check of
+    the CLI fails instead of a wrong row going).
+    """
     rows = with_content_keys(df)
-    return rows.join(keys, on=[H1, H2, POS], how="left_anti").select(
+    keys = keys.select(H1, POS)
+    keys = F.broadcast(keys) if broadcast else keys
+    return rows.join(keys, on=[H1, POS], how="left_anti").select(
         *[F.col(f"`{c}`") for c in df.columns]
     )

@@ -72,17 +72,20 @@ def keep_one_per_group(
     group: str,
     priority: str | None = None,
     ascending: bool = False,
+    order: str | None = None,
     partitions: int | None = None,
 ) -> DataFrame:
     """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``) that is
     not its group's keeper: the best `priority` (largest, or smallest with `ascending`; nulls
-    rank last), ties and no priority going to the smallest id.
+    rank last), ties and no priority going to the smallest id, or to the smallest `order`
+    column when given (a struct that ends with the id).
 
     The members are shuffled once, by group; the aggregations and hash joins all read it.
     """
     shuffled = members.repartition(partitions, group) if partitions else members.repartition(group)
+    first = F.min("id") if order is None else F.min(order)["id"]
     if priority is None:
-        keepers = shuffled.groupBy(group).agg(F.min("id").alias("kept_id"))
+        keepers = shuffled.groupBy(group).agg(first.alias("kept_id"))
     else:
         best = shuffled.groupBy(group).agg(
             (F.min(priority) if ascending else F.max(priority)).alias("_dedup_best")
@@ -93,7 +96,7 @@ def keep_one_per_group(
             shuffled.join(best.hint("shuffle_hash"), on=group)
             .where(top)
             .groupBy(group)
-            .agg(F.min("id").alias("kept_id"))
+            .agg(first.alias("kept_id"))
         )
     # Null-safe, so that no null filter is inferred for one side only (see `not_anchor`).
     return (
@@ -109,6 +112,7 @@ def group_duplicates(
     *,
     priority: bool = False,
     priority_ascending: bool = False,
+    order: str | None = None,
     partitions: int | None = None,
 ) -> DataFrame:
     """The documents to remove, from the scan table and the components of its band-key rows.
@@ -120,6 +124,8 @@ def group_duplicates(
     components : ``[id, component]`` of those rows (`connected_components`).
     priority : rank by the table's ``priority`` column (largest first, or smallest with
         `priority_ascending`); else the smallest id is kept.
+    order : a column of `table` ordering the documents for the keep rule instead of the id
+        (a struct ending with the id field ``id``); None orders by id.
     partitions : partitions of its two shuffles (by text, then by group); Spark's default
         when None.
 
@@ -130,7 +136,7 @@ def group_duplicates(
         of the band-key rows together with all exact copies of their texts, or the copies of a
         text that met no other text. Documents without a text are in no group.
     """
-    extra = ["priority"] if priority else []
+    extra = (["priority"] if priority else []) + ([order] if order else [])
     docs = table.where(F.col("t1").isNotNull()).select("id", "t1", "t2", *extra)
     docs = docs.repartition(partitions, "t1", "t2") if partitions else docs.repartition("t1", "t2")
     # All band-key rows of one text share every bucket, so they share a component.
@@ -160,5 +166,6 @@ def group_duplicates(
         group="_dedup_group",
         priority="priority" if priority else None,
         ascending=priority_ascending,
+        order=order,
         partitions=partitions,
     )

@@ -27,12 +27,12 @@ from sparkdedup.ids import (
     H2,
     ID_COL,
     POS,
+    assign_ids,
     check_unique_ids,
     derived_ids,
     id_column,
     require_columns,
     require_string_column,
-    with_content_keys,
 )
 from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach
@@ -50,10 +50,11 @@ class FuzzyResult:
     """What a fuzzy run produced.
 
     ``duplicates`` ``[id, kept_id]``; ``components`` ``[id, component]`` of the documents that
-    went through LSH; ``ids`` the narrow key table: ``[id]``, or for derived ids ``[id,
-    _dedup_h1, _dedup_h2, _dedup_pos]`` (what `sparkdedup.remove_duplicates` needs to find the
-    rows again without deriving the ids a second time); ``documents`` the input with its ids in
-    ``_dedup_id`` (lazy: derived ids cost a shuffle of the rows when it is used); ``stats``.
+    went through LSH (for derived ids, by input position); ``ids`` the narrow key table:
+    ``[id]``, or for derived ids ``[id, _dedup_h1, _dedup_h2, _dedup_pos]`` of the rows the
+    duplicates name (what `sparkdedup.remove_duplicates` needs to find them without deriving
+    every id); ``documents`` the input with its ids in ``_dedup_id`` (lazy: derived ids cost a
+    shuffle of the rows when it is used); ``stats``.
     """
 
     documents: DataFrame
@@ -78,14 +79,11 @@ def validate_input(df: DataFrame, config: FuzzyConfig) -> None:
         check_priority_type(df.schema[config.priority_col].dataType, config.priority_col)
 
 
-def _documents(df: DataFrame, config: FuzzyConfig, keys: DataFrame) -> DataFrame:
-    """The input with its ids (lazy): the user's column, or the derived ids joined back."""
+def _documents(df: DataFrame, config: FuzzyConfig) -> DataFrame:
+    """The input with its ids (lazy): the user's column, or every row's derived id."""
     if config.id_col is not None:
         return df.withColumn(ID_COL, id_column(df, config.id_col))
-    rows = with_content_keys(df)
-    return rows.join(keys, on=[H1, H2, POS]).select(
-        *[F.col(f"`{c}`") for c in df.columns], F.col("id").alias(ID_COL)
-    )
+    return assign_ids(df)
 
 
 def run_fuzzy(
@@ -97,10 +95,13 @@ def run_fuzzy(
 ) -> FuzzyResult:
     """Run every stage through `runner` (cached or persisted) and collect the statistics.
 
-    Stages: ``minhash`` (the scan: one read of the corpus), ``ids`` (derived ids from the
-    scan's keys; for user ids the uniqueness check, unless ``assume_unique_ids``), ``edges``
-    (LSH, `bands_per_iteration` bands at a time, each group materialised before the next),
-    ``components``, ``duplicates``. Each stage is released once the stages reading it are done.
+    Stages: ``minhash`` (the scan: one read of the corpus); for user ids ``ids``, the
+    uniqueness check (unless ``assume_unique_ids``); ``edges`` (LSH, `bands_per_iteration`
+    bands at a time, each group materialised before the next); ``components``; then
+    ``duplicates``. With derived ids the rows are known by their input position until
+    ``groups`` (the duplicates by position), then ``ids`` derives the ids of the rows named
+    there and ``duplicates`` maps them. Each stage is released once the stages reading it are
+    done.
     """
     validate_input(df, config)
     spark = df.sparkSession
@@ -148,20 +149,18 @@ def run_fuzzy(
     summary = _summary(scan, config)
     n_docs = summary["rows"]
     doc_parts = partitions_for(spark, n_docs * _DOC_ROW_BYTES)
-    if config.id_col is None:
-        table = runner.run(
-            "ids",
-            keys_fp,
-            lambda: derived_ids(scan, doc_parts).withColumnRenamed(ID_COL, "id"),
-        )
-        runner.release("minhash")
+    derived = config.id_col is None
+    if derived:
+        # Inside the workflow a row is known by its input position (unique in the run); the
+        # keep rule orders rows as their derived ids would, and derived ids are worked out at
+        # the end for the rows the output names only.
+        table = scan.withColumn("id", F.col(POS)).withColumn("_dedup_order", _id_order())
     else:
         table = scan
         if not config.assume_unique_ids:
             runner.timed(
                 "ids", n_docs, lambda: check_unique_ids(scan.select("id"), name=config.id_col)
             )
-    keys = table.select("id", H1, H2, POS) if config.id_col is None else table.select("id")
 
     def edges() -> DataFrame:
         parts = []
@@ -196,18 +195,26 @@ def run_fuzzy(
         ),
     )
     runner.release("edges")
-    duplicates = runner.run(
-        "duplicates",
-        dict(cc_fp, priority_ascending=config.priority_ascending),
+    dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
+    pairs = runner.run(
+        "groups" if derived else "duplicates",
+        dup_fp,
         lambda: group_duplicates(
             table,
             components,
             priority=config.priority_col is not None,
             priority_ascending=config.priority_ascending,
+            order="_dedup_order" if derived else None,
             partitions=doc_parts,
         ),
         partitions=doc_parts,
     )
+    if derived:
+        keys = runner.run("ids", dup_fp, lambda: _output_ids(scan, pairs))
+        duplicates = runner.run("duplicates", dup_fp, lambda: _with_derived_ids(pairs, keys))
+        runner.release("groups")
+    else:
+        keys, duplicates = table.select("id"), pairs
     removed = runner.rows["duplicates"]
     groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
     stats = {
@@ -219,6 +226,7 @@ def run_fuzzy(
         "null_or_empty_text_docs": n_docs - summary["with_text"],
         "minhashed_docs": summary["nodes"],
         "edges": runner.rows["edges"],
+        "content_checksum": str(summary["checksum"]) if config.id_col is None else None,
         "device": device,
         "seconds": dict(runner.seconds),
     }
@@ -230,11 +238,50 @@ def run_fuzzy(
             config.text_col,
         )
     return FuzzyResult(
-        documents=_documents(df, config, keys),
+        documents=_documents(df, config),
         duplicates=duplicates,
         components=components,
         ids=keys,
         stats=stats,
+    )
+
+
+def _id_order() -> Any:
+    """The order of derived ids, from the scan's keys: the 31-bit prefix of h1, then h1, h2 and
+    the input position (`sparkdedup.ids.derived_ids`)."""
+    prefix = F.shiftrightunsigned(F.col(H1), 33)
+    return F.struct(
+        prefix.alias("p"), F.col(H1).alias("h1"), F.col(H2).alias("h2"), F.col(POS).alias("id")
+    )
+
+
+def _output_ids(scan: DataFrame, pairs: DataFrame) -> DataFrame:
+    """``[id, _dedup_h1, _dedup_h2, _dedup_pos]``: the derived ids of the rows `pairs` (input
+    positions) names. A derived id ranks a row among the rows of its h1 prefix, so those
+    prefixes' rows (a narrow selection of the scan) are ranked; no other row is."""
+    named = pairs.select(F.col("id").alias(POS)).unionByName(
+        pairs.select(F.col("kept_id").alias(POS))
+    )
+    keys = scan.select(H1, H2, POS)
+    wanted = (
+        keys.join(named.distinct(), on=POS)
+        .select(F.shiftrightunsigned(F.col(H1), 33).alias("_dedup_p"))
+        .distinct()
+    )
+    ranked = derived_ids(
+        keys.join(wanted, F.shiftrightunsigned(F.col(H1), 33) == F.col("_dedup_p"), "left_semi")
+    )
+    return ranked.join(named.distinct(), on=POS).select(F.col(ID_COL).alias("id"), H1, H2, POS)
+
+
+def _with_derived_ids(pairs: DataFrame, keys: DataFrame) -> DataFrame:
+    """`pairs` (input positions) as ``[id, kept_id]`` of derived ids."""
+    ids = keys.select(F.col(POS), F.col("id").alias("_dedup_derived"))
+    return (
+        pairs.join(ids.withColumnRenamed(POS, "id"), on="id")
+        .select(F.col("_dedup_derived").alias("id"), "kept_id")
+        .join(ids.withColumnRenamed(POS, "kept_id"), on="kept_id")
+        .select("id", F.col("_dedup_derived").alias("kept_id"))
     )
 
 
@@ -245,13 +292,16 @@ def _parallelism(spark: Any) -> int:
 
 
 def _summary(scan: DataFrame, config: FuzzyConfig) -> dict[str, int]:
-    """Row counts of the scan table, in one pass over it (a narrow table, not the corpus)."""
+    """Row counts of the scan table, and for derived ids the sum of the rows' content hashes
+    (`sparkdedup.ids.content_checksum`), in one pass over it (a narrow table)."""
+    content = F.sum(F.col(H1).cast("decimal(38,0)")) if config.id_col is None else F.lit(0)
     row = scan.agg(
         F.count(F.lit(1)).alias("rows"),
         F.count("t1").alias("with_text"),
         F.count(band_col(0)).alias("nodes"),
+        content.alias("checksum"),
     ).first()
-    return {k: int(row[k] or 0) for k in ("rows", "with_text", "nodes")}
+    return {k: int(row[k] or 0) for k in ("rows", "with_text", "nodes", "checksum")}
 
 
 def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params: Any) -> DataFrame:

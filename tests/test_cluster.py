@@ -1,0 +1,282 @@
+"""The fuzzy CLI at scale, as processes: the corpus read and shuffled a counted number of times
+(from Spark's event log), a small driver, a lost executor, a killed driver, a huge document."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ENV = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable)
+QUIET = ["--spark-conf", "spark.ui.enabled=false"]
+
+
+def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sparkdedup.cli", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _corpus(path: Path, n: int, words: int, seed: int = 3) -> Path:
+    """`n` documents of `words` random words; every fifth is a copy of the one before with
+    one word changed."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    vocab = np.array([f"w{i:04d}" for i in range(5000)])
+    tokens = rng.integers(0, len(vocab), size=(n, words))
+    copies = np.arange(n) % 5 == 4
+    tokens[copies] = tokens[np.flatnonzero(copies) - 1]
+    tokens[copies, 0] = rng.integers(0, len(vocab), size=copies.sum())
+    texts = [" ".join(row) for row in vocab[tokens]]
+    path.mkdir(parents=True)
+    table = pa.table({"id": np.arange(n, dtype=np.int64), "text": texts})
+    for k in range(4):
+        pq.write_table(table.slice(k * n // 4, n // 4), path / f"part-{k}.parquet")
+    return path
+
+
+def _pairs(out: Path) -> set[tuple]:
+    return {tuple(r) for r in pd.read_parquet(out / "duplicates").itertuples(index=False)}
+
+
+# --------------------------------------------------------------------------- passes
+def _stage_bytes(event_dir: Path) -> dict[int, dict[str, int]]:
+    """Per Spark stage: bytes read from files and bytes written to shuffles."""
+    stages: dict[int, dict[str, int]] = defaultdict(lambda: {"read": 0, "shuffled": 0})
+    for log in glob.glob(str(event_dir / "*")):
+        with open(log, encoding="utf-8") as fh:
+            for line in fh:
+                event = json.loads(line)
+                if event.get("Event") != "SparkListenerTaskEnd":
+                    continue
+                metrics = event.get("Task Metrics") or {}
+                stage = stages[event["Stage ID"]]
+                stage["read"] += metrics.get("Input Metrics", {}).get("Bytes Read", 0)
+                written = metrics.get("Shuffle Write Metrics", {})
+                stage["shuffled"] += written.get("Shuffle Bytes Written", 0)
+    return stages
+
+
+@pytest.fixture(scope="module")
+def passes_corpus(tmp_path_factory) -> tuple[Path, int]:
+    root = tmp_path_factory.mktemp("passes")
+    path = _corpus(root / "docs", 4000, 300)  # about 2 KB a document
+    size = sum(os.path.getsize(p) for p in path.iterdir())
+    return path, size
+
+
+@pytest.mark.parametrize(
+    "ids, broadcast, reads, shuffles",
+    [
+        ("user", True, 2, 0),  # the scan, and the final write (the removals broadcast)
+        ("derived", True, 2, 0),  # derived ids shuffle the narrow keys, not the rows
+        ("user", False, 2, 1),  # removals too many to broadcast: one shuffle of the rows
+    ],
+)
+def test_corpus_reads_and_shuffles_are_counted(
+    passes_corpus, tmp_path, ids, broadcast, reads, shuffles
+):
+    """One CLI run reads the corpus `reads` times and shuffles it `shuffles` times (a stage
+    that reads or shuffles at least half of the input's bytes), as the README states."""
+    path, size = passes_corpus
+    events = tmp_path / "events"
+    events.mkdir()
+    args = ["fuzzy", "--input", str(path), "--input-format", "parquet", "--output"]
+    args += [str(tmp_path / "o"), "--master", "local[2]", *QUIET]
+    args += ["--spark-conf", "spark.eventLog.enabled=true"]
+    args += ["--spark-conf", f"spark.eventLog.dir={events}"]
+    if ids == "user":
+        args += ["--id-col", "id"]
+    if not broadcast:
+        args += ["--spark-conf", "spark.sql.autoBroadcastJoinThreshold=-1"]
+    run = _cli(*args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stages = _stage_bytes(events).values()
+    big_reads = [s for s in stages if s["read"] >= size / 2]
+    big_shuffles = [s for s in stages if s["shuffled"] >= size / 2]
+    assert len(big_reads) == reads, (size, sorted(stages, key=lambda s: -s["read"])[:6])
+    assert len(big_shuffles) == shuffles, (size, sorted(stages, key=lambda s: -s["shuffled"])[:6])
+
+
+# --------------------------------------------------------------------------- small driver
+def test_derived_ids_with_a_1g_driver_and_4m_results(tmp_path):
+    """200,000 documents without an id column, a 1 GB driver and a 4 MB maxResultSize: nothing
+    corpus-sized reaches the driver, and the connected-components limit follows
+    maxResultSize (65,536 edges) instead of failing."""
+    path = _corpus(tmp_path / "docs", 200_000, 12)
+    run = _cli(
+        "fuzzy",
+        "--input",
+        str(path),
+        "--input-format",
+        "parquet",
+        "--output",
+        str(tmp_path / "o"),
+        "--master",
+        "local[2]",
+        "--spark-conf",
+        "spark.driver.memory=1g",
+        "--spark-conf",
+        "spark.driver.maxResultSize=4m",
+        *QUIET,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+    assert stats["input_docs"] == 200_000 and stats["removed_docs"] >= 39_000
+    assert "max_driver_edges=65536" in run.stderr
+
+
+# --------------------------------------------------------------------------- faults
+@pytest.fixture(scope="module")
+def fault_corpus(tmp_path_factory) -> tuple[Path, set]:
+    root = tmp_path_factory.mktemp("faults")
+    path = _corpus(root / "docs", 20_000, 60)
+    base = _cli(
+        "fuzzy", "--input", str(path), "--input-format", "parquet", "--id-col", "id",
+        "--output", str(root / "base"), "--master", "local[2]", *QUIET,
+    )  # fmt: skip
+    assert base.returncode == 0, base.stderr[-3000:]
+    return path, _pairs(root / "base")
+
+
+def _watch(proc: subprocess.Popen, marker: str, then, lines: list[str]) -> threading.Thread:
+    def run() -> None:
+        fired = False
+        for line in proc.stderr:
+            lines.append(line)
+            if not fired and marker in line:
+                fired = True
+                then()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_lost_executor_costs_a_recomputation(fault_corpus, tmp_path):
+    """local-cluster with two executors; one is killed once the scan is done: the run still
+    succeeds and writes the same duplicates."""
+    path, expected = fault_corpus
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
+         "--input-format", "parquet", "--id-col", "id", "--output", str(out),
+         "--master", "local-cluster[2,1,1024]", *QUIET],
+        stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    killed: list[int] = []
+
+    def kill_an_executor() -> None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "CoarseGrainedExecutorBackend" in " ".join(child.cmdline()):
+                    child.kill()
+                    killed.append(child.pid)
+                    return
+            except psutil.Error:
+                continue
+
+    lines: list[str] = []
+    watcher = _watch(proc, "sparkdedup stage minhash", kill_an_executor, lines)
+    assert proc.wait(timeout=900) == 0, "".join(lines)[-3000:]
+    watcher.join(timeout=10)
+    assert killed, "no executor was found to kill"
+    assert _pairs(out) == expected
+
+
+def test_a_killed_driver_resumes_from_the_cache(fault_corpus, tmp_path):
+    """The driver is killed once the LSH edges are written; the same command again resumes
+    from the stage cache (no --overwrite: a run that never finished wrote no output) and
+    writes the same duplicates."""
+    path, expected = fault_corpus
+    out = tmp_path / "o"
+    args = [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
+            "--input-format", "parquet", "--id-col", "id", "--output", str(out),
+            "--master", "local[2]", *QUIET]  # fmt: skip
+    proc = subprocess.Popen(
+        args, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True
+    )
+    lines: list[str] = []
+    watcher = _watch(
+        proc, "sparkdedup stage edges", lambda: os.killpg(proc.pid, signal.SIGKILL), lines
+    )
+    proc.wait(timeout=900)
+    watcher.join(timeout=10)
+    assert proc.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
+    assert not (out / "duplicates").exists()
+    time.sleep(1)
+    again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=900, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["resumed_stages"][:2] == ["minhash", "edges"], stats["resumed_stages"]
+    assert _pairs(out) == expected
+    assert not [p for p in os.listdir(out) if p.startswith("_sparkdedup_staging")]
+
+
+# --------------------------------------------------------------------------- huge documents
+def test_a_50_mb_document_needs_under_1_gb_in_a_python_worker(tmp_path):
+    """Two 50 MB documents (one an edited copy of the other) among small ones: Arrow batches
+    close at 64 MB and the kernel hashes long documents in 1 MiB pieces, so no Python worker
+    goes past 1 GB; the copy is found."""
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    vocab = np.array([f"word{i:05d}" for i in range(20000)])
+    big = " ".join(vocab[rng.integers(0, len(vocab), size=50 * 1024 * 1024 // 10)])
+    edited = big[:1000] + "CHANGED" + big[1007:]
+    small = [" ".join(vocab[rng.integers(0, len(vocab), size=80)]) for _ in range(200)]
+    path = tmp_path / "docs"
+    path.mkdir()
+    texts = [big, *small[:100], edited, *small[100:]]
+    pq.write_table(pa.table({"id": list(range(len(texts))), "text": texts}), path / "a.parquet")
+    del big, edited, texts
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
+         "--input-format", "parquet", "--id-col", "id", "--output", str(tmp_path / "o"),
+         "--master", "local[2]", "--spark-conf", "spark.driver.memory=2g", *QUIET],
+        stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    peak = {"rss": 0}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            try:
+                children = psutil.Process(proc.pid).children(recursive=True)
+            except psutil.Error:
+                break
+            for child in children:
+                try:
+                    if "pyspark.daemon" in " ".join(child.cmdline()):
+                        peak["rss"] = max(peak["rss"], child.memory_info().rss)
+                except psutil.Error:
+                    continue
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, err = proc.communicate(timeout=900)
+    sampler.join(timeout=5)
+    assert proc.returncode == 0, err[-3000:]
+    assert 0 < peak["rss"] < 1024**3, peak
+    assert (101, 0) in _pairs(tmp_path / "o")
