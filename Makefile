@@ -46,6 +46,7 @@ demo: venv
 
 bench: venv jar
 	$(PY) -m benchmarks.run --publish
+	$(PY) -m benchmarks.scale --publish
 
 lint: venv
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -61,21 +61,52 @@ def _pairs(out: Path) -> set[tuple]:
 
 
 # --------------------------------------------------------------------------- passes
-def _stage_bytes(event_dir: Path) -> dict[int, dict[str, int]]:
-    """Per Spark stage: bytes read from files and bytes written to shuffles."""
-    stages: dict[int, dict[str, int]] = defaultdict(lambda: {"read": 0, "shuffled": 0})
+def _events(event_dir: Path) -> list[dict]:
+    out = []
     for log in glob.glob(str(event_dir / "*")):
         with open(log, encoding="utf-8") as fh:
-            for line in fh:
-                event = json.loads(line)
-                if event.get("Event") != "SparkListenerTaskEnd":
-                    continue
-                metrics = event.get("Task Metrics") or {}
-                stage = stages[event["Stage ID"]]
-                stage["read"] += metrics.get("Input Metrics", {}).get("Bytes Read", 0)
-                written = metrics.get("Shuffle Write Metrics", {})
-                stage["shuffled"] += written.get("Shuffle Bytes Written", 0)
-    return stages
+            out += [json.loads(line) for line in fh]
+    return out
+
+
+def _input_scans(events: list[dict], location: str) -> dict[int, str]:
+    """Accumulator id of "number of output rows" -> read schema, for every scan of the input
+    directory in the SQL plans (the first plan of each query and its adaptive updates)."""
+    scans: dict[int, str] = {}
+
+    def walk(node: dict) -> None:
+        meta = node.get("metadata") or {}
+        if node.get("nodeName", "").startswith("Scan") and location in meta.get("Location", ""):
+            for metric in node.get("metrics", []):
+                if metric["name"] == "number of output rows":
+                    scans[metric["accumulatorId"]] = meta.get("ReadSchema", "")
+        for child in node.get("children", []):
+            walk(child)
+
+    for event in events:
+        if event["Event"].endswith(("SQLExecutionStart", "SQLAdaptiveExecutionUpdate")):
+            walk(event["sparkPlanInfo"])
+    return scans
+
+
+def _passes(event_dir: Path, location: str, rows: int, size: int) -> tuple[int, int]:
+    """(reads, shuffles) of the corpus in one run: scans of the input that read the text of at
+    least half its rows, and Spark stages that shuffle at least half its bytes."""
+    events = _events(event_dir)
+    scans = _input_scans(events, location)
+    scanned: dict[int, int] = defaultdict(int)
+    shuffled: dict[int, int] = defaultdict(int)
+    for event in events:
+        if event["Event"] != "SparkListenerTaskEnd":
+            continue
+        for acc in event.get("Task Info", {}).get("Accumulables", []):
+            if acc.get("ID") in scans and "text" in scans[acc["ID"]]:
+                scanned[acc["ID"]] += int(acc.get("Update") or 0)
+        metrics = event.get("Task Metrics") or {}
+        written = metrics.get("Shuffle Write Metrics", {}).get("Shuffle Bytes Written", 0)
+        shuffled[event["Stage ID"]] += written
+    reads = sum(1 for n in scanned.values() if n >= rows / 2)
+    return reads, sum(1 for n in shuffled.values() if n >= size / 2)
 
 
 @pytest.fixture(scope="module")
@@ -106,17 +137,15 @@ def test_corpus_reads_and_shuffles_are_counted(
     args += [str(tmp_path / "o"), "--master", "local[2]", *QUIET]
     args += ["--spark-conf", "spark.eventLog.enabled=true"]
     args += ["--spark-conf", f"spark.eventLog.dir={events}"]
+    args += ["--spark-conf", "spark.eventLog.rolling.enabled=false"]
+    args += ["--spark-conf", "spark.eventLog.compress=false"]
     if ids == "user":
         args += ["--id-col", "id"]
     if not broadcast:
         args += ["--spark-conf", "spark.sql.autoBroadcastJoinThreshold=-1"]
     run = _cli(*args)
     assert run.returncode == 0, run.stderr[-3000:]
-    stages = _stage_bytes(events).values()
-    big_reads = [s for s in stages if s["read"] >= size / 2]
-    big_shuffles = [s for s in stages if s["shuffled"] >= size / 2]
-    assert len(big_reads) == reads, (size, sorted(stages, key=lambda s: -s["read"])[:6])
-    assert len(big_shuffles) == shuffles, (size, sorted(stages, key=lambda s: -s["shuffled"])[:6])
+    assert _passes(events, str(path), 4000, size) == (reads, shuffles)
 
 
 # --------------------------------------------------------------------------- small driver
@@ -143,7 +172,7 @@ def test_derived_ids_with_a_1g_driver_and_4m_results(tmp_path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     stats = json.loads((tmp_path / "o" / "stats.json").read_text())
-    assert stats["input_docs"] == 200_000 and stats["removed_docs"] >= 39_000
+    assert stats["input_docs"] == 200_000 and stats["removed_docs"] > 25_000
     assert "max_driver_edges=65536" in run.stderr
 
 
