@@ -526,31 +526,17 @@ def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path):
     )
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert "ERROR" not in ok.stderr and "Exception" not in ok.stderr, ok.stderr[-3000:]
-    assert (
-        ok.stderr.strip().splitlines()[-1].startswith("sparkdedup fuzzy: ")
-        or "sparkdedup fuzzy:" in ok.stdout
-    )
+    assert ok.stdout.startswith("sparkdedup fuzzy: "), ok.stdout
+    # A failing run (local[2] is enough: the session is stopped the same way) ends with one
+    # error line and no Spark trace either.
     with open(corpus / "a.jsonl", "a", encoding="utf-8") as f:
         f.write("{oops\n")
+    common[1] = "local[2]"
     bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sparkdedup.cli",
-            "fuzzy",
-            "--input",
-            str(corpus),
-            *FUZZY,
-            "--output",
-            str(tmp_path / "o2"),
-            *common,
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        timeout=600,
-        check=False,
-    )
+        [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(corpus), *FUZZY,
+         "--output", str(tmp_path / "o2"), *common],
+        capture_output=True, text=True, env=ENV, timeout=600, check=False,
+    )  # fmt: skip
     assert bad.returncode == 2
     err = bad.stderr.strip().splitlines()
     assert err[-1].startswith("sparkdedup: error: bad input record in ") and "line 31" in err[-1]
@@ -623,3 +609,35 @@ def test_parquet_rows_without_id_are_bad_records(spark, tmp_path, capsys):
     q = pq.read_table(tmp_path / "o2" / "quarantine").to_pylist()
     assert [r["text"] for r in q] == ["orphan text here"]
     assert q[0]["_sparkdedup_reason"] == "id column 'id' is null"
+
+
+def test_unwritable_output_or_cache_is_one_line(spark, corpus, tmp_path, capsys):
+    before = _digest(corpus)
+    for extra in (
+        ["--output", "/proc/sparkdedup/out"],
+        ["--output", str(tmp_path / "o"), "--cache-path", "/proc/sparkdedup"],
+    ):
+        code, lines = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, *extra)
+        assert code == 2
+        line = _error_line(lines)
+        assert "cannot be written" in line and "/proc/sparkdedup" in line, line
+    assert _digest(corpus) == before
+    assert not (tmp_path / "o" / "duplicates").exists()
+
+
+@pytest.mark.parametrize("command", ["fuzzy", "semantic", "remove"])
+def test_every_command_follows_the_output_rules(spark, corpus, tmp_path, capsys, command):
+    """One shared place: each command refuses an --output inside its --input."""
+    extra = {
+        "fuzzy": FUZZY,
+        "semantic": ["--input-format", "jsonl", "--id-col", "id", "--embedding-col", "emb"],
+        "remove": [
+            "--input-format", "jsonl", "--id-col", "id", "--duplicates", str(tmp_path / "d"),
+        ],
+    }[command]  # fmt: skip
+    before = _digest(corpus)
+    code, lines = _run(
+        capsys, command, "--input", str(corpus), *extra, "--output", str(corpus / "x")
+    )
+    assert code == 2 and "is inside --input" in _error_line(lines)
+    assert _digest(corpus) == before

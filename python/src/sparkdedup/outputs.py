@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -125,12 +126,26 @@ def prepare_cache(spark: SparkSession, path: str, option: str = "--cache-path") 
                 f"a new or empty {option}"
             )
         return
-    fs.mkdirs(spark, path)
-    fs.write_text(
-        spark,
-        f"{path.rstrip('/')}/{CACHE_MARKER}",
-        json.dumps({"sparkdedup_version": __version__, "kind": "stage cache"}),
-    )
+    with _writable(option, path):
+        fs.mkdirs(spark, path)
+        fs.write_text(
+            spark,
+            f"{path.rstrip('/')}/{CACHE_MARKER}",
+            json.dumps({"sparkdedup_version": __version__, "kind": "stage cache"}),
+        )
+
+
+@contextmanager
+def _writable(option: str, path: str) -> Iterator[None]:
+    """A file system refusal to create `path` becomes a one-line ConfigError naming it."""
+    from py4j.protocol import Py4JJavaError
+
+    from sparkdedup.io import first_line
+
+    try:
+        yield
+    except Py4JJavaError as err:
+        raise ConfigError(f"{option} {path!r} cannot be written: {first_line(err)}") from err
 
 
 class OutputDir:
@@ -190,12 +205,13 @@ class OutputDir:
             self.staging = f"{parent}/{STAGING_PREFIX}{token}-{name}"
         else:
             self.staging = f"{self.root}/{STAGING_PREFIX}{token}"
-        fs.mkdirs(self.spark, self.staging)
-        fs.write_text(
-            self.spark,
-            f"{self.staging}/{_STAGING_MARKER}",
-            json.dumps({"sparkdedup_version": __version__, "target": self.root}),
-        )
+        with _writable(self.option, self.display):
+            fs.mkdirs(self.spark, self.staging)
+            fs.write_text(
+                self.spark,
+                f"{self.staging}/{_STAGING_MARKER}",
+                json.dumps({"sparkdedup_version": __version__, "target": self.root}),
+            )
 
     def _parent_and_name(self) -> tuple[str, str]:
         parent, _, name = self.root.rpartition("/")
