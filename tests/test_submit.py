@@ -165,6 +165,8 @@ def test_databricks_job_runs_the_cli_with_the_rapids_plugin() -> None:
         assert os.path.isfile(os.path.join(ROOT, python_task["python_file"]))
         commands.append(python_task["parameters"][0])
         assert "--device" in python_task["parameters"]
+        # A scheduled job replaces its own earlier outputs (never other files) on each run.
+        assert "--overwrite" in python_task["parameters"]
     assert commands == ["fuzzy", "semantic"]
     # the GPU settings agree with the rapids-gpu profile, except Databricks' own variants
     databricks_variants = {

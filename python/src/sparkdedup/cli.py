@@ -258,7 +258,7 @@ def _session(args: argparse.Namespace) -> tuple[Any, bool]:
     spark_level = _SPARK_LOG_LEVEL[args.log_level]
     builder = builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
     builder = builder.config("spark.log.level", conf.get("spark.log.level", spark_level))
-    # Checkpoints (derived ids, distributed connected components) are deleted once unused.
+    # Checkpoints (of distributed connected components) are deleted once unused.
     builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
     started = SparkSession.getActiveSession() is None
     spark = builder.getOrCreate()
@@ -292,7 +292,7 @@ def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
     if (
         cache == out
         or out.startswith(cache.rstrip("/") + "/")
-        or (inside and cache[len(out) + 1 :].split("/")[0] in (*_WORKFLOW_OUTPUTS, "quarantine"))
+        or (inside and cache[len(out) + 1 :].split("/")[0] in _WORKFLOW_OUTPUTS)
     ):
         raise ConfigError(
             f"--cache-path {args.cache_path!r} overlaps the outputs in --output {args.output!r}; "

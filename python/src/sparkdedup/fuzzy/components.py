@@ -26,13 +26,14 @@ from pyspark.sql import types as T
 
 from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
+from sparkdedup.ids import INTEGRAL
 from sparkdedup.sizing import parse_bytes
 
 __all__ = ["connected_components"]
 
 log = logging.getLogger("sparkdedup")
 
-_ID_TYPES = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.StringType)
+_ID_TYPES = (*INTEGRAL, T.StringType)
 # Edges per partition of the distributed rounds; small graphs get few tasks, big ones many.
 _EDGES_PER_PARTITION = 1_000_000
 #: Bytes an edge takes when collected (two int64 in Arrow); the driver path may use a quarter

@@ -16,10 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
-from sparkdedup.errors import ConfigError, SchemaError
-from sparkdedup.ids import require_columns, require_string_column
+from sparkdedup.errors import ConfigError
+from sparkdedup.ids import INTEGRAL, id_column, require_string_column
 from sparkdedup.kernels.bandhash import band_hashes
 from sparkdedup.kernels.minhash import (
     DEVICES,
@@ -30,24 +29,14 @@ from sparkdedup.kernels.minhash import (
 )
 
 _TEXT = "_dedup_text"
-_INTEGRAL = (T.ByteType, T.ShortType, T.IntegerType, T.LongType)
 
 
 def _id_and_text(df: DataFrame, text_col: str, id_col: str) -> tuple[DataFrame, str]:
     """Validate the columns and project them to ``[id, _dedup_text]``; returns the id DDL type."""
-    require_columns(df, {"id": id_col})
+    ids = id_column(df, id_col)
     require_string_column(df, text_col, "text")
-    id_type = df.schema[id_col].dataType
-    if isinstance(id_type, _INTEGRAL):
-        id_expr, id_ddl = F.col(id_col).cast("long"), "bigint"
-    elif isinstance(id_type, T.StringType):
-        id_expr, id_ddl = F.col(id_col), "string"
-    else:
-        raise SchemaError(
-            f"id column {id_col!r} must be of an integer or string type, "
-            f"got {id_type.simpleString()}"
-        )
-    return df.select(id_expr.alias("id"), F.col(text_col).alias(_TEXT)), id_ddl
+    id_ddl = "bigint" if isinstance(df.schema[id_col].dataType, INTEGRAL) else "string"
+    return df.select(ids.alias("id"), F.col(text_col).alias(_TEXT)), id_ddl
 
 
 def _check_common(
