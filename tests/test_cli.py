@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -24,15 +26,31 @@ SPARK_ARGS = [
 ]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "sparkdedup.cli", *args],
         check=False,
         capture_output=True,
         text=True,
-        env=ENV,
+        env=env or ENV,
         timeout=600,
     )
+
+
+def _settled_dump(directory, timeout: float = 180.0) -> str:
+    """The class-data archive a finished CLI run's JVM wrote as it exited (in the background),
+    once complete; backdated so that the next run takes it as settled."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        dumps = sorted(glob.glob(os.path.join(str(directory), "jvm", "*.tmp")))
+        size = os.path.getsize(dumps[0]) if dumps else None
+        if size and size == last:
+            os.utime(dumps[0], (time.time() - 3600, time.time() - 3600))
+            return dumps[0]
+        last = size
+        time.sleep(2)
+    raise AssertionError(f"no class-data archive was written under {directory}")
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +77,12 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
         str(out),
         *SPARK_ARGS,
     ]
-    first = _cli(*args)
+    # The runs share a class-data archive directory of their own: the first run writes the
+    # archive, the last one maps it (sparkdedup.driver_jvm).
+    env = dict(ENV, SPARKDEDUP_CACHE_DIR=str(root / "jvm-cache"))
+    first = _cli(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert len(first.stdout.splitlines()) == 1, first.stdout  # no JVM messages on stdout
     for stage in ("minhash", "ids", "edges", "components", "duplicates"):
         assert f"sparkdedup stage {stage}" in first.stderr, first.stderr[-3000:]
     stats = json.loads((out / "stats.json").read_text())
@@ -84,10 +106,10 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     assert report["precision"] >= 0.95 and report["recall"] >= 0.8, report
 
     # A rerun into the same --output replaces the earlier outputs only with --overwrite.
-    refused = _cli(*args)
+    refused = _cli(*args, env=env)
     assert refused.returncode == 2 and "--overwrite" in refused.stderr.strip().splitlines()[-1]
     args.append("--overwrite")
-    second = _cli(*args)
+    second = _cli(*args, env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     again = json.loads((out / "stats.json").read_text())
     assert again["resumed_stages"] == ["minhash", "edges", "components", "duplicates"]
@@ -95,8 +117,23 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
 
     # A changed parameter recomputes the stages it affects; a pure performance knob (bands per
     # shuffle) changes nothing that was computed.
-    third = _cli(*args, "--priority-ascending", "--bands-per-iteration", "20")
+    dump = _settled_dump(root / "jvm-cache")
+    loaded = root / "classes.log"
+    third = _cli(
+        *args,
+        "--priority-ascending",
+        "--bands-per-iteration",
+        "20",
+        "--spark-conf",
+        f"spark.driver.extraJavaOptions=-Xlog:class+load=info:file={loaded}",
+        env=env,
+    )
     assert third.returncode == 0, third.stderr[-3000:]
+    assert len(third.stdout.splitlines()) == 1, third.stdout
+    # The JVM started from the archive (the first run's classes), the dump in its place.
+    assert os.path.exists(dump.rsplit(".", 2)[0]) and not os.path.exists(dump)
+    shared = loaded.read_text().count("source: shared objects file (top)")
+    assert shared > 5000, shared
     third_stats = json.loads((out / "stats.json").read_text())
     assert third_stats["resumed_stages"] == ["minhash", "edges", "components"]
     assert third_stats["removed_docs"] == stats["removed_docs"]

@@ -104,6 +104,28 @@ def test_device_is_decided_by_the_executors(spark):
         sparkdedup.fuzzy_duplicates(docs, id_col="id", device="gpu")
 
 
+def test_device_probe_in_background_is_the_answer_resolve_takes(spark):
+    """The CLI starts the executors' probe before reading its input; resolving the device then
+    takes that probe's answer (no second probe job), and its error when a GPU is missing."""
+    from sparkdedup import device
+
+    jobs_before = spark.sparkContext.statusTracker().getJobIdsForGroup(None)
+    device.probe_in_background("auto", spark)
+    assert device.resolve_device("auto", spark) == "cpu"
+    probes = [
+        j
+        for j in spark.sparkContext.statusTracker().getJobIdsForGroup(None)
+        if j not in jobs_before
+    ]
+    assert len(probes) == 1, probes
+    device.probe_in_background("gpu", spark)
+    with pytest.raises(BackendUnavailableError, match="tasks probed on the executors"):
+        device.resolve_device("gpu", spark)
+    assert not device._PENDING
+    device.probe_in_background("cpu", spark)  # nothing to probe
+    assert not device._PENDING
+
+
 @pytest.mark.parametrize("bands_per_iteration", [1, 5, 20])
 def test_band_groups_are_materialised_in_turn(spark, bands_per_iteration, tmp_path):
     """Each group of bands is written before the next starts (peak shuffle and storage are one

@@ -237,6 +237,20 @@ def _spark_conf(args: argparse.Namespace) -> dict[str, str]:
     return conf
 
 
+def _starts_jvm(conf: dict[str, str], master: str | None) -> bool:
+    """Whether building the session launches a driver JVM in this process (not under
+    spark-submit, not Spark Connect, no JVM started before)."""
+    from pyspark import SparkContext
+
+    remote = conf.get("spark.remote") or os.environ.get("SPARK_REMOTE")
+    return (
+        SparkContext._gateway is None  # noqa: SLF001 - the only sign that no JVM is up yet
+        and "PYSPARK_GATEWAY_PORT" not in os.environ
+        and not remote
+        and not str(master or conf.get("spark.master", "")).startswith("sc://")
+    )
+
+
 def _session(args: argparse.Namespace) -> tuple[Any, bool]:
     """The Spark session, and whether this call started it (then `main` stops it)."""
     from pyspark.sql import SparkSession
@@ -261,6 +275,12 @@ def _session(args: argparse.Namespace) -> tuple[Any, bool]:
     # Checkpoints (of distributed connected components) are deleted once unused.
     builder = builder.config("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
     started = SparkSession.getActiveSession() is None
+    if _starts_jvm(conf, args.master):
+        from sparkdedup.driver_jvm import JAVA_OPTIONS, driver_java_options
+
+        options = driver_java_options(conf)
+        if options is not None:
+            builder = builder.config(JAVA_OPTIONS, options)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(conf.get("spark.log.level", spark_level))
     return spark, started
@@ -553,6 +573,7 @@ def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Except
 
 
 def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
+    from sparkdedup.device import probe_in_background
     from sparkdedup.io import input_fingerprint
     from sparkdedup.outputs import OutputDir, prepare_cache
     from sparkdedup.stages import StageRunner
@@ -566,6 +587,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         overwrite=args.overwrite,
         keep=("cache",) if args.cache_path is None else (),
     )
+    # The executors' device probe runs while the input is listed and read.
+    probe_in_background(config.device, spark)
     out.prepare()
     raw = None
     try:

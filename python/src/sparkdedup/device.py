@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from sparkdedup.config import DEVICES
@@ -29,6 +31,9 @@ _GPU_HINT = (
 )
 #: Most tasks the probe job runs (one per core up to this).
 _PROBE_TASKS = 64
+#: Probes started by `probe_in_background`, by (application, device), until resolved.
+_PENDING: dict[tuple[str, str], Future[str]] = {}
+_PENDING_LOCK = threading.Lock()
 
 
 def local_gpu() -> tuple[bool, str]:
@@ -79,18 +84,56 @@ def executor_gpus(spark: SparkSession) -> list[dict[str, Any]]:
     return [r.asDict() for r in rows]
 
 
+def _probe_key(device: str, spark: SparkSession) -> tuple[str, str] | None:
+    try:
+        return (spark.sparkContext.applicationId, device)
+    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext: probes run in turn
+        return None
+
+
+def probe_in_background(device: str, spark: SparkSession) -> None:
+    """Start resolving `device` on the executors now, in a thread: the probe job (whose cost is
+    mostly starting the Python workers) runs while the caller reads its input, and the next
+    `resolve_device(device, spark)` takes its answer (or its error)."""
+    key = _probe_key(device, spark)
+    if device not in DEVICES or device == "cpu" or key is None:
+        return
+    future: Future[str] = Future()
+
+    def probe() -> None:
+        try:
+            future.set_result(_resolve(device, spark))
+        except BaseException as err:  # noqa: BLE001 - handed to whoever resolves the device
+            future.set_exception(err)
+
+    with _PENDING_LOCK:
+        _PENDING[key] = future
+    threading.Thread(target=probe, name="sparkdedup-device-probe", daemon=True).start()
+
+
 def resolve_device(device: str, spark: SparkSession | None = None) -> str:
     """Resolve "auto" | "cpu" | "gpu" to "cpu" or "gpu".
 
-    With `spark`, the executors decide (one small probe job); without, this process does.
-    "auto" picks "gpu" when every probe sees a usable CUDA device, else "cpu"; "gpu" raises
-    BackendUnavailableError, naming a host and the reason, when any does not.
+    With `spark`, the executors decide (one small probe job, or the answer of
+    `probe_in_background`); without, this process does. "auto" picks "gpu" when every probe
+    sees a usable CUDA device, else "cpu"; "gpu" raises BackendUnavailableError, naming a host
+    and the reason, when any does not.
     """
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
     if device == "cpu":
         log.info("sparkdedup device: cpu (requested cpu)")
         return "cpu"
+    key = None if spark is None else _probe_key(device, spark)
+    if key is not None:
+        with _PENDING_LOCK:
+            pending = _PENDING.pop(key, None)
+        if pending is not None:
+            return pending.result()
+    return _resolve(device, spark)
+
+
+def _resolve(device: str, spark: SparkSession | None) -> str:
     if spark is None:
         usable, reason = local_gpu()
         reports = [{"host": "this process", "assigned": "", "usable": usable, "reason": reason}]
