@@ -80,3 +80,45 @@ def test_quick_run_writes_json_and_tables(tmp_path) -> None:
     # a quick run never overwrites the committed numbers
     after = open(results_md, encoding="utf-8").read() if os.path.exists(results_md) else None
     assert after == before
+
+
+def test_scale_report_reads_gc_logs_medians_and_renders(tmp_path):
+    """The scale benchmark's own arithmetic: the driver's heap after collection from a GC log,
+    the derived/user ratio from alternated runs, and a table per case."""
+    from benchmarks import scale
+
+    log = tmp_path / "gc.log"
+    log.write_text(
+        "[0.5s][info][gc] GC(0) Pause Young (Allocation Failure) 96M->12M(368M) 8.1ms\n"
+        "[2.0s][info][gc] GC(1) Pause Full (Ergonomics) 300M->140M(512M) 90.2ms\n"
+        "[3.0s][info][gc] GC(2) Pause Young (Allocation Failure) 200M->30M(512M) 5.0ms\n"
+    )
+    assert scale._heap_after_gc(str(log)) == 140
+    assert scale._heap_after_gc(str(tmp_path / "none.log")) is None
+
+    def row(docs, ids, wall):
+        return {
+            "docs": docs,
+            "ids": ids,
+            "wall_seconds": wall,
+            "s_per_1000_docs": wall / docs * 1000,
+            "stage_seconds": {"minhash": 1.0},
+            "by_stage_mib": {"edges": {"shuffled": 1, "largest_shuffle": 1, "read": 0}},
+            "shuffled_mib": 1,
+            "peak_rss_mib": {"driver_python": 1, "jvm": 2, "python_worker": 3},
+        }
+
+    rows = [row(10, "user", 5.0), row(100, "user", 10.0), row(100, "derived", 12.0)]
+    rows += [row(100, "derived", 14.0), row(100, "user", 12.0)]
+    assert scale.derived_ratio(rows) == {"docs": 100, "user": 11.0, "derived": 13.0, "ratio": 1.182}
+    text = scale.render(
+        {
+            "finished": "now",
+            "machine": "m",
+            "commit": "c",
+            "measured": {"scale": "now, commit c", "real": "before, commit b"},
+            "scale": rows,
+        }
+    )
+    assert "median 11.0 s with user ids, 13.0 s with derived ids, 1.182x" in text
+    assert "Cases run at different times: scale now, commit c; real before, commit b." in text
