@@ -6,9 +6,10 @@ own:
 
 - **the parallel garbage collector** (``-XX:+UseParallelGC``), the throughput collector, unless
   the user's options choose a collector. A batch job has no pauses to keep short, and on small
-  machines the default collector's concurrent threads take CPU from the work: measured 10-15%
-  off the wall of the real-corpus and 1M-document runs of ``benchmarks/scale.py``. In local
-  mode this JVM is the executors too; on a cluster only the driver is concerned.
+  machines the default collector's concurrent threads take CPU from the work: about 10% off
+  the wall of the real-corpus and 1M-document runs of ``benchmarks/scale.py`` (alternated runs,
+  2 cores). In local mode this JVM is the executors too; on a cluster only the driver is
+  concerned.
 - **class-data sharing**: a Spark driver loads some 15,000 classes from about 250 jars before
   its first job, seconds of every short run. The first run writes the classes it loaded to an
   archive as its JVM exits (in the background, about 200 MB, under ``$SPARKDEDUP_CACHE_DIR``,
