@@ -132,6 +132,17 @@ def _stage_ends(stderr: str) -> list[tuple[str, float]]:
     return ends
 
 
+def _spark_jobs(event_dir: str) -> int:
+    """How many Spark jobs the run started (each costs some scheduling, however small)."""
+    jobs = 0
+    for log in glob.glob(os.path.join(event_dir, "*")):
+        if os.path.basename(log) == "gc.log":
+            continue
+        with open(log, encoding="utf-8") as fh:
+            jobs += sum(1 for line in fh if '"Event":"SparkListenerJobStart"' in line)
+    return jobs
+
+
 def _spark_stages(event_dir: str) -> list[dict[str, Any]]:
     """Every completed Spark stage: completion time (s), bytes read from files and shuffled."""
     stages: dict[int, dict[str, Any]] = {}
@@ -219,6 +230,7 @@ def run_cli(
         "peak_processes": peaks.who,
         "edges": stats.get("edges"),
         "driver_heap_after_gc_mib": _heap_after_gc(os.path.join(events, "gc.log")),
+        "spark_jobs": _spark_jobs(events),
         "shuffled_mib": round(sum(s["shuffled"] for s in spark_stages) / MIB),
         "read_mib": round(sum(s["read"] for s in spark_stages) / MIB),
         "by_stage_mib": {
@@ -354,6 +366,7 @@ def case_skew(work: str, n: int, master: str, repeats: int) -> dict[str, Any]:
             ),
             "removed_docs": done[0]["removed_docs"],
             "stage_seconds": done[0]["stage_seconds"],
+            "spark_jobs": done[0].get("spark_jobs"),
         }
     out["ratio_wall"] = round(
         out["copies"]["median_wall_seconds"] / out["distinct"]["median_wall_seconds"], 3
@@ -488,12 +501,14 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             f"### Exact copies: {s['docs']:,} documents, medians of {s['repeats']} runs",
             "",
-            "| corpus | wall s | stages s | removed |",
-            "| --- | --- | --- | --- |",
+            "| corpus | wall s | stages s | removed | Spark jobs |",
+            "| --- | --- | --- | --- | --- |",
             f"| all distinct | {s['distinct']['median_wall_seconds']} | "
-            f"{s['distinct']['median_work_seconds']:.1f} | {s['distinct']['removed_docs']:,} |",
+            f"{s['distinct']['median_work_seconds']:.1f} | {s['distinct']['removed_docs']:,} | "
+            f"{s['distinct'].get('spark_jobs', '-')} |",
             f"| half copies of one document | {s['copies']['median_wall_seconds']} | "
-            f"{s['copies']['median_work_seconds']:.1f} | {s['copies']['removed_docs']:,} |",
+            f"{s['copies']['median_work_seconds']:.1f} | {s['copies']['removed_docs']:,} | "
+            f"{s['copies'].get('spark_jobs', '-')} |",
             "",
             f"Copies against distinct: {s['ratio_wall']}x the wall time, {s['ratio_work']}x the "
             "time of the stages.",

@@ -9,7 +9,7 @@ import sparkdedup
 from sparkdedup import FuzzyConfig
 from sparkdedup.errors import BackendUnavailableError
 from sparkdedup.fuzzy.identify import group_duplicates
-from sparkdedup.fuzzy.lsh import band_group_edges
+from sparkdedup.fuzzy.lsh import GROUP_BYTES_CONF, auto_bands, band_group_edges
 from sparkdedup.fuzzy.scan import scan_documents
 from sparkdedup.fuzzy.workflow import run_fuzzy
 from sparkdedup.stages import StageRunner
@@ -126,10 +126,23 @@ def test_device_probe_in_background_is_the_answer_resolve_takes(spark):
     assert not device._PENDING
 
 
-@pytest.mark.parametrize("bands_per_iteration", [1, 5, 20])
-def test_band_groups_are_materialised_in_turn(spark, bands_per_iteration, tmp_path):
+@pytest.mark.parametrize(
+    "bands_per_iteration, group_bytes, labels",
+    [
+        (1, None, [f"bands-{g}" for g in range(20)]),
+        (5, None, ["bands-0", "bands-5", "bands-10", "bands-15"]),
+        (20, None, []),  # one group: its edges are the stage's, written once
+        (0, None, []),  # auto: 40 documents' keys fit the default 2g
+        # 20 distinct texts at 32 bytes a key: 2 bands fit 1280 bytes, ten groups of two
+        (0, "1280b", [f"bands-{g}" for g in range(0, 20, 2)]),
+    ],
+)
+def test_band_groups_are_materialised_in_turn(
+    spark, bands_per_iteration, group_bytes, labels, tmp_path
+):
     """Each group of bands is written before the next starts (peak shuffle and storage are one
-    group's), the scratch is removed afterwards, and the result never depends on the grouping."""
+    group's), the scratch is removed afterwards, the automatic group size follows
+    spark.sparkdedup.lshGroupBytes, and the result never depends on the grouping."""
     rows = [(i, _words(i // 2)) for i in range(40)]
     docs = spark.createDataFrame(rows, "id long, text string")
     config = FuzzyConfig(id_col="id", char_ngrams=5, bands_per_iteration=bands_per_iteration)
@@ -142,12 +155,44 @@ def test_band_groups_are_materialised_in_turn(spark, bands_per_iteration, tmp_pa
         return materialise(stage, label, df, partitions)
 
     runner.materialise = spy
-    result = run_fuzzy(docs, config, runner)
-    groups = -(-20 // bands_per_iteration)
-    assert seen == [f"bands-{g * bands_per_iteration}" for g in range(groups)]
+    if group_bytes is not None:
+        spark.conf.set(GROUP_BYTES_CONF, group_bytes)
+    try:
+        result = run_fuzzy(docs, config, runner)
+    finally:
+        spark.conf.unset(GROUP_BYTES_CONF)
+    assert result.stats["minhashed_docs"] == 20  # one row per distinct text
+    assert seen == labels
     assert not (tmp_path / "cache" / "_work" / "edges").exists()
     pairs = sorted((r["id"], r["kept_id"]) for r in result.duplicates.collect())
     assert pairs == [(i, i - 1) for i in range(1, 40, 2)]
+
+
+class _Conf(dict):
+    def get(self, key, default=None):  # noqa: D102 - SparkSession.conf's signature
+        return super().get(key, default)
+
+
+class _Session:
+    def __init__(self, **conf: str) -> None:
+        self.conf = _Conf(conf)
+
+
+@pytest.mark.parametrize(
+    "nodes, budget, expected",
+    [
+        (0, None, 20),
+        (3_000_000, None, 20),  # 1.92 GB of keys fit 2 GiB
+        (3_400_000, None, 10),  # 19 bands fit: two groups of ten
+        (10_000_000, None, 5),  # 6 fit: four groups of five
+        (10**10, None, 1),  # not even one band fits: one at a time
+        (1000, "64000", 2),  # 2 bands fit exactly
+        (1000, "96k", 3),  # 3 fit: 7 groups, 3 bands each
+    ],
+)
+def test_automatic_bands_per_group_follow_the_byte_budget(nodes, budget, expected):
+    conf = {} if budget is None else {GROUP_BYTES_CONF: budget}
+    assert auto_bands(_Session(**conf), nodes, 20) == expected
 
 
 def test_derived_ids_never_sample_rows_to_the_driver(spark):
@@ -172,3 +217,36 @@ def test_derived_ids_beside_a_column_named_id(spark):
         assert result.documents.count() == 20
         kept = remove_duplicates(docs, result.duplicates, ids=result.ids)
         assert kept.count() == 10 and kept.columns == ["id", "text"]
+
+
+def test_stage_rows_and_metrics_ride_on_the_write_and_resume_without_jobs(spark, tmp_path):
+    """A cached stage's row count and metrics are observed on its write job and stored with
+    its fingerprint: resuming it reads them back without running any Spark job."""
+    from pyspark.sql import functions as F
+
+    docs = spark.range(0, 1000).withColumn("even", (F.col("id") % 2 == 0).cast("int"))
+    metrics = {"evens": F.sum("even"), "top": F.max("id")}
+
+    def compute():
+        return docs
+
+    first = StageRunner(spark, str(tmp_path / "cache"))
+    out = first.run("numbers", {"n": 1000}, compute, metrics=metrics)
+    assert first.rows["numbers"] == 1000 and out.count() == 1000
+    assert first.observed["numbers"] == {"evens": 500, "top": 999}
+
+    again = StageRunner(spark, str(tmp_path / "cache"))
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("resume-numbers", "resume")
+    try:
+        again.run("numbers", {"n": 1000}, compute, metrics=metrics)
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert again.resumed == ["numbers"]
+    assert again.rows["numbers"] == 1000
+    assert again.observed["numbers"] == {"evens": 500, "top": 999}
+    assert tracker.getJobIdsForGroup("resume-numbers") == []
+    # Other metrics are another key: recomputed, not read back without them.
+    third = StageRunner(spark, str(tmp_path / "cache"))
+    third.run("numbers", {"n": 1000}, compute, metrics={"odd": F.sum(1 - F.col("even"))})
+    assert third.resumed == [] and third.observed["numbers"] == {"odd": 500}

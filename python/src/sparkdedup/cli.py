@@ -128,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=_FUZZY["driver_cc_max_edges"],
         help="most edges collected to the driver (auto mode's switch-over point and the limit "
-        "of --cc-backend driver); 0, the default, takes a quarter of spark.driver.maxResultSize "
-        "at 16 bytes an edge",
+        "of --cc-backend driver); 0, the default, takes 131,072 (2 MiB at 16 bytes an edge), or a "
+        "quarter of spark.driver.maxResultSize when that is smaller",
     )
     f.add_argument(
         "--assume-unique-ids",
@@ -362,22 +362,33 @@ def _row_digest(args: argparse.Namespace) -> Any:
     return lambda df: row_hashes(df)[0]
 
 
-#: The ids to remove are sent to every task (no shuffle of the corpus) up to this many bytes.
+#: The ids to remove are sent to every task (no shuffle of the corpus) when their estimated
+#: size is within spark.sql.autoBroadcastJoinThreshold (10m by default: about 260,000 removed
+#: rows), and never above this: the driver builds every broadcast, so its memory stays flat.
 _BROADCAST_BYTES = 64 * 1024**2
 _REMOVED_ROW_BYTES = 40
 
 
 def _broadcastable(spark: Any, removed: int) -> bool:
-    """Whether the list of removed rows is broadcast to the final write: when it is small
-    enough and the session has not turned broadcast joins off."""
-    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m")
-    return threshold.strip() != "-1" and removed * _REMOVED_ROW_BYTES <= _BROADCAST_BYTES
+    """Whether the list of removed rows is broadcast to the final write: when its estimated
+    size is within the session's broadcast threshold (and 64 MiB); never when broadcast joins
+    are off."""
+    from sparkdedup.sizing import parse_bytes
+
+    threshold = (spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m").strip()
+    if threshold.startswith("-"):
+        return False
+    limit = min(parse_bytes(threshold, "spark.sql.autoBroadcastJoinThreshold"), _BROADCAST_BYTES)
+    return removed * _REMOVED_ROW_BYTES <= limit
 
 
-def _removal(args: argparse.Namespace, result: Any, good: Any) -> tuple[Any, Any, dict[str, int]]:
+def _removal(
+    args: argparse.Namespace, result: Any, good: Any, written: dict[str, Any]
+) -> tuple[Any, Any, dict[str, int]]:
     """(the rows the removal reads, a function of them giving the kept rows, the removed
     rows' digest). Derived ids of a fuzzy run are matched through its narrow key table; a
-    semantic run's rows carry their derived ids."""
+    semantic run's rows carry their derived ids. `written`: the digest of the user's ids
+    observed as duplicates/ was written (the removed rows' digest with user ids)."""
     from pyspark.sql import functions as F
 
     from sparkdedup.ids import H1, ID_COL
@@ -386,13 +397,12 @@ def _removal(args: argparse.Namespace, result: Any, good: Any) -> tuple[Any, Any
     duplicates = result.duplicates
     broadcast = _broadcastable(good.sparkSession, result.stats["removed_docs"])
     if args.id_col is not None:
-        removed = duplicates.select(*_digest(F.xxhash64("id")))
         return (
             good,
             lambda rows: remove_duplicates(
                 rows, duplicates, id_col=args.id_col, broadcast=broadcast
             ),
-            removed.first().asDict(),
+            written,
         )
     keys = getattr(result, "ids", None)
     if keys is not None:
@@ -430,13 +440,19 @@ def _write_results(
     from sparkdedup.io import BAD_COL, good_records, write_output, write_quarantine
 
     start = time.perf_counter()
-    result.duplicates.write.parquet(out.path("duplicates"))
+    # With user ids the removed rows' digest rides on this write (no job of its own).
+    written_obs = Observation("removed")
+    result.duplicates.observe(written_obs, *_digest(F.xxhash64("id"))).write.parquet(
+        out.path("duplicates")
+    )
     ids = _ids_description(args, result)
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
     observed = raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad"))
-    source, keep, removed = _removal(args, result, good_records(observed, args.bad_records))
+    source, keep, removed = _removal(
+        args, result, good_records(observed, args.bad_records), written_obs.get
+    )
     digest = _row_digest(args)
     rows = source.observe(source_obs, *_digest(digest(source)))
     kept = keep(rows)

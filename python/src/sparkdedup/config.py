@@ -23,9 +23,9 @@ CC_BACKENDS = ("auto", "driver", "distributed")
 WHICH_TO_KEEP = ("hard", "easy", "random")
 SIM_METRICS = ("cosine", "l2")
 
-#: `driver_cc_max_edges` = 0: the driver path's edge limit is derived from
-#: spark.driver.maxResultSize (a quarter of it at 16 bytes an edge: 16.7 million edges for the
-#: default 1g; `sparkdedup.fuzzy.components.driver_edge_limit`).
+#: `driver_cc_max_edges` = 0: the driver path takes up to 2 MiB of edges at 16 bytes an edge
+#: (131,072), or a quarter of spark.driver.maxResultSize when smaller
+#: (`sparkdedup.fuzzy.components.driver_edge_limit`).
 AUTO_DRIVER_CC_MAX_EDGES = 0
 
 
@@ -62,13 +62,17 @@ class FuzzyConfig:
     num_bands, minhashes_per_band : LSH banding; the signature has their product of hashes.
     seed : seed of the permutation parameters (numpy RandomState, as NeMo Curator).
     use_64_bit_hash : MurmurHash3_x64_128 and 64-bit permutations instead of 32-bit.
-    bands_per_iteration : bands handled per shuffle; bounds the size of each shuffle.
+    bands_per_iteration : bands handled per shuffle (each group is materialised before the
+        next starts), bounding each shuffle; 0 (the default) picks it from the data: as many
+        bands as keep a group's band keys within ``spark.sparkdedup.lshGroupBytes`` (2g), so
+        a small corpus takes one shuffle and a large one several (`fuzzy.lsh.auto_bands`).
     cc_backend : "driver" collects the edges and solves with SciPy (cuGraph on GPU),
         "distributed" runs the large-star/small-star DataFrame algorithm, "auto" picks by
         `driver_cc_max_edges` and hands a distributed run over to the driver once a round
         leaves at most that many edges.
     driver_cc_max_edges : edge-count limit of the driver path (auto mode) and hard limit of
-        `cc_backend="driver"`; 0 (the default) derives it from spark.driver.maxResultSize.
+        `cc_backend="driver"`; 0 (the default): 131,072 edges (2 MiB), or a quarter of
+        spark.driver.maxResultSize at 16 bytes an edge when that is smaller.
     priority_col : keep the row with the largest value of this column in each group (ties
         broken by smallest id); None keeps the smallest id.
     priority_ascending : keep the smallest `priority_col` value instead of the largest.
@@ -88,7 +92,7 @@ class FuzzyConfig:
     minhashes_per_band: int = 13
     seed: int = 42
     use_64_bit_hash: bool = False
-    bands_per_iteration: int = 5
+    bands_per_iteration: int = 0
     cc_backend: str = "auto"
     driver_cc_max_edges: int = AUTO_DRIVER_CC_MAX_EDGES
     priority_col: str | None = None
@@ -109,7 +113,7 @@ class FuzzyConfig:
         check_int("num_bands", self.num_bands, 1)
         check_int("minhashes_per_band", self.minhashes_per_band, 1)
         check_int("seed", self.seed, 0, 2**32 - 1)
-        check_int("bands_per_iteration", self.bands_per_iteration, 1)
+        check_int("bands_per_iteration", self.bands_per_iteration, 0)
         check_int("driver_cc_max_edges", self.driver_cc_max_edges, 0)
         if not isinstance(self.use_64_bit_hash, bool):
             raise ConfigError(f"use_64_bit_hash must be a bool, got {self.use_64_bit_hash!r}")

@@ -28,7 +28,7 @@ _DOCS = {
     "use_64_bit_hash": "64-bit MurmurHash3 and permutations instead of 32-bit",
     "bands_per_iteration": "LSH bands handled per shuffle (never changes the result)",
     "cc_backend": "connected components: 'auto', 'driver' or 'distributed'",
-    "driver_cc_max_edges": "largest edge count the driver connected-components path takes (0: from spark.driver.maxResultSize)",
+    "driver_cc_max_edges": "largest edge count the driver connected-components path takes (0: 131,072, fewer for a small spark.driver.maxResultSize)",
     "priority_col": "keep the row with the largest value of this column per group (None: smallest id)",
     "priority_ascending": "keep the smallest priorityCol value instead of the largest",
     "device": "'auto', 'cpu' or 'gpu'",

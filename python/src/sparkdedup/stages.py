@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from sparkdedup import __version__
 from sparkdedup.fs import delete, path_exists, read_text, write_text
@@ -25,6 +29,7 @@ from sparkdedup.sizing import shuffle_partitions, temporary_conf
 log = logging.getLogger("sparkdedup")
 
 _FINGERPRINT_FILE = "_sparkdedup_stage.json"
+_ROWS = "_sparkdedup_rows"
 
 
 class StageRunner:
@@ -36,6 +41,8 @@ class StageRunner:
         self.seconds: dict[str, float] = {}
         self.rows: dict[str, int] = {}
         self.resumed: list[str] = []
+        #: Per stage, the values of the `metrics` its run asked for.
+        self.observed: dict[str, dict[str, Any]] = {}
         self._persisted: dict[str, DataFrame] = {}
         self._work: dict[str, list[DataFrame]] = {}
 
@@ -51,31 +58,44 @@ class StageRunner:
         persist: bool = True,
         partitions: int | None = None,
         conf: dict[str, str] | None = None,
+        metrics: dict[str, Column] | None = None,
     ) -> DataFrame:
         """Return the stage's output, computed by `compute` or read back from the cache.
 
         Without a cache path the output is persisted (memory and disk) unless `persist` is
         False, for stages that are cheap to recompute. `partitions` sizes the shuffles of the
         stage's final query (`sparkdedup.sizing`); `conf` holds settings for its queries.
+        `metrics` (aggregate columns by name) are computed over the output and kept in
+        ``observed[name]``: with a cache path they ride on the write job (an Observation) and
+        are stored with the fingerprint, as is the row count, so neither costs a job of its
+        own, on a resume neither.
         """
         start = time.perf_counter()
         path = self.stage_path(name)
+        metrics = dict(metrics or {})
         # The package version is part of every key: a cache written by another release (whose
         # kernels may differ) is recomputed, never reused.
         key = json.dumps(
-            dict(fingerprint, sparkdedup_version=__version__), sort_keys=True, default=str
+            dict(fingerprint, sparkdedup_version=__version__, metrics=sorted(metrics)),
+            sort_keys=True,
+            default=str,
         )
-        if path is not None and self._read_fingerprint(path) == key:
-            df = self.spark.read.parquet(path)
-            rows = df.count()
+        stored = self._read_fingerprint(path) if path is not None else None
+        if stored is not None and stored.get("key") == key:
+            # With its schema given, reading it back lists the files but reads no footer.
+            df = self.spark.read.schema(StructType.fromJson(stored["schema"])).parquet(path)
+            observed = stored["observed"]
             self.resumed.append(name)
             how = "resumed from cache"
         elif path is not None:
             with self._sized(partitions), temporary_conf(self.spark, conf or {}):
-                compute().write.mode("overwrite").parquet(path)
-            self._write_fingerprint(path, key)
-            df = self.spark.read.parquet(path)
-            rows = df.count()
+                out = compute()
+                observation = Observation(f"sparkdedup_{name}_{uuid.uuid4().hex[:8]}")
+                columns = [F.count(F.lit(1)).alias(_ROWS), *_named(metrics)]
+                out.observe(observation, *columns).write.mode("overwrite").parquet(path)
+                observed = _plain(observation.get)
+            self._write_fingerprint(path, key, observed, out.schema)
+            df = self.spark.read.schema(out.schema).parquet(path)
             how = f"written to {path}"
         else:
             # A cached plan is planned when it is persisted: the settings must hold by then.
@@ -84,8 +104,12 @@ class StageRunner:
                 if persist:
                     df = df.persist(StorageLevel.MEMORY_AND_DISK)
                     self._persisted[name] = df
-                rows = df.count()
+                observed = {_ROWS: df.count()}
+                if metrics:
+                    observed.update(_plain(df.agg(*_named(metrics)).first().asDict()))
             how = "computed"
+        rows = int(observed.pop(_ROWS))
+        self.observed[name] = observed
         self.release_work(name)
         seconds = time.perf_counter() - start
         self.seconds[name] = round(seconds, 3)
@@ -124,7 +148,8 @@ class StageRunner:
         with self._sized(partitions):
             if where is not None:
                 df.write.mode("overwrite").parquet(f"{where}/{label}")
-                out = self.spark.read.parquet(f"{where}/{label}")
+                # With its schema given, reading it back lists the files but reads no footer.
+                out = self.spark.read.schema(df.schema).parquet(f"{where}/{label}")
             else:
                 out = df.persist(StorageLevel.MEMORY_AND_DISK)
                 out.count()
@@ -159,14 +184,42 @@ class StageRunner:
         # stage is released on the way out, also when a stage failed.
         self.unpersist()
 
-    def _read_fingerprint(self, path: str) -> str | None:
+    def _read_fingerprint(self, path: str) -> dict[str, Any] | None:
+        """``{"key", "observed", "schema"}`` of a complete cached stage; None when there is none or it is
+        unreadable (then the stage is recomputed)."""
         if not path_exists(self.spark, f"{path}/_SUCCESS"):
             return None
         text = read_text(self.spark, f"{path}/{_FINGERPRINT_FILE}")
-        return None if text is None else text.strip()
+        try:
+            stored = json.loads(text) if text else None
+        except ValueError:
+            return None
+        if not isinstance(stored, dict) or not isinstance(stored.get("observed"), dict):
+            return None
+        if _ROWS not in stored["observed"] or not isinstance(stored.get("schema"), dict):
+            return None
+        return stored
 
-    def _write_fingerprint(self, path: str, key: str) -> None:
-        write_text(self.spark, f"{path}/{_FINGERPRINT_FILE}", key)
+    def _write_fingerprint(
+        self, path: str, key: str, observed: dict[str, Any], schema: StructType
+    ) -> None:
+        stored = {"key": key, "observed": observed, "schema": schema.jsonValue()}
+        text = json.dumps(stored, sort_keys=True)
+        write_text(self.spark, f"{path}/{_FINGERPRINT_FILE}", text)
+
+
+def _named(metrics: dict[str, Column]) -> list[Column]:
+    return [column.alias(name) for name, column in metrics.items()]
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """Observed values as JSON numbers (a decimal sum as an int); a missing or null one as 0."""
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, Decimal):
+            value = int(value)
+        out[name] = 0 if value is None else value
+    return out
 
 
 def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:

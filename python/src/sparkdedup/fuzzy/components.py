@@ -2,7 +2,8 @@
 edges, components, duplicates"; DESIGN.md, "Connected components").
 
 Small graphs are collected to the driver (Arrow) and solved by `kernels.components` (SciPy or
-cuGraph); "small" is derived from ``spark.driver.maxResultSize`` unless given. Large ones run the
+cuGraph); "small" is at most 2 MiB of edges and a quarter of ``spark.driver.maxResultSize``
+unless given, so what the driver holds stays flat as the corpus grows. Large ones run the
 alternating large-star / small-star algorithm of Kiveris et al., "Connected Components in
 MapReduce and Beyond" (SoCC 2014) in plain DataFrame operations: each neighbourhood minimum is an
 aggregation joined back by a shuffled hash join, so a node of a million neighbours is never
@@ -40,6 +41,10 @@ _EDGES_PER_PARTITION = 1_000_000
 #: of spark.driver.maxResultSize, leaving room for Arrow's framing and the other results.
 _EDGE_BYTES = 16
 _RESULT_SHARE = 4
+#: ... and, unless told otherwise, at most this many bytes of edges (131,072 edges): a bigger
+#: graph runs distributed rounds until it is this small, so the driver's memory does not grow
+#: with the corpus (about 20 MiB of Python at the most, SciPy's solve included).
+DRIVER_EDGE_BYTES = 2 * 1024**2
 # components_from_edges or components_from_edges_gpu
 _Kernel = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 _GPU_HINT = (
@@ -68,8 +73,8 @@ def connected_components(
         are at most `max_driver_edges` edges, else runs distributed rounds until a round leaves
         at most `max_driver_edges` edges and finishes those on the driver.
     max_driver_edges : edge-count limit of the driver path; "driver" raises above it. 0 (the
-        default) derives it from ``spark.driver.maxResultSize``: a quarter of it at 16 bytes
-        an edge (16.7 million edges for the default 1g), unlimited when that is 0.
+        default) takes 2 MiB of edges at 16 bytes an edge (131,072 edges), or a quarter of
+        ``spark.driver.maxResultSize`` when that is smaller (`driver_edge_limit`).
     checkpoint_dir : directory where each distributed round is written (reliable, and
         readable by a Spark Connect session). None uses the SparkContext's checkpoint directory
         when one is set (never changing it), else persists each round (memory and disk; a lost
@@ -157,11 +162,13 @@ def connected_components(
 
 
 def driver_edge_limit(spark: SparkSession) -> int:
-    """Edges the driver path may collect: a quarter of ``spark.driver.maxResultSize`` at 16
-    bytes an edge (no limit, 2^62, when maxResultSize is 0, i.e. unlimited)."""
+    """Edges the driver path collects by default: 2 MiB of them at 16 bytes an edge (131,072),
+    or a quarter of ``spark.driver.maxResultSize`` when that is smaller (a 4m maxResultSize
+    gives 65,536; 0, unlimited, leaves the 2 MiB)."""
     text = spark.conf.get("spark.driver.maxResultSize", "1g") or "1g"
     limit = parse_bytes(text, "spark.driver.maxResultSize")
-    return (limit // _RESULT_SHARE // _EDGE_BYTES) if limit else 1 << 62
+    budget = min(limit // _RESULT_SHARE, DRIVER_EDGE_BYTES) if limit else DRIVER_EDGE_BYTES
+    return max(1, budget // _EDGE_BYTES)
 
 
 def _check_edges(edges: DataFrame) -> T.DataType:

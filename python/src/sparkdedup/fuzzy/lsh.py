@@ -3,7 +3,8 @@
 Band k covers signature positions [k*r, (k+1)*r). Its bucket key is Spark SQL
 ``xxhash64(CAST(k AS INT), slice(signature, k*r+1, r))``, computed natively by Spark (and by the
 RAPIDS Accelerator on GPU); the fused Python step and the JVM UDF give the same key. Bands are
-grouped `bands_per_iteration` at a time; buckets of one document go.
+grouped `bands_per_iteration` at a time (by default as many as keep one group's band keys
+within ``spark.sparkdedup.lshGroupBytes``: `auto_bands`); buckets of one document go.
 
 A bucket's size and smallest member come from an aggregation (combined map-side, so a bucket of
 a million documents reaches its reducer as a few partial rows), joined back to the members by a
@@ -15,13 +16,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.config import check_int
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import require_columns
+from sparkdedup.sizing import parse_bytes
+
+#: Bytes a band key takes in the LSH shuffle: (id, band, bucket) plus Spark's row overhead (the
+#: measured shuffle, compressed, is about half of it). Sizes the band groups.
+KEY_ROW_BYTES = 32
+#: Bytes a band key takes in its task: the bucket aggregation's hash map holds a group for
+#: nearly every key (most buckets have one member), about 200 bytes each as measured by its
+#: spills. Sizes the LSH shuffle's partitions, so that a task's keys fit its memory.
+KEY_TASK_BYTES = 256
+GROUP_BYTES_CONF = "spark.sparkdedup.lshGroupBytes"
+DEFAULT_GROUP_BYTES = 2 * 1024**3
+
+
+def auto_bands(spark: SparkSession, nodes: int, num_bands: int) -> int:
+    """Bands per group when `bands_per_iteration` is 0: the most that keep a group's band keys
+    (`nodes` documents a band, KEY_ROW_BYTES each) within ``spark.sparkdedup.lshGroupBytes``
+    (default 2g), spread evenly over the groups that takes, and at least one.
+
+    A corpus whose keys fit (about 3.3 million documents at 20 bands) takes one shuffle for all
+    bands; 10 million documents take four groups of five bands; 10^10, twenty of one.
+    """
+    check_int("num_bands", num_bands, 1)
+    text = spark.conf.get(GROUP_BYTES_CONF, None)
+    budget = DEFAULT_GROUP_BYTES if text is None else parse_bytes(text, GROUP_BYTES_CONF)
+    fits = budget // max(1, nodes * KEY_ROW_BYTES)
+    if fits >= num_bands:
+        return num_bands
+    groups = -(-num_bands // max(1, fits))
+    return -(-num_bands // groups)
 
 
 def band_groups(num_bands: int, bands_per_iteration: int) -> list[list[int]]:

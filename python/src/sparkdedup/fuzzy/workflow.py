@@ -20,7 +20,7 @@ from sparkdedup.config import FuzzyConfig
 from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
 from sparkdedup.fuzzy.identify import check_priority_type, group_duplicates
-from sparkdedup.fuzzy.lsh import band_group_edges, band_groups
+from sparkdedup.fuzzy.lsh import KEY_TASK_BYTES, auto_bands, band_group_edges, band_groups
 from sparkdedup.fuzzy.scan import band_col, scan_documents
 from sparkdedup.ids import (
     H1,
@@ -40,7 +40,6 @@ from sparkdedup.stages import StageRunner, detach
 log = logging.getLogger("sparkdedup")
 
 # Bytes a row takes in the shuffles, for sizing their partitions (sparkdedup.sizing).
-_KEY_ROW_BYTES = 32  # (id, band, bucket) plus Spark's row overhead
 _DOC_ROW_BYTES = 48  # (id, t1, t2, priority)
 _EDGE_ROW_BYTES = 24
 
@@ -145,8 +144,10 @@ def run_fuzzy(
             device=device,
         ),
         conf=arrow_batch_conf(spark),
+        metrics=_summary_metrics(config),
     )
-    summary = _summary(scan, config)
+    summary = dict(runner.observed["minhash"], rows=runner.rows["minhash"])
+    summary.setdefault("checksum", 0)
     n_docs = summary["rows"]
     doc_parts = partitions_for(spark, n_docs * _DOC_ROW_BYTES)
     derived = config.id_col is None
@@ -162,17 +163,28 @@ def run_fuzzy(
                 "ids", n_docs, lambda: check_unique_ids(scan.select("id"), name=config.id_col)
             )
 
+    per_group = config.bands_per_iteration or auto_bands(spark, summary["nodes"], config.num_bands)
+    groups = band_groups(config.num_bands, per_group)
+    log.info(
+        "sparkdedup: LSH in %d group(s) of up to %d bands (%d documents MinHashed)",
+        len(groups),
+        per_group,
+        summary["nodes"],
+    )
+
     def edges() -> DataFrame:
-        parts = []
-        for group in band_groups(config.num_bands, config.bands_per_iteration):
-            key_parts = partitions_for(spark, summary["nodes"] * len(group) * _KEY_ROW_BYTES)
-            # Materialised before the next group starts: peak shuffle and storage are one
-            # group's, not all bands'.
-            parts.append(
-                runner.materialise(
-                    "edges", f"bands-{group[0]}", band_group_edges(table, group, key_parts)
-                )
-            )
+        def group_edges(group: list[int]) -> DataFrame:
+            parts = partitions_for(spark, summary["nodes"] * len(group) * KEY_TASK_BYTES)
+            return band_group_edges(table, group, parts)
+
+        if len(groups) == 1:
+            # One group: its edges are the stage's, written once.
+            return group_edges(groups[0]).distinct()
+        # Each group is materialised before the next starts: peak shuffle and storage are one
+        # group's, not all bands'.
+        parts = [
+            runner.materialise("edges", f"bands-{group[0]}", group_edges(group)) for group in groups
+        ]
         union = parts[0]
         for part in parts[1:]:
             union = union.unionByName(part)
@@ -291,17 +303,14 @@ def _parallelism(spark: Any) -> int:
     return parallelism(spark)
 
 
-def _summary(scan: DataFrame, config: FuzzyConfig) -> dict[str, int]:
-    """Row counts of the scan table, and for derived ids the sum of the rows' content hashes
-    (`sparkdedup.ids.content_checksum`), in one pass over it (a narrow table)."""
-    content = F.sum(F.col(H1).cast("decimal(38,0)")) if config.id_col is None else F.lit(0)
-    row = scan.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count("t1").alias("with_text"),
-        F.count(band_col(0)).alias("nodes"),
-        content.alias("checksum"),
-    ).first()
-    return {k: int(row[k] or 0) for k in ("rows", "with_text", "nodes", "checksum")}
+def _summary_metrics(config: FuzzyConfig) -> dict[str, Any]:
+    """What the workflow needs to know of the scan table, observed as it is written (no pass of
+    its own): documents with a text, documents MinHashed (the LSH nodes) and, for derived ids,
+    the sum of the rows' content hashes (`sparkdedup.ids.content_checksum`)."""
+    metrics = {"with_text": F.count("t1"), "nodes": F.count(band_col(0))}
+    if config.id_col is None:
+        metrics["checksum"] = F.sum(F.col(H1).cast("decimal(38,0)"))
+    return metrics
 
 
 def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params: Any) -> DataFrame:
