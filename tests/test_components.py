@@ -139,6 +139,19 @@ def test_auto_choice_and_driver_limit(spark, caplog) -> None:
         connected_components(edges, backend="driver", max_driver_edges=2)
 
 
+def test_a_known_edge_count_is_not_counted_again(spark, caplog) -> None:
+    """The workflow passes its edges stage's row count: no count job, same components, and the
+    backend is picked from that count."""
+    edges = spark.createDataFrame([(1, 2), (2, 3), (5, 6)], LONG_SCHEMA)
+    expected = run(edges, "driver")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        known = connected_components(edges, backend="auto", max_driver_edges=2, edge_count=3)
+        assert {r["id"]: r["component"] for r in known.collect()} == expected
+    assert not any("counted in" in m for m in caplog.messages)
+    assert any("backend=distributed (3 edges > max_driver_edges=2)" in m for m in caplog.messages)
+
+
 def test_auto_hands_over_to_the_driver_when_the_rounds_shrink_the_graph(spark, caplog) -> None:
     # Two cliques: 28 + 15 edges, but a spanning star of each needs only 7 + 5.
     rows = [(a, b) for a in range(8) for b in range(a + 1, 8)]

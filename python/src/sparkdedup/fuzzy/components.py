@@ -60,6 +60,7 @@ def connected_components(
     checkpoint_dir: str | None = None,
     device: str = "cpu",
     max_iterations: int = 100,
+    edge_count: int | None = None,
 ) -> DataFrame:
     """Connected components of an undirected graph, each labelled by its smallest id.
 
@@ -84,6 +85,8 @@ def connected_components(
         the RAPIDS Accelerator runs on GPU when it is enabled.
     max_iterations : maximum number of distributed rounds (a round is a large-star and a
         small-star step; O(log n) rounds are typical).
+    edge_count : the number of edges, when the caller knows it (distinct edges without a null
+        endpoint, as the fuzzy workflow's edges stage writes them): saves counting them.
 
     Returns
     -------
@@ -123,9 +126,14 @@ def connected_components(
         .persist()
     )
     try:
-        started = time.perf_counter()
-        n_edges = pairs.count()
-        log.info("connected components: %d edges (counted in %.1f s)", n_edges, _since(started))
+        if edge_count is None:
+            started = time.perf_counter()
+            n_edges = pairs.count()
+            log.info(
+                "connected components: %d edges (counted in %.1f s)", n_edges, _since(started)
+            )
+        else:
+            n_edges = int(edge_count)
         auto = backend == "auto"
         if auto:
             backend = "driver" if n_edges <= max_driver_edges else "distributed"

@@ -204,6 +204,8 @@ def run_fuzzy(
             checkpoint_dir=runner.scratch("components") or config.checkpoint_dir,
             # The driver path solves on the driver: cuGraph when the driver has it and a GPU.
             device="cpu" if device == "cpu" else "auto",
+            # The edges stage holds distinct pairs (the smaller id first), none null.
+            edge_count=runner.rows["edges"],
         ),
     )
     runner.release("edges")
