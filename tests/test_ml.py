@@ -125,6 +125,24 @@ def embedding_docs(spark):
     return spark.createDataFrame(rows, "doc string, emb array<double>, quality double")
 
 
+def test_params_set_to_none_save_and_load(spark, tmp_path) -> None:
+    """A Param explicitly set to None (an optional column, no sort columns) survives save and
+    load in both wrappers, and so does a tuple of sort columns."""
+    fuzzy = FuzzyDeduplicator(idCol=None, priorityCol=None, checkpointDir=None)
+    fuzzy.write().save(str(tmp_path / "fuzzy"))
+    loaded = FuzzyDeduplicator.load(str(tmp_path / "fuzzy"))
+    assert loaded.isSet("idCol") and loaded.getIdCol() is None
+    assert loaded.getPriorityCol() is None and loaded.getConfig() == fuzzy.getConfig()
+    semantic = SemanticDeduplicator(idCol=None, embeddingCol=None, sortCols=None)
+    semantic.write().save(str(tmp_path / "semantic"))
+    restored = SemanticDeduplicator.load(str(tmp_path / "semantic"))
+    assert restored.getEmbeddingCol() is None and restored.getSortCols() is None
+    assert restored.getConfig() == semantic.getConfig()
+    ranked = SemanticDeduplicator(sortCols=["length", "id"])
+    ranked.write().save(str(tmp_path / "ranked"))
+    assert SemanticDeduplicator.load(str(tmp_path / "ranked")).getSortCols() == ["length", "id"]
+
+
 def test_semantic_fit_transform_equals_semantic_duplicates(spark, embedding_docs) -> None:
     params = dict(embeddingCol="emb", idCol="doc", nClusters=3, eps=0.01)
     model = SemanticDeduplicator(**params).fit(embedding_docs)

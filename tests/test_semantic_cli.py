@@ -84,7 +84,11 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
         "embedding",
     ]
     pairwise = spark.read.parquet(f"{out}/cache/pairwise")
-    assert pairwise.columns == ["id", "max_id", "cosine_sim_score"] and pairwise.count() == 165
+    assert pairwise.columns == ["id", "max_id", "cosine_sim_score", "centroid"]
+    assert pairwise.count() == 165
+    # Each row carries its cluster: a removed document and its match share it.
+    centroid_of = {r["id"]: r["centroid"] for r in kmeans.select("id", "centroid").collect()}
+    assert all(centroid_of[r["id"]] == r["centroid"] for r in pairwise.collect())
 
     kept = spark.read.json(f"{out}/deduplicated")
     kept_ids = {r["id"] for r in kept.select("id").collect()}
@@ -103,6 +107,25 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
     loose = json.loads((root / "out" / "stats.json").read_text())
     assert loose["resumed_stages"] == ["ids", "kmeans", "pairwise"]
     assert loose["removed_docs"] >= 15
+
+
+def test_several_eps_are_counted_from_one_set_of_scores(spark, corpus, capsys) -> None:
+    """--eps 0.5,0.01,1: the scores are computed once, stats.json and stdout give what each
+    eps removes, and the outputs are the first eps's."""
+    root, path, _ = corpus
+    out = str(root / "grid")
+    assert cli.main(_args(path, out, "--eps", "0.5,0.01,1")) == 0
+    stats = json.loads((root / "grid" / "stats.json").read_text())
+    summary = {row["eps"]: row["removed_docs"] for row in stats["eps_summary"]}
+    assert list(summary) == [0.5, 0.01, 1.0]
+    assert summary[0.5] == stats["removed_docs"] and summary[0.01] == 15
+    assert 15 <= summary[0.5] <= summary[1.0] <= 165 - 3  # rank 0 of each cluster is kept
+    assert spark.read.parquet(f"{out}/duplicates").count() == summary[0.5]
+    printed = capsys.readouterr().out
+    assert "eps=0.01 removes 15 documents" in printed and "eps=1 removes" in printed
+    with pytest.raises(SystemExit):
+        cli.main(_args(path, str(root / "bad-eps"), "--eps", "0.1,2"))
+    assert "between 0 and 1" in capsys.readouterr().err
 
 
 def test_semantic_cli_errors(spark, corpus, capsys) -> None:

@@ -8,6 +8,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 import pytest
+from sparkdedup.config import sort_keys
 from sparkdedup.errors import ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
 from sparkdedup.kernels.pairwise import pairwise_max_similarity
@@ -16,11 +17,17 @@ from sparkdedup.semantic.pairwise import _cluster_fn, rank_order, rank_ordered_m
 BATCH_SIZES = (1, 7, 1024)
 
 
+#: How far a float32 score may be from the exact (float64) dot product of unit vectors of the
+#: small dimensions used here: a few float32 units in the last place.
+TOL = 2e-6
+
+
 def brute_force(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Full similarity matrix, no blocking: for each j the best earlier row, smallest on ties."""
-    sims = (vectors.astype(np.float64) @ vectors.astype(np.float64).T).astype(np.float32)
+    """Full float64 similarity matrix, no blocking: for each j the best earlier row (smallest
+    on ties) and its score, exact up to float64 rounding."""
+    sims = vectors.astype(np.float64) @ vectors.astype(np.float64).T
     n = len(vectors)
-    scores = np.zeros(n, dtype=np.float32)
+    scores = np.zeros(n, dtype=np.float64)
     index = np.arange(n)
     for j in range(1, n):
         column = sims[:j, j]
@@ -29,6 +36,24 @@ def brute_force(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             scores[j] = best
             index[j] = int(np.flatnonzero(column == best)[0])
     return scores, index
+
+
+def assert_matches_brute_force(vectors, scores, index) -> None:
+    """The float32 kernel's answer against the float64 brute force: every score within float32
+    rounding, every match a best one up to that rounding, and every removal decision equal
+    except for scores within that rounding of the threshold."""
+    expected_scores, expected_index = brute_force(vectors)
+    np.testing.assert_allclose(scores, expected_scores, atol=TOL, rtol=0)
+    exact = vectors.astype(np.float64) @ vectors.astype(np.float64).T
+    for j in np.flatnonzero(index != expected_index):
+        assert expected_scores[j] > 0 and index[j] < j, j
+        assert exact[index[j], j] >= expected_scores[j] - 2 * TOL, j
+    for eps in (0.0, 1e-3, 0.01, 0.05, 0.1, 0.5):
+        threshold = np.float32(1 - eps)
+        removed = scores >= threshold
+        exact_removed = expected_scores >= float(threshold)
+        near = np.abs(expected_scores - float(threshold)) <= TOL
+        assert np.array_equal(removed[~near], exact_removed[~near]), eps
 
 
 def planted_vectors(n: int = 60, d: int = 12, seed: int = 0) -> np.ndarray:
@@ -58,21 +83,47 @@ def test_blocked_equals_brute_force(batch: int) -> None:
     expected_scores, expected_index = brute_force(vectors)
     scores, index = pairwise_max_similarity(vectors, batch)
     assert scores.dtype == np.float32 and index.dtype == np.int64
-    np.testing.assert_array_equal(index, expected_index)
-    np.testing.assert_array_equal(scores, expected_scores)
+    assert_matches_brute_force(vectors, scores, index)
+    assert index.tolist() == expected_index.tolist()  # no near-ties here but the exact copies
     assert scores[10] == pytest.approx(1.0) and index[10] == 3 and index[11] == 3  # first copy wins
     # Row 30 is the opposite of row 4: their similarity is -1, so row 4 is never its match.
     assert float(vectors[30].astype(np.float64) @ vectors[4]) == pytest.approx(-1.0, abs=1e-6)
     assert index[30] != 4 and scores[30] < 0.99
 
 
-def test_batch_size_never_changes_result() -> None:
+def test_batch_size_changes_scores_by_rounding_only() -> None:
     vectors = planted_vectors(n=300, d=24, seed=3)
     reference = pairwise_max_similarity(vectors, 300)
     for batch in (1, 2, 7, 64, 299, 1024):
         scores, index = pairwise_max_similarity(vectors, batch)
-        np.testing.assert_array_equal(index, reference[1])
-        np.testing.assert_array_equal(scores, reference[0])
+        assert_matches_brute_force(vectors, scores, index)
+        np.testing.assert_allclose(scores, reference[0], atol=TOL, rtol=0)
+
+
+def test_float32_scores_at_the_threshold_edge() -> None:
+    """Pairs built to score just above, at and just below 1 - eps: decided as their exact dot
+    product says unless it lies within float32 rounding of the threshold; float32 input is
+    never converted, float64 input is, piece by piece, to the same answer."""
+    rng = np.random.default_rng(7)
+    d, eps = 384, 0.05
+    rows = []
+    for offset in (-1e-3, -1e-5, -1e-7, 0.0, 1e-7, 1e-5, 1e-3):
+        a = rng.normal(size=d)
+        a /= np.linalg.norm(a)
+        b = rng.normal(size=d)
+        b -= (b @ a) * a
+        b /= np.linalg.norm(b)
+        cos = (1 - eps) + offset
+        rows += [a, cos * a + np.sqrt(1 - cos * cos) * b]
+    vectors = np.array(rows)
+    as32 = vectors.astype(np.float32)
+    scores, index = pairwise_max_similarity(as32, 4)
+    assert_matches_brute_force(as32, scores, index)
+    threshold = np.float32(1 - eps)
+    decided = (scores[1::2] >= threshold).tolist()
+    assert decided[:2] == [False, False] and decided[-2:] == [True, True]  # clear of the edge
+    scores64, _ = pairwise_max_similarity(vectors, 4)
+    np.testing.assert_allclose(scores64, scores, atol=TOL, rtol=0)
 
 
 def test_singletons_and_empty() -> None:
@@ -95,10 +146,12 @@ def test_bad_batch_size() -> None:
 
 
 def kernel_memory_bound(n: int, d: int, batch: int) -> int:
-    """What `pairwise_max_similarity` allocates besides float32 input: one float32 block of
-    similarities, the float64 temporaries of one matrix product and the outputs."""
+    """What `pairwise_max_similarity` allocates besides its input: one float32 block of
+    similarities, one product's result, float32 copies of one block and one slice of rows
+    (input not float32), the outputs."""
     rows_per_product = 1024
-    return 4 * n * batch + 8 * (batch + d) * rows_per_product + 8 * batch * d + 12 * n
+    product = 4 * batch * rows_per_product
+    return 4 * n * batch + product + 4 * (batch + rows_per_product) * d + 12 * n
 
 
 def test_memory_is_bounded_by_blocks() -> None:
@@ -111,7 +164,7 @@ def test_memory_is_bounded_by_blocks() -> None:
     finally:
         tracemalloc.stop()
     full_matrix = n * n * 4
-    # No float64 copy of the embeddings, one float32 block of similarities at a time.
+    # No copy of the embeddings, one float32 block of similarities at a time.
     assert 4 * n * batch < peak < kernel_memory_bound(n, d, batch) + 300_000
     assert peak < full_matrix / 60
     assert scores.shape == (n,)
@@ -223,9 +276,10 @@ def test_cluster_step_equals_reference(mode: str, batch: int) -> None:
     assert out["id"].tolist() == order
     by_id = frame.set_index("id")
     vectors = np.stack(by_id.loc[order, "embedding"].to_numpy())
-    scores, index = brute_force(vectors)
-    assert out["max_id"].tolist() == [order[i] for i in index]
-    np.testing.assert_array_equal(out["cosine_sim_score"].to_numpy(), scores)
+    _, index = brute_force(vectors)
+    got = np.array([order.index(i) for i in out["max_id"]])
+    assert_matches_brute_force(vectors, out["cosine_sim_score"].to_numpy(), got)
+    assert got.tolist() == index.tolist()  # the planted copies tie exactly
     assert out["cosine_sim_score"].iloc[0] == 0 and out["max_id"].iloc[0] == order[0]
 
 
@@ -238,6 +292,23 @@ def test_rank_order_nulls_last_and_string_ids() -> None:
         "b",
         "a",
     ]
+
+
+def test_sort_columns_each_with_its_direction() -> None:
+    frame = pd.DataFrame({"id": [1, 2, 3, 4], "q": [1.0, 2.0, 2.0, None], "r": [5, 1, 0, 3]})
+    keys, ascending = ranking(sort_cols=("q:desc", "r:asc"))
+    assert keys == ["q", "r", "id"] and ascending == [False, True, False]
+    # q highest first (nulls last); between the two q=2 rows the smaller r ranks first.
+    assert frame["id"].to_numpy()[rank_order(frame, keys, ascending)].tolist() == [3, 2, 1, 4]
+    assert ranking(sort_cols=("q",))[1] == [False, False]  # descending, as before
+    assert sort_keys(["a:b", "x:ASC", "y:desc", "z"]) == [
+        ("a:b", False),
+        ("x", True),
+        ("y", False),
+        ("z", False),
+    ]
+    with pytest.raises(ConfigError, match="names no column"):
+        sort_keys(["  :asc"])
 
 
 def test_ranking_rejects_bad_choices() -> None:
@@ -261,9 +332,9 @@ def test_cupy_kernels_match_numpy() -> None:
     vectors = planted_vectors(n=300, d=24, seed=3)
     for batch in BATCH_SIZES:
         scores, index = pairwise_max_similarity(cupy.asarray(vectors), batch, xp=cupy)
-        expected_scores, expected_index = pairwise_max_similarity(vectors, batch)
-        np.testing.assert_array_equal(cupy.asnumpy(index), expected_index)
-        np.testing.assert_allclose(cupy.asnumpy(scores), expected_scores, atol=1e-6)
+        expected_scores, _ = pairwise_max_similarity(vectors, batch)
+        assert_matches_brute_force(vectors, cupy.asnumpy(scores), cupy.asnumpy(index))
+        np.testing.assert_allclose(cupy.asnumpy(scores), expected_scores, atol=TOL, rtol=0)
     raw = np.random.default_rng(0).normal(size=(50, 8))
     np.testing.assert_allclose(
         cupy.asnumpy(l2_normalize(cupy.asarray(raw), xp=cupy)), l2_normalize(raw), atol=1e-7

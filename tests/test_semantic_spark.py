@@ -219,6 +219,26 @@ def test_random_ranking_ignores_partitioning(spark) -> None:
     assert len(one) == 40
 
 
+def test_random_ranking_has_its_own_seed(spark) -> None:
+    """The KMeans seed never moves the "random" ranking (one cluster: KMeans is not even run),
+    the ranking seed does."""
+    rng = np.random.default_rng(5)
+    vecs = rng.normal(size=(30, 4))
+    vecs[15:] = vecs[:15]  # exact copies: the ranking decides which one stays
+    df = _frame(spark, [(i, vecs[i].tolist()) for i in range(30)])
+
+    def removed(**params):
+        config = SemanticConfig(
+            embedding_col="e", id_col="id", n_clusters=1, which_to_keep="random", **params
+        )
+        return sorted(r["id"] for r in run_semantic(df, config, StageRunner(spark)).duplicates.collect())
+
+    base = removed(seed=1, rank_seed=7)
+    assert len(base) == 15
+    assert removed(seed=2, rank_seed=7) == base
+    assert removed(seed=1, rank_seed=8) != base
+
+
 @pytest.mark.parametrize("n_clusters", [1, 100])
 def test_empty_input(spark, n_clusters) -> None:
     df = spark.createDataFrame([], "id long, e array<float>")
@@ -273,7 +293,7 @@ def test_one_document_is_one_cluster(spark) -> None:
     assert row["id"] == 7 and row["centroid"] == 0 and row["l2_dist_to_cent"] == 0
     assert row["cosine_dist_to_cent"] == pytest.approx(0, abs=1e-7)
     assert row["embedding"] == pytest.approx([0.6, 0.8])
-    assert [tuple(r) for r in result.pairwise.collect()] == [(7, 7, 0.0)]
+    assert [tuple(r)[:3] for r in result.pairwise.collect()] == [(7, 7, 0.0)]
 
 
 def test_identical_directions_are_one_cluster(spark, caplog) -> None:
@@ -285,7 +305,8 @@ def test_identical_directions_are_one_cluster(spark, caplog) -> None:
         )
     assert "(1 among 5 documents); using n_clusters=1" in caplog.text
     got = sorted((r["id"], r["max_id"], r["cosine_sim_score"]) for r in dups.collect())
-    assert got == [(i, 1, 1.0) for i in range(2, 6)]
+    assert [(i, m) for i, m, _ in got] == [(i, 1) for i in range(2, 6)]
+    assert [score for *_, score in got] == pytest.approx([1.0] * 4, abs=1e-6)  # float32
 
 
 def test_single_centroid_is_the_mean_on_every_device(spark, monkeypatch) -> None:
@@ -355,9 +376,11 @@ def test_curator_vector_from_json_integer_arrays(spark, tmp_path, test_vectors) 
 def pairwise_memory_bound(n: int, d: int, batch: int) -> int:
     """Bytes a Python worker holds for a cluster of n documents (README, "Semantic
     deduplication"): the Arrow input and the rank-ordered float32 copy (8*n*d), one float32
-    block of similarities (4*n*batch), float64 temporaries of one matrix product (1024 rows)
-    and about 100 bytes per document for ids, distances, order and outputs."""
-    return 8 * n * d + 4 * n * batch + 8 * (batch + 2 * d) * 1024 + 100 * n
+    block of similarities (4*n*batch), one matrix product's result and float32 copies of its
+    operands (1024 rows) and about 100 bytes per document for ids, distances, order and
+    outputs."""
+    products = 4 * batch * 1024 + 4 * (batch + 1024) * d
+    return 8 * n * d + 4 * n * batch + products + 100 * n
 
 
 def test_large_cluster_stays_within_memory_bound(spark, tmp_path, monkeypatch) -> None:
@@ -412,3 +435,89 @@ def test_large_cluster_stays_within_memory_bound(spark, tmp_path, monkeypatch) -
     with open(os.path.join(out_dir, f"{big}.json")) as fh:
         used = json.load(fh)
     assert used["peak"] > 4 * big * batch  # the measurement sees the similarity block
+
+
+# --- KMeans on a sample -----------------------------------------------------------------------
+
+
+def test_kmeans_fits_on_a_sample_and_assigns_every_document(spark, caplog) -> None:
+    """fit_fraction: KMeans sees about that share of the documents, chosen by a seeded hash of
+    the id (the same whatever the partitioning), and every document is assigned."""
+    rng = np.random.default_rng(21)
+    centres = np.eye(4) * 10
+    rows = [(i, (centres[i % 3] + rng.normal(size=4)).tolist()) for i in range(600)]
+    df = _frame(spark, rows)
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        centers = kmeans_module.fit_centroids(
+            df.coalesce(1), n_clusters=3, embedding_col="e", fit_fraction=0.25
+        )
+    fitted_on = [m for m in caplog.messages if "fitting on" in m]
+    assert len(fitted_on) == 1
+    sampled = int(fitted_on[0].split("fitting on ")[1].split(" of ")[0])
+    assert 100 < sampled < 200  # about a quarter of 600
+    again = kmeans_module.fit_centroids(
+        df.repartition(7), n_clusters=3, embedding_col="e", fit_fraction=0.25
+    )
+    np.testing.assert_allclose(again, centers, atol=1e-9)
+    assigned = kmeans_module.kmeans_clusters(df, n_clusters=3, embedding_col="e", fit_fraction=0.25)
+    by_id = {r["id"]: r["centroid"] for r in assigned.select("id", "centroid").collect()}
+    assert len(by_id) == 600
+    # The planted groups come out whole: each is one cluster.
+    assert all(len({by_id[i] for i in range(g, 600, 3)}) == 1 for g in range(3))
+    with pytest.raises(ConfigError, match="fit_fraction"):
+        SemanticConfig(fit_fraction=0)
+
+
+# --- oversized clusters split across tasks -----------------------------------------------------
+
+
+@pytest.mark.parametrize("which_to_keep", ["hard", "random"])
+def test_split_clusters_equal_the_whole_computation(spark, caplog, which_to_keep) -> None:
+    """A cluster larger than max_cluster_size is compared block pair by block pair in separate
+    tasks; every document gets the same best match as in one piece (float32 rounding aside),
+    copies included (the earliest-ranked copy wins), and small clusters are untouched."""
+    rng = np.random.default_rng(33)
+    n, d = 75, 6
+    vectors = l2_normalize(rng.normal(size=(n, d)))
+    vectors[40] = vectors[3]  # exact copies across blocks
+    vectors[41] = vectors[3]
+    vectors[60] = l2_normalize(vectors[12:13] + 1e-3 * rng.normal(size=(1, d)))[0]  # near copy
+    sizes = (62, 13)  # with max_cluster_size=10: 7 blocks, and 2
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "centroid": np.repeat(np.arange(2, dtype=np.int32), sizes),
+            "l2_dist_to_cent": rng.random(n),
+            "cosine_dist_to_cent": rng.random(n),
+            "embedding": list(vectors.astype(np.float32)),
+        }
+    )
+    frame.loc[[3, 40, 41], "cosine_dist_to_cent"] = 0.5  # tie on the key: ranked by id
+    df = spark.createDataFrame(
+        frame,
+        "id long, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double, "
+        "embedding array<float>",
+    )
+
+    def run(limit):
+        out = pairwise_similarity(
+            df, which_to_keep=which_to_keep, seed=3, batch_size=4, max_cluster_size=limit
+        )
+        assert out.columns == ["id", "max_id", "cosine_sim_score", "centroid"]
+        return {r["id"]: (r["max_id"], r["cosine_sim_score"], r["centroid"]) for r in out.collect()}
+
+    whole = run(10**6)
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        split = run(10)
+    assert any("split into blocks" in m for m in caplog.messages)
+    assert set(split) == set(whole) == set(range(n))
+    for i in range(n):
+        assert split[i][0] == whole[i][0], i
+        assert split[i][1] == pytest.approx(whole[i][1], abs=2e-6), i
+        assert split[i][2] == whole[i][2], i
+    # Of the three copies, the two ranked later both point to the one ranked first.
+    later = [i for i in (3, 40, 41) if split[i][1] > 0.999]
+    assert len(later) == 2 and len({split[i][0] for i in later}) == 1
+    assert {split[i][0] for i in later} < {3, 40, 41}
+    with pytest.raises(ConfigError, match="max_cluster_size"):
+        pairwise_similarity(df, max_cluster_size=-1)

@@ -155,17 +155,91 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--embedding-col", default=None, help="column holding precomputed embeddings"
     )
-    s.add_argument("--model", default=_SEMANTIC["model"])
-    s.add_argument("--embedding-batch-size", type=int, default=_SEMANTIC["embedding_batch_size"])
-    s.add_argument("--n-clusters", type=int, default=_SEMANTIC["n_clusters"])
-    s.add_argument("--max-iter", type=int, default=_SEMANTIC["max_iter"])
-    s.add_argument("--tol", type=float, default=_SEMANTIC["tol"])
-    s.add_argument("--eps", type=float, default=_SEMANTIC["eps"])
-    s.add_argument("--which-to-keep", default=_SEMANTIC["which_to_keep"], choices=WHICH_TO_KEEP)
-    s.add_argument("--sort-cols", default=None, help="comma-separated columns for a custom ranking")
-    s.add_argument("--sim-metric", default=_SEMANTIC["sim_metric"], choices=SIM_METRICS)
-    s.add_argument("--pairwise-batch-size", type=int, default=_SEMANTIC["pairwise_batch_size"])
-    s.add_argument("--seed", type=int, default=_SEMANTIC["seed"])
+    s.add_argument(
+        "--model",
+        default=_SEMANTIC["model"],
+        help="sentence-transformers model name or local path (default: %(default)s)",
+    )
+    s.add_argument(
+        "--embedding-batch-size",
+        type=int,
+        default=_SEMANTIC["embedding_batch_size"],
+        help="texts per model call (default: %(default)s)",
+    )
+    s.add_argument(
+        "--n-clusters", type=int, default=_SEMANTIC["n_clusters"], help="KMeans k (default: %(default)s)"
+    )
+    s.add_argument(
+        "--fit-fraction",
+        type=float,
+        default=_SEMANTIC["fit_fraction"],
+        help="fit KMeans on about this fraction of the documents, then assign every document "
+        "(default: %(default)s)",
+    )
+    s.add_argument(
+        "--max-iter",
+        type=int,
+        default=_SEMANTIC["max_iter"],
+        help="KMeans maximum iterations (default: %(default)s)",
+    )
+    s.add_argument(
+        "--tol",
+        type=float,
+        default=_SEMANTIC["tol"],
+        help="KMeans convergence tolerance (default: %(default)s)",
+    )
+    s.add_argument(
+        "--eps",
+        type=_eps_list,
+        default=[_SEMANTIC["eps"]],
+        help="remove a document whose cosine similarity to a higher-ranked one of its cluster "
+        "is >= 1 - eps; several, comma-separated (0.01,0.05,0.1), are all counted from one set "
+        "of scores in stats.json (eps_summary) and the duplicates are the first one's "
+        f"(default: {_SEMANTIC['eps']})",
+    )
+    s.add_argument(
+        "--which-to-keep",
+        default=_SEMANTIC["which_to_keep"],
+        choices=WHICH_TO_KEEP,
+        help="ranking in a cluster, rank 0 kept: hard (farthest from the centroid first), easy "
+        "(nearest first) or random (default: %(default)s)",
+    )
+    s.add_argument(
+        "--sort-cols",
+        default=None,
+        help="custom ranking, overriding --which-to-keep: comma-separated columns, each COL or "
+        "COL:desc (largest first) or COL:asc (smallest first); ties by id (default: none)",
+    )
+    s.add_argument(
+        "--sim-metric",
+        default=_SEMANTIC["sim_metric"],
+        choices=SIM_METRICS,
+        help="distance to the centroid that ranks documents (default: %(default)s)",
+    )
+    s.add_argument(
+        "--pairwise-batch-size",
+        type=int,
+        default=_SEMANTIC["pairwise_batch_size"],
+        help="columns per block of the pairwise similarities; memory 4*n*batch bytes for a "
+        "cluster of n (default: %(default)s)",
+    )
+    s.add_argument(
+        "--max-cluster-size",
+        type=int,
+        default=_SEMANTIC["max_cluster_size"],
+        help="most documents of a cluster one task compares at once; larger clusters are split "
+        "into blocks compared pair by pair; 0 derives it from spark.sparkdedup."
+        "pairwiseWorkerBytes, 1g by default (default: %(default)s)",
+    )
+    s.add_argument(
+        "--seed", type=int, default=_SEMANTIC["seed"], help="KMeans seed (default: %(default)s)"
+    )
+    s.add_argument(
+        "--rank-seed",
+        type=int,
+        default=_SEMANTIC["rank_seed"],
+        help="seed of --which-to-keep random, apart from the KMeans seed (default: %(default)s)",
+    )
 
     r = sub.add_parser("remove", help="remove the ids listed in a duplicates directory")
     _common(r, output_help="where the deduplicated rows are written (the input's format)")
@@ -173,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--duplicates", required=True, help="duplicates directory (Parquet with column id)"
     )
     return parser
+
+
+def _eps_list(text: str) -> list[float]:
+    """``--eps``: one number or several, comma-separated, each in [0, 1]."""
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(0 <= v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected numbers between 0 and 1, comma-separated, got {text!r}"
+        )
+    return values
 
 
 def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
@@ -207,11 +294,14 @@ def semantic_config(args: argparse.Namespace) -> SemanticConfig:
         max_iter=args.max_iter,
         tol=args.tol,
         seed=args.seed,
-        eps=args.eps,
+        fit_fraction=args.fit_fraction,
+        eps=args.eps[0],
         which_to_keep=args.which_to_keep,
         sort_cols=sort_cols,
+        rank_seed=args.rank_seed,
         sim_metric=args.sim_metric,
         pairwise_batch_size=args.pairwise_batch_size,
+        max_cluster_size=args.max_cluster_size,
         device=args.device,
     )
 
@@ -619,7 +709,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         else:
             from sparkdedup.semantic.workflow import run_semantic
 
-            result = run_semantic(df, config, runner, fingerprint=fingerprint)
+            more = tuple(args.eps[1:])
+            result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
         stats = _write_results(spark, args, result, runner, config, out, raw)
         out.commit()
         return stats
@@ -724,6 +815,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         k: stats[k] for k in ("input_docs", "removed_docs", "kept_docs", "groups") if k in stats
     }
     print(f"sparkdedup {args.command}: {json.dumps(summary)} in {seconds:.1f} s -> {args.output}")
+    for row in stats.get("eps_summary", []):
+        print(f"sparkdedup semantic: eps={row['eps']:g} removes {row['removed_docs']} documents")
     return 0
 
 

@@ -29,6 +29,24 @@ SIM_METRICS = ("cosine", "l2")
 AUTO_DRIVER_CC_MAX_EDGES = 0
 
 
+_DIRECTIONS = {"asc": True, "desc": False}
+
+
+def sort_keys(sort_cols: Any) -> list[tuple[str, bool]]:
+    """``(column, ascending)`` of each `sort_cols` entry: ``"col"`` and ``"col:desc"`` rank the
+    largest value first, ``"col:asc"`` the smallest. Only a final ``:asc`` or ``:desc`` is a
+    direction, so a column named ``a:b`` is written as is."""
+    keys = []
+    for entry in sort_cols or ():
+        name, _, direction = str(entry).rpartition(":")
+        if not name or direction.lower() not in _DIRECTIONS:
+            name, direction = str(entry), "desc"
+        if not name.strip():
+            raise ConfigError(f"sort_cols entry {entry!r} names no column")
+        keys.append((name, _DIRECTIONS[direction.lower()]))
+    return keys
+
+
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     """Raise ConfigError unless `value` is an integer in [minimum, maximum] (naming `name`)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -150,15 +168,26 @@ class SemanticConfig:
     id_col : unique id column, or None for derived ids (as FuzzyConfig).
     model : sentence-transformers model name or local path.
     embedding_batch_size : texts per model call.
-    n_clusters, max_iter, tol, seed : KMeans parameters.
+    n_clusters, max_iter, tol, seed : KMeans parameters (`seed` seeds KMeans only).
+    fit_fraction : fit KMeans on about this fraction of the embedded documents (0 < f <= 1; a
+        seeded hash of the id picks them, whatever the partitioning), then assign every
+        document to its nearest centroid, as NeMo Curator's ``kmeans_fit_data_fraction``.
     eps : a document is removed iff its cosine similarity to a higher-ranked document of its
         cluster is >= 1 - eps (compared in float32, as NeMo Curator does).
     which_to_keep : "hard" keeps the documents farthest from the centroid, "easy" the nearest,
         "random" a seeded random order.
-    sort_cols : custom ranking: columns sorted descending, ties by id descending; overrides
-        `which_to_keep` when given.
+    sort_cols : custom ranking: each entry ``"col"`` or ``"col:desc"`` (descending) or
+        ``"col:asc"`` (ascending), nulls last, ties by id descending; overrides `which_to_keep`
+        when given.
+    rank_seed : seed of the "random" ranking, apart from the KMeans `seed`: changing one never
+        changes what the other decides.
     sim_metric : "cosine" or "l2": which distance to the centroid ranks documents.
-    pairwise_batch_size : columns per block of the pairwise kernel (never changes results).
+    pairwise_batch_size : columns per block of the pairwise kernel (changes scores by float32
+        rounding at most).
+    max_cluster_size : the most documents of a cluster one task compares at once; a larger
+        cluster is split into blocks of rows compared block pair by block pair (the same
+        result). 0 (the default) derives it from the Python worker's memory budget,
+        ``spark.sparkdedup.pairwiseWorkerBytes`` (1g): about 100,000 at d=384.
     device : "auto", "cpu" or "gpu".
     """
 
@@ -171,11 +200,14 @@ class SemanticConfig:
     max_iter: int = 300
     tol: float = 1e-4
     seed: int = 42
+    fit_fraction: float = 1.0
     eps: float = 0.01
     which_to_keep: str = "hard"
     sort_cols: tuple[str, ...] | None = None
+    rank_seed: int = 42
     sim_metric: str = "cosine"
     pairwise_batch_size: int = 1024
+    max_cluster_size: int = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -189,9 +221,17 @@ class SemanticConfig:
         check_int("n_clusters", self.n_clusters, 1)
         check_int("max_iter", self.max_iter, 1)
         check_int("seed", self.seed, 0, 2**32 - 1)
+        check_int("rank_seed", self.rank_seed, 0, 2**32 - 1)
         check_int("pairwise_batch_size", self.pairwise_batch_size, 1)
+        check_int("max_cluster_size", self.max_cluster_size, 0)
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or self.tol < 0:
             raise ConfigError(f"tol must be a number >= 0, got {self.tol!r}")
+        if (
+            isinstance(self.fit_fraction, bool)
+            or not isinstance(self.fit_fraction, (int, float))
+            or not 0 < self.fit_fraction <= 1
+        ):
+            raise ConfigError(f"fit_fraction must be a number in (0, 1], got {self.fit_fraction!r}")
         if (
             isinstance(self.eps, bool)
             or not isinstance(self.eps, (int, float))
@@ -207,6 +247,7 @@ class SemanticConfig:
                 raise ConfigError(
                     f"sort_cols must be a non-empty list of column names or None, got {self.sort_cols!r}"
                 )
+            sort_keys(cols)  # each entry names a column
             object.__setattr__(self, "sort_cols", cols)
 
     def replace(self, **changes: Any) -> SemanticConfig:

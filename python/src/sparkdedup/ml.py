@@ -27,7 +27,7 @@ from pyspark.ml.util import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.config import FuzzyConfig, SemanticConfig
+from sparkdedup.config import FuzzyConfig, SemanticConfig, sort_keys
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL, assign_ids
 from sparkdedup.ml_params import ConfigParams, config_params
@@ -175,6 +175,7 @@ class SemanticDeduplicator(
                 seed=config.seed,
                 device=device,
                 embedding_col=_vector_col(config),
+                fit_fraction=config.fit_fraction,
             )
         log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
         return self._copyValues(SemanticDeduplicatorModel(centers))
@@ -247,7 +248,8 @@ class SemanticDeduplicatorModel(
         def clusters() -> DataFrame:
             assigned = assign_clusters(vectors, self._centers, embedding_col=_vector_col(config))
             if config.sort_cols:
-                meta = documents.select(F.col(ID_COL).alias("id"), *config.sort_cols)
+                names = [name for name, _ in sort_keys(config.sort_cols)]
+                meta = documents.select(F.col(ID_COL).alias("id"), *names)
                 assigned = assigned.join(meta, on="id", how="inner")
             return assigned
 
@@ -260,9 +262,10 @@ class SemanticDeduplicatorModel(
                 which_to_keep=config.which_to_keep,
                 sim_metric=config.sim_metric,
                 sort_cols=config.sort_cols,
-                seed=config.seed,
+                seed=config.rank_seed,
                 batch_size=config.pairwise_batch_size,
                 device=device,
+                max_cluster_size=config.max_cluster_size,
             ),
         )
         duplicates = runner.run(

@@ -24,7 +24,8 @@ _DOCS = {
     "char_ngrams": "shingle width in Unicode code points (>= 2)",
     "num_bands": "number of LSH bands",
     "minhashes_per_band": "MinHash values per band; signatures have numBands x this many",
-    "seed": "random seed (MinHash permutations; KMeans and the 'random' ranking)",
+    "seed": "random seed (MinHash permutations; KMeans)",
+    "rank_seed": "seed of the 'random' ranking (apart from the KMeans seed)",
     "use_64_bit_hash": "64-bit MurmurHash3 and permutations instead of 32-bit",
     "bands_per_iteration": "LSH bands handled per shuffle (never changes the result)",
     "cc_backend": "connected components: 'auto', 'driver' or 'distributed'",
@@ -40,11 +41,13 @@ _DOCS = {
     "n_clusters": "KMeans k",
     "max_iter": "KMeans maximum iterations",
     "tol": "KMeans convergence tolerance",
+    "fit_fraction": "fit KMeans on about this fraction of the documents (0 < f <= 1); every document is assigned",
     "eps": "remove a document whose cosine similarity to a higher-ranked one is >= 1 - eps",
     "which_to_keep": "ranking in a cluster: 'hard' (far from centroid first), 'easy' or 'random'",
-    "sort_cols": "custom ranking columns (descending; overrides whichToKeep); None for none",
+    "sort_cols": "custom ranking columns, each 'col' or 'col:desc' (largest first) or 'col:asc' (overrides whichToKeep); None for none",
     "sim_metric": "distance to the centroid that ranks documents: 'cosine' or 'l2'",
-    "pairwise_batch_size": "columns per block of the pairwise kernel (never changes the result)",
+    "pairwise_batch_size": "columns per block of the pairwise kernel (changes scores by float32 rounding at most)",
+    "max_cluster_size": "most documents of a cluster one task compares at once; larger clusters are split into blocks (0: from spark.sparkdedup.pairwiseWorkerBytes)",
 }
 
 
@@ -58,13 +61,23 @@ def param_name(field: str) -> str:
 
 def _converter(annotation: str) -> Callable[[Any], Any]:
     if annotation.startswith("tuple"):
-        return TypeConverters.toListString
-    kind = annotation.split("|")[0].strip()
-    return {
-        "int": TypeConverters.toInt,
-        "float": TypeConverters.toFloat,
-        "bool": TypeConverters.toBoolean,
-    }.get(kind, TypeConverters.toString)
+        base = TypeConverters.toListString
+    else:
+        kind = annotation.split("|")[0].strip()
+        base = {
+            "int": TypeConverters.toInt,
+            "float": TypeConverters.toFloat,
+            "bool": TypeConverters.toBoolean,
+        }.get(kind, TypeConverters.toString)
+    if "None" not in annotation:
+        return base
+
+    def optional(value: Any) -> Any:
+        # pyspark's loader converts every saved value, None included (`Params.set`).
+        return None if value is None else base(value)
+
+    optional.__name__ = f"optional_{base.__name__}"
+    return optional
 
 
 def _accessors(name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:

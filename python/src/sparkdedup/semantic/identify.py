@@ -32,7 +32,7 @@ def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
 
     Parameters
     ----------
-    pairwise : ``[id, max_id, cosine_sim_score]`` from `pairwise_similarity`.
+    pairwise : ``[id, max_id, cosine_sim_score, ...]`` from `pairwise_similarity`.
     eps : threshold parameter in [0, 1].
 
     Returns
@@ -58,3 +58,30 @@ def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
     return pairwise.filter(
         (score >= F.lit(threshold).cast("float")) & (F.col("max_id") != F.col("id"))
     ).select("id", "max_id", "cosine_sim_score")
+
+
+def eps_summary(pairwise: DataFrame, eps_values: list[float]) -> list[dict[str, float | int]]:
+    """How many documents each eps removes, from one pass over the pairwise scores (a narrow
+    table), by the rule of `identify_duplicates`: ``[{"eps": e, "removed_docs": n}, ...]`` in
+    the order given. For tuning eps without computing the scores again."""
+    require_columns(
+        pairwise, {"id": "id", "max_id": "max_id", "cosine_sim_score": "cosine_sim_score"}
+    )
+    if not eps_values:
+        return []
+    score = F.col("cosine_sim_score").cast("float")
+    counts = [
+        F.count(
+            F.when(
+                (score >= F.lit(removal_threshold(eps)).cast("float"))
+                & (F.col("max_id") != F.col("id")),
+                1,
+            )
+        ).alias(f"removed_{i}")
+        for i, eps in enumerate(eps_values)
+    ]
+    row = pairwise.agg(*counts).first()
+    return [
+        {"eps": float(eps), "removed_docs": int(row[f"removed_{i}"])}
+        for i, eps in enumerate(eps_values)
+    ]

@@ -166,6 +166,26 @@ def _mean_center(fit_input: DataFrame, dim: int) -> np.ndarray:
     return (total / rows)[None, :]
 
 
+def check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
+def _in_sample(seed: int, fraction: float) -> Any:
+    """Whether a row is in a `fraction` sample: a seeded 64-bit hash of its id, as a number in
+    [0, 1), below `fraction`."""
+    hashed = F.xxhash64(F.lit(seed).cast("bigint"), F.lit("kmeans-sample"), F.col("id"))
+    unit = F.shiftrightunsigned(hashed, 11).cast("double") / float(2**53)
+    return unit < F.lit(float(fraction))
+
+
+def _rows_and_distinct(normalized: DataFrame) -> tuple[int, int]:
+    row = normalized.agg(
+        F.count(F.lit(1)).alias("rows"), F.count_distinct(F.xxhash64("embedding")).alias("n")
+    ).first()
+    return int(row["rows"]), int(row["n"])
+
+
 def _vectors(embeddings: DataFrame, id_col: str, embedding_col: str) -> DataFrame:
     return embeddings.select(
         F.col(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
@@ -182,6 +202,7 @@ def fit_centroids(
     device: str = "cpu",
     id_col: str = "id",
     embedding_col: str = "embedding",
+    fit_fraction: float = 1.0,
 ) -> np.ndarray:
     """Check and L2-normalise the embeddings, then fit KMeans on them (eagerly).
 
@@ -197,6 +218,10 @@ def fit_centroids(
     max_iter, tol, seed : KMeans parameters (k-means|| initialisation).
     device : "cpu" (pyspark.ml KMeans) or "gpu" (spark-rapids-ml KMeans; seed must fit in 31 bits).
     id_col, embedding_col : input column names.
+    fit_fraction : fit on about this fraction of the documents (0 < f <= 1), as NeMo Curator's
+        ``kmeans_fit_data_fraction``: a document is in the sample when a seeded hash of its id
+        falls below f, so the sample depends on the seed and the ids only, never on the
+        partitioning. Every document is still checked, and assigned by `assign_clusters`.
 
     Returns
     -------
@@ -206,6 +231,7 @@ def fit_centroids(
         and sorted, so the clusters do not depend on how the input happened to be split.
     """
     _check_params(n_clusters, max_iter, tol, seed, device)
+    check_fraction("fit_fraction", fit_fraction)
     kmeans = _kmeans_class(device)
     # Checked under the user's column names, so that errors name them.
     stats = embedding_stats(embeddings, embedding_col, id_col=id_col)
@@ -217,10 +243,25 @@ def fit_centroids(
         _normalize_batches(stats.dim), T.StructType([schema["id"], schema["embedding"]])
     )
     # pyspark.ml's block solver even fails when its initialisation finds fewer than k centres,
-    # so k is capped by the number of distinct unit vectors, counted by a 64-bit hash.
-    distinct = 1
-    if n_clusters > 1:
-        distinct = normalized.agg(F.count_distinct(F.xxhash64("embedding")).alias("n")).first()["n"]
+    # so k is capped by the number of distinct unit vectors, counted by a 64-bit hash (in the
+    # same pass as the sample's size).
+    rows, distinct, sampled = stats.rows, 1, False
+    if fit_fraction < 1:
+        sample = normalized.where(_in_sample(seed, fit_fraction))
+        rows, distinct = _rows_and_distinct(sample)
+        if rows == 0:
+            log.warning(
+                "sparkdedup: fit_fraction=%g samples none of the %d documents; fitting KMeans "
+                "on all of them",
+                fit_fraction,
+                stats.rows,
+            )
+            rows, distinct = stats.rows, 1
+        else:
+            normalized, sampled = sample, True
+            log.info("sparkdedup kmeans: fitting on %d of %d documents", rows, stats.rows)
+    if n_clusters > 1 and not sampled:
+        distinct = _rows_and_distinct(normalized)[1]
     k = min(n_clusters, distinct)
     if k < n_clusters:
         log.warning(
@@ -228,10 +269,10 @@ def fit_centroids(
             "(%d among %d documents); using n_clusters=%d",
             n_clusters,
             distinct,
-            stats.rows,
+            rows,
             k,
         )
-    partitions = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(stats.rows / _ROWS_PER_FIT_PARTITION)))
+    partitions = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(rows / _ROWS_PER_FIT_PARTITION)))
     fit_input = normalized.repartition(partitions, "id").sortWithinPartitions("id")
     if k == 1:
         # pyspark.ml rejects k = 1, and one centre is simply the mean: computed here on CPU and
@@ -239,7 +280,7 @@ def fit_centroids(
         centers = _mean_center(fit_input, stats.dim)
         log.info(
             "sparkdedup kmeans: %d documents of dimension %d, 1 centroid (their mean)",
-            stats.rows,
+            rows,
             stats.dim,
         )
         return centers
@@ -250,7 +291,7 @@ def fit_centroids(
     centers = np.asarray(model.clusterCenters(), dtype=np.float64)
     log.info(
         "sparkdedup kmeans: %d documents of dimension %d, %d centroids (k=%d, %s solver)",
-        stats.rows,
+        rows,
         stats.dim,
         len(centers),
         k,
@@ -303,6 +344,7 @@ def kmeans_clusters(
     device: str = "cpu",
     id_col: str = "id",
     embedding_col: str = "embedding",
+    fit_fraction: float = 1.0,
 ) -> DataFrame:
     """Normalise the embeddings, cluster them, and measure each document's distance to its centroid.
 
@@ -327,5 +369,6 @@ def kmeans_clusters(
         device=device,
         id_col=id_col,
         embedding_col=embedding_col,
+        fit_fraction=fit_fraction,
     )
     return assign_clusters(embeddings, centers, id_col=id_col, embedding_col=embedding_col)

@@ -7,20 +7,28 @@ One `applyInPandas` group per cluster; the math is `sparkdedup.kernels.pairwise`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int
+from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int, sort_keys
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import require_columns
-from sparkdedup.kernels.pairwise import pairwise_max_similarity
+from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
+from sparkdedup.sizing import parse_bytes
+
+log = logging.getLogger("sparkdedup")
 
 _RANDOM_KEY = "_dedup_random_rank"
+_RANK, _ROW_BLOCK, _BLOCKS = "_dedup_rank", "_dedup_block", "_dedup_blocks"
+_COL_BLOCK, _CAND_BLOCK, _SIDE = "_dedup_col_block", "_dedup_cand_block", "_dedup_side"
+WORKER_BYTES_CONF = "spark.sparkdedup.pairwiseWorkerBytes"
+DEFAULT_WORKER_BYTES = 1024**3
 _DISTANCE_COLS = {"cosine": "cosine_dist_to_cent", "l2": "l2_dist_to_cent"}
 
 
@@ -33,15 +41,16 @@ def ranking(
 
     "hard": (distance, id) both descending, the document farthest from its centroid first;
     "easy": both ascending; "random": a seeded hash of the id, then id, ascending; custom
-    `sort_cols` (overriding `which_to_keep`): each descending, nulls last, then id descending.
+    `sort_cols` (overriding `which_to_keep`): each ``"col"``/``"col:desc"`` descending or
+    ``"col:asc"`` ascending, nulls last, then id descending (`sparkdedup.config.sort_keys`).
     `sim_metric` picks the distance: "cosine" (``cosine_dist_to_cent``) or "l2"
     (``l2_dist_to_cent``).
     """
     check_choice("which_to_keep", which_to_keep, WHICH_TO_KEEP)
     check_choice("sim_metric", sim_metric, SIM_METRICS)
     if sort_cols:
-        keys = [*sort_cols, "id"]
-        return keys, [False] * len(keys)
+        parsed = sort_keys(sort_cols)
+        return [name for name, _ in parsed] + ["id"], [asc for _, asc in parsed] + [False]
     if which_to_keep == "random":
         return [_RANDOM_KEY, "id"], [True, True]
     ascending = which_to_keep == "easy"
@@ -85,7 +94,10 @@ def _cluster_fn(
             scores, index = cupy.asnumpy(scores), cupy.asnumpy(index)
         else:
             scores, index = pairwise_max_similarity(vectors, batch_size, xp=np)
-        return pd.DataFrame({"id": ids, "max_id": ids[index], "cosine_sim_score": scores})
+        centroid = cluster["centroid"].to_numpy()[:1].repeat(len(ids))
+        return pd.DataFrame(
+            {"id": ids, "max_id": ids[index], "cosine_sim_score": scores, "centroid": centroid}
+        )
 
     return cluster_pairwise
 
@@ -99,6 +111,7 @@ def pairwise_similarity(
     seed: int = 42,
     batch_size: int = 1024,
     device: str = "cpu",
+    max_cluster_size: int = 0,
 ) -> DataFrame:
     """Most similar higher-ranked document of every document, cluster by cluster.
 
@@ -109,27 +122,36 @@ def pairwise_similarity(
     which_to_keep, sim_metric, sort_cols : the ranking inside a cluster, see `ranking`.
     seed : seed of the "random" ranking: documents are ordered by ``xxhash64(seed, id)``, so the
         order depends only on the seed and the ids, never on partitioning.
-    batch_size : columns per block of the similarity matrix; never changes the result.
+    batch_size : columns per block of the similarity matrix; changes scores by float32
+        rounding at most.
     device : "cpu" (NumPy) or "gpu" (CuPy on the executors).
+    max_cluster_size : the most documents one task compares at once. A larger cluster is ranked
+        (a window over its narrow keys), cut into blocks of this many rows in rank order, and
+        each block compared in its own task with itself and with each earlier block; a
+        document's best match is then the largest of its blocks' (the earliest-ranked on
+        ties), as in one piece, up to float32 rounding. 0 (the default) derives it from
+        ``spark.sparkdedup.pairwiseWorkerBytes`` (default 1g): `auto_max_cluster_size`.
 
     Returns
     -------
     DataFrame
-        ``[id, max_id, cosine_sim_score float]``, one row per document: ``cosine_sim_score`` is
-        ``max(0, max e_i . e_j)`` over the higher-ranked documents i of its cluster and
-        ``max_id`` the id of that document (among equal scores the highest-ranked one), or the
-        document's own id when the score is 0 (the first of each cluster, singletons).
-        Documents of different clusters are never compared.
+        ``[id, max_id, cosine_sim_score float, centroid]``, one row per document:
+        ``cosine_sim_score`` is ``max(0, max e_i . e_j)`` (float32 products) over the
+        higher-ranked documents i of its cluster ``centroid`` and ``max_id`` the id of that
+        document (among equal scores the highest-ranked one), or the document's own id when
+        the score is 0 (the first of each cluster, singletons). Documents of different clusters
+        are never compared.
 
     Notes
     -----
     A whole cluster of n documents of dimension d is held by one Python worker, which needs
     about ``8 * n * d + 4 * n * batch_size`` bytes: the group's Arrow input and its rank-ordered
     float32 copy (``4 * n * d`` each), one float32 block of similarities, plus about 100 bytes
-    a document (ids, distances, pandas row objects) and fixed float64 temporaries of
-    ``8 * (batch_size + 2 * d) * 1024`` bytes (see `pairwise_max_similarity`).
+    a document (ids, distances, pandas row objects); the products are float32
+    (see `pairwise_max_similarity`).
     """
     check_int("pairwise_batch_size", batch_size, 1)
+    check_int("max_cluster_size", max_cluster_size, 0)
     check_int("seed", seed, 0, 2**32 - 1)
     if device not in ("cpu", "gpu"):
         raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
@@ -139,7 +161,7 @@ def pairwise_similarity(
         {"id": "id", "centroid": "centroid", "embedding": "embedding"}
         | {f"sort column {c}": c for c in keys if c != _RANDOM_KEY},
     )
-    for name in sort_cols or ():
+    for name, _ in sort_keys(sort_cols):
         dtype = assignments.schema[name].dataType
         if isinstance(dtype, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
             raise SchemaError(
@@ -155,11 +177,163 @@ def pairwise_similarity(
             T.StructField("id", id_type),
             T.StructField("max_id", id_type),
             T.StructField("cosine_sim_score", T.FloatType()),
+            T.StructField("centroid", assignments.schema["centroid"].dataType),
         ]
     )
     columns = list(dict.fromkeys(["id", "centroid", "embedding", *keys]))
+    frame = frame.select(*columns)
+    whole = _cluster_fn(keys, ascending, batch_size, device)
+    limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
+    if limit is None:  # no rows
+        return frame.groupBy("centroid").applyInPandas(whole, schema)
+    sizes = {r["centroid"]: r["count"] for r in frame.groupBy("centroid").count().collect()}
+    large = sorted(c for c, n in sizes.items() if n > limit)
+    log.info(
+        "sparkdedup pairwise: %d clusters, the largest of %d documents; max_cluster_size=%d",
+        len(sizes),
+        max(sizes.values(), default=0),
+        limit,
+    )
+    if not large:
+        return frame.groupBy("centroid").applyInPandas(whole, schema)
+    log.warning(
+        "sparkdedup pairwise: %d cluster(s) larger than max_cluster_size=%d (the largest holds "
+        "%d documents) are split into blocks of rows, compared block pair by block pair",
+        len(large),
+        limit,
+        max(sizes[c] for c in large),
+    )
+    in_large = F.col("centroid").isin(large)
+    small_part = frame.where(~in_large).groupBy("centroid").applyInPandas(whole, schema)
+    split_part = _split_clusters(
+        frame.where(in_large), keys, ascending, limit, batch_size, device, schema
+    )
+    return small_part.unionByName(split_part)
+
+
+def auto_max_cluster_size(frame: DataFrame, batch_size: int) -> int | None:
+    """The default `max_cluster_size`: as many rows as keep a Python worker's pairwise memory
+    within ``spark.sparkdedup.pairwiseWorkerBytes`` (default 1g) when it compares two blocks,
+    ``16 * d + 4 * batch_size + 200`` bytes a row (the rows' Arrow input and float32 copies,
+    the similarity block, pandas and output overhead): about 100,000 at d=384 and batch 1024.
+    None when there are no rows (d unknown)."""
+    first = frame.select(F.size("embedding").alias("d")).first()
+    if first is None:
+        return None
+    text = frame.sparkSession.conf.get(WORKER_BYTES_CONF, None)
+    budget = DEFAULT_WORKER_BYTES if text is None else parse_bytes(text, WORKER_BYTES_CONF)
+    return max(1, budget // (16 * int(first["d"]) + 4 * batch_size + 200))
+
+
+def _block_pair_fn(batch_size: int, device: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """One block pair of a split cluster: the rows of the later block (side 0, "columns")
+    against themselves when the pair is the block's own, else against the rows of an earlier
+    block (side 1, "candidates")."""
+
+    def block_pair(group: pd.DataFrame) -> pd.DataFrame:
+        cols = group[group[_SIDE] == 0].sort_values(_RANK, kind="mergesort")
+        cands = group[group[_SIDE] == 1].sort_values(_RANK, kind="mergesort")
+        ids, ranks = cols["id"].to_numpy(), cols[_RANK].to_numpy()
+        vectors = rank_ordered_matrix(cols["embedding"].to_numpy(), np.arange(len(cols)))
+        xp = np
+        if device == "gpu":
+            import cupy as xp  # noqa: PLC0415 - executor side only
+
+            vectors = xp.asarray(vectors)
+        if len(cands) == 0:  # the block's own pair
+            scores, index = pairwise_max_similarity(vectors, batch_size, xp=xp)
+            index = xp.asnumpy(index) if xp is not np else index
+            best_ids, best_ranks = ids[index], ranks[index]
+        else:
+            others = rank_ordered_matrix(cands["embedding"].to_numpy(), np.arange(len(cands)))
+            scores, index = cross_max_similarity(vectors, xp.asarray(others), batch_size, xp=xp)
+            index = xp.asnumpy(index) if xp is not np else index
+            found = index >= 0
+            pick = np.where(found, index, 0)
+            best_ids = np.where(found, cands["id"].to_numpy()[pick], ids)
+            best_ranks = np.where(found, cands[_RANK].to_numpy()[pick], ranks)
+        scores = xp.asnumpy(scores) if xp is not np else scores
+        return pd.DataFrame(
+            {
+                "id": ids,
+                "centroid": cols["centroid"].to_numpy(),
+                "score": scores,
+                "best_rank": best_ranks,
+                "best_id": best_ids,
+            }
+        )
+
+    return block_pair
+
+
+def _split_clusters(
+    frame: DataFrame,
+    keys: list[str],
+    ascending: list[bool],
+    limit: int,
+    batch_size: int,
+    device: str,
+    schema: T.StructType,
+) -> DataFrame:
+    """`pairwise_similarity` for clusters of more than `limit` documents, a block pair a task."""
+    order = [
+        F.col(k).asc_nulls_last() if up else F.col(k).desc_nulls_last()
+        for k, up in zip(keys, ascending, strict=True)
+    ]
+    by_cluster = Window.partitionBy("centroid")
+    # The rank of every document in its cluster, from its narrow keys only.
+    ranks = (
+        frame.select("id", "centroid", *[k for k in keys if k != "id"])
+        .withColumn(_RANK, F.row_number().over(by_cluster.orderBy(*order)) - 1)
+        .withColumn(_BLOCKS, F.ceil(F.count(F.lit(1)).over(by_cluster) / F.lit(limit)))
+        .select("id", _RANK, _BLOCKS)
+    )
+    rows = (
+        frame.select("id", "centroid", "embedding")
+        .join(ranks, on="id")
+        .withColumn(_ROW_BLOCK, (F.col(_RANK) / F.lit(limit)).cast("long"))
+    )
+    # As columns, a row meets its own block and every earlier one; as candidates, every later.
+    as_columns = rows.select(
+        "*",
+        F.col(_ROW_BLOCK).alias(_COL_BLOCK),
+        F.explode(F.sequence(F.lit(0).cast("long"), F.col(_ROW_BLOCK))).alias(_CAND_BLOCK),
+        F.lit(0).alias(_SIDE),
+    )
+    as_candidates = (
+        rows.select(
+            "*",
+            F.explode(F.sequence(F.col(_ROW_BLOCK), F.col(_BLOCKS) - 1)).alias(_COL_BLOCK),
+            F.col(_ROW_BLOCK).alias(_CAND_BLOCK),
+            F.lit(1).alias(_SIDE),
+        )
+        .where(F.col(_COL_BLOCK) > F.col(_ROW_BLOCK))
+    )
+    id_type = schema["id"].dataType
+    pair_schema = T.StructType(
+        [
+            T.StructField("id", id_type),
+            T.StructField("centroid", schema["centroid"].dataType),
+            T.StructField("score", T.FloatType()),
+            T.StructField("best_rank", T.LongType()),
+            T.StructField("best_id", id_type),
+        ]
+    )
+    pairs = (
+        as_columns.unionByName(as_candidates)
+        .select("id", "centroid", "embedding", _RANK, _COL_BLOCK, _CAND_BLOCK, _SIDE)
+        .groupBy("centroid", _COL_BLOCK, _CAND_BLOCK)
+        .applyInPandas(_block_pair_fn(batch_size, device), pair_schema)
+    )
+    # The best over a document's block pairs: the largest score, then the earliest rank.
+    best = F.max(F.struct(F.col("score"), (-F.col("best_rank")).alias("r"), F.col("best_id")))
     return (
-        frame.select(*columns)
-        .groupBy("centroid")
-        .applyInPandas(_cluster_fn(keys, ascending, batch_size, device), schema)
+        pairs.groupBy("id", "centroid")
+        .agg(best.alias("b"))
+        .select(
+            "id",
+            F.col("b.best_id").alias("max_id"),
+            F.col("b.score").alias("cosine_sim_score"),
+            "centroid",
+        )
     )

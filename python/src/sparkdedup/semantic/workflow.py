@@ -13,7 +13,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.config import SemanticConfig
+from sparkdedup.config import SemanticConfig, sort_keys
 from sparkdedup.device import resolve_device
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import ID_COL, assign_ids, require_columns, require_string_column
@@ -22,7 +22,7 @@ from sparkdedup.semantic.embed import (
     embedding_array,
     require_embedding_backend,
 )
-from sparkdedup.semantic.identify import identify_duplicates
+from sparkdedup.semantic.identify import eps_summary, identify_duplicates
 from sparkdedup.semantic.kmeans import kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
 from sparkdedup.stages import StageRunner, detach
@@ -55,9 +55,10 @@ def validate_input(df: DataFrame, config: SemanticConfig) -> None:
         require_string_column(df, config.text_col, "text")
         require_embedding_backend()
     require_columns(df, {"id": config.id_col})
-    require_columns(df, {f"sort_cols entry {c!r}": c for c in config.sort_cols or ()})
+    names = [name for name, _ in sort_keys(config.sort_cols)]
+    require_columns(df, {f"sort_cols entry {c!r}": c for c in names})
     reserved = {"id", "centroid", "embedding", "l2_dist_to_cent", "cosine_dist_to_cent"}
-    clash = sorted(reserved.intersection(config.sort_cols or ()))
+    clash = sorted(reserved.intersection(names))
     if clash:
         raise SchemaError(
             f"sort_cols may not use the column name(s) {', '.join(map(repr, clash))}, which the "
@@ -71,11 +72,14 @@ def run_semantic(
     runner: StageRunner,
     *,
     fingerprint: dict[str, Any] | None = None,
+    more_eps: tuple[float, ...] = (),
 ) -> SemanticResult:
     """Run every stage through `runner` (cached or persisted) and collect the statistics.
 
     Stages: ``ids``, ``embeddings`` (only when embedding text), ``kmeans``, ``pairwise``,
-    ``duplicates``; each fingerprint holds every parameter its output depends on.
+    ``duplicates``; each fingerprint holds every parameter its output depends on. With
+    `more_eps`, ``stats["eps_summary"]`` gives the documents removed at ``config.eps`` and at
+    each of them, from the same pairwise scores (the duplicates are ``config.eps``'s).
     """
     validate_input(df, config)
     device = resolve_device(config.device, df.sparkSession)
@@ -116,6 +120,7 @@ def run_semantic(
         max_iter=config.max_iter,
         tol=config.tol,
         seed=config.seed,
+        fit_fraction=config.fit_fraction,
         kmeans_backend=device,  # cuML and pyspark.ml find different (equally valid) clusters
     )
     clusters = runner.run(
@@ -129,31 +134,36 @@ def run_semantic(
             seed=config.seed,
             device=device,
             embedding_col=vector_col,
+            fit_fraction=config.fit_fraction,
         ),
     )
 
-    # The batch size and the device never change the pairwise result (see the kernel).
+    # The batch size and the device change the pairwise scores by float32 rounding only (see
+    # the kernel): a cache written with others is reused.
+    ranked_by = sort_keys(config.sort_cols)
     pairwise_fp = dict(
         kmeans_fp,
         which_to_keep=config.which_to_keep,
         sim_metric=config.sim_metric,
-        sort_cols=list(config.sort_cols) if config.sort_cols else None,
-        random_seed=config.seed if config.which_to_keep == "random" else None,
+        sort_cols=[f"{n}:{'asc' if a else 'desc'}" for n, a in ranked_by] or None,
+        random_seed=config.rank_seed if config.which_to_keep == "random" else None,
+        with_centroid=True,
     )
 
     def pairwise() -> DataFrame:
         ranked = clusters
         if config.sort_cols:
-            meta = documents.select(F.col(ID_COL).alias("id"), *config.sort_cols)
+            meta = documents.select(F.col(ID_COL).alias("id"), *[n for n, _ in ranked_by])
             ranked = clusters.join(meta, on="id", how="inner")
         return pairwise_similarity(
             ranked,
             which_to_keep=config.which_to_keep,
             sim_metric=config.sim_metric,
             sort_cols=config.sort_cols,
-            seed=config.seed,
+            seed=config.rank_seed,
             batch_size=config.pairwise_batch_size,
             device=device,
+            max_cluster_size=config.max_cluster_size,
         )
 
     scores = runner.run("pairwise", pairwise_fp, pairwise)
@@ -180,6 +190,10 @@ def run_semantic(
         "device": device,
         "seconds": dict(runner.seconds),
     }
+    if more_eps:
+        for eps in more_eps:
+            config.replace(eps=eps)  # checked as config.eps is
+        stats["eps_summary"] = eps_summary(scores, [config.eps, *more_eps])
     if stats["null_or_empty_text_docs"]:
         log.warning(
             "sparkdedup: %d documents have a null, empty or blank %r; they are not embedded, "
