@@ -47,6 +47,7 @@ demo: venv
 bench: venv jar
 	$(PY) -m benchmarks.run --publish
 	$(PY) -m benchmarks.scale --publish
+	$(PY) -m benchmarks.semantic_split --publish
 
 lint: venv
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -122,3 +122,44 @@ def test_scale_report_reads_gc_logs_medians_and_renders(tmp_path):
     )
     assert "median 11.0 s with user ids, 13.0 s with derived ids, 1.182x" in text
     assert "Cases run at different times: scale now, commit c; real before, commit b." in text
+
+
+def test_semantic_split_corpus_report_and_publish(tmp_path) -> None:
+    """The oversized-cluster benchmark writes its vectors in chunks with planted copies, and
+    its report goes into RESULTS.md between its markers, replacing an earlier one."""
+    import pyarrow.parquet as pq
+
+    from benchmarks import semantic_split as bench
+
+    docs = bench.write_vectors(str(tmp_path / "v"), 120, 8)
+    table = pq.read_table(docs)
+    assert table.num_rows == 120 and table.column("id").to_pylist() == list(range(120))
+    emb = table.column("emb").to_pylist()
+    assert emb[1] == emb[0] and emb[101] == emb[100] and emb[2] != emb[1]
+    result = {
+        "docs": 120,
+        "dim": 8,
+        "block": 25,
+        "runs": {
+            "split": {
+                "wall_seconds": 9.5,
+                "pairwise_seconds": 2.0,
+                "python_worker_mib": 300,
+                "removed_docs": 2,
+            },
+            "whole": {
+                "wall_seconds": 9.0,
+                "pairwise_seconds": 1.5,
+                "python_worker_mib": 310,
+                "removed_docs": 2,
+            },
+        },
+    }
+    text = bench.render(result)
+    assert "| split | 9.5 | 2.0 | 300 | 2 |" in text and "blocks of 25 rows" in text
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# results\n", encoding="utf-8")
+    bench.publish(text, str(md))
+    bench.publish(text.replace("9.5", "8.5"), str(md))
+    body = md.read_text(encoding="utf-8")
+    assert body.count(bench.BEGIN) == 1 and "| split | 8.5 |" in body and "9.5" not in body

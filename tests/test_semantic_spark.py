@@ -231,7 +231,9 @@ def test_random_ranking_has_its_own_seed(spark) -> None:
         config = SemanticConfig(
             embedding_col="e", id_col="id", n_clusters=1, which_to_keep="random", **params
         )
-        return sorted(r["id"] for r in run_semantic(df, config, StageRunner(spark)).duplicates.collect())
+        return sorted(
+            r["id"] for r in run_semantic(df, config, StageRunner(spark)).duplicates.collect()
+        )
 
     base = removed(seed=1, rank_seed=7)
     assert len(base) == 15

@@ -167,7 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="texts per model call (default: %(default)s)",
     )
     s.add_argument(
-        "--n-clusters", type=int, default=_SEMANTIC["n_clusters"], help="KMeans k (default: %(default)s)"
+        "--n-clusters",
+        type=int,
+        default=_SEMANTIC["n_clusters"],
+        help="KMeans k (default: %(default)s)",
     )
     s.add_argument(
         "--fit-fraction",

@@ -129,9 +129,7 @@ def connected_components(
         if edge_count is None:
             started = time.perf_counter()
             n_edges = pairs.count()
-            log.info(
-                "connected components: %d edges (counted in %.1f s)", n_edges, _since(started)
-            )
+            log.info("connected components: %d edges (counted in %.1f s)", n_edges, _since(started))
         else:
             n_edges = int(edge_count)
         auto = backend == "auto"

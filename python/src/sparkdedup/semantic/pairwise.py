@@ -300,15 +300,12 @@ def _split_clusters(
         F.explode(F.sequence(F.lit(0).cast("long"), F.col(_ROW_BLOCK))).alias(_CAND_BLOCK),
         F.lit(0).alias(_SIDE),
     )
-    as_candidates = (
-        rows.select(
-            "*",
-            F.explode(F.sequence(F.col(_ROW_BLOCK), F.col(_BLOCKS) - 1)).alias(_COL_BLOCK),
-            F.col(_ROW_BLOCK).alias(_CAND_BLOCK),
-            F.lit(1).alias(_SIDE),
-        )
-        .where(F.col(_COL_BLOCK) > F.col(_ROW_BLOCK))
-    )
+    as_candidates = rows.select(
+        "*",
+        F.explode(F.sequence(F.col(_ROW_BLOCK), F.col(_BLOCKS) - 1)).alias(_COL_BLOCK),
+        F.col(_ROW_BLOCK).alias(_CAND_BLOCK),
+        F.lit(1).alias(_SIDE),
+    ).where(F.col(_COL_BLOCK) > F.col(_ROW_BLOCK))
     id_type = schema["id"].dataType
     pair_schema = T.StructType(
         [
