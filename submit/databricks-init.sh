@@ -13,5 +13,9 @@ cp "$SPARK_RAPIDS_PLUGIN_JAR" /databricks/jars/rapids-4-spark_2.13.jar
 PIP=/databricks/python/bin/pip
 # --no-deps: the wheel pins pyspark, which must stay the runtime's own.
 "$PIP" install --no-deps "$SPARKDEDUP_WHEEL"
-"$PIP" install "numba>=0.60" "sentence-transformers>=3" cupy-cuda12x spark-rapids-ml
-"$PIP" install --extra-index-url=https://pypi.nvidia.com cudf-cu12
+# spark-rapids-ml imports cuML on the executors; cuML, cuDF, cuVS and RAFT must be of the
+# RAPIDS release spark-rapids-ml is (RAPIDS_RELEASE, default 26.6: sparkdedup[gpu]'s), for CUDA 12.
+RELEASE="${RAPIDS_RELEASE:-26.6}"
+"$PIP" install "numba>=0.60" "sentence-transformers>=3" cupy-cuda12x \
+    "spark-rapids-ml==${RELEASE}.*" "cudf-cu12==${RELEASE}.*" "cuml-cu12==${RELEASE}.*" \
+    "cuvs-cu12==${RELEASE}.*" "pylibraft-cu12==${RELEASE}.*" "raft-dask-cu12==${RELEASE}.*"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import SQLTransformer
@@ -225,3 +226,38 @@ def test_transforms_release_their_persisted_stages(spark, text_docs, embedding_d
     removed = model.copy({model.outputMode: "duplicates"}).transform(embedding_docs)
     assert kept.count() + removed.count() == embedding_docs.count()
     assert removed.count() >= 12
+
+
+def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, monkeypatch):
+    """The embeddings computed to fit stay with the model for one transform of the same
+    DataFrame; other data is embedded (and the kept embeddings let go). Rows embedded are
+    counted by an accumulator in a stand-in embedding step."""
+    from sparkdedup import ml as ml_module
+    from sparkdedup.ids import ID_COL
+
+    docs, _ = text_docs
+    embedded = spark.sparkContext.accumulator(0)
+
+    @F.pandas_udf("array<float>")
+    def embed(texts: pd.Series) -> pd.Series:
+        embedded.add(len(texts))
+        return texts.map(lambda t: [float(len(t) % 7 + 1), float(sum(map(ord, t)) % 11), 1.0])
+
+    def stand_in(documents, config, device):
+        return documents.select(
+            F.col(ID_COL).alias("id"), embed(config.text_col).alias("embedding")
+        )
+
+    monkeypatch.setattr(ml_module, "_vectors", stand_in)
+    n = docs.count()
+    model = SemanticDeduplicator(idCol="id", nClusters=3, device="cpu").fit(docs)
+    assert embedded.value == n
+    first = model.transform(docs).count()
+    assert embedded.value == n  # the fitted data's embeddings, reused
+    again = model.transform(docs).count()  # used once: embedded now
+    assert embedded.value == 2 * n and again == first
+    other = docs.where(F.col("id") % 6 == 0)  # 50 of the 300
+    refit = SemanticDeduplicator(idCol="id", nClusters=3, device="cpu").fit(docs)
+    refit.transform(other).count()
+    assert embedded.value == 3 * n + 50
+    assert refit._fitted_embeddings is None

@@ -223,6 +223,48 @@ def test_nearest_centroid() -> None:
     assert nearest_centroid(np.array([[1.0, 0.0]]), twins).tolist() == [0]
 
 
+def test_nearest_centroid_float32_screen_equals_float64_on_near_ties() -> None:
+    """Rows placed almost exactly between two centroids (within float32 rounding) get the
+    float64 answer, whatever the block they fall in; and a large k keeps the blocks small."""
+    rng = np.random.default_rng(8)
+    d, k = 64, 50
+    centroids = rng.normal(size=(k, d)) * 0.3
+    rows = []
+    for _ in range(300):
+        # A unit vector moved until its two nearest centroids a, b are 1e-9 apart in distance.
+        x = rng.normal(size=d)
+        x /= np.linalg.norm(x)
+        a, b = np.argsort(((x - centroids) ** 2).sum(1))[:2]
+        w = centroids[a] - centroids[b]
+        target = (centroids[a] @ centroids[a] - centroids[b] @ centroids[b]) / 2 + 1e-9
+        for _ in range(50):  # move along w to put x.w on target, keeping it a unit vector
+            x = x + (target - x @ w) * w / (w @ w)
+            x /= np.linalg.norm(x)
+        rows.append(x)
+    e = np.array(rows)
+    exact = np.argmin(((e[:, None, :] - centroids[None, :, :]) ** 2).sum(-1), axis=1)
+    screened_in_float32 = np.argmin(
+        (centroids.astype(np.float32) ** 2).sum(1)[None, :]
+        - 2 * (e.astype(np.float32) @ centroids.astype(np.float32).T),
+        axis=1,
+    )
+    assert (screened_in_float32 != exact).any()  # float32 alone gets some of them wrong
+    for block in (1, 7, 4096):
+        np.testing.assert_array_equal(nearest_centroid(e, centroids, block_rows=block), exact)
+    many = rng.normal(size=(60_000, 4))
+    unit = l2_normalize(rng.normal(size=(200, 4)))
+    tracemalloc.start()
+    try:
+        nearest_centroid(unit, many)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The centroids' float32 and float64 copies, one block of 32 MiB and NumPy's working
+    # space for its product (measured: half a block more).
+    assert peak < 3 * 60_000 * 4 * 8 + 2 * 32 * 1024**2
+    assert peak < 200 * 60_000 * 8  # less than one float64 block of every row
+
+
 # --- ranking inside a cluster -------------------------------------------------------------
 
 
@@ -353,3 +395,117 @@ def test_cupy_kernels_match_numpy() -> None:
     np.testing.assert_array_equal(
         cupy.asnumpy(labels), nearest_centroid(l2_normalize(raw), centroids)
     )
+
+
+# --- the GPU branches on a stand-in CuPy (NumPy underneath), run everywhere --------------------
+
+
+class _StandInCupy:
+    """NumPy under CuPy's names, recording the device made current and the pools emptied."""
+
+    def __init__(self) -> None:
+        self.devices: list[int] = []
+        self.freed = 0
+        stand_in = self
+
+        class _Device:
+            def __init__(self, ordinal: int) -> None:
+                self.ordinal = ordinal
+
+            def __enter__(self):
+                stand_in.devices.append(self.ordinal)
+                return self
+
+            def __exit__(self, *exc) -> None:
+                return None
+
+        class _Pool:
+            def free_all_blocks(self) -> None:
+                stand_in.freed += 1
+
+        self.cuda = type("cuda", (), {"Device": _Device})
+        self.get_default_memory_pool = _Pool
+        self.get_default_pinned_memory_pool = _Pool
+        self.asnumpy = np.asarray
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+
+@pytest.fixture
+def stand_in_cupy(monkeypatch):
+    import sys
+
+    fake = _StandInCupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    return fake
+
+
+def _task_with_gpu(monkeypatch, address: str) -> None:
+    import pyspark
+    from pyspark.resource import ResourceInformation
+
+    class Context:
+        def resources(self):
+            return {"gpu": ResourceInformation("gpu", [address])}
+
+    monkeypatch.setattr(pyspark.TaskContext, "get", staticmethod(lambda: Context()))
+
+
+def test_gpu_cluster_step_uses_the_tasks_gpu_and_frees_its_pool(stand_in_cupy, monkeypatch):
+    """The GPU branch of a cluster equals the CPU one, runs on the GPU Spark gave the task, and
+    empties CuPy's pools afterwards; without an assigned GPU it takes device 0."""
+    from sparkdedup.device import task_gpu
+
+    frame = cluster_frame()
+    keys, ascending = ranking(*MODES["hard"])
+    cpu = _cluster_fn(keys, ascending, 7, "cpu")(frame)
+    assert task_gpu() == 0  # not in a task
+    _task_with_gpu(monkeypatch, "3")
+    assert task_gpu() == 3
+    gpu = _cluster_fn(keys, ascending, 7, "gpu")(frame)
+    pd.testing.assert_frame_equal(gpu, cpu)
+    assert stand_in_cupy.devices == [3] and stand_in_cupy.freed == 2
+
+
+def test_gpu_block_pair_equals_cpu(stand_in_cupy, monkeypatch):
+    """Both kinds of block pair of a split cluster (a block with itself, with an earlier one)
+    give the same answer on the GPU branch, on the task's GPU."""
+    from sparkdedup.semantic.pairwise import _SIDE, _block_pair_fn
+
+    _task_with_gpu(monkeypatch, "1")
+    vectors = planted_vectors(n=40, d=8, seed=5)
+    group = pd.DataFrame(
+        {
+            "id": np.arange(40, dtype=np.int64),
+            "centroid": np.zeros(40, dtype=np.int32),
+            "embedding": list(vectors.astype(np.float32)),
+            "_dedup_rank": np.arange(40, dtype=np.int64),
+            _SIDE: [1] * 15 + [0] * 25,  # rows 0-14 an earlier block, 15-39 this one
+        }
+    )
+    for frame in (group, group[group[_SIDE] == 0]):
+        cpu = _block_pair_fn(4, "cpu")(frame)
+        gpu = _block_pair_fn(4, "gpu")(frame)
+        pd.testing.assert_frame_equal(gpu, cpu)
+    assert stand_in_cupy.devices == [1, 1]
+
+
+def test_gpu_assignment_equals_cpu(stand_in_cupy, monkeypatch):
+    """Assigning documents to centroids on the GPU branch gives the CPU's batches, on the
+    task's GPU."""
+    import pyarrow as pa
+    from sparkdedup.semantic.kmeans import _distance_batches
+
+    _task_with_gpu(monkeypatch, "2")
+    rng = np.random.default_rng(9)
+    vectors = rng.normal(size=(50, 6)).astype(np.float32)
+    centers = rng.normal(size=(5, 6))
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), 6).cast(
+        pa.list_(pa.float32())
+    )
+    batch = pa.RecordBatch.from_arrays([pa.array(np.arange(50)), emb], names=["id", "e"])
+    cpu = list(_distance_batches(centers, 6, "cpu")(iter([batch])))
+    gpu = list(_distance_batches(centers, 6, "gpu")(iter([batch])))
+    assert len(cpu) == len(gpu) == 1 and gpu[0].equals(cpu[0])
+    assert stand_in_cupy.devices == [2] and stand_in_cupy.freed == 2

@@ -91,6 +91,8 @@ def test_rapids_gpu_profile_on_a_cluster(rapids_jar) -> None:
 def test_rapids_gpu_task_amount_and_local_master(rapids_jar) -> None:
     default = session_conf("rapids-gpu", rapids_jar=rapids_jar, udf_jar=False)
     assert default["spark.task.resource.gpu.amount"] == "0.125"  # master unset: a cluster
+    # spark-rapids-ml's KMeans needs spark.executor.cores: the tasks one GPU takes.
+    assert default["spark.executor.cores"] == "8"
     local = session_conf("rapids-gpu", master="local[*]", rapids_jar=rapids_jar, udf_jar=False)
     assert local["spark.plugins"] == RAPIDS_PLUGIN
     assert not any(".resource.gpu." in key for key in local)  # no GPU scheduling in local mode
@@ -98,6 +100,7 @@ def test_rapids_gpu_task_amount_and_local_master(rapids_jar) -> None:
         "rapids-gpu", rapids_jar=rapids_jar, task_gpus=0.5, gpu_scheduling=True, udf_jar=False
     )
     assert forced["spark.task.resource.gpu.amount"] == "0.5"
+    assert forced["spark.executor.cores"] == "2"
     with pytest.raises(ConfigError, match="one GPU per executor"):
         session_conf("rapids-gpu", rapids_jar=rapids_jar, executor_gpus=2)
     with pytest.raises(ConfigError, match="task_gpus"):

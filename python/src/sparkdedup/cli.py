@@ -455,24 +455,18 @@ def _row_digest(args: argparse.Namespace) -> Any:
     return lambda df: row_hashes(df)[0]
 
 
-#: The ids to remove are sent to every task (no shuffle of the corpus) when their estimated
-#: size is within spark.sql.autoBroadcastJoinThreshold (10m by default: about 260,000 removed
-#: rows), and never above this: the driver builds every broadcast, so its memory stays flat.
+#: The ids to remove are sent to every task (no shuffle of the corpus) up to this many bytes
+#: (about 1.6 million removed rows at 40 bytes a row): the driver builds the broadcast, a few
+#: times this size at the most, whatever the corpus.
 _BROADCAST_BYTES = 64 * 1024**2
 _REMOVED_ROW_BYTES = 40
 
 
 def _broadcastable(spark: Any, removed: int) -> bool:
-    """Whether the list of removed rows is broadcast to the final write: when its estimated
-    size is within the session's broadcast threshold (and 64 MiB); never when broadcast joins
-    are off."""
-    from sparkdedup.sizing import parse_bytes
-
-    threshold = (spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m").strip()
-    if threshold.startswith("-"):
-        return False
-    limit = min(parse_bytes(threshold, "spark.sql.autoBroadcastJoinThreshold"), _BROADCAST_BYTES)
-    return removed * _REMOVED_ROW_BYTES <= limit
+    """Whether the list of removed rows is broadcast to the final write: when it is small
+    enough and the session has not turned broadcast joins off."""
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
+    return threshold.strip() != "-1" and removed * _REMOVED_ROW_BYTES <= _BROADCAST_BYTES
 
 
 def _removal(

@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sparkdedup.config import DEVICES
@@ -158,3 +159,31 @@ def _resolve(device: str, spark: SparkSession | None) -> str:
         where,
     )
     return resolved
+
+
+def task_gpu() -> int:
+    """The CUDA ordinal of the GPU Spark assigned to the running task (the first address of its
+    ``gpu`` resource), 0 outside a task or when Spark assigns no GPUs (one GPU per worker)."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    resources = context.resources() if context is not None else {}
+    addresses = resources["gpu"].addresses if "gpu" in resources else []
+    try:
+        return int(addresses[0]) if addresses else 0
+    except ValueError:
+        return 0
+
+
+@contextmanager
+def on_task_gpu() -> Iterator[Any]:
+    """CuPy, with the task's own GPU (`task_gpu`) as its current device; on the way out its
+    memory pools are emptied, so that a Python worker holds no GPU memory between clusters."""
+    import cupy
+
+    with cupy.cuda.Device(task_gpu()):
+        try:
+            yield cupy
+        finally:
+            cupy.get_default_memory_pool().free_all_blocks()
+            cupy.get_default_pinned_memory_pool().free_all_blocks()

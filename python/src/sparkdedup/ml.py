@@ -177,8 +177,14 @@ class SemanticDeduplicator(
                 embedding_col=_vector_col(config),
                 fit_fraction=config.fit_fraction,
             )
+            # The embeddings of the data it was fitted on stay with the model, so that
+            # transforming that same data does not embed it again.
+            embedded = runner.keep("embeddings") if config.embedding_col is None else None
         log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
-        return self._copyValues(SemanticDeduplicatorModel(centers))
+        model = self._copyValues(SemanticDeduplicatorModel(centers))
+        if embedded is not None:
+            model._fitted_embeddings = (dataset, embedded)
+        return model
 
 
 class SemanticDeduplicatorModel(
@@ -198,6 +204,26 @@ class SemanticDeduplicatorModel(
     def __init__(self, centers: np.ndarray | None = None) -> None:
         super().__init__()
         self._centers = np.zeros((0, 0)) if centers is None else np.asarray(centers, np.float64)
+        #: (the DataFrame it was fitted on, its persisted embeddings): the first transform of
+        #: that same DataFrame uses them instead of embedding again, then releases them; a
+        #: transform of other data releases them unused.
+        self._fitted_embeddings: tuple[DataFrame, DataFrame] | None = None
+
+    def _embeddings_of(self, dataset: DataFrame) -> DataFrame | None:
+        """The fitted data's embeddings when `dataset` is that data (the same plan), else
+        None; either way the model lets go of them."""
+        fitted, self._fitted_embeddings = self._fitted_embeddings, None
+        if fitted is None:
+            return None
+        source, embedded = fitted
+        try:
+            same = dataset.sameSemantics(source)
+        except Exception:  # noqa: BLE001 - a plan that cannot be compared is not the same
+            same = False
+        if same:
+            return embedded
+        embedded.unpersist()
+        return None
 
     def clusterCenters(self) -> np.ndarray:  # noqa: N802 - pyspark.ml naming
         """The centroids, a ``(k, dim)`` float64 array (raw KMeans centres, not normalised)."""
@@ -231,7 +257,12 @@ class SemanticDeduplicatorModel(
             "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
         )
         if config.embedding_col is None:
-            vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
+            vectors = self._embeddings_of(dataset)
+            if vectors is None:
+                vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
+            else:
+                log.info("sparkdedup semantic: the data the model was fitted on, embedded once")
+                runner.adopt("embeddings", vectors)  # released with the other stages
         else:
             vectors = _vectors(documents, config, device)
         stats = embedding_stats(vectors, _vector_col(config), id_col="id")
@@ -246,7 +277,9 @@ class SemanticDeduplicatorModel(
             )
 
         def clusters() -> DataFrame:
-            assigned = assign_clusters(vectors, self._centers, embedding_col=_vector_col(config))
+            assigned = assign_clusters(
+                vectors, self._centers, embedding_col=_vector_col(config), device=device
+            )
             if config.sort_cols:
                 names = [name for name, _ in sort_keys(config.sort_cols)]
                 meta = documents.select(F.col(ID_COL).alias("id"), *names)

@@ -184,7 +184,9 @@ def session_conf(
         effect when the settings are applied before the JVM starts).
     executor_gpus : GPUs per executor (rapids-gpu); the RAPIDS Accelerator supports exactly 1.
     task_gpus : GPU share of a task (rapids-gpu); default ``1 / executor_cores``, or 0.125
-        (8 concurrent tasks per GPU) when `executor_cores` is not given.
+        (8 concurrent tasks per GPU) when `executor_cores` is not given. With GPU scheduling
+        and no `executor_cores`, ``spark.executor.cores`` is set to the tasks a GPU takes
+        (``1 / task_gpus``): spark-rapids-ml's KMeans schedules its GPU stage from it.
     gpu_scheduling : set the executor/task GPU resource amounts (rapids-gpu). None: yes unless
         the master is ``local``/``local[N]``, where Spark does not schedule GPUs.
     gpu_discovery_script : ``spark.executor.resource.gpu.discoveryScript`` (needed on YARN and
@@ -288,6 +290,9 @@ def session_conf(
         if gpu_scheduling:
             conf["spark.executor.resource.gpu.amount"] = str(executor_gpus)
             conf["spark.task.resource.gpu.amount"] = f"{task_gpus:.6g}"
+            if executor_cores is None:
+                # spark-rapids-ml's stage-level scheduling reads spark.executor.cores.
+                conf["spark.executor.cores"] = str(max(1, round(executor_gpus / task_gpus)))
             if gpu_discovery_script:
                 conf["spark.executor.resource.gpu.discoveryScript"] = gpu_discovery_script
         if python_worker_memory is not None:

@@ -163,6 +163,15 @@ class StageRunner:
         if where is not None and path_exists(self.spark, where):
             delete(self.spark, where)
 
+    def keep(self, name: str) -> DataFrame | None:
+        """Hand a persisted stage over to the caller, who releases it: the runner no longer
+        does (None when the stage is not persisted)."""
+        return self._persisted.pop(name, None)
+
+    def adopt(self, name: str, df: DataFrame) -> None:
+        """Take a persisted DataFrame in as stage `name`'s, released with the others."""
+        self._persisted[name] = df
+
     def release(self, *names: str) -> None:
         """Free the in-memory copies of stages no later stage reads (no-op for cached ones)."""
         for name in names:

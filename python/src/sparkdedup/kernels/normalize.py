@@ -77,6 +77,11 @@ def centroid_distances(
     return l2, cosine
 
 
+#: Bytes of the float32 distance block of `nearest_centroid`, whatever k: a block has
+#: ``min(4096, _ASSIGN_BYTES // (4 * k))`` rows.
+_ASSIGN_BYTES = 32 * 1024**2
+
+
 def nearest_centroid(
     embeddings: Array, centroids: Array, xp: ModuleType = numpy, block_rows: int = 4096
 ) -> Array:
@@ -87,24 +92,48 @@ def nearest_centroid(
     embeddings : (n, d) unit vectors.
     centroids : (k, d) raw KMeans centroids.
     xp : array module (numpy or cupy).
-    block_rows : rows per matrix product, so memory is O(block_rows x k).
+    block_rows : most rows per matrix product; fewer when k is large, so that a block's
+        distances take at most 32 MiB (float32; the product may take as much again while it
+        runs), the only memory that grows with k besides the centroids' float32 and float64
+        copies (12 bytes a centroid element).
 
     Returns
     -------
     array
-        (n,) int64 labels. For unit rows ``||e - c||^2 = 1 + ||c||^2 - 2 e.c``, so the argmin
-        of ``||c||^2 - 2 e.c`` (in float64) is the nearest centroid.
+        (n,) int64 labels. For unit rows ``||e - c||^2 = 1 + ||c||^2 - 2 e.c``, so the nearest
+        centroid is the argmin of ``||c||^2 - 2 e.c``. It is found with float32 products (the
+        fast path on every device); a row whose two nearest centroids lie within float32
+        rounding of each other is decided again in float64, so the labels are those of an
+        exact computation whatever the device, the batch or the block it falls in.
     """
-    e = xp.asarray(embeddings, dtype=xp.float64)
+    e = xp.asarray(embeddings)
     c = xp.asarray(centroids, dtype=xp.float64)
     if e.ndim != 2 or c.ndim != 2 or e.shape[1] != c.shape[1] or c.shape[0] == 0:
         raise ValueError(
             f"embeddings {e.shape} and centroids {c.shape} must be 2-d with the same width and "
             "at least one centroid"
         )
+    k, d = c.shape
     sq_norms = xp.sum(c * c, axis=1)
+    c32, sq32 = c.astype(xp.float32), sq_norms.astype(xp.float32)
+    # Float32 rounding of ||c||^2 - 2 e.c for unit e: within d units in the last place of the
+    # largest term, twice over; a gap above this between the two nearest is decided.
+    tol = 4.0 * d * float(numpy.finfo(numpy.float32).eps) * (1.0 + float(sq_norms.max()))
+    rows = max(1, min(block_rows, _ASSIGN_BYTES // (4 * k)))
     labels = xp.empty(e.shape[0], dtype=xp.int64)
-    for start in range(0, e.shape[0], block_rows):
-        block = e[start : start + block_rows]
-        labels[start : start + len(block)] = xp.argmin(sq_norms[None, :] - 2.0 * (block @ c.T), 1)
+    for start in range(0, e.shape[0], rows):
+        block = e[start : start + rows]
+        dist = block.astype(xp.float32, copy=False) @ c32.T  # in place from here on
+        dist *= -2.0
+        dist += sq32[None, :]
+        best = xp.argmin(dist, axis=1)
+        if k > 1:
+            at = xp.arange(len(block))
+            first = dist[at, best]
+            dist[at, best] = xp.inf  # the runner-up, without a copy of the block
+            close = xp.flatnonzero(dist.min(axis=1) - first <= tol)
+            if close.size:
+                exact = sq_norms[None, :] - 2.0 * (block[close].astype(xp.float64) @ c.T)
+                best[close] = xp.argmin(exact, axis=1)
+        labels[start : start + len(block)] = best
     return labels

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.config import check_int
-from sparkdedup.device import resolve_device
+from sparkdedup.device import resolve_device, task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError, SchemaError
 from sparkdedup.ids import require_columns, require_string_column
 
@@ -78,9 +78,9 @@ def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], A
 
         if device == "cpu":
             torch.set_num_threads(1)  # one thread per Python worker; Spark runs one per core
-        encoder = SentenceTransformer(
-            resolve_model_path(model), device="cuda" if device == "gpu" else "cpu"
-        )
+        # On a GPU executor, the GPU Spark assigned to this task (as CuPy's, `on_task_gpu`).
+        where = f"cuda:{task_gpu()}" if device == "gpu" else "cpu"
+        encoder = SentenceTransformer(resolve_model_path(model), device=where)
         get_dim = (
             getattr(encoder, "get_embedding_dimension", None)
             or encoder.get_sentence_embedding_dimension

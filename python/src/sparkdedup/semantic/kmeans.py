@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.config import check_int
+from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
 from sparkdedup.semantic.embed import embedding_array, embedding_stats
@@ -65,15 +66,24 @@ def _normalize_batches(dim: int) -> Callable[[Iterator[pa.RecordBatch]], Iterato
     return normalize
 
 
+def _labels(unit: np.ndarray, centers: np.ndarray, device: str) -> np.ndarray:
+    """Nearest centroids of a batch, on the task's GPU when the device is "gpu"."""
+    if device != "gpu":
+        return nearest_centroid(unit, centers)
+    with on_task_gpu() as cupy:
+        found = nearest_centroid(cupy.asarray(unit), cupy.asarray(centers), xp=cupy)
+        return cupy.asnumpy(found)
+
+
 def _distance_batches(
-    centers: np.ndarray, dim: int
+    centers: np.ndarray, dim: int, device: str = "cpu"
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     # The centers travel inside the pickled function; PySpark broadcasts a pickled function
     # once it is larger than its broadcast threshold (1 MB), so large k is not shipped per task.
     def distances(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             unit = l2_normalize(_flat_matrix(batch.column(1), batch.num_rows, dim))
-            labels = nearest_centroid(unit, centers)
+            labels = _labels(unit, centers, device)
             l2, cosine = centroid_distances(unit, centers, labels)
             yield pa.RecordBatch.from_arrays(
                 [
@@ -306,6 +316,7 @@ def assign_clusters(
     *,
     id_col: str = "id",
     embedding_col: str = "embedding",
+    device: str = "cpu",
 ) -> DataFrame:
     """Nearest centroid of every document and its distances to it (lazy, one pass).
 
@@ -315,14 +326,16 @@ def assign_clusters(
         `fit_centroids` does): a vector of another dimension fails the Spark job.
     centroids : ``(k, d)`` raw centroids from `fit_centroids`.
     id_col, embedding_col : input column names.
+    device : "cpu" or "gpu": where the nearest centroids are found (the task's own GPU).
 
     Returns
     -------
     DataFrame
         ``[id, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double,
-        embedding array<float>]``, as `kmeans_clusters`. The nearest centroid is computed in
-        float64 by `sparkdedup.kernels.normalize.nearest_centroid` (smallest index on ties),
-        so the assignment is the same on every backend.
+        embedding array<float>]``, as `kmeans_clusters`. The nearest centroid is found by
+        `sparkdedup.kernels.normalize.nearest_centroid` (float32 products in blocks of at most
+        32 MiB, near ties decided in float64; smallest index on ties), so the assignment is
+        the same on every device and for every batch.
     """
     vectors = _vectors(embeddings, id_col, embedding_col)
     schema = _output_schema(vectors.schema["id"].dataType)
@@ -331,7 +344,7 @@ def assign_clusters(
         return embeddings.sparkSession.createDataFrame([], schema)
     if centers.ndim != 2:
         raise ConfigError(f"centroids must be a (k, d) array, got shape {centers.shape}")
-    return vectors.mapInArrow(_distance_batches(centers, centers.shape[1]), schema)
+    return vectors.mapInArrow(_distance_batches(centers, centers.shape[1], device), schema)
 
 
 def kmeans_clusters(
@@ -371,4 +384,6 @@ def kmeans_clusters(
         embedding_col=embedding_col,
         fit_fraction=fit_fraction,
     )
-    return assign_clusters(embeddings, centers, id_col=id_col, embedding_col=embedding_col)
+    return assign_clusters(
+        embeddings, centers, id_col=id_col, embedding_col=embedding_col, device=device
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int, sort_keys
+from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
@@ -88,10 +90,9 @@ def _cluster_fn(
         ids = cluster["id"].to_numpy()[order]
         vectors = rank_ordered_matrix(cluster["embedding"].to_numpy(), order)
         if device == "gpu":
-            import cupy  # noqa: PLC0415 - executor side only
-
-            scores, index = pairwise_max_similarity(cupy.asarray(vectors), batch_size, xp=cupy)
-            scores, index = cupy.asnumpy(scores), cupy.asnumpy(index)
+            with on_task_gpu() as cupy:
+                scores, index = pairwise_max_similarity(cupy.asarray(vectors), batch_size, xp=cupy)
+                scores, index = cupy.asnumpy(scores), cupy.asnumpy(index)
         else:
             scores, index = pairwise_max_similarity(vectors, batch_size, xp=np)
         centroid = cluster["centroid"].to_numpy()[:1].repeat(len(ids))
@@ -235,24 +236,22 @@ def _block_pair_fn(batch_size: int, device: str) -> Callable[[pd.DataFrame], pd.
         cands = group[group[_SIDE] == 1].sort_values(_RANK, kind="mergesort")
         ids, ranks = cols["id"].to_numpy(), cols[_RANK].to_numpy()
         vectors = rank_ordered_matrix(cols["embedding"].to_numpy(), np.arange(len(cols)))
-        xp = np
+        others = None
+        if len(cands):
+            others = rank_ordered_matrix(cands["embedding"].to_numpy(), np.arange(len(cands)))
         if device == "gpu":
-            import cupy as xp  # noqa: PLC0415 - executor side only
-
-            vectors = xp.asarray(vectors)
-        if len(cands) == 0:  # the block's own pair
-            scores, index = pairwise_max_similarity(vectors, batch_size, xp=xp)
-            index = xp.asnumpy(index) if xp is not np else index
+            with on_task_gpu() as cupy:
+                scores, index = _compare(vectors, others, batch_size, cupy)
+                scores, index = cupy.asnumpy(scores), cupy.asnumpy(index)
+        else:
+            scores, index = _compare(vectors, others, batch_size, np)
+        if others is None:  # the block's own pair
             best_ids, best_ranks = ids[index], ranks[index]
         else:
-            others = rank_ordered_matrix(cands["embedding"].to_numpy(), np.arange(len(cands)))
-            scores, index = cross_max_similarity(vectors, xp.asarray(others), batch_size, xp=xp)
-            index = xp.asnumpy(index) if xp is not np else index
             found = index >= 0
             pick = np.where(found, index, 0)
             best_ids = np.where(found, cands["id"].to_numpy()[pick], ids)
             best_ranks = np.where(found, cands[_RANK].to_numpy()[pick], ranks)
-        scores = xp.asnumpy(scores) if xp is not np else scores
         return pd.DataFrame(
             {
                 "id": ids,
@@ -264,6 +263,13 @@ def _block_pair_fn(batch_size: int, device: str) -> Callable[[pd.DataFrame], pd.
         )
 
     return block_pair
+
+
+def _compare(vectors: np.ndarray, others: np.ndarray | None, batch_size: int, xp: Any) -> Any:
+    """A block against itself (`others` None) or against an earlier block, on `xp`'s device."""
+    if others is None:
+        return pairwise_max_similarity(xp.asarray(vectors), batch_size, xp=xp)
+    return cross_max_similarity(xp.asarray(vectors), xp.asarray(others), batch_size, xp=xp)
 
 
 def _split_clusters(
