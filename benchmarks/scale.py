@@ -85,18 +85,19 @@ class _Peaks:
         except psutil.Error:
             return
         for proc in procs:
-            try:
+            try:  # a process may end between the listing and these reads
                 rss = proc.memory_info().rss
                 line = " ".join(proc.cmdline())
+                name = proc.name()
             except psutil.Error:
                 continue
             if proc.pid == self.root.pid:
                 kind = "driver_python"
             elif "CoarseGrainedExecutorBackend" in line:
                 kind = "executor_jvm"
-            elif proc.name().startswith("java"):
+            elif name.startswith("java"):
                 kind = "jvm"
-            elif proc.name().startswith("python") and "pyspark." in line:
+            elif name.startswith("python") and "pyspark." in line:
                 # pyspark.daemon and the workers it forks; the JVM's class path names pyspark
                 # too, so a JVM is never counted here.
                 kind = "python_worker"
