@@ -214,7 +214,8 @@ def pairwise_similarity(
 
 def auto_max_cluster_size(frame: DataFrame, batch_size: int) -> int | None:
     """The default `max_cluster_size`: as many rows as keep a Python worker's pairwise memory
-    within ``spark.sparkdedup.pairwiseWorkerBytes`` (default 1g) when it compares two blocks,
+    within ``spark.sparkdedup.pairwiseWorkerBytes`` (default 1g; the worker's own code and
+    libraries, about 300 MB, come on top) when it compares two blocks,
     ``16 * d + 4 * batch_size + 200`` bytes a row (the rows' Arrow input and float32 copies,
     the similarity block, pandas and output overhead): about 100,000 at d=384 and batch 1024.
     None when there are no rows (d unknown)."""
