@@ -523,3 +523,49 @@ def test_split_clusters_equal_the_whole_computation(spark, caplog, which_to_keep
     assert {split[i][0] for i in later} < {3, 40, 41}
     with pytest.raises(ConfigError, match="max_cluster_size"):
         pairwise_similarity(df, max_cluster_size=-1)
+
+
+def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
+    """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
+    the same parameters and the same normalised, partitioned input as the CPU branch, and gets
+    the same centroids from it."""
+    import sys
+    import types
+
+    from pyspark.ml.clustering import KMeans as CpuKMeans
+
+    seen: dict = {}
+
+    class StandInKMeans:
+        def __init__(self, **params):
+            seen.update(params)
+            self.estimator = CpuKMeans(initMode="k-means||", solver="block", **params)
+
+        def fit(self, df):
+            seen["columns"] = df.columns
+            seen["partitions"] = df.rdd.getNumPartitions()
+            return self.estimator.fit(df)
+
+    clustering = types.ModuleType("spark_rapids_ml.clustering")
+    clustering.KMeans = StandInKMeans
+    package = types.ModuleType("spark_rapids_ml")
+    package.clustering = clustering
+    monkeypatch.setitem(sys.modules, "spark_rapids_ml", package)
+    monkeypatch.setitem(sys.modules, "spark_rapids_ml.clustering", clustering)
+
+    rng = np.random.default_rng(17)
+    centres = np.eye(5) * 8
+    df = _frame(spark, [(i, (centres[i % 3] + rng.normal(size=5)).tolist()) for i in range(300)])
+    gpu = kmeans_module.fit_centroids(df, n_clusters=3, seed=7, device="gpu", embedding_col="e")
+    cpu = kmeans_module.fit_centroids(df, n_clusters=3, seed=7, device="cpu", embedding_col="e")
+    assert {k: seen[k] for k in ("k", "maxIter", "tol", "seed", "featuresCol")} == {
+        "k": 3,
+        "maxIter": 300,
+        "tol": 1e-4,
+        "seed": 7,
+        "featuresCol": "embedding",
+    }
+    assert seen["columns"] == ["id", "embedding"] and seen["partitions"] == 1  # 300 rows
+    np.testing.assert_allclose(gpu, cpu, atol=1e-9)
+    with pytest.raises(ConfigError, match="seed"):
+        kmeans_module.fit_centroids(df, n_clusters=3, seed=2**31, device="gpu", embedding_col="e")
