@@ -47,6 +47,12 @@ def sort_keys(sort_cols: Any) -> list[tuple[str, bool]]:
     return keys
 
 
+def check_fraction(name: str, value: Any) -> None:
+    """ConfigError unless `value` is a number in (0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+
+
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     """Raise ConfigError unless `value` is an integer in [minimum, maximum] (naming `name`)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -226,12 +232,7 @@ class SemanticConfig:
         check_int("max_cluster_size", self.max_cluster_size, 0)
         if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or self.tol < 0:
             raise ConfigError(f"tol must be a number >= 0, got {self.tol!r}")
-        if (
-            isinstance(self.fit_fraction, bool)
-            or not isinstance(self.fit_fraction, (int, float))
-            or not 0 < self.fit_fraction <= 1
-        ):
-            raise ConfigError(f"fit_fraction must be a number in (0, 1], got {self.fit_fraction!r}")
+        check_fraction("fit_fraction", self.fit_fraction)
         if (
             isinstance(self.eps, bool)
             or not isinstance(self.eps, (int, float))

@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.config import check_int
+from sparkdedup.config import check_fraction, check_int
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
@@ -174,11 +174,6 @@ def _mean_center(fit_input: DataFrame, dim: int) -> np.ndarray:
     rows = sum(int(p["rows"]) for p in parts)
     total = np.sum([np.asarray(p["total"], dtype=np.float64) for p in parts], axis=0)
     return (total / rows)[None, :]
-
-
-def check_fraction(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
 
 
 def _in_sample(seed: int, fraction: float) -> Any:

@@ -191,8 +191,6 @@ def run_semantic(
         "seconds": dict(runner.seconds),
     }
     if more_eps:
-        for eps in more_eps:
-            config.replace(eps=eps)  # checked as config.eps is
         stats["eps_summary"] = eps_summary(scores, [config.eps, *more_eps])
     if stats["null_or_empty_text_docs"]:
         log.warning(
