@@ -239,6 +239,9 @@ def run_cli(
         "peak_scratch_mib": round(peaks.peak["scratch_bytes"] / MIB, 1),
         "peak_processes": peaks.who,
         "edges": stats.get("edges"),
+        "stats": stats,
+        # sparkdedup's own log lines (timestamped: what happened when inside a stage).
+        "log": [line for line in stderr.splitlines() if "sparkdedup" in line][-100:],
         "driver_heap_after_gc_mib": _heap_after_gc(os.path.join(events, "gc.log")),
         "spark_jobs": _spark_jobs(events),
         "shuffled_mib": round(sum(s["shuffled"] for s in spark_stages) / MIB),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pyspark.sql import functions as F
 from sparkdedup.errors import SchemaError
-from sparkdedup.ids import ID_COL, assign_ids, content_checksum
+from sparkdedup.ids import ID_COL, assign_ids, check_user_ids, content_checksum
 from sparkdedup.removal import remove_duplicates
 
 ROWS = [(f"doc {i % 7}", i % 3, f"s{i}") for i in range(40)] + [("same", 1, "dup")] * 3
@@ -63,7 +63,12 @@ def test_content_checksum_identifies_the_same_rows(spark):
 
 
 def test_user_ids_checked(spark):
+    unique = spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], "id int, text string")
+    assert check_user_ids(unique, "id") == 3  # checked and counted in one job
+    assert check_user_ids(unique.limit(0), "id") == 0
     df = spark.createDataFrame([(1, "a"), (2, "b"), (2, "c")], "id int, text string")
+    with pytest.raises(SchemaError, match="not unique"):
+        check_user_ids(df, "id")
     with pytest.raises(
         SchemaError,
         match=r"id column 'id' is not unique: duplicated values include 2 \(2 rows\)",

@@ -68,6 +68,8 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
     stats = json.loads((root / "out" / "stats.json").read_text())
     assert stats["input_docs"] == 165 and stats["removed_docs"] == 15 and stats["kept_docs"] == 150
     assert stats["resumed_stages"] == [] and stats["clusters"] == 3
+    # User ids are checked (one job over the id column), not copied with the corpus.
+    assert "ids" in stats["seconds"] and not (root / "out" / "cache" / "ids").exists()
 
     dups = spark.read.parquet(f"{out}/duplicates")
     assert dups.columns == ["id", "max_id", "cosine_sim_score"]
@@ -99,13 +101,13 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
     # the earlier outputs).
     assert cli.main(_args(path, out, "--overwrite")) == 0
     again = json.loads((root / "out" / "stats.json").read_text())
-    assert again["resumed_stages"] == ["ids", "kmeans", "pairwise", "duplicates"]
+    assert again["resumed_stages"] == ["kmeans", "pairwise", "duplicates"]
     assert again["removed_docs"] == 15
 
     # A new eps reuses the clustering and the pairwise scores, recomputing only the threshold.
     assert cli.main(_args(path, out, "--eps", "0.5", "--overwrite")) == 0
     loose = json.loads((root / "out" / "stats.json").read_text())
-    assert loose["resumed_stages"] == ["ids", "kmeans", "pairwise"]
+    assert loose["resumed_stages"] == ["kmeans", "pairwise"]
     assert loose["removed_docs"] >= 15
 
 

@@ -96,11 +96,23 @@ def check_unique_ids(table: DataFrame, id_col: str = "id", *, name: str | None =
     raise SchemaError(f"id column {shown_name!r} is not unique: duplicated values include {shown}")
 
 
-def check_user_ids(df: DataFrame, id_col: str) -> None:
-    """Check that `id_col` exists, is integral or string, has no nulls and no duplicates
-    (one Spark job over the id column)."""
+def check_user_ids(df: DataFrame, id_col: str) -> int:
+    """Check that `id_col` exists, is integral or string, has no nulls and no duplicates, and
+    return the number of rows (one Spark job over the id column: the count is observed on it)."""
     ids = df.select(id_column(df, id_col).alias("id"))
-    check_unique_ids(ids, "id", name=id_col)
+    bad = F.col("id").isNull() | (F.col("count") > 1)
+    totals = (
+        ids.groupBy("id")
+        .count()
+        .agg(
+            F.sum("count").alias("rows"),
+            F.count(F.when(bad, 1)).alias("bad"),
+        )
+        .first()
+    )
+    if totals["bad"]:
+        check_unique_ids(ids, "id", name=id_col)  # a second job, only to name examples
+    return int(totals["rows"] or 0)
 
 
 # ------------------------------------------------------------------------------ row content

@@ -29,7 +29,7 @@ from pyspark.sql import functions as F
 
 from sparkdedup.config import FuzzyConfig, SemanticConfig, sort_keys
 from sparkdedup.errors import ConfigError, SchemaError
-from sparkdedup.ids import ID_COL, assign_ids
+from sparkdedup.ids import ID_COL
 from sparkdedup.ml_params import ConfigParams, config_params
 from sparkdedup.removal import remove_duplicates
 from sparkdedup.stages import StageRunner, detach
@@ -157,15 +157,16 @@ class SemanticDeduplicator(
     def _fit(self, dataset: DataFrame) -> SemanticDeduplicatorModel:
         from sparkdedup.device import resolve_device  # noqa: PLC0415
         from sparkdedup.semantic.kmeans import fit_centroids  # noqa: PLC0415
-        from sparkdedup.semantic.workflow import validate_input  # noqa: PLC0415
+        from sparkdedup.semantic.workflow import (  # noqa: PLC0415
+            documents_with_ids,
+            validate_input,
+        )
 
         config = self.getConfig()
         validate_input(dataset, config)
         device = resolve_device(config.device, dataset.sparkSession)
         with StageRunner(dataset.sparkSession) as runner:
-            documents = runner.run(
-                "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
-            )
+            documents = documents_with_ids(dataset, config, runner, {}, persist=False)
             vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
             centers = fit_centroids(
                 vectors,
@@ -252,10 +253,9 @@ class SemanticDeduplicatorModel(
         from sparkdedup.semantic.identify import identify_duplicates  # noqa: PLC0415
         from sparkdedup.semantic.kmeans import assign_clusters  # noqa: PLC0415
         from sparkdedup.semantic.pairwise import pairwise_similarity  # noqa: PLC0415
+        from sparkdedup.semantic.workflow import documents_with_ids  # noqa: PLC0415
 
-        documents = runner.run(
-            "ids", {}, lambda: assign_ids(dataset, id_col=config.id_col), persist=False
-        )
+        documents = documents_with_ids(dataset, config, runner, {}, persist=False)
         if config.embedding_col is None:
             vectors = self._embeddings_of(dataset)
             if vectors is None:

@@ -122,11 +122,13 @@ class StageRunner:
 
         return shuffle_partitions(self.spark, partitions) if partitions else nullcontext()
 
-    def timed(self, name: str, rows: int, step: Callable[[], Any]) -> Any:
+    def timed(self, name: str, rows: int | None, step: Callable[[], Any]) -> Any:
         """Run a step that yields no table (a check over `rows` rows), recording and logging its
-        seconds like a stage's."""
+        seconds like a stage's. With `rows` None the step returns the row count it checked."""
         start = time.perf_counter()
         result = step()
+        if rows is None:
+            rows = int(result)
         seconds = time.perf_counter() - start
         self.seconds[name] = round(seconds, 3)
         self.rows[name] = rows

@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -263,6 +264,19 @@ def _pick_kernel(device: str) -> _Kernel:
     return components_from_edges_gpu if usable else components_from_edges
 
 
+def _to_arrow(df: DataFrame) -> Any:
+    """`df` as a pyarrow Table on the driver (`DataFrame.toArrow` is Spark 4's; Spark 3.5
+    collects the Arrow batches itself)."""
+    if hasattr(df, "toArrow"):
+        return df.toArrow()
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    batches = df._collect_as_arrow()  # noqa: SLF001 - Spark 3.5's Arrow collect
+    schema = to_arrow_schema(df.schema)
+    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
+
+
 def _solve_on_driver(
     spark: SparkSession,
     pairs: DataFrame,
@@ -272,7 +286,7 @@ def _solve_on_driver(
     import pyarrow as pa
 
     started = time.perf_counter()
-    table = pairs.toArrow()
+    table = _to_arrow(pairs)
     x = table.column("x").to_numpy(zero_copy_only=False)
     p = table.column("p").to_numpy(zero_copy_only=False)
     del table

@@ -16,7 +16,14 @@ from pyspark.sql import functions as F
 from sparkdedup.config import SemanticConfig, sort_keys
 from sparkdedup.device import resolve_device
 from sparkdedup.errors import SchemaError
-from sparkdedup.ids import ID_COL, assign_ids, require_columns, require_string_column
+from sparkdedup.ids import (
+    ID_COL,
+    assign_ids,
+    check_user_ids,
+    id_column,
+    require_columns,
+    require_string_column,
+)
 from sparkdedup.semantic.embed import (
     document_embeddings,
     embedding_array,
@@ -66,6 +73,27 @@ def validate_input(df: DataFrame, config: SemanticConfig) -> None:
         )
 
 
+def documents_with_ids(
+    df: DataFrame,
+    config: SemanticConfig,
+    runner: StageRunner,
+    fingerprint: dict[str, Any],
+    *,
+    persist: bool = True,
+) -> DataFrame:
+    """The input with its ids in ``_dedup_id``, as the stage ``ids``.
+
+    User ids are a projection of the input: one job over the id column checks that they are
+    unique and counts the rows; the corpus is not copied. Derived ids cost a shuffle of the rows
+    (`sparkdedup.ids.assign_ids`), so they are kept (written to the cache, or persisted unless
+    `persist` is False) and not derived again by every later stage.
+    """
+    if config.id_col is not None:
+        runner.timed("ids", None, lambda: check_user_ids(df, config.id_col))
+        return df.withColumn(ID_COL, id_column(df, config.id_col))
+    return runner.run("ids", fingerprint, lambda: assign_ids(df), persist=persist)
+
+
 def run_semantic(
     df: DataFrame,
     config: SemanticConfig,
@@ -86,11 +114,7 @@ def run_semantic(
     base = dict(fingerprint or {})
     base.update(id_col=config.id_col)
 
-    # User ids are a projection; derived ids a shuffle of the rows, kept (cached or persisted)
-    # so that it is not derived again by every later stage.
-    documents = runner.run(
-        "ids", base, lambda: assign_ids(df, id_col=config.id_col), persist=config.id_col is None
-    )
+    documents = documents_with_ids(df, config, runner, base)
     if config.embedding_col is None:
         # The batch size and the device change embeddings only by float rounding, so they are
         # not part of the fingerprint: changing them reuses the cached embeddings.
