@@ -48,6 +48,7 @@ bench: venv jar
 	$(PY) -m benchmarks.run --publish
 	$(PY) -m benchmarks.scale --publish
 	$(PY) -m benchmarks.semantic_split --publish
+	$(PY) -m benchmarks.semantic_scale --publish
 
 lint: venv
 	$(VENV)/bin/ruff check python tests benchmarks

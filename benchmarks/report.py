@@ -186,6 +186,21 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def publish_block(text: str, path: str, begin: str, end: str, heading: str) -> None:
+    """Put `text` between the markers `begin` and `end` of the Markdown file `path`, replacing
+    what was there; without the markers, append them under a new `heading` section."""
+    with open(path, encoding="utf-8") as fh:
+        doc = fh.read()
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in doc and end in doc:
+        head, rest = doc.split(begin, 1)
+        doc = head + block + rest.split(end, 1)[1]
+    else:
+        doc = doc.rstrip("\n") + f"\n\n## {heading}\n\n" + block + "\n"
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(doc)
+
+
 def publish(table: str, path: str) -> None:
     """Replace the generated part of RESULTS.md (between the markers) with `table`."""
     body = table.split("\n", 2)[2] if table.startswith("# ") else table  # drop the title

@@ -42,6 +42,7 @@ from typing import Any
 import psutil
 
 from benchmarks.real_corpus import build as build_real_corpus
+from benchmarks.report import publish_block
 from benchmarks.settings import BENCH_DIR
 from benchmarks.stream_corpus import write_stream_corpus
 
@@ -552,17 +553,7 @@ def render(results: dict[str, Any]) -> str:
 
 
 def publish(table: str, path: str) -> None:
-    body = table.split("\n", 2)[2]
-    block = f"{BEGIN}\n{body.rstrip()}\n{END}"
-    with open(path, encoding="utf-8") as fh:
-        text = fh.read()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip() + "\n\n## Fuzzy dedup at scale\n\n" + block + "\n"
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    publish_block(table.split("\n", 2)[2], path, BEGIN, END, "Fuzzy dedup at scale")
 
 
 def _log(message: str) -> None:

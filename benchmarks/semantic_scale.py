@@ -19,13 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
+import subprocess
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.report import publish_block
 from benchmarks.scale import run_cli
 from benchmarks.settings import BENCH_DIR
 
@@ -67,6 +69,31 @@ def write_topic_vectors(path: str, docs: int, dim: int, topics: int, seed: int =
     return os.path.join(path, "docs")
 
 
+def _kmeans_parts(log: list[str]) -> dict[str, float]:
+    """The kmeans stage's parts, from the timestamps of the CLI's log lines: the checks of the
+    embeddings and the sample, the fit, then the assignment of every document and the write."""
+    marks: dict[str, datetime] = {}
+    for line in log:
+        stamp = line[:23]
+        for key, text in (
+            ("start", "stage ids"),
+            ("sampled", "kmeans: fitting on"),
+            ("fitted", "centroids (k="),
+            ("written", "stage kmeans"),
+        ):
+            if text in line:
+                marks[key] = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f")
+    parts = {}
+    for name, (a, b) in {
+        "checks_and_sample": ("start", "sampled"),
+        "fit": ("sampled", "fitted"),
+        "assign_and_write": ("fitted", "written"),
+    }.items():
+        if a in marks and b in marks:
+            parts[name] = round((marks[b] - marks[a]).total_seconds(), 1)
+    return parts
+
+
 def run(
     docs: int, dim: int, n_clusters: int, fit_fraction: float, work: str, driver_memory: str
 ) -> dict[str, Any]:
@@ -91,12 +118,25 @@ def run(
         "stage_seconds": r["stage_seconds"],
         "peak_rss_mib": r["peak_rss_mib"],
         "removed_docs": r["removed_docs"],
+        "kmeans_parts": _kmeans_parts(r["log"]),
+        "measured": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "commit": _commit(),
         "largest_cluster": r["stats"].get("largest_cluster"),
         "clusters": r["stats"].get("clusters"),
         "spark_jobs": r["spark_jobs"],
         "read_mib": r["read_mib"],
         "shuffled_mib": r["shuffled_mib"],
     }
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -108,7 +148,8 @@ def render(result: dict[str, Any]) -> str:
         f"{result['docs']:,} precomputed embeddings of dimension {result['dim']}, "
         f"`--n-clusters {result['n_clusters']} --fit-fraction {result['fit_fraction']}`, "
         f"default eps 0.01, local[2], driver memory {result['driver_memory']} "
-        "(`python -m benchmarks.semantic_scale`).",
+        f"(`python -m benchmarks.semantic_scale`; {result.get('measured', '?')}, commit "
+        f"{result.get('commit', '?')}).",
         "",
         "| wall s | " + " | ".join(f"{c} s" for c in cols) + " | peak RSS: driver Python / JVM "
         "(driver and executor) / Python worker MiB | read | shuffled | largest cluster | removed |",
@@ -120,19 +161,19 @@ def render(result: dict[str, Any]) -> str:
         f"{result['shuffled_mib']:,} MiB | {result['largest_cluster']} | "
         f"{result['removed_docs']:,} |",
     ]
+    parts = result.get("kmeans_parts") or {}
+    if parts:
+        lines += [
+            "",
+            "Inside the kmeans stage (from the log's timestamps): "
+            + ", ".join(f"{k.replace('_', ' ')} {v} s" for k, v in parts.items())
+            + ".",
+        ]
     return "\n".join(lines)
 
 
 def publish(text: str, results_md: str) -> None:
-    with open(results_md, encoding="utf-8") as fh:
-        doc = fh.read()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc:
-        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        doc = doc.rstrip("\n") + "\n\n## Semantic dedup: 1M embeddings\n\n" + block + "\n"
-    with open(results_md, "w", encoding="utf-8") as fh:
-        fh.write(doc)
+    publish_block(text, results_md, BEGIN, END, "Semantic dedup: 1M embeddings")
 
 
 def main(argv: list[str] | None = None) -> int:

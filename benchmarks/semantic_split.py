@@ -18,13 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmarks.report import publish_block
 from benchmarks.scale import run_cli
 from benchmarks.settings import BENCH_DIR
 
@@ -98,15 +98,7 @@ def render(result: dict[str, Any]) -> str:
 
 
 def publish(text: str, results_md: str) -> None:
-    with open(results_md, encoding="utf-8") as fh:
-        doc = fh.read()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in doc:
-        doc = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, doc, flags=re.S)
-    else:
-        doc = doc.rstrip("\n") + "\n\n## Semantic dedup: one oversized cluster\n\n" + block + "\n"
-    with open(results_md, "w", encoding="utf-8") as fh:
-        fh.write(doc)
+    publish_block(text, results_md, BEGIN, END, "Semantic dedup: one oversized cluster")
 
 
 def main(argv: list[str] | None = None) -> int:

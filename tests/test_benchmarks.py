@@ -163,3 +163,64 @@ def test_semantic_split_corpus_report_and_publish(tmp_path) -> None:
     bench.publish(text.replace("9.5", "8.5"), str(md))
     body = md.read_text(encoding="utf-8")
     assert body.count(bench.BEGIN) == 1 and "| split | 8.5 |" in body and "9.5" not in body
+
+
+def test_semantic_scale_corpus_report_and_publish(tmp_path) -> None:
+    """The 1M-embedding benchmark's corpus: unit vectors near their topic, every fiftieth a
+    near copy of the one before it; its report lists each stage and goes between its markers."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from benchmarks import semantic_scale as bench
+
+    docs = bench.write_topic_vectors(str(tmp_path / "t"), 200, 16, topics=4)
+    table = pq.read_table(docs)
+    assert table.column("id").to_pylist() == list(range(200))
+    emb = np.array(table.column("emb").to_pylist(), dtype=np.float64)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    near = np.arange(1, 200, 50)
+    assert np.all(np.sum(emb[near] * emb[near - 1], axis=1) > 0.999)
+    others = np.sum(emb[2:50] * emb[1:49], axis=1)
+    assert np.all(others < 0.99)  # the rest are not near copies of their neighbour
+    result = {
+        "docs": 200,
+        "dim": 16,
+        "n_clusters": 4,
+        "fit_fraction": 0.1,
+        "driver_memory": "4g",
+        "wall_seconds": 30.5,
+        "stage_seconds": {"pairwise": 2.0, "ids": 1.0, "kmeans": 5.0, "write_outputs": 3.0},
+        "peak_rss_mib": {"driver_python": 150, "jvm": 2000, "python_worker": 400},
+        "removed_docs": 4,
+        "largest_cluster": 70,
+        "read_mib": 1,
+        "shuffled_mib": 2,
+    }
+    text = bench.render(result)
+    assert "| wall s | ids s | kmeans s | pairwise s | write_outputs s |" in text
+    assert "| 30.5 | 1.0 | 5.0 | 2.0 | 3.0 | 150 / 2000 / 400 | 1 MiB | 2 MiB | 70 | 4 |" in text
+    md = tmp_path / "RESULTS.md"
+    md.write_text("# results\n", encoding="utf-8")
+    bench.publish(text, str(md))
+    bench.publish(text.replace("30.5", "31.5"), str(md))
+    body = md.read_text(encoding="utf-8")
+    assert body.count(bench.BEGIN) == 1 and "| 31.5 |" in body and "30.5" not in body
+    assert "## Semantic dedup: 1M embeddings" in body
+
+
+def test_semantic_scale_splits_the_kmeans_stage_by_log_timestamps() -> None:
+    from benchmarks import semantic_scale as bench
+
+    log = [
+        "2026-11-30 14:27:49,758 sparkdedup stage ids            1000 rows      4.1 s  (checked)",
+        "2026-11-30 14:28:12,255 sparkdedup kmeans: fitting on 100 of 1000 documents",
+        "2026-11-30 14:31:54,670 sparkdedup kmeans: 100 documents of dimension 8, 10 centroids "
+        "(k=10, block solver)",
+        "2026-11-30 14:32:23,802 sparkdedup stage kmeans            1000 rows    274.0 s  (written)",
+    ]
+    assert bench._kmeans_parts(log) == {
+        "checks_and_sample": 22.5,
+        "fit": 222.4,
+        "assign_and_write": 29.1,
+    }
+    assert bench._kmeans_parts(log[:1]) == {}
