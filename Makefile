@@ -7,6 +7,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.sparkdedup-installed
+# A second venv runs the Spark integration tests on pyspark 3.5 (the dev venv has 4.3).
+VENV35 := .venv-spark35
+PY35 := $(VENV35)/bin/python
+PYSPARK35 := 3.5.9
+STAMP35 := $(VENV35)/.sparkdedup-installed
+SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/test_ids_removal.py \
+	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py tests/test_cli_safety.py \
+	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
+	tests/test_jvm.py tests/test_sql_fuzzy.py
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
 JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
@@ -15,7 +24,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv jar test test-fast demo bench lint clean
+.PHONY: venv venv35 jar test test-spark35 test-fast demo bench lint clean
 
 venv: $(STAMP)
 
@@ -28,6 +37,15 @@ $(STAMP): python/pyproject.toml
 	$(PIP) install -q -e "python[dev,embed]"
 	touch $(STAMP)
 
+venv35: $(STAMP35)
+
+# pyspark 3.5 with the package's own dependencies, no torch: the embedding tests use stand-ins.
+$(STAMP35): python/pyproject.toml
+	test -x $(PY35) || $(PYTHON) -m venv $(VENV35)
+	$(VENV35)/bin/pip install -q --upgrade pip
+	$(VENV35)/bin/pip install -q "pyspark==$(PYSPARK35)" -e python "pytest>=8" "psutil>=5.9"
+	touch $(STAMP35)
+
 jar: $(JAR)
 
 $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
@@ -35,8 +53,15 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 	SPARKDEDUP_PYSPARK_HOME="$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
 		gradle --offline --no-daemon --quiet -p . jar test copyJar
 
-test: venv jar
+test: venv jar venv35
 	$(PY) -m pytest tests -q -ra --durations=15
+	$(MAKE) --no-print-directory test-spark35
+
+# The Spark integration tests again on pyspark 3.5 (the JVM UDF jar's tests skip: it is built
+# for Spark 4).
+test-spark35: venv35
+	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) \
+		$(PY35) -m pytest $(SPARK35_TESTS) -q -ra -p no:cacheprovider -W ignore::DeprecationWarning
 
 test-fast: venv
 	$(PY) -m pytest tests -q -ra -m "not slow"
@@ -55,4 +80,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check python tests benchmarks
 
 clean:
-	rm -rf $(VENV) jvm-udfs/build build .gradle $(JAR) demo_out
+	rm -rf $(VENV) $(VENV35) jvm-udfs/build build .gradle $(JAR) demo_out

@@ -16,7 +16,9 @@ from sparkdedup import jvm
 from sparkdedup.errors import BackendUnavailableError
 
 needs_jar = pytest.mark.skipif(
-    jvm.jar_path() is None, reason="JVM UDF jar not built: run 'make jar' (make test builds it)"
+    jvm.jar_path() is None or jvm.unsupported_reason() is not None,
+    reason=jvm.unsupported_reason()
+    or "JVM UDF jar not built: run 'make jar' (make test builds it)",
 )
 
 MINHASH_CLASS = "io.sparkdedup.spark.SparkDedupFunctions"
@@ -24,6 +26,22 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ---------------------------------------------------------------- no Spark, no jar needed
+def test_jar_needs_spark_4() -> None:
+    """The jar is built for Spark 4 / Scala 2.13: on 3.5 its entry points say so."""
+    assert jvm.unsupported_reason("4.3.0") is None and jvm.unsupported_reason("4.0.1") is None
+    reason = jvm.unsupported_reason("3.5.9")
+    assert reason is not None and "Spark 4" in reason and "pyspark 3.5.9" in reason
+
+
+def test_jar_entry_points_refuse_spark_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyspark
+    from pyspark.sql import SparkSession
+
+    monkeypatch.setattr(pyspark, "__version__", "3.5.9")
+    with pytest.raises(BackendUnavailableError, match="built for Spark 4"):
+        jvm.register_udfs(types.SimpleNamespace())  # type: ignore[arg-type]
+    with pytest.raises(BackendUnavailableError, match="pyspark 3.5.9"):
+        jvm.configure_builder(SparkSession.builder)
 
 
 def test_jar_path_is_the_packaged_jar_or_none() -> None:
@@ -46,6 +64,7 @@ def test_configure_builder_appends_the_jar_once() -> None:
 def test_configure_builder_without_jar_says_how_to_build(monkeypatch: pytest.MonkeyPatch) -> None:
     from pyspark.sql import SparkSession
 
+    monkeypatch.setattr(jvm, "unsupported_reason", lambda: None)  # as on Spark 4
     monkeypatch.setattr(jvm, "jar_path", lambda: None)
     with pytest.raises(BackendUnavailableError, match="make jar") as info:
         jvm.configure_builder(SparkSession.builder)
@@ -59,7 +78,8 @@ class _MissingJavaPackage:
         return self
 
 
-def test_register_udfs_without_classes_on_classpath_says_how_to_start_spark() -> None:
+def test_register_udfs_without_classes_on_classpath_says_how_to_start_spark(monkeypatch) -> None:
+    monkeypatch.setattr(jvm, "unsupported_reason", lambda: None)  # as on Spark 4
     fake = types.SimpleNamespace(_jvm=_MissingJavaPackage(), _jsparkSession=object())
     with pytest.raises(BackendUnavailableError) as info:
         jvm.register_udfs(fake)  # type: ignore[arg-type]
@@ -68,7 +88,8 @@ def test_register_udfs_without_classes_on_classpath_says_how_to_start_spark() ->
     assert "configure_builder" in message and "--jars" in message
 
 
-def test_register_udfs_on_spark_connect_says_what_to_do() -> None:
+def test_register_udfs_on_spark_connect_says_what_to_do(monkeypatch) -> None:
+    monkeypatch.setattr(jvm, "unsupported_reason", lambda: None)  # as on Spark 4
     with pytest.raises(BackendUnavailableError, match="Spark Connect"):
         jvm.register_udfs(types.SimpleNamespace())  # type: ignore[arg-type]
 

@@ -134,12 +134,19 @@ def test_invalid_values_name_the_parameter() -> None:
 def test_udf_jar_option(monkeypatch) -> None:
     from sparkdedup import jvm
 
+    monkeypatch.setattr(jvm, "unsupported_reason", lambda: None)  # as on Spark 4
     monkeypatch.setattr(jvm, "jar_path", lambda: "/pkg/sparkdedup-udfs.jar")
     assert session_conf()["spark.jars"] == "/pkg/sparkdedup-udfs.jar"
     assert "spark.jars" not in session_conf(udf_jar=False)
     monkeypatch.setattr(jvm, "jar_path", lambda: None)
     assert "spark.jars" not in session_conf()
     with pytest.raises(BackendUnavailableError, match="make jar"):
+        session_conf(udf_jar=True)
+    # On Spark 3.5 the jar (built for Spark 4) is left out, and asking for it says why.
+    monkeypatch.setattr(jvm, "unsupported_reason", lambda: "built for Spark 4")
+    monkeypatch.setattr(jvm, "jar_path", lambda: "/pkg/sparkdedup-udfs.jar")
+    assert "spark.jars" not in session_conf()
+    with pytest.raises(BackendUnavailableError, match="built for Spark 4"):
         session_conf(udf_jar=True)
 
 

@@ -21,7 +21,9 @@ from sparkdedup import jvm
 pytestmark = [
     pytest.mark.jvm,
     pytest.mark.skipif(
-        jvm.jar_path() is None, reason="JVM UDF jar not built: run 'make jar' (make test builds it)"
+        jvm.jar_path() is None or jvm.unsupported_reason() is not None,
+        reason=jvm.unsupported_reason()
+        or "JVM UDF jar not built: run 'make jar' (make test builds it)",
     ),
 ]
 

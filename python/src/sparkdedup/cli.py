@@ -661,10 +661,13 @@ def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any
 def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Exception) -> None:
     """Turn a failure the input caused into an InputError naming the file (and the line or
     row of a bad record); anything else is left to `main` as an internal error."""
-    from sparkdedup.io import first_bad_record, first_line, spark_condition
+    from sparkdedup.io import BAD_RECORD_PREFIX, first_bad_record, first_line, spark_condition
 
     condition = spark_condition(err) or ""
-    if condition == "USER_RAISED_EXCEPTION" and raw is not None and args.bad_records == "fail":
+    # Spark 3.5's raise_error has no error class (a failed write reports its own): the
+    # innermost message tells it.
+    raised = condition == "USER_RAISED_EXCEPTION" or first_line(err).startswith(BAD_RECORD_PREFIX)
+    if raised and raw is not None and args.bad_records == "fail":
         bad = first_bad_record(spark, raw, args.input_format, id_col=args.id_col)
         if bad is not None:
             raise InputError(

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
+from pyspark.errors import PySparkException, PySparkTypeError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -41,6 +41,8 @@ FILE_COL = "_dedup_file"
 BAD_COL = "_dedup_bad"
 #: Columns the readers add that are not the user's content.
 READER_COLS = (FILE_COL, BAD_COL)
+#: How the error a bad record raises (with --bad-records fail) begins.
+BAD_RECORD_PREFIX = "bad input record in "
 
 #: How many leading JSONL records set the types of the parsed fields.
 JSON_SAMPLE_RECORDS = 1000
@@ -286,8 +288,12 @@ def _json_field_types(
     """Types of the fields to parse: text as string, the id as bigint when the leading records
     hold integers (else string), the rest as the leading records hold them (else string)."""
     sample = raw.select(F.col(RECORD_COL).alias("value")).limit(JSON_SAMPLE_RECORDS)
+    reader = spark.read.options(**_JSON_OPTIONS)
     try:
-        inferred = spark.read.options(**_JSON_OPTIONS).json(sample).schema
+        try:
+            inferred = reader.json(sample).schema
+        except PySparkTypeError:  # Spark 3.5 reads JSON from an RDD of strings only
+            inferred = reader.json(sample.rdd.map(lambda row: row[0])).schema
     except (PySparkException, Py4JJavaError):
         inferred = T.StructType([])
     seen = {f.name: f.dataType for f in inferred.fields if f.name != "_corrupt_record"}
@@ -378,9 +384,7 @@ def good_records(df: DataFrame, mode: str = "fail") -> DataFrame:
     if BAD_COL not in df.columns:
         return df
     if mode == "fail":
-        message = F.concat(
-            F.lit("bad input record in "), F.col(FILE_COL), F.lit(": "), F.col(BAD_COL)
-        )
+        message = F.concat(F.lit(BAD_RECORD_PREFIX), F.col(FILE_COL), F.lit(": "), F.col(BAD_COL))
         failing = F.when(F.col(BAD_COL).isNotNull(), F.raise_error(message)).cast("string")
         df = df.withColumn(BAD_COL, failing)
     return df.where(F.col(BAD_COL).isNull())

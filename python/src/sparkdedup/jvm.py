@@ -40,6 +40,23 @@ SQL_FUNCTIONS = ("sparkdedup_minhash", "sparkdedup_band_bucket", "sparkdedup_ban
 _BUILD_HINT = "build it with 'make jar' (gradle and junit4 from apt, no network needed)"
 
 
+def unsupported_reason(version: str | None = None) -> str | None:
+    """Why the UDF jar cannot run with pyspark `version` (the installed one by default), or
+    None when it can: the jar is built against Spark 4 and Scala 2.13."""
+    if version is None:
+        import pyspark
+
+        version = pyspark.__version__
+    major = int(version.split(".", 1)[0])
+    if major >= 4:
+        return None
+    return (
+        f"the sparkdedup JVM UDF jar is built for Spark 4 (Scala 2.13) and this is pyspark "
+        f"{version}; on Spark 3.5 use the Python API (sparkdedup.fuzzy_duplicates, the CLI), "
+        "which runs the same MinHash"
+    )
+
+
 def _packaged_jar() -> str:
     return os.path.join(os.path.dirname(os.path.abspath(__file__)), "jars", JAR_NAME)
 
@@ -81,7 +98,8 @@ def configure_builder(builder: SparkSession.Builder) -> SparkSession.Builder:
     Raises
     ------
     BackendUnavailableError
-        When the jar has not been built (the message says how to build it).
+        When the jar has not been built (the message says how to build it), or pyspark is
+        older than 4 (the jar is built for Spark 4).
 
     Examples
     --------
@@ -90,6 +108,9 @@ def configure_builder(builder: SparkSession.Builder) -> SparkSession.Builder:
     >>> spark = configure_builder(SparkSession.builder.master("local[2]")).getOrCreate()  # doctest: +SKIP
     >>> spark.sql("SELECT sparkdedup_minhash('some text')")  # doctest: +SKIP
     """
+    reason = unsupported_reason()
+    if reason is not None:
+        raise BackendUnavailableError(reason)
     jar = jar_path()
     if jar is None:
         raise _missing_jar_error()
@@ -149,5 +170,8 @@ def register_udfs(spark: SparkSession) -> list[str]:
         When the jar's classes are not on the driver classpath, or the session is a Spark
         Connect session (the message says what to do).
     """
+    reason = unsupported_reason()
+    if reason is not None:
+        raise BackendUnavailableError(reason)
     functions_class = _functions_class(spark)
     return [str(name) for name in functions_class.register(spark._jsparkSession)]

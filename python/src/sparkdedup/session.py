@@ -124,11 +124,14 @@ def _udf_jar(udf_jar: bool | None) -> str | None:
     if udf_jar is False:
         return None
     try:
-        from sparkdedup.jvm import jar_path  # noqa: PLC0415 - optional module
+        from sparkdedup.jvm import jar_path, unsupported_reason  # noqa: PLC0415 - optional
     except ImportError:
         path = None
     else:
-        path = jar_path()
+        reason = unsupported_reason()
+        if reason is not None and udf_jar:
+            raise BackendUnavailableError(reason)
+        path = jar_path() if reason is None else None
     if path is None and udf_jar:
         raise BackendUnavailableError(
             "udf_jar=True but the sparkdedup JVM UDF jar has not been built; build it with "

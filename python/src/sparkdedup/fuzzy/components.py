@@ -19,13 +19,13 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.compat import from_arrow, to_arrow
 from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
 from sparkdedup.ids import INTEGRAL
@@ -264,19 +264,6 @@ def _pick_kernel(device: str) -> _Kernel:
     return components_from_edges_gpu if usable else components_from_edges
 
 
-def _to_arrow(df: DataFrame) -> Any:
-    """`df` as a pyarrow Table on the driver (`DataFrame.toArrow` is Spark 4's; Spark 3.5
-    collects the Arrow batches itself)."""
-    if hasattr(df, "toArrow"):
-        return df.toArrow()
-    import pyarrow as pa
-    from pyspark.sql.pandas.types import to_arrow_schema
-
-    batches = df._collect_as_arrow()  # noqa: SLF001 - Spark 3.5's Arrow collect
-    schema = to_arrow_schema(df.schema)
-    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
-
-
 def _solve_on_driver(
     spark: SparkSession,
     pairs: DataFrame,
@@ -286,7 +273,7 @@ def _solve_on_driver(
     import pyarrow as pa
 
     started = time.perf_counter()
-    table = _to_arrow(pairs)
+    table = to_arrow(pairs)
     x = table.column("x").to_numpy(zero_copy_only=False)
     p = table.column("p").to_numpy(zero_copy_only=False)
     del table
@@ -310,7 +297,7 @@ def _solve_on_driver(
         collected,
         _since(started) - collected,
     )
-    return spark.createDataFrame(result, schema=_result_schema(id_type))
+    return from_arrow(spark, result, _result_schema(id_type))
 
 
 def _large_star(state: DataFrame) -> DataFrame:
