@@ -1,0 +1,58 @@
+"""Spark Connect: the functions, the pyspark.ml wrapper and the semantic workflow on
+precomputed embeddings give a Connect session the classic session's results.
+
+The Connect session is a local Connect server (`SparkSession.builder.remote("local[2]")`)
+started in a subprocess, since one Python process holds one kind of session; both run the same
+workloads (`tests/connect_cases.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _connect_available() -> str | None:
+    import pyspark
+
+    if int(pyspark.__version__.split(".", 1)[0]) < 4:
+        return f"pyspark {pyspark.__version__}: the Connect tests run on the 4.x venv"
+    try:
+        import grpc  # noqa: F401
+        import zstandard  # noqa: F401
+    except ImportError as err:
+        return f"pyspark[connect]'s dependencies are missing ({err.name}): make test installs them"
+    return None
+
+
+@pytest.mark.skipif(_connect_available() is not None, reason=str(_connect_available()))
+def test_connect_session_gives_the_classic_results(spark) -> None:
+    sys.path.insert(0, HERE)
+    try:
+        import connect_cases
+    finally:
+        sys.path.remove(HERE)
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "connect_cases.py"), "local[2]"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    remote = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert remote.pop("session") == "pyspark.sql.connect.session"
+    classic = json.loads(json.dumps(connect_cases.run_all(spark)))  # tuples as lists
+    assert remote == classic
+    # The workloads are not vacuous: the planted copies are found and removed.
+    assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
+    assert 100 not in remote["fuzzy_kept"] and remote["derived_removed"] == len(remote["fuzzy"])
+    assert remote["transformer_kept"] == remote["fuzzy_kept"]
+    assert [0, 100] in remote["semantic"] or [100, 0] in remote["semantic"]
