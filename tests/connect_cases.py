@@ -67,15 +67,58 @@ def run_all(spark: Any) -> dict[str, Any]:
     return out
 
 
-def main(remote: str) -> None:
+def cli_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
+    """The fuzzy CLI on a JSONL corpus (with planted exact copies), with user ids and with
+    derived ids: its duplicates, its kept records and its counts, read back without Spark."""
+    import glob
+    import os
+
+    import pyarrow.parquet as pq
+    from sparkdedup import cli
+
+    corpus = os.path.join(work, "in.jsonl")
+    if not os.path.exists(corpus):
+        with open(corpus, "w", encoding="utf-8") as fh:
+            for i, text in enumerate(TEXTS):
+                fh.write(json.dumps({"id": i, "text": text}) + "\n")
+            for i in range(5):
+                fh.write(json.dumps({"id": 100 + i, "text": TEXTS[i]}) + "\n")
+    out: dict[str, Any] = {}
+    for ids in ("user", "derived"):
+        target = os.path.join(work, f"out-{label}-{ids}")
+        argv = ["fuzzy", "--input", corpus, "--input-format", "jsonl", "--output", target]
+        argv += ["--id-col", "id"] if ids == "user" else []
+        assert cli.main([*argv, *session_args]) == 0, f"CLI failed ({label}, {ids} ids)"
+        with open(os.path.join(target, "stats.json"), encoding="utf-8") as fh:
+            stats = json.load(fh)
+        kept = []
+        for path in glob.glob(os.path.join(target, "deduplicated", "part-*")):
+            with open(path, encoding="utf-8") as fh:
+                kept += [line.rstrip("\n") for line in fh if line.strip()]
+        out[ids] = {
+            "removed": stats["removed_docs"],
+            "kept": stats["kept_docs"],
+            "kept_records": sorted(kept),
+        }
+        if ids == "user":
+            table = pq.read_table(os.path.join(target, "duplicates"))
+            out[ids]["duplicates"] = sorted(
+                zip(
+                    table.column("id").to_pylist(), table.column("kept_id").to_pylist(), strict=True
+                )
+            )
+    return out
+
+
+def main(remote: str, work: str) -> None:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.remote(remote).getOrCreate()
-    try:
-        print(json.dumps({"session": type(spark).__module__, **run_all(spark)}))
-    finally:
-        spark.stop()
+    result = {"session": type(spark).__module__, **run_all(spark)}
+    # The CLI over the same Connect session (it stops the session when done).
+    result["cli"] = cli_case(work, "connect", ["--remote", remote])
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "local[2]")
+    main(sys.argv[1], sys.argv[2])

@@ -32,7 +32,7 @@ def _connect_available() -> str | None:
 
 
 @pytest.mark.skipif(_connect_available() is not None, reason=str(_connect_available()))
-def test_connect_session_gives_the_classic_results(spark) -> None:
+def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     sys.path.insert(0, HERE)
     try:
         import connect_cases
@@ -40,7 +40,7 @@ def test_connect_session_gives_the_classic_results(spark) -> None:
         sys.path.remove(HERE)
     env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
     proc = subprocess.run(
-        [sys.executable, os.path.join(HERE, "connect_cases.py"), "local[2]"],
+        [sys.executable, os.path.join(HERE, "connect_cases.py"), "local[2]", str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
@@ -49,10 +49,16 @@ def test_connect_session_gives_the_classic_results(spark) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     remote = json.loads(proc.stdout.strip().splitlines()[-1])
     assert remote.pop("session") == "pyspark.sql.connect.session"
-    classic = json.loads(json.dumps(connect_cases.run_all(spark)))  # tuples as lists
+    classic = connect_cases.run_all(spark)
+    classic["cli"] = connect_cases.cli_case(str(tmp_path), "classic", [])
+    classic = json.loads(json.dumps(classic))  # tuples as lists
     assert remote == classic
     # The workloads are not vacuous: the planted copies are found and removed.
     assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
     assert 100 not in remote["fuzzy_kept"] and remote["derived_removed"] == len(remote["fuzzy"])
     assert remote["transformer_kept"] == remote["fuzzy_kept"]
     assert [0, 100] in remote["semantic"] or [100, 0] in remote["semantic"]
+    cli = remote["cli"]
+    assert [100, 0] in cli["user"]["duplicates"] and cli["user"]["removed"] >= 5
+    assert cli["derived"]["removed"] == cli["user"]["removed"]
+    assert len(cli["derived"]["kept_records"]) == cli["derived"]["kept"]

@@ -56,6 +56,14 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
         "local[*])",
     )
     p.add_argument(
+        "--remote",
+        default=None,
+        metavar="URL",
+        help="run on a Spark Connect server: sc://host:port (Databricks, any Spark 4 Connect "
+        "endpoint), or local[N] for a local one pyspark starts; paths are then reached "
+        "through this machine's file system (default: a classic session, see --master)",
+    )
+    p.add_argument(
         "--spark-conf",
         action="append",
         default=[],
@@ -349,6 +357,10 @@ def _session(args: argparse.Namespace) -> tuple[Any, bool]:
     from pyspark.sql import SparkSession
 
     conf = _spark_conf(args)
+    if args.remote:
+        if args.master:
+            raise ConfigError("give --remote (Spark Connect) or --master, not both")
+        return _connect_session(args, conf)
     builder = SparkSession.builder.appName(f"sparkdedup {args.command}")
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -377,6 +389,24 @@ def _session(args: argparse.Namespace) -> tuple[Any, bool]:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(conf.get("spark.log.level", spark_level))
     return spark, started
+
+
+def _connect_session(args: argparse.Namespace, conf: dict[str, str]) -> tuple[Any, bool]:
+    """A Spark Connect session on `args.remote` (a local server for ``local[N]``)."""
+    from pyspark.sql import SparkSession
+
+    if args.remote.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+        os.environ["PYSPARK_PYTHON"] = sys.executable  # the local server's Python workers
+    builder = SparkSession.builder.remote(args.remote)
+    settings = dict(conf)
+    settings.setdefault("spark.sql.execution.arrow.pyspark.enabled", "true")
+    if args.remote.startswith("local"):
+        # A local server starts with these; a remote one takes them as session settings.
+        settings.setdefault("spark.log.level", _SPARK_LOG_LEVEL[args.log_level])
+        settings.setdefault("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate(), True
 
 
 def _check_paths(spark: Any, args: argparse.Namespace) -> None:

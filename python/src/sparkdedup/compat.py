@@ -18,6 +18,11 @@ from sparkdedup.sizing import temporary_conf
 _ARROW_CONF = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
 
 
+def is_connect(spark: Any) -> bool:
+    """Whether `spark` is a Spark Connect session (no SparkContext, no JVM in this process)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
 def to_arrow(df: DataFrame) -> Any:
     """`df` collected to the driver as a pyarrow Table."""
     if hasattr(df, "toArrow"):

@@ -1,17 +1,26 @@
 """Small file-system operations on any Hadoop file system (local paths, hdfs://, s3a://, ...).
 
 Used by the CLI's readers and writers, the output rules (`sparkdedup.outputs`) and the stage
-cache. They go through the JVM's Hadoop `FileSystem` of the session (a classic session; the
-DataFrame functions of the package do no I/O).
+cache. With a classic session they go through the JVM's Hadoop `FileSystem` of the session.
+A Spark Connect session has no JVM here: they then go through this machine's file system, which
+must be the one the Connect server sees (a local server, or mounted paths such as Databricks'
+/Volumes), and other URIs are an error saying so. The DataFrame functions of the package do no
+I/O.
 """
 
 from __future__ import annotations
 
+import glob as globmod
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
+
+from sparkdedup.compat import is_connect
+from sparkdedup.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ def qualified(spark: SparkSession, path: str) -> str:
     Local paths are also resolved through symbolic links, so two spellings of one directory
     compare equal.
     """
+    if is_connect(spark):
+        return _local_qualified(path)
     fs, hpath = hadoop_path(spark, path)
     uri = fs.makeQualified(hpath).toUri()
     if uri.getScheme() == "file":
@@ -47,12 +58,16 @@ def qualified(spark: SparkSession, path: str) -> str:
 
 
 def exists(spark: SparkSession, path: str) -> bool:
+    if is_connect(spark):
+        return _local_exists(path)
     fs, hpath = hadoop_path(spark, path)
     return bool(fs.exists(hpath))
 
 
 def glob_matches(spark: SparkSession, path: str) -> list[str]:
     """Qualified paths that `path` (a file, a directory or a glob) matches; [] for none."""
+    if is_connect(spark):
+        return _local_glob_matches(path)
     fs, hpath = hadoop_path(spark, path)
     matches = fs.globStatus(hpath) or []
     return [str(m.getPath().toString()) for m in matches]
@@ -65,6 +80,8 @@ def path_exists(spark: SparkSession, path: str) -> bool:
 
 def status(spark: SparkSession, path: str) -> Entry | None:
     """The file or directory at `path`, or None when there is nothing there."""
+    if is_connect(spark):
+        return _local_status(path)
     fs, hpath = hadoop_path(spark, path)
     if not fs.exists(hpath):
         return None
@@ -84,6 +101,8 @@ def _entry(st: Any) -> Entry:
 
 def list_dir(spark: SparkSession, path: str) -> list[Entry]:
     """The direct children of directory `path` ([] when it does not exist)."""
+    if is_connect(spark):
+        return _local_list_dir(path)
     fs, hpath = hadoop_path(spark, path)
     if not fs.exists(hpath) or not fs.getFileStatus(hpath).isDirectory():
         return []
@@ -92,6 +111,8 @@ def list_dir(spark: SparkSession, path: str) -> list[Entry]:
 
 def list_files(spark: SparkSession, path: str) -> list[str]:
     """Every file under `path`, as paths relative to it (recursive; a listing, no reads)."""
+    if is_connect(spark):
+        return _local_list_files(path)
     fs, hpath = hadoop_path(spark, path)
     if not fs.exists(hpath):
         return []
@@ -105,12 +126,16 @@ def list_files(spark: SparkSession, path: str) -> list[str]:
 
 
 def mkdirs(spark: SparkSession, path: str) -> None:
+    if is_connect(spark):
+        return _local_mkdirs(path)
     fs, hpath = hadoop_path(spark, path)
     fs.mkdirs(hpath)
 
 
 def delete(spark: SparkSession, path: str) -> None:
     """Delete `path` (recursively); nothing when it does not exist."""
+    if is_connect(spark):
+        return _local_delete(path)
     fs, hpath = hadoop_path(spark, path)
     if fs.exists(hpath):
         fs.delete(hpath, True)
@@ -118,6 +143,8 @@ def delete(spark: SparkSession, path: str) -> None:
 
 def rename(spark: SparkSession, source: str, target: str) -> None:
     """Move `source` to `target` (which must not exist); atomic on HDFS and local disks."""
+    if is_connect(spark):
+        return _local_rename(source, target)
     fs, src = hadoop_path(spark, source)
     _, dst = hadoop_path(spark, target)
     parent = dst.getParent()
@@ -129,6 +156,8 @@ def rename(spark: SparkSession, source: str, target: str) -> None:
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write a small UTF-8 text file (replacing it) on any Hadoop file system."""
+    if is_connect(spark):
+        return _local_write_text(path, text)
     fs, hpath = hadoop_path(spark, path)
     out = fs.create(hpath, True)
     try:
@@ -139,6 +168,8 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
 
 def read_text(spark: SparkSession, path: str) -> str | None:
     """The content of a small UTF-8 text file on any Hadoop file system; None if it is absent."""
+    if is_connect(spark):
+        return _local_read_text(path)
     fs, hpath = hadoop_path(spark, path)
     if not fs.exists(hpath) or fs.getFileStatus(hpath).isDirectory():
         return None
@@ -152,6 +183,8 @@ def read_text(spark: SparkSession, path: str) -> str | None:
 
 def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
     """Top-level column names of one Parquet file and their Parquet types, from its footer."""
+    if is_connect(spark):
+        return _local_parquet_columns(path)
     jvm = spark.sparkContext._jvm
     try:  # an encoded URI, as in ``_metadata.file_path``
         hpath = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(path))
@@ -176,3 +209,150 @@ def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
         return fields
     finally:
         reader.close()
+
+
+def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int]:
+    """(files, bytes, latest modification in ms) of the data files under `path` (a file, a
+    directory or a glob); names starting with ``.`` or ``_`` are not data."""
+    if is_connect(spark):
+        return _local_file_summary(path)
+    fsys, hpath = hadoop_path(spark, path)
+    files = bytes_total = latest = 0
+    for st in fsys.globStatus(hpath) or []:
+        it = fsys.listFiles(st.getPath(), True)
+        while it.hasNext():
+            f = it.next()
+            if f.getPath().getName().startswith((".", "_")):
+                continue
+            files += 1
+            bytes_total += f.getLen()
+            latest = max(latest, f.getModificationTime())
+    return files, bytes_total, latest
+
+
+# ------------------------------------------------------------- Spark Connect: this machine's
+def local_path(path: str) -> str:
+    """`path` (plain or ``file:``) as an absolute local path; InputError for another scheme."""
+    parsed = urlparse(path)
+    if parsed.scheme == "file":
+        return os.path.abspath(unquote(parsed.path))
+    if parsed.scheme and len(parsed.scheme) > 1:  # not a Windows drive letter
+        raise InputError(
+            f"{path!r} is not a local path: over Spark Connect sparkdedup reaches its input, "
+            "output and cache paths through this machine's file system (a local Connect "
+            "server, or mounted paths such as Databricks' /Volumes/...); use such a path, or a "
+            "classic session (--master) for other file systems"
+        )
+    return os.path.abspath(path)
+
+
+def _uri(local: str) -> str:
+    return "file:" + local
+
+
+def _local_qualified(path: str) -> str:
+    return _uri(os.path.realpath(local_path(path)))
+
+
+def _local_exists(path: str) -> bool:
+    return os.path.exists(local_path(path))
+
+
+def _local_glob_matches(path: str) -> list[str]:
+    return sorted(_uri(os.path.abspath(p)) for p in globmod.glob(local_path(path)))
+
+
+def _local_entry(local: str) -> Entry:
+    st = os.stat(local)
+    return Entry(
+        path=_uri(local),
+        name=os.path.basename(local),
+        is_dir=os.path.isdir(local),
+        size=0 if os.path.isdir(local) else int(st.st_size),
+        mtime=int(st.st_mtime * 1000),
+    )
+
+
+def _local_status(path: str) -> Entry | None:
+    local = local_path(path)
+    return _local_entry(local) if os.path.exists(local) else None
+
+
+def _local_list_dir(path: str) -> list[Entry]:
+    local = local_path(path)
+    if not os.path.isdir(local):
+        return []
+    return sorted(
+        (_local_entry(os.path.join(local, n)) for n in os.listdir(local)), key=lambda e: e.name
+    )
+
+
+def _local_list_files(path: str) -> list[str]:
+    local = local_path(path)
+    if not os.path.exists(local):
+        return []
+    if not os.path.isdir(local):
+        return [os.path.basename(local)]
+    out = []
+    for root, _, names in os.walk(local):
+        out += [os.path.relpath(os.path.join(root, n), local) for n in names]
+    return sorted(out)
+
+
+def _local_mkdirs(path: str) -> None:
+    os.makedirs(local_path(path), exist_ok=True)
+
+
+def _local_delete(path: str) -> None:
+    local = local_path(path)
+    if os.path.isdir(local) and not os.path.islink(local):
+        shutil.rmtree(local)
+    elif os.path.lexists(local):
+        os.remove(local)
+
+
+def _local_rename(source: str, target: str) -> None:
+    src, dst = local_path(source), local_path(target)
+    if os.path.exists(dst):
+        raise OSError(f"could not move {source!r} to {target!r}: the target exists")
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    os.rename(src, dst)
+
+
+def _local_write_text(path: str, text: str) -> None:
+    local = local_path(path)
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    with open(local, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+def _local_read_text(path: str) -> str | None:
+    local = local_path(path)
+    if not os.path.isfile(local):
+        return None
+    with open(local, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _local_parquet_columns(path: str) -> dict[str, str]:
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(local_path(path))
+    return {field.name: str(field.type) for field in schema}
+
+
+def _local_file_summary(path: str) -> tuple[int, int, int]:
+    files = bytes_total = latest = 0
+    for match in globmod.glob(local_path(path)):
+        walked = [(os.path.dirname(match), [], [os.path.basename(match)])]
+        if os.path.isdir(match):
+            walked = list(os.walk(match))
+        for root, _, names in walked:
+            for name in names:
+                if name.startswith((".", "_")):
+                    continue
+                st = os.stat(os.path.join(root, name))
+                files += 1
+                bytes_total += int(st.st_size)
+                latest = max(latest, int(st.st_mtime * 1000))
+    return files, bytes_total, latest

@@ -77,18 +77,7 @@ def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
 
     Part of the stage-cache fingerprint, so that a changed input is never served from a cache.
     """
-    fsys, hpath = fs.hadoop_path(spark, path)
-    files = bytes_total = latest = 0
-    for st in fsys.globStatus(hpath) or []:
-        it = fsys.listFiles(st.getPath(), True)
-        while it.hasNext():
-            f = it.next()
-            name = f.getPath().getName()
-            if name.startswith((".", "_")):
-                continue
-            files += 1
-            bytes_total += f.getLen()
-            latest = max(latest, f.getModificationTime())
+    files, bytes_total, latest = fs.file_summary(spark, path)
     return {"path": path, "files": files, "bytes": bytes_total, "mtime": latest}
 
 

@@ -23,10 +23,12 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.compat import is_connect
 from sparkdedup.config import check_int
 from sparkdedup.device import resolve_device, task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError, SchemaError
 from sparkdedup.ids import require_columns, require_string_column
+from sparkdedup.sizing import parallelism
 
 log = logging.getLogger("sparkdedup")
 
@@ -177,9 +179,11 @@ def document_embeddings(
     """``[id, embedding]`` of the documents with a non-blank text (blank ones are left out and
     kept by the workflows), spread over at least the cluster's parallelism."""
     docs = documents.filter(has_text(text_col)).select(F.col(id_col).alias("id"), text_col)
-    parallelism = documents.sparkSession.sparkContext.defaultParallelism
-    if docs.rdd.getNumPartitions() < parallelism:
-        docs = docs.repartition(parallelism)
+    if not is_connect(documents.sparkSession):
+        # Spark Connect has no partition count to look at: its input is taken as it is split.
+        cores = parallelism(documents.sparkSession)
+        if docs.rdd.getNumPartitions() < cores:
+            docs = docs.repartition(cores)
     return embed_texts(
         docs, text_col=text_col, model=model, batch_size=batch_size, device=device
     ).select("id", "embedding")
