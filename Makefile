@@ -13,7 +13,7 @@ PY35 := $(VENV35)/bin/python
 PYSPARK35 := 3.5.9
 STAMP35 := $(VENV35)/.sparkdedup-installed
 SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/test_ids_removal.py \
-	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py tests/test_cli_safety.py \
+	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
 	tests/test_jvm.py tests/test_sql_fuzzy.py
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar

@@ -360,12 +360,15 @@ def _skew_corpora(work: str, n: int) -> dict[str, str]:
         1, "text", pa.array([table["text"][0].as_py()] * half, pa.string())
     )
     skewed = pa.concat_tables([copies, table.slice(half)])
-    paths = {"distinct": base["docs_path"], "copies": os.path.join(work, f"skew-copies-{n}")}
-    shutil.rmtree(paths["copies"], ignore_errors=True)
-    os.makedirs(paths["copies"])
-    for k in range(4):
-        part = skewed.slice(k * n // 4, n // 4)
-        pq.write_table(part, os.path.join(paths["copies"], f"part-{k}.parquet"))
+    # Both corpora in the same layout (four files of n/4 rows), so that both runs get the same
+    # input splits and parallelism.
+    paths = {kind: os.path.join(work, f"skew-{kind}-{n}") for kind in ("distinct", "copies")}
+    for kind, rows in (("distinct", table), ("copies", skewed)):
+        shutil.rmtree(paths[kind], ignore_errors=True)
+        os.makedirs(paths[kind])
+        for k in range(4):
+            part = rows.slice(k * n // 4, n // 4)
+            pq.write_table(part, os.path.join(paths[kind], f"part-{k}.parquet"))
     return paths
 
 

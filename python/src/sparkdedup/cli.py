@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from sparkdedup import __version__
 from sparkdedup.config import (
     CC_BACKENDS,
     DEVICES,
@@ -46,8 +47,18 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
     p.add_argument("--input", required=True, help="input path or URI (file, directory or glob)")
-    p.add_argument("--input-format", required=True, choices=FORMATS)
-    p.add_argument("--id-col", default=None, help="unique id column (default: derive stable ids)")
+    p.add_argument(
+        "--input-format",
+        required=True,
+        choices=FORMATS,
+        help="format of the input files; the deduplicated output is written in it",
+    )
+    p.add_argument(
+        "--id-col",
+        default=None,
+        help="unique id column (default: none; ids are derived from the rows, stable across "
+        "order and partitioning)",
+    )
     p.add_argument("--output", required=True, help=output_help)
     p.add_argument(
         "--master",
@@ -90,7 +101,7 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="sparkdedup's log level; DEBUG also shows Spark's warnings and the traceback of "
-        "an internal error",
+        "an internal error (default: %(default)s)",
     )
 
 
@@ -108,21 +119,62 @@ def _workflow_common(p: argparse.ArgumentParser) -> None:
         help="where the kernels run; auto and gpu are decided by probing the executors "
         "(default: %(default)s)",
     )
+    p.add_argument(
+        "--explain",
+        action="store_true",
+        help="print the stages, the passes over the corpus and the parameters this run would "
+        "use, and stop without starting Spark",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sparkdedup", description="Deduplicate text corpora on Apache Spark.")
+    parser.add_argument("--version", action="version", version=f"sparkdedup {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("fuzzy", help="near-duplicates by MinHash + LSH + connected components")
     _workflow_common(f)
-    f.add_argument("--text-col", default=_FUZZY["text_col"])
-    f.add_argument("--char-ngrams", type=int, default=_FUZZY["char_ngrams"])
-    f.add_argument("--num-bands", type=int, default=_FUZZY["num_bands"])
-    f.add_argument("--minhashes-per-band", type=int, default=_FUZZY["minhashes_per_band"])
-    f.add_argument("--seed", type=int, default=_FUZZY["seed"])
-    f.add_argument("--use-64-bit-hash", action="store_true", default=_FUZZY["use_64_bit_hash"])
-    f.add_argument("--bands-per-iteration", type=int, default=_FUZZY["bands_per_iteration"])
+    f.add_argument(
+        "--text-col", default=_FUZZY["text_col"], help="text column (default: %(default)s)"
+    )
+    f.add_argument(
+        "--char-ngrams",
+        type=int,
+        default=_FUZZY["char_ngrams"],
+        help="shingle width in characters (default: %(default)s, as NeMo Curator)",
+    )
+    f.add_argument(
+        "--num-bands",
+        type=int,
+        default=_FUZZY["num_bands"],
+        help="LSH bands (default: %(default)s)",
+    )
+    f.add_argument(
+        "--minhashes-per-band",
+        type=int,
+        default=_FUZZY["minhashes_per_band"],
+        help="MinHash values per band; the signature has num-bands x this many "
+        "(default: %(default)s)",
+    )
+    f.add_argument(
+        "--seed",
+        type=int,
+        default=_FUZZY["seed"],
+        help="seed of the MinHash permutations (default: %(default)s)",
+    )
+    f.add_argument(
+        "--use-64-bit-hash",
+        action="store_true",
+        default=_FUZZY["use_64_bit_hash"],
+        help="64-bit MurmurHash3 and permutations instead of 32-bit (default: off)",
+    )
+    f.add_argument(
+        "--bands-per-iteration",
+        type=int,
+        default=_FUZZY["bands_per_iteration"],
+        help="bands shuffled together, each group written before the next; 0 sizes the groups "
+        "from spark.sparkdedup.lshGroupBytes, 2g by default (default: %(default)s)",
+    )
     f.add_argument(
         "--cc-backend",
         default=_FUZZY["cc_backend"],
@@ -315,6 +367,116 @@ def semantic_config(args: argparse.Namespace) -> SemanticConfig:
         max_cluster_size=args.max_cluster_size,
         device=args.device,
     )
+
+
+def explain(args: argparse.Namespace, config: Any) -> str:
+    """What a workflow run would do, from its arguments alone (no Spark, no data read): its
+    inputs and outputs, its stages, its passes over the corpus and every parameter."""
+    derived = args.id_col is None
+    ids = "derived from the rows" if derived else f"column {args.id_col!r}"
+    lines = [
+        f"sparkdedup {args.command} (explain: nothing is run)",
+        f"  input:   {args.input} ({args.input_format}), ids {ids}",
+        f"  output:  {args.output.rstrip('/')}/ (duplicates/, deduplicated/, stats.json); "
+        f"stage cache {_cache_path(args)}; bad records: {args.bad_records}",
+        "  session: "
+        + (
+            f"Spark Connect {args.remote}"
+            if args.remote
+            else f"classic, {args.master or 'default master'}"
+        ),
+        "  stages:",
+    ]
+    if args.command == "fuzzy":
+        bands = (
+            f"{config.bands_per_iteration} bands a group"
+            if config.bands_per_iteration
+            else "as many bands a group as keep its keys within spark.sparkdedup.lshGroupBytes, "
+            "2g by default"
+        )
+        stages = [
+            (
+                "minhash",
+                "read 1 of the corpus: text hashes, MinHash and band buckets of each "
+                "distinct text (a narrow table)",
+            ),
+            (
+                "ids",
+                "derived ids: ranked later, for the rows the output names only"
+                if derived
+                else "one shuffle of the ids to check them unique"
+                + (" (skipped: --assume-unique-ids)" if config.assume_unique_ids else ""),
+            ),
+            ("edges", f"LSH: one shuffle of narrow keys per band group ({bands})"),
+            (
+                "components",
+                f"connected components ({config.cc_backend}): on the driver up to "
+                + (
+                    f"{config.driver_cc_max_edges:,} edges"
+                    if config.driver_cc_max_edges
+                    else "131,072 edges (or a quarter of spark.driver.maxResultSize, if smaller)"
+                )
+                + ", else distributed rounds",
+            ),
+            (
+                "duplicates",
+                "exact-copy and keep-rule groups: narrow shuffles"
+                + ("; then the derived ids of the rows named" if derived else ""),
+            ),
+            (
+                "write",
+                "read 2 of the corpus: the removed rows dropped by an anti-join "
+                "(broadcast up to 64 MB of keys, else one shuffle of the rows)",
+            ),
+        ]
+        passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
+    else:
+        source = (
+            f"precomputed embeddings in {config.embedding_col!r}"
+            if config.embedding_col
+            else f"embed {config.text_col!r} with {config.model} (one pass, the dominant CPU cost)"
+        )
+        stages = [
+            (
+                "ids",
+                "one shuffle of the rows, written to the cache"
+                if derived
+                else "one job over the id column (checked, counted; the corpus is not copied)",
+            ),
+            ("embeddings", source),
+            (
+                "kmeans",
+                f"k={config.n_clusters}, fit on "
+                + ("all" if config.fit_fraction == 1 else f"about {config.fit_fraction:g} of")
+                + " the documents, "
+                f"max_iter={config.max_iter}; every document assigned in float32 blocks",
+            ),
+            (
+                "pairwise",
+                "per cluster, float32 similarities to higher-ranked documents; clusters "
+                "above "
+                + (
+                    f"{config.max_cluster_size:,}"
+                    if config.max_cluster_size
+                    else "spark.sparkdedup.pairwiseWorkerBytes (1g)"
+                )
+                + " split into blocks",
+            ),
+            (
+                "duplicates",
+                f"score >= float32(1 - eps), eps {', '.join(f'{e:g}' for e in args.eps)}",
+            ),
+            ("write", "the corpus again: the removed rows dropped by an anti-join"),
+        ]
+        passes = (
+            "reads of the corpus: the embedding (or the embedding column) and the final write; "
+            "the embeddings are written once to the stage cache and read from it"
+        )
+    lines += [f"    {name:<11} {what}" for name, what in stages]
+    lines.append(f"  passes:  {passes}")
+    params = {k: v for k, v in dataclasses.asdict(config).items()}
+    lines.append("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())))
+    return "\n".join(lines)
 
 
 def _cache_path(args: argparse.Namespace) -> str:
@@ -819,6 +981,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # pyspark logs a failed query's context at ERROR before raising it; the CLI reports
         # the failure itself, in one line.
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
+    if getattr(args, "explain", False):
+        try:
+            config = fuzzy_config(args) if args.command == "fuzzy" else semantic_config(args)
+        except DedupError as err:
+            print(f"sparkdedup: error: {err}", file=sys.stderr)
+            return 2
+        print(explain(args, config))
+        return 0
     start = time.perf_counter()
     spark, started = None, False
     try:

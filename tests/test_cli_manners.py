@@ -1,0 +1,57 @@
+"""CLI manners: --version, --explain (no Spark started), help text with a default for every
+option."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from sparkdedup import __version__, cli
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"sparkdedup {__version__}"
+
+
+def test_explain_prints_the_plan_without_starting_spark(capsys, monkeypatch) -> None:
+    def no_session(args):
+        raise AssertionError("--explain must not start Spark")
+
+    monkeypatch.setattr(cli, "_session", no_session)
+    argv = ["fuzzy", "--input", "in/", "--input-format", "parquet", "--output", "out/"]
+    assert cli.main([*argv, "--id-col", "id", "--num-bands", "10", "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "sparkdedup fuzzy (explain: nothing is run)" in text
+    for stage in ("minhash", "ids", "edges", "components", "duplicates", "write"):
+        assert f"    {stage} " in text
+    assert "2 reads of the corpus" in text and "num_bands=10" in text
+    assert "one shuffle of the ids" in text and "stage cache out/cache" in text
+    assert cli.main([*argv, "--explain"]) == 0  # derived ids
+    assert "ids derived from the rows" in capsys.readouterr().out
+    semantic = ["semantic", "--input", "in/", "--input-format", "parquet", "--output", "out/"]
+    assert cli.main([*semantic, "--embedding-col", "e", "--eps", "0.01,0.1", "--explain"]) == 0
+    text = capsys.readouterr().out
+    assert "precomputed embeddings in 'e'" in text and "eps 0.01, 0.1" in text
+    # Bad parameters are still errors, before anything runs.
+    assert cli.main([*argv, "--num-bands", "0", "--explain"]) == 2
+    assert "num_bands" in capsys.readouterr().err
+
+
+def test_every_option_has_help_with_its_default() -> None:
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = []
+    for name, sub in subparsers.choices.items():
+        for action in sub._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            text = action.help or ""
+            if not text:
+                missing.append(f"{name} {action.option_strings[0]}: no help")
+            elif action.default not in (None, False, [], argparse.SUPPRESS) and not action.required:
+                if "default" not in text:
+                    missing.append(f"{name} {action.option_strings[0]}: no default in help")
+    assert not missing, missing
