@@ -1,0 +1,54 @@
+"""The file operations a Spark Connect session gets (sparkdedup.fs without a JVM): this
+machine's file system for local paths and file: URIs, a clear error for other schemes."""
+
+from __future__ import annotations
+
+import pytest
+from sparkdedup import fs
+from sparkdedup.errors import InputError
+
+
+class _ConnectSession:
+    """Stands in for a Spark Connect session: only its type's module is looked at."""
+
+
+_ConnectSession.__module__ = "pyspark.sql.connect.session"
+
+
+def test_local_operations_round_trip(tmp_path) -> None:
+    spark = _ConnectSession()
+    base = tmp_path / "out"
+    fs.mkdirs(spark, str(base / "a"))
+    fs.write_text(spark, str(base / "a" / "stats.json"), '{"x": 1}')
+    fs.write_text(spark, f"file:{base}/_marker", "m")
+    assert fs.exists(spark, str(base)) and fs.read_text(spark, f"{base}/a/stats.json") == '{"x": 1}'
+    assert fs.read_text(spark, str(base / "missing")) is None
+    assert fs.read_text(spark, str(base / "a")) is None  # a directory is not a text file
+    assert [e.name for e in fs.list_dir(spark, str(base))] == ["_marker", "a"]
+    assert fs.list_files(spark, str(base)) == ["_marker", "a/stats.json"]
+    assert fs.qualified(spark, str(base) + "/") == f"file:{base}"
+    assert fs.glob_matches(spark, f"{base}/a/*.json") == [f"file:{base}/a/stats.json"]
+    entry = fs.status(spark, str(base / "a" / "stats.json"))
+    assert entry is not None and entry.size == 8 and not entry.is_dir
+    assert fs.file_summary(spark, str(base))[:2] == (1, 8)  # names with _ or . are not data
+    fs.rename(spark, str(base / "a"), str(base / "b" / "c"))
+    assert fs.exists(spark, str(base / "b" / "c" / "stats.json"))
+    with pytest.raises(OSError, match="target exists"):
+        fs.rename(spark, str(base / "_marker"), str(base / "b"))
+    fs.delete(spark, str(base / "b"))
+    fs.delete(spark, str(base / "nothing-here"))
+    assert not fs.exists(spark, str(base / "b")) and fs.status(spark, str(base / "b")) is None
+
+
+def test_local_parquet_columns(tmp_path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table({"id": [1], "text": ["a"]}), path)
+    assert set(fs.parquet_columns(_ConnectSession(), f"file://{path}")) == {"id", "text"}
+
+
+def test_other_file_systems_are_an_error_naming_the_path() -> None:
+    with pytest.raises(InputError, match=r"'s3a://bucket/out' is not a local path.*Spark Connect"):
+        fs.exists(_ConnectSession(), "s3a://bucket/out")
