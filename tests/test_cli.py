@@ -233,7 +233,7 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["fuzzy", "--input-format", "xml"], "invalid choice: 'xml'"),
+        (["fuzzy", "--input-format", "x ml"], "a Spark data source name"),
         (["fuzzy", "--input", "x", "--input-format", "jsonl"], "--output"),
         (["fuzzy", "--num-bands", "abc"], "invalid int value: 'abc'"),
         (["dedup"], "invalid choice: 'dedup'"),
@@ -336,3 +336,38 @@ def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):
         str(tmp_path / "y"),
     )
     assert code == 2 and "pass --id-col source" in err, err
+
+
+def test_fuzzy_cli_on_orc_and_csv_keeps_the_format(spark, tmp_path, capsys):
+    """Any Spark data source: the rows are read with --read-option, and the deduplicated
+    output is written in the input's format and schema (CSV with the reader's header)."""
+    import random
+
+    rngs = [random.Random(i) for i in range(30)]
+    rows = [
+        (i, " ".join(f"w{rng.randrange(100_000)}" for _ in range(60))) for i, rng in enumerate(rngs)
+    ]
+    rows += [(100 + i, rows[i][1]) for i in range(3)]  # exact copies of 0, 1, 2
+    df = spark.createDataFrame(rows, "id long, text string").repartition(2)
+    csv_options = ["--read-option", "header=true", "--read-option", "inferSchema=true"]
+    for fmt, read_options in (("orc", []), ("csv", csv_options)):
+        src = str(tmp_path / f"in-{fmt}")
+        df.write.format(fmt).options(header="true").save(src)
+        out = tmp_path / f"out-{fmt}"
+        argv = ["fuzzy", "--input", src, "--input-format", fmt, "--id-col", "id"]
+        assert cli.main([*argv, *read_options, "--output", str(out)]) == 0
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["input_docs"] == 33
+        options = {"header": "true", "inferSchema": "true"}  # CSV ids as integers: 2 < 102
+        kept = spark.read.format(fmt).options(**options).load(str(out / "deduplicated"))
+        source = spark.read.format(fmt).options(**options).load(src)
+        assert kept.schema == source.schema
+        kept_ids = {int(r["id"]) for r in kept.collect()}
+        assert kept_ids == set(range(30))  # only the copies go
+        assert stats["removed_docs"] == 3 and len(kept_ids) == stats["kept_docs"]
+    capsys.readouterr()
+    argv = ["fuzzy", "--input", src, "--input-format", "nosuchsource", "--output"]
+    assert cli.main([*argv, str(tmp_path / "o")]) == 2
+    assert "cannot be read as nosuchsource" in capsys.readouterr().err
+    assert cli.main([*argv, str(tmp_path / "o2"), "--read-option", "header"]) == 2
+    assert "--read-option must be KEY=VALUE" in capsys.readouterr().err

@@ -27,7 +27,7 @@ from sparkdedup.config import (
     SemanticConfig,
 )
 from sparkdedup.errors import ConfigError, DedupError, InputError
-from sparkdedup.io import BAD_RECORDS, FORMATS
+from sparkdedup.io import BAD_RECORDS
 
 log = logging.getLogger("sparkdedup")
 
@@ -50,8 +50,25 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
     p.add_argument(
         "--input-format",
         required=True,
-        choices=FORMATS,
-        help="format of the input files; the deduplicated output is written in it",
+        type=_format_name,
+        help="jsonl (or json: one object a line), parquet, or any Spark data source name "
+        "(orc, csv, text, avro, delta when its jar is on the classpath); the deduplicated "
+        "output is written in it",
+    )
+    p.add_argument(
+        "--read-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option for the input (repeatable), e.g. header=true for CSV (default: none)",
+    )
+    p.add_argument(
+        "--write-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="writer option for the deduplicated output (repeatable; default: the --read-option "
+        "values, so that CSV written keeps its header)",
     )
     p.add_argument(
         "--id-col",
@@ -310,6 +327,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--duplicates", required=True, help="duplicates directory (Parquet with column id)"
     )
     return parser
+
+
+def _format_name(text: str) -> str:
+    from sparkdedup.io import check_format
+
+    try:
+        check_format(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    return text
+
+
+def _options(items: list[str], flag: str) -> dict[str, str]:
+    """KEY=VALUE items as a dict; ConfigError naming `flag` for a malformed one."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{flag} must be KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _write_options(args: argparse.Namespace) -> dict[str, str]:
+    """The deduplicated output's writer options: the reader's, overridden by --write-option."""
+    return {
+        **_options(args.read_option, "--read-option"),
+        **_options(args.write_option, "--write-option"),
+    }
 
 
 def _eps_list(text: str) -> list[float]:
@@ -736,7 +782,10 @@ def _write_results(
     rows = source.observe(source_obs, *_digest(digest(source)))
     kept = keep(rows)
     write_output(
-        kept.observe(kept_obs, *_digest(digest(kept))), out.path("deduplicated"), args.input_format
+        kept.observe(kept_obs, *_digest(digest(kept))),
+        out.path("deduplicated"),
+        args.input_format,
+        _write_options(args),
     )
     whole = _observed(source_obs.get)
     what = "id" if args.id_col is not None else "content"
@@ -845,7 +894,13 @@ def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
         columns += list(getattr(config, "sort_cols", None) or ())
     df = read_input(
-        spark, args.input, args.input_format, text_col=text_col, id_col=args.id_col, columns=columns
+        spark,
+        args.input,
+        args.input_format,
+        text_col=text_col,
+        id_col=args.id_col,
+        columns=columns,
+        options=_options(args.read_option, "--read-option"),
     )
     return df, good_records(df, args.bad_records)
 
@@ -934,7 +989,10 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             df.observe(whole_obs, F.count(F.lit(1)).alias("rows")), duplicates, id_col=args.id_col
         )
         write_output(
-            kept.observe(kept_obs, F.count(F.lit(1)).alias("rows")), out.path(), args.input_format
+            kept.observe(kept_obs, F.count(F.lit(1)).alias("rows")),
+            out.path(),
+            args.input_format,
+            _write_options(args),
         )
         out.commit()
     except Exception as err:

@@ -54,8 +54,19 @@ _SHOWN_FILES = 5
 
 
 def check_format(fmt: str, name: str = "input_format") -> None:
-    if fmt not in FORMATS:
-        raise ConfigError(f"{name} must be one of {', '.join(map(repr, FORMATS))}, got {fmt!r}")
+    """`fmt` is "jsonl" (or "json", the same), "parquet", or any other Spark data source name
+    (orc, csv, text, avro, delta, ... whatever the session's classpath has)."""
+    if not isinstance(fmt, str) or not fmt.strip() or any(c.isspace() for c in fmt):
+        raise ConfigError(
+            f"{name} must be jsonl, parquet or a Spark data source name (orc, csv, text, "
+            f"delta, ...), got {fmt!r}"
+        )
+
+
+def canonical_format(fmt: str) -> str:
+    """The reader a format name means: "json" reads as "jsonl" (one JSON object a line)."""
+    lowered = fmt.lower()
+    return "jsonl" if lowered in ("json", "jsonl") else lowered
 
 
 def check_bad_records(mode: str) -> None:
@@ -89,17 +100,20 @@ def read_input(
     text_col: str | None = None,
     id_col: str | None = None,
     columns: Sequence[str] = (),
+    options: dict[str, str] | None = None,
 ) -> DataFrame:
-    """Read a JSONL or Parquet corpus.
+    """Read a corpus: JSONL, Parquet, or any other Spark data source.
 
     Parameters
     ----------
     path : file, directory or glob, on any Hadoop file system.
-    fmt : "jsonl" or "parquet".
+    fmt : "jsonl" (or "json"), "parquet", or a Spark data source name (orc, csv, text,
+        delta, ...: read by Spark with `options`, e.g. ``{"header": "true"}`` for CSV).
     text_col : the text column: a string; for Parquet, present in every file.
     id_col : the id column: present in every Parquet file; a record without one is bad.
     columns : further JSONL fields to parse (the priority or embedding column). With none of
         `text_col`, `id_col`, `columns`, every field of the leading records is parsed.
+    options : reader options (Parquet and other sources; JSONL lines are parsed by sparkdedup).
 
     Returns
     -------
@@ -117,11 +131,34 @@ def read_input(
         (naming the files); a JSONL `text_col` field that is not a string.
     """
     check_format(fmt)
+    fmt = canonical_format(fmt)
     if not fs.path_exists(spark, path):
         raise InputError(f"input path {path!r} does not exist")
     if fmt == "parquet":
-        return _read_parquet(spark, path, [c for c in (text_col, id_col) if c], id_col)
-    return _read_jsonl(spark, path, text_col, id_col, columns)
+        return _read_parquet(spark, path, [c for c in (text_col, id_col) if c], id_col, options)
+    if fmt == "jsonl":
+        return _read_jsonl(spark, path, text_col, id_col, columns)
+    return _read_source(spark, path, fmt, id_col, options or {})
+
+
+def _read_source(
+    spark: SparkSession, path: str, fmt: str, id_col: str | None, options: dict[str, str]
+) -> DataFrame:
+    """Any other Spark data source: read as Spark reads it (with `options`), each row with
+    its file and, as for Parquet, a missing id as the reason it is a bad record."""
+    try:
+        df = spark.read.format(fmt).options(**options).load(path)
+        df.schema  # noqa: B018 - resolves the source: a wrong name or option fails here
+    except (PySparkException, Py4JJavaError) as err:
+        raise InputError(f"input path {path!r} cannot be read as {fmt}: {first_line(err)}") from err
+    try:
+        df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
+    except (PySparkException, Py4JJavaError):  # a source without file metadata
+        df = df.withColumn(FILE_COL, F.lit(path))
+    bad = F.lit(None).cast("string")
+    if id_col is not None and id_col in df.columns:
+        bad = F.when(F.col(f"`{id_col}`").isNull(), F.lit(f"id column {id_col!r} is null"))
+    return df.withColumn(BAD_COL, bad)
 
 
 def spark_condition(err: BaseException) -> str | None:
@@ -162,10 +199,14 @@ def first_line(err: Exception) -> str:
 
 # ------------------------------------------------------------------------------------ Parquet
 def _read_parquet(
-    spark: SparkSession, path: str, required: list[str], id_col: str | None
+    spark: SparkSession,
+    path: str,
+    required: list[str],
+    id_col: str | None,
+    options: dict[str, str] | None = None,
 ) -> DataFrame:
     try:
-        df = spark.read.option("mergeSchema", "true").parquet(path)
+        df = spark.read.option("mergeSchema", "true").options(**(options or {})).parquet(path)
     except (PySparkException, Py4JJavaError) as err:
         if spark_condition(err) in ("CANNOT_MERGE_SCHEMAS", "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE"):
             raise SchemaError(_type_conflict(spark, path)) from err
@@ -388,7 +429,7 @@ def write_quarantine(df: DataFrame, path: str, fmt: str) -> None:
     """
     bad = df.where(F.col(BAD_COL).isNotNull())
     file, reason = F.col(FILE_COL).alias("file"), F.col(BAD_COL).alias("reason")
-    if fmt == "jsonl":
+    if canonical_format(fmt) == "jsonl":
         record = F.col(RECORD_COL).alias("record")
         bad.select(file, reason, record).write.option("ignoreNullFields", "false").json(path)
         return
@@ -413,10 +454,13 @@ def first_bad_record(
     if not found:
         return None
     file, reason = found[0][FILE_COL], found[0][BAD_COL]
+    fmt = canonical_format(fmt)
     if fmt == "parquet":
         position = _first_bad_row(spark, file, id_col)
-    else:
+    elif fmt == "jsonl":
         position = _first_bad_line(spark, df, file, id_col)
+    else:
+        position = "a row"
     return BadRecord(file, position, reason)
 
 
@@ -453,18 +497,20 @@ def _first_bad_line(spark: SparkSession, df: DataFrame, file: str, id_col: str |
 
 
 # ------------------------------------------------------------------------------------ writers
-def write_output(df: DataFrame, path: str, fmt: str) -> None:
-    """Write `df`'s content columns as JSONL or Parquet at `path` (replacing it).
+def write_output(df: DataFrame, path: str, fmt: str, options: dict[str, str] | None = None) -> None:
+    """Write `df`'s content columns at `path` (replacing it) in `fmt`: JSONL, Parquet or any
+    Spark data source, with the writer `options`.
 
     Rows read from JSONL are written back as their original lines, byte for byte.
     """
     check_format(fmt, "output format")
+    fmt = canonical_format(fmt)
     if fmt == "jsonl" and RECORD_COL in df.columns:
         df.select(RECORD_COL).write.mode("overwrite").text(path)
         return
     content = df.select(*[F.col(f"`{c}`") for c in content_columns(df) if c != RECORD_COL])
-    writer = content.write.mode("overwrite")
-    if fmt == "parquet":
-        writer.parquet(path)
-    else:
+    writer = content.write.mode("overwrite").options(**(options or {}))
+    if fmt == "jsonl":
         writer.option("ignoreNullFields", "false").json(path)
+    else:
+        writer.format(fmt).save(path)
