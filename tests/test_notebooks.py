@@ -25,13 +25,14 @@ def _notebook(name: str) -> nbformat.NotebookNode:
     return nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
 
 
-def _run(name: str, params: dict, tmp_path) -> nbformat.NotebookNode:
+def _run(name: str, params: dict, tmp_path, code: str = "") -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
     book = _notebook(name)
     index = next(i for i, c in enumerate(book.cells) if "parameters" in c.metadata.get("tags", []))
     lines = ["# Injected by tests/test_notebooks.py"]
     lines += [f"{key} = {value!r}" for key, value in params.items()]
+    lines += [code] if code else []
     injected = nbformat.v4.new_code_cell("\n".join(lines))
     injected.metadata["tags"] = ["injected-parameters"]
     book.cells.insert(index + 1, injected)
@@ -82,8 +83,28 @@ def test_notebook_is_clean_and_has_a_parameters_cell(name: str) -> None:
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
     first_code = code[0]
     assert "parameters" in first_code["metadata"].get("tags", [])
-    session = "".join(code[1]["source"])  # the cell after the parameters starts Spark
+    widgets = "".join(code[1]["source"])  # then the parameters as Databricks widgets
+    assert "apply_widgets(globals(), PARAMETERS, dbutils)" in widgets
+    session = "".join(code[2]["source"])  # then the session
     assert "SparkSession.builder" in session and "getOrCreate()" in session
+    # No collect that grows with the corpus: every toPandas() is of an aggregate, a limit or a
+    # sample, of the rows of a list of ids that is itself limited, or of the generated corpus.
+    for cell in code:
+        if "".join(cell["source"]).startswith("if truth is not None:"):
+            continue  # the generated corpus's ground truth: small by construction
+        for line in "".join(cell["source"]).splitlines():
+            if ".toPandas()" in line and "def show" not in line:
+                assert any(
+                    w in line
+                    for w in (
+                        "count()",
+                        ".limit(",
+                        "groupBy",
+                        ".sample(",
+                        ".isin(",
+                        "duplicates.toPandas",
+                    )
+                ) or line.strip().startswith(("ipython_display", ".groupBy")), line
 
 
 @pytest.mark.slow
@@ -168,3 +189,47 @@ def test_semantic_notebook_reruns_on_changed_files_with_the_same_work_dir(tmp_pa
         assert docs_in == len(docs) and removed >= len(docs) - n
         remaining = pd.read_parquet(out)
         assert len(remaining) == kept and set(remaining["doc"]) <= set(docs["doc"])
+
+
+_FAKE_DBUTILS = """
+class _Widgets:  # stands in for Databricks' dbutils.widgets: someone typed N_CLUSTERS=2
+    def text(self, name, default):
+        self.__dict__.setdefault("created", {})[name] = default
+
+    def get(self, name):
+        return {"N_CLUSTERS": "2"}.get(name, self.created[name])
+
+
+class _DBUtils:
+    widgets = _Widgets()
+
+
+dbutils = _DBUtils()
+"""
+
+
+@pytest.mark.slow
+def test_semantic_notebook_on_spark_connect_with_widgets(tmp_path) -> None:
+    """The notebook on a Spark Connect session (a local Connect server), its parameters read
+    from (stand-in) Databricks widgets."""
+    pytest.importorskip("grpc", reason="pyspark[connect]'s dependencies are not installed")
+    path = tmp_path / "docs.parquet"
+    docs = _embedded_docs("c", 50, 3)
+    docs.to_parquet(path)
+    params = dict(
+        INPUT_PATH=str(path),
+        INPUT_FORMAT="parquet",
+        EMBEDDING_COL="emb",
+        ID_COL="doc",
+        N_CLUSTERS=3,
+        WORK_DIR=str(tmp_path / "work"),
+        OUTPUT_PATH=str(tmp_path / "deduplicated"),
+        SPARK_REMOTE="local[2]",
+    )
+    book = _run("semantic_dedup.ipynb", params, tmp_path, code=_FAKE_DBUTILS)
+    text = _stream(book)
+    assert "parameters from widgets: {'N_CLUSTERS': 2}" in text
+    assert "pyspark.sql.connect" in text
+    docs_in, removed, kept = _summary(book)
+    assert docs_in == len(docs) and removed >= 10 and removed + kept == docs_in
+    assert len(pd.read_parquet(tmp_path / "deduplicated")) == kept

@@ -1,0 +1,52 @@
+"""Notebook parameters as Databricks widgets (sparkdedup.widgets), with a stand-in dbutils."""
+
+from __future__ import annotations
+
+import pytest
+from sparkdedup.errors import ConfigError
+from sparkdedup.widgets import apply_widgets
+
+
+class _Widgets:
+    def __init__(self, typed: dict[str, str]) -> None:
+        self.created: dict[str, str] = {}
+        self.typed = typed
+
+    def text(self, name: str, default: str) -> None:
+        self.created[name] = default
+
+    def get(self, name: str) -> str:
+        return self.typed.get(name, self.created[name])
+
+
+class _DBUtils:
+    def __init__(self, typed: dict[str, str]) -> None:
+        self.widgets = _Widgets(typed)
+
+
+def test_widgets_default_to_the_cell_and_override_it_with_types() -> None:
+    ns = {"N_DOCS": 2000, "EPS": 0.01, "ID_COL": "id", "PRIORITY_COL": None, "CONF": {}}
+    ns.update(FLAG=False)
+    dbutils = _DBUtils({"N_DOCS": "300", "PRIORITY_COL": "score", "CONF": '{"a": "b"}'})
+    changed = apply_widgets(ns, list(ns), dbutils)
+    assert dbutils.widgets.created == {
+        "N_DOCS": "2000",
+        "EPS": "0.01",
+        "ID_COL": "id",
+        "PRIORITY_COL": "",
+        "CONF": "{}",
+        "FLAG": "False",
+    }
+    assert changed == {"N_DOCS": 300, "PRIORITY_COL": "score", "CONF": {"a": "b"}}
+    assert ns["N_DOCS"] == 300 and ns["EPS"] == 0.01 and ns["PRIORITY_COL"] == "score"
+    # An untouched widget keeps the cell's value, None included.
+    again = {"PRIORITY_COL": None, "FLAG": True}
+    assert apply_widgets(again, list(again), _DBUtils({})) == {}
+    assert again == {"PRIORITY_COL": None, "FLAG": True}
+
+
+def test_a_widget_of_the_wrong_type_names_itself() -> None:
+    with pytest.raises(ConfigError, match="widget 'N_DOCS' must be int"):
+        apply_widgets({"N_DOCS": 1}, ["N_DOCS"], _DBUtils({"N_DOCS": "many"}))
+    with pytest.raises(ConfigError, match="widget 'FLAG' must be true or false"):
+        apply_widgets({"FLAG": False}, ["FLAG"], _DBUtils({"FLAG": "maybe"}))
