@@ -34,7 +34,7 @@ def _embeddings(spark: Any) -> Any:
     return spark.createDataFrame(rows, "id long, emb array<double>")
 
 
-def run_all(spark: Any) -> dict[str, Any]:
+def run_all(spark: Any, work: str) -> dict[str, Any]:
     import sparkdedup
     from pyspark.sql import functions as F
     from sparkdedup.ml import FuzzyDeduplicator
@@ -61,6 +61,23 @@ def run_all(spark: Any) -> dict[str, Any]:
         emb, embedding_col="emb", id_col="id", n_clusters=3, eps=0.01, device="cpu"
     )
     out["semantic"] = sorted((r["id"], r["max_id"]) for r in sem.select("id", "max_id").collect())
+    # The pyspark.ml wrappers saved twice (the second time over the first) and loaded back.
+    from sparkdedup.ml import SemanticDeduplicator, SemanticDeduplicatorModel
+
+    fitted = SemanticDeduplicator(embeddingCol="emb", idCol="id", nClusters=3, device="cpu").fit(
+        emb
+    )
+    for name, stage in (("fuzzy", model), ("semantic", fitted)):
+        for _ in range(2):
+            stage.write().overwrite().save(f"{work}/{name}-model")
+    loaded = FuzzyDeduplicator.load(f"{work}/fuzzy-model")
+    out["transformer_loaded_kept"] = sorted(
+        r["id"] for r in loaded.transform(docs).select("id").collect()
+    )
+    semantic_model = SemanticDeduplicatorModel.load(f"{work}/semantic-model")
+    out["semantic_model_kept"] = sorted(
+        r["id"] for r in semantic_model.transform(emb).select("id").collect()
+    )
     out["semantic_scores_close_to_1"] = all(
         r["s"] > 0.99 for r in sem.select(F.col("cosine_sim_score").alias("s")).collect()
     )
@@ -114,7 +131,11 @@ def main(remote: str, work: str) -> None:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.remote(remote).getOrCreate()
-    result = {"session": type(spark).__module__, **run_all(spark)}
+    try:
+        result = {"session": type(spark).__module__, **run_all(spark, f"{work}/connect-models")}
+    except BaseException:
+        spark.stop()  # a local Connect server outlives an exception otherwise
+        raise
     # The CLI over the same Connect session (it stops the session when done).
     result["cli"] = cli_case(work, "connect", ["--remote", remote])
     print(json.dumps(result))

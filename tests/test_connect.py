@@ -49,14 +49,15 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     remote = json.loads(proc.stdout.strip().splitlines()[-1])
     assert remote.pop("session") == "pyspark.sql.connect.session"
-    classic = connect_cases.run_all(spark)
+    classic = connect_cases.run_all(spark, str(tmp_path / "classic-models"))
     classic["cli"] = connect_cases.cli_case(str(tmp_path), "classic", [])
     classic = json.loads(json.dumps(classic))  # tuples as lists
     assert remote == classic
     # The workloads are not vacuous: the planted copies are found and removed.
     assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
     assert 100 not in remote["fuzzy_kept"] and remote["derived_removed"] == len(remote["fuzzy"])
-    assert remote["transformer_kept"] == remote["fuzzy_kept"]
+    assert remote["transformer_kept"] == remote["fuzzy_kept"] == remote["transformer_loaded_kept"]
+    assert remote["semantic_model_kept"]  # a fitted, saved and loaded model transforms
     assert [0, 100] in remote["semantic"] or [100, 0] in remote["semantic"]
     cli = remote["cli"]
     assert [100, 0] in cli["user"]["duplicates"] and cli["user"]["removed"] >= 5

@@ -46,14 +46,32 @@ def _kept_rows(documents: DataFrame, duplicates: DataFrame) -> DataFrame:
 
 
 # ----------------------------------------------------------------------------------- fuzzy
+class _Writer(DefaultParamsWriter):
+    """pyspark's writer, with ``overwrite()`` also on Spark Connect (pyspark.ml replaces the
+    old directory through the JVM, which a Connect client does not have: here the directory is
+    deleted through `sparkdedup.fs`, which names a path it cannot reach)."""
+
+    def _handleOverwrite(self, path: str) -> None:  # noqa: N802 - pyspark's name
+        from sparkdedup.compat import is_connect  # noqa: PLC0415
+        from sparkdedup.fs import delete  # noqa: PLC0415
+
+        if is_connect(self.sparkSession):
+            delete(self.sparkSession, path)
+        else:
+            super()._handleOverwrite(path)
+
+
+class _Writable(DefaultParamsWritable):
+    def write(self) -> MLWriter:
+        return _Writer(self)
+
+
 @config_params(FuzzyConfig)
 class _FuzzyDeduplicatorParams(ConfigParams):
     """Params of `FuzzyDeduplicator`: the fields of `FuzzyConfig` and ``outputMode``."""
 
 
-class FuzzyDeduplicator(
-    Transformer, _FuzzyDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
-):
+class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, DefaultParamsReadable, _Writable):
     """Fuzzy deduplication (MinHash + LSH + connected components) as a Transformer.
 
     ``transform(df)`` returns the rows of `df` that remain (``outputMode="deduplicated"``, the
@@ -129,7 +147,7 @@ def _vector_col(config: SemanticConfig) -> str:
 
 
 class SemanticDeduplicator(
-    Estimator, _SemanticDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
+    Estimator, _SemanticDeduplicatorParams, DefaultParamsReadable, _Writable
 ):
     """Semantic deduplication (SemDeDup) as an Estimator.
 
@@ -314,7 +332,7 @@ class SemanticDeduplicatorModel(
         return _SemanticModelWriter(self)
 
 
-class _SemanticModelWriter(DefaultParamsWriter):
+class _SemanticModelWriter(_Writer):
     """Params as metadata JSON (pyspark's format) plus ``centroids/``: Parquet
     ``[index int, center array<double>]``."""
 
