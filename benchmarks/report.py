@@ -186,6 +186,32 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def git_commit() -> str:
+    """The checked-out commit, short form ("" when git cannot tell)."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def write_result(name: str, result: dict[str, Any]) -> None:
+    """Store a benchmark's result as ``benchmarks/results/<name>.json``."""
+    import json
+
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, f"{name}.json"), "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=1)
+
+
 def publish_block(text: str, path: str, begin: str, end: str, heading: str) -> None:
     """Put `text` between the markers `begin` and `end` of the Markdown file `path`, replacing
     what was there; without the markers, append them under a new `heading` section."""

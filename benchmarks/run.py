@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from benchmarks.corpus import ensure_corpus, similar_planted_pairs
-from benchmarks.report import publish, render
+from benchmarks.report import git_commit, publish, render
 from benchmarks.settings import BENCH_DIR, Settings, parse_settings
 
 REPO_ROOT = os.path.dirname(BENCH_DIR)
@@ -172,16 +172,7 @@ def _machine() -> dict[str, Any]:
             versions[module] = __import__(module).__version__
         except ImportError:
             versions[module] = "not installed"
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
+    commit = git_commit()
     return {
         "cpu_model": model,
         "logical_cpus": os.cpu_count(),

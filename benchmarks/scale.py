@@ -42,7 +42,7 @@ from typing import Any
 import psutil
 
 from benchmarks.real_corpus import build as build_real_corpus
-from benchmarks.report import publish_block
+from benchmarks.report import git_commit, publish_block
 from benchmarks.settings import BENCH_DIR
 from benchmarks.stream_corpus import write_stream_corpus
 
@@ -621,9 +621,7 @@ def main(argv: list[str] | None = None) -> int:
         results["real"] = case_real(
             args.work, 300 if quick else 10_000, args.master, 1 if quick else 3
         )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    commit = git_commit()
     finished = datetime.now().strftime("%Y-%m-%d %H:%M")
     results.update(
         finished=finished,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.report import publish_block
+from benchmarks.report import git_commit, publish_block, write_result
 from benchmarks.scale import run_cli
 from benchmarks.settings import BENCH_DIR
 
@@ -120,23 +119,13 @@ def run(
         "removed_docs": r["removed_docs"],
         "kmeans_parts": _kmeans_parts(r["log"]),
         "measured": datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "commit": _commit(),
+        "commit": git_commit(),
         "largest_cluster": r["stats"].get("largest_cluster"),
         "clusters": r["stats"].get("clusters"),
         "spark_jobs": r["spark_jobs"],
         "read_mib": r["read_mib"],
         "shuffled_mib": r["shuffled_mib"],
     }
-
-
-def _commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def render(result: dict[str, Any]) -> str:
@@ -149,7 +138,7 @@ def render(result: dict[str, Any]) -> str:
         f"`--n-clusters {result['n_clusters']} --fit-fraction {result['fit_fraction']}`, "
         f"default eps 0.01, local[2], driver memory {result['driver_memory']} "
         f"(`python -m benchmarks.semantic_scale`; {result.get('measured', '?')}, commit "
-        f"{result.get('commit', '?')}).",
+        f"{result.get('commit') or '?'}).",
         "",
         "| wall s | " + " | ".join(f"{c} s" for c in cols) + " | peak RSS: driver Python / JVM "
         "(driver and executor) / Python worker MiB | read | shuffled | largest cluster | removed |",
@@ -190,10 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(
         args.docs, args.dim, args.n_clusters, args.fit_fraction, args.work, args.driver_memory
     )
-    out = os.path.join(BENCH_DIR, "results")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "semantic_scale.json"), "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=1)
+    write_result("semantic_scale", result)
     text = render(result)
     print(text)
     if args.publish:

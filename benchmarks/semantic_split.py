@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from benchmarks.report import publish_block
+from benchmarks.report import publish_block, write_result
 from benchmarks.scale import run_cli
 from benchmarks.settings import BENCH_DIR
 
@@ -111,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     os.makedirs(args.work, exist_ok=True)
     result = run(args.docs, args.dim, args.block, args.work)
-    out = os.path.join(BENCH_DIR, "results")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "semantic_split.json"), "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=1)
+    write_result("semantic_split", result)
     text = render(result)
     print(text)
     if args.publish:

@@ -537,13 +537,7 @@ _SPARK_LOG_LEVEL = {"DEBUG": "WARN", "INFO": "FATAL", "WARNING": "FATAL", "ERROR
 
 
 def _spark_conf(args: argparse.Namespace) -> dict[str, str]:
-    conf = {}
-    for item in args.spark_conf:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--spark-conf must be KEY=VALUE, got {item!r}")
-        conf[key] = value
-    return conf
+    return _options(args.spark_conf, "--spark-conf")
 
 
 def _starts_jvm(conf: dict[str, str], master: str | None) -> bool:
