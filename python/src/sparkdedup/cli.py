@@ -45,15 +45,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
-    p.add_argument("--input", required=True, help="input path or URI (file, directory or glob)")
+def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = False) -> None:
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="input path or URI (file, directory or glob)")
+    source.add_argument(
+        "--input-table",
+        metavar="NAME",
+        help="input catalog table, [catalog.][database.]table (Hive, Unity, Glue: the "
+        "session's catalog), instead of --input",
+    )
     p.add_argument(
         "--input-format",
-        required=True,
+        default=None,
         type=_format_name,
-        help="jsonl (or json: one object a line), parquet, or any Spark data source name "
-        "(orc, csv, text, avro, delta when its jar is on the classpath); the deduplicated "
-        "output is written in it",
+        help="with --input (required there): jsonl (or json: one object a line), parquet, or any "
+        "Spark data source name (orc, csv, text, avro, delta when its jar is on the classpath); "
+        "the deduplicated output is written in it. An --input-table keeps its own format",
     )
     p.add_argument(
         "--read-option",
@@ -76,7 +83,24 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
         help="unique id column (default: none; ids are derived from the rows, stable across "
         "order and partitioning)",
     )
-    p.add_argument("--output", required=True, help=output_help)
+    table_help = (
+        "write the deduplicated rows to this catalog table (created LIKE --input-table, else in "
+        "the --input-format), staged and renamed into place once the run's checks pass; an "
+        "existing table is replaced only with --overwrite and only when sparkdedup wrote it "
+        "(table property sparkdedup.written_by); never the input table"
+    )
+    if dataset:
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--output", help=output_help)
+        target.add_argument("--output-table", metavar="NAME", help=table_help)
+    else:
+        p.add_argument("--output", required=True, help=output_help)
+        p.add_argument(
+            "--output-table",
+            metavar="NAME",
+            default=None,
+            help=table_help + "; deduplicated/ is then not written (default: none)",
+        )
     p.add_argument(
         "--master",
         default=None,
@@ -110,8 +134,8 @@ def _common(p: argparse.ArgumentParser, *, output_help: str) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the outputs of an earlier sparkdedup run at --output (files sparkdedup "
-        "did not write are never touched)",
+        help="replace the outputs of an earlier sparkdedup run at --output or --output-table "
+        "(files and tables sparkdedup did not write are never touched)",
     )
     p.add_argument(
         "--log-level",
@@ -322,7 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     r = sub.add_parser("remove", help="remove the ids listed in a duplicates directory")
-    _common(r, output_help="where the deduplicated rows are written (the input's format)")
+    _common(
+        r, output_help="where the deduplicated rows are written (the input's format)", dataset=True
+    )
     r.add_argument(
         "--duplicates", required=True, help="duplicates directory (Parquet with column id)"
     )
@@ -422,9 +448,12 @@ def explain(args: argparse.Namespace, config: Any) -> str:
     ids = "derived from the rows" if derived else f"column {args.id_col!r}"
     lines = [
         f"sparkdedup {args.command} (explain: nothing is run)",
-        f"  input:   {args.input} ({args.input_format}), ids {ids}",
-        f"  output:  {args.output.rstrip('/')}/ (duplicates/, deduplicated/, stats.json); "
-        f"stage cache {_cache_path(args)}; bad records: {args.bad_records}",
+        f"  input:   {_source(args)}, ids {ids}",
+        f"  output:  {args.output.rstrip('/')}/ (duplicates/, "
+        + ("" if args.output_table else "deduplicated/, ")
+        + "stats.json)"
+        + (f", deduplicated rows to table {args.output_table}" if args.output_table else "")
+        + f"; stage cache {_cache_path(args)}; bad records: {args.bad_records}",
         "  session: "
         + (
             f"Spark Connect {args.remote}"
@@ -525,6 +554,87 @@ def explain(args: argparse.Namespace, config: Any) -> str:
     return "\n".join(lines)
 
 
+def _source(args: argparse.Namespace) -> str:
+    """The input as the messages name it."""
+    if args.input_table is not None:
+        return f"table {args.input_table}"
+    return f"{args.input} ({args.input_format})"
+
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Usage rules argparse cannot state: --input needs its format, a table keeps its own."""
+    from sparkdedup.tables import check_name
+
+    if args.input is not None and args.input_format is None:
+        parser.error("--input needs --input-format (jsonl, parquet, orc, csv, ...)")
+    if args.input_table is not None and args.input_format is not None:
+        parser.error(
+            "--input-format is for --input; an --input-table is read, and written, in its own "
+            "format"
+        )
+    if args.output_table is not None and args.input_format is not None:
+        from sparkdedup.io import canonical_format
+
+        if canonical_format(args.input_format) == "jsonl":
+            parser.error(
+                "--output-table needs typed rows: JSONL input is kept line for line and is "
+                "written to --output; convert the corpus to Parquet (or read it from a table) to "
+                "write a table"
+            )
+    for option, name in (
+        ("--input-table", args.input_table),
+        ("--output-table", args.output_table),
+    ):
+        if name is not None:
+            try:
+                check_name(name, option)
+            except ConfigError as err:
+                parser.error(str(err))
+
+
+def _output_format(spark: Any, args: argparse.Namespace) -> str:
+    """The format of the deduplicated rows in a directory: the input's (a table's provider
+    when it is a file source, else Parquet)."""
+    from sparkdedup.tables import describe, exists, output_format
+
+    if args.input_table is None:
+        return args.input_format
+    if not exists(spark, args.input_table):
+        raise InputError(
+            f"--input-table {args.input_table!r} does not exist in the session's catalog"
+        )
+    return output_format(describe(spark, args.input_table))
+
+
+def _output_table(spark: Any, args: argparse.Namespace) -> Any:
+    """The --output-table of this run, checked (None without one)."""
+    from sparkdedup.tables import OutputTable
+
+    if args.output_table is None:
+        return None
+    table = OutputTable(
+        spark,
+        args.output_table,
+        overwrite=args.overwrite,
+        like=args.input_table,
+        fmt=args.input_format or "parquet",
+        options=_write_options(args),
+    )
+    table.prepare()
+    return table
+
+
+def _write_kept(args: argparse.Namespace, kept: Any, path: str | None, table: Any) -> None:
+    """The deduplicated rows into --output-table's staging table, else at `path`."""
+    from sparkdedup.io import write_output
+
+    if table is not None:
+        table.write(kept)
+    else:
+        assert path is not None
+        write_output(kept, path, args.write_format, _write_options(args))
+
+
 def _cache_path(args: argparse.Namespace) -> str:
     return args.cache_path or f"{args.output.rstrip('/')}/cache"
 
@@ -614,9 +724,14 @@ def _connect_session(args: argparse.Namespace, conf: dict[str, str]) -> tuple[An
 def _check_paths(spark: Any, args: argparse.Namespace) -> None:
     """The output rules (`sparkdedup.outputs`) for this command's paths, before any work."""
     from sparkdedup.outputs import check_separate
+    from sparkdedup.tables import describe, exists
 
-    inputs = {"--input": args.input}
-    outputs = {"--output": args.output}
+    inputs = {"--input": args.input} if args.input is not None else {}
+    if args.input_table is not None and exists(spark, args.input_table):
+        location = describe(spark, args.input_table).location
+        if location is not None:
+            inputs["--input-table"] = location
+    outputs = {"--output": args.output} if args.output is not None else {}
     if args.command == "remove":
         inputs["--duplicates"] = args.duplicates
     else:
@@ -749,6 +864,7 @@ def _write_results(
     config: Any,
     out: Any,
     raw: Any,
+    table: Any = None,
 ) -> dict[str, Any]:
     """Write duplicates/, deduplicated/, quarantine/ and stats.json into the staging directory,
     checking kept + removed = input by count and by a checksum of ids or content."""
@@ -756,7 +872,7 @@ def _write_results(
     from pyspark.sql import functions as F
 
     from sparkdedup.fs import write_text
-    from sparkdedup.io import BAD_COL, good_records, write_output, write_quarantine
+    from sparkdedup.io import BAD_COL, good_records, write_quarantine
 
     start = time.perf_counter()
     # With user ids the removed rows' digest rides on this write (no job of its own).
@@ -775,11 +891,11 @@ def _write_results(
     digest = _row_digest(args)
     rows = source.observe(source_obs, *_digest(digest(source)))
     kept = keep(rows)
-    write_output(
+    _write_kept(
+        args,
         kept.observe(kept_obs, *_digest(digest(kept))),
-        out.path("deduplicated"),
-        args.input_format,
-        _write_options(args),
+        None if table is not None else out.path("deduplicated"),
+        table,
     )
     whole = _observed(source_obs.get)
     what = "id" if args.id_col is not None else "content"
@@ -794,7 +910,7 @@ def _write_results(
     else:
         bad = int(read_obs.get.get("bad") or 0)
     if bad and args.bad_records == "quarantine":
-        write_quarantine(raw, out.path("quarantine"), args.input_format)
+        write_quarantine(raw, out.path("quarantine"), args.write_format)
     stats = dict(result.stats)
     stats["bad_records"] = {"mode": args.bad_records, "rows": bad}
     stats["seconds"] = dict(
@@ -803,8 +919,10 @@ def _write_results(
     stats.update(
         command=args.command,
         input=args.input,
-        input_format=args.input_format,
+        input_table=args.input_table,
+        input_format=args.write_format,
         output=args.output.rstrip("/"),
+        output_table=args.output_table,
         cache_path=runner.cache_path,
         id_mapping=runner.stage_path("ids") if args.id_col is None else None,
         resumed_stages=runner.resumed,
@@ -867,7 +985,7 @@ def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
         if here != made["input"]:
             raise InputError(
                 f"the duplicates in {args.duplicates!r} hold ids derived from "
-                f"{made['input']['rows']} rows, but {args.input!r} holds {here['rows']} rows "
+                f"{made['input']['rows']} rows, but {_source(args)} holds {here['rows']} rows "
                 "with different content; derived ids only identify rows of the same input "
                 "(any order or partitioning): remove from those rows, or run the workflow "
                 "with --id-col"
@@ -877,6 +995,7 @@ def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
 def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any, Any]:
     """(the rows as read, with bad records marked; the usable rows) of --input."""
     from sparkdedup.io import good_records, read_input
+    from sparkdedup.tables import read_table
 
     columns: list[str] = []
     text_col = None
@@ -887,6 +1006,9 @@ def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any
             columns.append(config.embedding_col)
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
         columns += list(getattr(config, "sort_cols", None) or ())
+    if args.input_table is not None:
+        df = read_table(spark, args.input_table, args.id_col)
+        return df, good_records(df, args.bad_records)
     df = read_input(
         spark,
         args.input,
@@ -909,7 +1031,7 @@ def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Except
     # innermost message tells it.
     raised = condition == "USER_RAISED_EXCEPTION" or first_line(err).startswith(BAD_RECORD_PREFIX)
     if raised and raw is not None and args.bad_records == "fail":
-        bad = first_bad_record(spark, raw, args.input_format, id_col=args.id_col)
+        bad = first_bad_record(spark, raw, args.write_format, id_col=args.id_col)
         if bad is not None:
             raise InputError(
                 f"bad input record in {bad}; fix or remove it, or pass --bad-records skip "
@@ -924,9 +1046,12 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     from sparkdedup.io import input_fingerprint
     from sparkdedup.outputs import OutputDir, prepare_cache
     from sparkdedup.stages import StageRunner
+    from sparkdedup.tables import table_fingerprint
 
     config = fuzzy_config(args) if args.command == "fuzzy" else semantic_config(args)
+    args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
+    table = _output_table(spark, args)
     out = OutputDir(
         spark,
         args.output,
@@ -942,7 +1067,13 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         prepare_cache(spark, _cache_path(args))
         raw, df = _read(spark, args, config)
         runner = StageRunner(spark, _cache_path(args))
-        fingerprint = {"input": input_fingerprint(spark, args.input), "format": args.input_format}
+        if args.input_table is not None:
+            fingerprint = {"input_table": table_fingerprint(spark, args.input_table)}
+        else:
+            fingerprint = {
+                "input": input_fingerprint(spark, args.input),
+                "format": args.input_format,
+            }
         if args.command == "fuzzy":
             from sparkdedup.fuzzy.workflow import run_fuzzy
 
@@ -952,11 +1083,15 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 
             more = tuple(args.eps[1:])
             result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
-        stats = _write_results(spark, args, result, runner, config, out, raw)
+        stats = _write_results(spark, args, result, runner, config, out, raw, table)
+        if table is not None:
+            table.commit()
         out.commit()
         return stats
     except Exception as err:
         out.abort()
+        if table is not None:
+            table.abort()
         if not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err)
         raise
@@ -966,13 +1101,17 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    from sparkdedup.io import content_columns, write_output
+    from sparkdedup.io import content_columns
     from sparkdedup.outputs import OutputDir
     from sparkdedup.removal import remove_duplicates
 
+    args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
-    out = OutputDir(spark, args.output, None, overwrite=args.overwrite)
-    out.prepare()
+    table = _output_table(spark, args)
+    out = None
+    if table is None:
+        out = OutputDir(spark, args.output, None, overwrite=args.overwrite)
+        out.prepare()
     raw = None
     try:
         raw, df = _read(spark, args)
@@ -982,15 +1121,21 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         kept = remove_duplicates(
             df.observe(whole_obs, F.count(F.lit(1)).alias("rows")), duplicates, id_col=args.id_col
         )
-        write_output(
+        _write_kept(
+            args,
             kept.observe(kept_obs, F.count(F.lit(1)).alias("rows")),
-            out.path(),
-            args.input_format,
-            _write_options(args),
+            None if out is None else out.path(),
+            table,
         )
-        out.commit()
+        if table is not None:
+            table.commit()
+        else:
+            out.commit()
     except Exception as err:
-        out.abort()
+        if out is not None:
+            out.abort()
+        if table is not None:
+            table.abort()
         if not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err)
         raise
@@ -1023,7 +1168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logged at ``--log-level DEBUG``). The Spark session the command started is stopped on the
     way out, whatever happened.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
     logging.basicConfig(
         level=getattr(logging, args.log_level), format="%(asctime)s %(message)s", stream=sys.stderr
     )
@@ -1066,7 +1213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = {
         k: stats[k] for k in ("input_docs", "removed_docs", "kept_docs", "groups") if k in stats
     }
-    print(f"sparkdedup {args.command}: {json.dumps(summary)} in {seconds:.1f} s -> {args.output}")
+    target = args.output if args.output is not None else f"table {args.output_table}"
+    if args.command != "remove" and args.output_table is not None:
+        target += f" and table {args.output_table}"
+    print(f"sparkdedup {args.command}: {json.dumps(summary)} in {seconds:.1f} s -> {target}")
     for row in stats.get("eps_summary", []):
         print(f"sparkdedup semantic: eps={row['eps']:g} removes {row['removed_docs']} documents")
     return 0

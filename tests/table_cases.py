@@ -1,0 +1,234 @@
+"""The CLI on catalog tables, in a Hive-enabled session with an embedded metastore
+(test_tables.py runs this in a subprocess: a Python process holds one Spark session, and the
+tests' shared one has no Hive catalog).
+
+    python tests/table_cases.py WORKDIR     # prints one JSON object with what each case saw
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from typing import Any
+
+TEXTS = [
+    f"document {i} about topic {i % 5}: " + " ".join(f"w{(i * 7 + j) % 50}" for j in range(40))
+    for i in range(40)
+]
+
+
+def _rows() -> list[tuple[int, str, str, dict[str, str]]]:
+    rows = [(i, t) for i, t in enumerate(TEXTS)]
+    # Planted: exact copies of 0-3 and near copies (one word changed) of 10-13.
+    rows += [(100 + i, TEXTS[i]) for i in range(4)]
+    rows += [(200 + i, TEXTS[10 + i].replace(" w", " x", 1)) for i in range(4)]
+    return [(i, t, f"src{i % 3}", {"lang": "en", "n": str(i)}) for i, t in rows]
+
+
+def _cli(argv: list[str]) -> tuple[int, str]:
+    from sparkdedup.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(argv)
+    return code, err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""
+
+
+def _ids(spark: Any, table: str) -> list[int]:
+    return sorted(r[0] for r in spark.read.table(table).select("id").collect())
+
+
+def _props(spark: Any, table: str) -> dict[str, str]:
+    return {r[0]: r[1] for r in spark.sql(f"SHOW TBLPROPERTIES {table}").collect()}
+
+
+def _describe(spark: Any, table: str) -> dict[str, str]:
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table}").collect()
+    return {r[0]: r[1] for r in rows if r[0] in ("Provider", "Type")}
+
+
+def run(work: str) -> dict[str, Any]:
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers that import sparkdedup
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .enableHiveSupport()
+        .config("spark.sql.warehouse.dir", os.path.join(work, "warehouse"))
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={os.path.join(work, 'metastore')};create=true",
+        )
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("FATAL")
+    out: dict[str, Any] = {"catalog": spark.conf.get("spark.sql.catalogImplementation")}
+    df = spark.createDataFrame(
+        _rows(), "id long, text string, source string, meta map<string,string>"
+    )
+    spark.sql("CREATE DATABASE corpus")
+    df.write.partitionBy("source").format("orc").saveAsTable("corpus.docs")
+    df.drop("meta").write.parquet(os.path.join(work, "docs.parquet"))
+    spark.sql("CREATE TABLE corpus.hive_docs (text string) STORED AS TEXTFILE")
+    df.select("text").write.insertInto("corpus.hive_docs")
+    out["input_schema"] = spark.read.table("corpus.docs").schema.simpleString()
+
+    fuzzy = ["fuzzy", "--id-col", "id", "--device", "cpu", "--log-level", "ERROR"]
+    first = os.path.join(work, "run1")
+    out["table_run"] = _cli(
+        [
+            *fuzzy,
+            "--input-table",
+            "corpus.docs",
+            "--output",
+            first,
+            "--output-table",
+            "corpus.dedup",
+        ]
+    )
+    out["table_kept"] = _ids(spark, "corpus.dedup")
+    out["table_schema"] = spark.read.table("corpus.dedup").schema.simpleString()
+    out["table_describe"] = _describe(spark, "corpus.dedup")
+    out["table_partitions"] = sorted(
+        r[0] for r in spark.sql("SHOW PARTITIONS corpus.dedup").collect()
+    )
+    out["table_props"] = _props(spark, "corpus.dedup")
+    out["first_entries"] = sorted(os.listdir(first))
+    with open(os.path.join(first, "stats.json")) as fh:
+        stats = json.load(fh)
+    out["stats"] = {
+        k: stats[k] for k in ("input_table", "output_table", "input_format", "removed_docs")
+    }
+    removed = spark.read.parquet(os.path.join(first, "duplicates"))
+    out["removed"] = sorted(r[0] for r in removed.select("id").collect())
+
+    # The same rows from files, written to a directory: the same removals.
+    files = os.path.join(work, "files")
+    out["files_run"] = _cli(
+        [
+            *fuzzy,
+            "--input",
+            os.path.join(work, "docs.parquet"),
+            "--input-format",
+            "parquet",
+            "--output",
+            files,
+            "--output-table",
+            "corpus.from_files",
+        ]
+    )
+    out["files_kept"] = _ids(spark, "corpus.from_files")
+    out["files_describe"] = _describe(spark, "corpus.from_files")
+
+    # Output rules.
+    again = os.path.join(work, "run2")
+    out["again_no_overwrite"] = _cli(
+        [
+            *fuzzy,
+            "--input-table",
+            "corpus.docs",
+            "--output",
+            again,
+            "--output-table",
+            "corpus.dedup",
+        ]
+    )
+    spark.sql("CREATE TABLE corpus.mine (id bigint) USING parquet")
+    spark.sql("INSERT INTO corpus.mine VALUES (7)")
+    out["foreign_overwrite"] = _cli(
+        [
+            *fuzzy,
+            "--input-table",
+            "corpus.docs",
+            "--output",
+            again,
+            "--output-table",
+            "corpus.mine",
+            "--overwrite",
+        ]
+    )
+    out["foreign_after"] = _ids(spark, "corpus.mine")
+    out["same_as_input"] = _cli(
+        [*fuzzy, "--input-table", "corpus.docs", "--output", again, "--output-table", "corpus.docs"]
+    )
+    out["missing_input"] = _cli([*fuzzy, "--input-table", "corpus.nope", "--output", again])
+    # A staging table a crashed run left is dropped; one sparkdedup did not make is refused.
+    spark.sql("CREATE TABLE corpus.dedup__sparkdedup_staging (id bigint) USING parquet")
+    out["foreign_staging"] = _cli(
+        [
+            *fuzzy,
+            "--input-table",
+            "corpus.docs",
+            "--output",
+            again,
+            "--output-table",
+            "corpus.dedup",
+            "--overwrite",
+        ]
+    )
+    spark.sql(
+        "ALTER TABLE corpus.dedup__sparkdedup_staging SET TBLPROPERTIES ('sparkdedup.staging' = 'x')"
+    )
+    out["overwrite_run"] = _cli(
+        [
+            *fuzzy,
+            "--input-table",
+            "corpus.docs",
+            "--output",
+            again,
+            "--output-table",
+            "corpus.dedup",
+            "--overwrite",
+        ]
+    )
+    out["overwrite_kept"] = _ids(spark, "corpus.dedup")
+    out["tables"] = sorted(r.tableName for r in spark.sql("SHOW TABLES IN corpus").collect())
+
+    # remove: from a table, into a table.
+    out["remove_run"] = _cli(
+        [
+            "remove",
+            "--input-table",
+            "corpus.docs",
+            "--id-col",
+            "id",
+            "--duplicates",
+            os.path.join(first, "duplicates"),
+            "--output-table",
+            "corpus.removed",
+            "--log-level",
+            "ERROR",
+        ]
+    )
+    out["remove_kept"] = _ids(spark, "corpus.removed")
+
+    # A Hive serde table with derived ids, its deduplicated rows in a directory.
+    hive_out = os.path.join(work, "hive")
+    out["hive_run"] = _cli(
+        [
+            "fuzzy",
+            "--device",
+            "cpu",
+            "--log-level",
+            "ERROR",
+            "--input-table",
+            "corpus.hive_docs",
+            "--output",
+            hive_out,
+        ]
+    )
+    kept = spark.read.parquet(os.path.join(hive_out, "deduplicated"))
+    out["hive_kept_texts"] = kept.count()
+    out["hive_kept_distinct"] = kept.distinct().count()
+    spark.stop()
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(sys.argv[1]), sort_keys=True))

@@ -1,0 +1,114 @@
+"""Catalog tables as the CLI's input and output, in a Hive-enabled session with an embedded
+metastore (`tests/table_cases.py`, run in a subprocess: the shared session has no Hive
+catalog), and the usage rules that need no Spark."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from sparkdedup.cli import main
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("tables")
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    proc = subprocess.run(
+        [sys.executable, os.path.join(HERE, "table_cases.py"), str(work)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(work),  # Derby writes its log in the working directory
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_table_in_table_out_keeps_schema_format_and_partitions(cases: dict) -> None:
+    assert cases["catalog"] == "hive"
+    assert cases["table_run"] == [0, ""]
+    assert cases["table_schema"] == cases["input_schema"]  # the map column included
+    assert cases["table_describe"] == {"Provider": "orc", "Type": "MANAGED"}
+    assert cases["table_partitions"] == ["source=src0", "source=src1", "source=src2"]
+    assert cases["table_props"]["sparkdedup.written_by"]
+    # The planted exact and near copies go; kept + removed = input.
+    assert {100, 101, 102, 103, 200, 203} <= set(cases["removed"])
+    assert sorted(cases["table_kept"] + cases["removed"]) == sorted(
+        [*range(40), *range(100, 104), *range(200, 204)]
+    )
+    # The run directory holds duplicates and stats, not a deduplicated/ copy.
+    assert "duplicates" in cases["first_entries"] and "deduplicated" not in cases["first_entries"]
+    assert cases["stats"] == {
+        "input_table": "corpus.docs",
+        "output_table": "corpus.dedup",
+        "input_format": "orc",
+        "removed_docs": len(cases["removed"]),
+    }
+
+
+def test_the_same_rows_from_files_or_a_table_give_the_same_output(cases: dict) -> None:
+    assert cases["files_run"] == [0, ""]
+    assert cases["files_kept"] == cases["table_kept"]
+    assert cases["files_describe"]["Provider"] == "parquet"  # the --input-format
+    assert cases["remove_run"] == [0, ""]
+    assert cases["remove_kept"] == cases["table_kept"]
+
+
+def test_output_table_rules(cases: dict) -> None:
+    code, message = cases["again_no_overwrite"]
+    assert code == 2 and "already holds the output of an earlier sparkdedup run" in message
+    code, message = cases["foreign_overwrite"]
+    assert code == 2 and "'corpus.mine'" in message and "not written by sparkdedup" in message
+    assert cases["foreign_after"] == [7]  # untouched
+    code, message = cases["same_as_input"]
+    assert code == 2 and "is the input table" in message
+    code, message = cases["missing_input"]
+    assert code == 2 and "'corpus.nope' does not exist" in message
+    code, message = cases["foreign_staging"]
+    assert code == 2 and "not a sparkdedup staging table" in message
+    # A staging table a crashed run left is replaced; --overwrite replaces sparkdedup's table.
+    assert cases["overwrite_run"] == [0, ""]
+    assert cases["overwrite_kept"] == cases["table_kept"]
+    assert not [t for t in cases["tables"] if "staging" in t]
+
+
+def test_hive_serde_table_with_derived_ids(cases: dict) -> None:
+    assert cases["hive_run"] == [0, ""]
+    # 48 rows, 4 of them exact copies and 8 more near copies (as with ids above).
+    assert cases["hive_kept_texts"] == cases["hive_kept_distinct"] == len(cases["table_kept"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--input", "x", "--output", "o"], "--input needs --input-format"),
+        (
+            ["--input-table", "t", "--input-format", "parquet", "--output", "o"],
+            "--input-format is for --input",
+        ),
+        (
+            ["--input", "x", "--input-format", "jsonl", "--output", "o", "--output-table", "t"],
+            "--output-table needs typed rows",
+        ),
+        (["--input-table", "a b", "--output", "o"], "--input-table must be a table name"),
+        (["--input", "x", "--input-table", "t", "--output", "o"], "not allowed with argument"),
+    ],
+)
+def test_table_usage_errors(capsys: pytest.CaptureFixture, argv: list[str], expected: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fuzzy", *argv])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_remove_needs_an_output_or_an_output_table(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["remove", "--input-table", "t", "--duplicates", "d"])
+    assert "one of the arguments --output --output-table is required" in capsys.readouterr().err
