@@ -1,4 +1,4 @@
-"""sparkdedup: fuzzy and semantic deduplication of text corpora on Apache Spark.
+"""sparkdedup: exact, fuzzy and semantic deduplication of text corpora on Apache Spark.
 
 The public API is plain functions from DataFrame to DataFrame (usable with `df.transform`), the
 pyspark.ml wrappers in `sparkdedup.ml`, and the `sparkdedup` CLI. Names are imported lazily so
@@ -15,6 +15,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "FuzzyConfig": "sparkdedup.config",
     "SemanticConfig": "sparkdedup.config",
+    "ExactConfig": "sparkdedup.config",
+    "exact_duplicates": "sparkdedup.exact",
+    "lsh_params": "sparkdedup.tuning",
+    "normalize_text": "sparkdedup.kernels.textnorm",
     "DedupError": "sparkdedup.errors",
     "ConfigError": "sparkdedup.errors",
     "SchemaError": "sparkdedup.errors",

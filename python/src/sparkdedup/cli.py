@@ -1,7 +1,8 @@
-"""The `sparkdedup` command line: `fuzzy`, `semantic` and `remove`; also the spark-submit main file.
+"""The `sparkdedup` command line: `fuzzy`, `exact`, `semantic` and `remove`; also the spark-submit
+main file.
 
 Each workflow writes ``OUT/duplicates/`` (Parquet), ``OUT/deduplicated/`` (the input's format and
-columns) and ``OUT/stats.json``, and every stage under the cache path (default ``OUT/cache``) so
+columns) and ``OUT/stats.json`` (fuzzy and exact also ``OUT/groups/``), and every stage under the cache path (default ``OUT/cache``) so
 that a rerun resumes. Usage and input errors exit with code 2 and a one-line message.
 """
 
@@ -21,8 +22,10 @@ from sparkdedup import __version__
 from sparkdedup.config import (
     CC_BACKENDS,
     DEVICES,
+    NORMALIZE_MODES,
     SIM_METRICS,
     WHICH_TO_KEEP,
+    ExactConfig,
     FuzzyConfig,
     SemanticConfig,
 )
@@ -33,6 +36,7 @@ log = logging.getLogger("sparkdedup")
 
 _FUZZY = {f.name: f.default for f in dataclasses.fields(FuzzyConfig)}
 _SEMANTIC = {f.name: f.default for f in dataclasses.fields(SemanticConfig)}
+_EXACT = {f.name: f.default for f in dataclasses.fields(ExactConfig)}
 
 
 _IDS_FILE = "_sparkdedup_ids.json"
@@ -146,20 +150,21 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
     )
 
 
-def _workflow_common(p: argparse.ArgumentParser) -> None:
+def _workflow_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     _common(p, output_help="output directory: duplicates/, deduplicated/, stats.json")
     p.add_argument(
         "--cache-path",
         default=None,
         help="where each stage is written (default OUTPUT/cache); a rerun resumes from it",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=DEVICES,
-        help="where the kernels run; auto and gpu are decided by probing the executors "
-        "(default: %(default)s)",
-    )
+    if device:
+        p.add_argument(
+            "--device",
+            default="auto",
+            choices=DEVICES,
+            help="where the kernels run; auto and gpu are decided by probing the executors "
+            "(default: %(default)s)",
+        )
     p.add_argument(
         "--explain",
         action="store_true",
@@ -244,6 +249,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the row with the largest value of this column per group",
     )
     f.add_argument(
+        "--priority-ascending", action="store_true", help="keep the smallest priority value instead"
+    )
+    _normalize_option(f, _FUZZY["normalize"])
+    f.add_argument(
+        "--lsh-threshold",
+        type=float,
+        default=None,
+        metavar="T",
+        help="choose --num-bands and --minhashes-per-band from a Jaccard threshold in (0, 1): the "
+        "S-curve optimum within their product of hashes (260 by default), as datasketch "
+        "(sparkdedup.lsh_params); default: none, the given or default 20 x 13",
+    )
+
+    e = sub.add_parser(
+        "exact", help="exact duplicates: identical texts (after --normalize), one kept per group"
+    )
+    _workflow_common(e, device=False)
+    e.add_argument(
+        "--text-col", default=_EXACT["text_col"], help="text column (default: %(default)s)"
+    )
+    _normalize_option(e, _EXACT["normalize"])
+    e.add_argument(
+        "--assume-unique-ids",
+        action="store_true",
+        help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
+        "row); a repeated id then gives wrong output without an error",
+    )
+    e.add_argument(
+        "--priority-col",
+        default=None,
+        help="keep the row with the largest value of this column per group (default: the "
+        "smallest id)",
+    )
+    e.add_argument(
         "--priority-ascending", action="store_true", help="keep the smallest priority value instead"
     )
 
@@ -355,6 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _normalize_option(p: argparse.ArgumentParser, default: str) -> None:
+    p.add_argument(
+        "--normalize",
+        default=default,
+        choices=NORMALIZE_MODES,
+        help="compare texts after normalising them, cumulatively: whitespace (runs of Unicode "
+        "whitespace to one space, trimmed), lower (also Unicode lowercase), nfkc (also NFKC "
+        "first); the output keeps the original texts (default: %(default)s, as NeMo Curator)",
+    )
+
+
 def _format_name(text: str) -> str:
     from sparkdedup.io import check_format
 
@@ -398,12 +448,20 @@ def _eps_list(text: str) -> list[float]:
 
 
 def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
+    bands, rows = args.num_bands, args.minhashes_per_band
+    if args.lsh_threshold is not None:
+        from sparkdedup.tuning import lsh_params
+
+        try:
+            bands, rows = lsh_params(args.lsh_threshold, bands * rows)
+        except ConfigError as err:
+            raise ConfigError(f"--lsh-threshold: {err}") from err
     return FuzzyConfig(
         text_col=args.text_col,
         id_col=args.id_col,
         char_ngrams=args.char_ngrams,
-        num_bands=args.num_bands,
-        minhashes_per_band=args.minhashes_per_band,
+        num_bands=bands,
+        minhashes_per_band=rows,
         seed=args.seed,
         use_64_bit_hash=args.use_64_bit_hash,
         bands_per_iteration=args.bands_per_iteration,
@@ -414,7 +472,28 @@ def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
         device=args.device,
         checkpoint_dir=f"{_cache_path(args).rstrip('/')}/_checkpoints",
         assume_unique_ids=args.assume_unique_ids,
+        normalize=args.normalize,
     )
+
+
+def exact_config(args: argparse.Namespace) -> ExactConfig:
+    return ExactConfig(
+        text_col=args.text_col,
+        id_col=args.id_col,
+        priority_col=args.priority_col,
+        priority_ascending=args.priority_ascending,
+        assume_unique_ids=args.assume_unique_ids,
+        normalize=args.normalize,
+    )
+
+
+def workflow_config(args: argparse.Namespace) -> Any:
+    """The config of a workflow command."""
+    if args.command == "fuzzy":
+        return fuzzy_config(args)
+    if args.command == "exact":
+        return exact_config(args)
+    return semantic_config(args)
 
 
 def semantic_config(args: argparse.Namespace) -> SemanticConfig:
@@ -502,6 +581,33 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                 "write",
                 "read 2 of the corpus: the removed rows dropped by an anti-join "
                 "(broadcast up to 64 MB of keys, else one shuffle of the rows)",
+            ),
+        ]
+        passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
+    elif args.command == "exact":
+        stages = [
+            (
+                "hashes",
+                "read 1 of the corpus: a 128-bit hash of each text"
+                + (f" normalised ({config.normalize})" if config.normalize != "none" else "")
+                + " (a narrow table)",
+            ),
+            (
+                "ids",
+                "derived ids: ranked later, for the rows the output names only"
+                if derived
+                else "one shuffle of the ids to check them unique"
+                + (" (skipped: --assume-unique-ids)" if config.assume_unique_ids else ""),
+            ),
+            (
+                "duplicates",
+                "one shuffle of the narrow table by text hash; the keep rule per group"
+                + ("; then the derived ids of the rows named" if derived else ""),
+            ),
+            (
+                "write",
+                "read 2 of the corpus: the removed rows dropped by an anti-join; groups/ from "
+                "the duplicates",
             ),
         ]
         passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
@@ -640,7 +746,7 @@ def _cache_path(args: argparse.Namespace) -> str:
 
 
 #: What a workflow writes inside --output.
-_WORKFLOW_OUTPUTS = ("duplicates", "deduplicated", "stats.json", "quarantine")
+_WORKFLOW_OUTPUTS = ("duplicates", "deduplicated", "groups", "stats.json", "quarantine")
 #: Spark's own log level for each --log-level: Spark's warnings and errors would bury the
 #: one-line message a failure ends with, so they show only at DEBUG.
 _SPARK_LOG_LEVEL = {"DEBUG": "WARN", "INFO": "FATAL", "WARNING": "FATAL", "ERROR": "FATAL"}
@@ -882,6 +988,13 @@ def _write_results(
     )
     ids = _ids_description(args, result)
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
+    report = None
+    if args.command in ("fuzzy", "exact"):
+        from sparkdedup.reports import group_members, size_histogram
+
+        # From the duplicates just written: a narrow table, read back, not recomputed.
+        group_members(spark.read.parquet(out.path("duplicates"))).write.parquet(out.path("groups"))
+        report = size_histogram(spark.read.parquet(out.path("groups")))
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
     observed = raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad"))
@@ -912,6 +1025,9 @@ def _write_results(
     if bad and args.bad_records == "quarantine":
         write_quarantine(raw, out.path("quarantine"), args.write_format)
     stats = dict(result.stats)
+    if report is not None:
+        stats["group_sizes"] = report
+        stats["candidate_edges"] = stats.get("edges", 0)
     stats["bad_records"] = {"mode": args.bad_records, "rows": bad}
     stats["seconds"] = dict(
         stats.get("seconds", {}), write_outputs=round(time.perf_counter() - start, 3)
@@ -1048,7 +1164,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     from sparkdedup.stages import StageRunner
     from sparkdedup.tables import table_fingerprint
 
-    config = fuzzy_config(args) if args.command == "fuzzy" else semantic_config(args)
+    config = workflow_config(args)
     args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
     table = _output_table(spark, args)
@@ -1060,7 +1176,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         keep=("cache",) if args.cache_path is None else (),
     )
     # The executors' device probe runs while the input is listed and read.
-    probe_in_background(config.device, spark)
+    if hasattr(config, "device"):
+        probe_in_background(config.device, spark)
     out.prepare()
     raw = None
     try:
@@ -1078,6 +1195,10 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             from sparkdedup.fuzzy.workflow import run_fuzzy
 
             result = run_fuzzy(df, config, runner, fingerprint=fingerprint)
+        elif args.command == "exact":
+            from sparkdedup.exact import run_exact
+
+            result = run_exact(df, config, runner, fingerprint=fingerprint)
         else:
             from sparkdedup.semantic.workflow import run_semantic
 
@@ -1182,7 +1303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
     if getattr(args, "explain", False):
         try:
-            config = fuzzy_config(args) if args.command == "fuzzy" else semantic_config(args)
+            config = workflow_config(args)
         except DedupError as err:
             print(f"sparkdedup: error: {err}", file=sys.stderr)
             return 2

@@ -22,6 +22,8 @@ DEVICES = ("auto", "cpu", "gpu")
 CC_BACKENDS = ("auto", "driver", "distributed")
 WHICH_TO_KEEP = ("hard", "easy", "random")
 SIM_METRICS = ("cosine", "l2")
+#: Text normalisation before hashing, cumulative (`sparkdedup.kernels.textnorm`).
+NORMALIZE_MODES = ("none", "whitespace", "lower", "nfkc")
 
 #: `driver_cc_max_edges` = 0: the driver path takes up to 2 MiB of edges at 16 bytes an edge
 #: (131,072), or a quarter of spark.driver.maxResultSize when smaller
@@ -107,6 +109,8 @@ class FuzzyConfig:
         else persists the rounds (a lost executor's part is recomputed from the lineage).
     assume_unique_ids : skip the uniqueness check of `id_col` (one shuffle of the ids, a few
         bytes a row); a repeated id then makes the output wrong without an error.
+    normalize : text normalisation before shingling: "none" (the default, as NeMo Curator),
+        "whitespace", "lower" or "nfkc", cumulative (`sparkdedup.kernels.textnorm`).
     """
 
     text_col: str = "text"
@@ -124,6 +128,7 @@ class FuzzyConfig:
     device: str = "auto"
     checkpoint_dir: str | None = None
     assume_unique_ids: bool = False
+    normalize: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.text_col, str) or not self.text_col:
@@ -131,6 +136,7 @@ class FuzzyConfig:
         _check_optional_name("id_col", self.id_col)
         _check_optional_name("priority_col", self.priority_col)
         _check_optional_name("checkpoint_dir", self.checkpoint_dir)
+        check_choice("normalize", self.normalize, NORMALIZE_MODES)
         if not isinstance(self.assume_unique_ids, bool):
             raise ConfigError(f"assume_unique_ids must be a bool, got {self.assume_unique_ids!r}")
         check_int("char_ngrams", self.char_ngrams, 2)
@@ -158,6 +164,40 @@ class FuzzyConfig:
         return self.num_bands * self.minhashes_per_band
 
     def replace(self, **changes: Any) -> FuzzyConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ExactConfig:
+    """Parameters of exact deduplication (NeMo Curator's ExactDeduplicationWorkflow): documents
+    whose texts are byte-identical, after `normalize`, form a group; one is kept.
+
+    Parameters
+    ----------
+    text_col, id_col, priority_col, priority_ascending, assume_unique_ids : as `FuzzyConfig`.
+    normalize : "none" (the default), "whitespace", "lower" or "nfkc", cumulative
+        (`sparkdedup.kernels.textnorm`): the texts are compared after it.
+    """
+
+    text_col: str = "text"
+    id_col: str | None = None
+    priority_col: str | None = None
+    priority_ascending: bool = False
+    assume_unique_ids: bool = False
+    normalize: str = "none"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text_col, str) or not self.text_col:
+            raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
+        _check_optional_name("id_col", self.id_col)
+        _check_optional_name("priority_col", self.priority_col)
+        for name in ("assume_unique_ids", "priority_ascending"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        check_choice("normalize", self.normalize, NORMALIZE_MODES)
+
+    def replace(self, **changes: Any) -> ExactConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 

@@ -35,6 +35,7 @@ _DOCS = {
     "device": "'auto', 'cpu' or 'gpu'",
     "checkpoint_dir": "where distributed connected components write their rounds (None: the SparkContext's checkpoint directory, else persisted)",
     "assume_unique_ids": "skip the uniqueness check of idCol (one shuffle of the ids)",
+    "normalize": "text normalisation before hashing: 'none', 'whitespace', 'lower' or 'nfkc' (cumulative)",
     "embedding_col": "column of precomputed embeddings (None: embed textCol with embeddingModel)",
     "model": "sentence-transformers model name or local path",
     "embedding_batch_size": "texts per model call",

@@ -69,38 +69,39 @@ def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
 def keep_one_per_group(
     members: DataFrame,
     *,
-    group: str,
+    group: str | list[str],
     priority: str | None = None,
     ascending: bool = False,
     order: str | None = None,
     partitions: int | None = None,
 ) -> DataFrame:
-    """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``) that is
-    not its group's keeper: the best `priority` (largest, or smallest with `ascending`; nulls
-    rank last), ties and no priority going to the smallest id, or to the smallest `order`
+    """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``, `group`
+    one column or several) that is not its group's keeper: the best `priority` (largest, or
+    smallest with `ascending`; nulls rank last), ties and no priority going to the smallest id, or to the smallest `order`
     column when given (a struct that ends with the id).
 
     The members are shuffled once, by group; the aggregations and hash joins all read it.
     """
-    shuffled = members.repartition(partitions, group) if partitions else members.repartition(group)
+    by = [group] if isinstance(group, str) else list(group)
+    shuffled = members.repartition(partitions, *by) if partitions else members.repartition(*by)
     first = F.min("id") if order is None else F.min(order)["id"]
     if priority is None:
-        keepers = shuffled.groupBy(group).agg(first.alias("kept_id"))
+        keepers = shuffled.groupBy(*by).agg(first.alias("kept_id"))
     else:
-        best = shuffled.groupBy(group).agg(
+        best = shuffled.groupBy(*by).agg(
             (F.min(priority) if ascending else F.max(priority)).alias("_dedup_best")
         )
         # Nulls rank last: max/min skip them, and a group of nulls only has a null best.
         top: Column = F.col(priority).eqNullSafe(F.col("_dedup_best"))
         keepers = (
-            shuffled.join(best.hint("shuffle_hash"), on=group)
+            shuffled.join(best.hint("shuffle_hash"), on=by)
             .where(top)
-            .groupBy(group)
+            .groupBy(*by)
             .agg(first.alias("kept_id"))
         )
     # Null-safe, so that no null filter is inferred for one side only (see `not_anchor`).
     return (
-        shuffled.join(keepers.hint("shuffle_hash"), on=group)
+        shuffled.join(keepers.hint("shuffle_hash"), on=by)
         .where(~F.col("id").eqNullSafe(F.col("kept_id")))
         .select("id", "kept_id")
     )

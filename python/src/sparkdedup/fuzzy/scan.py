@@ -22,6 +22,7 @@ from sparkdedup.fuzzy.minhash import _check_common
 from sparkdedup.ids import H1, H2, POS, id_column, require_string_column, with_content_keys
 from sparkdedup.kernels.bandhash import band_hashes
 from sparkdedup.kernels.minhash import kernel_for_device, permutation_params
+from sparkdedup.kernels.textnorm import check_normalize, normalize_arrow
 
 #: The text-hash columns: a document without shingles (null or empty text) has nulls there.
 TEXT_H1, TEXT_H2 = "t1", "t2"
@@ -41,6 +42,34 @@ def text_hashes(text: Column) -> tuple[Column, Column]:
     return (
         F.when(present, F.xxhash64(text)),
         F.when(present, F.xxhash64(F.lit(_TEXT_SEED), text)),
+    )
+
+
+def hashed_texts(
+    source: DataFrame, keys: list[Column], extra: list[Column], text: Column, normalize: str
+) -> DataFrame:
+    """``[keys..., t1, t2, extra..., _dedup_text]``: the narrow projection of `source` with its
+    (normalised) text and that text's 128-bit hash. Normalising runs in an Arrow batch UDF over
+    this projection only (keys and text), never over the wide rows."""
+    check_normalize(normalize)
+    if normalize == "none":
+        t1, t2 = text_hashes(text)
+        return source.select(*keys, t1.alias(TEXT_H1), t2.alias(TEXT_H2), *extra, text.alias(_TEXT))
+    narrow = source.select(*keys, *extra, text.alias(_TEXT))
+    mode = normalize
+
+    def normalise(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            index = batch.schema.get_field_index(_TEXT)
+            texts = normalize_arrow(batch.column(index), mode)
+            yield batch.set_column(index, _TEXT, texts)
+
+    normal = narrow.mapInArrow(normalise, narrow.schema)
+    passed = [F.col(f"`{f.name}`") for f in narrow.schema.fields if f.name != _TEXT]
+    t1, t2 = text_hashes(F.col(_TEXT))
+    n_keys = len(keys)
+    return normal.select(
+        *passed[:n_keys], t1.alias(TEXT_H1), t2.alias(TEXT_H2), *passed[n_keys:], F.col(_TEXT)
     )
 
 
@@ -67,8 +96,12 @@ def scan_documents(
     seed: int = 42,
     use_64_bit_hash: bool = False,
     device: str = "cpu",
+    normalize: str = "none",
 ) -> DataFrame:
     """The narrow per-document table of a fuzzy run, from one read of `df`.
+
+    `normalize` (`sparkdedup.kernels.textnorm`) applies to the text before it is hashed and
+    MinHashed; the ids and the rows written out are the input's own.
 
     Returns
     -------
@@ -88,11 +121,8 @@ def scan_documents(
     else:
         source = with_content_keys(df)
         keys = [F.col(H1), F.col(H2), F.col(POS)]
-    t1, t2 = text_hashes(text)
     extra = [F.col(f"`{priority_col}`").alias(PRIORITY)] if priority_col else []
-    projected = source.select(
-        *keys, t1.alias(TEXT_H1), t2.alias(TEXT_H2), *extra, text.alias(_TEXT)
-    )
+    projected = hashed_texts(source, keys, extra, text, normalize)
     passed = [f for f in projected.schema.fields if f.name != _TEXT]
     bands = [band_col(k) for k in range(num_bands)]
     schema = ", ".join(

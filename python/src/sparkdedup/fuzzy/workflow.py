@@ -115,18 +115,12 @@ def run_fuzzy(
         seed=config.seed,
         use_64_bit_hash=config.use_64_bit_hash,
     )
+    if config.normalize != "none":
+        keys_fp.update(normalize=config.normalize, pyarrow=_pyarrow_version())
     if config.id_col is None:
         # Derived ids order identical rows by their input position, which follows the input
         # splits: a cached scan is reused only under the same split settings.
-        keys_fp["splits"] = {
-            key: spark.conf.get(key, None)
-            for key in (
-                "spark.sql.files.maxPartitionBytes",
-                "spark.sql.files.openCostInBytes",
-                "spark.sql.files.minPartitionNum",
-            )
-        }
-        keys_fp["splits"]["parallelism"] = _parallelism(spark)
+        keys_fp["splits"] = split_settings(spark)
 
     scan = runner.run(
         "minhash",
@@ -142,6 +136,7 @@ def run_fuzzy(
             seed=config.seed,
             use_64_bit_hash=config.use_64_bit_hash,
             device=device,
+            normalize=config.normalize,
         ),
         conf=arrow_batch_conf(spark),
         metrics=_summary_metrics(config),
@@ -297,6 +292,28 @@ def _with_derived_ids(pairs: DataFrame, keys: DataFrame) -> DataFrame:
         .join(ids.withColumnRenamed(POS, "kept_id"), on="kept_id")
         .select("id", F.col("_dedup_derived").alias("kept_id"))
     )
+
+
+def _pyarrow_version() -> str:
+    """Normalisation uses pyarrow's Unicode tables: a cached scan is reused under the same."""
+    import pyarrow
+
+    return str(pyarrow.__version__)
+
+
+def split_settings(spark: Any) -> dict[str, Any]:
+    """The settings that decide the input splits (derived ids order identical rows by input
+    position, which follows them)."""
+    splits = {
+        key: spark.conf.get(key, None)
+        for key in (
+            "spark.sql.files.maxPartitionBytes",
+            "spark.sql.files.openCostInBytes",
+            "spark.sql.files.minPartitionNum",
+        )
+    }
+    splits["parallelism"] = _parallelism(spark)
+    return splits
 
 
 def _parallelism(spark: Any) -> int:

@@ -1,0 +1,222 @@
+"""Exact dedup, text normalisation, lsh_params and the group reports: Spark-free checks first,
+then the workflow and the CLI on hand-made corpora with known groups (Spark local[2])."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pyarrow as pa
+import pytest
+import sparkdedup
+from sparkdedup import ExactConfig, FuzzyConfig
+from sparkdedup.cli import main
+from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.kernels.textnorm import normalize_arrow, normalize_text
+from sparkdedup.tuning import lsh_params
+
+
+# ------------------------------------------------------------------------------ no Spark
+@pytest.mark.parametrize(
+    ("text", "mode", "expected"),
+    [
+        ("  a \t\n b  ", "none", "  a \t\n b  "),
+        ("  a \t\n b  ", "whitespace", "a b"),
+        # CJK (ideographic) space, no-break space, line and paragraph separators, NEL.
+        (
+            "東京\u3000大阪\u00a0京都\u2028奈良\u2029神戸\x85札幌",
+            "whitespace",
+            "東京 大阪 京都 奈良 神戸 札幌",
+        ),
+        # Zero-width space and BOM are not whitespace: they stay.
+        ("a\u200bb\ufeffc", "whitespace", "a\u200bb\ufeffc"),
+        ("Ärger  İstanbul ΣΟΦΟΣ", "lower", "ärger istanbul σοφοσ"),
+        # Full-width forms and ligatures fold under NFKC only.
+        ("ＡＢＣ　ｄｅｆ ﬁle", "lower", "ａｂｃ ｄｅｆ ﬁle"),
+        ("ＡＢＣ　ｄｅｆ ﬁle", "nfkc", "abc def file"),
+        # A combining mark composes with its base under NFKC; without it the bytes differ.
+        ("Cafe\u0301", "lower", "cafe\u0301"),
+        ("Cafe\u0301", "nfkc", "caf\u00e9"),
+        ("", "nfkc", ""),
+    ],
+)
+def test_normalize_text(text: str, mode: str, expected: str) -> None:
+    assert normalize_text(text, mode) == expected
+
+
+def test_whitespace_is_exactly_str_isspace() -> None:
+    chars = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    out = normalize_arrow(pa.array([f"a{c}b" for c in chars]), "whitespace").to_pylist()
+    joined = [c for c, o in zip(chars, out, strict=True) if o == "a b"]
+    assert joined == [c for c in chars if c.isspace()]
+    changed = [c for c, o in zip(chars, out, strict=True) if o not in ("a b", f"a{c}b")]
+    assert changed == []  # every other character is left as it is
+
+
+def test_normalize_keeps_nulls_and_rejects_unknown_modes() -> None:
+    out = normalize_arrow(pa.array(["A  B", None]), "lower")
+    assert out.to_pylist() == ["a b", None]
+    with pytest.raises(ConfigError, match="normalize must be one of"):
+        normalize_text("x", "upper")
+    with pytest.raises(ConfigError, match="normalize"):
+        ExactConfig(normalize="NFKC")
+    with pytest.raises(ConfigError, match="normalize"):
+        FuzzyConfig(normalize="lowercase")
+
+
+def test_lsh_params_agrees_with_datasketch() -> None:
+    from datasketch.lsh import _optimal_param
+
+    for num_hashes in (32, 128, 260):
+        for threshold in (0.5, 0.7, 0.8, 0.9):
+            for weight in (0.3, 0.5):
+                expected = _optimal_param(threshold, num_hashes, weight, 1 - weight)
+                assert lsh_params(threshold, num_hashes, weight) == expected
+    bands, rows = lsh_params(0.8, 260)
+    assert bands * rows <= 260
+    # A higher threshold takes longer bands (a steeper S-curve further right).
+    assert lsh_params(0.9, 260)[1] > lsh_params(0.5, 260)[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((0.0,), "threshold must be in"),
+        ((1.0,), "threshold must be in"),
+        (("0.8",), "threshold must be a number"),
+        ((0.8, 0), "num_hashes must be >= 1"),
+        ((0.8, 260, 1.5), "fp_weight must be in"),
+    ],
+)
+def test_lsh_params_errors(args: tuple, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        lsh_params(*args)
+
+
+def test_cli_lsh_threshold_sets_the_bands(capsys: pytest.CaptureFixture) -> None:
+    argv = ["fuzzy", "--input", "x", "--input-format", "parquet", "--output", "o", "--explain"]
+    assert main([*argv, "--lsh-threshold", "0.8"]) == 0
+    bands, rows = lsh_params(0.8, 260)
+    assert f"num_bands={bands}, " in capsys.readouterr().out
+    assert main([*argv, "--lsh-threshold", "1.5"]) == 2
+    assert "--lsh-threshold: threshold must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_cli_exact_explain(capsys: pytest.CaptureFixture) -> None:
+    argv = ["exact", "--input", "x", "--input-format", "jsonl", "--output", "o", "--explain"]
+    assert main([*argv, "--normalize", "nfkc"]) == 0
+    out = capsys.readouterr().out
+    assert "hashes" in out and "normalised (nfkc)" in out and "normalize='nfkc'" in out
+    with pytest.raises(SystemExit):
+        main([*argv, "--device", "gpu"])  # exact has no kernels to place
+
+
+# ------------------------------------------------------------------------------ Spark
+# Known groups: {0, 3, 7} identical; {1, 5} identical; the rest differ only by case or
+# whitespace (grouped under lower / whitespace), or by a full-width form (nfkc), or not at all.
+TEXTS = {
+    0: "The quick brown fox",
+    1: "jumps over the lazy dog",
+    2: "The  quick brown fox ",  # whitespace
+    3: "The quick brown fox",
+    4: "the quick brown fox",  # lower
+    5: "jumps over the lazy dog",
+    6: "Ｔhe quick brown fox",  # nfkc (full-width T)
+    7: "The quick brown fox",
+    8: "something else entirely",
+    9: None,  # never grouped
+    10: "",  # never grouped
+    11: "",
+}
+EXPECTED = {
+    "none": {3: 0, 7: 0, 5: 1},
+    "whitespace": {2: 0, 3: 0, 7: 0, 5: 1},
+    "lower": {2: 0, 3: 0, 4: 0, 7: 0, 5: 1},
+    "nfkc": {2: 0, 3: 0, 4: 0, 6: 0, 7: 0, 5: 1},
+}
+
+
+@pytest.fixture(scope="module")
+def docs(spark):
+    rows = [(i, t, float(i % 4)) for i, t in TEXTS.items()]
+    return spark.createDataFrame(rows, "id long, text string, q double")
+
+
+def _pairs(df) -> dict:
+    return {r["id"]: r["kept_id"] for r in df.collect()}
+
+
+@pytest.mark.parametrize("mode", ["none", "whitespace", "lower", "nfkc"])
+def test_exact_groups_by_normalised_text(docs, mode: str) -> None:
+    found = _pairs(sparkdedup.exact_duplicates(docs, id_col="id", normalize=mode))
+    assert found == EXPECTED[mode]
+
+
+def test_exact_keep_rule_priority_and_partitioning(docs) -> None:
+    # Priority q = id % 4: in {0, 3, 7} the largest is 3 (q=3) and 7 (q=3), the tie to id 3.
+    found = _pairs(sparkdedup.exact_duplicates(docs, id_col="id", priority_col="q"))
+    assert found == {0: 3, 7: 3, 5: 1}
+    low = _pairs(
+        sparkdedup.exact_duplicates(docs, id_col="id", priority_col="q", priority_ascending=True)
+    )
+    assert low == {3: 0, 7: 0, 5: 1}
+    spread = _pairs(sparkdedup.exact_duplicates(docs.repartition(5), id_col="id"))
+    assert spread == EXPECTED["none"]
+
+
+def test_exact_with_derived_ids_removes_the_same_rows(docs) -> None:
+    rows = docs.select("text", "q")
+    dups = sparkdedup.exact_duplicates(rows, normalize="lower")
+    kept = sparkdedup.remove_duplicates(rows, dups)
+    assert dups.count() == len(EXPECTED["lower"])
+    assert kept.count() + dups.count() == len(TEXTS)
+    left = sorted((r["text"] or "") for r in kept.collect())
+    expected = sorted((TEXTS[i] or "") for i in TEXTS if i not in EXPECTED["lower"])
+    assert left == expected
+    # The same rows in another order and partitioning give the same derived ids.
+    again = sparkdedup.exact_duplicates(rows.orderBy("q").repartition(3), normalize="lower")
+    assert sorted(map(tuple, dups.collect())) == sorted(map(tuple, again.collect()))
+
+
+def test_exact_input_errors(docs) -> None:
+    with pytest.raises(SchemaError, match="nope"):
+        sparkdedup.exact_duplicates(docs, text_col="nope")
+    with pytest.raises(SchemaError, match="'q'"):
+        sparkdedup.exact_duplicates(docs.withColumn("id", docs["q"]), id_col="id", text_col="q")
+
+
+def test_fuzzy_normalize_groups_case_variants(spark) -> None:
+    words = " ".join(f"word{j}" for j in range(60))
+    rows = [(0, words), (1, words.upper()), (2, words.replace(" ", "   ")), (3, "unrelated " * 20)]
+    df = spark.createDataFrame(rows, "id long, text string")
+    assert _pairs(sparkdedup.fuzzy_duplicates(df, id_col="id", device="cpu")) == {}
+    lowered = sparkdedup.fuzzy_duplicates(df, id_col="id", device="cpu", normalize="lower")
+    assert _pairs(lowered) == {1: 0, 2: 0}
+
+
+def test_cli_exact_outputs_and_group_report(spark, tmp_path, capsys) -> None:
+    lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in TEXTS.items()]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    argv = ["exact", "--input", str(source), "--input-format", "jsonl", "--id-col", "id"]
+    code = main([*argv, "--output", str(out), "--normalize", "lower", "--master", "local[2]"])
+    assert code == 0, capsys.readouterr().err
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["removed_docs"] == len(EXPECTED["lower"]) and stats["input_docs"] == len(TEXTS)
+    assert stats["group_sizes"] == {"groups": 2, "largest": 5, "sizes": {"2": 1, "5-8": 1}}
+    assert stats["normalize"] == "lower" and stats["command"] == "exact"
+    groups = spark.read.parquet(str(out / "groups")).collect()
+    members = {(r["group"], r["id"], r["kept"], r["size"]) for r in groups}
+    assert members == {(0, i, i == 0, 5) for i in (0, 2, 3, 4, 7)} | {
+        (1, 1, True, 2),
+        (1, 5, False, 2),
+    }
+    # The deduplicated output is the kept input lines, byte for byte.
+    kept_lines = sorted(
+        line
+        for f in (out / "deduplicated").glob("part-*")
+        for line in f.read_text("utf-8").splitlines()
+    )
+    assert kept_lines == sorted(lines[i] for i in range(len(lines)) if i not in EXPECTED["lower"])
+    assert sys.getdefaultencoding() == "utf-8"
