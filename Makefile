@@ -24,7 +24,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv venv35 jar test test-spark35 test-fast demo bench lint clean
+.PHONY: venv venv35 jar test test-spark35 test-fast demo bench gpu-check lint clean
 
 venv: $(STAMP)
 
@@ -74,6 +74,12 @@ bench: venv jar
 	$(PY) -m benchmarks.scale --publish
 	$(PY) -m benchmarks.semantic_split --publish
 	$(PY) -m benchmarks.semantic_scale --publish
+
+# The CUDA kernels against the CPU kernels on a GPU machine: needs NumPy, pyarrow, numba-cuda
+# and CuPy only (no Spark, no venv); prints why and exits 0 where there is no CUDA GPU.
+GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
+gpu-check:
+	PYTHONPATH=python/src $(GPU_PY) -m benchmarks.gpu_check
 
 lint: venv
 	$(VENV)/bin/ruff check python tests benchmarks

@@ -1,0 +1,87 @@
+"""`make gpu-check` (benchmarks/gpu_check.py) without a GPU: it runs, says why it skips, writes
+its JSON; its kernel imports need no pyspark; its MinHash comparison runs under numba's CUDA
+simulator and finds the kernels bit-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python", "src"))
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env={**ENV, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_gpu_check_runs_and_reports(tmp_path) -> None:
+    out = tmp_path / "gpu.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_check", "--docs", "2000", "--json", str(out)],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    if "skipped" in result:  # this machine: no CUDA GPU
+        assert result["skipped"] and f"gpu-check skipped: {result['skipped']}" in proc.stdout
+    else:  # a CUDA machine: the figures are there and the kernels agree
+        assert all(row["bit_identical"] for row in result["minhash"])
+        assert result["pairwise"]["scores_match"]
+
+
+def test_gpu_check_needs_no_pyspark() -> None:
+    proc = _run(
+        """
+        import sys
+        import benchmarks.gpu_check, sparkdedup.kernels.minhash, sparkdedup.kernels.minhash_gpu
+        import sparkdedup.kernels.pairwise
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pyspark", "py4j", "cudf"))
+        assert not loaded, loaded
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_gpu_check_corpus_is_mixed_and_seeded() -> None:
+    from benchmarks.gpu_check import corpus
+
+    docs = corpus(400)
+    assert docs == corpus(400) and len(docs) == 400
+    assert any(any("\u4e00" <= c <= "\u9fff" for c in d) for d in docs)  # CJK
+    assert any(any("\u0430" <= c <= "\u044f" for c in d) for d in docs)  # Cyrillic
+    assert any(d.isascii() for d in docs)
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_gpu_check_minhash_comparison_under_the_simulator(use64: bool) -> None:
+    proc = _run(
+        f"""
+        import json, warnings
+        warnings.simplefilter("ignore", RuntimeWarning)
+        from benchmarks.gpu_check import check_minhash
+        docs = ["Привет мир, это тест " * 2, "漢字かな交じり文の例です。" * 3, "plain ascii text " * 3,
+                "emoji 😀🤣 mixed é", "", "short"]
+        print(json.dumps(check_minhash(docs, {use64})))
+        """,
+        NUMBA_ENABLE_CUDASIM="1",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row["bit_identical"] and row["mismatched_docs"] == 0 and row["docs"] == 6
