@@ -113,7 +113,7 @@ def _median_seconds(fn: Any, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
-def check_minhash(docs: list[str], use64: bool) -> dict[str, Any]:
+def check_minhash(docs: list[str], use64: bool, repeats: int = 3) -> dict[str, Any]:
     import numpy as np
     import pyarrow as pa
     from sparkdedup.kernels.minhash import permutation_params
@@ -128,7 +128,7 @@ def check_minhash(docs: list[str], use64: bool) -> dict[str, Any]:
     minhash_numba_cuda(array.slice(0, 64), a, b, seed, WIDTH, use64)  # compile, warm up
     gpu = minhash_numba_cuda(array, a, b, seed, WIDTH, use64)
     mismatched_docs = int(np.count_nonzero((gpu != cpu).any(axis=1)))
-    gpu_s = _median_seconds(lambda: minhash_numba_cuda(array, a, b, seed, WIDTH, use64))
+    gpu_s = _median_seconds(lambda: minhash_numba_cuda(array, a, b, seed, WIDTH, use64), repeats)
     text_bytes = int(array.buffers()[2].size)
     return {
         "mode": "64-bit" if use64 else "32-bit",

@@ -78,7 +78,7 @@ def test_gpu_check_minhash_comparison_under_the_simulator(use64: bool) -> None:
         from benchmarks.gpu_check import check_minhash
         docs = ["Привет мир, это тест " * 2, "漢字かな交じり文の例です。" * 3, "plain ascii text " * 3,
                 "emoji 😀🤣 mixed é", "", "short"]
-        print(json.dumps(check_minhash(docs, {use64})))
+        print(json.dumps(check_minhash(docs, {use64}, repeats=1)))
         """,
         NUMBA_ENABLE_CUDASIM="1",
     )

@@ -28,9 +28,8 @@ from sparkdedup.fuzzy.workflow import (
     FuzzyResult,
     _documents,
     _id_order,
-    _output_ids,
     _pyarrow_version,
-    _with_derived_ids,
+    keep_rule_stages,
     split_settings,
 )
 from sparkdedup.ids import (
@@ -123,8 +122,9 @@ def run_exact(
     extra = (["priority"] if config.priority_col else []) + (["_dedup_order"] if derived else [])
     members = table.where(F.col(TEXT_H1).isNotNull()).select("id", TEXT_H1, TEXT_H2, *extra)
     dup_fp = dict(fp, priority_ascending=config.priority_ascending)
-    pairs = runner.run(
-        "groups" if derived else "duplicates",
+    keys, duplicates, counts = keep_rule_stages(
+        runner,
+        scan,
         dup_fp,
         lambda: keep_one_per_group(
             members,
@@ -134,22 +134,13 @@ def run_exact(
             order="_dedup_order" if derived else None,
             partitions=parts,
         ),
+        derived=derived,
         partitions=parts,
     )
-    if derived:
-        keys = runner.run("ids", dup_fp, lambda: _output_ids(scan, pairs))
-        duplicates = runner.run("duplicates", dup_fp, lambda: _with_derived_ids(pairs, keys))
-        runner.release("groups")
-    else:
-        keys, duplicates = table.select("id"), pairs
-    removed = runner.rows["duplicates"]
-    groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
     stats = {
         "input_docs": n_docs,
-        "removed_docs": removed,
-        "kept_docs": n_docs - removed,
-        "groups": groups,
-        "docs_in_groups": removed + groups,
+        **counts,
+        "kept_docs": n_docs - counts["removed_docs"],
         "null_or_empty_text_docs": n_docs - summary["with_text"],
         "edges": 0,
         "normalize": config.normalize,

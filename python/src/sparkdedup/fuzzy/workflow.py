@@ -10,6 +10,7 @@ are MinHashed once per Arrow batch and join their text's group without going thr
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,8 +206,9 @@ def run_fuzzy(
     )
     runner.release("edges")
     dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
-    pairs = runner.run(
-        "groups" if derived else "duplicates",
+    keys, duplicates, counts = keep_rule_stages(
+        runner,
+        scan,
         dup_fp,
         lambda: group_duplicates(
             table,
@@ -216,22 +218,13 @@ def run_fuzzy(
             order="_dedup_order" if derived else None,
             partitions=doc_parts,
         ),
+        derived=derived,
         partitions=doc_parts,
     )
-    if derived:
-        keys = runner.run("ids", dup_fp, lambda: _output_ids(scan, pairs))
-        duplicates = runner.run("duplicates", dup_fp, lambda: _with_derived_ids(pairs, keys))
-        runner.release("groups")
-    else:
-        keys, duplicates = table.select("id"), pairs
-    removed = runner.rows["duplicates"]
-    groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
     stats = {
         "input_docs": n_docs,
-        "removed_docs": removed,
-        "kept_docs": n_docs - removed,
-        "groups": groups,
-        "docs_in_groups": removed + groups,
+        **counts,
+        "kept_docs": n_docs - counts["removed_docs"],
         "null_or_empty_text_docs": n_docs - summary["with_text"],
         "minhashed_docs": summary["nodes"],
         "edges": runner.rows["edges"],
@@ -253,6 +246,34 @@ def run_fuzzy(
         ids=keys,
         stats=stats,
     )
+
+
+def keep_rule_stages(
+    runner: StageRunner,
+    scan: DataFrame,
+    fingerprint: dict[str, Any],
+    pairs: Callable[[], DataFrame],
+    *,
+    derived: bool,
+    partitions: int,
+) -> tuple[DataFrame, DataFrame, dict[str, int]]:
+    """The last stages of the fuzzy and exact workflows: ``duplicates`` from `pairs` (for
+    derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
+    and ``duplicates``). Returns the key table, the duplicates and their counts
+    (``removed_docs``, ``groups``, ``docs_in_groups``)."""
+    grouped = runner.run(
+        "groups" if derived else "duplicates", fingerprint, pairs, partitions=partitions
+    )
+    if derived:
+        keys = runner.run("ids", fingerprint, lambda: _output_ids(scan, grouped))
+        duplicates = runner.run("duplicates", fingerprint, lambda: _with_derived_ids(grouped, keys))
+        runner.release("groups")
+    else:
+        keys, duplicates = scan.select("id"), grouped
+    removed = runner.rows["duplicates"]
+    groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
+    counts = {"removed_docs": removed, "groups": groups, "docs_in_groups": removed + groups}
+    return keys, duplicates, counts
 
 
 def _id_order() -> Any:
