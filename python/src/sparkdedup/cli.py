@@ -24,6 +24,7 @@ from sparkdedup.config import (
     DEVICES,
     NORMALIZE_MODES,
     SIM_METRICS,
+    VERIFY_MODES,
     WHICH_TO_KEEP,
     ExactConfig,
     FuzzyConfig,
@@ -253,6 +254,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _normalize_option(f, _FUZZY["normalize"])
     f.add_argument(
+        "--verify",
+        default=_FUZZY["verify"],
+        choices=VERIFY_MODES,
+        help="jaccard: check every LSH candidate pair with the exact Jaccard of its shingle "
+        "sets, keep pairs >= --threshold, and draw candidates from more, shorter bands of the "
+        "same hashes for recall (default: %(default)s, as NeMo Curator)",
+    )
+    f.add_argument(
+        "--threshold",
+        type=float,
+        default=_FUZZY["threshold"],
+        help="Jaccard threshold of --verify jaccard (default: %(default)s)",
+    )
+    f.add_argument(
         "--lsh-threshold",
         type=float,
         default=None,
@@ -473,6 +488,8 @@ def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
         checkpoint_dir=f"{_cache_path(args).rstrip('/')}/_checkpoints",
         assume_unique_ids=args.assume_unique_ids,
         normalize=args.normalize,
+        verify=args.verify,
+        threshold=args.threshold,
     )
 
 
@@ -584,6 +601,26 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             ),
         ]
         passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
+        if config.verify == "jaccard":
+            from sparkdedup.tuning import verify_bands
+
+            bands, rows = verify_bands(config.threshold, config.num_hashes)
+            stages.insert(
+                3,
+                (
+                    "verify",
+                    f"LSH from {bands} bands of {rows} hashes; one more read of the corpus: the "
+                    "texts of the documents in candidate edges, shuffled with the edges (once "
+                    f"by each end), exact Jaccard, edges >= {config.threshold:g} kept; once more "
+                    "for groups/ (each removed document against its kept one)",
+                ),
+            )
+            stages[-1] = ("write", stages[-1][1].replace("read 2 of", "read 4 of"))
+            passes = (
+                "4 reads of the corpus (scan, verify, groups/ Jaccard, write), 0 or 1 shuffle of "
+                "its rows; the candidates' texts shuffled twice and the removed documents' "
+                "twice; every other shuffle is narrow"
+            )
     elif args.command == "exact":
         stages = [
             (
@@ -993,7 +1030,14 @@ def _write_results(
         from sparkdedup.reports import group_members, size_histogram
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
-        group_members(spark.read.parquet(out.path("duplicates"))).write.parquet(out.path("groups"))
+        members = group_members(spark.read.parquet(out.path("duplicates")))
+        scores = getattr(result, "kept_jaccard", None)
+        if scores is not None:  # --verify jaccard: each member's Jaccard to the kept document
+            members = members.join(scores, on="id", how="left").select(
+                *members.columns,
+                F.when(F.col("kept"), F.lit(1.0)).otherwise(F.col("jaccard")).alias("jaccard"),
+            )
+        members.write.parquet(out.path("groups"))
         report = size_histogram(spark.read.parquet(out.path("groups")))
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
@@ -1028,6 +1072,8 @@ def _write_results(
     if report is not None:
         stats["group_sizes"] = report
         stats["candidate_edges"] = stats.get("edges", 0)
+        if "verified_edges" not in stats and args.command == "fuzzy":
+            stats["verified_edges"] = stats["rejected_edges"] = None  # --verify none
     stats["bad_records"] = {"mode": args.bad_records, "rows": bad}
     stats["seconds"] = dict(
         stats.get("seconds", {}), write_outputs=round(time.perf_counter() - start, 3)

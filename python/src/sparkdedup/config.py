@@ -24,6 +24,8 @@ WHICH_TO_KEEP = ("hard", "easy", "random")
 SIM_METRICS = ("cosine", "l2")
 #: Text normalisation before hashing, cumulative (`sparkdedup.kernels.textnorm`).
 NORMALIZE_MODES = ("none", "whitespace", "lower", "nfkc")
+#: The fuzzy workflow's candidate check (`sparkdedup.fuzzy.verify`).
+VERIFY_MODES = ("none", "jaccard")
 
 #: `driver_cc_max_edges` = 0: the driver path takes up to 2 MiB of edges at 16 bytes an edge
 #: (131,072), or a quarter of spark.driver.maxResultSize when smaller
@@ -111,6 +113,11 @@ class FuzzyConfig:
         bytes a row); a repeated id then makes the output wrong without an error.
     normalize : text normalisation before shingling: "none" (the default, as NeMo Curator),
         "whitespace", "lower" or "nfkc", cumulative (`sparkdedup.kernels.textnorm`).
+    verify : "none" (the default: LSH candidates are duplicates, as NeMo Curator) or "jaccard":
+        every candidate edge is checked with the exact Jaccard of the two documents' shingle
+        sets and kept when it is >= `threshold`; the num_bands x minhashes_per_band hashes are
+        then split into more, shorter bands (`sparkdedup.tuning.verify_bands`) for recall.
+    threshold : the Jaccard threshold of ``verify="jaccard"`` (default 0.8).
     """
 
     text_col: str = "text"
@@ -129,6 +136,8 @@ class FuzzyConfig:
     checkpoint_dir: str | None = None
     assume_unique_ids: bool = False
     normalize: str = "none"
+    verify: str = "none"
+    threshold: float = 0.8
 
     def __post_init__(self) -> None:
         if not isinstance(self.text_col, str) or not self.text_col:
@@ -137,6 +146,13 @@ class FuzzyConfig:
         _check_optional_name("priority_col", self.priority_col)
         _check_optional_name("checkpoint_dir", self.checkpoint_dir)
         check_choice("normalize", self.normalize, NORMALIZE_MODES)
+        check_choice("verify", self.verify, VERIFY_MODES)
+        if (
+            isinstance(self.threshold, bool)
+            or not isinstance(self.threshold, (int, float))
+            or not 0 < self.threshold < 1
+        ):
+            raise ConfigError(f"threshold must be a number in (0, 1), got {self.threshold!r}")
         if not isinstance(self.assume_unique_ids, bool):
             raise ConfigError(f"assume_unique_ids must be a bool, got {self.assume_unique_ids!r}")
         check_int("char_ngrams", self.char_ngrams, 2)

@@ -35,6 +35,8 @@ _DOCS = {
     "device": "'auto', 'cpu' or 'gpu'",
     "checkpoint_dir": "where distributed connected components write their rounds (None: the SparkContext's checkpoint directory, else persisted)",
     "assume_unique_ids": "skip the uniqueness check of idCol (one shuffle of the ids)",
+    "verify": "'none', or 'jaccard': check every LSH candidate pair with its exact Jaccard (more, shorter bands for recall)",
+    "threshold": "Jaccard threshold of verify='jaccard'",
     "normalize": "text normalisation before hashing: 'none', 'whitespace', 'lower' or 'nfkc' (cumulative)",
     "embedding_col": "column of precomputed embeddings (None: embed textCol with embeddingModel)",
     "model": "sentence-transformers model name or local path",

@@ -28,6 +28,8 @@ from sparkdedup.kernels.textnorm import check_normalize, normalize_arrow
 TEXT_H1, TEXT_H2 = "t1", "t2"
 PRIORITY = "priority"
 _TEXT = "_dedup_text"
+#: The (normalised) text column of `hashed_texts`.
+TEXT_COL = _TEXT
 _TEXT_SEED = 0x2545F491  # second text hash: xxhash64(this, text)
 
 

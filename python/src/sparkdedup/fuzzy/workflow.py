@@ -22,7 +22,8 @@ from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
 from sparkdedup.fuzzy.identify import check_priority_type, group_duplicates
 from sparkdedup.fuzzy.lsh import KEY_TASK_BYTES, auto_bands, band_group_edges, band_groups
-from sparkdedup.fuzzy.scan import band_col, scan_documents
+from sparkdedup.fuzzy.scan import TEXT_COL, band_col, hashed_texts, scan_documents
+from sparkdedup.fuzzy.verify import JACCARD, edge_jaccard
 from sparkdedup.ids import (
     H1,
     H2,
@@ -34,15 +35,18 @@ from sparkdedup.ids import (
     id_column,
     require_columns,
     require_string_column,
+    with_content_keys,
 )
 from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach
+from sparkdedup.tuning import verify_bands
 
 log = logging.getLogger("sparkdedup")
 
 # Bytes a row takes in the shuffles, for sizing their partitions (sparkdedup.sizing).
 _DOC_ROW_BYTES = 48  # (id, t1, t2, priority)
 _EDGE_ROW_BYTES = 24
+_VERIFY_ROW_BYTES = 4096  # an edge with both texts in the verify shuffles: about 2 KB each
 
 
 @dataclass
@@ -62,6 +66,9 @@ class FuzzyResult:
     components: DataFrame
     ids: DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
+    #: With ``verify="jaccard"``: ``[id, jaccard]``, each removed document's exact Jaccard to
+    #: the document kept in its group (lazy: one more read of their texts when used).
+    kept_jaccard: DataFrame | None = None
 
 
 def _as_config(config: FuzzyConfig | None, params: dict[str, Any]) -> FuzzyConfig:
@@ -106,6 +113,17 @@ def run_fuzzy(
     validate_input(df, config)
     spark = df.sparkSession
     device = resolve_device(config.device, spark)
+    requested = (config.num_bands, config.minhashes_per_band)
+    if config.verify == "jaccard":
+        # The same hashes in more, shorter bands: the check removes the extra candidates.
+        bands, rows = verify_bands(config.threshold, config.num_hashes)
+        config = config.replace(num_bands=bands, minhashes_per_band=rows)
+        log.info(
+            "sparkdedup: verified mode, LSH candidates from %d bands of %d hashes (of %d x %d)",
+            bands,
+            rows,
+            *requested,
+        )
     base = dict(fingerprint or {})
     base.update(text_col=config.text_col, id_col=config.id_col, priority_col=config.priority_col)
     keys_fp = dict(
@@ -189,22 +207,42 @@ def run_fuzzy(
     edges_df = runner.run(
         "edges", keys_fp, edges, partitions=partitions_for(spark, n_docs * _EDGE_ROW_BYTES)
     )
+    candidates = runner.rows["edges"]
+    verified = candidates
     cc_fp = dict(keys_fp, cc="components")
+    graph = edges_df
+    if config.verify == "jaccard":
+        cc_fp.update(verify=config.verify, threshold=config.threshold)
+        at_least = F.col(JACCARD) >= F.lit(float(config.threshold))
+        scored = runner.run(
+            "verify",
+            cc_fp,
+            lambda: edge_jaccard(
+                edges_df,
+                _texts(df, config),
+                config.char_ngrams,
+                partitions_for(spark, candidates * _VERIFY_ROW_BYTES),
+            ),
+            metrics={"verified": F.count(F.when(at_least, 1))},
+        )
+        verified = int(runner.observed["verify"].get("verified") or 0)
+        runner.release("edges")
+        graph = scored.where(at_least).select("src", "dst")
     components = runner.run(
         "components",
         cc_fp,
         lambda: connected_components(
-            edges_df,
+            graph,
             backend=config.cc_backend,
             max_driver_edges=config.driver_cc_max_edges,
             checkpoint_dir=runner.scratch("components") or config.checkpoint_dir,
             # The driver path solves on the driver: cuGraph when the driver has it and a GPU.
             device="cpu" if device == "cpu" else "auto",
             # The edges stage holds distinct pairs (the smaller id first), none null.
-            edge_count=runner.rows["edges"],
+            edge_count=verified,
         ),
     )
-    runner.release("edges")
+    runner.release("verify" if config.verify == "jaccard" else "edges")
     dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
     keys, duplicates, counts = keep_rule_stages(
         runner,
@@ -227,11 +265,16 @@ def run_fuzzy(
         "kept_docs": n_docs - counts["removed_docs"],
         "null_or_empty_text_docs": n_docs - summary["with_text"],
         "minhashed_docs": summary["nodes"],
-        "edges": runner.rows["edges"],
+        "edges": candidates,
+        "lsh": {"num_bands": config.num_bands, "minhashes_per_band": config.minhashes_per_band},
         "content_checksum": str(summary["checksum"]) if config.id_col is None else None,
         "device": device,
         "seconds": dict(runner.seconds),
     }
+    kept_jaccard = None
+    if config.verify == "jaccard":
+        stats.update(verified_edges=verified, rejected_edges=candidates - verified)
+        kept_jaccard = _kept_jaccard(df, config, duplicates, keys, doc_parts)
     if stats["null_or_empty_text_docs"]:
         log.warning(
             "sparkdedup: %d documents have a null or empty %r; they have no shingles, are never "
@@ -245,7 +288,41 @@ def run_fuzzy(
         components=components,
         ids=keys,
         stats=stats,
+        kept_jaccard=kept_jaccard,
     )
+
+
+def _kept_jaccard(
+    df: DataFrame, config: FuzzyConfig, duplicates: DataFrame, keys: DataFrame, partitions: int
+) -> DataFrame:
+    """``[id, jaccard]``: each removed document against the one kept in its group."""
+    if config.id_col is not None:
+        pairs = duplicates.select(F.col("kept_id").alias("src"), F.col("id").alias("dst"))
+        scored = edge_jaccard(pairs, _texts(df, config), config.char_ngrams, partitions)
+        return scored.select(F.col("dst").alias("id"), JACCARD)
+    # Derived ids: the texts are keyed by input position, which the key table maps.
+    position = keys.select("id", F.col(POS).alias("_dedup_at"))
+    pairs = (
+        duplicates.join(position, on="id")
+        .select("id", "kept_id", F.col("_dedup_at").alias("dst"))
+        .join(position.withColumnRenamed("id", "kept_id"), on="kept_id")
+        .select("id", "dst", F.col("_dedup_at").alias("src"))
+    )
+    scored = edge_jaccard(pairs.select("src", "dst"), _texts(df, config), config.char_ngrams)
+    return scored.join(pairs, on=["src", "dst"]).select("id", JACCARD)
+
+
+def _texts(df: DataFrame, config: FuzzyConfig) -> DataFrame:
+    """``[id, text]`` of every row as the scan hashed it (normalised), keyed as the workflow
+    keys rows: the user's id, or the input position for derived ids."""
+    text = F.col(f"`{config.text_col}`")
+    if config.id_col is not None:
+        keys = [id_column(df, config.id_col).alias("id")]
+        source = df
+    else:
+        source, keys = with_content_keys(df), [F.col(POS).alias("id")]
+    hashed = hashed_texts(source, keys, [], text, config.normalize)
+    return hashed.select("id", F.col(TEXT_COL).alias("text"))
 
 
 def keep_rule_stages(
