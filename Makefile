@@ -15,7 +15,10 @@ STAMP35 := $(VENV35)/.sparkdedup-installed
 SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/test_ids_removal.py \
 	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
-	tests/test_jvm.py tests/test_sql_fuzzy.py
+	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_exact.py
+# The longest CLI test (a full run, then a resumed one) runs on 4.x only: the other CLI tests
+# cover 3.5's readers, writers and derived ids, within make test's 25 minutes.
+SPARK35_SKIP := --deselect tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
 JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
@@ -61,7 +64,8 @@ test: venv jar venv35
 # for Spark 4).
 test-spark35: venv35
 	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) \
-		$(PY35) -m pytest $(SPARK35_TESTS) -q -ra -p no:cacheprovider -W ignore::DeprecationWarning
+		$(PY35) -m pytest $(SPARK35_TESTS) $(SPARK35_SKIP) -q -ra -p no:cacheprovider \
+		-W ignore::DeprecationWarning
 
 test-fast: venv
 	$(PY) -m pytest tests -q -ra -m "not slow"

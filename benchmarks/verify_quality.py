@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -119,6 +120,7 @@ def run_cli(corpus: str, out: str, extra: list[str]) -> dict[str, Any]:
         "--input-format", "jsonl", "--id-col", "id", "--output", out, "--overwrite",
         "--master", "local[2]", "--device", "cpu", *extra,
     ]  # fmt: skip
+    shutil.rmtree(out, ignore_errors=True)  # no stage cache from an earlier run
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start

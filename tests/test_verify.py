@@ -133,7 +133,9 @@ def test_verified_mode_keeps_only_pairs_above_the_threshold(corpus, verified) ->
     assert stats["rejected_edges"] > 0
     assert stats["verified_edges"] + stats["rejected_edges"] == stats["edges"]
     assert stats["lsh"] == {"num_bands": 29, "minhashes_per_band": 8}
-    # Each removed document's exact Jaccard to its kept document.
+    # Each removed document's exact Jaccard to its kept document (a verified edge joins each
+    # pair here: the groups are pairs).
+    assert set(scores) == set(pairs)
     for doc, kept in pairs.items():
         assert scores[doc] == pytest.approx(true_jaccard(text[doc], text[kept]), abs=1e-12)
 

@@ -611,15 +611,13 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                     "verify",
                     f"LSH from {bands} bands of {rows} hashes; one more read of the corpus: the "
                     "texts of the documents in candidate edges, shuffled with the edges (once "
-                    f"by each end), exact Jaccard, edges >= {config.threshold:g} kept; once more "
-                    "for groups/ (each removed document against its kept one)",
+                    f"by each end), exact Jaccard, edges >= {config.threshold:g} kept",
                 ),
             )
-            stages[-1] = ("write", stages[-1][1].replace("read 2 of", "read 4 of"))
+            stages[-1] = ("write", stages[-1][1].replace("read 2 of", "read 3 of"))
             passes = (
-                "4 reads of the corpus (scan, verify, groups/ Jaccard, write), 0 or 1 shuffle of "
-                "its rows; the candidates' texts shuffled twice and the removed documents' "
-                "twice; every other shuffle is narrow"
+                "3 reads of the corpus (scan, verify, write), 0 or 1 shuffle of its rows; the "
+                "candidates' texts shuffled twice; every other shuffle is narrow"
             )
     elif args.command == "exact":
         stages = [

@@ -18,7 +18,7 @@ batch of edges with both texts, plus 24 bytes per byte of the longest text in it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -32,7 +32,11 @@ _A, _B = "_dedup_text_a", "_dedup_text_b"
 
 
 def edge_jaccard(
-    edges: DataFrame, texts: DataFrame, width: int, partitions: int | None = None
+    edges: DataFrame,
+    texts: DataFrame,
+    width: int,
+    partitions: int | None = None,
+    keep: Callable[[DataFrame], DataFrame] | None = None,
 ) -> DataFrame:
     """``[src, dst, jaccard]``: the exact Jaccard of every edge's two texts.
 
@@ -42,6 +46,8 @@ def edge_jaccard(
     texts : ``[id, text]``, one row per id (the documents' texts as hashed: normalised).
     width : shingle width in code points.
     partitions : partitions of the shuffles (Spark's default when None).
+    keep : materialises the texts of the edges' documents (both joins read them; without it
+        the texts are read twice).
     """
     nodes = (
         edges.select(F.col("src").alias("id"))
@@ -49,16 +55,13 @@ def edge_jaccard(
         .distinct()
     )
     needed = texts.join(nodes, on="id", how="left_semi")
+    if keep is not None:
+        needed = keep(needed)
     by_dst = needed.select(F.col("id").alias("dst"), F.col("text").alias(_B))
     by_src = needed.select(F.col("id").alias("src"), F.col("text").alias(_A))
     with_b = edges.join(by_dst, on="dst")
     with_b = with_b.repartition(partitions, "src") if partitions else with_b.repartition("src")
-    pairs = (
-        with_b.join(by_src.hint("shuffle_hash"), on="src")
-        .select("src", "dst", _A, _B)
-        # Each anchor's members together: its shingle set is built once for them.
-        .sortWithinPartitions("src")
-    )
+    pairs = with_b.join(by_src.hint("shuffle_hash"), on="src").select("src", "dst", _A, _B)
     types = pairs.schema
     schema = (
         f"src {types['src'].dataType.simpleString()}, dst {types['dst'].dataType.simpleString()}, "
@@ -68,7 +71,12 @@ def edge_jaccard(
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
+            # Each anchor's members together (a sort of the batch, not of the partition's
+            # rows in the JVM): its shingle set is built once for them.
             src = batch.column("src").to_numpy(zero_copy_only=False)
+            order = np.argsort(src, kind="stable")
+            batch = batch.take(pa.array(order))
+            src = src[order]
             repeat = np.zeros(len(src), np.bool_)
             repeat[1:] = src[1:] == src[:-1]
             values = jaccard_arrow(batch.column(_A), batch.column(_B), w, repeat)

@@ -67,7 +67,7 @@ class FuzzyResult:
     ids: DataFrame
     stats: dict[str, Any] = field(default_factory=dict)
     #: With ``verify="jaccard"``: ``[id, jaccard]``, each removed document's exact Jaccard to
-    #: the document kept in its group (lazy: one more read of their texts when used).
+    #: the document kept in its group when a verified edge joins them (else null).
     kept_jaccard: DataFrame | None = None
 
 
@@ -214,6 +214,10 @@ def run_fuzzy(
     if config.verify == "jaccard":
         cc_fp.update(verify=config.verify, threshold=config.threshold)
         at_least = F.col(JACCARD) >= F.lit(float(config.threshold))
+        # Some spare tasks: an anchor of many members makes one partition heavy.
+        verify_parts = max(
+            partitions_for(spark, candidates * _VERIFY_ROW_BYTES), 2 * _parallelism(spark)
+        )
         scored = runner.run(
             "verify",
             cc_fp,
@@ -221,8 +225,10 @@ def run_fuzzy(
                 edges_df,
                 _texts(df, config),
                 config.char_ngrams,
-                partitions_for(spark, candidates * _VERIFY_ROW_BYTES),
+                verify_parts,
+                keep=lambda texts: runner.materialise("verify", "texts", texts, verify_parts),
             ),
+            partitions=verify_parts,
             metrics={"verified": F.count(F.when(at_least, 1))},
         )
         verified = int(runner.observed["verify"].get("verified") or 0)
@@ -242,7 +248,8 @@ def run_fuzzy(
             edge_count=verified,
         ),
     )
-    runner.release("verify" if config.verify == "jaccard" else "edges")
+    if config.verify != "jaccard":
+        runner.release("edges")
     dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
     keys, duplicates, counts = keep_rule_stages(
         runner,
@@ -274,7 +281,13 @@ def run_fuzzy(
     kept_jaccard = None
     if config.verify == "jaccard":
         stats.update(verified_edges=verified, rejected_edges=candidates - verified)
-        kept_jaccard = _kept_jaccard(df, config, duplicates, keys, doc_parts)
+        kept_jaccard = runner.run(
+            "kept_jaccard",
+            dup_fp,
+            lambda: _kept_jaccard(scored, duplicates, keys, derived=derived),
+            partitions=doc_parts,
+        )
+        runner.release("verify")
     if stats["null_or_empty_text_docs"]:
         log.warning(
             "sparkdedup: %d documents have a null or empty %r; they have no shingles, are never "
@@ -293,23 +306,33 @@ def run_fuzzy(
 
 
 def _kept_jaccard(
-    df: DataFrame, config: FuzzyConfig, duplicates: DataFrame, keys: DataFrame, partitions: int
+    scored: DataFrame, duplicates: DataFrame, keys: DataFrame, *, derived: bool
 ) -> DataFrame:
-    """``[id, jaccard]``: each removed document against the one kept in its group."""
-    if config.id_col is not None:
-        pairs = duplicates.select(F.col("kept_id").alias("src"), F.col("id").alias("dst"))
-        scored = edge_jaccard(pairs, _texts(df, config), config.char_ngrams, partitions)
-        return scored.select(F.col("dst").alias("id"), JACCARD)
-    # Derived ids: the texts are keyed by input position, which the key table maps.
-    position = keys.select("id", F.col(POS).alias("_dedup_at"))
-    pairs = (
-        duplicates.join(position, on="id")
-        .select("id", "kept_id", F.col("_dedup_at").alias("dst"))
-        .join(position.withColumnRenamed("id", "kept_id"), on="kept_id")
-        .select("id", "dst", F.col("_dedup_at").alias("src"))
+    """``[id, jaccard]``: each removed document's verified Jaccard to the document kept in its
+    group, from the verified edge between them; null when they share none (the document joined
+    the group through others). Narrow: the edges and the duplicates, no text."""
+    a = F.least(F.col("src"), F.col("dst"))
+    b = F.greatest(F.col("src"), F.col("dst"))
+    edges = scored.select(a.alias("_dedup_a"), b.alias("_dedup_b"), JACCARD)
+    if derived:
+        # The edges are by input position, the duplicates by derived id: the key table maps.
+        position = keys.select("id", F.col(POS).alias("_dedup_at"))
+        pairs = (
+            duplicates.join(position, on="id")
+            .withColumnRenamed("_dedup_at", "_dedup_doc")
+            .join(position.withColumnRenamed("id", "kept_id"), on="kept_id")
+            .withColumnRenamed("_dedup_at", "_dedup_kept")
+        )
+    else:
+        pairs = duplicates.select(
+            "id", "kept_id", F.col("id").alias("_dedup_doc"), F.col("kept_id").alias("_dedup_kept")
+        )
+    pairs = pairs.select(
+        "id",
+        F.least("_dedup_doc", "_dedup_kept").alias("_dedup_a"),
+        F.greatest("_dedup_doc", "_dedup_kept").alias("_dedup_b"),
     )
-    scored = edge_jaccard(pairs.select("src", "dst"), _texts(df, config), config.char_ngrams)
-    return scored.join(pairs, on=["src", "dst"]).select("id", JACCARD)
+    return pairs.join(edges, on=["_dedup_a", "_dedup_b"], how="left").select("id", JACCARD)
 
 
 def _texts(df: DataFrame, config: FuzzyConfig) -> DataFrame:
