@@ -238,20 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of --cc-backend driver); 0, the default, takes 131,072 (2 MiB at 16 bytes an edge), or a "
         "quarter of spark.driver.maxResultSize when that is smaller",
     )
-    f.add_argument(
-        "--assume-unique-ids",
-        action="store_true",
-        help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
-        "row); a repeated id then gives wrong output without an error",
-    )
-    f.add_argument(
-        "--priority-col",
-        default=None,
-        help="keep the row with the largest value of this column per group",
-    )
-    f.add_argument(
-        "--priority-ascending", action="store_true", help="keep the smallest priority value instead"
-    )
+    _keep_rule_options(f)
     _normalize_option(f, _FUZZY["normalize"])
     f.add_argument(
         "--verify",
@@ -285,21 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--text-col", default=_EXACT["text_col"], help="text column (default: %(default)s)"
     )
     _normalize_option(e, _EXACT["normalize"])
-    e.add_argument(
-        "--assume-unique-ids",
-        action="store_true",
-        help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
-        "row); a repeated id then gives wrong output without an error",
-    )
-    e.add_argument(
-        "--priority-col",
-        default=None,
-        help="keep the row with the largest value of this column per group (default: the "
-        "smallest id)",
-    )
-    e.add_argument(
-        "--priority-ascending", action="store_true", help="keep the smallest priority value instead"
-    )
+    _keep_rule_options(e)
 
     s = sub.add_parser(
         "semantic", help="semantic near-duplicates (SemDeDup: embeddings + KMeans + cosine)"
@@ -407,6 +380,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--duplicates", required=True, help="duplicates directory (Parquet with column id)"
     )
     return parser
+
+
+def _keep_rule_options(p: argparse.ArgumentParser) -> None:
+    """The id check and keep rule options of the fuzzy and exact commands."""
+    p.add_argument(
+        "--assume-unique-ids",
+        action="store_true",
+        help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
+        "row); a repeated id then gives wrong output without an error",
+    )
+    p.add_argument(
+        "--priority-col",
+        default=None,
+        help="keep the row with the largest value of this column per group (default: the "
+        "smallest id)",
+    )
+    p.add_argument(
+        "--priority-ascending", action="store_true", help="keep the smallest priority value instead"
+    )
 
 
 def _normalize_option(p: argparse.ArgumentParser, default: str) -> None:
