@@ -78,6 +78,7 @@ bench: venv jar
 	$(PY) -m benchmarks.scale --publish
 	$(PY) -m benchmarks.semantic_split --publish
 	$(PY) -m benchmarks.semantic_scale --publish
+	$(PY) -m benchmarks.verify_quality --publish
 
 # The CUDA kernels against the CPU kernels on a GPU machine: needs NumPy, pyarrow, numba-cuda
 # and CuPy only (no Spark, no venv); prints why and exits 0 where there is no CUDA GPU.

@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--publish", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
+    if os.environ.get("BENCH_QUICK"):  # `make bench BENCH_QUICK=1`: a smoke run, not published
+        args.docs, args.repeats, args.publish = min(args.docs, 1000), 1, False
     os.makedirs(WORK, exist_ok=True)
     corpus = os.path.join(WORK, f"real-{args.docs}.jsonl")
     if not os.path.exists(corpus):
