@@ -10,8 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python", "src"))
 
@@ -69,19 +67,20 @@ def test_gpu_check_corpus_is_mixed_and_seeded() -> None:
     assert any(d.isascii() for d in docs)
 
 
-@pytest.mark.parametrize("use64", [False, True])
-def test_gpu_check_minhash_comparison_under_the_simulator(use64: bool) -> None:
+def test_gpu_check_minhash_comparison_under_the_simulator() -> None:
     proc = _run(
-        f"""
+        """
         import json, warnings
         warnings.simplefilter("ignore", RuntimeWarning)
         from benchmarks.gpu_check import check_minhash
         docs = ["Привет мир, это тест " * 2, "漢字かな交じり文の例です。" * 3, "plain ascii text " * 3,
                 "emoji 😀🤣 mixed é", "", "short"]
-        print(json.dumps(check_minhash(docs, {use64}, repeats=1)))
+        print(json.dumps([check_minhash(docs, use64, repeats=1) for use64 in (False, True)]))
         """,
         NUMBA_ENABLE_CUDASIM="1",
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    row = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert row["bit_identical"] and row["mismatched_docs"] == 0 and row["docs"] == 6
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [row["mode"] for row in rows] == ["32-bit", "64-bit"]
+    for row in rows:
+        assert row["bit_identical"] and row["mismatched_docs"] == 0 and row["docs"] == 6
