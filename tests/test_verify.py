@@ -14,7 +14,7 @@ from sparkdedup import FuzzyConfig
 from sparkdedup.cli import main
 from sparkdedup.errors import ConfigError
 from sparkdedup.evaluate import true_jaccard
-from sparkdedup.kernels.jaccard import _mul61, jaccard_arrow
+from sparkdedup.kernels.jaccard import _mul61, jaccard_arrow, jaccard_of_pairs
 from sparkdedup.stages import StageRunner
 from sparkdedup.tuning import verify_bands
 
@@ -47,6 +47,19 @@ def test_jaccard_kernel_equals_the_shingle_sets(width: int) -> None:
     repeat = np.array([i > 0 and a2[i] == a2[i - 1] for i in range(len(a2))])
     again = jaccard_arrow(pa.array(a2), pa.array(b2), width, repeat)
     np.testing.assert_allclose(again, [expected[i] for i in order], rtol=0, atol=1e-12)
+
+
+def test_jaccard_of_pairs_builds_each_set_once_and_agrees() -> None:
+    rng = random.Random(9)
+    texts = ["".join(rng.choice("ab cd漢🙂") for _ in range(rng.randint(0, 40))) for _ in range(50)]
+    texts += [None, ""]
+    left = np.array([rng.randrange(len(texts)) for _ in range(400)])
+    right = np.array([rng.randrange(len(texts)) for _ in range(400)])
+    got = jaccard_of_pairs(pa.array(texts), left, right, 3)
+    expected = [
+        true_jaccard(texts[a] or "", texts[b] or "", 3) for a, b in zip(left, right, strict=True)
+    ]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
 def test_jaccard_kernel_on_sliced_and_large_string_arrays() -> None:

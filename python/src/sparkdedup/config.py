@@ -72,6 +72,18 @@ def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
+def _check_text_and_keep_rule(config: Any) -> None:
+    """The fields FuzzyConfig and ExactConfig share: columns, keep rule, normalisation."""
+    if not isinstance(config.text_col, str) or not config.text_col:
+        raise ConfigError(f"text_col must be a non-empty column name, got {config.text_col!r}")
+    _check_optional_name("id_col", config.id_col)
+    _check_optional_name("priority_col", config.priority_col)
+    for name in ("assume_unique_ids", "priority_ascending"):
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"{name} must be a bool, got {getattr(config, name)!r}")
+    check_choice("normalize", config.normalize, NORMALIZE_MODES)
+
+
 def _check_optional_name(name: str, value: Any) -> None:
     if value is not None and (not isinstance(value, str) or not value):
         raise ConfigError(f"{name} must be a non-empty column name or None, got {value!r}")
@@ -140,12 +152,8 @@ class FuzzyConfig:
     threshold: float = 0.8
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text_col, str) or not self.text_col:
-            raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
-        _check_optional_name("id_col", self.id_col)
-        _check_optional_name("priority_col", self.priority_col)
+        _check_text_and_keep_rule(self)
         _check_optional_name("checkpoint_dir", self.checkpoint_dir)
-        check_choice("normalize", self.normalize, NORMALIZE_MODES)
         check_choice("verify", self.verify, VERIFY_MODES)
         if (
             isinstance(self.threshold, bool)
@@ -153,8 +161,6 @@ class FuzzyConfig:
             or not 0 < self.threshold < 1
         ):
             raise ConfigError(f"threshold must be a number in (0, 1), got {self.threshold!r}")
-        if not isinstance(self.assume_unique_ids, bool):
-            raise ConfigError(f"assume_unique_ids must be a bool, got {self.assume_unique_ids!r}")
         check_int("char_ngrams", self.char_ngrams, 2)
         check_int("num_bands", self.num_bands, 1)
         check_int("minhashes_per_band", self.minhashes_per_band, 1)
@@ -163,8 +169,6 @@ class FuzzyConfig:
         check_int("driver_cc_max_edges", self.driver_cc_max_edges, 0)
         if not isinstance(self.use_64_bit_hash, bool):
             raise ConfigError(f"use_64_bit_hash must be a bool, got {self.use_64_bit_hash!r}")
-        if not isinstance(self.priority_ascending, bool):
-            raise ConfigError(f"priority_ascending must be a bool, got {self.priority_ascending!r}")
         check_choice("cc_backend", self.cc_backend, CC_BACKENDS)
         check_choice("device", self.device, DEVICES)
         if self.char_ngrams < 20:
@@ -204,14 +208,7 @@ class ExactConfig:
     normalize: str = "none"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.text_col, str) or not self.text_col:
-            raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
-        _check_optional_name("id_col", self.id_col)
-        _check_optional_name("priority_col", self.priority_col)
-        for name in ("assume_unique_ids", "priority_ascending"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be a bool, got {getattr(self, name)!r}")
-        check_choice("normalize", self.normalize, NORMALIZE_MODES)
+        _check_text_and_keep_rule(self)
 
     def replace(self, **changes: Any) -> ExactConfig:
         """A copy with some fields changed (validated again)."""

@@ -22,15 +22,17 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkdedup.config import ExactConfig
-from sparkdedup.fuzzy.identify import check_priority_type, keep_one_per_group
-from sparkdedup.fuzzy.scan import PRIORITY, TEXT_H1, TEXT_H2, hashed_texts
+from sparkdedup.fuzzy.identify import keep_one_per_group
+from sparkdedup.fuzzy.scan import PRIORITY, TEXT_COL, TEXT_H1, TEXT_H2, hashed_texts
 from sparkdedup.fuzzy.workflow import (
     FuzzyResult,
     _documents,
     _id_order,
     _pyarrow_version,
     keep_rule_stages,
+    run_stats,
     split_settings,
+    validate_input,
 )
 from sparkdedup.ids import (
     H1,
@@ -38,8 +40,6 @@ from sparkdedup.ids import (
     POS,
     check_unique_ids,
     id_column,
-    require_columns,
-    require_string_column,
     with_content_keys,
 )
 from sparkdedup.sizing import partitions_for
@@ -48,16 +48,6 @@ from sparkdedup.stages import StageRunner, detach
 log = logging.getLogger("sparkdedup")
 
 _DOC_ROW_BYTES = 48  # (id, t1, t2, priority) in the shuffle, for sizing its partitions
-
-
-def validate_input(df: DataFrame, config: ExactConfig) -> None:
-    """Eager checks before any Spark job: columns exist and have usable types."""
-    require_string_column(df, config.text_col, "text")
-    require_columns(df, {"id": config.id_col, "priority": config.priority_col})
-    if config.id_col is not None:
-        id_column(df, config.id_col)
-    if config.priority_col is not None:
-        check_priority_type(df.schema[config.priority_col].dataType, config.priority_col)
 
 
 def exact_scan(df: DataFrame, config: ExactConfig) -> DataFrame:
@@ -71,7 +61,7 @@ def exact_scan(df: DataFrame, config: ExactConfig) -> DataFrame:
         source, keys = with_content_keys(df), [F.col(H1), F.col(H2), F.col(POS)]
     extra = [F.col(f"`{config.priority_col}`").alias(PRIORITY)] if config.priority_col else []
     hashed = hashed_texts(source, keys, extra, text, config.normalize)
-    return hashed.select(*[c for c in hashed.columns if c not in ("_dedup_text",)])
+    return hashed.drop(TEXT_COL)
 
 
 def run_exact(
@@ -138,14 +128,9 @@ def run_exact(
         partitions=parts,
     )
     stats = {
-        "input_docs": n_docs,
-        **counts,
-        "kept_docs": n_docs - counts["removed_docs"],
-        "null_or_empty_text_docs": n_docs - summary["with_text"],
+        **run_stats(runner, summary, counts, derived=derived),
         "edges": 0,
         "normalize": config.normalize,
-        "content_checksum": str(summary["checksum"]) if derived else None,
-        "seconds": dict(runner.seconds),
     }
     empty = spark.createDataFrame([], "id bigint, component bigint")
     return FuzzyResult(

@@ -17,18 +17,14 @@ from pyspark.sql import functions as F
 def group_members(duplicates: DataFrame) -> DataFrame:
     """``[group, id, kept, size]``: every member of every group (the kept document with
     ``kept`` true), ``group`` the kept document's id and ``size`` the group's member count."""
-    removed = duplicates.select(
-        F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept")
-    )
-    kept = (
-        duplicates.select(F.col("kept_id").alias("group"))
-        .distinct()
-        .select("group", F.col("group").alias("id"), F.lit(True).alias("kept"))
-    )
     sizes = duplicates.groupBy(F.col("kept_id").alias("group")).agg(
         (F.count(F.lit(1)) + 1).alias("size")
     )
-    return removed.unionByName(kept).join(sizes, on="group").select("group", "id", "kept", "size")
+    kept = sizes.select("group", F.col("group").alias("id"), F.lit(True).alias("kept"), "size")
+    removed = duplicates.select(
+        F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept")
+    ).join(sizes, on="group")
+    return removed.unionByName(kept)
 
 
 def size_histogram(groups: DataFrame) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.config import FuzzyConfig
+from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
 from sparkdedup.fuzzy.identify import check_priority_type, group_duplicates
@@ -76,7 +76,7 @@ def _as_config(config: FuzzyConfig | None, params: dict[str, Any]) -> FuzzyConfi
     return base.replace(**params) if params else base
 
 
-def validate_input(df: DataFrame, config: FuzzyConfig) -> None:
+def validate_input(df: DataFrame, config: FuzzyConfig | ExactConfig) -> None:
     """Eager checks before any Spark job: columns exist and have usable types."""
     require_string_column(df, config.text_col, "text")
     require_columns(df, {"id": config.id_col, "priority": config.priority_col})
@@ -267,16 +267,11 @@ def run_fuzzy(
         partitions=doc_parts,
     )
     stats = {
-        "input_docs": n_docs,
-        **counts,
-        "kept_docs": n_docs - counts["removed_docs"],
-        "null_or_empty_text_docs": n_docs - summary["with_text"],
+        **run_stats(runner, summary, counts, derived=derived),
         "minhashed_docs": summary["nodes"],
         "edges": candidates,
         "lsh": {"num_bands": config.num_bands, "minhashes_per_band": config.minhashes_per_band},
-        "content_checksum": str(summary["checksum"]) if config.id_col is None else None,
         "device": device,
-        "seconds": dict(runner.seconds),
     }
     kept_jaccard = None
     if config.verify == "jaccard":
@@ -303,6 +298,22 @@ def run_fuzzy(
         stats=stats,
         kept_jaccard=kept_jaccard,
     )
+
+
+def run_stats(
+    runner: StageRunner, summary: dict[str, Any], counts: dict[str, int], *, derived: bool
+) -> dict[str, Any]:
+    """The statistics every fuzzy and exact run reports, from the scan's observed `summary`
+    (``rows``, ``with_text``, ``checksum``) and the keep rule's `counts`."""
+    n_docs = summary["rows"]
+    return {
+        "input_docs": n_docs,
+        **counts,
+        "kept_docs": n_docs - counts["removed_docs"],
+        "null_or_empty_text_docs": n_docs - summary["with_text"],
+        "content_checksum": str(summary["checksum"]) if derived else None,
+        "seconds": dict(runner.seconds),
+    }
 
 
 def _kept_jaccard(

@@ -106,33 +106,29 @@ def _table_for(count: int) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True)
-def _insert(table: np.ndarray, value: np.uint64) -> bool:
-    """Add `value` to the open-addressing set `table`; True when it was not there."""
+def _slot(table: np.ndarray, value: np.uint64) -> int:
+    """Where `value` is in the open-addressing set `table`, or the empty slot where it goes
+    (linear probing from a multiplicative hash; tables up to 2^32 slots)."""
     mask = np.uint64(table.size - 1)
-    slot = (value * _GOLDEN) >> np.uint64(40)
-    slot &= mask
-    while True:
-        held = table[slot]
-        if held == _EMPTY:
-            table[slot] = value
-            return True
-        if held == value:
-            return False
+    slot = ((value * _GOLDEN) >> np.uint64(32)) & mask
+    while table[slot] != _EMPTY and table[slot] != value:
         slot = (slot + np.uint64(1)) & mask
+    return slot
+
+
+@njit(cache=True, nogil=True)
+def _insert(table: np.ndarray, value: np.uint64) -> bool:
+    """Add `value` to `table`; True when it was not there."""
+    slot = _slot(table, value)
+    if table[slot] == value:
+        return False
+    table[slot] = value
+    return True
 
 
 @njit(cache=True, nogil=True)
 def _contains(table: np.ndarray, value: np.uint64) -> bool:
-    mask = np.uint64(table.size - 1)
-    slot = (value * _GOLDEN) >> np.uint64(40)
-    slot &= mask
-    while True:
-        held = table[slot]
-        if held == _EMPTY:
-            return False
-        if held == value:
-            return True
-        slot = (slot + np.uint64(1)) & mask
+    return table[_slot(table, value)] == value
 
 
 @njit(cache=True, nogil=True)
