@@ -31,6 +31,7 @@ _EXPORTS = {
     "bucket_edges": "sparkdedup.fuzzy.edges",
     "connected_components": "sparkdedup.fuzzy.components",
     "fuzzy_duplicates": "sparkdedup.fuzzy.workflow",
+    "write_index": "sparkdedup.fuzzy.workflow",
     "semantic_duplicates": "sparkdedup.semantic.workflow",
     "remove_duplicates": "sparkdedup.removal",
     "FuzzyDeduplicator": "sparkdedup.ml",

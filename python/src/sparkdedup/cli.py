@@ -263,6 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
         "S-curve optimum within their product of hashes (260 by default), as datasketch "
         "(sparkdedup.lsh_params); default: none, the given or default 20 x 13",
     )
+    f.add_argument(
+        "--against",
+        default=None,
+        metavar="INDEX",
+        help="deduplicate --input against the index of an already deduplicated corpus (written "
+        "by --index-out): only --input's documents are removed, those near an indexed document "
+        "and all but one of each group among themselves; needs --id-col and the index's "
+        "parameters",
+    )
+    f.add_argument(
+        "--index-out",
+        default=None,
+        metavar="INDEX",
+        help="write the index of the documents this run keeps (ids, text hashes, band buckets) "
+        "for later runs --against it; the --against path itself gets the kept new documents "
+        "as one more segment (needs --id-col)",
+    )
 
     e = sub.add_parser(
         "exact", help="exact duplicates: identical texts (after --normalize), one kept per group"
@@ -482,6 +499,7 @@ def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
         normalize=args.normalize,
         verify=args.verify,
         threshold=args.threshold,
+        against=args.against,
     )
 
 
@@ -714,6 +732,19 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 "written to --output; convert the corpus to Parquet (or read it from a table) to "
                 "write a table"
             )
+    for option in ("--against", "--index-out"):
+        if getattr(args, option[2:].replace("-", "_"), None) is None:
+            continue
+        if args.id_col is None:
+            parser.error(
+                f"{option} needs --id-col: an index identifies documents by ids that stay the "
+                "same from run to run, which derived ids do not"
+            )
+        if args.verify != "none":
+            parser.error(
+                f"{option} works with --verify none only: an index holds band buckets, not "
+                "texts, so a pair with an indexed document cannot be verified"
+            )
     for option, name in (
         ("--input-table", args.input_table),
         ("--output-table", args.output_table),
@@ -870,7 +901,19 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
     else:
         outputs["--cache-path"] = _cache_path(args)
         _check_cache_beside_output(spark, args)
+    against = getattr(args, "against", None)
+    index_out = getattr(args, "index_out", None)
+    if against is not None:
+        inputs["--against"] = against
     check_separate(spark, inputs, outputs)
+    if index_out is not None:
+        from sparkdedup.fs import qualified
+
+        others = {k: v for k, v in inputs.items() if k != "--against"}
+        others.update(outputs)
+        if against is not None and qualified(spark, against) != qualified(spark, index_out):
+            others["--against"] = against
+        check_separate(spark, others, {"--index-out": index_out})
 
 
 def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
@@ -1204,6 +1247,11 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
     table = _output_table(spark, args)
+    index = None
+    if getattr(args, "index_out", None) is not None:
+        from sparkdedup.fuzzy.index import index_writer
+
+        index = index_writer(spark, args.index_out, config, overwrite=args.overwrite)
     out = OutputDir(
         spark,
         args.output,
@@ -1231,6 +1279,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             from sparkdedup.fuzzy.workflow import run_fuzzy
 
             result = run_fuzzy(df, config, runner, fingerprint=fingerprint)
+            if index is not None:
+                index.stage(index.rows(result))
+                result.stats["index_out"] = index.summary()
         elif args.command == "exact":
             from sparkdedup.exact import run_exact
 
@@ -1244,11 +1295,16 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         if table is not None:
             table.commit()
         out.commit()
+        if index is not None:
+            # After the outputs: an index never lists documents whose run failed.
+            index.commit()
         return stats
     except Exception as err:
         out.abort()
         if table is not None:
             table.abort()
+        if index is not None:
+            index.abort()
         if not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err)
         raise

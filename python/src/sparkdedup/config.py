@@ -130,6 +130,10 @@ class FuzzyConfig:
         sets and kept when it is >= `threshold`; the num_bands x minhashes_per_band hashes are
         then split into more, shorter bands (`sparkdedup.tuning.verify_bands`) for recall.
     threshold : the Jaccard threshold of ``verify="jaccard"`` (default 0.8).
+    against : path of an index of an already deduplicated corpus (`sparkdedup.write_index`,
+        ``--index-out``): only the new documents are ever removed, those whose group holds an
+        indexed document and, in groups of new documents only, all but the kept one. Needs
+        `id_col` and the index's MinHash, LSH and normalisation parameters.
     """
 
     text_col: str = "text"
@@ -150,10 +154,12 @@ class FuzzyConfig:
     normalize: str = "none"
     verify: str = "none"
     threshold: float = 0.8
+    against: str | None = None
 
     def __post_init__(self) -> None:
         _check_text_and_keep_rule(self)
         _check_optional_name("checkpoint_dir", self.checkpoint_dir)
+        _check_optional_name("against", self.against)
         check_choice("verify", self.verify, VERIFY_MODES)
         if (
             isinstance(self.threshold, bool)

@@ -37,6 +37,7 @@ _DOCS = {
     "assume_unique_ids": "skip the uniqueness check of idCol (one shuffle of the ids)",
     "verify": "'none', or 'jaccard': check every LSH candidate pair with its exact Jaccard (more, shorter bands for recall)",
     "threshold": "Jaccard threshold of verify='jaccard'",
+    "against": "path of an index of a deduplicated corpus (writeIndex / --index-out): remove only new documents, those matching it or each other (needs idCol)",
     "normalize": "text normalisation before hashing: 'none', 'whitespace', 'lower' or 'nfkc' (cumulative)",
     "embedding_col": "column of precomputed embeddings (None: embed textCol with embeddingModel)",
     "model": "sentence-transformers model name or local path",

@@ -115,6 +115,7 @@ def group_duplicates(
     priority_ascending: bool = False,
     order: str | None = None,
     partitions: int | None = None,
+    indexed: DataFrame | None = None,
 ) -> DataFrame:
     """The documents to remove, from the scan table and the components of its band-key rows.
 
@@ -129,6 +130,10 @@ def group_duplicates(
         (a struct ending with the id field ``id``); None orders by id.
     partitions : partitions of its two shuffles (by text, then by group); Spark's default
         when None.
+    indexed : ``[id]`` of indexed documents among the components' nodes (a run against an
+        index, `sparkdedup.fuzzy.index`): a group whose component holds one loses all its
+        documents of `table`, each with the smallest indexed id of the component as
+        ``kept_id``; the other groups keep one document as usual.
 
     Returns
     -------
@@ -162,7 +167,19 @@ def group_duplicates(
         )
     )
     members = docs.join(texts.hint("shuffle_hash"), on=["t1", "t2"])
-    return keep_one_per_group(
+    removed_by_index = None
+    if indexed is not None:
+        # Components holding an indexed document: their label and smallest indexed id.
+        hit = (
+            components.join(indexed, on="id", how="left_semi")
+            .groupBy(F.col("component").alias("_dedup_group"))
+            .agg(F.min("id").alias("kept_id"))
+        )
+        removed_by_index = members.join(hit.hint("shuffle_hash"), on="_dedup_group").select(
+            "id", "kept_id"
+        )
+        members = members.join(hit.hint("shuffle_hash"), on="_dedup_group", how="left_anti")
+    removed = keep_one_per_group(
         members,
         group="_dedup_group",
         priority="priority" if priority else None,
@@ -170,3 +187,4 @@ def group_duplicates(
         order=order,
         partitions=partitions,
     )
+    return removed if removed_by_index is None else removed_by_index.unionByName(removed)

@@ -126,9 +126,12 @@ def band_keys(
     )
 
 
-def bucket_anchors(keys: DataFrame, partitions: int | None = None) -> DataFrame:
+def bucket_anchors(
+    keys: DataFrame, partitions: int | None = None, *, needs: str | None = None
+) -> DataFrame:
     """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and smallest id
-    ``src``, for buckets of two or more documents.
+    ``src``, for buckets of two or more documents (and, with `needs`, a boolean column of
+    `keys`, only buckets where it is true on some member).
 
     The keys are shuffled once, by bucket (`partitions` partitions, or Spark's default): the
     aggregation and the hash join both read that one shuffle.
@@ -138,10 +141,16 @@ def bucket_anchors(keys: DataFrame, partitions: int | None = None) -> DataFrame:
         if partitions
         else keys.repartition("band", "bucket")
     )
+    sizes = [F.min("id").alias("src"), F.count(F.lit(1)).alias("n")]
+    wanted = F.col("n") > 1
+    if needs is not None:
+        sizes.append(F.max(F.col(needs).cast("int")).alias("_dedup_needed"))
+        wanted = wanted & (F.col("_dedup_needed") == 1)
     anchors = (
         shuffled.groupBy("band", "bucket")
-        .agg(F.min("id").alias("src"), F.count(F.lit(1)).alias("n"))
-        .where(F.col("n") > 1)
+        .agg(*sizes)
+        .where(wanted)
+        .select("band", "bucket", "src", "n")
     )
     return shuffled.join(anchors.hint("shuffle_hash"), on=["band", "bucket"], how="inner")
 
@@ -162,8 +171,17 @@ def band_group_edges(
     group is null has none). Output: ``[src, dst]``, an edge from each multi-document bucket's
     smallest id to every other member (duplicates possible across the group's bands).
     """
+    keys = group_keys(table, bands)
+    return (
+        bucket_anchors(keys, partitions).where(not_anchor()).select("src", F.col("id").alias("dst"))
+    )
+
+
+def group_keys(table: DataFrame, bands: Sequence[int]) -> DataFrame:
+    """``[id, band, bucket]``: the band keys of `bands` of a table with one bucket column per
+    band (rows whose first band of the group is null have none)."""
     first = f"b{bands[0]}"
-    keys = table.where(F.col(first).isNotNull()).select(
+    return table.where(F.col(first).isNotNull()).select(
         "id",
         F.inline(
             F.array(
@@ -173,9 +191,6 @@ def band_group_edges(
                 ]
             )
         ),
-    )
-    return (
-        bucket_anchors(keys, partitions).where(not_anchor()).select("src", F.col("id").alias("dst"))
     )
 
 

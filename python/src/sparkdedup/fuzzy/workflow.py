@@ -21,6 +21,17 @@ from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
 from sparkdedup.fuzzy.identify import check_priority_type, group_duplicates
+from sparkdedup.fuzzy.index import (
+    FuzzyIndex,
+    IndexWriter,
+    against_edges,
+    broadcastable,
+    check_config,
+    check_disjoint,
+    index_rows,
+    index_writer,
+    indexed_ids,
+)
 from sparkdedup.fuzzy.lsh import KEY_TASK_BYTES, auto_bands, band_group_edges, band_groups
 from sparkdedup.fuzzy.scan import TEXT_COL, band_col, hashed_texts, scan_documents
 from sparkdedup.fuzzy.verify import JACCARD, edge_jaccard
@@ -69,6 +80,8 @@ class FuzzyResult:
     #: With ``verify="jaccard"``: ``[id, jaccard]``, each removed document's exact Jaccard to
     #: the document kept in its group when a verified edge joins them (else null).
     kept_jaccard: DataFrame | None = None
+    #: The scan table (``[id, t1, t2, (priority), b0 ..]``): what an index is written from.
+    scan: DataFrame | None = None
 
 
 def _as_config(config: FuzzyConfig | None, params: dict[str, Any]) -> FuzzyConfig:
@@ -109,9 +122,18 @@ def run_fuzzy(
     ``groups`` (the duplicates by position), then ``ids`` derives the ids of the rows named
     there and ``duplicates`` maps them. Each stage is released once the stages reading it are
     done.
+
+    With ``config.against`` (an index, `sparkdedup.fuzzy.index`) only `df`'s documents are
+    removed: ``edges`` joins their band keys with the index's, and a group holding an indexed
+    document loses all its new ones.
     """
     validate_input(df, config)
     spark = df.sparkSession
+    index = None
+    if config.against is not None:
+        check_config(config, "against")
+        index = FuzzyIndex.open(spark, config.against, "against")
+        index.check_params(config, "against")
     device = resolve_device(config.device, spark)
     requested = (config.num_bands, config.minhashes_per_band)
     if config.verify == "jaccard":
@@ -140,23 +162,14 @@ def run_fuzzy(
         # Derived ids order identical rows by their input position, which follows the input
         # splits: a cached scan is reused only under the same split settings.
         keys_fp["splits"] = split_settings(spark)
+    scan_fp = dict(keys_fp)
+    if index is not None:
+        keys_fp["against"] = {"path": index.path, "segments": index.manifest["segments"]}
 
     scan = runner.run(
         "minhash",
-        keys_fp,
-        lambda: scan_documents(
-            df,
-            text_col=config.text_col,
-            id_col=config.id_col,
-            priority_col=config.priority_col,
-            char_ngrams=config.char_ngrams,
-            num_bands=config.num_bands,
-            minhashes_per_band=config.minhashes_per_band,
-            seed=config.seed,
-            use_64_bit_hash=config.use_64_bit_hash,
-            device=device,
-            normalize=config.normalize,
-        ),
+        scan_fp,
+        lambda: _scan(df, config, device),
         conf=arrow_batch_conf(spark),
         metrics=_summary_metrics(config),
     )
@@ -176,6 +189,19 @@ def run_fuzzy(
             runner.timed(
                 "ids", n_docs, lambda: check_unique_ids(scan.select("id"), name=config.id_col)
             )
+    if index is not None:
+        assert config.id_col is not None
+        index.check_ids(scan, config.id_col)
+        runner.timed(
+            "index_ids",
+            n_docs,
+            lambda: check_disjoint(
+                index,
+                scan.select("id"),
+                config.id_col,
+                broadcast=broadcastable(spark, n_docs, _DOC_ROW_BYTES),
+            ),
+        )
 
     per_group = config.bands_per_iteration or auto_bands(spark, summary["nodes"], config.num_bands)
     groups = band_groups(config.num_bands, per_group)
@@ -189,6 +215,9 @@ def run_fuzzy(
     def edges() -> DataFrame:
         def group_edges(group: list[int]) -> DataFrame:
             parts = partitions_for(spark, summary["nodes"] * len(group) * KEY_TASK_BYTES)
+            if index is not None:
+                keys = summary["nodes"] * len(group)
+                return against_edges(table, index, group, parts, keys=keys)
             return band_group_edges(table, group, parts)
 
         if len(groups) == 1:
@@ -251,6 +280,12 @@ def run_fuzzy(
     if config.verify != "jaccard":
         runner.release("edges")
     dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
+    indexed = None
+    if index is not None:
+        nodes = components.select("id")
+        indexed = indexed_ids(
+            index, nodes, broadcast=broadcastable(spark, runner.rows["components"], _DOC_ROW_BYTES)
+        )
     keys, duplicates, counts = keep_rule_stages(
         runner,
         scan,
@@ -262,6 +297,7 @@ def run_fuzzy(
             priority_ascending=config.priority_ascending,
             order="_dedup_order" if derived else None,
             partitions=doc_parts,
+            indexed=indexed,
         ),
         derived=derived,
         partitions=doc_parts,
@@ -273,6 +309,18 @@ def run_fuzzy(
         "lsh": {"num_bands": config.num_bands, "minhashes_per_band": config.minhashes_per_band},
         "device": device,
     }
+    if index is not None:
+        # A document removed for an indexed one names it as kept; one removed within the new
+        # data names a new document (a narrow job over the new ids and the duplicates).
+        within = duplicates.join(
+            scan.select(F.col("id").alias("kept_id")), on="kept_id", how="left_semi"
+        ).count()
+        stats["against"] = {
+            "index": index.path,
+            "indexed_docs": index.documents,
+            "removed_near_indexed": counts["removed_docs"] - within,
+            "removed_within_new": within,
+        }
     kept_jaccard = None
     if config.verify == "jaccard":
         stats.update(verified_edges=verified, rejected_edges=candidates - verified)
@@ -297,6 +345,24 @@ def run_fuzzy(
         ids=keys,
         stats=stats,
         kept_jaccard=kept_jaccard,
+        scan=scan,
+    )
+
+
+def _scan(df: DataFrame, config: FuzzyConfig, device: str) -> DataFrame:
+    """The scan table of `df` (`fuzzy.scan.scan_documents`) under `config`."""
+    return scan_documents(
+        df,
+        text_col=config.text_col,
+        id_col=config.id_col,
+        priority_col=config.priority_col,
+        char_ngrams=config.char_ngrams,
+        num_bands=config.num_bands,
+        minhashes_per_band=config.minhashes_per_band,
+        seed=config.seed,
+        use_64_bit_hash=config.use_64_bit_hash,
+        device=device,
+        normalize=config.normalize,
     )
 
 
@@ -464,7 +530,14 @@ def _summary_metrics(config: FuzzyConfig) -> dict[str, Any]:
     return metrics
 
 
-def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params: Any) -> DataFrame:
+def fuzzy_duplicates(
+    df: DataFrame,
+    config: FuzzyConfig | None = None,
+    *,
+    index_out: str | None = None,
+    overwrite_index: bool = False,
+    **params: Any,
+) -> DataFrame:
     """Near-duplicate documents to remove, with the document kept in their group.
 
     Parameters
@@ -472,7 +545,11 @@ def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params:
     df : the corpus; needs ``config.text_col`` (string) and, when set, ``config.id_col``
         (unique integers or strings) and ``config.priority_col``.
     config : a `FuzzyConfig`; keyword arguments override its fields
-        (``fuzzy_duplicates(df, char_ngrams=20)``).
+        (``fuzzy_duplicates(df, char_ngrams=20)``). With ``against=INDEX`` only `df`'s
+        documents are removed, those near an indexed document or near each other.
+    index_out : write the index of the documents kept (`write_index`'s layout) there: one
+        more segment of the ``against`` index when it is that path, else a new index (an
+        earlier index there is replaced only with `overwrite_index`). Needs ``id_col``.
 
     Returns
     -------
@@ -490,8 +567,67 @@ def fuzzy_duplicates(df: DataFrame, config: FuzzyConfig | None = None, **params:
     `StageRunner` keeps every stage.
     """
     cfg = _as_config(config, params)
+    writer = None
+    if index_out is not None:
+        writer = index_writer(
+            df.sparkSession, index_out, cfg, overwrite=overwrite_index, option="index_out"
+        )
     with StageRunner(df.sparkSession) as runner:
         result = run_fuzzy(df, cfg, runner)
         duplicates = detach(result.duplicates)
+        if writer is not None:
+            try:
+                writer.stage(writer.rows(result))
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
     log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates
+
+
+def write_index(
+    df: DataFrame,
+    path: str,
+    config: FuzzyConfig | None = None,
+    *,
+    duplicates: DataFrame | None = None,
+    append: bool = False,
+    overwrite: bool = False,
+    **params: Any,
+) -> dict[str, Any]:
+    """Write the index of a deduplicated corpus, for later runs against it (``against``).
+
+    Parameters
+    ----------
+    df : the corpus; needs ``config.text_col`` and ``config.id_col`` (unique ids).
+    path : the index directory (`sparkdedup.fuzzy.index`): must not exist, or hold an index
+        replaced with `overwrite`, or added to with `append`.
+    config : the `FuzzyConfig` of the runs to come (MinHash, LSH and normalisation
+        parameters); keyword arguments override its fields.
+    duplicates : ``[id, ...]``: documents of `df` to leave out (a run's duplicates); None
+        indexes every row (a corpus deduplicated already).
+
+    Returns
+    -------
+    dict
+        The index's manifest. Costs one MinHash pass over `df` (a run with ``index_out``
+        writes its index without one).
+    """
+    cfg = _as_config(config, params)
+    check_config(cfg, "write_index")
+    validate_input(df, cfg)
+    spark = df.sparkSession
+    writer = IndexWriter(spark, path, cfg, append=append, overwrite=overwrite, option="path")
+    device = resolve_device(cfg.device, spark)
+    with StageRunner(spark) as runner:
+        scan = runner.run(
+            "minhash", {}, lambda: _scan(df, cfg, device), conf=arrow_batch_conf(spark)
+        )
+        removed = duplicates if duplicates is not None else scan.select("id").limit(0)
+        try:
+            writer.stage(index_rows(scan, removed, cfg.num_bands))
+            return writer.commit()
+        except BaseException:
+            writer.abort()
+            raise

@@ -1,0 +1,454 @@
+"""The index of a deduplicated corpus, for incremental fuzzy dedup (README, "Incremental
+dedup").
+
+An index is a directory::
+
+    PATH/_sparkdedup_index.json      the manifest: format version, the MinHash and LSH
+                                     parameters, the id type, the segments and their counts
+    PATH/segment=00000/*.parquet     one row per kept document: id, t1, t2 (the 128-bit hash
+    PATH/segment=00001/*.parquet     of its normalised text), b0 .. b{B-1} (its band buckets)
+
+A run with ``--index-out`` writes the documents it keeps as one segment; a run ``--against``
+an index reads the segments its manifest lists (never recomputing their signatures), and
+``--index-out`` of the same path appends the kept new documents as one more segment: the old
+segments are not rewritten. A segment is written under a staging name and renamed into place,
+and the manifest, rewritten last, lists only finished segments: a run that fails leaves the
+index as it was.
+
+Readers take only the columns a step needs (Parquet column pruning): the band buckets of one
+band group, or the ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from sparkdedup import __version__, fs
+from sparkdedup.config import FuzzyConfig
+from sparkdedup.errors import ConfigError, InputError
+from sparkdedup.fuzzy.lsh import bucket_anchors, group_keys, not_anchor
+from sparkdedup.fuzzy.scan import TEXT_H1, TEXT_H2, band_col
+
+log = logging.getLogger("sparkdedup")
+
+MANIFEST = "_sparkdedup_index.json"
+FORMAT = "sparkdedup-fuzzy-index"
+FORMAT_VERSION = 1
+_SEGMENT = "segment={:05d}"
+_STAGING = "_sparkdedup_index_staging-"
+#: A new run's ids are sent to every task reading the index's ids, instead of shuffling
+#: them, up to this many bytes.
+BROADCAST_BYTES = 64 * 1024**2
+#: The parameters a run against an index must share with it: they decide the band buckets.
+PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
+
+
+def index_params(config: FuzzyConfig) -> dict[str, Any]:
+    """The parameters an index records and a run against it must match."""
+    return {name: getattr(config, name) for name in PARAMS}
+
+
+def check_config(config: FuzzyConfig, option: str) -> None:
+    """What an index needs of a run: user ids (unique across index and new data) and plain
+    LSH candidates (the index holds no texts to verify against)."""
+    if config.id_col is None:
+        raise ConfigError(
+            f"{option} needs user ids (--id-col / id_col): an index identifies its documents "
+            "by an id that stays the same from run to run, which derived ids do not"
+        )
+    if config.verify != "none":
+        raise ConfigError(
+            f"{option} works with verify='none' only: the index holds band buckets, not texts, "
+            "so a candidate pair with an indexed document cannot be verified"
+        )
+
+
+def id_type(df: DataFrame) -> str:
+    """The index's id type, from a table whose ``id`` column is bigint or string."""
+    return "string" if df.schema["id"].dataType.simpleString() == "string" else "bigint"
+
+
+@dataclass
+class FuzzyIndex:
+    """An index read from `path`: its manifest, and its documents as DataFrames."""
+
+    spark: SparkSession
+    path: str
+    manifest: dict[str, Any]
+
+    @classmethod
+    def open(cls, spark: SparkSession, path: str, option: str = "--against") -> FuzzyIndex:
+        """The index at `path`; InputError when there is none, or of another format."""
+        text = fs.read_text(spark, f"{path.rstrip('/')}/{MANIFEST}")
+        if text is None:
+            what = "does not exist" if not fs.exists(spark, path) else f"has no {MANIFEST}"
+            raise InputError(
+                f"{option} {path!r} {what}: it is not a sparkdedup index (write one with "
+                "`sparkdedup fuzzy ... --index-out PATH`)"
+            )
+        manifest = json.loads(text)
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise InputError(
+                f"{option} {path!r} holds an index of format {manifest.get('format')!r} version "
+                f"{manifest.get('format_version')!r}; this sparkdedup reads {FORMAT!r} version "
+                f"{FORMAT_VERSION}"
+            )
+        return cls(spark, path.rstrip("/"), manifest)
+
+    @property
+    def documents(self) -> int:
+        return int(sum(s["documents"] for s in self.manifest["segments"]))
+
+    def check_params(self, config: FuzzyConfig, option: str = "--against") -> None:
+        """ConfigError naming every parameter that differs from the index's."""
+        wanted = index_params(config)
+        stored = self.manifest["params"]
+        differ = [k for k in PARAMS if stored.get(k) != wanted[k]]
+        if differ:
+            shown = ", ".join(f"{k} {wanted[k]!r} (index: {stored.get(k)!r})" for k in differ)
+            raise ConfigError(
+                f"the run's parameters differ from those of the index {option} {self.path!r}: "
+                f"{shown}; run with the index's parameters, or build a new index"
+            )
+
+    def check_ids(self, table: DataFrame, id_col: str) -> None:
+        """InputError when the new ids are not of the index's type."""
+        mine = id_type(table)
+        if mine != self.manifest["id_type"]:
+            raise InputError(
+                f"id column {id_col!r} is {mine} but the index {self.path!r} holds "
+                f"{self.manifest['id_type']} ids; ids must be of one type across index and new "
+                "data"
+            )
+
+    def _segments(self) -> list[str]:
+        return [f"{self.path}/{s['name']}" for s in self.manifest["segments"]]
+
+    def table(self, columns: list[str]) -> DataFrame:
+        """The indexed documents' `columns` (of ``id, t1, t2, b0 ..``)."""
+        paths = self._segments()
+        if not paths:
+            return self.spark.createDataFrame([], self._schema(columns))
+        return self.spark.read.schema(self._schema()).parquet(*paths).select(*columns)
+
+    def _schema(self, columns: list[str] | None = None) -> str:
+        bands = int(self.manifest["params"]["num_bands"])
+        names = ["id", TEXT_H1, TEXT_H2, *[band_col(k) for k in range(bands)]]
+        types = {"id": self.manifest["id_type"]}
+        return ", ".join(f"{n} {types.get(n, 'bigint')}" for n in (columns or names))
+
+
+def index_rows(scan: DataFrame, duplicates: DataFrame, num_bands: int) -> DataFrame:
+    """``[id, t1, t2, b0 ..]`` of the documents a run keeps: its scan table without the
+    duplicates. A kept exact copy whose scan row carries no buckets (only the first row of a
+    text in an Arrow batch does) takes them from a row of the same text."""
+    bands = [band_col(k) for k in range(num_bands)]
+    kept = scan.select("id", TEXT_H1, TEXT_H2, *bands).join(
+        duplicates.select("id"), on="id", how="left_anti"
+    )
+    has = F.col(bands[0]).isNotNull() | F.col(TEXT_H1).isNull()
+    missing = kept.where(~has).select("id", TEXT_H1, TEXT_H2)
+    texts = missing.select(TEXT_H1, TEXT_H2).distinct()
+    buckets = (
+        scan.where(F.col(bands[0]).isNotNull())
+        .select(TEXT_H1, TEXT_H2, *bands)
+        .join(texts, on=[TEXT_H1, TEXT_H2], how="left_semi")
+        .dropDuplicates([TEXT_H1, TEXT_H2])
+    )
+    filled = missing.join(buckets, on=[TEXT_H1, TEXT_H2]).select("id", TEXT_H1, TEXT_H2, *bands)
+    return kept.where(has).unionByName(filled)
+
+
+class IndexWriter:
+    """Writes one segment of an index: a new index at `path`, or one more segment of the
+    index there (`append`). `stage` writes the rows under a staging name; `commit` moves them
+    into place and rewrites the manifest; `abort` removes what `stage` wrote."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        path: str,
+        config: FuzzyConfig,
+        *,
+        append: bool = False,
+        overwrite: bool = False,
+        option: str = "--index-out",
+    ) -> None:
+        check_config(config, option)
+        self.spark, self.path, self.option = spark, path.rstrip("/"), option
+        self.config = config
+        self.base: FuzzyIndex | None = None
+        self.replace = False
+        if append:
+            self.base = FuzzyIndex.open(spark, path, option)
+            self.base.check_params(config, option)
+        elif fs.exists(spark, path) and fs.list_dir(spark, path):
+            if fs.read_text(spark, f"{self.path}/{MANIFEST}") is None:
+                raise ConfigError(
+                    f"{option} {path!r} exists and is not a sparkdedup index; choose a new "
+                    "path (it is never replaced)"
+                )
+            if not overwrite:
+                raise ConfigError(
+                    f"{option} {path!r} already holds an index; pass --overwrite "
+                    "(overwrite=True) to replace it, or --against it to add to it"
+                )
+            self.replace = True
+        self.copy = None
+        if not append and config.against is not None:
+            # A new index of the old documents and the kept new ones.
+            self.copy = FuzzyIndex.open(spark, config.against, "against")
+        self._staging: str | None = None
+        self._rows = 0
+        self._id_type = ""
+
+    def rows(self, result: Any) -> DataFrame:
+        """The rows to index from a fuzzy run's result (`FuzzyResult`): the documents it
+        keeps, and for a new index of a run against another one, that index's documents."""
+        rows = index_rows(result.scan, result.duplicates, self.config.num_bands)
+        if self.copy is not None:
+            rows = self.copy.table(rows.columns).unionByName(rows)
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """What `stage` wrote, for a run's statistics."""
+        before = self.base.documents if self.base is not None else 0
+        return {
+            "path": self.path,
+            "segment": self._segment_name(),
+            "documents": self._rows,
+            "indexed_docs": before + self._rows,
+            "appended": self.base is not None,
+        }
+
+    def _segment_name(self) -> str:
+        segments = self.base.manifest["segments"] if self.base is not None else []
+        return _SEGMENT.format(
+            1 + max((int(s["name"].split("=")[1]) for s in segments), default=-1)
+        )
+
+    def stage(self, rows: DataFrame) -> int:
+        """Write `rows` (``[id, t1, t2, b0 ..]``) under a staging name; their count."""
+        from pyspark.sql import Observation
+
+        self._id_type = id_type(rows)
+        if self.base is not None and self.base.manifest["id_type"] != self._id_type:
+            raise InputError(
+                f"ids of type {self._id_type} cannot be added to the index {self.path!r}, "
+                f"whose ids are {self.base.manifest['id_type']}"
+            )
+        self._staging = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}"
+        counted = Observation(f"sparkdedup_index_{uuid.uuid4().hex[:8]}")
+        rows.observe(counted, F.count(F.lit(1)).alias("rows")).write.parquet(self._staging)
+        self._rows = int(counted.get.get("rows") or 0)
+        return self._rows
+
+    def commit(self) -> dict[str, Any]:
+        """Move the staged segment into place and write the manifest; returns it."""
+        assert self._staging is not None, "stage() first"
+        if self.replace:
+            for entry in fs.list_dir(self.spark, self.path):
+                if entry.name.startswith("segment=") or entry.name == MANIFEST:
+                    fs.delete(self.spark, entry.path)
+        segments = list(self.base.manifest["segments"]) if self.base is not None else []
+        for entry in fs.list_dir(self.spark, self.path):
+            # Staging directories of runs that failed before their commit.
+            if entry.name.startswith(_STAGING) and not self._staging.endswith(entry.name):
+                fs.delete(self.spark, entry.path)
+        name = self._segment_name()
+        fs.rename(self.spark, self._staging, f"{self.path}/{name}")
+        segments.append(
+            {
+                "name": name,
+                "documents": self._rows,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "sparkdedup": __version__,
+            }
+        )
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "params": index_params(self.config),
+            "id_type": self._id_type,
+            "id_col": self.config.id_col,
+            "documents": int(sum(s["documents"] for s in segments)),
+            "segments": segments,
+        }
+        text = json.dumps(manifest, indent=2, sort_keys=True)
+        temporary = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}.json"
+        fs.write_text(self.spark, temporary, text)
+        target = f"{self.path}/{MANIFEST}"
+        if fs.exists(self.spark, target):
+            fs.delete(self.spark, target)
+        fs.rename(self.spark, temporary, target)
+        self._staging = None
+        log.info(
+            "sparkdedup: index %s: %s with %d documents (%d in all)",
+            self.path,
+            name,
+            self._rows,
+            manifest["documents"],
+        )
+        return manifest
+
+    def abort(self) -> None:
+        if self._staging is not None:
+            fs.delete(self.spark, self._staging)
+            self._staging = None
+
+
+def broadcastable(spark: SparkSession, rows: int, row_bytes: int) -> bool:
+    """Whether `rows` rows of the new data are sent to every task that reads the index: when
+    they fit `BROADCAST_BYTES` and the session has not turned broadcast joins off."""
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
+    return threshold.strip() != "-1" and rows * row_bytes <= BROADCAST_BYTES
+
+
+def _small(df: DataFrame, broadcast: bool) -> DataFrame:
+    return F.broadcast(df) if broadcast else df
+
+
+#: Bits of the Bloom filter of the new data's band keys: 16 a key (two probes: about 1.4% of
+#: the index's keys pass falsely), between 2^16 and 2^27 (16 MiB, what reaches the driver and
+#: every task reading the index at the most, whatever the size of the new data; past 8 million
+#: new keys more of the index passes, which costs LSH shuffle, never a wrong edge).
+_BLOOM_BITS_PER_KEY = 16
+_BLOOM_MIN_BITS, _BLOOM_MAX_BITS = 1 << 16, 1 << 27
+
+
+def bloom_bits(keys: int) -> int:
+    """The filter's size in bits for `keys` keys: a power of two."""
+    bits = _BLOOM_MIN_BITS
+    while bits < keys * _BLOOM_BITS_PER_KEY and bits < _BLOOM_MAX_BITS:
+        bits <<= 1
+    return bits
+
+
+def _probes(bucket: Any, bits: int) -> tuple[Any, Any]:
+    """The filter's two bit positions of a bucket (a column or a uint64 array): its low bits
+    and the low bits of its high half (the bucket is a 64-bit hash)."""
+    mask = bits - 1
+    if isinstance(bucket, np.ndarray):
+        return bucket & np.uint64(mask), (bucket >> np.uint64(32)) & np.uint64(mask)
+    return bucket.bitwiseAND(F.lit(mask)), F.shiftrightunsigned(bucket, 32).bitwiseAND(F.lit(mask))
+
+
+def bloom_filter(keys: DataFrame, bits: int) -> np.ndarray:
+    """A Bloom filter of the ``bucket`` column of `keys` (uint64 words, `bits` bits, two
+    probes), aggregated on the executors: the driver receives one row per non-zero 64-bit
+    word, at most ``bits / 64`` rows."""
+    from sparkdedup.compat import to_arrow
+
+    p1, p2 = _probes(F.col("bucket"), bits)
+    positions = keys.select(F.explode(F.array(p1, p2)).alias("p"))
+    bit = F.expr("shiftleft(CAST(1 AS BIGINT), CAST(p & 63 AS INT))")  # a column shift
+    words = positions.groupBy(F.shiftright("p", 6).cast("int").alias("w")).agg(
+        F.bit_or(bit).alias("bits")
+    )
+    table = to_arrow(words)
+    bitmap = np.zeros(bits // 64, dtype=np.uint64)
+    if table.num_rows:
+        where = table.column("w").to_numpy(zero_copy_only=False)
+        bitmap[where] = table.column("bits").to_numpy(zero_copy_only=False).view(np.uint64)
+    return bitmap
+
+
+def _filtered_keys(indexed: DataFrame, bands: list[int], bitmap: np.ndarray) -> DataFrame:
+    """``[id, band, bucket]`` of the index's band keys that pass the filter `bitmap`: a
+    vectorised probe of each bucket column, on the executors; the rest never leaves its task."""
+    bits = int(bitmap.size * 64)
+    id_type = indexed.schema["id"].dataType.simpleString()
+    names = [band_col(k) for k in bands]
+
+    def probe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            ids = batch.column(0)
+            for k, name in zip(bands, names, strict=True):
+                column = batch.column(name)
+                values = column.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64)
+                p1, p2 = _probes(values, bits)
+                one = np.uint64(1)
+                hit = ((bitmap[p1 >> np.uint64(6)] >> (p1 & np.uint64(63))) & one).astype(bool)
+                hit &= ((bitmap[p2 >> np.uint64(6)] >> (p2 & np.uint64(63))) & one).astype(bool)
+                hit &= column.is_valid().to_numpy(zero_copy_only=False)
+                rows = pa.array(np.flatnonzero(hit))
+                if len(rows):
+                    yield pa.RecordBatch.from_arrays(
+                        [
+                            ids.take(rows),
+                            pa.array(np.full(len(rows), k, dtype=np.int32)),
+                            column.take(rows),
+                        ],
+                        names=["id", "band", "bucket"],
+                    )
+
+    return indexed.mapInArrow(probe, f"id {id_type}, band int, bucket bigint")
+
+
+def against_edges(
+    table: DataFrame, index: FuzzyIndex, bands: list[int], partitions: int | None, *, keys: int
+) -> DataFrame:
+    """Edges of the buckets of `bands` that hold a new document (`table`, the new data's scan
+    table with `keys` band keys), over the new documents and the indexed ones sharing their
+    buckets.
+
+    The new keys make a Bloom filter (`bloom_filter`: bounded, at most 16 MiB whatever their
+    number), sent to the tasks that read the index's bucket columns of `bands`; only the index
+    keys that pass it join the new keys in the LSH shuffle, and only buckets holding a new
+    document give edges (a false pass costs a few rows, never an edge). The index is read,
+    never shuffled. Buckets of indexed documents alone are left out: they cannot change which
+    new documents are removed.
+    """
+    new_keys = group_keys(table, bands)
+    bitmap = bloom_filter(new_keys, bloom_bits(keys))
+    indexed = _filtered_keys(index.table(["id", *[band_col(k) for k in bands]]), bands, bitmap)
+    both = new_keys.withColumn("_dedup_new", F.lit(True)).unionByName(
+        indexed.withColumn("_dedup_new", F.lit(False))
+    )
+    anchored = bucket_anchors(both, partitions, needs="_dedup_new")
+    return anchored.where(not_anchor()).select("src", F.col("id").alias("dst"))
+
+
+def indexed_ids(index: FuzzyIndex, ids: DataFrame, *, broadcast: bool) -> DataFrame:
+    """``[id]``: the ids among `ids` (``[id]``) that the index holds."""
+    return index.table(["id"]).join(_small(ids, broadcast), on="id", how="left_semi")
+
+
+def check_disjoint(index: FuzzyIndex, ids: DataFrame, id_col: str, *, broadcast: bool) -> None:
+    """InputError naming up to five new ids (`ids`, ``[id]``) that the index already holds."""
+    clash = [r["id"] for r in indexed_ids(index, ids, broadcast=broadcast).limit(5).collect()]
+    if clash:
+        shown = ", ".join(repr(v) for v in sorted(clash))
+        raise InputError(
+            f"id column {id_col!r}: new documents reuse ids of the index {index.path!r}, e.g. "
+            f"{shown}; ids must be unique across the index and the new data (a document "
+            "already indexed needs no second run)"
+        )
+
+
+def index_writer(
+    spark: SparkSession,
+    path: str,
+    config: FuzzyConfig,
+    *,
+    overwrite: bool = False,
+    option: str = "--index-out",
+) -> IndexWriter:
+    """The writer of a run's index at `path`: one more segment of the index the run is
+    against when `path` is that index, else a new index (replacing an earlier index there only
+    with `overwrite`)."""
+    append = config.against is not None and fs.qualified(spark, config.against) == fs.qualified(
+        spark, path
+    )
+    return IndexWriter(spark, path, config, append=append, overwrite=overwrite, option=option)

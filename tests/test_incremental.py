@@ -1,0 +1,175 @@
+"""Incremental fuzzy dedup (`sparkdedup.fuzzy.index`): an index of a deduplicated corpus, runs
+against it, month-by-month updates, and the errors. The removals of a run against an index are
+checked against their definition computed from a full run over the indexed documents plus the
+new ones (Spark local[2], planted corpora)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import sparkdedup
+from pyspark.sql import functions as F
+from sparkdedup.cli import main
+from sparkdedup.datagen import generate_corpus
+from sparkdedup.errors import ConfigError, InputError
+from sparkdedup.ml import FuzzyDeduplicator
+
+CFG = {"id_col": "id", "device": "cpu"}
+N_OLD = 700  # ids below this are the corpus indexed first, the rest arrive later
+
+
+@pytest.fixture(scope="module")
+def corpus(spark):
+    """A planted corpus whose clusters straddle the split: ``old`` and ``new`` rows."""
+    docs, _ = generate_corpus(1100, duplicate_fraction=0.35, seed=14)
+    df = spark.createDataFrame(docs[["id", "text"]])
+    return df.where(F.col("id") < N_OLD), df.where(F.col("id") >= N_OLD)
+
+
+def _pairs(df) -> dict:
+    return {r["id"]: r["kept_id"] for r in df.collect()}
+
+
+def _expected(spark, indexed, new) -> set:
+    """The new documents to remove by definition: in the groups of a full run over the indexed
+    documents and the new ones, every new document of a group holding an indexed one, and in
+    groups of new documents only, every one the keep rule does not keep."""
+    full = _pairs(sparkdedup.fuzzy_duplicates(indexed.unionByName(new), **CFG))
+    groups: dict = {}
+    for doc, kept in full.items():
+        groups.setdefault(kept, {kept}).add(doc)
+    old_ids = {r["id"] for r in indexed.select("id").collect()}
+    removed = set()
+    for members in groups.values():
+        if members & old_ids:
+            removed |= members - old_ids
+        else:
+            removed |= {d for d in members if d in full}
+    return removed
+
+
+def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path) -> None:
+    old, new = corpus
+    index = str(tmp_path / "index")
+    old_dups = sparkdedup.fuzzy_duplicates(old, index_out=index, **CFG)
+    manifest = json.loads((tmp_path / "index" / "_sparkdedup_index.json").read_text())
+    kept_old = old.join(old_dups.select("id"), on="id", how="left_anti")
+    assert manifest["documents"] == kept_old.count() == old.count() - old_dups.count()
+    assert manifest["params"]["num_bands"] == 20 and manifest["id_type"] == "bigint"
+    assert len(manifest["segments"]) == 1
+
+    got = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
+    new_ids = {r["id"] for r in new.select("id").collect()}
+    indexed_ids = {r["id"] for r in kept_old.select("id").collect()}
+    assert set(got) <= new_ids  # only new documents are ever removed
+    expected = _expected(spark, kept_old, new)
+    assert set(got) == expected
+    # The planted clusters that straddle the split make both kinds of removal happen.
+    by_index = {d for d, k in got.items() if k in indexed_ids}
+    assert by_index and set(got) - by_index
+    assert all(k in new_ids for d, k in got.items() if d not in by_index)
+    # The same removals whatever the partitioning, and from the pyspark.ml wrapper.
+    again = _pairs(sparkdedup.fuzzy_duplicates(new.repartition(7), against=index, **CFG))
+    assert again == got
+    dedup = FuzzyDeduplicator(idCol="id", against=index, device="cpu")
+    kept = {r["id"] for r in dedup.transform(new).select("id").collect()}
+    assert kept == new_ids - set(got)
+
+
+def test_month_by_month_appends_segments(spark, corpus, tmp_path) -> None:
+    old, new = corpus
+    index = tmp_path / "index"
+    first = sparkdedup.write_index(old, str(index), **CFG)  # a corpus deduplicated elsewhere
+    assert first["documents"] == old.count()
+    before = {p: os.path.getmtime(p) for p in (index / "segment=00000").iterdir()}
+    dups = _pairs(sparkdedup.fuzzy_duplicates(new, against=str(index), index_out=str(index), **CFG))
+    manifest = json.loads((index / "_sparkdedup_index.json").read_text())
+    assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00001"]
+    assert manifest["segments"][1]["documents"] == new.count() - len(dups)
+    assert manifest["documents"] == old.count() + new.count() - len(dups)
+    # The old segment is left as it was: appended to, not rewritten.
+    assert {p: os.path.getmtime(p) for p in (index / "segment=00000").iterdir()} == before
+    # Next month: copies of documents kept last month go, fresh ones stay.
+    kept_new = new.join(spark.createDataFrame([(d,) for d in dups], "id long"), "id", "left_anti")
+    copies = kept_new.orderBy("id").limit(5).select((F.col("id") + 10_000).alias("id"), "text")
+    fresh = spark.createDataFrame(
+        [(20_000 + i, f"an unrelated document number {i} " * 20) for i in range(3)],
+        "id long, text string",
+    )
+    third = _pairs(
+        sparkdedup.fuzzy_duplicates(copies.unionByName(fresh), against=str(index), **CFG)
+    )
+    assert set(third) == {r["id"] for r in copies.collect()}
+    assert set(third.values()) <= {r["id"] for r in kept_new.collect()}
+
+
+def test_against_errors(spark, corpus, tmp_path) -> None:
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old.limit(50), index, **CFG)
+    with pytest.raises(ConfigError, match=r"num_bands 10 \(index: 20\), seed 1 \(index: 42\)"):
+        sparkdedup.fuzzy_duplicates(new, against=index, num_bands=10, seed=1, **CFG)
+    clash = old.orderBy("id").limit(3)
+    with pytest.raises(InputError, match=r"reuse ids of the index .* e\.g\. 0, 1, 2"):
+        sparkdedup.fuzzy_duplicates(new.unionByName(clash), against=index, **CFG)
+    with pytest.raises(ConfigError, match="needs user ids"):
+        sparkdedup.fuzzy_duplicates(new, against=index, device="cpu")
+    with pytest.raises(ConfigError, match="verify='none' only"):
+        sparkdedup.fuzzy_duplicates(new, against=index, verify="jaccard", **CFG)
+    with pytest.raises(InputError, match="not a sparkdedup index"):
+        sparkdedup.fuzzy_duplicates(new, against=str(tmp_path), **CFG)
+    strings = new.select(F.col("id").cast("string").alias("id"), "text")
+    with pytest.raises(InputError, match="is string but the index .* holds bigint ids"):
+        sparkdedup.fuzzy_duplicates(strings, against=index, **CFG)
+    with pytest.raises(ConfigError, match="already holds an index; pass --overwrite"):
+        sparkdedup.write_index(new, index, **CFG)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not a sparkdedup index; choose a new path"):
+        sparkdedup.write_index(new, str(tmp_path / "other"), overwrite=True, **CFG)
+    assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+    replaced = sparkdedup.write_index(new.limit(10), index, overwrite=True, **CFG)
+    assert replaced["documents"] == 10 and len(replaced["segments"]) == 1
+
+
+def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
+    old, new = corpus
+    old.write.parquet(str(tmp_path / "old"))
+    new.write.parquet(str(tmp_path / "new"))
+    index = str(tmp_path / "index")
+    base = ["fuzzy", "--input-format", "parquet", "--id-col", "id", "--master", "local[2]"]
+    first = [*base, "--input", str(tmp_path / "old"), "--output", str(tmp_path / "o1")]
+    assert main([*first, "--index-out", index]) == 0, capsys.readouterr().err
+    stats1 = json.loads((tmp_path / "o1" / "stats.json").read_text())
+    assert stats1["index_out"]["documents"] == stats1["kept_docs"]
+    second = [*base, "--input", str(tmp_path / "new"), "--output", str(tmp_path / "o2")]
+    assert main([*second, "--against", index, "--index-out", index]) == 0, capsys.readouterr().err
+    stats2 = json.loads((tmp_path / "o2" / "stats.json").read_text())
+    assert stats2["against"]["indexed_docs"] == stats1["kept_docs"]
+    within = stats2["against"]["removed_within_new"]
+    assert within > 0 and stats2["against"]["removed_near_indexed"] > 0
+    assert within + stats2["against"]["removed_near_indexed"] == stats2["removed_docs"]
+    assert stats2["index_out"]["segment"] == "segment=00001" and stats2["index_out"]["appended"]
+    assert stats2["index_out"]["indexed_docs"] == stats1["kept_docs"] + stats2["kept_docs"]
+    kept = spark.read.parquet(str(tmp_path / "o2" / "deduplicated"))
+    removed = spark.read.parquet(str(tmp_path / "o2" / "duplicates"))
+    assert kept.count() + removed.count() == new.count() == stats2["input_docs"]
+    # The index is an input of the run and never an output of another kind.
+    bad = main([*second, "--output", index + "/out", "--against", index])
+    assert bad == 2 and "--output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--against", "idx"], "--against needs --id-col"),
+        (["--index-out", "idx", "--id-col", "id", "--verify", "jaccard"], "--verify none only"),
+    ],
+)
+def test_cli_usage_errors(extra, message, capsys) -> None:
+    argv = ["fuzzy", "--input", "x", "--input-format", "parquet", "--output", "o"]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, *extra])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
