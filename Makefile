@@ -81,6 +81,8 @@ bench: venv jar
 	$(PY) -m benchmarks.semantic_split --publish
 	$(PY) -m benchmarks.semantic_scale --publish
 	$(PY) -m benchmarks.verify_quality --publish
+	$(PY) -m benchmarks.kernel_scripts --publish
+	$(PY) -m benchmarks.incremental --publish
 
 # The CUDA kernels against the CPU kernels on a GPU machine: needs NumPy, pyarrow, numba-cuda
 # and CuPy only (no Spark, no venv); prints why and exits 0 where there is no CUDA GPU.

@@ -224,3 +224,24 @@ def test_semantic_scale_splits_the_kmeans_stage_by_log_timestamps() -> None:
         "assign_and_write": 29.1,
     }
     assert bench._kmeans_parts(log[:1]) == {}
+
+
+def test_kernel_scripts_corpora_and_report(monkeypatch) -> None:
+    """The per-script kernel benchmark's corpora are in their scripts, and its quick run
+    measures every script in both modes with datasketch beside them."""
+    from benchmarks import kernel_scripts as bench
+
+    cjk = bench.corpus("cjk", 3, chars=200)
+    assert len(cjk) == 3 and all(len(t) >= 200 for t in cjk)
+    assert sum(0x4E00 <= ord(c) < 0x9FFF for c in cjk[0]) > 0.8 * len(cjk[0])
+    assert any(ord(c) >= 0x1F300 for c in "".join(bench.corpus("emoji", 2, chars=300)))
+    stored = {}
+    monkeypatch.setattr(bench, "write_result", lambda name, result: stored.update(result))
+    monkeypatch.setenv("BENCH_QUICK", "1")
+    assert bench.main([]) == 0
+    rows = stored["rows"]
+    assert [r["script"] for r in rows] == list(bench.SCRIPTS)
+    assert all(r["mchar_s_32"] > 0 and r["mchar_s_64"] > 0 for r in rows)
+    assert all(r["datasketch_mchar_s"] > 0 for r in rows)
+    text = bench.markdown(stored)
+    assert text.count("\n| ") == 1 + 1 + len(rows) and "| cjk | 100 | " in text

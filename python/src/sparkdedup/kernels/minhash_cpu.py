@@ -168,6 +168,71 @@ def _murmur32_run(
 
 
 @njit(cache=True, nogil=True)
+def _murmur32_at(
+    win: np.ndarray, at: np.ndarray, count: int, length: int, seed: np.uint32, hs: np.ndarray
+) -> None:
+    # MurmurHash3_x86_32 of `count` shingles of `length` bytes, shingle i at win[at[i]]: the
+    # shingles of one byte length wherever they start (`at` is unsigned, so the gathers carry
+    # no wraparound check and the loop over shingles stays vectorisable).
+    for i in range(count):
+        hs[i] = seed
+    nblocks = length >> 2
+    for t in range(nblocks):
+        off = np.uint64(4 * t)
+        for i in range(count):
+            k = np.uint32(win[at[i] + off] * _C1_32)
+            k = np.uint32(np.uint32(k << 15) | (k >> 17))
+            k = np.uint32(k * _C2_32)
+            h = np.uint32(hs[i] ^ k)
+            h = np.uint32(np.uint32(h << 13) | (h >> 19))
+            hs[i] = np.uint32(h * _FIVE32 + _N_32)
+    rem = length & 3
+    if rem:
+        mask = np.uint32((1 << (8 * rem)) - 1)
+        off = np.uint64(4 * nblocks)
+        for i in range(count):
+            k = np.uint32((win[at[i] + off] & mask) * _C1_32)
+            k = np.uint32(np.uint32(k << 15) | (k >> 17))
+            k = np.uint32(k * _C2_32)
+            hs[i] = np.uint32(hs[i] ^ k)
+    n32 = np.uint32(length)
+    for i in range(count):
+        h = np.uint32(hs[i] ^ n32)
+        h = np.uint32(h ^ (h >> 16))
+        h = np.uint32(h * _F1_32)
+        h = np.uint32(h ^ (h >> 13))
+        h = np.uint32(h * _F2_32)
+        h = np.uint32(h ^ (h >> 16))
+        hs[i] = max(h, _ONE32)
+
+
+@njit(cache=True, nogil=True)
+def _by_length(starts: np.ndarray, nsh: int, w: int, order: np.ndarray) -> np.ndarray:
+    # The start bytes of the `nsh` shingles (`w` code points each) grouped by byte length into
+    # `order` (a counting sort); returns the group bounds: lengths lo + k in
+    # order[bounds[k]:bounds[k + 1]], lo = bounds[-1]. Hash order does not matter: the
+    # signature is a minimum over the shingles.
+    lo, hi = starts[w] - starts[0], starts[w] - starts[0]
+    for i in range(1, nsh):
+        length = starts[i + w] - starts[i]
+        lo = min(lo, length)
+        hi = max(hi, length)
+    n = hi - lo + 1
+    bounds = np.zeros(n + 2, np.int64)
+    for i in range(nsh):
+        bounds[starts[i + w] - starts[i] - lo + 1] += 1
+    for k in range(n):
+        bounds[k + 1] += bounds[k]
+    fill = bounds[:n].copy()
+    for i in range(nsh):
+        k = starts[i + w] - starts[i] - lo
+        order[fill[k]] = np.uint64(starts[i])
+        fill[k] += 1
+    bounds[n + 1] = lo
+    return bounds
+
+
+@njit(cache=True, nogil=True)
 def _mix_k1(k1: np.uint64) -> np.uint64:
     k1 = k1 * _C1_64
     k1 = (k1 << _S31) | (k1 >> _S33)
@@ -228,6 +293,56 @@ def _murmur64_run(
         h1 = h1 + h2
         h2 = h2 + h1
         h1s[i] = max(_fmix64(h1) + _fmix64(h2), _ONE64)
+
+
+@njit(cache=True, nogil=True)
+def _murmur64_at(
+    win: np.ndarray,
+    at: np.ndarray,
+    count: int,
+    length: int,
+    seed: np.uint64,
+    h1s: np.ndarray,
+    h2s: np.ndarray,
+) -> None:
+    # As _murmur64_run, shingle i at win[at[i]] (as _murmur32_at).
+    for i in range(count):
+        h1s[i] = seed
+        h2s[i] = seed
+    nblocks = length >> 4
+    for t in range(nblocks):
+        o1, o2 = np.uint64(16 * t), np.uint64(16 * t + 8)
+        for i in range(count):
+            h1 = h1s[i] ^ _mix_k1(win[at[i] + o1])
+            h1 = (h1 << _S27) | (h1 >> _S37)
+            h1 = (h1 + h2s[i]) * _FIVE64 + _N1_64
+            h2 = h2s[i] ^ _mix_k2(win[at[i] + o2])
+            h2 = (h2 << _S31) | (h2 >> _S33)
+            h1s[i] = h1
+            h2s[i] = (h2 + h1) * _FIVE64 + _N2_64
+    rem = length & 15
+    o1, o2 = np.uint64(16 * nblocks), np.uint64(16 * nblocks + 8)
+    if rem > 8:
+        mask = (_ONE64 << np.uint64(8 * (rem - 8))) - _ONE64
+        for i in range(count):
+            h1s[i] ^= _mix_k1(win[at[i] + o1])
+            h2s[i] ^= _mix_k2(win[at[i] + o2] & mask)
+    elif rem > 0:
+        mask = _MAX64 if rem == 8 else (_ONE64 << np.uint64(8 * rem)) - _ONE64
+        for i in range(count):
+            h1s[i] ^= _mix_k1(win[at[i] + o1] & mask)
+    n64 = np.uint64(length)
+    for i in range(count):
+        h1 = h1s[i] ^ n64
+        h2 = h2s[i] ^ n64
+        h1 = h1 + h2
+        h2 = h2 + h1
+        h1s[i] = max(_fmix64(h1) + _fmix64(h2), _ONE64)
+
+
+#: Runs shorter than this on average (text that is not all one-byte characters) are hashed
+#: grouped by shingle byte length instead (`_by_length`).
+_SHORT_RUNS = 8
 
 
 @njit(cache=True, nogil=True)
@@ -304,12 +419,15 @@ def _minhash32_kernel(
     runs = np.empty((cap + 1, 3), np.int64)
     win = np.zeros(cap + 1, np.uint32)
     hs = np.empty(cap + 1, np.uint32)
+    order = np.empty(cap + 1, np.uint64)
     for d in range(offsets.size - 1):
         s, e = offsets[d], offsets[d + 1]
         if valid[d] == 0 or e == s:
             continue  # rows of `out` start zeroed
         if not _pieces(s, e, width):
-            _minhash32_piece(data, s, e, e, width, a, b, seed, starts, runs, win, hs, out[d], True)
+            _minhash32_piece(
+                data, s, e, e, width, a, b, seed, starts, runs, win, hs, order, out[d], True
+            )
             continue
         # A long document: its shingles in pieces by start position; the minimum of the
         # pieces' minima is the document's.
@@ -318,13 +436,13 @@ def _minhash32_kernel(
             pe = _next_code_point(data, min(e, ps + CHUNK_BYTES), e)
             xe = _skip_code_points(data, pe, e, width - 1)
             _minhash32_piece(
-                data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, out[d], first
+                data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, order, out[d], first
             )
             first, ps = False, pe
 
 
 @njit(cache=True, nogil=True)
-def _minhash32_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, row, first):  # noqa: ANN001, ANN202, PLR0913
+def _minhash32_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, order, row, first):  # noqa: ANN001, ANN202, PLR0913
     # Shingles starting in bytes [ps, pe) of the document, whose bytes end by xe; minima into
     # `row` (replacing it when `first`).
     ncp = _code_point_starts(data, ps, xe, starts)
@@ -332,11 +450,19 @@ def _minhash32_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs,
     limit = -1 if first and xe == pe else np.searchsorted(starts[:ncp], pe - ps)
     _windows(data[ps:xe], win, 4)
     nruns, nsh = _runs(starts, ncp, width, runs, limit)
-    pos = 0
-    for r in range(nruns):
-        begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-        _murmur32_run(win[begin:], count, length, seed, hs[pos : pos + count])
-        pos += count
+    if nruns * _SHORT_RUNS <= nsh:
+        pos = 0
+        for r in range(nruns):
+            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            _murmur32_run(win[begin:], count, length, seed, hs[pos : pos + count])
+            pos += count
+    elif nsh > 0:
+        bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order)
+        lo = bounds[-1]
+        for k in range(bounds.size - 2):
+            g0, g1 = bounds[k], bounds[k + 1]
+            if g1 > g0:
+                _murmur32_at(win, order[g0:g1], g1 - g0, lo + k, seed, hs[g0:g1])
     for j in range(a.size):
         aj, bj = a[j], b[j]
         m = _MAX32 if first else row[j]
@@ -363,13 +489,14 @@ def _minhash64_kernel(
     win = np.zeros(cap + 1, np.uint64)
     hs = np.empty(cap + 1, np.uint64)
     h2s = np.empty(cap + 1, np.uint64)
+    order = np.empty(cap + 1, np.uint64)
     for d in range(offsets.size - 1):
         s, e = offsets[d], offsets[d + 1]
         if valid[d] == 0 or e == s:
             continue
         if not _pieces(s, e, width):
             _minhash64_piece(
-                data, s, e, e, width, a, b, seed, starts, runs, win, hs, h2s, out[d], True
+                data, s, e, e, width, a, b, seed, starts, runs, win, hs, h2s, order, out[d], True
             )
             continue
         first, ps = True, s
@@ -377,30 +504,57 @@ def _minhash64_kernel(
             pe = _next_code_point(data, min(e, ps + CHUNK_BYTES), e)
             xe = _skip_code_points(data, pe, e, width - 1)
             _minhash64_piece(
-                data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, h2s, out[d], first
+                data,
+                ps,
+                pe,
+                xe,
+                width,
+                a,
+                b,
+                seed,
+                starts,
+                runs,
+                win,
+                hs,
+                h2s,
+                order,
+                out[d],
+                first,
             )
             first, ps = False, pe
 
 
 @njit(cache=True, nogil=True)
-def _minhash64_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, h2s, row, first):  # noqa: ANN001, ANN202, PLR0913
+def _minhash64_piece(
+    data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, h2s, order, row, first
+):  # noqa: ANN001, ANN202, PLR0913
     ncp = _code_point_starts(data, ps, xe, starts)
     limit = -1 if first and xe == pe else np.searchsorted(starts[:ncp], pe - ps)
     _windows(data[ps:xe], win, 8)
     nruns, nsh = _runs(starts, ncp, width, runs, limit)
-    pos = 0
-    for r in range(nruns):
-        begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-        _murmur64_run(win[begin:], count, length, seed, hs[pos : pos + count], h2s)
-        pos += count
+    if nruns * _SHORT_RUNS <= nsh:
+        pos = 0
+        for r in range(nruns):
+            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            _murmur64_run(win[begin:], count, length, seed, hs[pos : pos + count], h2s)
+            pos += count
+    elif nsh > 0:
+        bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order)
+        lo = bounds[-1]
+        for k in range(bounds.size - 2):
+            g0, g1 = bounds[k], bounds[k + 1]
+            if g1 > g0:
+                _murmur64_at(win, order[g0:g1], g1 - g0, lo + k, seed, hs[g0:g1], h2s)
     for j in range(a.size):
         aj, bj = a[j], b[j]
         m = _MAX64 if first else row[j]
         for i in range(nsh):
             v = hs[i] * aj + bj
-            # v mod (2^61 - 1) for any 64-bit v: fold the top 3 bits in, subtract once.
+            # v mod (2^61 - 1) for any 64-bit v: fold the top 3 bits in, subtract once. The
+            # subtraction is a min (below the modulus, v - M wraps above v), with no branch,
+            # so that the loop vectorises.
             v = (v & _MERSENNE_61) + (v >> _S61)
-            m = min(m, v - _MERSENNE_61 if v >= _MERSENNE_61 else v)
+            m = min(m, min(v, v - _MERSENNE_61))
         row[j] = m
 
 
