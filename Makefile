@@ -58,16 +58,22 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 	SPARKDEDUP_PYSPARK_HOME="$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
 		gradle --offline --no-daemon --quiet -p . jar test copyJar
 
-test: venv jar venv35
-	$(PY) -m pytest tests -q -ra --durations=15
-	$(MAKE) --no-print-directory test-spark35
+# The pyspark 3.5 pass (its venv made first) runs beside the main one, its output shown after
+# it: both spend much of their time waiting on JVMs and Python workers, so together they take
+# less than one after the other. make test fails when either fails.
+test: venv jar
+	@$(MAKE) --no-print-directory test-spark35 > .test-spark35.log 2>&1 & pid=$$!; \
+	$(PY) -m pytest tests -q -ra --durations=15; main=$$?; \
+	wait $$pid; other=$$?; \
+	echo "--- pyspark $(PYSPARK35) pass (make test-spark35) ---"; cat .test-spark35.log; \
+	test $$main -eq 0 && test $$other -eq 0
 
 # The Spark integration tests again on pyspark 3.5 (the JVM UDF jar's tests skip: it is built
 # for Spark 4).
 test-spark35: venv35
 	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) \
 		$(PY35) -m pytest $(SPARK35_TESTS) $(SPARK35_SKIP) -q -ra -p no:cacheprovider \
-		-W ignore::DeprecationWarning
+		-W ignore::DeprecationWarning --basetemp=$(abspath .pytest-spark35)
 
 test-fast: venv
 	$(PY) -m pytest tests -q -ra -m "not slow"

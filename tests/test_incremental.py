@@ -96,11 +96,18 @@ def test_month_by_month_appends_segments(spark, corpus, tmp_path) -> None:
         [(20_000 + i, f"an unrelated document number {i} " * 20) for i in range(3)],
         "id long, text string",
     )
+    # ... and its index goes elsewhere: a new index of the old documents and the kept new ones.
+    elsewhere = tmp_path / "index-march"
     third = _pairs(
-        sparkdedup.fuzzy_duplicates(copies.unionByName(fresh), against=str(index), **CFG)
+        sparkdedup.fuzzy_duplicates(
+            copies.unionByName(fresh), against=str(index), index_out=str(elsewhere), **CFG
+        )
     )
     assert set(third) == {r["id"] for r in copies.collect()}
     assert set(third.values()) <= {r["id"] for r in kept_new.collect()}
+    march = json.loads((elsewhere / "_sparkdedup_index.json").read_text())
+    assert march["documents"] == manifest["documents"] + 3 and len(march["segments"]) == 1
+    assert json.loads((index / "_sparkdedup_index.json").read_text()) == manifest
 
 
 def test_against_errors(spark, corpus, tmp_path) -> None:
