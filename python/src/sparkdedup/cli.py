@@ -978,18 +978,9 @@ def _row_digest(args: argparse.Namespace) -> Any:
     return lambda df: row_hashes(df)[0]
 
 
-#: The ids to remove are sent to every task (no shuffle of the corpus) up to this many bytes
-#: (about 1.6 million removed rows at 40 bytes a row): the driver builds the broadcast, a few
-#: times this size at the most, whatever the corpus.
-_BROADCAST_BYTES = 64 * 1024**2
+#: The ids to remove are sent to every task (no shuffle of the corpus) when they fit
+#: `sparkdedup.sizing.BROADCAST_BYTES` (about 1.6 million removed rows at 40 bytes a row).
 _REMOVED_ROW_BYTES = 40
-
-
-def _broadcastable(spark: Any, removed: int) -> bool:
-    """Whether the list of removed rows is broadcast to the final write: when it is small
-    enough and the session has not turned broadcast joins off."""
-    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
-    return threshold.strip() != "-1" and removed * _REMOVED_ROW_BYTES <= _BROADCAST_BYTES
 
 
 def _removal(
@@ -1005,7 +996,9 @@ def _removal(
     from sparkdedup.removal import remove_duplicates, removed_row_keys
 
     duplicates = result.duplicates
-    broadcast = _broadcastable(good.sparkSession, result.stats["removed_docs"])
+    from sparkdedup.sizing import broadcastable
+
+    broadcast = broadcastable(good.sparkSession, result.stats["removed_docs"], _REMOVED_ROW_BYTES)
     if args.id_col is not None:
         return (
             good,

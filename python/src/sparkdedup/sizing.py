@@ -91,3 +91,15 @@ def arrow_batch_conf(spark: SparkSession) -> dict[str, str]:
     if current is not None and parse_bytes(current, _ARROW_BYTES_CONF) < 2**31 - 1:
         return {}
     return {_ARROW_BYTES_CONF: str(ARROW_BATCH_BYTES)}
+
+
+#: A small table is sent to every task that joins it (no shuffle of the large side) up to this
+#: many bytes: the driver builds the broadcast, a few times this size at the most.
+BROADCAST_BYTES = 64 * 1024**2
+
+
+def broadcastable(spark: SparkSession, rows: int, row_bytes: int) -> bool:
+    """Whether `rows` rows of `row_bytes` bytes are broadcast to the tasks that join them:
+    when they fit `BROADCAST_BYTES` and the session has not turned broadcast joins off."""
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
+    return threshold.strip() != "-1" and rows * row_bytes <= BROADCAST_BYTES

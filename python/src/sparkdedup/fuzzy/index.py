@@ -47,9 +47,6 @@ FORMAT = "sparkdedup-fuzzy-index"
 FORMAT_VERSION = 1
 _SEGMENT = "segment={:05d}"
 _STAGING = "_sparkdedup_index_staging-"
-#: A new run's ids are sent to every task reading the index's ids, instead of shuffling
-#: them, up to this many bytes.
-BROADCAST_BYTES = 64 * 1024**2
 #: The parameters a run against an index must share with it: they decide the band buckets.
 PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
 
@@ -306,13 +303,6 @@ class IndexWriter:
         if self._staging is not None:
             fs.delete(self.spark, self._staging)
             self._staging = None
-
-
-def broadcastable(spark: SparkSession, rows: int, row_bytes: int) -> bool:
-    """Whether `rows` rows of the new data are sent to every task that reads the index: when
-    they fit `BROADCAST_BYTES` and the session has not turned broadcast joins off."""
-    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
-    return threshold.strip() != "-1" and rows * row_bytes <= BROADCAST_BYTES
 
 
 def _small(df: DataFrame, broadcast: bool) -> DataFrame:

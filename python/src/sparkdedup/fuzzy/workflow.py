@@ -25,7 +25,6 @@ from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     IndexWriter,
     against_edges,
-    broadcastable,
     check_config,
     check_disjoint,
     index_rows,
@@ -48,7 +47,7 @@ from sparkdedup.ids import (
     require_string_column,
     with_content_keys,
 )
-from sparkdedup.sizing import arrow_batch_conf, partitions_for
+from sparkdedup.sizing import arrow_batch_conf, broadcastable, partitions_for
 from sparkdedup.stages import StageRunner, detach
 from sparkdedup.tuning import verify_bands
 
