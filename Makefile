@@ -12,10 +12,11 @@ VENV35 := .venv-spark35
 PY35 := $(VENV35)/bin/python
 PYSPARK35 := 3.5.9
 STAMP35 := $(VENV35)/.sparkdedup-installed
+RAPIDS_TOOLS := 26.8.4
 SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/test_ids_removal.py \
 	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
-	tests/test_jvm.py tests/test_sql_fuzzy.py
+	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py
 # The two longest CLI tests (a full run and its resume; derived ids then remove) run on 4.x
 # only, to keep make test within 25 minutes: on 3.5 the other CLI tests cover its readers and
 # writers, and test_fuzzy_workflow and test_ids_removal its derived ids.
@@ -29,7 +30,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv venv35 jar test test-spark35 test-fast demo bench gpu-check lint clean
+.PHONY: venv venv35 jar test test-spark35 test-fast demo bench gpu-check rapids-plan lint clean
 
 venv: $(STAMP)
 
@@ -45,10 +46,13 @@ $(STAMP): python/pyproject.toml
 venv35: $(STAMP35)
 
 # pyspark 3.5 with the package's own dependencies, no torch: the embedding tests use stand-ins.
-$(STAMP35): python/pyproject.toml
+# It also holds the RAPIDS qualification tool (spark-rapids-user-tools, for the jar it bundles;
+# its own Python dependencies are not needed to run the jar): the RAPIDS plan check runs here.
+$(STAMP35): python/pyproject.toml Makefile
 	test -x $(PY35) || $(PYTHON) -m venv $(VENV35)
 	$(VENV35)/bin/pip install -q --upgrade pip
 	$(VENV35)/bin/pip install -q "pyspark==$(PYSPARK35)" -e python "pytest>=8" "psutil>=5.9"
+	$(VENV35)/bin/pip install -q --no-deps "spark-rapids-user-tools==$(RAPIDS_TOOLS)"
 	touch $(STAMP35)
 
 jar: $(JAR)
@@ -71,7 +75,7 @@ test: venv jar
 # The Spark integration tests again on pyspark 3.5 (the JVM UDF jar's tests skip: it is built
 # for Spark 4).
 test-spark35: venv35
-	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) \
+	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) SPARKDEDUP_RAPIDS_PLAN=1 \
 		$(PY35) -m pytest $(SPARK35_TESTS) $(SPARK35_SKIP) -q -ra -p no:cacheprovider \
 		-W ignore::DeprecationWarning --basetemp=$(abspath .pytest-spark35)
 
@@ -95,6 +99,12 @@ bench: venv jar
 GPU_PY ?= $(shell test -x $(PY) && echo $(PY) || echo python3)
 gpu-check:
 	PYTHONPATH=python/src $(GPU_PY) -m benchmarks.gpu_check
+
+# Which operators of the three CLIs the RAPIDS Accelerator runs on the GPU (the qualification
+# tool over their event logs); fails on one outside the allow-list. make test-spark35 runs it too.
+rapids-plan: venv35
+	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) \
+		$(PY35) -m benchmarks.rapids_plan --table
 
 lint: venv
 	$(VENV)/bin/ruff check python tests benchmarks

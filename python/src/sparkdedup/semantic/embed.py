@@ -242,7 +242,8 @@ def embedding_stats(
     bad_value = F.exists(e, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == float("inf")))
     # Element by element: a sum of squares underflows to 0 for tiny vectors and overflows for
     # huge ones, which `l2_normalize` handles.
-    all_zero = F.forall(e, lambda x: x == 0)
+    # (`exists` rather than `forall`: the RAPIDS Accelerator runs exists on the GPU.)
+    all_zero = ~F.exists(e, lambda x: x != 0)
     checks = {
         "null": e.isNull(),
         "bad": e.isNotNull() & bad_value,
