@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 from sparkdedup.cli import main
 from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError
+from sparkdedup.fuzzy.index import FuzzyIndex, against_edges, band_col
 from sparkdedup.ml import FuzzyDeduplicator
 
 CFG = {"id_col": "id", "device": "cpu"}
@@ -59,6 +60,16 @@ def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path) -> Non
     assert manifest["documents"] == kept_old.count() == old.count() - old_dups.count()
     assert manifest["params"]["num_bands"] == 20 and manifest["id_type"] == "bigint"
     assert len(manifest["segments"]) == 1
+
+    # The band keys, new and indexed, are shuffled once: the bucket sizes and the join to them
+    # read the same shuffle (the index's own keys stand in for new ones here).
+    opened = FuzzyIndex.open(spark, index)
+    stand_in = opened.table(["id", *[band_col(k) for k in range(20)]])
+    stand_in = stand_in.withColumn("id", F.col("id") + 10**6)
+    edges = against_edges(stand_in, opened, list(range(20)), 4, keys=20 * manifest["documents"])
+    assert len(edges.collect()) > 0  # (collect: the plan inspected below is the one run)
+    final_plan = edges._jdf.queryExecution().executedPlan().toString().split("Initial Plan")[0]
+    assert "ReusedExchange" in final_plan, final_plan
 
     got = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
     new_ids = {r["id"] for r in new.select("id").collect()}

@@ -407,7 +407,10 @@ def against_edges(
         indexed.withColumn("_dedup_new", F.lit(False))
     )
     anchored = bucket_anchors(both, partitions, needs="_dedup_new")
-    return anchored.where(not_anchor()).select("src", F.col("id").alias("dst"))
+    # `_dedup_new` stays in the output: were it pruned from the join's side, that side would
+    # read a shuffle of its own instead of the aggregation's (the union of the keys shuffled
+    # twice). Callers keep src and dst.
+    return anchored.where(not_anchor()).select("src", F.col("id").alias("dst"), "_dedup_new")
 
 
 def indexed_ids(index: FuzzyIndex, ids: DataFrame, *, broadcast: bool) -> DataFrame:

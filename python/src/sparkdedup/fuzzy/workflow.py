@@ -234,7 +234,7 @@ def run_fuzzy(
 
     edges_df = runner.run(
         "edges", keys_fp, edges, partitions=partitions_for(spark, n_docs * _EDGE_ROW_BYTES)
-    )
+    ).select("src", "dst")
     candidates = runner.rows["edges"]
     verified = candidates
     cc_fp = dict(keys_fp, cc="components")
