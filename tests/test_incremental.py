@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import os
 
+import numpy as np
 import pytest
 import sparkdedup
 from pyspark.sql import functions as F
 from sparkdedup.cli import main
 from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError
-from sparkdedup.fuzzy.index import FuzzyIndex, against_edges, band_col
+from sparkdedup.fuzzy.index import FuzzyIndex, _probes, against_edges, band_col, bloom_filter
 from sparkdedup.ml import FuzzyDeduplicator
 
 CFG = {"id_col": "id", "device": "cpu"}
@@ -85,6 +86,30 @@ def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path) -> Non
     dedup = FuzzyDeduplicator(idCol="id", against=index, device="cpu")
     kept = {r["id"] for r in dedup.transform(new.repartition(7)).select("id").collect()}
     assert kept == new_ids - set(got)
+
+
+def test_bloom_filter_holds_every_key_and_few_others(spark) -> None:
+    rng = np.random.default_rng(2)
+    keys = rng.integers(-(2**63), 2**63 - 1, size=(3000, 2), dtype=np.int64)
+    rows = [(int(a), None if i % 10 == 0 else int(b)) for i, (a, b) in enumerate(keys)]
+    table = spark.createDataFrame(rows, "b0 bigint, b1 bigint").repartition(3)
+    bits = 1 << 16
+    bitmap = bloom_filter(table, ["b0", "b1"], bits)
+    assert bitmap.dtype == np.uint64 and bitmap.size == bits // 64
+
+    def passes(values: np.ndarray) -> np.ndarray:
+        p1, p2 = _probes(values.view(np.uint64), bits)
+        one = np.uint64(1)
+        hit = (bitmap[p1 >> np.uint64(6)] >> (p1 & np.uint64(63))) & one
+        return (hit & (bitmap[p2 >> np.uint64(6)] >> (p2 & np.uint64(63))) & one).astype(bool)
+
+    present = np.array([v for row in rows for v in row if v is not None], dtype=np.int64)
+    assert passes(present).all()  # no key is ever missed
+    set_bits = sum(bin(int(w)).count("1") for w in bitmap)
+    assert set_bits <= 2 * present.size  # two probes a key, nulls left out
+    others = rng.integers(-(2**63), 2**63 - 1, size=20000, dtype=np.int64)
+    expected = (1 - np.exp(-2 * present.size / bits)) ** 2  # about 2.6% at 11.5 bits a key
+    assert passes(others).mean() < 1.5 * expected
 
 
 def test_month_by_month_appends_segments(spark, corpus, tmp_path) -> None:

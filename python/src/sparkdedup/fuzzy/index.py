@@ -334,23 +334,38 @@ def _probes(bucket: Any, bits: int) -> tuple[Any, Any]:
     return bucket.bitwiseAND(F.lit(mask)), F.shiftrightunsigned(bucket, 32).bitwiseAND(F.lit(mask))
 
 
-def bloom_filter(keys: DataFrame, bits: int) -> np.ndarray:
-    """A Bloom filter of the ``bucket`` column of `keys` (uint64 words, `bits` bits, two
-    probes), aggregated on the executors: the driver receives one row per non-zero 64-bit
-    word, at most ``bits / 64`` rows."""
+def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
+    """A Bloom filter of the bucket `columns` of `table` (uint64 words, `bits` bits, two
+    probes, nulls left out). Each task sets the bits of its rows in a bitmap of its own (a
+    vectorised NumPy pass, `bits / 8` bytes) and emits its non-zero words; their OR is
+    aggregated on the executors, so the driver receives at most ``bits / 64`` rows."""
     from sparkdedup.compat import to_arrow
 
-    p1, p2 = _probes(F.col("bucket"), bits)
-    positions = keys.select(F.explode(F.array(p1, p2)).alias("p"))
-    bit = F.expr("shiftleft(CAST(1 AS BIGINT), CAST(p & 63 AS INT))")  # a column shift
-    words = positions.groupBy(F.shiftright("p", 6).cast("int").alias("w")).agg(
-        F.bit_or(bit).alias("bits")
-    )
-    table = to_arrow(words)
+    one = np.uint64(1)
+
+    def words(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        bitmap = np.zeros(bits // 64, dtype=np.uint64)
+        for batch in batches:
+            for name in columns:
+                column = batch.column(name)
+                valid = column.is_valid().to_numpy(zero_copy_only=False)
+                values = column.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64)
+                for p in _probes(values[valid], bits):
+                    np.bitwise_or.at(bitmap, p >> np.uint64(6), one << (p & np.uint64(63)))
+        where = np.flatnonzero(bitmap)
+        for lo in range(0, where.size, 1 << 16):
+            chunk = where[lo : lo + (1 << 16)]
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(chunk.astype(np.int32)), pa.array(bitmap[chunk].view(np.int64))],
+                names=["w", "bits"],
+            )
+
+    partial = table.select(*columns).mapInArrow(words, "w int, bits bigint")
+    table_words = to_arrow(partial.groupBy("w").agg(F.bit_or("bits").alias("bits")))
     bitmap = np.zeros(bits // 64, dtype=np.uint64)
-    if table.num_rows:
-        where = table.column("w").to_numpy(zero_copy_only=False)
-        bitmap[where] = table.column("bits").to_numpy(zero_copy_only=False).view(np.uint64)
+    if table_words.num_rows:
+        where = table_words.column("w").to_numpy(zero_copy_only=False)
+        bitmap[where] = table_words.column("bits").to_numpy(zero_copy_only=False).view(np.uint64)
     return bitmap
 
 
@@ -401,7 +416,7 @@ def against_edges(
     new documents are removed.
     """
     new_keys = group_keys(table, bands)
-    bitmap = bloom_filter(new_keys, bloom_bits(keys))
+    bitmap = bloom_filter(table, [band_col(k) for k in bands], bloom_bits(keys))
     indexed = _filtered_keys(index.table(["id", *[band_col(k) for k in bands]]), bands, bitmap)
     both = new_keys.withColumn("_dedup_new", F.lit(True)).unionByName(
         indexed.withColumn("_dedup_new", F.lit(False))
