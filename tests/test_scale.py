@@ -126,6 +126,63 @@ def test_device_probe_in_background_is_the_answer_resolve_takes(spark):
     assert not device._PENDING
 
 
+def test_cpu_runs_warm_the_workers_in_the_background(spark, monkeypatch):
+    """With --device cpu the CLI still starts a background job, which loads the MinHash
+    kernels of the run's mode into the Python workers; auto's probe does the same."""
+    import threading
+
+    from sparkdedup import device
+
+    calls: list[bool | None] = []
+    done = threading.Event()
+
+    def record(session, warm_64_bit=None):
+        calls.append(warm_64_bit)
+        done.set()
+        return [{"host": "h", "assigned": "", "usable": False, "reason": "no GPU"}]
+
+    monkeypatch.setattr(device, "executor_gpus", record)
+    device.probe_in_background("cpu", spark, True)
+    assert done.wait(30) and calls == [True]
+    done.clear()
+    device.probe_in_background("auto", spark, False)
+    assert device.resolve_device("auto", spark) == "cpu" and calls == [True, False]
+    done.clear()
+    device.probe_in_background("cpu", spark)  # no MinHash to warm: no job
+    assert not done.wait(0.5) and calls == [True, False]
+
+
+def test_warming_loads_the_scans_own_kernel_specialisations():
+    """The warm-up compiles nothing the scan would not use: after it, a scan-like call (the
+    permutation parameters and a Spark-like string batch) loads no further specialisation of
+    the kernel, in either mode (a fresh process: numba's dispatchers start empty)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import numpy as np, pyarrow as pa
+        from sparkdedup.device import warm_cpu_kernels
+        from sparkdedup.kernels import minhash_cpu as m
+        from sparkdedup.kernels.minhash import kernel_for_device, permutation_params
+        for use64 in (False, True):
+            kernel = m._minhash64_kernel if use64 else m._minhash32_kernel
+            assert not kernel.signatures
+            warm_cpu_kernels(use64)
+            warmed = list(kernel.signatures)
+            assert len(warmed) == 1, warmed
+            a, b, seed = permutation_params(260, 42, use64)
+            texts = pa.array(["some text of a document " * 3, None, ""]).slice(0, 3)
+            kernel_for_device("cpu")(texts, a, b, seed, 24, use64)
+            assert list(kernel.signatures) == warmed, (kernel.signatures, warmed)
+        print("ok")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
 @pytest.mark.parametrize(
     "bands_per_iteration, group_bytes, labels",
     [

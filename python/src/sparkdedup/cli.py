@@ -1253,8 +1253,10 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         keep=("cache",) if args.cache_path is None else (),
     )
     # The executors' device probe runs while the input is listed and read.
+    # On the CPU its tasks (or, with --device cpu, a job of its own) load the MinHash kernels
+    # into the Python workers the scan then reuses.
     if hasattr(config, "device"):
-        probe_in_background(config.device, spark)
+        probe_in_background(config.device, spark, getattr(config, "use_64_bit_hash", None))
     out.prepare()
     raw = None
     try:

@@ -55,7 +55,31 @@ def gpu_available() -> bool:
     return local_gpu()[0]
 
 
-def _probe(batches: Iterator[Any]) -> Iterator[Any]:
+def warm_cpu_kernels(use_64_bit_hash: bool | None) -> None:
+    """Load the CPU MinHash and band-hash kernels in this Python worker (their imports and
+    numba's cached machine code: about a second), so that the first task of the scan that
+    follows on this worker does not pay it. None: nothing to warm."""
+    if use_64_bit_hash is None:
+        return
+    import numpy as np
+    import pyarrow as pa
+
+    from sparkdedup.kernels.bandhash import band_hashes
+    from sparkdedup.kernels.minhash import kernel_for_device
+
+    params = np.ones(2, dtype=np.uint64 if use_64_bit_hash else np.uint32)
+    sig = kernel_for_device("cpu")(pa.array(["warm up"]), params, params, 1, 3, use_64_bit_hash)
+    band_hashes(sig.reshape(1, 1, 2), np.arange(1, dtype=np.int64))
+
+
+def _prober(warm_64_bit: bool | None) -> Any:
+    def probe(batches: Iterator[Any]) -> Iterator[Any]:
+        yield from _probe(batches, warm_64_bit)
+
+    return probe
+
+
+def _probe(batches: Iterator[Any], warm_64_bit: bool | None = None) -> Iterator[Any]:
     import socket
 
     import pyarrow as pa
@@ -67,19 +91,28 @@ def _probe(batches: Iterator[Any]) -> Iterator[Any]:
     resources = context.resources() if context is not None else {}
     assigned = ",".join(resources["gpu"].addresses) if "gpu" in resources else ""
     usable, reason = local_gpu()
+    if not usable:  # the CPU kernels will run here: load them while the driver reads the input
+        try:
+            warm_cpu_kernels(warm_64_bit)
+        except Exception:  # noqa: BLE001 - only a head start; the scan reports real errors
+            log.debug("sparkdedup: warming the CPU kernels failed", exc_info=True)
     yield pa.RecordBatch.from_pylist(
         [{"host": socket.gethostname(), "assigned": assigned, "usable": usable, "reason": reason}]
     )
 
 
-def executor_gpus(spark: SparkSession) -> list[dict[str, Any]]:
-    """One report per probe task: host, GPU addresses Spark assigned it, usable, why not."""
+def executor_gpus(spark: SparkSession, warm_64_bit: bool | None = None) -> list[dict[str, Any]]:
+    """One report per probe task: host, GPU addresses Spark assigned it, usable, why not. A
+    task without a usable GPU also loads the CPU kernels (`warm_cpu_kernels`) when
+    `warm_64_bit` is not None."""
     from sparkdedup.sizing import parallelism
 
     tasks = max(1, min(parallelism(spark), _PROBE_TASKS))
     rows = (
         spark.range(0, tasks, 1, tasks)
-        .mapInArrow(_probe, "host string, assigned string, usable boolean, reason string")
+        .mapInArrow(
+            _prober(warm_64_bit), "host string, assigned string, usable boolean, reason string"
+        )
         .collect()
     )
     return [r.asDict() for r in rows]
@@ -92,24 +125,41 @@ def _probe_key(device: str, spark: SparkSession) -> tuple[str, str] | None:
         return None
 
 
-def probe_in_background(device: str, spark: SparkSession) -> None:
+def probe_in_background(device: str, spark: SparkSession, warm_64_bit: bool | None = None) -> None:
     """Start resolving `device` on the executors now, in a thread: the probe job (whose cost is
     mostly starting the Python workers) runs while the caller reads its input, and the next
-    `resolve_device(device, spark)` takes its answer (or its error)."""
+    `resolve_device(device, spark)` takes its answer (or its error).
+
+    With `warm_64_bit` (the run's MinHash mode), the probe's tasks that find no GPU also load
+    the CPU kernels (`warm_cpu_kernels`); with device "cpu" that is all the job does. Workers
+    are reused, so the scan's first tasks start warm."""
     key = _probe_key(device, spark)
-    if device not in DEVICES or device == "cpu" or key is None:
+    if device not in DEVICES or key is None:
+        return
+    if device == "cpu":
+        if warm_64_bit is not None:
+            threading.Thread(
+                target=_warm_quietly, args=(spark, warm_64_bit), name="sparkdedup-warm", daemon=True
+            ).start()
         return
     future: Future[str] = Future()
 
     def probe() -> None:
         try:
-            future.set_result(_resolve(device, spark))
+            future.set_result(_resolve(device, spark, warm_64_bit))
         except BaseException as err:  # noqa: BLE001 - handed to whoever resolves the device
             future.set_exception(err)
 
     with _PENDING_LOCK:
         _PENDING[key] = future
     threading.Thread(target=probe, name="sparkdedup-device-probe", daemon=True).start()
+
+
+def _warm_quietly(spark: SparkSession, warm_64_bit: bool) -> None:
+    try:
+        executor_gpus(spark, warm_64_bit)
+    except Exception:  # noqa: BLE001 - only a head start (the session may be stopping)
+        log.debug("sparkdedup: warming the executors' kernels failed", exc_info=True)
 
 
 def resolve_device(device: str, spark: SparkSession | None = None) -> str:
@@ -134,13 +184,13 @@ def resolve_device(device: str, spark: SparkSession | None = None) -> str:
     return _resolve(device, spark)
 
 
-def _resolve(device: str, spark: SparkSession | None) -> str:
+def _resolve(device: str, spark: SparkSession | None, warm_64_bit: bool | None = None) -> str:
     if spark is None:
         usable, reason = local_gpu()
         reports = [{"host": "this process", "assigned": "", "usable": usable, "reason": reason}]
         where = "this process"
     else:
-        reports = executor_gpus(spark)
+        reports = executor_gpus(spark, warm_64_bit)
         where = "the executors"
     missing = [r for r in reports if not r["usable"]]
     if missing and device == "gpu":
