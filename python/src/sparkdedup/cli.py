@@ -1416,6 +1416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if started and spark is not None:
+            from sparkdedup.device import wait_for_background
+
+            wait_for_background()
             spark.stop()
     seconds = time.perf_counter() - start
     summary = {

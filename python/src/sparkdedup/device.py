@@ -35,6 +35,8 @@ _PROBE_TASKS = 64
 #: Probes started by `probe_in_background`, by (application, device), until resolved.
 _PENDING: dict[tuple[str, str], Future[str]] = {}
 _PENDING_LOCK = threading.Lock()
+#: The threads of background probe and warm-up jobs, until `wait_for_background` joins them.
+_BACKGROUND: list[threading.Thread] = []
 
 
 def local_gpu() -> tuple[bool, str]:
@@ -138,9 +140,7 @@ def probe_in_background(device: str, spark: SparkSession, warm_64_bit: bool | No
         return
     if device == "cpu":
         if warm_64_bit is not None:
-            threading.Thread(
-                target=_warm_quietly, args=(spark, warm_64_bit), name="sparkdedup-warm", daemon=True
-            ).start()
+            _start(_warm_quietly, (spark, warm_64_bit), "sparkdedup-warm")
         return
     future: Future[str] = Future()
 
@@ -152,7 +152,23 @@ def probe_in_background(device: str, spark: SparkSession, warm_64_bit: bool | No
 
     with _PENDING_LOCK:
         _PENDING[key] = future
-    threading.Thread(target=probe, name="sparkdedup-device-probe", daemon=True).start()
+    _start(probe, (), "sparkdedup-device-probe")
+
+
+def _start(target: Any, args: tuple, name: str) -> None:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    with _PENDING_LOCK:
+        _BACKGROUND[:] = [t for t in _BACKGROUND if t.is_alive()] + [thread]
+    thread.start()
+
+
+def wait_for_background(timeout: float = 60.0) -> None:
+    """Join the background probe and warm-up threads (a few seconds at most), so that a session
+    stopped early, say on bad input, does not cut one of their jobs off mid-flight."""
+    with _PENDING_LOCK:
+        threads, _BACKGROUND[:] = list(_BACKGROUND), []
+    for thread in threads:
+        thread.join(timeout)
 
 
 def _warm_quietly(spark: SparkSession, warm_64_bit: bool) -> None:
