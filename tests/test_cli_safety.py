@@ -165,6 +165,9 @@ def test_existing_output_needs_overwrite_and_keeps_other_files(spark, corpus, tm
     )
     assert code == 0 and {k: v for k, v in _digest(out).items() if k in mine} == mine
     assert _digest(corpus) == before
+    # The replacing run resumed every stage from the cache the first one left under OUT/cache.
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["resumed_stages"] == ["minhash", "edges", "components", "duplicates"], stats
 
 
 def test_overwrite_never_replaces_foreign_files(spark, corpus, tmp_path, capsys):
