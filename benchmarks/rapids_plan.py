@@ -234,9 +234,7 @@ def violations(reports: dict[str, AppReport]) -> list[str]:
             kind, name = row["Unsupported Type"], row["Unsupported Operator"]
             if kind == "Exec" and row["Details"] in _CONTAINS:
                 continue  # its expression has a row of its own
-            if (kind, name) in ALLOWED:
-                continue
-            if (kind, name) in ALLOWED_IN and ALLOWED_IN[(kind, name)][0] == workflow:
+            if _reason(kind, name, workflow):
                 continue
             found.append(
                 f"{workflow}: {kind} {name!r} is unsupported on the GPU ({row['Details']}; "
@@ -258,7 +256,7 @@ def operator_table(reports: dict[str, AppReport]) -> str:
     for workflow, report in reports.items():
         for (kind, name), ok in report.operators.items():
             if kind == "Exec":
-                seen.setdefault(name, {})[workflow] = seen.get(name, {}).get(workflow, True) and ok
+                seen.setdefault(name, {})[workflow] = ok
     unsupported_by: dict[str, set[str]] = {}
     for workflow, report in reports.items():
         for row in report.unsupported:
@@ -286,12 +284,12 @@ def operator_table(reports: dict[str, AppReport]) -> str:
     return "\n".join(lines)
 
 
-def _reason(kind: str, name: str) -> str | None:
+def _reason(kind: str, name: str, workflow: str | None = None) -> str | None:
+    """Why (kind, name) may stay on the CPU (in `workflow`, or in any), or None."""
     if (kind, name) in ALLOWED:
         return ALLOWED[(kind, name)]
-    if (kind, name) in ALLOWED_IN:
-        return ALLOWED_IN[(kind, name)][1]
-    return None
+    only, reason = ALLOWED_IN.get((kind, name), (None, None))
+    return reason if only is not None and workflow in (None, only) else None
 
 
 def check(work: str) -> dict[str, Any]:
@@ -320,8 +318,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=os.path.join(HERE, "results", "rapids_plan.json"))
     parser.add_argument("--table", action="store_true", help="print the README's operator table")
     args = parser.parse_args(argv)
-    work = args.work or tempfile.mkdtemp(prefix="sparkdedup-rapids-plan-")
-    result = check(work)
+    if args.work:
+        result = check(args.work)
+    else:
+        with tempfile.TemporaryDirectory(prefix="sparkdedup-rapids-plan-") as work:
+            result = check(work)
     os.makedirs(os.path.dirname(args.json), exist_ok=True)
     with open(args.json, "w", encoding="utf-8") as fh:
         json.dump({k: v for k, v in result.items() if k != "reports"}, fh, indent=2)

@@ -15,7 +15,13 @@ from pyspark.sql import functions as F
 from sparkdedup.cli import main
 from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError
-from sparkdedup.fuzzy.index import FuzzyIndex, _probes, against_edges, band_col, bloom_filter
+from sparkdedup.fuzzy.index import (
+    FuzzyIndex,
+    against_edges,
+    band_col,
+    bloom_contains,
+    bloom_filter,
+)
 from sparkdedup.ml import FuzzyDeduplicator
 
 CFG = {"id_col": "id", "device": "cpu"}
@@ -98,10 +104,7 @@ def test_bloom_filter_holds_every_key_and_few_others(spark) -> None:
     assert bitmap.dtype == np.uint64 and bitmap.size == bits // 64
 
     def passes(values: np.ndarray) -> np.ndarray:
-        p1, p2 = _probes(values.view(np.uint64), bits)
-        one = np.uint64(1)
-        hit = (bitmap[p1 >> np.uint64(6)] >> (p1 & np.uint64(63))) & one
-        return (hit & (bitmap[p2 >> np.uint64(6)] >> (p2 & np.uint64(63))) & one).astype(bool)
+        return bloom_contains(bitmap, values)
 
     present = np.array([v for row in rows for v in row if v is not None], dtype=np.int64)
     assert passes(present).all()  # no key is ever missed

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sparkdedup.config import DEVICES
@@ -74,13 +75,6 @@ def warm_cpu_kernels(use_64_bit_hash: bool | None) -> None:
     band_hashes(sig.reshape(1, 1, 2), np.arange(1, dtype=np.int64))
 
 
-def _prober(warm_64_bit: bool | None) -> Any:
-    def probe(batches: Iterator[Any]) -> Iterator[Any]:
-        yield from _probe(batches, warm_64_bit)
-
-    return probe
-
-
 def _probe(batches: Iterator[Any], warm_64_bit: bool | None = None) -> Iterator[Any]:
     import socket
 
@@ -113,7 +107,8 @@ def executor_gpus(spark: SparkSession, warm_64_bit: bool | None = None) -> list[
     rows = (
         spark.range(0, tasks, 1, tasks)
         .mapInArrow(
-            _prober(warm_64_bit), "host string, assigned string, usable boolean, reason string"
+            partial(_probe, warm_64_bit=warm_64_bit),
+            "host string, assigned string, usable boolean, reason string",
         )
         .collect()
     )

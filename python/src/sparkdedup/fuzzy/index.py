@@ -369,10 +369,20 @@ def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
     return bitmap
 
 
+def bloom_contains(bitmap: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of the 64-bit bucket `values` pass the Bloom filter `bitmap` (`bloom_filter`):
+    both probe bits set. Every key the filter was built from passes."""
+    bits = int(bitmap.size * 64)
+    one = np.uint64(1)
+    hit = np.ones(values.size, dtype=bool)
+    for p in _probes(np.asarray(values).view(np.uint64), bits):
+        hit &= ((bitmap[p >> np.uint64(6)] >> (p & np.uint64(63))) & one).astype(bool)
+    return hit
+
+
 def _filtered_keys(indexed: DataFrame, bands: list[int], bitmap: np.ndarray) -> DataFrame:
     """``[id, band, bucket]`` of the index's band keys that pass the filter `bitmap`: a
     vectorised probe of each bucket column, on the executors; the rest never leaves its task."""
-    bits = int(bitmap.size * 64)
     id_type = indexed.schema["id"].dataType.simpleString()
     names = [band_col(k) for k in bands]
 
@@ -381,11 +391,8 @@ def _filtered_keys(indexed: DataFrame, bands: list[int], bitmap: np.ndarray) -> 
             ids = batch.column(0)
             for k, name in zip(bands, names, strict=True):
                 column = batch.column(name)
-                values = column.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64)
-                p1, p2 = _probes(values, bits)
-                one = np.uint64(1)
-                hit = ((bitmap[p1 >> np.uint64(6)] >> (p1 & np.uint64(63))) & one).astype(bool)
-                hit &= ((bitmap[p2 >> np.uint64(6)] >> (p2 & np.uint64(63))) & one).astype(bool)
+                values = column.fill_null(0).to_numpy(zero_copy_only=False)
+                hit = bloom_contains(bitmap, values)
                 hit &= column.is_valid().to_numpy(zero_copy_only=False)
                 rows = pa.array(np.flatnonzero(hit))
                 if len(rows):
