@@ -22,6 +22,10 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 # writers, and test_fuzzy_workflow and test_ids_removal its derived ids.
 SPARK35_SKIP := --deselect tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume \
 	--deselect tests/test_cli.py::test_fuzzy_cli_parquet_with_derived_ids_and_remove
+# Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
+# pass: the two streams then take about as long as each other. None of them starts a Spark
+# Connect server (the local server's port is taken by the main pass's Connect tests).
+SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
 JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
@@ -30,7 +34,7 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv venv35 jar test test-spark35 test-fast demo bench gpu-check rapids-plan lint clean
+.PHONY: venv venv35 jar test test-spark35 test-shard test-fast demo bench gpu-check rapids-plan lint clean
 
 venv: $(STAMP)
 
@@ -62,15 +66,26 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 	SPARKDEDUP_PYSPARK_HOME="$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
 		gradle --offline --no-daemon --quiet -p . jar test copyJar
 
-# The pyspark 3.5 pass (its venv made first) runs beside the main one, its output shown after
-# it: both spend much of their time waiting on JVMs and Python workers, so together they take
-# less than one after the other. make test fails when either fails.
+# Two streams: the main pass (Spark 4, every test but SHARD_TESTS) and, beside it, the pyspark
+# 3.5 pass (its venv made first) followed by SHARD_TESTS on Spark 4. Both spend much of their
+# time waiting on JVMs and Python workers, so together they take less than one after the
+# other. The background stream's output is shown after the main pass's; make test fails when
+# any pass fails.
 test: venv jar
-	@$(MAKE) --no-print-directory test-spark35 > .test-spark35.log 2>&1 & pid=$$!; \
-	$(PY) -m pytest tests -q -ra --durations=15; main=$$?; \
+	@( $(MAKE) --no-print-directory test-spark35; a=$$?; \
+	   echo "--- Spark 4 tests of the background stream (make test-shard) ---"; \
+	   $(MAKE) --no-print-directory test-shard; b=$$?; \
+	   test $$a -eq 0 && test $$b -eq 0 ) > .test-background.log 2>&1 & pid=$$!; \
+	$(PY) -m pytest tests $(addprefix --ignore=,$(SHARD_TESTS)) -q -ra --durations=15; main=$$?; \
 	wait $$pid; other=$$?; \
-	echo "--- pyspark $(PYSPARK35) pass (make test-spark35) ---"; cat .test-spark35.log; \
+	echo "--- pyspark $(PYSPARK35) pass (make test-spark35), then make test-shard ---"; \
+	cat .test-background.log; \
 	test $$main -eq 0 && test $$other -eq 0
+
+# The Spark 4 tests make test runs in its background stream, alone.
+test-shard: venv jar
+	$(PY) -m pytest $(SHARD_TESTS) -q -ra -p no:cacheprovider --durations=8 \
+		--basetemp=$(abspath .pytest-shard)
 
 # The Spark integration tests again on pyspark 3.5 (the JVM UDF jar's tests skip: it is built
 # for Spark 4).
