@@ -65,6 +65,80 @@ def test_same_output_whatever_partitioning_order_and_run(corpus, corpus_df, spar
     assert one.sort_values(key).values.tolist() == again.sort_values(key).values.tolist()
 
 
+def _broadcast_rows(spark, after: int) -> tuple[int, list[int]]:
+    """(the last SQL execution id, the rows of every broadcast of the executions after `after`),
+    from the session's SQL status store."""
+    store = spark._jsparkSession.sharedState().statusStore()
+    executions = store.executionsList()
+    last, rows = after, []
+    for k in range(executions.size()):
+        eid = executions.apply(k).executionId()
+        last = max(last, eid)
+        if eid <= after:
+            continue
+        values = store.executionMetrics(eid)
+        nodes = store.planGraph(eid).allNodes()
+        for n in range(nodes.size()):
+            node = nodes.apply(n)
+            if "BroadcastExchange" not in node.name():
+                continue
+            metrics = node.metrics()
+            for m in range(metrics.size()):
+                metric = metrics.apply(m)
+                value = values.get(metric.accumulatorId())
+                if metric.name() == "number of output rows" and value.isDefined():
+                    rows.append(int(value.get().replace(",", "")))
+    return last, rows
+
+
+def test_derived_id_joins_broadcast_only_tables_that_fit(corpus_df, spark):
+    """The joins of a derived-id run with its groups, keys and duplicates (tables that grow
+    with the corpus) broadcast them while their hash tables fit spark.sparkdedup.broadcastBytes,
+    and otherwise are sort-merge joins: the driver builds every broadcast, and Spark's own
+    choice would go by the tables' compressed Parquet size. The output is the same."""
+    from sparkdedup.sizing import BROADCAST_CONF, temporary_conf
+
+    no_ids = corpus_df.select("text", "source")
+    key = ["id", "kept_id"]
+    mark, _ = _broadcast_rows(spark, -1)
+    default = sparkdedup.fuzzy_duplicates(no_ids).toPandas().sort_values(key)
+    mark, rows = _broadcast_rows(spark, mark)
+    # The corpus is small: its key tables fit and are broadcast (at least the rows named).
+    assert len(default) > 0 and any(r >= len(default) for r in rows), rows
+    with temporary_conf(spark, {BROADCAST_CONF: "1k"}):  # 8 rows of hash table
+        merged = sparkdedup.fuzzy_duplicates(no_ids).toPandas().sort_values(key)
+    _, rows = _broadcast_rows(spark, mark)
+    assert [r for r in rows if r > 8] == [], rows
+    assert merged.values.tolist() == default.values.tolist()
+
+
+def test_broadcast_limits_follow_the_session(spark):
+    """A 64 MiB hash table (128 bytes a row) is broadcast, the removal's up to twice that;
+    spark.sparkdedup.broadcastBytes moves the limit, autoBroadcastJoinThreshold=-1 turns
+    broadcasts off, and a size that is not one is an error naming the setting."""
+    from sparkdedup.sizing import (
+        BROADCAST_CONF,
+        RELATION_ROW_BYTES,
+        broadcastable,
+        join_hint,
+        temporary_conf,
+    )
+
+    rows = 64 * 1024**2 // RELATION_ROW_BYTES
+    assert broadcastable(spark, rows) and not broadcastable(spark, rows + 1)
+    assert broadcastable(spark, 2 * rows, removal=True)
+    assert not broadcastable(spark, 2 * rows + 1, removal=True)
+    assert join_hint(spark, rows) == "broadcast" and join_hint(spark, rows + 1) == "merge"
+    with temporary_conf(spark, {BROADCAST_CONF: "1m"}):
+        assert broadcastable(spark, 8192) and not broadcastable(spark, 8193)
+    with temporary_conf(spark, {"spark.sql.autoBroadcastJoinThreshold": "-1"}):
+        assert not broadcastable(spark, 1) and not broadcastable(spark, 1, removal=True)
+        assert join_hint(spark, 1) == "merge"
+    with temporary_conf(spark, {BROADCAST_CONF: "lots"}):
+        with pytest.raises(ConfigError, match=BROADCAST_CONF):
+            broadcastable(spark, 1)
+
+
 def test_backends_agree_and_64_bit_mode(corpus, corpus_df):
     docs, truth = corpus
     small = corpus_df.filter(F.col("id") < 300)

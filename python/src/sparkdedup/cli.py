@@ -607,7 +607,7 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             (
                 "write",
                 "read 2 of the corpus: the removed rows dropped by an anti-join "
-                "(broadcast up to 64 MB of keys, else one shuffle of the rows)",
+                "(broadcast up to 128 MiB of hash table, else one shuffle of the rows)",
             ),
         ]
         passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
@@ -978,27 +978,26 @@ def _row_digest(args: argparse.Namespace) -> Any:
     return lambda df: row_hashes(df)[0]
 
 
-#: The ids to remove are sent to every task (no shuffle of the corpus) when they fit
-#: `sparkdedup.sizing.BROADCAST_BYTES` (about 1.6 million removed rows at 40 bytes a row).
-_REMOVED_ROW_BYTES = 40
-
-
 def _removal(
     args: argparse.Namespace, result: Any, good: Any, written: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, int]]:
     """(the rows the removal reads, a function of them giving the kept rows, the removed
     rows' digest). Derived ids of a fuzzy run are matched through its narrow key table; a
     semantic run's rows carry their derived ids. `written`: the digest of the user's ids
-    observed as duplicates/ was written (the removed rows' digest with user ids)."""
+    observed as duplicates/ was written (the removed rows' digest with user ids).
+
+    The ids or row keys to remove are sent to every task (no shuffle of the corpus) while
+    their hash table fits `sparkdedup.sizing.broadcast_bytes` (128 MiB, about a million rows),
+    else the rows are shuffled to meet them."""
     from pyspark.sql import functions as F
 
     from sparkdedup.ids import H1, ID_COL
-    from sparkdedup.removal import remove_duplicates, removed_row_keys
+    from sparkdedup.removal import drop_rows, remove_duplicates, removed_row_keys
+    from sparkdedup.sizing import broadcastable, join_hint
 
     duplicates = result.duplicates
-    from sparkdedup.sizing import broadcastable
-
-    broadcast = broadcastable(good.sparkSession, result.stats["removed_docs"], _REMOVED_ROW_BYTES)
+    spark, removed_docs = good.sparkSession, result.stats["removed_docs"]
+    broadcast = broadcastable(spark, removed_docs, removal=True)
     if args.id_col is not None:
         return (
             good,
@@ -1009,11 +1008,11 @@ def _removal(
         )
     keys = getattr(result, "ids", None)
     if keys is not None:
-        removed = removed_row_keys(duplicates, keys).select(*_digest(F.col(H1)))
+        removed_keys = removed_row_keys(duplicates, keys, hint=join_hint(spark, removed_docs))
         return (
             good,
-            lambda rows: remove_duplicates(rows, duplicates, ids=keys, broadcast=broadcast),
-            removed.first().asDict(),
+            lambda rows: drop_rows(rows, removed_keys, broadcast=broadcast),
+            removed_keys.select(*_digest(F.col(H1))).first().asDict(),
         )
     documents = result.documents
     remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()

@@ -65,10 +65,14 @@ def remove_duplicates(
     return drop_rows(df, removed_row_keys(duplicates, ids), broadcast=broadcast)
 
 
-def removed_row_keys(duplicates: DataFrame, ids: DataFrame) -> DataFrame:
+def removed_row_keys(duplicates: DataFrame, ids: DataFrame, hint: str | None = None) -> DataFrame:
     """The content keys ``[_dedup_h1, _dedup_h2, _dedup_pos]`` of the rows `duplicates` lists,
-    from a derived-id key table (`FuzzyResult.ids`): as many rows as there are duplicates."""
+    from a derived-id key table (`FuzzyResult.ids`): as many rows as there are duplicates.
+    `hint`: the join strategy with the duplicates (`sparkdedup.sizing.join_hint`), else
+    Spark's choice."""
     remove = duplicates.select(F.col("id").cast("bigint").alias("id")).distinct()
+    if hint is not None:
+        remove = remove.hint(hint)
     return ids.join(remove, on="id").select(H1, H2, POS)
 
 

@@ -93,13 +93,41 @@ def arrow_batch_conf(spark: SparkSession) -> dict[str, str]:
     return {_ARROW_BYTES_CONF: str(ARROW_BATCH_BYTES)}
 
 
-#: A small table is sent to every task that joins it (no shuffle of the large side) up to this
-#: many bytes: the driver builds the broadcast, a few times this size at the most.
+#: A small table is sent to every task that joins it (no shuffle of the large side) when its
+#: hash table takes at most this many bytes (the Spark setting ``spark.sparkdedup.broadcastBytes``,
+#: default 64 MiB): the driver builds that table, then serialises it.
+BROADCAST_CONF = "spark.sparkdedup.broadcastBytes"
 BROADCAST_BYTES = 64 * 1024**2
+#: Bytes a row of one or two bigint keys takes in the hash table Spark broadcasts, as Spark's
+#: own "data size" metric of the broadcast measures it (96 MiB for 651,124 rows, 128 MiB for
+#: 1,257,839; its pages are allocated in powers of two): about three times the rows' own size.
+RELATION_ROW_BYTES = 128
 
 
-def broadcastable(spark: SparkSession, rows: int, row_bytes: int) -> bool:
-    """Whether `rows` rows of `row_bytes` bytes are broadcast to the tasks that join them:
-    when they fit `BROADCAST_BYTES` and the session has not turned broadcast joins off."""
+def broadcast_bytes(spark: SparkSession, *, removal: bool = False) -> int:
+    """The largest hash table broadcast: ``spark.sparkdedup.broadcastBytes``, and for the
+    removal (the ids or row keys to drop, against the whole corpus: its broadcast saves a
+    shuffle of every row the run writes) twice that; 0 when the session turned broadcast joins
+    off (``spark.sql.autoBroadcastJoinThreshold=-1``)."""
     threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
-    return threshold.strip() != "-1" and rows * row_bytes <= BROADCAST_BYTES
+    if threshold.strip() == "-1":
+        return 0
+    text = spark.conf.get(BROADCAST_CONF, None)
+    limit = BROADCAST_BYTES if text is None else parse_bytes(text, BROADCAST_CONF)
+    return 2 * limit if removal else limit
+
+
+def broadcastable(spark: SparkSession, rows: int, *, removal: bool = False) -> bool:
+    """Whether a table of `rows` narrow rows is broadcast to the tasks that join it: when its
+    hash table (`RELATION_ROW_BYTES` a row) fits `broadcast_bytes`."""
+    limit = broadcast_bytes(spark, removal=removal)
+    return limit > 0 and rows * RELATION_ROW_BYTES <= limit
+
+
+def join_hint(spark: SparkSession, rows: int) -> str:
+    """The join strategy for a table of `rows` narrow rows that grows with the corpus (ids,
+    groups, duplicates): a broadcast while its hash table fits `BROADCAST_BYTES`, else a sort
+    merge join, whose tasks' memory follows the partitions, not the table. Set explicitly,
+    because Spark's own choice reads the size of the table's compressed Parquet files (a few
+    times smaller than its hash table) and would broadcast hundreds of MiB from the driver."""
+    return "broadcast" if broadcastable(spark, rows) else "merge"

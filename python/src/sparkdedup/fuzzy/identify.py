@@ -77,14 +77,16 @@ def keep_one_per_group(
 ) -> DataFrame:
     """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``, `group`
     one column or several) that is not its group's keeper: the best `priority` (largest, or
-    smallest with `ascending`; nulls rank last), ties and no priority going to the smallest id, or to the smallest `order`
-    column when given (a struct that ends with the id).
+    smallest with `ascending`; nulls rank last), ties and no priority going to the smallest id,
+    or to the smallest `order` column when given (a struct that ends with the id). With
+    `order`, the rows also carry the member's and the keeper's `order` values, as
+    ``_dedup_order`` and ``_dedup_kept_order``.
 
     The members are shuffled once, by group; the aggregations and hash joins all read it.
     """
     by = [group] if isinstance(group, str) else list(group)
     shuffled = members.repartition(partitions, *by) if partitions else members.repartition(*by)
-    first = F.min("id") if order is None else F.min(order)["id"]
+    first = F.min("id") if order is None else F.min(order)
     if priority is None:
         keepers = shuffled.groupBy(*by).agg(first.alias("kept_id"))
     else:
@@ -99,12 +101,20 @@ def keep_one_per_group(
             .groupBy(*by)
             .agg(first.alias("kept_id"))
         )
+    joined = shuffled.join(keepers.hint("shuffle_hash"), on=by)
+    if order is not None:
+        kept = F.col("kept_id")
+        joined = joined.select(
+            "id",
+            kept["id"].alias("kept_id"),
+            F.col(order).alias("_dedup_order"),
+            kept.alias("_dedup_kept_order"),
+        )
     # Null-safe, so that no null filter is inferred for one side only (see `not_anchor`).
-    return (
-        shuffled.join(keepers.hint("shuffle_hash"), on=by)
-        .where(~F.col("id").eqNullSafe(F.col("kept_id")))
-        .select("id", "kept_id")
-    )
+    out = joined.where(~F.col("id").eqNullSafe(F.col("kept_id")))
+    if order is None:
+        return out.select("id", "kept_id")
+    return out.select("id", "kept_id", "_dedup_order", "_dedup_kept_order")
 
 
 def group_duplicates(

@@ -47,7 +47,7 @@ from sparkdedup.ids import (
     require_string_column,
     with_content_keys,
 )
-from sparkdedup.sizing import arrow_batch_conf, broadcastable, partitions_for
+from sparkdedup.sizing import arrow_batch_conf, broadcastable, join_hint, partitions_for
 from sparkdedup.stages import StageRunner, detach
 from sparkdedup.tuning import verify_bands
 
@@ -198,7 +198,7 @@ def run_fuzzy(
                 index,
                 scan.select("id"),
                 config.id_col,
-                broadcast=broadcastable(spark, n_docs, _DOC_ROW_BYTES),
+                broadcast=broadcastable(spark, n_docs),
             ),
         )
 
@@ -283,7 +283,7 @@ def run_fuzzy(
     if index is not None:
         nodes = components.select("id")
         indexed = indexed_ids(
-            index, nodes, broadcast=broadcastable(spark, runner.rows["components"], _DOC_ROW_BYTES)
+            index, nodes, broadcast=broadcastable(spark, runner.rows["components"])
         )
     keys, duplicates, counts = keep_rule_stages(
         runner,
@@ -437,19 +437,42 @@ def keep_rule_stages(
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
     and ``duplicates``). Returns the key table, the duplicates and their counts
     (``removed_docs``, ``groups``, ``docs_in_groups``)."""
-    grouped = runner.run(
-        "groups" if derived else "duplicates", fingerprint, pairs, partitions=partitions
-    )
     if derived:
-        keys = runner.run("ids", fingerprint, lambda: _output_ids(scan, grouped))
-        duplicates = runner.run("duplicates", fingerprint, lambda: _with_derived_ids(grouped, keys))
+        # The rows named carry their keeper's and their own id order (`keep_one_per_group`),
+        # whose h1 prefix tells which prefixes `_output_ids` ranks.
+        fingerprint = dict(fingerprint, groups="prefixes")
+        grouped = runner.run(
+            "groups",
+            fingerprint,
+            lambda: pairs().select(
+                "id",
+                "kept_id",
+                F.col("_dedup_order.p").alias(_PREFIX),
+                F.col("_dedup_kept_order.p").alias(_KEPT_PREFIX),
+            ),
+            partitions=partitions,
+        )
+        spark = scan.sparkSession
+        named_rows = 2 * runner.rows["groups"]
+        keys = runner.run(
+            "ids", fingerprint, lambda: _output_ids(scan, grouped, join_hint(spark, named_rows))
+        )
+        duplicates = runner.run(
+            "duplicates",
+            fingerprint,
+            lambda: _with_derived_ids(grouped, keys, join_hint(spark, runner.rows["ids"])),
+        )
         runner.release("groups")
     else:
+        grouped = runner.run("duplicates", fingerprint, pairs, partitions=partitions)
         keys, duplicates = scan.select("id"), grouped
     removed = runner.rows["duplicates"]
     groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
     counts = {"removed_docs": removed, "groups": groups, "docs_in_groups": removed + groups}
     return keys, duplicates, counts
+
+
+_PREFIX, _KEPT_PREFIX = "_dedup_p", "_dedup_kept_p"
 
 
 def _id_order() -> Any:
@@ -461,32 +484,36 @@ def _id_order() -> Any:
     )
 
 
-def _output_ids(scan: DataFrame, pairs: DataFrame) -> DataFrame:
+def _output_ids(scan: DataFrame, pairs: DataFrame, hint: str) -> DataFrame:
     """``[id, _dedup_h1, _dedup_h2, _dedup_pos]``: the derived ids of the rows `pairs` (input
-    positions) names. A derived id ranks a row among the rows of its h1 prefix, so those
-    prefixes' rows (a narrow selection of the scan) are ranked; no other row is."""
-    named = pairs.select(F.col("id").alias(POS)).unionByName(
-        pairs.select(F.col("kept_id").alias(POS))
-    )
-    keys = scan.select(H1, H2, POS)
-    wanted = (
-        keys.join(named.distinct(), on=POS)
-        .select(F.shiftrightunsigned(F.col(H1), 33).alias("_dedup_p"))
+    positions, with their h1 prefixes) names. A derived id ranks a row among the rows of its
+    h1 prefix, so those prefixes' rows (a narrow selection of the scan, one shuffle by prefix)
+    are ranked; no other row is. `hint`: the strategy of the joins with the rows named."""
+    named = (
+        pairs.select(F.col("id").alias(POS), _PREFIX)
+        .unionByName(pairs.select(F.col("kept_id").alias(POS), F.col(_KEPT_PREFIX).alias(_PREFIX)))
         .distinct()
     )
+    wanted = named.select(_PREFIX).distinct()
+    keys = scan.select(H1, H2, POS)
     ranked = derived_ids(
-        keys.join(wanted, F.shiftrightunsigned(F.col(H1), 33) == F.col("_dedup_p"), "left_semi")
+        keys.join(
+            wanted.hint(hint), F.shiftrightunsigned(F.col(H1), 33) == F.col(_PREFIX), "left_semi"
+        )
     )
-    return ranked.join(named.distinct(), on=POS).select(F.col(ID_COL).alias("id"), H1, H2, POS)
+    return ranked.join(named.select(POS).hint(hint), on=POS).select(
+        F.col(ID_COL).alias("id"), H1, H2, POS
+    )
 
 
-def _with_derived_ids(pairs: DataFrame, keys: DataFrame) -> DataFrame:
-    """`pairs` (input positions) as ``[id, kept_id]`` of derived ids."""
+def _with_derived_ids(pairs: DataFrame, keys: DataFrame, hint: str) -> DataFrame:
+    """`pairs` (input positions) as ``[id, kept_id]`` of derived ids; `hint`: the strategy of
+    the joins with the key table."""
     ids = keys.select(F.col(POS), F.col("id").alias("_dedup_derived"))
     return (
-        pairs.join(ids.withColumnRenamed(POS, "id"), on="id")
+        pairs.join(ids.withColumnRenamed(POS, "id").hint(hint), on="id")
         .select(F.col("_dedup_derived").alias("id"), "kept_id")
-        .join(ids.withColumnRenamed(POS, "kept_id"), on="kept_id")
+        .join(ids.withColumnRenamed(POS, "kept_id").hint(hint), on="kept_id")
         .select("id", F.col("_dedup_derived").alias("kept_id"))
     )
 
