@@ -102,20 +102,29 @@ class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, DefaultParamsRead
     def _transform(self, dataset: DataFrame) -> DataFrame:
         from sparkdedup.fuzzy.workflow import run_fuzzy  # noqa: PLC0415
         from sparkdedup.removal import drop_rows, removed_row_keys  # noqa: PLC0415
+        from sparkdedup.sizing import broadcastable, join_hint  # noqa: PLC0415
 
         config, mode = self.getConfig(), self._output_mode()
+        spark = dataset.sparkSession
         # As `fuzzy_duplicates`: keep the small results (the duplicates and, for derived ids,
         # the keys of the rows to drop), free the stages.
-        with StageRunner(dataset.sparkSession) as runner:
+        with StageRunner(spark) as runner:
             result = run_fuzzy(dataset, config, runner)
+            removed = result.stats["removed_docs"]
             duplicates = detach(result.duplicates)
-            keys = None if config.id_col else detach(removed_row_keys(duplicates, result.ids))
+            keys = None
+            if config.id_col is None:
+                hint = join_hint(spark, removed)
+                keys = detach(removed_row_keys(duplicates, result.ids, hint=hint))
         log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
         if mode == "duplicates":
             return duplicates
+        # As the CLI: the removal is a broadcast while its hash table fits (no shuffle of the
+        # rows), else a shuffle of the rows.
+        broadcast = broadcastable(spark, removed, removal=True)
         if keys is None:
-            return remove_duplicates(dataset, duplicates, id_col=config.id_col)
-        return drop_rows(dataset, keys)
+            return remove_duplicates(dataset, duplicates, id_col=config.id_col, broadcast=broadcast)
+        return drop_rows(dataset, keys, broadcast=broadcast)
 
 
 # -------------------------------------------------------------------------------- semantic

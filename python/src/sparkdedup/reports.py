@@ -1,9 +1,9 @@
 """Group reports of the fuzzy and exact workflows (``OUT/groups/`` and stats.json).
 
 A group is a kept document and the documents removed in its favour (``duplicates`` rows share
-their ``kept_id``). Both are computed from the duplicates list alone: a narrow table, one
-shuffle of it; nothing grows on the driver but the size histogram, whose buckets are powers of
-two (at most 64 rows).
+their ``kept_id``). Both are computed from the duplicates list alone: a narrow table, shuffled
+by group (and its group sizes too); nothing grows on the driver but the size histogram, whose
+buckets are powers of two (at most 64 rows).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ def group_members(duplicates: DataFrame) -> DataFrame:
     kept = sizes.select("group", F.col("group").alias("id"), F.lit(True).alias("kept"), "size")
     removed = duplicates.select(
         F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept")
-    ).join(sizes, on="group")
+    ).join(sizes.hint("merge"), on="group")
+    # A sort-merge join: the sizes grow with the corpus (one row a group), and Spark's own choice
+    # would broadcast them from the driver on the size of the compressed duplicates files.
     return removed.unionByName(kept)
 
 
