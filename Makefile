@@ -17,15 +17,17 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
 	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py
-# The two longest CLI tests (a full run and its resume; derived ids then remove) run on 4.x
-# only, to keep make test within 25 minutes: on 3.5 the other CLI tests cover its readers and
-# writers, and test_fuzzy_workflow and test_ids_removal its derived ids.
+# The two longest CLI tests (a full run and its resume; derived ids then remove) and the
+# 100k-node chain of connected components run on 4.x only, to keep make test within 25
+# minutes: on 3.5 the other CLI tests cover its readers and writers, test_fuzzy_workflow and
+# test_ids_removal its derived ids, and the random graphs both components backends.
 SPARK35_SKIP := --deselect tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume \
-	--deselect tests/test_cli.py::test_fuzzy_cli_parquet_with_derived_ids_and_remove
+	--deselect tests/test_cli.py::test_fuzzy_cli_parquet_with_derived_ids_and_remove \
+	--deselect tests/test_components.py::test_chain_of_100k_nodes_in_shuffled_order
 # Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
 # pass: the two streams then take about as long as each other. None of them starts a Spark
 # Connect server (the local server's port is taken by the main pass's Connect tests).
-SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py
+SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py tests/test_tables.py
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
 JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
@@ -91,7 +93,7 @@ test-shard: venv jar
 # for Spark 4).
 test-spark35: venv35
 	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) SPARKDEDUP_RAPIDS_PLAN=1 \
-		$(PY35) -m pytest $(SPARK35_TESTS) $(SPARK35_SKIP) -q -ra -p no:cacheprovider \
+		$(PY35) -m pytest $(SPARK35_TESTS) $(SPARK35_SKIP) -q -ra -p no:cacheprovider --durations=8 \
 		-W ignore::DeprecationWarning --basetemp=$(abspath .pytest-spark35)
 
 test-fast: venv
