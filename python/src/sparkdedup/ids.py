@@ -172,6 +172,11 @@ def row_hashes(df: DataFrame) -> tuple[Column, Column]:
     return F.xxhash64(*columns), F.xxhash64(F.lit(_SECOND_SEED), *columns)
 
 
+def h1_prefix() -> Column:
+    """The 31-bit prefix of ``_dedup_h1`` that a derived id ranks its row within."""
+    return F.shiftrightunsigned(F.col(H1), _PREFIX_SHIFT)
+
+
 def derived_ids(keys: DataFrame, partitions: int | None = None) -> DataFrame:
     """`keys` (with ``_dedup_h1, _dedup_h2, _dedup_pos``) plus the derived id in ``_dedup_id``.
 
@@ -179,7 +184,7 @@ def derived_ids(keys: DataFrame, partitions: int | None = None) -> DataFrame:
     default), then a rank inside each prefix: no sampling, nothing on the driver. A prefix holds
     at most 2^32 rows (only rows identical in every column share one beyond chance).
     """
-    prefix = F.shiftrightunsigned(F.col(H1), _PREFIX_SHIFT)
+    prefix = h1_prefix()
     rank = F.row_number().over(
         Window.partitionBy("_dedup_prefix").orderBy(F.col(H1), F.col(H2), F.col(POS))
     )

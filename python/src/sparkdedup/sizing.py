@@ -126,7 +126,7 @@ def broadcastable(spark: SparkSession, rows: int, *, removal: bool = False) -> b
 
 def join_hint(spark: SparkSession, rows: int) -> str:
     """The join strategy for a table of `rows` narrow rows that grows with the corpus (ids,
-    groups, duplicates): a broadcast while its hash table fits `BROADCAST_BYTES`, else a sort
+    groups, duplicates): a broadcast while its hash table fits `broadcast_bytes`, else a sort
     merge join, whose tasks' memory follows the partitions, not the table. Set explicitly,
     because Spark's own choice reads the size of the table's compressed Parquet files (a few
     times smaller than its hash table) and would broadcast hundreds of MiB from the driver."""

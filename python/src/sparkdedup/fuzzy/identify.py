@@ -101,20 +101,21 @@ def keep_one_per_group(
             .groupBy(*by)
             .agg(first.alias("kept_id"))
         )
-    joined = shuffled.join(keepers.hint("shuffle_hash"), on=by)
+    columns = [F.col("id"), F.col("kept_id")]
     if order is not None:
         kept = F.col("kept_id")
-        joined = joined.select(
-            "id",
+        columns = [
+            F.col("id"),
             kept["id"].alias("kept_id"),
             F.col(order).alias("_dedup_order"),
             kept.alias("_dedup_kept_order"),
-        )
+        ]
     # Null-safe, so that no null filter is inferred for one side only (see `not_anchor`).
-    out = joined.where(~F.col("id").eqNullSafe(F.col("kept_id")))
-    if order is None:
-        return out.select("id", "kept_id")
-    return out.select("id", "kept_id", "_dedup_order", "_dedup_kept_order")
+    return (
+        shuffled.join(keepers.hint("shuffle_hash"), on=by)
+        .select(*columns)
+        .where(~F.col("id").eqNullSafe(F.col("kept_id")))
+    )
 
 
 def group_duplicates(

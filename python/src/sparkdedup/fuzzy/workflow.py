@@ -42,6 +42,7 @@ from sparkdedup.ids import (
     assign_ids,
     check_unique_ids,
     derived_ids,
+    h1_prefix,
     id_column,
     require_columns,
     require_string_column,
@@ -478,7 +479,7 @@ _PREFIX, _KEPT_PREFIX = "_dedup_p", "_dedup_kept_p"
 def _id_order() -> Any:
     """The order of derived ids, from the scan's keys: the 31-bit prefix of h1, then h1, h2 and
     the input position (`sparkdedup.ids.derived_ids`)."""
-    prefix = F.shiftrightunsigned(F.col(H1), 33)
+    prefix = h1_prefix()
     return F.struct(
         prefix.alias("p"), F.col(H1).alias("h1"), F.col(H2).alias("h2"), F.col(POS).alias("id")
     )
@@ -496,11 +497,7 @@ def _output_ids(scan: DataFrame, pairs: DataFrame, hint: str) -> DataFrame:
     )
     wanted = named.select(_PREFIX).distinct()
     keys = scan.select(H1, H2, POS)
-    ranked = derived_ids(
-        keys.join(
-            wanted.hint(hint), F.shiftrightunsigned(F.col(H1), 33) == F.col(_PREFIX), "left_semi"
-        )
-    )
+    ranked = derived_ids(keys.join(wanted.hint(hint), h1_prefix() == F.col(_PREFIX), "left_semi"))
     return ranked.join(named.select(POS).hint(hint), on=POS).select(
         F.col(ID_COL).alias("id"), H1, H2, POS
     )
