@@ -8,7 +8,9 @@ its first `--old` documents are the corpus indexed first; the new data is `--new
 more, a tenth of them copies of old documents with one word appended (new ids), the rest fresh
 documents of the stream. `sparkdedup fuzzy --index-out` indexes the old corpus once; then,
 alternately `--repeats` times, the full run (`sparkdedup fuzzy` over old + new) and the
-incremental run (`--against` the index, new documents only). Each is a CLI process on
+incremental run (`--against` the index, new documents only), and a plain run over the new
+documents alone (no index: the floor, what deduplicating the new data costs by itself at this
+size, whatever is done with the index). Each is a CLI process on
 `local[2]` with user ids; its wall time includes Spark's start (a fixed cost of several seconds
 that has nothing to do with the data), its work time is the sum of the stage times stats.json
 reports (the work, without the start). Medians are compared.
@@ -114,12 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     index = os.path.join(WORK, "index")
     shutil.rmtree(index, ignore_errors=True)
     indexed = run_cli("index", ["--input", os.path.join(WORK, "old"), "--index-out", index])
-    runs: dict[str, list[dict[str, Any]]] = {"full": [], "incremental": []}
+    runs: dict[str, list[dict[str, Any]]] = {"full": [], "incremental": [], "new alone": []}
     for _ in range(args.repeats):
         runs["full"].append(run_cli("full", ["--input", os.path.join(WORK, "full")]))
         runs["incremental"].append(
             run_cli("incremental", ["--input", os.path.join(WORK, "new"), "--against", index])
         )
+        runs["new alone"].append(run_cli("new-alone", ["--input", os.path.join(WORK, "new")]))
     rows = {}
     for mode, results in runs.items():
         stats = results[-1]["stats"]
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             "removed": stats["removed_docs"],
             "seconds": stats["seconds"],
         }
-    inc, full = rows["incremental"], rows["full"]
+    inc, full, alone = rows["incremental"], rows["full"], rows["new alone"]
     result = {
         "old": args.old,
         "new": args.new,
@@ -143,8 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         },
         "full": full,
         "incremental": inc,
+        "new_alone": alone,
         "work_ratio": round(inc["work_s"] / full["work_s"], 3),
         "wall_ratio": round(inc["wall_s"] / full["wall_s"], 3),
+        "alone_work_ratio": round(alone["work_s"] / full["work_s"], 3),
+        "alone_wall_ratio": round(alone["wall_s"] / full["wall_s"], 3),
         "commit": git_commit(),
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }
@@ -160,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def markdown(result: dict[str, Any]) -> str:
     full, inc, idx = result["full"], result["incremental"], result["index"]
-    stages = sorted(set(full["seconds"]) | set(inc["seconds"]))
+    alone = result.get("new_alone")
+    shown = [("full", full), ("incremental", inc)] + ([("new alone", alone)] if alone else [])
+    stages = sorted({s for _, row in shown for s in row["seconds"]})
     lines = [
         f"{result['old']:,} documents indexed (`--index-out`: {idx['wall_s']} s wall, "
         f"{idx['documents']:,} kept and indexed), then {result['new']:,} new ones "
@@ -168,12 +176,13 @@ def markdown(result: dict[str, Any]) -> str:
         f"against a full run over all {full['docs']:,}; `local[2]`, user ids, medians of "
         f"{len(full['walls'])} runs alternating, {result['when']}, commit {result['commit']} "
         "(`python -m benchmarks.incremental`). Work: the stage times of stats.json (the run "
-        "without Spark's start); wall: the CLI process.",
+        'without Spark\'s start); wall: the CLI process. "new alone": a plain run over the '
+        "new documents, no index (the floor of any incremental run at this size).",
         "",
         "| run | docs | removed | work s (runs) | wall s (runs) |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name, row in (("full", full), ("incremental", inc)):
+    for name, row in shown:
         lines.append(
             f"| {name} | {row['docs']:,} | {row['removed']:,} | {row['work_s']} "
             f"({', '.join(map(str, row['works']))}) | {row['wall_s']} "
@@ -182,12 +191,18 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Incremental / full: **{result['work_ratio']:.2f}x** of the work, "
-        f"{result['wall_ratio']:.2f}x of the wall time.",
+        f"{result['wall_ratio']:.2f}x of the wall time."
+        + (
+            f" The new documents alone, without the index: {result['alone_work_ratio']:.2f}x "
+            f"of the work, {result['alone_wall_ratio']:.2f}x of the wall time."
+            if alone
+            else ""
+        ),
         "",
         "| stage s (last run) | " + " | ".join(stages) + " |",
         "| --- | " + " | ".join("---" for _ in stages) + " |",
     ]
-    for name, row in (("full", full), ("incremental", inc)):
+    for name, row in shown:
         cells = [str(row["seconds"].get(s, "-")) for s in stages]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -245,3 +245,28 @@ def test_kernel_scripts_corpora_and_report(monkeypatch) -> None:
     assert all(r["datasketch_mchar_s"] > 0 for r in rows)
     text = bench.markdown(stored)
     assert text.count("\n| ") == 1 + 1 + len(rows) and "| cjk | 100 | " in text
+
+
+def test_incremental_report_shows_the_new_data_alone_beside_the_two_runs() -> None:
+    """The incremental benchmark's table: the full run, the run against the index and the
+    new documents alone (its floor), with both ratios to the full run."""
+    from benchmarks.incremental import markdown
+
+    def row(docs, work, wall, seconds):
+        return {"docs": docs, "removed": 5, "work_s": work, "wall_s": wall, "works": [work],
+                "walls": [wall], "seconds": seconds}  # fmt: skip
+
+    result = {
+        "old": 1000, "new": 100, "commit": "abc", "when": "now",
+        "index": {"wall_s": 9.0, "work_s": 5.0, "documents": 950},
+        "full": row(1100, 40.0, 50.0, {"edges": 10.0, "minhash": 12.0}),
+        "incremental": row(100, 20.0, 30.0, {"edges": 6.0, "index_ids": 0.5}),
+        "new_alone": row(100, 12.0, 21.0, {"edges": 3.0}),
+        "work_ratio": 0.5, "wall_ratio": 0.6, "alone_work_ratio": 0.3, "alone_wall_ratio": 0.42,
+    }  # fmt: skip
+    text = markdown(result)
+    assert "| new alone | 100 | 5 | 12.0 (12.0) | 21.0 (21.0) |" in text
+    assert "**0.50x** of the work" in text and "0.30x of the work, 0.42x of the wall" in text
+    assert "| new alone | 3.0 | - | - |" in text  # edges, index_ids, minhash: sorted
+    del result["new_alone"]  # a result written before the floor was measured still renders
+    assert "new alone |" not in markdown(result)

@@ -95,6 +95,19 @@ def test_lsh_params_errors(args: tuple, message: str) -> None:
         lsh_params(*args)
 
 
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("id_col", "id_col must be a non-empty column name or None, got ''"),
+        ("against", "against must be a non-empty path or None, got ''"),
+        ("checkpoint_dir", "checkpoint_dir must be a non-empty path or None, got ''"),
+    ],
+)
+def test_fuzzy_config_names_what_an_empty_name_should_be(field: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        FuzzyConfig(**{field: ""})
+
+
 def test_cli_lsh_threshold_sets_the_bands(capsys: pytest.CaptureFixture) -> None:
     argv = ["fuzzy", "--input", "x", "--input-format", "parquet", "--output", "o", "--explain"]
     assert main([*argv, "--lsh-threshold", "0.8"]) == 0

@@ -149,6 +149,44 @@ def test_month_by_month_appends_segments(spark, corpus, tmp_path) -> None:
     assert json.loads((index / "_sparkdedup_index.json").read_text()) == manifest
 
 
+def test_a_commit_stopped_between_its_renames_leaves_a_readable_index(
+    spark, corpus, tmp_path, monkeypatch
+) -> None:
+    """The manifest is switched by renames, the old one kept until the new one is in place: a
+    run stopped in between leaves the old index readable, and the next run goes on from it;
+    replacing an index removes the old segments only once the new manifest lists its own."""
+    from sparkdedup import fs
+
+    old, new = corpus
+    index = tmp_path / "index"
+    first = sparkdedup.write_index(old.limit(40), str(index), **CFG)
+    rename = fs.rename
+
+    def stopped(spark_, source, target):  # the new manifest never reaches its place
+        if target.endswith("/_sparkdedup_index.json"):
+            raise OSError("stopped")
+        return rename(spark_, source, target)
+
+    monkeypatch.setattr(fs, "rename", stopped)
+    with pytest.raises(OSError, match="stopped"):
+        sparkdedup.write_index(new.limit(10), str(index), overwrite=True, **CFG)
+    monkeypatch.setattr(fs, "rename", rename)
+    assert not (index / "_sparkdedup_index.json").exists()
+    assert FuzzyIndex.open(spark, str(index)).manifest == first
+    assert FuzzyIndex.open(spark, str(index)).table(["id"]).count() == 40
+    # The next run appends to the index as it was, and the previous manifest goes.
+    sparkdedup.fuzzy_duplicates(new.limit(5), against=str(index), index_out=str(index), **CFG)
+    manifest = json.loads((index / "_sparkdedup_index.json").read_text())
+    assert manifest["documents"] == 45 and not (index / "_sparkdedup_index.previous.json").exists()
+    assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00002"]
+    # Replaced for good: only the new segment is left.
+    replaced = sparkdedup.write_index(new.limit(10), str(index), overwrite=True, **CFG)
+    assert [s["name"] for s in replaced["segments"]] == ["segment=00003"]
+    left = sorted(p.name for p in index.iterdir() if not p.name.startswith("."))  # .crc files
+    assert left == ["_sparkdedup_index.json", "segment=00003"]
+    assert FuzzyIndex.open(spark, str(index)).table(["id"]).count() == 10
+
+
 def test_against_errors(spark, corpus, tmp_path) -> None:
     old, new = corpus
     index = str(tmp_path / "index")

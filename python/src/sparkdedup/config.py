@@ -84,9 +84,9 @@ def _check_text_and_keep_rule(config: Any) -> None:
     check_choice("normalize", config.normalize, NORMALIZE_MODES)
 
 
-def _check_optional_name(name: str, value: Any) -> None:
+def _check_optional_name(name: str, value: Any, what: str = "column name") -> None:
     if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigError(f"{name} must be a non-empty column name or None, got {value!r}")
+        raise ConfigError(f"{name} must be a non-empty {what} or None, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,8 @@ class FuzzyConfig:
 
     def __post_init__(self) -> None:
         _check_text_and_keep_rule(self)
-        _check_optional_name("checkpoint_dir", self.checkpoint_dir)
-        _check_optional_name("against", self.against)
+        _check_optional_name("checkpoint_dir", self.checkpoint_dir, "path")
+        _check_optional_name("against", self.against, "path")
         check_choice("verify", self.verify, VERIFY_MODES)
         if (
             isinstance(self.threshold, bool)

@@ -12,8 +12,8 @@ A run with ``--index-out`` writes the documents it keeps as one segment; a run `
 an index reads the segments its manifest lists (never recomputing their signatures), and
 ``--index-out`` of the same path appends the kept new documents as one more segment: the old
 segments are not rewritten. A segment is written under a staging name and renamed into place,
-and the manifest, rewritten last, lists only finished segments: a run that fails leaves the
-index as it was.
+and the manifest, rewritten last (`switch_manifest`: never a moment without one), lists only
+finished segments: a run that fails leaves the index as it was.
 
 Readers take only the columns a step needs (Parquet column pruning): the band buckets of one
 band group, or the ids.
@@ -43,12 +43,40 @@ from sparkdedup.fuzzy.scan import TEXT_H1, TEXT_H2, band_col
 log = logging.getLogger("sparkdedup")
 
 MANIFEST = "_sparkdedup_index.json"
+#: The manifest a commit replaces, kept under this name until the new one is in place: a run
+#: stopped between the two renames leaves this one, which readers then take.
+PREVIOUS_MANIFEST = "_sparkdedup_index.previous.json"
 FORMAT = "sparkdedup-fuzzy-index"
 FORMAT_VERSION = 1
 _SEGMENT = "segment={:05d}"
 _STAGING = "_sparkdedup_index_staging-"
 #: The parameters a run against an index must share with it: they decide the band buckets.
 PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
+
+
+def read_manifest(spark: SparkSession, path: str) -> str | None:
+    """The text of the index manifest at `path`: the current one, else the one a commit
+    stopped between its renames left (`PREVIOUS_MANIFEST`); None when there is neither."""
+    base = path.rstrip("/")
+    text = fs.read_text(spark, f"{base}/{MANIFEST}")
+    return text if text is not None else fs.read_text(spark, f"{base}/{PREVIOUS_MANIFEST}")
+
+
+def switch_manifest(spark: SparkSession, path: str, text: str) -> None:
+    """Make `text` the manifest of the index at `path`, with a readable manifest at every
+    moment: written under a staging name, then the current manifest renamed to
+    `PREVIOUS_MANIFEST`, the new one renamed into place and only then the previous one
+    deleted (renames are atomic on HDFS and local disks; a file system's rename cannot be
+    relied on to replace a file)."""
+    base = path.rstrip("/")
+    temporary = f"{base}/{_STAGING}{uuid.uuid4().hex[:12]}.json"
+    fs.write_text(spark, temporary, text)
+    target, previous = f"{base}/{MANIFEST}", f"{base}/{PREVIOUS_MANIFEST}"
+    if fs.exists(spark, target):
+        fs.delete(spark, previous)  # left by a commit that stopped after its renames
+        fs.rename(spark, target, previous)
+    fs.rename(spark, temporary, target)
+    fs.delete(spark, previous)
 
 
 def index_params(config: FuzzyConfig) -> dict[str, Any]:
@@ -87,7 +115,7 @@ class FuzzyIndex:
     @classmethod
     def open(cls, spark: SparkSession, path: str, option: str = "--against") -> FuzzyIndex:
         """The index at `path`; InputError when there is none, or of another format."""
-        text = fs.read_text(spark, f"{path.rstrip('/')}/{MANIFEST}")
+        text = read_manifest(spark, path)
         if text is None:
             what = "does not exist" if not fs.exists(spark, path) else f"has no {MANIFEST}"
             raise InputError(
@@ -191,7 +219,7 @@ class IndexWriter:
             self.base = FuzzyIndex.open(spark, path, option)
             self.base.check_params(config, option)
         elif fs.exists(spark, path) and fs.list_dir(spark, path):
-            if fs.read_text(spark, f"{self.path}/{MANIFEST}") is None:
+            if read_manifest(spark, self.path) is None:
                 raise ConfigError(
                     f"{option} {path!r} exists and is not a sparkdedup index; choose a new "
                     "path (it is never replaced)"
@@ -207,6 +235,7 @@ class IndexWriter:
             # A new index of the old documents and the kept new ones.
             self.copy = FuzzyIndex.open(spark, config.against, "against")
         self._staging: str | None = None
+        self._name: str | None = None
         self._rows = 0
         self._id_type = ""
 
@@ -230,10 +259,15 @@ class IndexWriter:
         }
 
     def _segment_name(self) -> str:
-        segments = self.base.manifest["segments"] if self.base is not None else []
-        return _SEGMENT.format(
-            1 + max((int(s["name"].split("=")[1]) for s in segments), default=-1)
-        )
+        """The next segment's name: after every segment listed or present (a replaced
+        index's segments stay until the new manifest is in place)."""
+        if self._name is not None:
+            return self._name
+        names = [s["name"] for s in self.base.manifest["segments"]] if self.base else []
+        if fs.exists(self.spark, self.path):
+            names += [e.name for e in fs.list_dir(self.spark, self.path)]
+        numbers = [int(n.split("=")[1]) for n in names if n.startswith("segment=")]
+        return _SEGMENT.format(1 + max(numbers, default=-1))
 
     def stage(self, rows: DataFrame) -> int:
         """Write `rows` (``[id, t1, t2, b0 ..]``) under a staging name; their count."""
@@ -245,6 +279,8 @@ class IndexWriter:
                 f"ids of type {self._id_type} cannot be added to the index {self.path!r}, "
                 f"whose ids are {self.base.manifest['id_type']}"
             )
+        self._name = None
+        self._name = self._segment_name()
         self._staging = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}"
         counted = Observation(f"sparkdedup_index_{uuid.uuid4().hex[:8]}")
         rows.observe(counted, F.count(F.lit(1)).alias("rows")).write.parquet(self._staging)
@@ -254,10 +290,6 @@ class IndexWriter:
     def commit(self) -> dict[str, Any]:
         """Move the staged segment into place and write the manifest; returns it."""
         assert self._staging is not None, "stage() first"
-        if self.replace:
-            for entry in fs.list_dir(self.spark, self.path):
-                if entry.name.startswith("segment=") or entry.name == MANIFEST:
-                    fs.delete(self.spark, entry.path)
         segments = list(self.base.manifest["segments"]) if self.base is not None else []
         for entry in fs.list_dir(self.spark, self.path):
             # Staging directories of runs that failed before their commit.
@@ -282,14 +314,13 @@ class IndexWriter:
             "documents": int(sum(s["documents"] for s in segments)),
             "segments": segments,
         }
-        text = json.dumps(manifest, indent=2, sort_keys=True)
-        temporary = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}.json"
-        fs.write_text(self.spark, temporary, text)
-        target = f"{self.path}/{MANIFEST}"
-        if fs.exists(self.spark, target):
-            fs.delete(self.spark, target)
-        fs.rename(self.spark, temporary, target)
+        switch_manifest(self.spark, self.path, json.dumps(manifest, indent=2, sort_keys=True))
         self._staging = None
+        if self.replace:  # the replaced index's segments, once nothing lists them
+            listed = {s["name"] for s in segments}
+            for entry in fs.list_dir(self.spark, self.path):
+                if entry.name.startswith("segment=") and entry.name not in listed:
+                    fs.delete(self.spark, entry.path)
         log.info(
             "sparkdedup: index %s: %s with %d documents (%d in all)",
             self.path,
