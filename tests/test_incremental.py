@@ -212,8 +212,7 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     with pytest.raises(ConfigError, match="is not a sparkdedup index; choose a new path"):
         sparkdedup.write_index(new, str(tmp_path / "other"), overwrite=True, **CFG)
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
-    replaced = sparkdedup.write_index(new.limit(10), index, overwrite=True, **CFG)
-    assert replaced["documents"] == 10 and len(replaced["segments"]) == 1
+    # Replacing with overwrite: test_a_commit_stopped_between_its_renames_leaves_a_readable_index
 
 
 def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
