@@ -2,7 +2,8 @@
 
     python -m benchmarks.scale                 # everything (about 50 minutes on 2 cores)
     python -m benchmarks.scale --quick         # a smoke run on a few thousand documents
-    python -m benchmarks.scale --only real,skew --publish
+    python -m benchmarks.scale --only real,skew --publish   # after a full run: keeps its
+                                                            # other cases (scale.json)
 
 Cases, each a CLI run in its own process with Spark's event log on:
 
@@ -580,6 +581,14 @@ def main(argv: list[str] | None = None) -> int:
     unknown = only - set(CASES)
     if unknown:
         p.error(f"unknown case(s): {', '.join(sorted(unknown))}")
+    previous = os.path.join(args.out, "scale.json")
+    if args.publish and not args.quick and only != set(CASES) and not os.path.exists(previous):
+        # The published block is rendered from scale.json: without the last full run's, the
+        # cases not run now would vanish from RESULTS.md.
+        p.error(
+            f"--publish with --only needs the last full run's {previous} (the other cases' "
+            "rows); run every case, or leave out --publish and copy the rows by hand"
+        )
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     quick = args.quick
@@ -629,7 +638,6 @@ def main(argv: list[str] | None = None) -> int:
         machine=f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
         measured={case: f"{finished}, commit {commit}" for case in CASES if case in only},
     )
-    previous = os.path.join(args.out, "scale.json")
     if not quick and only != set(CASES) and os.path.exists(previous):
         # A partial run keeps the other cases of the last full one, saying when they ran.
         with open(previous, encoding="utf-8") as fh:

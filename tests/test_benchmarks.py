@@ -270,3 +270,16 @@ def test_incremental_report_shows_the_new_data_alone_beside_the_two_runs() -> No
     assert "| new alone | 3.0 | - | - |" in text  # edges, index_ids, minhash: sorted
     del result["new_alone"]  # a result written before the floor was measured still renders
     assert "new alone |" not in markdown(result)
+
+
+def test_scale_refuses_a_partial_publish_without_the_last_full_run(tmp_path, capsys) -> None:
+    """`--only ... --publish` renders RESULTS.md's block from scale.json: without the last
+    full run's file the other cases would vanish, so it stops before running anything."""
+    from benchmarks.scale import main as scale_main
+
+    out = tmp_path / "results"
+    with pytest.raises(SystemExit) as exit_info:
+        scale_main(["--only", "skew", "--publish", "--out", str(out), "--work", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--publish with --only needs the last full run's" in capsys.readouterr().err
+    assert not out.exists()  # nothing ran, nothing was written
