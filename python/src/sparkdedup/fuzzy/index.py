@@ -259,10 +259,12 @@ class IndexWriter:
         }
 
     def _segment_name(self) -> str:
+        """The name of the segment `stage` writes (chosen there, else the next one now)."""
+        return self._name if self._name is not None else self._next_segment()
+
+    def _next_segment(self) -> str:
         """The next segment's name: after every segment listed or present (a replaced
         index's segments stay until the new manifest is in place)."""
-        if self._name is not None:
-            return self._name
         names = [s["name"] for s in self.base.manifest["segments"]] if self.base else []
         if fs.exists(self.spark, self.path):
             names += [e.name for e in fs.list_dir(self.spark, self.path)]
@@ -279,8 +281,7 @@ class IndexWriter:
                 f"ids of type {self._id_type} cannot be added to the index {self.path!r}, "
                 f"whose ids are {self.base.manifest['id_type']}"
             )
-        self._name = None
-        self._name = self._segment_name()
+        self._name = self._next_segment()
         self._staging = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}"
         counted = Observation(f"sparkdedup_index_{uuid.uuid4().hex[:8]}")
         rows.observe(counted, F.count(F.lit(1)).alias("rows")).write.parquet(self._staging)
