@@ -245,6 +245,14 @@ def test_kernel_scripts_corpora_and_report(monkeypatch) -> None:
     assert all(r["datasketch_mchar_s"] > 0 for r in rows)
     text = bench.markdown(stored)
     assert text.count("\n| ") == 1 + 1 + len(rows) and "| cjk | 100 | " in text
+    # The CPU is named beside the figures: 64-bit mode's speed depends on AVX-512.
+    info = stored["cpu"]
+    assert info["llvm_cpu"] and f"compiled for {info['llvm_cpu']}" in text
+    wide = dict(info, simd=["avx2", "avx512f", "avx512dq"])
+    narrow = dict(info, simd=["avx2"])
+    assert "one instruction each" in bench.markdown(dict(stored, cpu=wide))
+    assert "three 32-bit ones" in bench.markdown(dict(stored, cpu=narrow))
+    assert "CPU: not recorded" in bench.markdown({k: v for k, v in stored.items() if k != "cpu"})
 
 
 def test_incremental_report_shows_the_new_data_alone_beside_the_two_runs() -> None:
