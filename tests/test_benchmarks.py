@@ -252,6 +252,8 @@ def test_kernel_scripts_corpora_and_report(monkeypatch) -> None:
     narrow = dict(info, simd=["avx2"])
     assert "one instruction each" in bench.markdown(dict(stored, cpu=wide))
     assert "three 32-bit ones" in bench.markdown(dict(stored, cpu=narrow))
+    no_dq = dict(info, simd=["avx2", "avx512f"])  # no 64-bit multiply without avx512dq
+    assert "three 32-bit ones" in bench.markdown(dict(stored, cpu=no_dq))
     assert "CPU: not recorded" in bench.markdown({k: v for k, v in stored.items() if k != "cpu"})
 
 
