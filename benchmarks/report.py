@@ -202,6 +202,20 @@ def git_commit() -> str:
         return ""
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what `platform` says ("" if neither)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or ""
+
+
 def write_result(name: str, result: dict[str, Any]) -> None:
     """Store a benchmark's result as ``benchmarks/results/<name>.json``."""
     import json

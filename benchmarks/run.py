@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from benchmarks.corpus import ensure_corpus, similar_planted_pairs
-from benchmarks.report import git_commit, publish, render
+from benchmarks.report import cpu_model, git_commit, publish, render
 from benchmarks.settings import BENCH_DIR, Settings, parse_settings
 
 REPO_ROOT = os.path.dirname(BENCH_DIR)
@@ -153,14 +153,6 @@ def run_case(row: Row, corpus: dict[str, Any], s: Settings) -> dict[str, Any]:
 def _machine() -> dict[str, Any]:
     import psutil
 
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            model = next(
-                (ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), model
-            )
-    except OSError:
-        pass
     try:
         java = subprocess.run(["java", "-version"], capture_output=True, text=True, timeout=30)
         java_version = (java.stderr or java.stdout).splitlines()[0]
@@ -174,7 +166,7 @@ def _machine() -> dict[str, Any]:
             versions[module] = "not installed"
     commit = git_commit()
     return {
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
