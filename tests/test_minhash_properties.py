@@ -74,6 +74,42 @@ def test_script_parity_with_oracle(use64: bool) -> None:
         np.testing.assert_array_equal(got, expected, err_msg=f"width={width}")
 
 
+@pytest.mark.parametrize("use64", [False, True])
+def test_runs_of_multibyte_characters_parity_with_oracle(use64: bool) -> None:
+    """Text of 2-, 3- and 4-byte characters with few breaks (Cyrillic or CJK without spaces,
+    emoji) is hashed in lockstep over windows de-interleaved by the character size; runs of
+    several sizes in one document, and runs cut by a one-byte character: the oracle's. (The
+    64-bit windows once went through a float in the de-interleaving; this test caught it.)"""
+    from sparkdedup.kernels.minhash_cpu import _code_point_starts, _runs
+
+    rng = np.random.default_rng(5)
+    alphabets = {
+        2: [chr(c) for c in range(0x430, 0x450)],
+        3: [chr(c) for c in range(0x4E00, 0x4E40)],
+        4: [chr(c) for c in range(0x1F600, 0x1F640)],
+    }
+    texts = ["".join(rng.choice(abc, size=300)) for abc in alphabets.values()]
+    texts.append("".join("".join(rng.choice(alphabets[k], size=60)) for k in (3, 2, 4, 3)))
+    texts.append("x".join("".join(rng.choice(alphabets[3], size=50)) for _ in range(4)))
+    a, b, seed = permutation_params(7, 99, use64)
+    for width in (3, 24):
+        strides = set()
+        # The lockstep path is the one taken, for every character size (at width 24 the
+        # document of four sizes has too many short runs where the sizes meet).
+        for text in texts[:3] if width == 24 else texts:
+            data = np.frombuffer(text.encode(), np.uint8)
+            starts = np.empty(data.size + 1, np.int64)
+            runs = np.empty((data.size + 1, 4), np.int64)
+            ncp = _code_point_starts(data, 0, data.size, starts)
+            nruns, nsh = _runs(starts, ncp, width, runs, -1)
+            assert nruns * 8 <= nsh
+            strides |= set(runs[:nruns, 3].tolist())
+        assert {2, 3, 4} <= strides
+        expected = minhash_reference(texts, a, b, seed, width, use64)
+        got = minhash_arrow(pa.array(texts), a, b, seed, width, use64)
+        np.testing.assert_array_equal(got, expected, err_msg=f"width={width}")
+
+
 def test_murmur_device_functions_match_oracle() -> None:
     # murmur.py is the source the CUDA kernel compiles; run it here as plain Python.
     rng = np.random.default_rng(3)

@@ -15,9 +15,12 @@ from sparkdedup.errors import SchemaError
 
 # Speed comes from two layouts. Every byte position of a document gets its little-endian 4-byte
 # (8-byte in 64-bit mode) window, so a MurmurHash block is one load. Consecutive shingles that
-# start on consecutive bytes and span the same number of bytes (all of them in ASCII text) are
-# hashed in lockstep, block by block, which LLVM vectorises. The permutation-min then runs
-# permutation-outer over the document's hashes, a vectorised min-reduction with no stores.
+# start one character apart, on characters of one byte size, and span the same number of bytes
+# (all of them in ASCII text, long stretches of CJK or Cyrillic words) are hashed in lockstep,
+# block by block, with contiguous loads that LLVM vectorises: straight from the windows for
+# one-byte characters, and from the windows de-interleaved by the character size (s rows of
+# every s-th window) for 2- to 4-byte ones. The permutation-min then runs permutation-outer
+# over the document's hashes, a vectorised min-reduction with no stores.
 #
 # This module carries its own MurmurHash3 (on windows) rather than calling `murmur.py`: numba's
 # cache does not notice edits to functions defined in other files.
@@ -47,7 +50,8 @@ _FIVE64 = np.uint64(5)
 _S8, _S27, _S31, _S33 = np.uint64(8), np.uint64(27), np.uint64(31), np.uint64(33)
 _S37, _S61 = np.uint64(37), np.uint64(61)
 #: Documents longer than this many bytes are hashed in pieces of about this size, so scratch
-#: memory is bounded by it (about 40 bytes a byte) rather than by the longest document.
+#: memory is bounded by it (64 bytes a byte in 32-bit mode, 80 in 64-bit: `_scratch_bytes`)
+#: rather than by the longest document.
 CHUNK_BYTES = 1 << 20
 
 
@@ -129,33 +133,63 @@ def _windows(doc: np.ndarray, win: np.ndarray, nbytes: int) -> None:
 
 
 @njit(cache=True, nogil=True)
-def _murmur32_run(
-    win: np.ndarray, count: int, length: int, seed: np.uint32, hs: np.ndarray
-) -> None:
-    # MurmurHash3_x86_32 of `count` shingles of `length` bytes, shingle i at win[i]. Arguments
-    # are views so that every index is a bare loop counter, which numba's wraparound check
-    # leaves alone; any other index form stops LLVM from vectorising.
+def _spread(win: np.ndarray, n: int, stride: int, out: np.ndarray) -> int:
+    # The first n windows de-interleaved by `stride`: window p at out[(p % stride) * rows +
+    # p // stride]; returns rows. Shingles that start `stride` bytes apart then read their
+    # block t from consecutive entries (`_spread_at`).
+    # Entries from window n on (up to n + 2) are never read; `win` has room for them.
+    rows = (n + stride - 1) // stride
+    for r in range(stride):
+        row = out[r * rows : (r + 1) * rows]
+        for k in range(rows):
+            row[k] = win[stride * k + r]
+    return rows
+
+
+@njit(cache=True, nogil=True)
+def _spread_at(p: int, stride: int, rows: int) -> int:
+    # Where window p sits in `_spread`'s layout (p itself for stride 1).
+    return (p % stride) * rows + p // stride
+
+
+@njit(cache=True, nogil=True)
+def _gather(win: np.ndarray, at: np.ndarray, count: int, off: int, out: np.ndarray) -> np.ndarray:
+    # out[i] = win[at[i] + off]: one block of shingles that start anywhere, made contiguous so
+    # that the block step over them vectorises (LLVM leaves a gather inside it scalar).
+    o = np.uint64(off)
     for i in range(count):
-        hs[i] = seed
-    nblocks = length >> 2
-    for t in range(nblocks):
-        wt = win[4 * t : 4 * t + count]
-        for i in range(count):
-            k = np.uint32(wt[i] * _C1_32)
-            k = np.uint32(np.uint32(k << 15) | (k >> 17))
-            k = np.uint32(k * _C2_32)
-            h = np.uint32(hs[i] ^ k)
-            h = np.uint32(np.uint32(h << 13) | (h >> 19))
-            hs[i] = np.uint32(h * _FIVE32 + _N_32)
-    rem = length & 3
-    if rem:
-        mask = np.uint32((1 << (8 * rem)) - 1)
-        wt = win[4 * nblocks : 4 * nblocks + count]
-        for i in range(count):
-            k = np.uint32((wt[i] & mask) * _C1_32)
-            k = np.uint32(np.uint32(k << 15) | (k >> 17))
-            k = np.uint32(k * _C2_32)
-            hs[i] = np.uint32(hs[i] ^ k)
+        out[i] = win[at[i] + o]
+    return out[:count]
+
+
+# MurmurHash3_x86_32 over `count` shingles in lockstep: the hash state of shingle i in hs[i],
+# its block t in wt[i]. Arguments are views so that every index is a bare loop counter, which
+# numba's wraparound check leaves alone; any other index form stops LLVM from vectorising.
+
+
+@njit(cache=True, nogil=True)
+def _block32(hs: np.ndarray, wt: np.ndarray, count: int) -> None:
+    for i in range(count):
+        k = np.uint32(wt[i] * _C1_32)
+        k = np.uint32(np.uint32(k << 15) | (k >> 17))
+        k = np.uint32(k * _C2_32)
+        h = np.uint32(hs[i] ^ k)
+        h = np.uint32(np.uint32(h << 13) | (h >> 19))
+        hs[i] = np.uint32(h * _FIVE32 + _N_32)
+
+
+@njit(cache=True, nogil=True)
+def _tail32(hs: np.ndarray, wt: np.ndarray, count: int, rem: int) -> None:
+    mask = np.uint32((1 << (8 * rem)) - 1)
+    for i in range(count):
+        k = np.uint32((wt[i] & mask) * _C1_32)
+        k = np.uint32(np.uint32(k << 15) | (k >> 17))
+        k = np.uint32(k * _C2_32)
+        hs[i] = np.uint32(hs[i] ^ k)
+
+
+@njit(cache=True, nogil=True)
+def _finish32(hs: np.ndarray, count: int, length: int) -> None:
     n32 = np.uint32(length)
     for i in range(count):
         h = np.uint32(hs[i] ^ n32)
@@ -168,42 +202,171 @@ def _murmur32_run(
 
 
 @njit(cache=True, nogil=True)
-def _murmur32_at(
-    win: np.ndarray, at: np.ndarray, count: int, length: int, seed: np.uint32, hs: np.ndarray
+def _murmur32_run(
+    win: np.ndarray,
+    first: int,
+    stride: int,
+    rows: int,
+    count: int,
+    length: int,
+    seed: np.uint32,
+    hs: np.ndarray,
 ) -> None:
-    # MurmurHash3_x86_32 of `count` shingles of `length` bytes, shingle i at win[at[i]]: the
-    # shingles of one byte length wherever they start (`at` is unsigned, so the gathers carry
-    # no wraparound check and the loop over shingles stays vectorisable).
+    # The hashes of `count` shingles of `length` bytes, shingle i at byte first + stride * i;
+    # `win` is the windows laid out by `_spread` for that stride (the windows themselves for
+    # stride 1), so block t of the shingles is one contiguous slice.
     for i in range(count):
         hs[i] = seed
-    nblocks = length >> 2
-    for t in range(nblocks):
-        off = np.uint64(4 * t)
-        for i in range(count):
-            k = np.uint32(win[at[i] + off] * _C1_32)
-            k = np.uint32(np.uint32(k << 15) | (k >> 17))
-            k = np.uint32(k * _C2_32)
-            h = np.uint32(hs[i] ^ k)
-            h = np.uint32(np.uint32(h << 13) | (h >> 19))
-            hs[i] = np.uint32(h * _FIVE32 + _N_32)
-    rem = length & 3
-    if rem:
-        mask = np.uint32((1 << (8 * rem)) - 1)
-        off = np.uint64(4 * nblocks)
-        for i in range(count):
-            k = np.uint32((win[at[i] + off] & mask) * _C1_32)
-            k = np.uint32(np.uint32(k << 15) | (k >> 17))
-            k = np.uint32(k * _C2_32)
-            hs[i] = np.uint32(hs[i] ^ k)
-    n32 = np.uint32(length)
+    for t in range(length >> 2):
+        at = _spread_at(first + 4 * t, stride, rows)
+        _block32(hs, win[at : at + count], count)
+    if length & 3:
+        at = _spread_at(first + (length & ~3), stride, rows)
+        _tail32(hs, win[at : at + count], count, length & 3)
+    _finish32(hs, count, length)
+
+
+@njit(cache=True, nogil=True)
+def _murmur32_at(
+    win: np.ndarray,
+    at: np.ndarray,
+    count: int,
+    length: int,
+    seed: np.uint32,
+    hs: np.ndarray,
+    tmp: np.ndarray,
+) -> None:
+    # The hashes of `count` shingles of `length` bytes, shingle i at win[at[i]]: the shingles
+    # of one byte length wherever they start, each block gathered into `tmp` first.
     for i in range(count):
-        h = np.uint32(hs[i] ^ n32)
-        h = np.uint32(h ^ (h >> 16))
-        h = np.uint32(h * _F1_32)
-        h = np.uint32(h ^ (h >> 13))
-        h = np.uint32(h * _F2_32)
-        h = np.uint32(h ^ (h >> 16))
-        hs[i] = max(h, _ONE32)
+        hs[i] = seed
+    for t in range(length >> 2):
+        _block32(hs, _gather(win, at, count, 4 * t, tmp), count)
+    if length & 3:
+        _tail32(hs, _gather(win, at, count, length & ~3, tmp), count, length & 3)
+    _finish32(hs, count, length)
+
+
+@njit(cache=True, nogil=True)
+def _mix_k1(k1: np.uint64) -> np.uint64:
+    k1 = k1 * _C1_64
+    k1 = (k1 << _S31) | (k1 >> _S33)
+    return k1 * _C2_64
+
+
+@njit(cache=True, nogil=True)
+def _mix_k2(k2: np.uint64) -> np.uint64:
+    k2 = k2 * _C2_64
+    k2 = (k2 << _S33) | (k2 >> _S31)
+    return k2 * _C1_64
+
+
+@njit(cache=True, nogil=True)
+def _fmix64(k: np.uint64) -> np.uint64:
+    k = (k ^ (k >> _S33)) * _F1_64
+    k = (k ^ (k >> _S33)) * _F2_64
+    return k ^ (k >> _S33)
+
+
+# h1 of MurmurHash3_x64_128 (64-bit seed in h1 and h2) in lockstep, as the 32-bit steps. A
+# 16-byte block updates h1 from its low half and h2's old value, then h2 from its high half
+# and h1's new value: two steps, so that each reads one slice of windows.
+
+
+@njit(cache=True, nogil=True)
+def _block64_h1(h1s: np.ndarray, h2s: np.ndarray, w1: np.ndarray, count: int) -> None:
+    for i in range(count):
+        h1 = h1s[i] ^ _mix_k1(w1[i])
+        h1 = (h1 << _S27) | (h1 >> _S37)
+        h1s[i] = (h1 + h2s[i]) * _FIVE64 + _N1_64
+
+
+@njit(cache=True, nogil=True)
+def _block64_h2(h1s: np.ndarray, h2s: np.ndarray, w2: np.ndarray, count: int) -> None:
+    for i in range(count):
+        h2 = h2s[i] ^ _mix_k2(w2[i])
+        h2 = (h2 << _S31) | (h2 >> _S33)
+        h2s[i] = (h2 + h1s[i]) * _FIVE64 + _N2_64
+
+
+@njit(cache=True, nogil=True)
+def _tail64(hs: np.ndarray, w: np.ndarray, count: int, nbytes: int, high: bool) -> None:
+    # The last `nbytes` (1 to 8) bytes of a half block into h1 (low half) or h2 (high half).
+    mask = _MAX64 if nbytes == 8 else (_ONE64 << np.uint64(8 * nbytes)) - _ONE64
+    if high:
+        for i in range(count):
+            hs[i] ^= _mix_k2(w[i] & mask)
+    else:
+        for i in range(count):
+            hs[i] ^= _mix_k1(w[i] & mask)
+
+
+@njit(cache=True, nogil=True)
+def _finish64(h1s: np.ndarray, h2s: np.ndarray, count: int, length: int) -> None:
+    n64 = np.uint64(length)
+    for i in range(count):
+        h1 = h1s[i] ^ n64
+        h2 = h2s[i] ^ n64
+        h1 = h1 + h2
+        h2 = h2 + h1
+        h1s[i] = max(_fmix64(h1) + _fmix64(h2), _ONE64)
+
+
+@njit(cache=True, nogil=True)
+def _murmur64_run(
+    win: np.ndarray,
+    first: int,
+    stride: int,
+    rows: int,
+    count: int,
+    length: int,
+    seed: np.uint64,
+    h1s: np.ndarray,
+    h2s: np.ndarray,
+) -> None:
+    # As _murmur32_run, 64-bit: h1 into h1s (h2s is scratch).
+    for i in range(count):
+        h1s[i] = seed
+        h2s[i] = seed
+    for t in range(length >> 4):
+        a1 = _spread_at(first + 16 * t, stride, rows)
+        _block64_h1(h1s, h2s, win[a1 : a1 + count], count)
+        a2 = _spread_at(first + 16 * t + 8, stride, rows)
+        _block64_h2(h1s, h2s, win[a2 : a2 + count], count)
+    rem, tail = length & 15, length & ~15
+    if rem > 8:
+        a2 = _spread_at(first + tail + 8, stride, rows)
+        _tail64(h2s, win[a2 : a2 + count], count, rem - 8, True)
+    if rem > 0:
+        a1 = _spread_at(first + tail, stride, rows)
+        _tail64(h1s, win[a1 : a1 + count], count, min(rem, 8), False)
+    _finish64(h1s, h2s, count, length)
+
+
+@njit(cache=True, nogil=True)
+def _murmur64_at(
+    win: np.ndarray,
+    at: np.ndarray,
+    count: int,
+    length: int,
+    seed: np.uint64,
+    h1s: np.ndarray,
+    h2s: np.ndarray,
+    tmp: np.ndarray,
+) -> None:
+    # As _murmur32_at, 64-bit (as _murmur64_run).
+    for i in range(count):
+        h1s[i] = seed
+        h2s[i] = seed
+    for t in range(length >> 4):
+        _block64_h1(h1s, h2s, _gather(win, at, count, 16 * t, tmp), count)
+        _block64_h2(h1s, h2s, _gather(win, at, count, 16 * t + 8, tmp), count)
+    rem, tail = length & 15, length & ~15
+    if rem > 8:
+        _tail64(h2s, _gather(win, at, count, tail + 8, tmp), count, rem - 8, True)
+    if rem > 0:
+        _tail64(h1s, _gather(win, at, count, tail, tmp), count, min(rem, 8), False)
+    _finish64(h1s, h2s, count, length)
 
 
 @njit(cache=True, nogil=True)
@@ -232,114 +395,6 @@ def _by_length(starts: np.ndarray, nsh: int, w: int, order: np.ndarray) -> np.nd
     return bounds
 
 
-@njit(cache=True, nogil=True)
-def _mix_k1(k1: np.uint64) -> np.uint64:
-    k1 = k1 * _C1_64
-    k1 = (k1 << _S31) | (k1 >> _S33)
-    return k1 * _C2_64
-
-
-@njit(cache=True, nogil=True)
-def _mix_k2(k2: np.uint64) -> np.uint64:
-    k2 = k2 * _C2_64
-    k2 = (k2 << _S33) | (k2 >> _S31)
-    return k2 * _C1_64
-
-
-@njit(cache=True, nogil=True)
-def _fmix64(k: np.uint64) -> np.uint64:
-    k = (k ^ (k >> _S33)) * _F1_64
-    k = (k ^ (k >> _S33)) * _F2_64
-    return k ^ (k >> _S33)
-
-
-@njit(cache=True, nogil=True)
-def _murmur64_run(
-    win: np.ndarray, count: int, length: int, seed: np.uint64, h1s: np.ndarray, h2s: np.ndarray
-) -> None:
-    # h1 of MurmurHash3_x64_128 (64-bit seed in h1 and h2) of shingles at win[i] (views, as
-    # in _murmur32_run).
-    for i in range(count):
-        h1s[i] = seed
-        h2s[i] = seed
-    nblocks = length >> 4
-    for t in range(nblocks):
-        w1 = win[16 * t : 16 * t + count]
-        w2 = win[16 * t + 8 : 16 * t + 8 + count]
-        for i in range(count):
-            h1 = h1s[i] ^ _mix_k1(w1[i])
-            h1 = (h1 << _S27) | (h1 >> _S37)
-            h1 = (h1 + h2s[i]) * _FIVE64 + _N1_64
-            h2 = h2s[i] ^ _mix_k2(w2[i])
-            h2 = (h2 << _S31) | (h2 >> _S33)
-            h1s[i] = h1
-            h2s[i] = (h2 + h1) * _FIVE64 + _N2_64
-    rem = length & 15
-    w1 = win[16 * nblocks : 16 * nblocks + count]
-    if rem > 8:
-        w2 = win[16 * nblocks + 8 : 16 * nblocks + 8 + count]
-        mask = (_ONE64 << np.uint64(8 * (rem - 8))) - _ONE64
-        for i in range(count):
-            h1s[i] ^= _mix_k1(w1[i])
-            h2s[i] ^= _mix_k2(w2[i] & mask)
-    elif rem > 0:
-        mask = _MAX64 if rem == 8 else (_ONE64 << np.uint64(8 * rem)) - _ONE64
-        for i in range(count):
-            h1s[i] ^= _mix_k1(w1[i] & mask)
-    n64 = np.uint64(length)
-    for i in range(count):
-        h1 = h1s[i] ^ n64
-        h2 = h2s[i] ^ n64
-        h1 = h1 + h2
-        h2 = h2 + h1
-        h1s[i] = max(_fmix64(h1) + _fmix64(h2), _ONE64)
-
-
-@njit(cache=True, nogil=True)
-def _murmur64_at(
-    win: np.ndarray,
-    at: np.ndarray,
-    count: int,
-    length: int,
-    seed: np.uint64,
-    h1s: np.ndarray,
-    h2s: np.ndarray,
-) -> None:
-    # As _murmur64_run, shingle i at win[at[i]] (as _murmur32_at).
-    for i in range(count):
-        h1s[i] = seed
-        h2s[i] = seed
-    nblocks = length >> 4
-    for t in range(nblocks):
-        o1, o2 = np.uint64(16 * t), np.uint64(16 * t + 8)
-        for i in range(count):
-            h1 = h1s[i] ^ _mix_k1(win[at[i] + o1])
-            h1 = (h1 << _S27) | (h1 >> _S37)
-            h1 = (h1 + h2s[i]) * _FIVE64 + _N1_64
-            h2 = h2s[i] ^ _mix_k2(win[at[i] + o2])
-            h2 = (h2 << _S31) | (h2 >> _S33)
-            h1s[i] = h1
-            h2s[i] = (h2 + h1) * _FIVE64 + _N2_64
-    rem = length & 15
-    o1, o2 = np.uint64(16 * nblocks), np.uint64(16 * nblocks + 8)
-    if rem > 8:
-        mask = (_ONE64 << np.uint64(8 * (rem - 8))) - _ONE64
-        for i in range(count):
-            h1s[i] ^= _mix_k1(win[at[i] + o1])
-            h2s[i] ^= _mix_k2(win[at[i] + o2] & mask)
-    elif rem > 0:
-        mask = _MAX64 if rem == 8 else (_ONE64 << np.uint64(8 * rem)) - _ONE64
-        for i in range(count):
-            h1s[i] ^= _mix_k1(win[at[i] + o1] & mask)
-    n64 = np.uint64(length)
-    for i in range(count):
-        h1 = h1s[i] ^ n64
-        h2 = h2s[i] ^ n64
-        h1 = h1 + h2
-        h2 = h2 + h1
-        h1s[i] = max(_fmix64(h1) + _fmix64(h2), _ONE64)
-
-
 #: Runs shorter than this on average (text that is not all one-byte characters) are hashed
 #: grouped by shingle byte length instead (`_by_length`).
 _SHORT_RUNS = 8
@@ -349,31 +404,79 @@ _SHORT_RUNS = 8
 def _runs(
     starts: np.ndarray, ncp: int, width: int, runs: np.ndarray, limit: int
 ) -> tuple[int, int]:
-    # Split the first `limit` shingles (all when fewer) into runs that start on consecutive
-    # bytes and span equal byte counts. runs[r] = (first byte, shingle count, byte length);
-    # returns (run count, shingle count). limit < 0 marks a piece of a long document: the
-    # short-document rule (one shingle of the whole text) is not for a piece.
+    # Split the first `limit` shingles (all when fewer) into runs that start a fixed number of
+    # bytes apart (the byte size of their first characters) and span equal byte counts.
+    # runs[r] = (first byte, shingle count, byte length, stride); returns (run count, shingle
+    # count). limit < 0 marks a piece of a long document: the short-document rule (one
+    # shingle of the whole text) is not for a piece.
     w = min(width, ncp) if limit < 0 else width
     nsh = max(ncp - w + 1, 0) if limit < 0 else max(min(ncp - w + 1, limit), 0)
     nruns = 0
     i = 0
     while i < nsh:
         length = starts[i + w] - starts[i]
+        stride = starts[i + 1] - starts[i]
         j = i + 1
-        while j < nsh and starts[j] == starts[j - 1] + 1 and starts[j + w] - starts[j] == length:
+        while (
+            j < nsh and starts[j] == starts[j - 1] + stride and starts[j + w] - starts[j] == length
+        ):
             j += 1
         runs[nruns, 0] = starts[i]
         runs[nruns, 1] = j - i
         runs[nruns, 2] = length
+        runs[nruns, 3] = stride if j - i > 1 else 1
         nruns += 1
         i = j
     return nruns, nsh
 
 
 @njit(cache=True, nogil=True)
+def _hash_runs32(win, n, runs, nruns, seed, hs, spread):  # noqa: ANN001, ANN202, PLR0913
+    # Every run's shingle hashes, in run order, into hs; runs of one stride after another so
+    # that one `spread` buffer serves them all.
+    for stride in range(1, 5):
+        rows = 0
+        pos = 0
+        for r in range(nruns):
+            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            if runs[r, 3] == stride:
+                if stride == 1:
+                    _murmur32_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count])
+                else:
+                    if rows == 0:
+                        rows = _spread(win, n, stride, spread)
+                    _murmur32_run(
+                        spread, begin, stride, rows, count, length, seed, hs[pos : pos + count]
+                    )
+            pos += count
+
+
+@njit(cache=True, nogil=True)
+def _hash_runs64(win, n, runs, nruns, seed, hs, h2s, spread):  # noqa: ANN001, ANN202, PLR0913
+    # As _hash_runs32, MurmurHash3_x64_128's h1.
+    for stride in range(1, 5):
+        rows = 0
+        pos = 0
+        for r in range(nruns):
+            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            if runs[r, 3] == stride:
+                if stride == 1:
+                    _murmur64_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count], h2s)
+                else:
+                    if rows == 0:
+                        rows = _spread(win, n, stride, spread)
+                    _murmur64_run(
+                        spread, begin, stride, rows, count, length, seed, hs[pos : pos + count], h2s
+                    )
+            pos += count
+
+
+@njit(cache=True, nogil=True)
 def _scratch_bytes(offsets: np.ndarray, width: int) -> int:
     # Scratch arrays hold one document, or one piece of a long one (the piece plus the bytes
-    # of the width - 1 code points that its last shingles reach past it).
+    # of the width - 1 code points that its last shingles reach past it). Per byte of that:
+    # starts 8, runs 32, order 8, windows, spread windows and hashes 4 each in 32-bit mode
+    # (8 each, and 8 more for h2, in 64-bit mode).
     longest = _max_length(offsets)
     if 4 * width >= CHUNK_BYTES:
         return longest
@@ -416,8 +519,9 @@ def _minhash32_kernel(
 ) -> None:
     cap = _scratch_bytes(offsets, width)
     starts = np.empty(cap + 1, np.int64)
-    runs = np.empty((cap + 1, 3), np.int64)
-    win = np.zeros(cap + 1, np.uint32)
+    runs = np.empty((cap + 1, 4), np.int64)
+    win = np.zeros(cap + 4, np.uint32)
+    spread = np.zeros(cap + 4, np.uint32)
     hs = np.empty(cap + 1, np.uint32)
     order = np.empty(cap + 1, np.uint64)
     for d in range(offsets.size - 1):
@@ -426,7 +530,7 @@ def _minhash32_kernel(
             continue  # rows of `out` start zeroed
         if not _pieces(s, e, width):
             _minhash32_piece(
-                data, s, e, e, width, a, b, seed, starts, runs, win, hs, order, out[d], True
+                data, s, e, e, width, a, b, seed, starts, runs, win, spread, hs, order, out[d], True
             )
             continue
         # A long document: its shingles in pieces by start position; the minimum of the
@@ -436,13 +540,30 @@ def _minhash32_kernel(
             pe = _next_code_point(data, min(e, ps + CHUNK_BYTES), e)
             xe = _skip_code_points(data, pe, e, width - 1)
             _minhash32_piece(
-                data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, order, out[d], first
+                data,
+                ps,
+                pe,
+                xe,
+                width,
+                a,
+                b,
+                seed,
+                starts,
+                runs,
+                win,
+                spread,
+                hs,
+                order,
+                out[d],
+                first,
             )
             first, ps = False, pe
 
 
 @njit(cache=True, nogil=True)
-def _minhash32_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, order, row, first):  # noqa: ANN001, ANN202, PLR0913
+def _minhash32_piece(
+    data, ps, pe, xe, width, a, b, seed, starts, runs, win, spread, hs, order, row, first
+):  # noqa: ANN001, ANN202, PLR0913
     # Shingles starting in bytes [ps, pe) of the document, whose bytes end by xe; minima into
     # `row` (replacing it when `first`).
     ncp = _code_point_starts(data, ps, xe, starts)
@@ -451,18 +572,14 @@ def _minhash32_piece(data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs,
     _windows(data[ps:xe], win, 4)
     nruns, nsh = _runs(starts, ncp, width, runs, limit)
     if nruns * _SHORT_RUNS <= nsh:
-        pos = 0
-        for r in range(nruns):
-            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-            _murmur32_run(win[begin:], count, length, seed, hs[pos : pos + count])
-            pos += count
+        _hash_runs32(win, xe - ps, runs, nruns, seed, hs, spread)
     elif nsh > 0:
         bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order)
         lo = bounds[-1]
         for k in range(bounds.size - 2):
             g0, g1 = bounds[k], bounds[k + 1]
             if g1 > g0:
-                _murmur32_at(win, order[g0:g1], g1 - g0, lo + k, seed, hs[g0:g1])
+                _murmur32_at(win, order[g0:g1], g1 - g0, lo + k, seed, hs[g0:g1], spread)
     for j in range(a.size):
         aj, bj = a[j], b[j]
         m = _MAX32 if first else row[j]
@@ -485,8 +602,9 @@ def _minhash64_kernel(
 ) -> None:
     cap = _scratch_bytes(offsets, width)
     starts = np.empty(cap + 1, np.int64)
-    runs = np.empty((cap + 1, 3), np.int64)
-    win = np.zeros(cap + 1, np.uint64)
+    runs = np.empty((cap + 1, 4), np.int64)
+    win = np.zeros(cap + 4, np.uint64)
+    spread = np.zeros(cap + 4, np.uint64)
     hs = np.empty(cap + 1, np.uint64)
     h2s = np.empty(cap + 1, np.uint64)
     order = np.empty(cap + 1, np.uint64)
@@ -496,7 +614,23 @@ def _minhash64_kernel(
             continue
         if not _pieces(s, e, width):
             _minhash64_piece(
-                data, s, e, e, width, a, b, seed, starts, runs, win, hs, h2s, order, out[d], True
+                data,
+                s,
+                e,
+                e,
+                width,
+                a,
+                b,
+                seed,
+                starts,
+                runs,
+                win,
+                spread,
+                hs,
+                h2s,
+                order,
+                out[d],
+                True,
             )
             continue
         first, ps = True, s
@@ -515,6 +649,7 @@ def _minhash64_kernel(
                 starts,
                 runs,
                 win,
+                spread,
                 hs,
                 h2s,
                 order,
@@ -526,25 +661,21 @@ def _minhash64_kernel(
 
 @njit(cache=True, nogil=True)
 def _minhash64_piece(
-    data, ps, pe, xe, width, a, b, seed, starts, runs, win, hs, h2s, order, row, first
+    data, ps, pe, xe, width, a, b, seed, starts, runs, win, spread, hs, h2s, order, row, first
 ):  # noqa: ANN001, ANN202, PLR0913
     ncp = _code_point_starts(data, ps, xe, starts)
     limit = -1 if first and xe == pe else np.searchsorted(starts[:ncp], pe - ps)
     _windows(data[ps:xe], win, 8)
     nruns, nsh = _runs(starts, ncp, width, runs, limit)
     if nruns * _SHORT_RUNS <= nsh:
-        pos = 0
-        for r in range(nruns):
-            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-            _murmur64_run(win[begin:], count, length, seed, hs[pos : pos + count], h2s)
-            pos += count
+        _hash_runs64(win, xe - ps, runs, nruns, seed, hs, h2s, spread)
     elif nsh > 0:
         bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order)
         lo = bounds[-1]
         for k in range(bounds.size - 2):
             g0, g1 = bounds[k], bounds[k + 1]
             if g1 > g0:
-                _murmur64_at(win, order[g0:g1], g1 - g0, lo + k, seed, hs[g0:g1], h2s)
+                _murmur64_at(win, order[g0:g1], g1 - g0, lo + k, seed, hs[g0:g1], h2s, spread)
     for j in range(a.size):
         aj, bj = a[j], b[j]
         m = _MAX64 if first else row[j]
