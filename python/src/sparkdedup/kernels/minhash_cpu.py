@@ -370,26 +370,30 @@ def _murmur64_at(
 
 
 @njit(cache=True, nogil=True)
-def _by_length(starts: np.ndarray, nsh: int, w: int, order: np.ndarray) -> np.ndarray:
+def _by_length(
+    starts: np.ndarray, nsh: int, w: int, order: np.ndarray, lens: np.ndarray
+) -> np.ndarray:
     # The start bytes of the `nsh` shingles (`w` code points each) grouped by byte length into
-    # `order` (a counting sort); returns the group bounds: lengths lo + k in
-    # order[bounds[k]:bounds[k + 1]], lo = bounds[-1]. Hash order does not matter: the
+    # `order` (a counting sort; `lens` is scratch); returns the group bounds: lengths lo + k
+    # in order[bounds[k]:bounds[k + 1]], lo = bounds[-1]. Hash order does not matter: the
     # signature is a minimum over the shingles.
-    lo, hi = starts[w] - starts[0], starts[w] - starts[0]
-    for i in range(1, nsh):
-        length = starts[i + w] - starts[i]
+    first, last = starts[:nsh], starts[w : w + nsh]
+    lo, hi = last[0] - first[0], last[0] - first[0]
+    for i in range(nsh):  # vectorised: a difference, a store and two reductions
+        length = last[i] - first[i]
+        lens[i] = length
         lo = min(lo, length)
         hi = max(hi, length)
     n = hi - lo + 1
     bounds = np.zeros(n + 2, np.int64)
     for i in range(nsh):
-        bounds[starts[i + w] - starts[i] - lo + 1] += 1
+        bounds[np.int64(lens[i]) - lo + 1] += 1
     for k in range(n):
         bounds[k + 1] += bounds[k]
     fill = bounds[:n].copy()
     for i in range(nsh):
-        k = starts[i + w] - starts[i] - lo
-        order[fill[k]] = np.uint64(starts[i])
+        k = np.int64(lens[i]) - lo
+        order[fill[k]] = np.uint64(first[i])
         fill[k] += 1
     bounds[n + 1] = lo
     return bounds
@@ -407,13 +411,16 @@ def _runs(
     # Split the first `limit` shingles (all when fewer) into runs that start a fixed number of
     # bytes apart (the byte size of their first characters) and span equal byte counts.
     # runs[r] = (first byte, shingle count, byte length, stride); returns (run count, shingle
-    # count). limit < 0 marks a piece of a long document: the short-document rule (one
+    # count), stopping early once the runs are too many to be worth it (see _SHORT_RUNS).
+    # limit < 0 marks a piece of a long document: the short-document rule (one
     # shingle of the whole text) is not for a piece.
     w = min(width, ncp) if limit < 0 else width
     nsh = max(ncp - w + 1, 0) if limit < 0 else max(min(ncp - w + 1, limit), 0)
     nruns = 0
     i = 0
     while i < nsh:
+        if nruns * _SHORT_RUNS > nsh:
+            return nruns, nsh  # too many runs already: the caller groups by byte length
         length = starts[i + w] - starts[i]
         stride = starts[i + 1] - starts[i]
         j = i + 1
@@ -574,7 +581,7 @@ def _minhash32_piece(
     if nruns * _SHORT_RUNS <= nsh:
         _hash_runs32(win, xe - ps, runs, nruns, seed, hs, spread)
     elif nsh > 0:
-        bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order)
+        bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order, hs)
         lo = bounds[-1]
         for k in range(bounds.size - 2):
             g0, g1 = bounds[k], bounds[k + 1]
@@ -670,7 +677,7 @@ def _minhash64_piece(
     if nruns * _SHORT_RUNS <= nsh:
         _hash_runs64(win, xe - ps, runs, nruns, seed, hs, h2s, spread)
     elif nsh > 0:
-        bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order)
+        bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order, hs)
         lo = bounds[-1]
         for k in range(bounds.size - 2):
             g0, g1 = bounds[k], bounds[k + 1]
