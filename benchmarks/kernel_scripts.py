@@ -1,13 +1,14 @@
 """The CPU MinHash kernel's single-core speed by script, with datasketch's beside it.
 
-    python -m benchmarks.kernel_scripts [--docs 2000] [--repeats 5] [--publish]
+    python -m benchmarks.kernel_scripts [--docs 2000] [--repeats 9] [--publish]
 
 For each script (ASCII, Latin with accents, Cyrillic, CJK, emoji-heavy) a corpus of `--docs`
 documents of about 1,000 code points: words of 2 to 8 letters of the script, separated by
 spaces, with some ASCII punctuation and digits (CJK: runs of 2 to 8 ideographs, emoji-heavy:
 ASCII words with an emoji in every third). `sparkdedup.kernels.minhash_cpu` at NeMo Curator's
 defaults (24-code-point shingles, 260 hashes), 32- and 64-bit, one thread, best of
-`--repeats` timed calls after a warm-up call; datasketch's `MinHash(num_perm=260)` fed the
+`--repeats` timed calls after a warm-up call, made round the scripts and modes (a shared
+machine's slow spells then spread over all of them); datasketch's `MinHash(num_perm=260)` fed the
 same shingles (UTF-8 encoded, `update_batch`) on the first `--datasketch-docs` documents, in
 the same process. Figures in million code points per second.
 """
@@ -66,20 +67,27 @@ def corpus(script: str, docs: int, chars: int = 1000, seed: int = 0) -> list[str
     return out
 
 
-def kernel_rate(texts: list[str], use64: bool, repeats: int) -> float:
-    """Million code points a second of the CPU kernel, one thread, best of `repeats`."""
+def kernel_rates(corpora: dict[str, list[str]], repeats: int) -> dict[tuple[str, bool], float]:
+    """Million code points a second of the CPU kernel, one thread, by (script, 64-bit): the
+    best of `repeats` timed calls each. The calls go round the scripts and modes, one each per
+    round, so that a slow spell of a shared machine does not fall on one script's calls."""
     from sparkdedup.kernels.minhash import permutation_params
     from sparkdedup.kernels.minhash_cpu import minhash_arrow_cpu
 
-    a, b, seed = permutation_params(HASHES, SEED, use64)
-    array = pa.array(texts)
-    minhash_arrow_cpu(array.slice(0, 10), a, b, seed, WIDTH, use64)  # compile / load
-    best = float("inf")
+    params = {use64: permutation_params(HASHES, SEED, use64) for use64 in (False, True)}
+    arrays = {script: pa.array(texts) for script, texts in corpora.items()}
+    best = {}
+    for script, array in arrays.items():
+        for use64, (a, b, seed) in params.items():
+            minhash_arrow_cpu(array.slice(0, 10), a, b, seed, WIDTH, use64)  # compile / load
+            best[script, use64] = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
-        minhash_arrow_cpu(array, a, b, seed, WIDTH, use64)
-        best = min(best, time.perf_counter() - start)
-    return sum(map(len, texts)) / best / 1e6
+        for (script, use64), so_far in best.items():
+            a, b, seed = params[use64]
+            start = time.perf_counter()
+            minhash_arrow_cpu(arrays[script], a, b, seed, WIDTH, use64)
+            best[script, use64] = min(so_far, time.perf_counter() - start)
+    return {key: sum(map(len, corpora[key[0]])) / seconds / 1e6 for key, seconds in best.items()}
 
 
 def datasketch_rate(texts: list[str]) -> float | None:
@@ -122,21 +130,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--datasketch-docs", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--publish", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     if os.environ.get("BENCH_QUICK"):  # `make bench BENCH_QUICK=1`: a smoke run, not published
         args.docs, args.datasketch_docs, args.repeats, args.publish = 100, 10, 1, False
     rows = []
-    for script in SCRIPTS:
-        texts = corpus(script, args.docs)
+    corpora = {script: corpus(script, args.docs) for script in SCRIPTS}
+    rates = kernel_rates(corpora, args.repeats)
+    for script, texts in corpora.items():
         row: dict[str, Any] = {
             "script": script,
             "docs": len(texts),
             "code_points": sum(map(len, texts)),
             "utf8_bytes": sum(len(t.encode("utf-8")) for t in texts),
-            "mchar_s_32": round(kernel_rate(texts, False, args.repeats), 1),
-            "mchar_s_64": round(kernel_rate(texts, True, args.repeats), 1),
+            "mchar_s_32": round(rates[script, False], 1),
+            "mchar_s_64": round(rates[script, True], 1),
         }
         rate = datasketch_rate(texts[: args.datasketch_docs])
         row["datasketch_mchar_s"] = None if rate is None else round(rate, 3)
