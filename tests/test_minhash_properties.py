@@ -79,8 +79,10 @@ def test_runs_of_multibyte_characters_parity_with_oracle(use64: bool) -> None:
     """Text of 2-, 3- and 4-byte characters with few breaks (Cyrillic or CJK without spaces,
     emoji) is hashed in lockstep over windows de-interleaved by the character size; runs of
     several sizes in one document, and runs cut by a one-byte character: the oracle's. (The
-    64-bit windows once went through a float in the de-interleaving; this test caught it.)"""
-    from sparkdedup.kernels.minhash_cpu import _code_point_starts, _runs
+    64-bit windows once went through a float in the de-interleaving; this test caught it.) In
+    ASCII text with an odd multibyte character the few short runs that start on one are
+    gathered instead: the oracle's too."""
+    from sparkdedup.kernels.minhash_cpu import _code_point_starts, _runs, _spread_pays
 
     rng = np.random.default_rng(5)
     alphabets = {
@@ -93,10 +95,15 @@ def test_runs_of_multibyte_characters_parity_with_oracle(use64: bool) -> None:
     texts.append("x".join("".join(rng.choice(alphabets[3], size=50)) for _ in range(4)))
     a, b, seed = permutation_params(7, 99, use64)
     for width in (3, 24):
-        strides = set()
+        # ASCII text with a phrase of width + 2 characters of each size here and there
+        words = ["".join(rng.choice(list("abcdefgh"), size=5)) for _ in range(1200)]
+        for k in range(100, 1200, 100):
+            words[k] = "".join(rng.choice(alphabets[2 + k // 100 % 3], size=width + 2))
+        texts[5:] = [" ".join(words)]
+        strides, spread = set(), set()
         # The lockstep path is the one taken, for every character size (at width 24 the
         # document of four sizes has too many short runs where the sizes meet).
-        for text in texts[:3] if width == 24 else texts:
+        for text in texts[:3] + texts[5:] if width == 24 else texts:
             data = np.frombuffer(text.encode(), np.uint8)
             starts = np.empty(data.size + 1, np.int64)
             runs = np.empty((data.size + 1, 4), np.int64)
@@ -104,7 +111,13 @@ def test_runs_of_multibyte_characters_parity_with_oracle(use64: bool) -> None:
             nruns, nsh = _runs(starts, ncp, width, runs, -1)
             assert nruns * 8 <= nsh
             strides |= set(runs[:nruns, 3].tolist())
+            pays = _spread_pays(runs, nruns, data.size, 8 if use64 else 4)
+            spread |= {stride for stride in (2, 3, 4) if pays[stride]}
+            if text is texts[5]:  # the phrases' few shingles are gathered
+                assert set(runs[:nruns, 3].tolist()) == {1, 2, 3, 4} and not pays[2:].any()
         assert {2, 3, 4} <= strides
+        if width == 24:  # long shingles of long stretches: de-interleaving pays
+            assert spread == {2, 3, 4}
         expected = minhash_reference(texts, a, b, seed, width, use64)
         got = minhash_arrow(pa.array(texts), a, b, seed, width, use64)
         np.testing.assert_array_equal(got, expected, err_msg=f"width={width}")

@@ -438,9 +438,22 @@ def _runs(
 
 
 @njit(cache=True, nogil=True)
-def _hash_runs32(win, n, runs, nruns, seed, hs, spread):  # noqa: ANN001, ANN202, PLR0913
+def _spread_pays(runs: np.ndarray, nruns: int, n: int, block: int) -> np.ndarray:
+    # For each stride 2 to 4: whether de-interleaving the n windows (one pass) costs less than
+    # gathering the blocks of that stride's runs one by one, which it does when the runs are
+    # long stretches (CJK, Cyrillic words) rather than odd characters in ASCII text.
+    loads = np.zeros(5, np.int64)
+    for r in range(nruns):
+        loads[runs[r, 3]] += runs[r, 1] * (runs[r, 2] // block + 1)
+    return loads >= n
+
+
+@njit(cache=True, nogil=True)
+def _hash_runs32(win, n, runs, nruns, seed, hs, spread, at):  # noqa: ANN001, ANN202, PLR0913
     # Every run's shingle hashes, in run order, into hs; runs of one stride after another so
-    # that one `spread` buffer serves them all.
+    # that one `spread` buffer serves them all. A stride whose runs are few gathers their
+    # blocks instead (`at`: scratch for the start bytes), with `spread` as the gather buffer.
+    pays = _spread_pays(runs, nruns, n, 4)
     for stride in range(1, 5):
         rows = 0
         pos = 0
@@ -449,18 +462,23 @@ def _hash_runs32(win, n, runs, nruns, seed, hs, spread):  # noqa: ANN001, ANN202
             if runs[r, 3] == stride:
                 if stride == 1:
                     _murmur32_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count])
-                else:
+                elif pays[stride]:
                     if rows == 0:
                         rows = _spread(win, n, stride, spread)
                     _murmur32_run(
                         spread, begin, stride, rows, count, length, seed, hs[pos : pos + count]
                     )
+                else:
+                    for i in range(count):
+                        at[i] = np.uint64(begin + stride * i)
+                    _murmur32_at(win, at, count, length, seed, hs[pos : pos + count], spread)
             pos += count
 
 
 @njit(cache=True, nogil=True)
-def _hash_runs64(win, n, runs, nruns, seed, hs, h2s, spread):  # noqa: ANN001, ANN202, PLR0913
+def _hash_runs64(win, n, runs, nruns, seed, hs, h2s, spread, at):  # noqa: ANN001, ANN202, PLR0913
     # As _hash_runs32, MurmurHash3_x64_128's h1.
+    pays = _spread_pays(runs, nruns, n, 8)
     for stride in range(1, 5):
         rows = 0
         pos = 0
@@ -469,12 +487,16 @@ def _hash_runs64(win, n, runs, nruns, seed, hs, h2s, spread):  # noqa: ANN001, A
             if runs[r, 3] == stride:
                 if stride == 1:
                     _murmur64_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count], h2s)
-                else:
+                elif pays[stride]:
                     if rows == 0:
                         rows = _spread(win, n, stride, spread)
                     _murmur64_run(
                         spread, begin, stride, rows, count, length, seed, hs[pos : pos + count], h2s
                     )
+                else:
+                    for i in range(count):
+                        at[i] = np.uint64(begin + stride * i)
+                    _murmur64_at(win, at, count, length, seed, hs[pos : pos + count], h2s, spread)
             pos += count
 
 
@@ -579,7 +601,7 @@ def _minhash32_piece(
     _windows(data[ps:xe], win, 4)
     nruns, nsh = _runs(starts, ncp, width, runs, limit)
     if nruns * _SHORT_RUNS <= nsh:
-        _hash_runs32(win, xe - ps, runs, nruns, seed, hs, spread)
+        _hash_runs32(win, xe - ps, runs, nruns, seed, hs, spread, order)
     elif nsh > 0:
         bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order, hs)
         lo = bounds[-1]
@@ -675,7 +697,7 @@ def _minhash64_piece(
     _windows(data[ps:xe], win, 8)
     nruns, nsh = _runs(starts, ncp, width, runs, limit)
     if nruns * _SHORT_RUNS <= nsh:
-        _hash_runs64(win, xe - ps, runs, nruns, seed, hs, h2s, spread)
+        _hash_runs64(win, xe - ps, runs, nruns, seed, hs, h2s, spread, order)
     elif nsh > 0:
         bounds = _by_length(starts, nsh, min(width, ncp) if limit < 0 else width, order, hs)
         lo = bounds[-1]
