@@ -146,13 +146,16 @@ def _spread(win: np.ndarray, n: int, stride: int, out: np.ndarray) -> int:
     return rows
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _spread_at(p: int, stride: int, rows: int) -> int:
-    # Where window p sits in `_spread`'s layout (p itself for stride 1).
+    # Where window p sits in `_spread`'s layout (p itself for stride 1, with no division: runs
+    # of ASCII text are short where other characters are mixed in, and this is per block).
+    if stride == 1:
+        return p
     return (p % stride) * rows + p // stride
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _gather(win: np.ndarray, at: np.ndarray, count: int, off: int, out: np.ndarray) -> np.ndarray:
     # out[i] = win[at[i] + off]: one block of shingles that start anywhere, made contiguous so
     # that the block step over them vectorises (LLVM leaves a gather inside it scalar).
@@ -167,7 +170,7 @@ def _gather(win: np.ndarray, at: np.ndarray, count: int, off: int, out: np.ndarr
 # numba's wraparound check leaves alone; any other index form stops LLVM from vectorising.
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _block32(hs: np.ndarray, wt: np.ndarray, count: int) -> None:
     for i in range(count):
         k = np.uint32(wt[i] * _C1_32)
@@ -178,7 +181,7 @@ def _block32(hs: np.ndarray, wt: np.ndarray, count: int) -> None:
         hs[i] = np.uint32(h * _FIVE32 + _N_32)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tail32(hs: np.ndarray, wt: np.ndarray, count: int, rem: int) -> None:
     mask = np.uint32((1 << (8 * rem)) - 1)
     for i in range(count):
@@ -188,7 +191,7 @@ def _tail32(hs: np.ndarray, wt: np.ndarray, count: int, rem: int) -> None:
         hs[i] = np.uint32(hs[i] ^ k)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _finish32(hs: np.ndarray, count: int, length: int) -> None:
     n32 = np.uint32(length)
     for i in range(count):
@@ -273,7 +276,7 @@ def _fmix64(k: np.uint64) -> np.uint64:
 # and h1's new value: two steps, so that each reads one slice of windows.
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _block64_h1(h1s: np.ndarray, h2s: np.ndarray, w1: np.ndarray, count: int) -> None:
     for i in range(count):
         h1 = h1s[i] ^ _mix_k1(w1[i])
@@ -281,7 +284,7 @@ def _block64_h1(h1s: np.ndarray, h2s: np.ndarray, w1: np.ndarray, count: int) ->
         h1s[i] = (h1 + h2s[i]) * _FIVE64 + _N1_64
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _block64_h2(h1s: np.ndarray, h2s: np.ndarray, w2: np.ndarray, count: int) -> None:
     for i in range(count):
         h2 = h2s[i] ^ _mix_k2(w2[i])
@@ -289,7 +292,7 @@ def _block64_h2(h1s: np.ndarray, h2s: np.ndarray, w2: np.ndarray, count: int) ->
         h2s[i] = (h2 + h1s[i]) * _FIVE64 + _N2_64
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _tail64(hs: np.ndarray, w: np.ndarray, count: int, nbytes: int, high: bool) -> None:
     # The last `nbytes` (1 to 8) bytes of a half block into h1 (low half) or h2 (high half).
     mask = _MAX64 if nbytes == 8 else (_ONE64 << np.uint64(8 * nbytes)) - _ONE64
@@ -301,7 +304,7 @@ def _tail64(hs: np.ndarray, w: np.ndarray, count: int, nbytes: int, high: bool) 
             hs[i] ^= _mix_k1(w[i] & mask)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _finish64(h1s: np.ndarray, h2s: np.ndarray, count: int, length: int) -> None:
     n64 = np.uint64(length)
     for i in range(count):
@@ -444,34 +447,37 @@ def _spread_pays(runs: np.ndarray, nruns: int, n: int, block: int) -> np.ndarray
     # long stretches (CJK, Cyrillic words) rather than odd characters in ASCII text.
     loads = np.zeros(5, np.int64)
     for r in range(nruns):
-        loads[runs[r, 3]] += runs[r, 1] * (runs[r, 2] // block + 1)
-    return loads >= n
+        if runs[r, 3] > 1:
+            loads[runs[r, 3]] += runs[r, 1] * (runs[r, 2] // block + 1)
+    pays = loads >= n
+    pays[1] = False
+    return pays
 
 
 @njit(cache=True, nogil=True)
 def _hash_runs32(win, n, runs, nruns, seed, hs, spread, at):  # noqa: ANN001, ANN202, PLR0913
-    # Every run's shingle hashes, in run order, into hs; runs of one stride after another so
-    # that one `spread` buffer serves them all. A stride whose runs are few gathers their
-    # blocks instead (`at`: scratch for the start bytes), with `spread` as the gather buffer.
+    # Every run's shingle hashes, in run order, into hs. First the runs of one-byte characters
+    # (straight over the windows) and those of any size whose runs are few (their blocks
+    # gathered, `at` holding the start bytes, `spread` the gathered blocks); then, one size at
+    # a time, the runs of each size that pays for de-interleaving the windows into `spread`.
     pays = _spread_pays(runs, nruns, n, 4)
-    for stride in range(1, 5):
-        rows = 0
+    for stride in range(5):  # 0: every run that needs no de-interleaving
+        if stride == 1 or (stride > 1 and not pays[stride]):
+            continue
+        rows = _spread(win, n, stride, spread) if stride > 1 else 0
         pos = 0
         for r in range(nruns):
-            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-            if runs[r, 3] == stride:
-                if stride == 1:
-                    _murmur32_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count])
-                elif pays[stride]:
-                    if rows == 0:
-                        rows = _spread(win, n, stride, spread)
-                    _murmur32_run(
-                        spread, begin, stride, rows, count, length, seed, hs[pos : pos + count]
-                    )
-                else:
-                    for i in range(count):
-                        at[i] = np.uint64(begin + stride * i)
-                    _murmur32_at(win, at, count, length, seed, hs[pos : pos + count], spread)
+            begin, count, length, step = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
+            if stride > 1 and step == stride:
+                _murmur32_run(
+                    spread, begin, stride, rows, count, length, seed, hs[pos : pos + count]
+                )
+            elif stride == 0 and step == 1:
+                _murmur32_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count])
+            elif stride == 0 and not pays[step]:
+                for i in range(count):
+                    at[i] = np.uint64(begin + step * i)
+                _murmur32_at(win, at, count, length, seed, hs[pos : pos + count], spread)
             pos += count
 
 
@@ -479,24 +485,23 @@ def _hash_runs32(win, n, runs, nruns, seed, hs, spread, at):  # noqa: ANN001, AN
 def _hash_runs64(win, n, runs, nruns, seed, hs, h2s, spread, at):  # noqa: ANN001, ANN202, PLR0913
     # As _hash_runs32, MurmurHash3_x64_128's h1.
     pays = _spread_pays(runs, nruns, n, 8)
-    for stride in range(1, 5):
-        rows = 0
+    for stride in range(5):
+        if stride == 1 or (stride > 1 and not pays[stride]):
+            continue
+        rows = _spread(win, n, stride, spread) if stride > 1 else 0
         pos = 0
         for r in range(nruns):
-            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
-            if runs[r, 3] == stride:
-                if stride == 1:
-                    _murmur64_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count], h2s)
-                elif pays[stride]:
-                    if rows == 0:
-                        rows = _spread(win, n, stride, spread)
-                    _murmur64_run(
-                        spread, begin, stride, rows, count, length, seed, hs[pos : pos + count], h2s
-                    )
-                else:
-                    for i in range(count):
-                        at[i] = np.uint64(begin + stride * i)
-                    _murmur64_at(win, at, count, length, seed, hs[pos : pos + count], h2s, spread)
+            begin, count, length, step = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
+            if stride > 1 and step == stride:
+                _murmur64_run(
+                    spread, begin, stride, rows, count, length, seed, hs[pos : pos + count], h2s
+                )
+            elif stride == 0 and step == 1:
+                _murmur64_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count], h2s)
+            elif stride == 0 and not pays[step]:
+                for i in range(count):
+                    at[i] = np.uint64(begin + step * i)
+                _murmur64_at(win, at, count, length, seed, hs[pos : pos + count], h2s, spread)
             pos += count
 
 
