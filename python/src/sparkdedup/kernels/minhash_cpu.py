@@ -50,7 +50,7 @@ _FIVE64 = np.uint64(5)
 _S8, _S27, _S31, _S33 = np.uint64(8), np.uint64(27), np.uint64(31), np.uint64(33)
 _S37, _S61 = np.uint64(37), np.uint64(61)
 #: Documents longer than this many bytes are hashed in pieces of about this size, so scratch
-#: memory is bounded by it (64 bytes a byte in 32-bit mode, 80 in 64-bit: `_scratch_bytes`)
+#: memory is bounded by it (60 bytes a byte in 32-bit mode, 80 in 64-bit: `_scratch_bytes`)
 #: rather than by the longest document.
 CHUNK_BYTES = 1 << 20
 
