@@ -447,11 +447,8 @@ def _spread_pays(runs: np.ndarray, nruns: int, n: int, block: int) -> np.ndarray
     # long stretches (CJK, Cyrillic words) rather than odd characters in ASCII text.
     loads = np.zeros(5, np.int64)
     for r in range(nruns):
-        if runs[r, 3] > 1:
-            loads[runs[r, 3]] += runs[r, 1] * (runs[r, 2] // block + 1)
-    pays = loads >= n
-    pays[1] = False
-    return pays
+        loads[runs[r, 3]] += runs[r, 1] * (runs[r, 2] // block + 1)
+    return loads >= n  # entry 1 is not used: one-byte runs read the windows themselves
 
 
 @njit(cache=True, nogil=True)
@@ -461,23 +458,27 @@ def _hash_runs32(win, n, runs, nruns, seed, hs, spread, at):  # noqa: ANN001, AN
     # gathered, `at` holding the start bytes, `spread` the gathered blocks); then, one size at
     # a time, the runs of each size that pays for de-interleaving the windows into `spread`.
     pays = _spread_pays(runs, nruns, n, 4)
-    for stride in range(5):  # 0: every run that needs no de-interleaving
-        if stride == 1 or (stride > 1 and not pays[stride]):
+    pos = 0
+    for r in range(nruns):
+        begin, count, length, step = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
+        if step == 1:
+            _murmur32_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count])
+        elif not pays[step]:
+            for i in range(count):
+                at[i] = np.uint64(begin + step * i)
+            _murmur32_at(win, at, count, length, seed, hs[pos : pos + count], spread)
+        pos += count
+    for stride in range(2, 5):
+        if not pays[stride]:
             continue
-        rows = _spread(win, n, stride, spread) if stride > 1 else 0
+        rows = _spread(win, n, stride, spread)
         pos = 0
         for r in range(nruns):
-            begin, count, length, step = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-            if stride > 1 and step == stride:
+            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            if runs[r, 3] == stride:
                 _murmur32_run(
                     spread, begin, stride, rows, count, length, seed, hs[pos : pos + count]
                 )
-            elif stride == 0 and step == 1:
-                _murmur32_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count])
-            elif stride == 0 and not pays[step]:
-                for i in range(count):
-                    at[i] = np.uint64(begin + step * i)
-                _murmur32_at(win, at, count, length, seed, hs[pos : pos + count], spread)
             pos += count
 
 
@@ -485,23 +486,27 @@ def _hash_runs32(win, n, runs, nruns, seed, hs, spread, at):  # noqa: ANN001, AN
 def _hash_runs64(win, n, runs, nruns, seed, hs, h2s, spread, at):  # noqa: ANN001, ANN202, PLR0913
     # As _hash_runs32, MurmurHash3_x64_128's h1.
     pays = _spread_pays(runs, nruns, n, 8)
-    for stride in range(5):
-        if stride == 1 or (stride > 1 and not pays[stride]):
+    pos = 0
+    for r in range(nruns):
+        begin, count, length, step = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
+        if step == 1:
+            _murmur64_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count], h2s)
+        elif not pays[step]:
+            for i in range(count):
+                at[i] = np.uint64(begin + step * i)
+            _murmur64_at(win, at, count, length, seed, hs[pos : pos + count], h2s, spread)
+        pos += count
+    for stride in range(2, 5):
+        if not pays[stride]:
             continue
-        rows = _spread(win, n, stride, spread) if stride > 1 else 0
+        rows = _spread(win, n, stride, spread)
         pos = 0
         for r in range(nruns):
-            begin, count, length, step = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-            if stride > 1 and step == stride:
+            begin, count, length = runs[r, 0], runs[r, 1], runs[r, 2]
+            if runs[r, 3] == stride:
                 _murmur64_run(
                     spread, begin, stride, rows, count, length, seed, hs[pos : pos + count], h2s
                 )
-            elif stride == 0 and step == 1:
-                _murmur64_run(win, begin, 1, 0, count, length, seed, hs[pos : pos + count], h2s)
-            elif stride == 0 and not pays[step]:
-                for i in range(count):
-                    at[i] = np.uint64(begin + step * i)
-                _murmur64_at(win, at, count, length, seed, hs[pos : pos + count], h2s, spread)
             pos += count
 
 
