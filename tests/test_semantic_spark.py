@@ -117,6 +117,41 @@ def test_derived_ids_vectors_and_clamped_k(spark, caplog) -> None:
     assert len(names) == 4 and len({"t0", "copy"} & set(names)) == 1
 
 
+@pytest.mark.parametrize("ids", ["user", "derived"])
+def test_small_input_gets_few_tasks(spark, ids) -> None:
+    """30 embeddings in 2 partitions, spark.sql.shuffle.partitions=200: no stage runs more
+    than 2 tasks (the pairwise shuffle is sized from the data, and persisted stages are planned
+    adaptively: the derived ids' shuffle kept 200 partitions, and KMeans then ran 200 tasks a
+    stage)."""
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(25, 6))
+    rows = [(i, [float(x) for x in v]) for i, v in enumerate(vecs)]
+    rows += [(100 + i, rows[i][1]) for i in range(5)]  # exact copies
+    df = spark.createDataFrame(rows, "id long, e array<double>").repartition(2)
+    if ids == "derived":
+        df = df.select("e")
+    previous = spark.conf.get("spark.sql.shuffle.partitions")
+    spark.conf.set("spark.sql.shuffle.partitions", "200")
+    group = f"semantic-small-{ids}"
+    spark.sparkContext.setJobGroup(group, "small input")
+    try:
+        dups = semantic_duplicates(
+            df, embedding_col="e", id_col="id" if ids == "user" else None, n_clusters=3, eps=0.01
+        )
+        assert dups.count() == 5
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+        spark.conf.set("spark.sql.shuffle.partitions", previous)
+    tracker = spark.sparkContext.statusTracker()
+    tasks = [
+        tracker.getStageInfo(stage).numTasks
+        for job in tracker.getJobIdsForGroup(group)
+        for stage in tracker.getJobInfo(job).stageIds
+        if tracker.getStageInfo(stage) is not None
+    ]
+    assert tasks and max(tasks) <= 2, tasks
+
+
 def _frame(spark, rows, dtype="array<double>"):
     return spark.createDataFrame(rows, f"id long, e {dtype}")
 

@@ -79,6 +79,13 @@ def temporary_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[No
                 spark.conf.set(key, value)
 
 
+#: Settings under which a query is persisted: planned with adaptive execution, as a written
+#: query is, so that its small shuffle partitions are merged. Spark otherwise plans a cached
+#: query without it (keeping the output partitioning the plan states): a persisted derived-id
+#: shuffle of a few dozen rows kept 200 partitions, and every later stage ran 200 tasks.
+PERSIST_CONF = {"spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true"}
+
+
 def shuffle_partitions(spark: SparkSession, partitions: int):  # noqa: ANN201 - a context manager
     """Plan the shuffles of the queries run inside with `partitions` partitions (adaptive
     execution may still merge small ones), then restore the session's settings."""

@@ -456,12 +456,16 @@ def keep_rule_stages(
         spark = scan.sparkSession
         named_rows = 2 * runner.rows["groups"]
         keys = runner.run(
-            "ids", fingerprint, lambda: _output_ids(scan, grouped, join_hint(spark, named_rows))
+            "ids",
+            fingerprint,
+            lambda: _output_ids(scan, grouped, join_hint(spark, named_rows)),
+            partitions=partitions,
         )
         duplicates = runner.run(
             "duplicates",
             fingerprint,
             lambda: _with_derived_ids(grouped, keys, join_hint(spark, runner.rows["ids"])),
+            partitions=partitions,
         )
         runner.release("groups")
     else:

@@ -32,9 +32,14 @@ from sparkdedup.semantic.embed import (
 from sparkdedup.semantic.identify import eps_summary, identify_duplicates
 from sparkdedup.semantic.kmeans import kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
+from sparkdedup.sizing import partitions_for
 from sparkdedup.stages import StageRunner, detach
 
 log = logging.getLogger("sparkdedup")
+
+#: Bytes a document takes in the pairwise shuffle besides its embedding (id, cluster, ranking
+#: keys, row overhead), for sizing its partitions (`sparkdedup.sizing`).
+_ROW_BYTES = 64
 
 
 @dataclass
@@ -190,7 +195,17 @@ def run_semantic(
             max_cluster_size=config.max_cluster_size,
         )
 
-    scores = runner.run("pairwise", pairwise_fp, pairwise)
+    first = clusters.select(F.size("embedding").alias("dim")).first()
+    embedded = runner.rows["kmeans"]
+    # The shuffle by cluster carries each document's embedding (doubles at most) and its keys;
+    # the duplicates are a filter of the scores, in the same partitions.
+    row_bytes = _ROW_BYTES + 8 * (first["dim"] if first else 0)
+    scores = runner.run(
+        "pairwise",
+        pairwise_fp,
+        pairwise,
+        partitions=partitions_for(df.sparkSession, embedded * row_bytes),
+    )
     duplicates = runner.run(
         "duplicates",
         dict(pairwise_fp, eps=config.eps),
@@ -198,9 +213,7 @@ def run_semantic(
     )
     sizes = [r["count"] for r in clusters.groupBy("centroid").count().collect()]
     input_docs = runner.rows["ids"]
-    embedded = runner.rows["kmeans"]
     removed = runner.rows["duplicates"]
-    first = clusters.select(F.size("embedding").alias("dim")).first()
     stats = {
         "input_docs": input_docs,
         "removed_docs": removed,
