@@ -228,6 +228,35 @@ def test_batching_and_array_layouts_do_not_change_results() -> None:
     )
 
 
+def test_one_kernel_type_whatever_the_arrow_buffers() -> None:
+    """numba compiles the kernel once per argument type: texts built in memory (writable
+    buffers), read from an Arrow stream as Spark sends them (read-only), sliced, nullable, of
+    either offset type, give the kernel the same types, and so do the warm-up's parameters
+    (`sparkdedup.device.warm_cpu_kernels`) and the workflow's. A writable buffer compiled a
+    second variant, so the warm-up on the executors prepared code the scan never ran."""
+    import numba
+    from sparkdedup.kernels.minhash_cpu import arrow_string_buffers
+
+    texts = ["first text", None, "zweiter Text, länger", "", "третий"]
+    arrays = []
+    for arrow_type in (pa.string(), pa.large_string(), pa.string_view()):
+        built = pa.array(texts, type=arrow_type)
+        sink = pa.BufferOutputStream()
+        batch = pa.record_batch([built], names=["text"])
+        with pa.ipc.new_stream(sink, batch.schema) as writer:
+            writer.write_batch(batch)
+        streamed = pa.ipc.open_stream(sink.getvalue()).read_next_batch().column(0)
+        arrays += [built, built.slice(1, 3), streamed, streamed.slice(2)]
+    kinds = {tuple(numba.typeof(x) for x in arrow_string_buffers(arr)) for arr in arrays}
+    assert len(kinds) == 1, kinds
+    for use64 in (False, True):
+        dtype = np.uint64 if use64 else np.uint32
+        warm = np.ones(2, dtype=dtype)  # as warm_cpu_kernels passes them
+        a, b, _ = permutation_params(260, 42, use64)
+        positions = np.arange(10)
+        assert {numba.typeof(x) for x in (warm, a, b, a[positions])} == {numba.typeof(warm)}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "name"),
     [

@@ -78,6 +78,13 @@ def arrow_string_buffers(array: pa.Array) -> tuple[np.ndarray, np.ndarray, np.nd
     offsets = np.frombuffer(offsets_buf, dtype=offset_type, count=array.offset + n + 1)
     offsets = np.array(offsets[array.offset :], dtype=np.int64)
     data = _EMPTY_BYTES if data_buf is None else np.frombuffer(data_buf, dtype=np.uint8)
+    if data.flags.writeable:
+        # Read-only whatever the buffer: numba compiles a kernel once per argument type, and
+        # an array built in memory is writable where one read from Spark's Arrow stream is not.
+        # One type means one compilation, and a warm-up (`sparkdedup.device.warm_cpu_kernels`)
+        # that prepares the very code the scan runs.
+        data = data.view()
+        data.flags.writeable = False
     if validity is None or array.null_count == 0:
         valid = np.ones(n, np.uint8)
     else:
