@@ -120,9 +120,15 @@ def test_derived_ids_vectors_and_clamped_k(spark, caplog) -> None:
 @pytest.mark.parametrize("ids", ["user", "derived"])
 def test_small_input_gets_few_tasks(spark, ids) -> None:
     """30 embeddings in 2 partitions, spark.sql.shuffle.partitions=200: no stage runs more
-    than 2 tasks (the pairwise shuffle is sized from the data, and persisted stages are planned
-    adaptively: the derived ids' shuffle kept 200 partitions, and KMeans then ran 200 tasks a
-    stage)."""
+    than 2 tasks (the pairwise shuffle is sized from the data, and on Spark 4 persisted stages
+    are planned adaptively: the derived ids' shuffle kept 200 partitions, and KMeans then ran
+    200 tasks a stage)."""
+    if ids == "derived" and int(spark.version.split(".")[0]) < 4:
+        pytest.skip(
+            "Spark 3.5 keeps a persisted shuffle's partitions (sparkdedup.sizing.persist_conf): "
+            "the derived ids, whose shuffle size is not known before, keep "
+            "spark.sql.shuffle.partitions there"
+        )
     rng = np.random.default_rng(3)
     vecs = rng.normal(size=(25, 6))
     rows = [(i, [float(x) for x in v]) for i, v in enumerate(vecs)]

@@ -79,11 +79,23 @@ def temporary_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[No
                 spark.conf.set(key, value)
 
 
-#: Settings under which a query is persisted: planned with adaptive execution, as a written
-#: query is, so that its small shuffle partitions are merged. Spark otherwise plans a cached
-#: query without it (keeping the output partitioning the plan states): a persisted derived-id
-#: shuffle of a few dozen rows kept 200 partitions, and every later stage ran 200 tasks.
-PERSIST_CONF = {"spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true"}
+#: A query persisted under this setting is planned with adaptive execution as a written one
+#: is, its last shuffle's small partitions merged. Spark otherwise keeps a cached query's
+#: output partitioning: a persisted derived-id shuffle of a few dozen rows kept 200 partitions,
+#: and every later stage ran 200 tasks.
+_CACHED_AQE = "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning"
+
+
+def persist_conf(spark: SparkSession) -> dict[str, str]:
+    """The settings to persist a stage under (`_CACHED_AQE`): Spark 4 only. On Spark 3.5.0
+    (and 3.4.0-3.4.1) the setting gives wrong join results (SPARK-45592), and 3.5.1 onwards
+    never merges a cached query's last shuffle anyway; there, the workflows' own sizing
+    (`partitions_for`) is what keeps small inputs to few tasks."""
+    try:
+        major = int(str(spark.version).split(".", 1)[0])
+    except (ValueError, AttributeError):
+        return {}
+    return {_CACHED_AQE: "true"} if major >= 4 else {}
 
 
 def shuffle_partitions(spark: SparkSession, partitions: int):  # noqa: ANN201 - a context manager

@@ -24,7 +24,7 @@ from pyspark.sql.types import StructType
 
 from sparkdedup import __version__
 from sparkdedup.fs import delete, path_exists, read_text, write_text
-from sparkdedup.sizing import PERSIST_CONF, shuffle_partitions, temporary_conf
+from sparkdedup.sizing import persist_conf, shuffle_partitions, temporary_conf
 
 log = logging.getLogger("sparkdedup")
 
@@ -99,7 +99,7 @@ class StageRunner:
             how = f"written to {path}"
         else:
             # A cached plan is planned when it is persisted: the settings must hold by then.
-            settings = {**PERSIST_CONF, **(conf or {})} if persist else conf or {}
+            settings = {**persist_conf(self.spark), **(conf or {})} if persist else conf or {}
             with self._sized(partitions), temporary_conf(self.spark, settings):
                 df = compute()
                 if persist:
@@ -148,7 +148,8 @@ class StageRunner:
         the stage's scratch directory (reliable), else persisted. Released when the stage is
         done."""
         where = self.scratch(stage)
-        with self._sized(partitions), temporary_conf(self.spark, {} if where else PERSIST_CONF):
+        settings = {} if where else persist_conf(self.spark)
+        with self._sized(partitions), temporary_conf(self.spark, settings):
             if where is not None:
                 df.write.mode("overwrite").parquet(f"{where}/{label}")
                 # With its schema given, reading it back lists the files but reads no footer.
