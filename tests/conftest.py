@@ -53,6 +53,40 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.stop()
 
 
+@pytest.fixture
+def stage_tasks(spark):
+    """``with stage_tasks(group, conf) as tasks:`` runs the block in its own Spark job group
+    under the settings `conf` (restored after); once the block is done, `tasks` holds the task
+    count of every stage it ran."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def run(group: str, conf: dict[str, str] | None = None):
+        before = {key: spark.conf.get(key, None) for key in conf or {}}
+        for key, value in (conf or {}).items():
+            spark.conf.set(key, value)
+        spark.sparkContext.setJobGroup(group, group)
+        tasks: list[int] = []
+        try:
+            yield tasks
+        finally:
+            spark.sparkContext.setJobGroup("", "")
+            for key, value in before.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
+        tracker = spark.sparkContext.statusTracker()
+        tasks += [
+            tracker.getStageInfo(stage).numTasks
+            for job in tracker.getJobIdsForGroup(group)
+            for stage in tracker.getJobInfo(job).stageIds
+            if tracker.getStageInfo(stage) is not None
+        ]
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def test_vectors() -> dict:
     import json

@@ -19,18 +19,8 @@ def _words(i: int, n: int = 40) -> str:
     return " ".join(f"w{i}x{j}" for j in range(n))
 
 
-def _tasks_of(spark, group: str) -> list[int]:
-    tracker = spark.sparkContext.statusTracker()
-    return [
-        tracker.getStageInfo(stage).numTasks
-        for job in tracker.getJobIdsForGroup(group)
-        for stage in tracker.getJobInfo(job).stageIds
-        if tracker.getStageInfo(stage) is not None
-    ]
-
-
 @pytest.mark.parametrize("ids", ["user", "derived"])
-def test_small_input_gets_few_tasks(spark, ids):
+def test_small_input_gets_few_tasks(spark, stage_tasks, ids):
     """40 documents: no stage runs more tasks than the input has partitions, whatever
     spark.sql.shuffle.partitions says, with user ids and with derived ones (whose persisted
     stages kept 200 partitions before their plans were adaptive)."""
@@ -38,18 +28,11 @@ def test_small_input_gets_few_tasks(spark, ids):
     docs = spark.createDataFrame(rows, "id long, text string").repartition(2)
     if ids == "derived":
         docs = docs.select("text")
-    previous = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "200")
-    group = f"small-input-{ids}"
-    spark.sparkContext.setJobGroup(group, "small input")
-    try:
+    wide = {"spark.sql.shuffle.partitions": "200"}
+    with stage_tasks(f"small-input-{ids}", wide) as tasks:
         id_col = "id" if ids == "user" else None
         dups = sparkdedup.fuzzy_duplicates(docs, id_col=id_col, char_ngrams=5)
         assert dups.count() == 20
-    finally:
-        spark.sparkContext.setJobGroup("", "")
-        spark.conf.set("spark.sql.shuffle.partitions", previous)
-    tasks = _tasks_of(spark, group)
     assert tasks and max(tasks) <= 2, tasks
 
 
@@ -71,7 +54,7 @@ def test_exact_copies_are_minhashed_once_per_batch(spark):
     assert kept == {6} and best.count() == 299  # the first id with the largest quality
 
 
-def test_no_step_sorts_or_windows_a_bucket_or_group(spark):
+def test_no_step_sorts_or_windows_a_bucket_or_group(spark, stage_tasks):
     """Buckets and groups are aggregated and joined back (hash joins), so a bucket of a
     million documents is never sorted or buffered whole by one task."""
     rows = [(i, _words(i // 3)) for i in range(30)]
@@ -88,14 +71,9 @@ def test_no_step_sorts_or_windows_a_bucket_or_group(spark):
     # (exchange reuse off) the job has more stages.
     stages = {}
     for reuse in ("true", "false"):
-        spark.conf.set("spark.sql.exchange.reuse", reuse)
-        spark.sparkContext.setJobGroup(f"reuse-{reuse}", "reuse")
-        try:
+        with stage_tasks(f"reuse-{reuse}", {"spark.sql.exchange.reuse": reuse}) as tasks:
             edges.write.mode("overwrite").format("noop").save()
-        finally:
-            spark.sparkContext.setJobGroup("", "")
-            spark.conf.unset("spark.sql.exchange.reuse")
-        stages[reuse] = len(_tasks_of(spark, f"reuse-{reuse}"))
+        stages[reuse] = len(tasks)
     assert stages["true"] < stages["false"], stages
 
 

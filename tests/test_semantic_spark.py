@@ -118,7 +118,7 @@ def test_derived_ids_vectors_and_clamped_k(spark, caplog) -> None:
 
 
 @pytest.mark.parametrize("ids", ["user", "derived"])
-def test_small_input_gets_few_tasks(spark, ids) -> None:
+def test_small_input_gets_few_tasks(spark, stage_tasks, ids) -> None:
     """30 embeddings in 2 partitions, spark.sql.shuffle.partitions=200: no stage runs more
     than 2 tasks (the pairwise shuffle is sized from the data, and on Spark 4 persisted stages
     are planned adaptively: the derived ids' shuffle kept 200 partitions, and KMeans then ran
@@ -136,25 +136,12 @@ def test_small_input_gets_few_tasks(spark, ids) -> None:
     df = spark.createDataFrame(rows, "id long, e array<double>").repartition(2)
     if ids == "derived":
         df = df.select("e")
-    previous = spark.conf.get("spark.sql.shuffle.partitions")
-    spark.conf.set("spark.sql.shuffle.partitions", "200")
-    group = f"semantic-small-{ids}"
-    spark.sparkContext.setJobGroup(group, "small input")
-    try:
+    wide = {"spark.sql.shuffle.partitions": "200"}
+    with stage_tasks(f"semantic-small-{ids}", wide) as tasks:
         dups = semantic_duplicates(
             df, embedding_col="e", id_col="id" if ids == "user" else None, n_clusters=3, eps=0.01
         )
         assert dups.count() == 5
-    finally:
-        spark.sparkContext.setJobGroup("", "")
-        spark.conf.set("spark.sql.shuffle.partitions", previous)
-    tracker = spark.sparkContext.statusTracker()
-    tasks = [
-        tracker.getStageInfo(stage).numTasks
-        for job in tracker.getJobIdsForGroup(group)
-        for stage in tracker.getJobInfo(job).stageIds
-        if tracker.getStageInfo(stage) is not None
-    ]
     assert tasks and max(tasks) <= 2, tasks
 
 
