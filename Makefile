@@ -79,15 +79,15 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 # 3.5 pass (its venv made first) followed by SHARD_TESTS on Spark 4. Both spend much of their
 # time waiting on JVMs and Python workers, so together they take less than one after the
 # other. The background stream's output is shown after the main pass's; make test fails when
-# any pass fails. The CPU kernels are compiled first, once (numba's cache, beside the sources,
-# serves both venvs): otherwise the first Python workers of both streams compile them at the
-# same time, about 30 s of a core each.
+# any pass fails. The main pass first compiles the CPU kernels, once, while the background
+# stream makes its venv (numba's cache, beside the sources, serves both venvs): otherwise the
+# first Python workers of both streams compile them at the same time, about 30 s of a core each.
 test: venv jar
-	$(PY) -c "from sparkdedup.device import warm_cpu_kernels as w; w(False); w(True)"
 	@( $(MAKE) --no-print-directory test-spark35; a=$$?; \
 	   echo "--- Spark 4 tests of the background stream (make test-shard) ---"; \
 	   $(MAKE) --no-print-directory test-shard; b=$$?; \
 	   test $$a -eq 0 && test $$b -eq 0 ) > .test-background.log 2>&1 & pid=$$!; \
+	$(PY) -c "from sparkdedup.device import warm_cpu_kernels as w; w(False); w(True)"; \
 	$(PY) -m pytest tests $(addprefix --ignore=,$(SHARD_TESTS)) -q -ra --durations=15; main=$$?; \
 	wait $$pid; other=$$?; \
 	echo "--- pyspark $(PYSPARK35) pass (make test-spark35), then make test-shard ---"; \
