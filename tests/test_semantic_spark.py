@@ -26,6 +26,7 @@ from sparkdedup.semantic.identify import identify_duplicates, removal_threshold
 from sparkdedup.semantic.kmeans import assign_clusters, fit_centroids, kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
 from sparkdedup.semantic.workflow import run_semantic, semantic_duplicates
+from sparkdedup.sizing import persist_conf
 from sparkdedup.stages import StageRunner
 
 DIM = 16
@@ -123,7 +124,7 @@ def test_small_input_gets_few_tasks(spark, stage_tasks, ids) -> None:
     than 2 tasks (the pairwise shuffle is sized from the data, and on Spark 4 persisted stages
     are planned adaptively: the derived ids' shuffle kept 200 partitions, and KMeans then ran
     200 tasks a stage)."""
-    if ids == "derived" and int(spark.version.split(".")[0]) < 4:
+    if ids == "derived" and not persist_conf(spark):
         pytest.skip(
             "Spark 3.5 keeps a persisted shuffle's partitions (sparkdedup.sizing.persist_conf): "
             "the derived ids, whose shuffle size is not known before, keep "
