@@ -53,6 +53,16 @@ def spark(tmp_path_factory: pytest.TempPathFactory):
     session.stop()
 
 
+@pytest.fixture(scope="session")
+def cluster_conf() -> list[str]:
+    """CLI arguments that give local-cluster executors the JVM options of the tests' drivers
+    (`SPARK_SUBMIT_OPTS`, which make test sets: C1 only, the parallel collector); none when it
+    is unset. Executors are JVMs of their own, started by the cluster's workers, which do not
+    read it."""
+    options = os.environ.get("SPARK_SUBMIT_OPTS", "").strip()
+    return ["--spark-conf", f"spark.executor.extraJavaOptions={options}"] if options else []
+
+
 @pytest.fixture
 def stage_tasks(spark):
     """``with stage_tasks(group, conf) as tasks:`` runs the block in its own Spark job group

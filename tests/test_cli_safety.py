@@ -502,7 +502,7 @@ ENV = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYSPARK_PYTHON=sys.executable
 
 
 @pytest.mark.slow
-def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path):
+def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path, cluster_conf):
     """On local-cluster, a successful run and a failing one end without Spark's stack traces:
     the CLI stops the session it started."""
     corpus = tmp_path / "c"
@@ -520,6 +520,7 @@ def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path):
             "--output",
             str(tmp_path / "o"),
             *common,
+            *cluster_conf,
         ],
         capture_output=True,
         text=True,

@@ -203,7 +203,7 @@ def _watch(proc: subprocess.Popen, marker: str, then, lines: list[str]) -> threa
     return thread
 
 
-def test_a_lost_executor_costs_a_recomputation(fault_corpus, tmp_path):
+def test_a_lost_executor_costs_a_recomputation(fault_corpus, tmp_path, cluster_conf):
     """local-cluster with two executors; one is killed once the scan is done: the run still
     succeeds and writes the same duplicates."""
     path, expected = fault_corpus
@@ -211,7 +211,7 @@ def test_a_lost_executor_costs_a_recomputation(fault_corpus, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
          "--input-format", "parquet", "--id-col", "id", "--output", str(out),
-         "--master", "local-cluster[2,1,1024]", *QUIET],
+         "--master", "local-cluster[2,1,1024]", *QUIET, *cluster_conf],
         stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     killed: list[int] = []

@@ -16,7 +16,12 @@ JDK17 = {"JAVA_VERSION": "17.0.15", "JAVA_RUNTIME_VERSION": "17.0.15+6", "_home"
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SPARKDEDUP_CACHE_DIR", str(tmp_path / "cache"))
-    for name in ("PYSPARK_SUBMIT_ARGS", "SPARK_CONF_DIR", "SPARK_HOME"):
+    for name in (
+        "PYSPARK_SUBMIT_ARGS",
+        "SPARK_CONF_DIR",
+        "SPARK_HOME",
+        *driver_jvm.OPTION_VARIABLES,
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(driver_jvm, "java_release", lambda: dict(JDK17))
     return tmp_path / "cache" / "jvm"
@@ -115,3 +120,32 @@ def test_java_release_is_read_from_java_home(tmp_path, monkeypatch):
     assert release["JAVA_VERSION"] == "17.0.15" and release["_home"] == str(tmp_path)
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "missing"))
     assert java_release() == {}
+
+
+@pytest.mark.parametrize(
+    "where", ["SPARK_SUBMIT_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS", "conf"]
+)
+def test_a_collector_or_archive_chosen_elsewhere_is_not_doubled(cache, monkeypatch, where):
+    """A second collector would stop the JVM at start ("Multiple garbage collectors
+    selected"): one chosen in the environment or in spark.driver.defaultJavaOptions is kept
+    alone, as is the user's class-data sharing."""
+
+    def options(value: str) -> str | None:
+        if where == "conf":
+            return driver_java_options({"spark.driver.defaultJavaOptions": value}, now=1.0)
+        monkeypatch.setenv(where, value)
+        return driver_java_options({}, now=1.0)
+
+    chosen = options("-Xmx2g -XX:+UseSerialGC")
+    assert "GC" not in chosen and "-XX:ArchiveClassesAtExit=" in chosen
+    assert options("-XX:+UseParallelGC -Xshare:off") is None
+    assert options("-XX:SharedArchiveFile=/mine.jsa") == "-XX:+UseParallelGC"
+    assert options("-Dunrelated=1").startswith("-XX:+UseParallelGC -XX:ArchiveClassesAtExit=")
+
+
+def test_spark_defaults_with_default_java_options_are_left_alone(cache, monkeypatch, tmp_path):
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    monkeypatch.setenv("SPARK_CONF_DIR", str(conf_dir))
+    (conf_dir / "spark-defaults.conf").write_text("spark.driver.defaultJavaOptions -XX:+UseZGC\n")
+    assert driver_java_options({}) is None

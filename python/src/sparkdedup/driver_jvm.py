@@ -19,8 +19,12 @@ own:
   start: one that does not match is ignored, never an error. Java 17 or later.
 
 Neither changes what a run computes. Both are left out when spark-defaults.conf or
-``PYSPARK_SUBMIT_ARGS`` set driver Java options of their own (the CLI would replace them);
-``--spark-conf spark.sparkdedup.classDataSharing=false`` turns the archive off.
+``PYSPARK_SUBMIT_ARGS`` set driver Java options of their own (the CLI would replace them). The
+collector is left out when an option the JVM reads already chooses one (in the driver's extra
+or default Java options, ``SPARK_SUBMIT_OPTS``, ``JAVA_TOOL_OPTIONS``, ``JDK_JAVA_OPTIONS`` or
+``_JAVA_OPTIONS``: two collectors stop the JVM at start), and the archive when one of them sets
+class-data sharing; ``--spark-conf spark.sparkdedup.classDataSharing=false`` turns the archive
+off.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ from collections.abc import Mapping
 CONF_KEY = "spark.sparkdedup.classDataSharing"
 CACHE_ENV = "SPARKDEDUP_CACHE_DIR"
 JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+#: Environment variables whose JVM options the driver JVM reads besides Spark's settings:
+#: spark-submit's own, then the Java launcher's. A collector chosen in one of them and a second
+#: one added by the CLI would stop the JVM at start ("Multiple garbage collectors selected").
+OPTION_VARIABLES = ("SPARK_SUBMIT_OPTS", "JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS")
+DEFAULT_OPTIONS = "spark.driver.defaultJavaOptions"
 #: A dump left unchanged this long is finished (the JVM writes it in seconds as it exits).
 SETTLE_SECONDS = 30.0
 #: Archives kept (the most recently used); each is about 200 MB.
@@ -85,7 +94,7 @@ def cache_dir() -> str:
 
 def _defaults_set_java_options() -> bool:
     """Whether a spark-defaults.conf that Spark will read sets driver Java options (a value
-    the CLI would replace; then it leaves them alone)."""
+    the CLI would replace, or options it cannot see; then it leaves them alone)."""
     conf_dir = os.environ.get("SPARK_CONF_DIR")
     if conf_dir is None and os.environ.get("SPARK_HOME"):
         conf_dir = os.path.join(os.environ["SPARK_HOME"], "conf")
@@ -93,7 +102,7 @@ def _defaults_set_java_options() -> bool:
         return False
     try:
         with open(os.path.join(conf_dir, "spark-defaults.conf"), encoding="utf-8") as fh:
-            return any(line.split()[:1] == [JAVA_OPTIONS] for line in fh)
+            return any(line.split()[:1] in ([JAVA_OPTIONS], [DEFAULT_OPTIONS]) for line in fh)
     except OSError:
         return False
 
@@ -156,16 +165,32 @@ def _forget_old_archives(directory: str) -> None:
         os.remove(old)
 
 
+_COLLECTOR = re.compile(r"-XX:\+Use\w*GC\b")
+_SHARING = re.compile(r"-Xshare:|-XX:(SharedArchiveFile|ArchiveClassesAtExit)=")
+
+
+def _other_options(conf: Mapping[str, str]) -> str:
+    """The JVM options the driver JVM gets from elsewhere than `spark.driver.extraJavaOptions`:
+    `spark.driver.defaultJavaOptions` and the environment (`OPTION_VARIABLES`)."""
+    return " ".join(
+        [conf.get(DEFAULT_OPTIONS, ""), *(os.environ.get(v, "") for v in OPTION_VARIABLES)]
+    )
+
+
 def driver_java_options(conf: Mapping[str, str], *, now: float | None = None) -> str | None:
     """The value `spark.driver.extraJavaOptions` should have for a driver JVM the CLI starts
-    with `conf` (the user's own options first), or None to leave it as it is."""
+    with `conf` (the user's own options first), or None to leave it as it is. The collector is
+    added only when no option the JVM reads chooses one, and the archive only when none of
+    them sets class-data sharing."""
     if os.environ.get("PYSPARK_SUBMIT_ARGS") or _defaults_set_java_options():
         return None
     own = conf.get(JAVA_OPTIONS, "").strip()
+    every = f"{own} {_other_options(conf)}"
     added = []
-    if not re.search(r"-XX:\+Use\w*GC\b", own):
+    if not _COLLECTOR.search(every):
         added.append(PARALLEL_GC)
-    archive = _archive_option(conf, time.time() if now is None else now)
-    if archive is not None:
-        added += [archive, _QUIET]
+    if not _SHARING.search(every):
+        archive = _archive_option(conf, time.time() if now is None else now)
+        if archive is not None:
+            added += [archive, _QUIET]
     return " ".join([own, *added]).strip() if added else None
