@@ -96,9 +96,9 @@ def test_remove_onto_its_own_input_is_refused(spark, corpus, tmp_path, capsys):
 @pytest.mark.parametrize("how", ["output contains input", "same directory", "symlink", "file uri"])
 def test_output_overlapping_the_input_is_refused(spark, corpus, tmp_path, capsys, how):
     out = tmp_path / "o"
-    code, _ = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
-    assert code == 0
     if how == "output contains input":  # deduplicating the deduplicated rows "in place"
+        code, _ = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
+        assert code == 0
         source, target = out / "deduplicated", out
     elif how == "same directory":
         source, target = corpus, corpus
