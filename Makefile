@@ -17,13 +17,17 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
 	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py
-# The two longest CLI tests (a full run and its resume; derived ids then remove) and the
-# 100k-node chain of connected components run on 4.x only, to keep make test within 25
-# minutes: on 3.5 the other CLI tests cover its readers and writers, test_fuzzy_workflow and
-# test_ids_removal its derived ids, and the random graphs both components backends.
-SPARK35_SKIP := --deselect tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume \
-	--deselect tests/test_cli.py::test_fuzzy_cli_parquet_with_derived_ids_and_remove \
-	--deselect tests/test_components.py::test_chain_of_100k_nodes_in_shuffled_order
+# make test runs these on 4.x only; make test-slow runs them on 3.5, with the 3.5 modules' tests
+# marked slow. They are the longest of the 3.5 pass, and its other tests run their code paths
+# there too (the CLI's readers and writers, derived ids, both components backends, the
+# pipeline wrappers).
+SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume \
+	tests/test_cli.py::test_fuzzy_cli_parquet_with_derived_ids_and_remove \
+	tests/test_fuzzy_workflow.py::test_derived_id_joins_broadcast_only_tables_that_fit \
+	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \
+	tests/test_components.py::test_int_ids_keep_their_type_whatever_the_rounds_are_kept_in \
+	tests/test_ml.py::test_transforms_release_their_persisted_stages \
+	tests/test_ml.py::test_fit_then_transform_of_the_same_data_embeds_it_once
 # Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
 # pass: the two streams then take about as long as each other. None of them starts a Spark
 # Connect server (the local server's port is taken by the main pass's Connect tests).
@@ -36,7 +40,8 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv venv35 jar test test-spark35 test-shard test-fast demo bench gpu-check rapids-plan lint clean
+.PHONY: venv venv35 jar test test-slow test-all test-spark35 test-spark35-slow test-shard \
+	test-shard-slow test-fast demo bench gpu-check rapids-plan lint clean
 
 # The tests' Spark JVMs (drivers started by pyspark or the CLI, Connect servers; pyspark's
 # launcher reads SPARK_SUBMIT_OPTS) compile with C1 only. Most of them live well under a
@@ -48,7 +53,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 # executors the same options (the cluster_conf fixture, tests/conftest.py): a 20,000-document
 # run on local-cluster[2,1,1024], alternated, median of 3: 74.1 -> 45.3 s. Benchmarks keep the
 # JVM's defaults.
-test test-shard test-spark35 test-fast: export SPARK_SUBMIT_OPTS ?= -XX:TieredStopAtLevel=1 -XX:+UseParallelGC
+test test-slow test-shard test-shard-slow test-spark35 test-spark35-slow test-fast: export SPARK_SUBMIT_OPTS ?= -XX:TieredStopAtLevel=1 -XX:+UseParallelGC
 
 venv: $(STAMP)
 
@@ -80,36 +85,61 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 	SPARKDEDUP_PYSPARK_HOME="$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')" \
 		gradle --offline --no-daemon --quiet -p . jar test copyJar
 
-# Two streams: the main pass (Spark 4, every test but SHARD_TESTS) and, beside it, the pyspark
-# 3.5 pass (its venv made first) followed by SHARD_TESTS on Spark 4. Both spend much of their
-# time waiting on JVMs and Python workers, so together they take less than one after the
-# other. The background stream's output is shown after the main pass's; make test fails when
-# any pass fails. The main pass first compiles the CPU kernels, once, while the background
-# stream makes its venv (numba's cache, beside the sources, serves both venvs): otherwise the
-# first Python workers of both streams compile them at the same time, about 30 s of a core each.
+# make test: the tests not marked slow, in two streams: the main pass (Spark 4, every module
+# but SHARD_TESTS) and, beside it, the pyspark 3.5 pass (its venv made first) followed by
+# SHARD_TESTS on Spark 4: each alone leaves a core idle much of the time (JVM starts, Python
+# workers), together they keep both busy and take less than one after the other. The background stream's output is shown
+# after the main pass's; make test fails when any pass fails. The main pass first compiles the
+# CPU kernels, once, while the background stream makes its venv (numba's cache, beside the
+# sources, serves both venvs): otherwise the first Python workers of both streams compile them
+# at the same time, about 30 s of a core each.
+# make test-slow: the tests marked slow (conftest.py says which: processes, clusters, notebooks,
+# a Connect server, long runs) and SPARK35_SLOW on 3.5, in the same two streams. The two tiers
+# together run every test; CI (.ci/run) runs both, make test-all too.
 test: venv jar
-	@( $(MAKE) --no-print-directory test-spark35; a=$$?; \
-	   echo "--- Spark 4 tests of the background stream (make test-shard) ---"; \
-	   $(MAKE) --no-print-directory test-shard; b=$$?; \
+	@$(MAKE) --no-print-directory _streams TIER="not slow" SUFFIX=
+
+test-slow: venv jar
+	@$(MAKE) --no-print-directory _streams TIER="slow" SUFFIX=-slow
+
+test-all: test test-slow
+
+_streams:
+	@( $(MAKE) --no-print-directory test-spark35$(SUFFIX); a=$$?; \
+	   echo "--- Spark 4 tests of the background stream (make test-shard$(SUFFIX)) ---"; \
+	   $(MAKE) --no-print-directory test-shard$(SUFFIX); b=$$?; \
 	   test $$a -eq 0 && test $$b -eq 0 ) > .test-background.log 2>&1 & pid=$$!; \
 	$(PY) -c "from sparkdedup.device import warm_cpu_kernels as w; w(False); w(True)"; \
-	$(PY) -m pytest tests $(addprefix --ignore=,$(SHARD_TESTS)) -q -ra --durations=15; main=$$?; \
+	$(PY) -m pytest tests $(addprefix --ignore=,$(SHARD_TESTS)) -m "$(TIER)" -q -ra --durations=15; main=$$?; \
 	wait $$pid; other=$$?; \
-	echo "--- pyspark $(PYSPARK35) pass (make test-spark35), then make test-shard ---"; \
+	echo "--- pyspark $(PYSPARK35) pass (make test-spark35$(SUFFIX)), then make test-shard$(SUFFIX) ---"; \
 	cat .test-background.log; \
 	test $$main -eq 0 && test $$other -eq 0
 
 # The Spark 4 tests make test runs in its background stream, alone.
 test-shard: venv jar
-	$(PY) -m pytest $(SHARD_TESTS) -q -ra -p no:cacheprovider --durations=8 \
+	$(PY) -m pytest $(SHARD_TESTS) -m "not slow" -q -ra -p no:cacheprovider --durations=8 \
+		--basetemp=$(abspath .pytest-shard)
+
+test-shard-slow: venv jar
+	$(PY) -m pytest $(SHARD_TESTS) -m slow -q -ra -p no:cacheprovider --durations=8 \
 		--basetemp=$(abspath .pytest-shard)
 
 # The Spark integration tests again on pyspark 3.5 (the JVM UDF jar's tests skip: it is built
 # for Spark 4).
+SPARK35_ENV := PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) \
+	SPARKDEDUP_RAPIDS_PLAN=1
+SPARK35_PYTEST := $(PY35) -m pytest -q -ra -p no:cacheprovider --durations=8 \
+	-W ignore::DeprecationWarning --basetemp=$(abspath .pytest-spark35)
+
 test-spark35: venv35
-	PYSPARK_PYTHON=$(abspath $(PY35)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY35)) SPARKDEDUP_RAPIDS_PLAN=1 \
-		$(PY35) -m pytest $(SPARK35_TESTS) $(SPARK35_SKIP) -q -ra -p no:cacheprovider --durations=8 \
-		-W ignore::DeprecationWarning --basetemp=$(abspath .pytest-spark35)
+	$(SPARK35_ENV) $(SPARK35_PYTEST) $(SPARK35_TESTS) -m "not slow" \
+		$(addprefix --deselect=,$(SPARK35_SLOW))
+
+test-spark35-slow: venv35
+	$(SPARK35_ENV) $(SPARK35_PYTEST) $(SPARK35_TESTS) -m slow; a=$$?; \
+	$(SPARK35_ENV) $(SPARK35_PYTEST) $(SPARK35_SLOW); b=$$?; \
+	test $$a -eq 0 && test $$b -eq 0
 
 test-fast: venv
 	$(PY) -m pytest tests -q -ra -m "not slow"

@@ -13,7 +13,8 @@ else is a violation and the command exits 1. `--table` prints the Markdown table
 operators and their GPU status that the README's GPU section holds.
 
 It needs pyspark 3.5 (the tool's jar is built for Scala 2.12), Java and the tool's package:
-`make test-spark35` runs it from `.venv-spark35`, which holds all three.
+`make test-spark35-slow` (and `make rapids-plan`) run it from `.venv-spark35`, which holds all
+three.
 """
 
 from __future__ import annotations

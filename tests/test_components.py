@@ -95,6 +95,7 @@ def test_driver_limit_follows_max_result_size() -> None:
     assert cc_module.driver_edge_limit(Session("0")) == 131_072  # unlimited results
 
 
+@pytest.mark.slow
 def test_chain_of_100k_nodes_in_shuffled_order(spark, caplog) -> None:
     # The worst case for label propagation: one path 0-1-2-...-n, rows in random order.
     n = 100_000

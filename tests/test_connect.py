@@ -31,6 +31,7 @@ def _connect_available() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_connect_available() is not None, reason=str(_connect_available()))
 def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     sys.path.insert(0, HERE)

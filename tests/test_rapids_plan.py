@@ -3,9 +3,9 @@ event logging, the RAPIDS qualification tool over their logs, and no operator un
 the GPU outside the documented allow-list.
 
 The tool's jar is built for Spark 3.5 (Scala 2.12), so the end-to-end test runs in the
-pyspark 3.5 pass (`make test-spark35`, whose venv holds spark-rapids-user-tools); there it
-must run (SPARKDEDUP_RAPIDS_PLAN=1), elsewhere it skips saying so. The allow-list logic is
-tested in both passes.
+pyspark 3.5 pass of the slow tier (`make test-spark35-slow`, whose venv holds
+spark-rapids-user-tools); there it must run (SPARKDEDUP_RAPIDS_PLAN=1), elsewhere it skips
+saying so. The allow-list logic is tested in both passes.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def test_violations_follow_the_allow_list() -> None:
 
 def _skip_reason() -> str | None:
     if not pyspark.__version__.startswith("3.5"):
-        return f"the RAPIDS qualification tool's jar needs Spark 3.5 (this is {pyspark.__version__}); make test-spark35 runs it"
+        return f"the RAPIDS qualification tool's jar needs Spark 3.5 (this is {pyspark.__version__}); make test-spark35-slow runs it"
     if rapids_plan.tool_jar() is None:
         return "spark-rapids-user-tools is not installed (make venv35 installs it)"
     return None

@@ -31,6 +31,7 @@ def cases(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_table_in_table_out_keeps_schema_format_and_partitions(cases: dict) -> None:
     assert cases["catalog"] == "hive"
     assert cases["table_run"] == [0, ""]
@@ -53,6 +54,7 @@ def test_table_in_table_out_keeps_schema_format_and_partitions(cases: dict) -> N
     }
 
 
+@pytest.mark.slow
 def test_the_same_rows_from_files_or_a_table_give_the_same_output(cases: dict) -> None:
     assert cases["files_run"] == [0, ""]
     assert cases["files_kept"] == cases["table_kept"]
@@ -61,6 +63,7 @@ def test_the_same_rows_from_files_or_a_table_give_the_same_output(cases: dict) -
     assert cases["remove_kept"] == cases["table_kept"]
 
 
+@pytest.mark.slow
 def test_output_table_rules(cases: dict) -> None:
     code, message = cases["again_no_overwrite"]
     assert code == 2 and "already holds the output of an earlier sparkdedup run" in message
@@ -79,6 +82,7 @@ def test_output_table_rules(cases: dict) -> None:
     assert not [t for t in cases["tables"] if "staging" in t]
 
 
+@pytest.mark.slow
 def test_hive_serde_table_with_derived_ids(cases: dict) -> None:
     assert cases["hive_run"] == [0, ""]
     # 48 rows, 4 of them exact copies and 8 more near copies (as with ids above).
