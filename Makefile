@@ -31,7 +31,8 @@ SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume \
 # Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
 # pass: the two streams then take about as long as each other. None of them starts a Spark
 # Connect server (the local server's port is taken by the main pass's Connect tests).
-SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py tests/test_tables.py
+SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py tests/test_tables.py \
+	tests/test_verify.py
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
 JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
@@ -41,7 +42,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
 .PHONY: venv venv35 jar test test-slow test-all test-spark35 test-spark35-slow test-shard \
-	test-shard-slow test-fast demo bench gpu-check rapids-plan lint clean
+	test-shard-slow test-fast _streams demo bench gpu-check rapids-plan lint clean
 
 # The tests' Spark JVMs (drivers started by pyspark or the CLI, Connect servers; pyspark's
 # launcher reads SPARK_SUBMIT_OPTS) compile with C1 only. Most of them live well under a
@@ -87,16 +88,16 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 
 # make test: the tests not marked slow, in two streams: the main pass (Spark 4, every module
 # but SHARD_TESTS) and, beside it, the pyspark 3.5 pass (its venv made first) followed by
-# SHARD_TESTS on Spark 4: each alone leaves a core idle much of the time (JVM starts, Python
-# workers), together they keep both busy and take less than one after the other. The background stream's output is shown
-# after the main pass's; make test fails when any pass fails. The main pass first compiles the
-# CPU kernels, once, while the background stream makes its venv (numba's cache, beside the
-# sources, serves both venvs): otherwise the first Python workers of both streams compile them
-# at the same time, about 30 s of a core each.
-# make test-slow: the tests marked slow (conftest.py says which: processes, clusters, notebooks,
-# a Connect server, long runs) and SPARK35_SLOW on 3.5, in the same two streams. The two tiers
-# together run every test; CI (.ci/run) runs both, make test-all too.
-test: venv jar
+# SHARD_TESTS on Spark 4. Together they take less time than one after the other, and on 2
+# cores they keep both busy. The background stream's output is shown after the main pass's;
+# make test fails when any pass fails. The main pass first compiles the CPU kernels, once,
+# while the background stream makes its venv (numba's cache, beside the sources, serves both
+# venvs): otherwise the first Python workers of both streams compile them at the same time,
+# about 30 s of a core each.
+# make test-slow: the tests marked slow (tests/conftest.py says which: processes, clusters,
+# notebooks, a Connect server, long runs) and SPARK35_SLOW on 3.5, in the same two streams.
+# The two tiers together run every test; CI (.ci/run) runs both, make test-all too.
+test: venv
 	@$(MAKE) --no-print-directory _streams TIER="not slow" SUFFIX=
 
 test-slow: venv jar
@@ -104,19 +105,26 @@ test-slow: venv jar
 
 test-all: test test-slow
 
+# The JVM UDF jar is built in the main stream, under a lock, while the background stream runs
+# the 3.5 pass (which does not use it); the background stream takes the lock too before its
+# Spark 4 tests, so it never starts a second gradle build beside the first.
 _streams:
 	@( $(MAKE) --no-print-directory test-spark35$(SUFFIX); a=$$?; \
+	   flock .jar.lock $(MAKE) --no-print-directory jar; j=$$?; \
 	   echo "--- Spark 4 tests of the background stream (make test-shard$(SUFFIX)) ---"; \
 	   $(MAKE) --no-print-directory test-shard$(SUFFIX); b=$$?; \
-	   test $$a -eq 0 && test $$b -eq 0 ) > .test-background.log 2>&1 & pid=$$!; \
+	   test $$a -eq 0 && test $$j -eq 0 && test $$b -eq 0 ) > .test-background.log 2>&1 & pid=$$!; \
 	$(PY) -c "from sparkdedup.device import warm_cpu_kernels as w; w(False); w(True)"; \
-	$(PY) -m pytest tests $(addprefix --ignore=,$(SHARD_TESTS)) -m "$(TIER)" -q -ra --durations=15; main=$$?; \
+	if flock .jar.lock $(MAKE) --no-print-directory jar; then \
+	  $(PY) -m pytest tests $(addprefix --ignore=,$(SHARD_TESTS)) -m "$(TIER)" -q -ra --durations=15; \
+	  main=$$?; \
+	else main=1; fi; \
 	wait $$pid; other=$$?; \
 	echo "--- pyspark $(PYSPARK35) pass (make test-spark35$(SUFFIX)), then make test-shard$(SUFFIX) ---"; \
 	cat .test-background.log; \
 	test $$main -eq 0 && test $$other -eq 0
 
-# The Spark 4 tests make test runs in its background stream, alone.
+# The Spark 4 tests of the background stream, alone (each tier's).
 test-shard: venv jar
 	$(PY) -m pytest $(SHARD_TESTS) -m "not slow" -q -ra -p no:cacheprovider --durations=8 \
 		--basetemp=$(abspath .pytest-shard)
@@ -141,6 +149,7 @@ test-spark35-slow: venv35
 	$(SPARK35_ENV) $(SPARK35_PYTEST) $(SPARK35_SLOW); b=$$?; \
 	test $$a -eq 0 && test $$b -eq 0
 
+# make test's tier on Spark 4 in one stream, without the 3.5 pass.
 test-fast: venv
 	$(PY) -m pytest tests -q -ra -m "not slow"
 

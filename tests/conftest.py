@@ -19,9 +19,9 @@ DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "slow: a long or process-level test (its own Spark applications, a local cluster, "
-        "notebook kernels, a Connect server, 20,000 documents or more): make test leaves it to "
-        "make test-slow",
+        "slow: one of the suite's longest tests (a local cluster, notebook kernels, a Connect "
+        "server, a Hive session, the longest CLI runs, 20,000 documents or more): make test "
+        "leaves it to make test-slow",
     )
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU (skipped without one)")
     config.addinivalue_line("markers", "jvm: needs the built JVM UDF jar")

@@ -133,6 +133,7 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     assert third_stats["removed_docs"] == stats["removed_docs"]
 
 
+@pytest.mark.slow
 def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
     _, info = jsonl_corpus
     src = pd.concat(pd.read_json(p, lines=True) for p in info["files"])
