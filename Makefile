@@ -18,16 +18,18 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
 	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py
 # make test runs these on 4.x only; make test-slow runs them on 3.5, with the 3.5 modules' tests
-# marked slow. They are the longest of the 3.5 pass, and its other tests run their code paths
-# there too (the CLI's readers and writers, derived ids, both components backends, the
-# pipeline wrappers).
-SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end_and_resume \
-	tests/test_cli.py::test_fuzzy_cli_parquet_with_derived_ids_and_remove \
+# marked slow (not listed here). They are the longest of the 3.5 pass, and its other tests run
+# their code paths there too (the CLI's readers and writers, derived ids, both components
+# backends, the pipeline wrappers, KMeans, the semantic CLI).
+SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
 	tests/test_fuzzy_workflow.py::test_derived_id_joins_broadcast_only_tables_that_fit \
 	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \
 	tests/test_components.py::test_int_ids_keep_their_type_whatever_the_rounds_are_kept_in \
 	tests/test_ml.py::test_transforms_release_their_persisted_stages \
-	tests/test_ml.py::test_fit_then_transform_of_the_same_data_embeds_it_once
+	tests/test_ml.py::test_fit_then_transform_of_the_same_data_embeds_it_once \
+	tests/test_ml.py::test_semantic_fit_transform_equals_semantic_duplicates \
+	tests/test_semantic_spark.py::test_kmeans_fits_on_a_sample_and_assigns_every_document \
+	tests/test_semantic_cli.py::test_semantic_cli_end_to_end_and_resume
 # Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
 # pass: the two streams then take about as long as each other. None of them starts a Spark
 # Connect server (the local server's port is taken by the main pass's Connect tests).

@@ -60,7 +60,10 @@ def jsonl_corpus(tmp_path_factory):
     return root, info
 
 
-def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
+@pytest.fixture(scope="module")
+def first_run(jsonl_corpus) -> dict:
+    """The fuzzy CLI once on the JSONL corpus, with what it wrote read back at once (a later
+    test reruns into the same output)."""
     root, info = jsonl_corpus
     out = root / "out"
     args = [
@@ -82,35 +85,51 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     env = dict(ENV, SPARKDEDUP_CACHE_DIR=str(root / "jvm-cache"))
     first = _cli(*args, env=env)
     assert first.returncode == 0, first.stderr[-3000:]
+    kept = pd.concat(
+        pd.read_json(p, lines=True) for p in sorted((out / "deduplicated").glob("part-*"))
+    )
+    return {
+        "root": root,
+        "info": info,
+        "args": args,
+        "env": env,
+        "run": first,
+        "stats": json.loads((out / "stats.json").read_text()),
+        "dups": pd.read_parquet(out / "duplicates"),
+        "kept": kept,
+    }
+
+
+def test_fuzzy_cli_end_to_end(first_run):
+    first, stats, dups, kept = (first_run[k] for k in ("run", "stats", "dups", "kept"))
     assert len(first.stdout.splitlines()) == 1, first.stdout  # no JVM messages on stdout
     for stage in ("minhash", "ids", "edges", "components", "duplicates"):
         assert f"sparkdedup stage {stage}" in first.stderr, first.stderr[-3000:]
-    stats = json.loads((out / "stats.json").read_text())
     assert stats["input_docs"] == 600
     assert stats["kept_docs"] + stats["removed_docs"] == 600
     assert stats["removed_docs"] > 0 and stats["groups"] > 0
     assert set(stats["seconds"]) >= {"minhash", "ids", "edges", "components", "duplicates"}
     assert stats["bad_records"] == {"mode": "fail", "rows": 0}
 
-    dups = pd.read_parquet(out / "duplicates")
     assert list(dups.columns) == ["id", "kept_id"]
     # JSONL output: the kept input lines themselves.
-    kept = pd.concat(
-        pd.read_json(p, lines=True) for p in sorted((out / "deduplicated").glob("part-*"))
-    )
     assert sorted(kept.columns) == ["id", "source", "text"]
     assert len(kept) == stats["kept_docs"]
     assert not set(kept["id"]) & set(dups["id"])
-    truth = pd.read_parquet(info["truth_path"])
+    truth = pd.read_parquet(first_run["info"]["truth_path"])
     report = evaluate(dups, truth)
     assert report["precision"] >= 0.95 and report["recall"] >= 0.8, report
 
-    # A rerun needs --overwrite and resumes from the cache (an unchanged rerun resumes every
-    # stage: tests/test_cli_safety.py, in-process).
-    args.append("--overwrite")
 
-    # A changed parameter recomputes the stages it affects; a pure performance knob (bands per
-    # shuffle) changes nothing that was computed.
+@pytest.mark.slow
+def test_fuzzy_cli_rerun_resumes_and_maps_the_class_data_archive(first_run):
+    """A rerun needs --overwrite and resumes from the cache (an unchanged rerun resumes every
+    stage: tests/test_cli_safety.py, in-process). A changed parameter recomputes the stages it
+    affects; a pure performance knob (bands per shuffle) changes nothing that was computed.
+    Its JVM starts from the class-data archive the first run's JVM wrote as it exited."""
+    root, env = first_run["root"], first_run["env"]
+    args = [*first_run["args"], "--overwrite"]
+    out = root / "out"
     dump = _settled_dump(root / "jvm-cache")
     loaded = root / "classes.log"
     third = _cli(
@@ -130,7 +149,7 @@ def test_fuzzy_cli_end_to_end_and_resume(jsonl_corpus):
     assert shared > 5000, shared
     third_stats = json.loads((out / "stats.json").read_text())
     assert third_stats["resumed_stages"] == ["minhash", "edges", "components"]
-    assert third_stats["removed_docs"] == stats["removed_docs"]
+    assert third_stats["removed_docs"] == first_run["stats"]["removed_docs"]
 
 
 @pytest.mark.slow

@@ -115,6 +115,7 @@ def test_bloom_filter_holds_every_key_and_few_others(spark) -> None:
     assert passes(others).mean() < 1.5 * expected
 
 
+@pytest.mark.slow
 def test_month_by_month_appends_segments(spark, corpus, tmp_path) -> None:
     old, new = corpus
     index = tmp_path / "index"
@@ -215,6 +216,7 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     # Replacing with overwrite: test_a_commit_stopped_between_its_renames_leaves_a_readable_index
 
 
+@pytest.mark.slow
 def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     old, new = corpus
     old.write.parquet(str(tmp_path / "old"))
