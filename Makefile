@@ -102,12 +102,12 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 test: venv
 	@$(MAKE) --no-print-directory _streams TIER="not slow" SUFFIX=
 
-test-slow: venv jar
+test-slow: venv
 	@$(MAKE) --no-print-directory _streams TIER="slow" SUFFIX=-slow
 
 test-all: test test-slow
 
-# The JVM UDF jar is built in the main stream, under a lock, while the background stream runs
+# In both tiers the JVM UDF jar is built (when out of date) in the main stream, under a lock, while the background stream runs
 # the 3.5 pass (which does not use it); the background stream takes the lock too before its
 # Spark 4 tests, so it never starts a second gradle build beside the first.
 _streams:
