@@ -107,9 +107,10 @@ test-slow: venv
 
 test-all: test test-slow
 
-# In both tiers the JVM UDF jar is built (when out of date) in the main stream, under a lock, while the background stream runs
-# the 3.5 pass (which does not use it); the background stream takes the lock too before its
-# Spark 4 tests, so it never starts a second gradle build beside the first.
+# In both tiers the JVM UDF jar is built (when out of date) in the main stream, under a lock,
+# while the background stream runs the 3.5 pass (which does not use it); the background stream
+# takes the lock too before its Spark 4 tests, so it never starts a second gradle build beside
+# the first.
 _streams:
 	@( $(MAKE) --no-print-directory test-spark35$(SUFFIX); a=$$?; \
 	   flock .jar.lock $(MAKE) --no-print-directory jar; j=$$?; \
