@@ -357,33 +357,26 @@ def bloom_bits(keys: int) -> int:
     return bits
 
 
-def _probes(bucket: Any, bits: int) -> tuple[Any, Any]:
-    """The filter's two bit positions of a bucket (a column or a uint64 array): its low bits
-    and the low bits of its high half (the bucket is a 64-bit hash)."""
-    mask = bits - 1
-    if isinstance(bucket, np.ndarray):
-        return bucket & np.uint64(mask), (bucket >> np.uint64(32)) & np.uint64(mask)
-    return bucket.bitwiseAND(F.lit(mask)), F.shiftrightunsigned(bucket, 32).bitwiseAND(F.lit(mask))
-
-
 def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
     """A Bloom filter of the bucket `columns` of `table` (uint64 words, `bits` bits, two
-    probes, nulls left out). Each task sets the bits of its rows in a bitmap of its own (a
-    vectorised NumPy pass, `bits / 8` bytes) and emits its non-zero words; their OR is
-    aggregated on the executors, so the driver receives at most ``bits / 64`` rows."""
+    probes, nulls left out: `sparkdedup.kernels.bloom`). Each task sets the bits of its rows in
+    a bitmap of its own (`bits / 8` bytes, one compiled pass a column) and emits its non-zero
+    words; their OR is aggregated on the executors, so the driver receives at most
+    ``bits / 64`` rows."""
     from sparkdedup.compat import to_arrow
 
-    one = np.uint64(1)
-
     def words(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from sparkdedup.kernels.bloom import set_bits
+
         bitmap = np.zeros(bits // 64, dtype=np.uint64)
         for batch in batches:
             for name in columns:
                 column = batch.column(name)
-                valid = column.is_valid().to_numpy(zero_copy_only=False)
-                values = column.fill_null(0).to_numpy(zero_copy_only=False).view(np.uint64)
-                for p in _probes(values[valid], bits):
-                    np.bitwise_or.at(bitmap, p >> np.uint64(6), one << (p & np.uint64(63)))
+                set_bits(
+                    bitmap,
+                    column.fill_null(0).to_numpy(zero_copy_only=False),
+                    column.is_valid().to_numpy(zero_copy_only=False),
+                )
         where = np.flatnonzero(bitmap)
         for lo in range(0, where.size, 1 << 16):
             chunk = where[lo : lo + (1 << 16)]
@@ -404,34 +397,36 @@ def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
 def bloom_contains(bitmap: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Which of the 64-bit bucket `values` pass the Bloom filter `bitmap` (`bloom_filter`):
     both probe bits set. Every key the filter was built from passes."""
-    bits = int(bitmap.size * 64)
-    one = np.uint64(1)
-    hit = np.ones(values.size, dtype=bool)
-    for p in _probes(np.asarray(values).view(np.uint64), bits):
-        hit &= ((bitmap[p >> np.uint64(6)] >> (p & np.uint64(63))) & one).astype(bool)
-    return hit
+    from sparkdedup.kernels.bloom import contains
+
+    return contains(bitmap, values)
 
 
 def _filtered_keys(indexed: DataFrame, bands: list[int], bitmap: np.ndarray) -> DataFrame:
-    """``[id, band, bucket]`` of the index's band keys that pass the filter `bitmap`: a
-    vectorised probe of each bucket column, on the executors; the rest never leaves its task."""
+    """``[id, band, bucket]`` of the index's band keys that pass the filter `bitmap`: one
+    compiled probe pass over each bucket column (`passing_rows`), on the executors; the rest
+    never leaves its task."""
     id_type = indexed.schema["id"].dataType.simpleString()
     names = [band_col(k) for k in bands]
 
     def probe(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from sparkdedup.kernels.bloom import passing_rows
+
         for batch in batches:
             ids = batch.column(0)
             for k, name in zip(bands, names, strict=True):
                 column = batch.column(name)
-                values = column.fill_null(0).to_numpy(zero_copy_only=False)
-                hit = bloom_contains(bitmap, values)
-                hit &= column.is_valid().to_numpy(zero_copy_only=False)
-                rows = pa.array(np.flatnonzero(hit))
-                if len(rows):
+                hits = passing_rows(
+                    bitmap,
+                    column.fill_null(0).to_numpy(zero_copy_only=False),
+                    column.is_valid().to_numpy(zero_copy_only=False),
+                )
+                if hits.size:
+                    rows = pa.array(hits)
                     yield pa.RecordBatch.from_arrays(
                         [
                             ids.take(rows),
-                            pa.array(np.full(len(rows), k, dtype=np.int32)),
+                            pa.array(np.full(hits.size, k, dtype=np.int32)),
                             column.take(rows),
                         ],
                         names=["id", "band", "bucket"],
