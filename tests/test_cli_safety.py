@@ -160,8 +160,11 @@ def test_existing_output_needs_overwrite_and_keeps_other_files(spark, corpus, tm
     # A rerun without --overwrite is refused (the earlier output is there), with it replaced.
     code, lines = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
     assert code == 2 and "earlier sparkdedup run" in _error_line(lines)
+    # The input spelled another way (through a link, with a trailing slash) is the same input.
+    link = tmp_path / "link"
+    link.symlink_to(corpus, target_is_directory=True)
     code, _ = _run(
-        capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out), "--overwrite"
+        capsys, "fuzzy", "--input", f"{link}/", *FUZZY, "--output", str(out), "--overwrite"
     )
     assert code == 0 and {k: v for k, v in _digest(out).items() if k in mine} == mine
     assert _digest(corpus) == before

@@ -84,12 +84,19 @@ def content_columns(df: DataFrame) -> list[str]:
 
 
 def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
-    """Count, total size and latest modification time of the files under `path`.
+    """The qualified path, count, total size and latest modification time of the files under
+    `path`.
 
-    Part of the stage-cache fingerprint, so that a changed input is never served from a cache.
+    Part of the stage-cache fingerprint, so that a changed input is never served from a cache,
+    and another spelling of the same input (relative, through a link, a trailing slash) is.
     """
     files, bytes_total, latest = fs.file_summary(spark, path)
-    return {"path": path, "files": files, "bytes": bytes_total, "mtime": latest}
+    return {
+        "path": fs.qualified(spark, path),
+        "files": files,
+        "bytes": bytes_total,
+        "mtime": latest,
+    }
 
 
 def read_input(
