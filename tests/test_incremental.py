@@ -19,9 +19,9 @@ from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     against_edges,
     band_col,
-    bloom_contains,
     bloom_filter,
 )
+from sparkdedup.kernels.bloom import contains as bloom_contains
 from sparkdedup.ml import FuzzyDeduplicator
 
 CFG = {"id_col": "id", "device": "cpu"}

@@ -394,14 +394,6 @@ def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
     return bitmap
 
 
-def bloom_contains(bitmap: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Which of the 64-bit bucket `values` pass the Bloom filter `bitmap` (`bloom_filter`):
-    both probe bits set. Every key the filter was built from passes."""
-    from sparkdedup.kernels.bloom import contains
-
-    return contains(bitmap, values)
-
-
 def _filtered_keys(indexed: DataFrame, bands: list[int], bitmap: np.ndarray) -> DataFrame:
     """``[id, band, bucket]`` of the index's band keys that pass the filter `bitmap`: one
     compiled probe pass over each bucket column (`passing_rows`), on the executors; the rest
