@@ -13,7 +13,8 @@ documents alone (no index: the floor, what deduplicating the new data costs by i
 size, whatever is done with the index). Each is a CLI process on
 `local[2]` with user ids; its wall time includes Spark's start (a fixed cost of several seconds
 that has nothing to do with the data), its work time is the sum of the stage times stats.json
-reports (the work, without the start). Medians are compared.
+reports (the work, without the start). Medians are compared. Every run gets the same driver
+heap (`--driver-memory`, 6g as in `benchmarks.scale`: in local mode the executors share it).
 """
 
 from __future__ import annotations
@@ -103,12 +104,16 @@ def build(old: int, new: int) -> dict[str, Any]:
     return meta
 
 
-def run_cli(name: str, extra: list[str]) -> dict[str, Any]:
+DRIVER_MEMORY = "6g"
+
+
+def run_cli(name: str, extra: list[str], memory: str = DRIVER_MEMORY) -> dict[str, Any]:
     out = os.path.join(WORK, f"out-{name}")
     shutil.rmtree(out, ignore_errors=True)  # no stage cache from an earlier run
     argv = [
         sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input-format", "parquet",
-        "--id-col", "id", "--output", out, "--master", "local[2]", "--device", "cpu", *extra,
+        "--id-col", "id", "--output", out, "--master", "local[2]", "--device", "cpu",
+        "--spark-conf", f"spark.driver.memory={memory}", *extra,
     ]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -126,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--driver-memory", default=DRIVER_MEMORY, help="every run's driver heap")
     parser.add_argument("--publish", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
     if os.environ.get("BENCH_QUICK"):  # `make bench BENCH_QUICK=1`: a smoke run, not published
@@ -134,14 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     build(args.old, args.new)
     index = os.path.join(WORK, "index")
     shutil.rmtree(index, ignore_errors=True)
-    indexed = run_cli("index", ["--input", os.path.join(WORK, "old"), "--index-out", index])
+    mem = args.driver_memory
+    indexed = run_cli("index", ["--input", os.path.join(WORK, "old"), "--index-out", index], mem)
     runs: dict[str, list[dict[str, Any]]] = {"full": [], "incremental": [], "new alone": []}
     for _ in range(args.repeats):
-        runs["full"].append(run_cli("full", ["--input", os.path.join(WORK, "full")]))
+        runs["full"].append(run_cli("full", ["--input", os.path.join(WORK, "full")], mem))
         runs["incremental"].append(
-            run_cli("incremental", ["--input", os.path.join(WORK, "new"), "--against", index])
+            run_cli("incremental", ["--input", os.path.join(WORK, "new"), "--against", index], mem)
         )
-        runs["new alone"].append(run_cli("new-alone", ["--input", os.path.join(WORK, "new")]))
+        runs["new alone"].append(run_cli("new-alone", ["--input", os.path.join(WORK, "new")], mem))
     rows = {}
     for mode, results in runs.items():
         stats = results[-1]["stats"]
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_ratio": round(inc["wall_s"] / full["wall_s"], 3),
         "alone_work_ratio": round(alone["work_s"] / full["work_s"], 3),
         "alone_wall_ratio": round(alone["wall_s"] / full["wall_s"], 3),
+        "driver_memory": mem,
         "commit": git_commit(),
         "when": time.strftime("%Y-%m-%d %H:%M"),
     }

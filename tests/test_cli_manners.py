@@ -55,3 +55,50 @@ def test_every_option_has_help_with_its_default() -> None:
                 if "default" not in text:
                     missing.append(f"{name} {action.option_strings[0]}: no default in help")
     assert not missing, missing
+
+
+def test_a_driver_jvm_that_exited_is_one_line(capsys, monkeypatch) -> None:
+    """The driver JVM the CLI launched exits under the run (here with Spark's out-of-memory
+    code, 52): the py4j error becomes one line naming the cause, the heap setting and the
+    cache to resume from; the dead session is not stopped (that would raise again)."""
+    import subprocess
+    import sys
+
+    from py4j.protocol import Py4JNetworkError
+    from pyspark import SparkContext
+
+    jvm = subprocess.Popen([sys.executable, "-c", "raise SystemExit(52)"])
+    monkeypatch.setattr(SparkContext, "_gateway", argparse.Namespace(proc=jvm))
+    stopped: list[bool] = []
+    session = argparse.Namespace(stop=lambda: stopped.append(True))
+    monkeypatch.setattr(cli, "_session", lambda args: (session, True))
+
+    def lost(args, spark):
+        try:
+            raise Py4JNetworkError("Answer from Java side is empty")
+        except Py4JNetworkError as err:
+            raise ConnectionRefusedError(111, "Connection refused") from err
+
+    monkeypatch.setattr(cli, "_run_workflow", lost)
+    argv = ["fuzzy", "--input", "in/", "--input-format", "parquet", "--output", "out/"]
+    assert cli.main([*argv, "--id-col", "id"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(
+        "sparkdedup: error: the Spark driver JVM exited during the run (exit code 52: out of "
+        "memory (java.lang.OutOfMemoryError)); its own output above says more. Its heap"
+    )
+    assert "spark.driver.memory (not set here: Spark's default is 1g)" in err[0]
+    assert "resumes from the stages in out/cache" in err[0]
+    assert not stopped
+    # The same error with the JVM still running is an internal error, and the session stops.
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    monkeypatch.setattr(SparkContext, "_gateway", argparse.Namespace(proc=running))
+    monkeypatch.setattr(cli, "_EXIT_WAIT_SECONDS", 0.1)
+    try:
+        assert cli.main([*argv, "--id-col", "id"]) == 1
+    finally:
+        running.kill()
+        running.wait()
+    assert "internal error: ConnectionRefusedError" in capsys.readouterr().err
+    assert stopped == [True]

@@ -263,6 +263,48 @@ def test_a_killed_driver_resumes_from_the_cache(fault_corpus, tmp_path):
     assert not [p for p in os.listdir(out) if p.startswith("_sparkdedup_staging")]
 
 
+def test_a_lost_driver_jvm_is_one_line_naming_its_heap(fault_corpus, tmp_path):
+    """The driver JVM alone is killed during the scan (as the system's out-of-memory killer
+    would): the CLI says so in one line, names the heap setting and the stage cache to resume
+    from, exits with 1 and prints no traceback."""
+    path, _ = fault_corpus
+    out = tmp_path / "o"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
+         "--input-format", "parquet", "--id-col", "id", "--output", str(out),
+         "--master", "local[2]", *QUIET, "--spark-conf", "spark.driver.memory=1500m"],
+        stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    killed: list[int] = []
+
+    def kill_the_jvm() -> None:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            try:
+                if "SparkSubmit" in " ".join(child.cmdline()):
+                    child.kill()
+                    killed.append(child.pid)
+                    return
+            except psutil.Error:
+                continue
+
+    lines: list[str] = []
+    watcher = _watch(proc, "sparkdedup: LSH in", kill_the_jvm, lines)
+    code = proc.wait(timeout=900)
+    watcher.join(timeout=10)
+    text = "".join(lines)
+    assert killed, "no driver JVM was found to kill"
+    assert code == 1, text[-3000:]
+    errors = [line for line in lines if line.startswith("sparkdedup: ")]
+    assert errors[-1].startswith(
+        "sparkdedup: error: the Spark driver JVM exited during the run (killed by SIGKILL, most "
+        "often by the system's out-of-memory killer: see dmesg). Its heap"
+    ), text[-3000:]
+    assert "spark.driver.memory (set to 1500m)" in errors[-1]
+    assert f"resumes from the stages in {out}/cache" in errors[-1]
+    assert "Traceback" not in text
+    assert not (out / "duplicates").exists()
+
+
 # --------------------------------------------------------------------------- huge documents
 def test_a_50_mb_document_needs_under_1_gb_in_a_python_worker(tmp_path):
     """Two 50 MB documents (one an edited copy of the other) among small ones: Arrow batches

@@ -864,7 +864,20 @@ def _session(args: argparse.Namespace) -> tuple[Any, bool]:
             builder = builder.config(JAVA_OPTIONS, options)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(conf.get("spark.log.level", spark_level))
+    if started:
+        _quiet_accumulator_server(spark.sparkContext)
     return spark, started
+
+
+def _quiet_accumulator_server(sc: Any) -> None:
+    """pyspark's accumulator server prints a traceback to stderr when the driver JVM's
+    connection to it drops (the JVM exited): logged at DEBUG instead, `main` says what
+    happened in one line."""
+    server = getattr(sc, "_accumulatorServer", None)
+    if server is not None:
+        server.handle_error = lambda request, address: log.debug(
+            "sparkdedup: accumulator connection from %s lost", address, exc_info=True
+        )
 
 
 def _connect_session(args: argparse.Namespace, conf: dict[str, str]) -> tuple[Any, bool]:
@@ -1367,12 +1380,78 @@ def _read_duplicates(spark: Any, path: str) -> Any:
         ) from err
 
 
+class _Py4JOnRoot(logging.Filter):
+    """Drops what py4j logs on the root logger: a lost connection to the JVM, with its
+    traceback, before py4j raises it (`main` reports the error itself, in one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}py4j{os.sep}" not in record.pathname
+
+
+_PY4J_ON_ROOT = _Py4JOnRoot()
+#: Why Spark's driver JVM exits with these codes (Spark's ``SparkExitCode``).
+_SPARK_EXIT_CODES = {50: "an uncaught exception", 52: "out of memory (java.lang.OutOfMemoryError)"}
+#: How long a lost connection waits for the JVM behind it to finish exiting.
+_EXIT_WAIT_SECONDS = 10.0
+
+
+def _driver_jvm_exit(err: BaseException | None) -> int | None:
+    """The exit status of the driver JVM this process launched, once it has exited (negative:
+    the signal that killed it); None while it runs, or when this process did not launch it
+    (spark-submit, Spark Connect). When `err` (or an error behind it) is a lost connection to
+    the JVM, waits a few seconds for the JVM to finish exiting."""
+    import subprocess
+
+    from pyspark import SparkContext
+
+    proc = getattr(SparkContext._gateway, "proc", None)  # noqa: SLF001 - the launched JVM
+    if proc is None:
+        return None
+    lost = False
+    while err is not None and not lost:
+        lost = isinstance(err, ConnectionError) or type(err).__name__ == "Py4JNetworkError"
+        err = err.__cause__ or err.__context__
+    try:
+        return proc.wait(timeout=_EXIT_WAIT_SECONDS) if lost else proc.poll()
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+
+
+def _lost_driver(args: argparse.Namespace, status: int) -> str:
+    """The one line for a run whose driver JVM exited under it with `status`."""
+    import signal
+
+    if status < 0:
+        try:
+            why = f"killed by {signal.Signals(-status).name}"
+        except ValueError:
+            why = f"killed by signal {-status}"
+        if -status == signal.SIGKILL:
+            why += ", most often by the system's out-of-memory killer: see dmesg"
+        why += ")"
+    else:
+        why = f"exit code {status}"
+        if status in _SPARK_EXIT_CODES:
+            why += f": {_SPARK_EXIT_CODES[status]}"
+        why += "); its own output above says more"
+    heap = _spark_conf(args).get("spark.driver.memory")
+    heap = f"set to {heap}" if heap else "not set here: Spark's default is 1g"
+    text = (
+        f"the Spark driver JVM exited during the run ({why}. Its heap is spark.driver.memory ({heap}), which in local mode the executors share: "
+        "raise it with --spark-conf spark.driver.memory=..."
+    )
+    if args.command != "remove":
+        text += f"; a rerun of the same command resumes from the stages in {_cache_path(args)}"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `sparkdedup` command; returns the process exit code.
 
     Usage and input errors exit with code 2 and one line naming the path, column or
     parameter; an unexpected error exits with code 1 and a one-line summary (the traceback is
-    logged at ``--log-level DEBUG``). The Spark session the command started is stopped on the
+    logged at ``--log-level DEBUG``), and so does a driver JVM that exits under the run (the
+    line names why and the heap setting). The Spark session the command started is stopped on the
     way out, whatever happened.
     """
     parser = build_parser()
@@ -1384,6 +1463,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(getattr(logging, args.log_level))
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if args.log_level != "DEBUG":
+        logging.getLogger().addFilter(_PY4J_ON_ROOT)
+    else:
+        logging.getLogger().removeFilter(_PY4J_ON_ROOT)
         # pyspark logs a failed query's context at ERROR before raising it; the CLI reports
         # the failure itself, in one line.
         logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
@@ -1406,6 +1488,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the CLI's last resort: one line, exit code 1
         from sparkdedup.io import first_line
 
+        exited = _driver_jvm_exit(err) if started else None
+        if exited is not None:
+            log.debug("sparkdedup: the driver JVM exited", exc_info=True)
+            print(f"sparkdedup: error: {_lost_driver(args, exited)}", file=sys.stderr)
+            return 1
         log.debug("sparkdedup: internal error", exc_info=True)
         print(
             f"sparkdedup: internal error: {type(err).__name__}: {first_line(err)} (rerun with "
@@ -1414,7 +1501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     finally:
-        if started and spark is not None:
+        if started and spark is not None and _driver_jvm_exit(None) is None:
             from sparkdedup.device import wait_for_background
 
             wait_for_background()
