@@ -29,7 +29,6 @@ from sparkdedup.fuzzy.index import (
     check_disjoint,
     index_rows,
     index_writer,
-    indexed_ids,
 )
 from sparkdedup.fuzzy.lsh import KEY_TASK_BYTES, auto_bands, band_group_edges, band_groups
 from sparkdedup.fuzzy.scan import TEXT_COL, band_col, hashed_texts, scan_documents
@@ -282,10 +281,13 @@ def run_fuzzy(
     dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
     indexed = None
     if index is not None:
-        nodes = components.select("id")
-        indexed = indexed_ids(
-            index, nodes, broadcast=broadcastable(spark, runner.rows["components"])
-        )
+        # The components' documents that are not new are indexed ones (new ids and the
+        # index's are disjoint, checked above): found without reading the index again, at a
+        # cost that follows the new data and the documents it matched.
+        new_ids = scan.select("id")
+        if broadcastable(spark, n_docs):
+            new_ids = F.broadcast(new_ids)
+        indexed = components.select("id").join(new_ids, on="id", how="left_anti")
     keys, duplicates, counts = keep_rule_stages(
         runner,
         scan,
