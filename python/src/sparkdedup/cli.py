@@ -1437,8 +1437,9 @@ def _lost_driver(args: argparse.Namespace, status: int) -> str:
     heap = _spark_conf(args).get("spark.driver.memory")
     heap = f"set to {heap}" if heap else "not set here: Spark's default is 1g"
     text = (
-        f"the Spark driver JVM exited during the run ({why}. Its heap is spark.driver.memory ({heap}), which in local mode the executors share: "
-        "raise it with --spark-conf spark.driver.memory=..."
+        f"the Spark driver JVM exited during the run ({why}. Its heap is spark.driver.memory "
+        f"({heap}), which in local mode the executors share: raise it with --spark-conf "
+        "spark.driver.memory=..."
     )
     if args.command != "remove":
         text += f"; a rerun of the same command resumes from the stages in {_cache_path(args)}"
@@ -1451,8 +1452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Usage and input errors exit with code 2 and one line naming the path, column or
     parameter; an unexpected error exits with code 1 and a one-line summary (the traceback is
     logged at ``--log-level DEBUG``), and so does a driver JVM that exits under the run (the
-    line names why and the heap setting). The Spark session the command started is stopped on the
-    way out, whatever happened.
+    line names why and the heap setting). The Spark session the command started is stopped on
+    the way out, whatever happened.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -1463,12 +1464,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.setLevel(getattr(logging, args.log_level))
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if args.log_level != "DEBUG":
+        # pyspark logs a failed query's context at ERROR before raising it, and py4j a lost
+        # connection to the JVM with its traceback; the CLI reports the failure itself, in one
+        # line.
+        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
         logging.getLogger().addFilter(_PY4J_ON_ROOT)
     else:
         logging.getLogger().removeFilter(_PY4J_ON_ROOT)
-        # pyspark logs a failed query's context at ERROR before raising it; the CLI reports
-        # the failure itself, in one line.
-        logging.getLogger("DataFrameQueryContextLogger").setLevel(logging.CRITICAL)
     if getattr(args, "explain", False):
         try:
             config = workflow_config(args)
