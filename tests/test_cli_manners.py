@@ -91,6 +91,22 @@ def test_a_driver_jvm_that_exited_is_one_line(capsys, monkeypatch) -> None:
     assert "spark.driver.memory (not set here: Spark's default is 1g)" in err[0]
     assert "resumes from the stages in out/cache" in err[0]
     assert not stopped
+    # On an OutOfMemoryError the JVM first stops its SparkContext, which fails the running job
+    # while the JVM still answers: that error waits for the exit status too.
+    stopped_sc = argparse.Namespace(
+        _jsc=argparse.Namespace(sc=lambda: argparse.Namespace(isStopped=lambda: True))
+    )
+    monkeypatch.setattr(SparkContext, "_active_spark_context", stopped_sc)
+
+    def cancelled(args, spark):
+        raise RuntimeError("Job 71 cancelled because SparkContext was shut down")
+
+    monkeypatch.setattr(cli, "_run_workflow", cancelled)
+    assert cli.main([*argv, "--id-col", "id"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "(exit code 52: out of memory" in err[0], err
+    monkeypatch.setattr(SparkContext, "_active_spark_context", None)
+    monkeypatch.setattr(cli, "_run_workflow", lost)
     # The same error with the JVM still running is an internal error, and the session stops.
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(SparkContext, "_gateway", argparse.Namespace(proc=running))

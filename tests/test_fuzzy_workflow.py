@@ -139,6 +139,33 @@ def test_broadcast_limits_follow_the_session(spark):
             broadcastable(spark, 1)
 
 
+def test_broadcast_limits_follow_the_heap(spark, monkeypatch):
+    """Without spark.sparkdedup.broadcastBytes a hash table takes at most a sixteenth of the
+    smallest heap holding it: the removal's 128 MiB shrinks to 64 MiB with a 1g driver in
+    local mode (where 104 MB ran the JVM out of memory); an explicit setting is taken as is."""
+    from sparkdedup import sizing
+    from sparkdedup.sizing import BROADCAST_CONF, broadcast_bytes, smallest_heap, temporary_conf
+
+    mib, gib = 1024**2, 1024**3
+    assert smallest_heap(None, None, "local[2]") == gib  # Spark's defaults
+    assert smallest_heap("6g", "512m", "local[*]") == 6 * gib  # local: the driver only
+    assert smallest_heap("6g", "1536m", "spark://host:7077") == 1536 * mib
+    assert smallest_heap("2048", None, "yarn") == gib  # a bare number is MiB
+    assert smallest_heap("2048", "4g", "yarn") == 2 * gib
+    with pytest.raises(ConfigError, match="spark.driver.memory"):
+        smallest_heap("much", None, "local")
+    assert sizing.session_heap(spark) == 3 * gib  # the test session's driver
+    monkeypatch.setattr(sizing, "session_heap", lambda spark: gib)
+    assert broadcast_bytes(spark) == 64 * mib and broadcast_bytes(spark, removal=True) == 64 * mib
+    monkeypatch.setattr(sizing, "session_heap", lambda spark: 512 * mib)
+    assert broadcast_bytes(spark, removal=True) == 32 * mib
+    monkeypatch.setattr(sizing, "session_heap", lambda spark: 2 * gib)
+    assert broadcast_bytes(spark) == 64 * mib and broadcast_bytes(spark, removal=True) == 128 * mib
+    monkeypatch.setattr(sizing, "session_heap", lambda spark: 512 * mib)
+    with temporary_conf(spark, {BROADCAST_CONF: "100m"}):
+        assert broadcast_bytes(spark, removal=True) == 200 * mib
+
+
 def test_backends_agree_and_64_bit_mode(corpus, corpus_df):
     docs, truth = corpus
     small = corpus_df.filter(F.col("id") < 300)

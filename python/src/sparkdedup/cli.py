@@ -607,7 +607,8 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             (
                 "write",
                 "read 2 of the corpus: the removed rows dropped by an anti-join "
-                "(broadcast up to 128 MiB of hash table, else one shuffle of the rows)",
+                "(broadcast up to 128 MiB of hash table and a sixteenth of the heap, else one "
+                "shuffle of the rows)",
             ),
         ]
         passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
@@ -1000,8 +1001,8 @@ def _removal(
     observed as duplicates/ was written (the removed rows' digest with user ids).
 
     The ids or row keys to remove are sent to every task (no shuffle of the corpus) while
-    their hash table fits `sparkdedup.sizing.broadcast_bytes` (128 MiB, about a million rows),
-    else the rows are shuffled to meet them."""
+    their hash table fits `sparkdedup.sizing.broadcast_bytes` (128 MiB, about a million rows,
+    and a sixteenth of the smallest heap holding it), else the rows are shuffled to meet them."""
     from pyspark.sql import functions as F
 
     from sparkdedup.ids import H1, ID_COL
@@ -1391,15 +1392,17 @@ class _Py4JOnRoot(logging.Filter):
 _PY4J_ON_ROOT = _Py4JOnRoot()
 #: Why Spark's driver JVM exits with these codes (Spark's ``SparkExitCode``).
 _SPARK_EXIT_CODES = {50: "an uncaught exception", 52: "out of memory (java.lang.OutOfMemoryError)"}
-#: How long a lost connection waits for the JVM behind it to finish exiting.
-_EXIT_WAIT_SECONDS = 10.0
+#: How long a run whose driver JVM is going down waits for it to finish exiting (its
+#: shutdown hooks delete the shuffle files first).
+_EXIT_WAIT_SECONDS = 60.0
 
 
 def _driver_jvm_exit(err: BaseException | None) -> int | None:
     """The exit status of the driver JVM this process launched, once it has exited (negative:
     the signal that killed it); None while it runs, or when this process did not launch it
-    (spark-submit, Spark Connect). When `err` (or an error behind it) is a lost connection to
-    the JVM, waits a few seconds for the JVM to finish exiting."""
+    (spark-submit, Spark Connect). When the JVM is going down under `err` (a lost connection,
+    or its SparkContext stopped: what the JVM does first on an OutOfMemoryError), waits up to
+    `_EXIT_WAIT_SECONDS` for it to finish exiting."""
     import subprocess
 
     from pyspark import SparkContext
@@ -1407,14 +1410,32 @@ def _driver_jvm_exit(err: BaseException | None) -> int | None:
     proc = getattr(SparkContext._gateway, "proc", None)  # noqa: SLF001 - the launched JVM
     if proc is None:
         return None
-    lost = False
-    while err is not None and not lost:
-        lost = isinstance(err, ConnectionError) or type(err).__name__ == "Py4JNetworkError"
-        err = err.__cause__ or err.__context__
     try:
-        return proc.wait(timeout=_EXIT_WAIT_SECONDS) if lost else proc.poll()
+        return proc.wait(timeout=_EXIT_WAIT_SECONDS) if _going_down(err) else proc.poll()
     except (subprocess.TimeoutExpired, OSError):
         return None
+
+
+def _going_down(err: BaseException | None) -> bool:
+    """Whether `err` says the driver JVM is exiting: a lost connection to it (in `err` or an
+    error behind it), or a JVM whose SparkContext stopped under the run or that no longer
+    answers."""
+    if err is None:
+        return False
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ConnectionError) or type(cause).__name__ == "Py4JNetworkError":
+            return True
+        cause = cause.__cause__ or cause.__context__
+    from pyspark import SparkContext
+
+    sc = SparkContext._active_spark_context  # noqa: SLF001 - the context the run used
+    if sc is None:
+        return False
+    try:
+        return bool(sc._jsc.sc().isStopped())  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - a JVM that does not answer is going down
+        return True
 
 
 def _lost_driver(args: argparse.Namespace, status: int) -> str:
@@ -1506,8 +1527,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if started and spark is not None and _driver_jvm_exit(None) is None:
             from sparkdedup.device import wait_for_background
 
-            wait_for_background()
-            spark.stop()
+            try:
+                wait_for_background()
+                spark.stop()
+            except Exception:  # noqa: BLE001 - a JVM going down has nothing left to stop
+                log.debug("sparkdedup: stopping the session failed", exc_info=True)
     seconds = time.perf_counter() - start
     summary = {
         k: stats[k] for k in ("input_docs", "removed_docs", "kept_docs", "groups") if k in stats

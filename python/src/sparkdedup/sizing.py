@@ -121,19 +121,59 @@ BROADCAST_BYTES = 64 * 1024**2
 #: own "data size" metric of the broadcast measures it (96 MiB for 651,124 rows, 128 MiB for
 #: 1,257,839; its pages are allocated in powers of two): about three times the rows' own size.
 RELATION_ROW_BYTES = 128
+#: Without the setting, a broadcast hash table also takes at most this share of the smallest
+#: JVM heap that holds it. In local mode with a 1 GiB heap, the 11M-document run's removal
+#: (811,679 rows, 104 MB of hash table: a tenth of the heap) beside two tasks writing Parquet
+#: ran the JVM out of memory; with a 1.5 GiB heap (a fifteenth) it passed.
+HEAP_SHARE = 16
+_DEFAULT_HEAP = "1g"
+
+
+def jvm_bytes(text: str, name: str) -> int:
+    """A JVM memory setting (``spark.driver.memory``): a size, or a bare number of MiB."""
+    text = str(text).strip()
+    return int(text) * 1024**2 if text.isdigit() else parse_bytes(text, name)
+
+
+def smallest_heap(driver: str | None, executor: str | None, master: str | None) -> int:
+    """Bytes of the smallest heap that holds a broadcast table: the driver's (it builds the
+    table) and, unless in local mode (where the driver is the executors too), the executors'
+    (each holds a copy); Spark's default 1g for a setting not given."""
+    heaps = [jvm_bytes(driver or _DEFAULT_HEAP, "spark.driver.memory")]
+    if not str(master or "").startswith("local"):
+        heaps.append(jvm_bytes(executor or _DEFAULT_HEAP, "spark.executor.memory"))
+    return min(heaps)
+
+
+def session_heap(spark: SparkSession) -> int:
+    """`smallest_heap` of the session's settings (1g for those it cannot read)."""
+
+    def conf(key: str) -> str | None:
+        try:
+            return spark.conf.get(key, None)
+        except Exception:  # noqa: BLE001 - a Connect server may not show its core settings
+            return None
+
+    master = conf("spark.master")
+    return smallest_heap(conf("spark.driver.memory"), conf("spark.executor.memory"), master)
 
 
 def broadcast_bytes(spark: SparkSession, *, removal: bool = False) -> int:
     """The largest hash table broadcast: ``spark.sparkdedup.broadcastBytes``, and for the
     removal (the ids or row keys to drop, against the whole corpus: its broadcast saves a
     shuffle of every row the run writes) twice that; 0 when the session turned broadcast joins
-    off (``spark.sql.autoBroadcastJoinThreshold=-1``)."""
+    off (``spark.sql.autoBroadcastJoinThreshold=-1``). Without the setting, both are also
+    capped at 1/`HEAP_SHARE` of the smallest heap that holds the table (`session_heap`): a
+    1g driver in local mode broadcasts up to 64 MiB, the removal included."""
     threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold", "10m") or "10m"
     if threshold.strip() == "-1":
         return 0
     text = spark.conf.get(BROADCAST_CONF, None)
-    limit = BROADCAST_BYTES if text is None else parse_bytes(text, BROADCAST_CONF)
-    return 2 * limit if removal else limit
+    if text is not None:
+        limit = parse_bytes(text, BROADCAST_CONF)
+        return 2 * limit if removal else limit
+    limit = 2 * BROADCAST_BYTES if removal else BROADCAST_BYTES
+    return min(limit, session_heap(spark) // HEAP_SHARE)
 
 
 def broadcastable(spark: SparkSession, rows: int, *, removal: bool = False) -> bool:
