@@ -203,29 +203,40 @@ def _watch(proc: subprocess.Popen, marker: str, then, lines: list[str]) -> threa
     return thread
 
 
-def test_a_lost_executor_costs_a_recomputation(fault_corpus, tmp_path, cluster_conf):
-    """local-cluster with two executors; one is killed once the scan is done: the run still
-    succeeds and writes the same duplicates."""
-    path, expected = fault_corpus
-    out = tmp_path / "o"
-    proc = subprocess.Popen(
+def _fuzzy_process(path: Path, out: Path, *extra: str) -> subprocess.Popen:
+    """The fuzzy CLI over `path` as a process whose stderr the test reads (`_watch`)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
-         "--input-format", "parquet", "--id-col", "id", "--output", str(out),
-         "--master", "local-cluster[2,1,1024]", *QUIET, *cluster_conf],
+         "--input-format", "parquet", "--id-col", "id", "--output", str(out), *QUIET, *extra],
         stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
-    killed: list[int] = []
 
-    def kill_an_executor() -> None:
+
+def _killer(proc: subprocess.Popen, command: str, killed: list[int]):  # noqa: ANN202
+    """A function that kills the first process under `proc` whose command line holds
+    `command`, and records its pid in `killed`."""
+
+    def kill() -> None:
         for child in psutil.Process(proc.pid).children(recursive=True):
             try:
-                if "CoarseGrainedExecutorBackend" in " ".join(child.cmdline()):
+                if command in " ".join(child.cmdline()):
                     child.kill()
                     killed.append(child.pid)
                     return
             except psutil.Error:
                 continue
 
+    return kill
+
+
+def test_a_lost_executor_costs_a_recomputation(fault_corpus, tmp_path, cluster_conf):
+    """local-cluster with two executors; one is killed once the scan is done: the run still
+    succeeds and writes the same duplicates."""
+    path, expected = fault_corpus
+    out = tmp_path / "o"
+    proc = _fuzzy_process(path, out, "--master", "local-cluster[2,1,1024]", *cluster_conf)
+    killed: list[int] = []
+    kill_an_executor = _killer(proc, "CoarseGrainedExecutorBackend", killed)
     lines: list[str] = []
     watcher = _watch(proc, "sparkdedup stage minhash", kill_an_executor, lines)
     assert proc.wait(timeout=900) == 0, "".join(lines)[-3000:]
@@ -269,26 +280,12 @@ def test_a_lost_driver_jvm_is_one_line_naming_its_heap(fault_corpus, tmp_path):
     from, exits with 1 and prints no traceback."""
     path, _ = fault_corpus
     out = tmp_path / "o"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input", str(path),
-         "--input-format", "parquet", "--id-col", "id", "--output", str(out),
-         "--master", "local[2]", *QUIET, "--spark-conf", "spark.driver.memory=1500m"],
-        stderr=subprocess.PIPE, text=True, env=ENV,
-    )  # fmt: skip
+    proc = _fuzzy_process(
+        path, out, "--master", "local[2]", "--spark-conf", "spark.driver.memory=1500m"
+    )
     killed: list[int] = []
-
-    def kill_the_jvm() -> None:
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            try:
-                if "SparkSubmit" in " ".join(child.cmdline()):
-                    child.kill()
-                    killed.append(child.pid)
-                    return
-            except psutil.Error:
-                continue
-
     lines: list[str] = []
-    watcher = _watch(proc, "sparkdedup: LSH in", kill_the_jvm, lines)
+    watcher = _watch(proc, "sparkdedup: LSH in", _killer(proc, "SparkSubmit", killed), lines)
     code = proc.wait(timeout=900)
     watcher.join(timeout=10)
     text = "".join(lines)
