@@ -88,7 +88,7 @@ def test_a_driver_jvm_that_exited_is_one_line(capsys, monkeypatch) -> None:
         "sparkdedup: error: the Spark driver JVM exited during the run (exit code 52: out of "
         "memory (java.lang.OutOfMemoryError)); its own output above says more. Its heap"
     )
-    assert "spark.driver.memory (not set here: Spark's default is 1g)" in err[0]
+    assert "spark.driver.memory (not given with --spark-conf: Spark's default is 1g)" in err[0]
     assert "resumes from the stages in out/cache" in err[0]
     assert not stopped
     # On an OutOfMemoryError the JVM first stops its SparkContext, which fails the running job

@@ -1456,7 +1456,7 @@ def _lost_driver(args: argparse.Namespace, status: int) -> str:
             why += f": {_SPARK_EXIT_CODES[status]}"
         why += "); its own output above says more"
     heap = _spark_conf(args).get("spark.driver.memory")
-    heap = f"set to {heap}" if heap else "not set here: Spark's default is 1g"
+    heap = f"set to {heap}" if heap else "not given with --spark-conf: Spark's default is 1g"
     text = (
         f"the Spark driver JVM exited during the run ({why}. Its heap is spark.driver.memory "
         f"({heap}), which in local mode the executors share: raise it with --spark-conf "
