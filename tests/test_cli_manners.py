@@ -97,6 +97,8 @@ def test_a_driver_jvm_that_exited_is_one_line(capsys, monkeypatch) -> None:
         _jsc=argparse.Namespace(sc=lambda: argparse.Namespace(isStopped=lambda: True))
     )
     monkeypatch.setattr(SparkContext, "_active_spark_context", stopped_sc)
+    exiting = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2); exit(52)"])
+    monkeypatch.setattr(SparkContext, "_gateway", argparse.Namespace(proc=exiting))
 
     def cancelled(args, spark):
         raise RuntimeError("Job 71 cancelled because SparkContext was shut down")
