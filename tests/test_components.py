@@ -129,6 +129,10 @@ def test_empty_edges(spark) -> None:
             result = connected_components(edges, backend=backend)
             assert result.columns == ["id", "component"] and result.count() == 0
             assert result.schema["id"].dataType == edges.schema["src"].dataType
+            # Planned in the JVM: a Python RDD (createDataFrame of a list) would start a
+            # Python worker in every task of the stage that writes it, for no rows.
+            plan = result._jdf.queryExecution().executedPlan().toString()
+            assert "ExistingRDD" not in plan, plan
 
 
 def test_auto_choice_and_driver_limit(spark, caplog) -> None:

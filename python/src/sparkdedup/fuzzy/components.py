@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.compat import from_arrow, to_arrow
+from sparkdedup.compat import empty_frame, from_arrow, to_arrow
 from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
 from sparkdedup.ids import INTEGRAL
@@ -242,7 +242,7 @@ def _result_schema(id_type: T.DataType) -> T.StructType:
 
 
 def _empty_result(spark: SparkSession, id_type: T.DataType) -> DataFrame:
-    return spark.createDataFrame([], _result_schema(id_type))
+    return empty_frame(spark, _result_schema(id_type))
 
 
 def _pick_kernel(device: str) -> _Kernel:
