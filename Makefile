@@ -16,11 +16,12 @@ RAPIDS_TOOLS := 26.8.4
 SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/test_ids_removal.py \
 	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
-	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py
+	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py tests/test_incremental.py
 # make test runs these on 4.x only; make test-slow runs them on 3.5, with the 3.5 modules' tests
 # marked slow (not listed here). They are the longest of the 3.5 pass, and its other tests run
 # their code paths there too (the CLI's readers and writers, derived ids, both components
-# backends, the pipeline wrappers, KMeans, the semantic CLI).
+# backends, the pipeline wrappers, KMeans, the semantic CLI, index updates and runs against
+# an index).
 SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
 	tests/test_fuzzy_workflow.py::test_derived_id_joins_broadcast_only_tables_that_fit \
 	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \
@@ -29,7 +30,8 @@ SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
 	tests/test_ml.py::test_fit_then_transform_of_the_same_data_embeds_it_once \
 	tests/test_ml.py::test_semantic_fit_transform_equals_semantic_duplicates \
 	tests/test_semantic_spark.py::test_kmeans_fits_on_a_sample_and_assigns_every_document \
-	tests/test_semantic_cli.py::test_semantic_cli_end_to_end_and_resume
+	tests/test_semantic_cli.py::test_semantic_cli_end_to_end_and_resume \
+	tests/test_incremental.py::test_against_removes_what_a_full_run_defines
 # Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
 # pass: the two streams then take about as long as each other. None of them starts a Spark
 # Connect server (the local server's port is taken by the main pass's Connect tests).

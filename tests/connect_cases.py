@@ -124,7 +124,53 @@ def cli_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
                     table.column("id").to_pylist(), table.column("kept_id").to_pylist(), strict=True
                 )
             )
+    out["against"] = against_case(work, label, session_args)
     return out
+
+
+def against_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
+    """Incremental dedup through the CLI: TEXTS indexed (``--index-out``), then new documents
+    (exact copies of 0-4 and a new text) deduplicated ``--against`` that index, whose index
+    gains a segment; the removals, their counts and the index's documents after the update."""
+    import os
+
+    import pyarrow.parquet as pq
+    from sparkdedup import cli
+
+    old, new = os.path.join(work, "old.jsonl"), os.path.join(work, "new.jsonl")
+    if not os.path.exists(new):
+        with open(old, "w", encoding="utf-8") as fh:
+            for i, text in enumerate(TEXTS):
+                fh.write(json.dumps({"id": i, "text": text}) + "\n")
+        with open(new, "w", encoding="utf-8") as fh:
+            for i in range(5):
+                fh.write(json.dumps({"id": 100 + i, "text": TEXTS[i]}) + "\n")
+            fh.write(json.dumps({"id": 300, "text": "a text of its own " * 8}) + "\n")
+    index = os.path.join(work, f"index-{label}")
+    common = ["--input-format", "jsonl", "--id-col", "id", "--index-out", index]
+    runs = [
+        ["fuzzy", "--input", old, "--output", os.path.join(work, f"old-{label}"), *common],
+        [
+            *["fuzzy", "--input", new, "--output", os.path.join(work, f"new-{label}")],
+            *[*common, "--against", index],
+        ],
+    ]
+    for argv in runs:
+        assert cli.main([*argv, *session_args]) == 0, f"CLI failed ({label}, {argv[2]})"
+    target = os.path.join(work, f"new-{label}")
+    with open(os.path.join(target, "stats.json"), encoding="utf-8") as fh:
+        stats = json.load(fh)
+    table = pq.read_table(os.path.join(target, "duplicates"))
+    with open(os.path.join(index, "_sparkdedup_index.json"), encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    return {
+        "duplicates": sorted(
+            zip(table.column("id").to_pylist(), table.column("kept_id").to_pylist(), strict=True)
+        ),
+        "removed_near_indexed": stats["against"]["removed_near_indexed"],
+        "indexed_docs": manifest["documents"],
+        "segment_docs": [segment["documents"] for segment in manifest["segments"]],
+    }
 
 
 def main(remote: str, work: str) -> None:

@@ -1,5 +1,6 @@
-"""Spark Connect: the functions, the pyspark.ml wrapper and the semantic workflow on
-precomputed embeddings give a Connect session the classic session's results.
+"""Spark Connect: the functions, the pyspark.ml wrapper, the semantic workflow on
+precomputed embeddings and the CLI (incremental dedup against an index included) give a
+Connect session the classic session's results.
 
 The Connect session is a local Connect server (`SparkSession.builder.remote("local[2]")`)
 started in a subprocess, since one Python process holds one kind of session; both run the same
@@ -64,3 +65,9 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     assert [100, 0] in cli["user"]["duplicates"] and cli["user"]["removed"] >= 5
     assert cli["derived"]["removed"] == cli["user"]["removed"]
     assert len(cli["derived"]["kept_records"]) == cli["derived"]["kept"]
+    # Incremental dedup: the new copies of indexed documents go, the new text joins the index.
+    against = cli["against"]
+    assert against["duplicates"] == [[100 + i, i] for i in range(5)]
+    assert against["removed_near_indexed"] == 5
+    assert against["segment_docs"][1:] == [1]  # the update appended a segment of one
+    assert against["indexed_docs"] == sum(against["segment_docs"])
