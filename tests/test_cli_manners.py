@@ -4,6 +4,7 @@ option."""
 from __future__ import annotations
 
 import argparse
+import os
 
 import pytest
 from sparkdedup import __version__, cli
@@ -38,6 +39,42 @@ def test_explain_prints_the_plan_without_starting_spark(capsys, monkeypatch) -> 
     # Bad parameters are still errors, before anything runs.
     assert cli.main([*argv, "--num-bands", "0", "--explain"]) == 2
     assert "num_bands" in capsys.readouterr().err
+
+
+def test_explain_names_the_index_work_of_incremental_runs(capsys, monkeypatch) -> None:
+    """--against adds the index's id check and reads, and changes what LSH and the keep rule
+    do; --index-out adds the index's write: a new index, or a segment of the one --against
+    names (however its path is spelled)."""
+
+    def no_session(args):
+        raise AssertionError("--explain must not start Spark")
+
+    monkeypatch.setattr(cli, "_session", no_session)
+    argv = ["fuzzy", "--input", "new/", "--input-format", "parquet", "--output", "out/"]
+    argv += ["--id-col", "id", "--explain"]
+
+    def stages(*extra: str) -> dict[str, str]:
+        assert cli.main([*argv, *extra]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        start = lines.index("  stages:") + 1
+        rows = [line.split(None, 1) for line in lines[start:] if line.startswith("    ")]
+        passes = next(line for line in lines if line.startswith("  passes:"))
+        return {**{name: what for name, what in rows}, "passes": passes}
+
+    plain = stages()
+    assert "index_ids" not in plain and "index" not in plain and "index" not in plain["passes"]
+    against = stages("--against", "idx/")
+    names = [n for n in against if n != "passes"]
+    assert names == ["minhash", "ids", "index_ids", "edges", "components", "duplicates", "write"]
+    assert "index idx/" in against["index_ids"]
+    assert "Bloom filter" in against["edges"] and "never shuffled" in against["edges"]
+    assert "only new documents are removed" in against["duplicates"]
+    assert "its bucket columns once" in against["passes"]
+    assert against["write"] == plain["write"]
+    updated = stages("--against", "idx/", "--index-out", os.path.abspath("idx"))
+    assert "one more segment of the index" in updated["index"]
+    fresh = stages("--index-out", "idx2")
+    assert "a new index at idx2" in fresh["index"] and "index_ids" not in fresh
 
 
 def test_every_option_has_help_with_its_default() -> None:

@@ -612,12 +612,51 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             ),
         ]
         passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
+        index_out = getattr(args, "index_out", None)
+        if config.against is not None:
+            stages[2:3] = [
+                (
+                    "index_ids",
+                    f"one read of the id column of the index {config.against}: no new id "
+                    "may be indexed already",
+                ),
+                (
+                    "edges",
+                    "LSH against the index: a Bloom filter of the new band keys (at most "
+                    "16 MiB); one read of the index's bucket columns, whose keys that pass "
+                    "it join the new keys in one shuffle of narrow keys per band group "
+                    f"({bands}); the index is read, never shuffled",
+                ),
+            ]
+            matched = (
+                "the new documents and the indexed ones they matched: a group holding an "
+                "indexed document loses all its new ones, the others keep one; only new "
+                "documents are removed"
+            )
+            stages = [(n, matched if n == "duplicates" else what) for n, what in stages]
+            passes += (
+                "; the index (never its texts): its id column once and its bucket columns once"
+            )
+        if index_out is not None:
+            where = (
+                f"one more segment of the index {index_out} (its other segments untouched)"
+                if config.against is not None and _same_path(index_out, config.against)
+                else f"a new index at {index_out}"
+            )
+            stages.append(
+                (
+                    "index",
+                    "the kept documents' ids, text hashes and band buckets, from the minhash "
+                    f"stage's table (not the corpus): {where}, committed with the outputs",
+                )
+            )
         if config.verify == "jaccard":
             from sparkdedup.tuning import verify_bands
 
             bands, rows = verify_bands(config.threshold, config.num_hashes)
+            names = [name for name, _ in stages]
             stages.insert(
-                3,
+                names.index("components"),
                 (
                     "verify",
                     f"LSH from {bands} bands of {rows} hashes; one more read of the corpus: the "
@@ -625,7 +664,10 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                     f"by each end), exact Jaccard, edges >= {config.threshold:g} kept",
                 ),
             )
-            stages[-1] = ("write", stages[-1][1].replace("read 2 of", "read 3 of"))
+            stages = [
+                (name, what.replace("read 2 of", "read 3 of") if name == "write" else what)
+                for name, what in stages
+            ]
             passes = (
                 "3 reads of the corpus (scan, verify, write), 0 or 1 shuffle of its rows; the "
                 "candidates' texts shuffled twice; every other shuffle is narrow"
@@ -704,6 +746,17 @@ def explain(args: argparse.Namespace, config: Any) -> str:
     params = {k: v for k, v in dataclasses.asdict(config).items()}
     lines.append("  parameters: " + ", ".join(f"{k}={v!r}" for k, v in sorted(params.items())))
     return "\n".join(lines)
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same place, as far as is known without a filesystem (local
+    paths made absolute; URIs compared as written, less a trailing slash)."""
+
+    def norm(path: str) -> str:
+        path = path.rstrip("/") or "/"
+        return path if "://" in path or path.startswith("file:") else os.path.abspath(path)
+
+    return norm(a) == norm(b)
 
 
 def _source(args: argparse.Namespace) -> str:
