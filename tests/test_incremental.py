@@ -19,7 +19,9 @@ from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     against_edges,
     band_col,
+    bloom_bits,
     bloom_filter,
+    bloom_max_bits,
 )
 from sparkdedup.kernels.bloom import contains as bloom_contains
 from sparkdedup.ml import FuzzyDeduplicator
@@ -113,6 +115,79 @@ def test_bloom_filter_holds_every_key_and_few_others(spark) -> None:
     others = rng.integers(-(2**63), 2**63 - 1, size=20000, dtype=np.int64)
     expected = (1 - np.exp(-2 * present.size / bits)) ** 2  # about 2.6% at 11.5 bits a key
     assert passes(others).mean() < 1.5 * expected
+
+
+class _Conf:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        return self.values.get(key, default)
+
+
+class _Session:
+    def __init__(self, **values: str) -> None:
+        self.conf = _Conf(values)
+
+
+def test_the_filter_fits_a_quarter_of_the_drivers_result_size() -> None:
+    """The filter's words (16 bytes each when collected) stay within a quarter of
+    spark.driver.maxResultSize; the default 1g and 0 (unlimited) leave the largest filter."""
+    cap = "spark.driver.maxResultSize"
+    assert bloom_max_bits(_Session()) == 1 << 27
+    assert bloom_max_bits(_Session(**{cap: "0"})) == 1 << 27
+    assert bloom_max_bits(_Session(**{cap: "4m"})) == 1 << 22  # 65,536 words: 1 MiB
+    assert bloom_max_bits(_Session(**{cap: "1m"})) == 1 << 20
+    for limit in ("1m", "4m", "64m", "1g"):
+        bits = bloom_max_bits(_Session(**{cap: limit}))
+        assert bits // 64 * 16 <= int(limit[:-1]) * 1024 ** {"m": 2, "g": 3}[limit[-1]] // 4
+    # 2M keys would take 2^25 bits; capped, they get what the driver can take.
+    assert bloom_bits(2_000_000) == 1 << 25
+    assert bloom_bits(2_000_000, 1 << 22) == 1 << 22
+    assert bloom_bits(10, 1 << 22) == bloom_bits(10) == 1 << 16
+
+
+_SMALL_RESULTS = """
+import json, sys
+import sparkdedup
+from pyspark.sql import SparkSession, functions as F
+spark = (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+         .config("spark.driver.maxResultSize", "1m").getOrCreate())
+words = F.concat_ws(" ", *[F.concat(F.lit("w"), (F.xxhash64("id", F.lit(k)) % 5000).cast("string"))
+                          for k in range(40)])
+docs = spark.range(22_000).select("id", words.alias("text"))
+old = docs.where("id < 2000")
+# New: copies of the first 50 indexed documents (new ids) and 20,000 documents of their own.
+new = old.where("id < 50").select((F.col("id") + 100_000).alias("id"), "text").unionByName(
+    docs.where("id >= 2000"))
+sparkdedup.write_index(old, sys.argv[1], id_col="id", device="cpu")
+dups = sparkdedup.fuzzy_duplicates(new, id_col="id", device="cpu", against=sys.argv[1])
+print(json.dumps(sorted((r["id"], r["kept_id"]) for r in dups.collect())))
+"""
+
+
+@pytest.mark.slow
+def test_a_small_max_result_size_gets_a_smaller_filter(tmp_path) -> None:
+    """With spark.driver.maxResultSize=1m, 20,050 new documents (401,000 band keys, a filter of
+    2^23 bits whose words come to about 1.6 MiB) get a filter the driver can collect, and
+    their copies of indexed documents are still found (in a process of its own: the setting
+    is fixed when the session starts)."""
+    import subprocess
+    import sys
+
+    assert bloom_bits(20_050 * 20) == 1 << 23
+    env = dict(os.environ, PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
+    proc = subprocess.run(
+        [sys.executable, "-c", _SMALL_RESULTS, str(tmp_path / "index")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    causes = [line for line in proc.stderr.splitlines() if "Exception:" in line or "Error:" in line]
+    assert proc.returncode == 0, "\n".join(causes[:5]) or proc.stderr[-3000:]
+    pairs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [p for p in pairs if p[0] >= 100_000] == [[100_000 + i, i] for i in range(50)]
 
 
 @pytest.mark.slow

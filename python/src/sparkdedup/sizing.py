@@ -32,6 +32,19 @@ def parse_bytes(text: str, name: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+#: The share of spark.driver.maxResultSize one collect of sparkdedup's may take, leaving room
+#: for Arrow's framing and the other results.
+RESULT_SHARE = 4
+
+
+def driver_result_bytes(spark: SparkSession) -> int | None:
+    """The bytes one collect to the driver may take: a quarter of
+    ``spark.driver.maxResultSize`` (Spark's default 1g), None when that is 0 (unlimited)."""
+    text = spark.conf.get("spark.driver.maxResultSize", "1g") or "1g"
+    limit = parse_bytes(text, "spark.driver.maxResultSize")
+    return limit // RESULT_SHARE if limit else None
+
+
 def target_bytes(spark: SparkSession) -> int:
     value = spark.conf.get(TARGET_CONF, None)
     return DEFAULT_TARGET_BYTES if value is None else max(1, parse_bytes(value, TARGET_CONF))

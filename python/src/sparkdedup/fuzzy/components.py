@@ -29,7 +29,7 @@ from sparkdedup.compat import empty_frame, from_arrow, to_arrow
 from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
 from sparkdedup.ids import INTEGRAL
-from sparkdedup.sizing import parse_bytes
+from sparkdedup.sizing import driver_result_bytes
 
 __all__ = ["connected_components"]
 
@@ -39,9 +39,8 @@ _ID_TYPES = (*INTEGRAL, T.StringType)
 # Edges per partition of the distributed rounds; small graphs get few tasks, big ones many.
 _EDGES_PER_PARTITION = 1_000_000
 #: Bytes an edge takes when collected (two int64 in Arrow); the driver path may use a quarter
-#: of spark.driver.maxResultSize, leaving room for Arrow's framing and the other results.
+#: of spark.driver.maxResultSize (`sizing.driver_result_bytes`).
 _EDGE_BYTES = 16
-_RESULT_SHARE = 4
 #: ... and, unless told otherwise, at most this many bytes of edges (131,072 edges): a bigger
 #: graph runs distributed rounds until it is this small, so the driver's memory does not grow
 #: with the corpus (about 20 MiB of Python at the most, SciPy's solve included).
@@ -172,9 +171,8 @@ def driver_edge_limit(spark: SparkSession) -> int:
     """Edges the driver path collects by default: 2 MiB of them at 16 bytes an edge (131,072),
     or a quarter of ``spark.driver.maxResultSize`` when that is smaller (a 4m maxResultSize
     gives 65,536; 0, unlimited, leaves the 2 MiB)."""
-    text = spark.conf.get("spark.driver.maxResultSize", "1g") or "1g"
-    limit = parse_bytes(text, "spark.driver.maxResultSize")
-    budget = min(limit // _RESULT_SHARE, DRIVER_EDGE_BYTES) if limit else DRIVER_EDGE_BYTES
+    share = driver_result_bytes(spark)
+    budget = DRIVER_EDGE_BYTES if share is None else min(share, DRIVER_EDGE_BYTES)
     return max(1, budget // _EDGE_BYTES)
 
 

@@ -39,6 +39,7 @@ from sparkdedup.config import FuzzyConfig
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.lsh import bucket_anchors, group_keys, not_anchor
 from sparkdedup.fuzzy.scan import TEXT_H1, TEXT_H2, band_col
+from sparkdedup.sizing import driver_result_bytes
 
 log = logging.getLogger("sparkdedup")
 
@@ -347,12 +348,30 @@ def _small(df: DataFrame, broadcast: bool) -> DataFrame:
 #: new keys more of the index passes, which costs LSH shuffle, never a wrong edge).
 _BLOOM_BITS_PER_KEY = 16
 _BLOOM_MIN_BITS, _BLOOM_MAX_BITS = 1 << 16, 1 << 27
+#: Bytes a filter word takes when collected: its index (int32) and its bits (int64) in Arrow,
+#: rounded up for the framing (measured: 524,288 words came to 6.2 MiB of task results).
+_BLOOM_WORD_RESULT_BYTES = 16
 
 
-def bloom_bits(keys: int) -> int:
-    """The filter's size in bits for `keys` keys: a power of two."""
+def bloom_bits(keys: int, max_bits: int = _BLOOM_MAX_BITS) -> int:
+    """The filter's size in bits for `keys` keys: a power of two, at most `max_bits` (at least
+    2^16)."""
     bits = _BLOOM_MIN_BITS
-    while bits < keys * _BLOOM_BITS_PER_KEY and bits < _BLOOM_MAX_BITS:
+    while bits < keys * _BLOOM_BITS_PER_KEY and bits < min(max_bits, _BLOOM_MAX_BITS):
+        bits <<= 1
+    return bits
+
+
+def bloom_max_bits(spark: SparkSession) -> int:
+    """The largest filter whose words may be collected to the driver: its words within a
+    quarter of ``spark.driver.maxResultSize`` (`sizing.driver_result_bytes`; Spark's 1g
+    default allows the 2^27 bits of the largest filter, a 4m maxResultSize 2^22). A smaller
+    filter lets more of the index's keys pass: more LSH shuffle, never a wrong edge."""
+    share = driver_result_bytes(spark)
+    if share is None:
+        return _BLOOM_MAX_BITS
+    bits = _BLOOM_MIN_BITS
+    while bits < _BLOOM_MAX_BITS and (bits * 2 // 64) * _BLOOM_WORD_RESULT_BYTES <= share:
         bits <<= 1
     return bits
 
@@ -442,7 +461,17 @@ def against_edges(
     new documents are removed.
     """
     new_keys = group_keys(table, bands)
-    bitmap = bloom_filter(table, [band_col(k) for k in bands], bloom_bits(keys))
+    bits = bloom_bits(keys, bloom_max_bits(table.sparkSession))
+    if bits < bloom_bits(keys):
+        log.info(
+            "sparkdedup: the Bloom filter of %d new band keys has %d bits, not %d: its words "
+            "must fit in a quarter of spark.driver.maxResultSize (more of the index's keys pass "
+            "it: more LSH shuffle, the same edges)",
+            keys,
+            bits,
+            bloom_bits(keys),
+        )
+    bitmap = bloom_filter(table, [band_col(k) for k in bands], bits)
     indexed = _filtered_keys(index.table(["id", *[band_col(k) for k in bands]]), bands, bitmap)
     both = new_keys.withColumn("_dedup_new", F.lit(True)).unionByName(
         indexed.withColumn("_dedup_new", F.lit(False))
