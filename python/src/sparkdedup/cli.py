@@ -623,7 +623,7 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                 (
                     "edges",
                     "LSH against the index: a Bloom filter of the new band keys (at most "
-                    "16 MiB); one read of the index's bucket columns, whose keys that pass "
+                    "16 MiB and a quarter of spark.driver.maxResultSize); one read of the index's bucket columns, whose keys that pass "
                     "it join the new keys in one shuffle of narrow keys per band group "
                     f"({bands}); the index is read, never shuffled",
                 ),
