@@ -614,7 +614,7 @@ def explain(args: argparse.Namespace, config: Any) -> str:
         passes = "2 reads of the corpus, 0 or 1 shuffle of its rows; every other shuffle is narrow"
         index_out = getattr(args, "index_out", None)
         if config.against is not None:
-            stages[2:3] = [
+            against = [
                 (
                     "index_ids",
                     f"one read of the id column of the index {config.against}: no new id "
@@ -623,11 +623,14 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                 (
                     "edges",
                     "LSH against the index: a Bloom filter of the new band keys (at most "
-                    "16 MiB and a quarter of spark.driver.maxResultSize); one read of the index's bucket columns, whose keys that pass "
-                    "it join the new keys in one shuffle of narrow keys per band group "
-                    f"({bands}); the index is read, never shuffled",
+                    "16 MiB and a quarter of spark.driver.maxResultSize); one read of the "
+                    "index's bucket columns, whose keys that pass it join the new keys in one "
+                    f"shuffle of narrow keys per band group ({bands}); the index is read, "
+                    "never shuffled",
                 ),
             ]
+            at = [name for name, _ in stages].index("edges")
+            stages[at : at + 1] = against
             matched = (
                 "the new documents and the indexed ones they matched: a group holding an "
                 "indexed document loses all its new ones, the others keep one; only new "

@@ -370,10 +370,8 @@ def bloom_max_bits(spark: SparkSession) -> int:
     share = driver_result_bytes(spark)
     if share is None:
         return _BLOOM_MAX_BITS
-    bits = _BLOOM_MIN_BITS
-    while bits < _BLOOM_MAX_BITS and (bits * 2 // 64) * _BLOOM_WORD_RESULT_BYTES <= share:
-        bits <<= 1
-    return bits
+    fits = share // _BLOOM_WORD_RESULT_BYTES * 64  # bits whose words fit the share
+    return max(_BLOOM_MIN_BITS, min(_BLOOM_MAX_BITS, 1 << (fits.bit_length() - 1)))
 
 
 def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
@@ -461,15 +459,16 @@ def against_edges(
     new documents are removed.
     """
     new_keys = group_keys(table, bands)
+    wanted = bloom_bits(keys)
     bits = bloom_bits(keys, bloom_max_bits(table.sparkSession))
-    if bits < bloom_bits(keys):
+    if bits < wanted:
         log.info(
             "sparkdedup: the Bloom filter of %d new band keys has %d bits, not %d: its words "
             "must fit in a quarter of spark.driver.maxResultSize (more of the index's keys pass "
             "it: more LSH shuffle, the same edges)",
             keys,
             bits,
-            bloom_bits(keys),
+            wanted,
         )
     bitmap = bloom_filter(table, [band_col(k) for k in bands], bits)
     indexed = _filtered_keys(index.table(["id", *[band_col(k) for k in bands]]), bands, bitmap)
