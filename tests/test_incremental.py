@@ -22,6 +22,7 @@ from sparkdedup.fuzzy.index import (
     bloom_bits,
     bloom_filter,
     bloom_max_bits,
+    check_disjoint,
 )
 from sparkdedup.kernels.bloom import contains as bloom_contains
 from sparkdedup.ml import FuzzyDeduplicator
@@ -289,6 +290,27 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
         sparkdedup.write_index(new, str(tmp_path / "other"), overwrite=True, **CFG)
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
     # Replacing with overwrite: test_a_commit_stopped_between_its_renames_leaves_a_readable_index
+
+
+def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stage_tasks) -> None:
+    """Looking for new ids the index holds reads all of the index's partitions in one job (a
+    `limit` would scan one, then four more, a job each: a search that finds nothing ran them
+    all), and still names the ids it finds."""
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old.repartition(6), index, **CFG)
+    opened = FuzzyIndex.open(spark, index)
+    small = {"spark.sql.files.maxPartitionBytes": "2k", "spark.sql.files.openCostInBytes": "0"}
+    with stage_tasks("parts", small):
+        parts = opened.table(["id"]).rdd.getNumPartitions()
+    assert parts > 20  # without the setting: rounds of 1, 4, 20 and the rest, a job each
+    with stage_tasks("disjoint", small) as tasks:
+        check_disjoint(opened, new.select("id"), "id", broadcast=True)
+    assert len(tasks) <= 2 and max(tasks) == parts, tasks  # the new ids' side, one pass
+    with stage_tasks("clash", small), pytest.raises(InputError, match=r"e\.g\. 3, 5"):
+        check_disjoint(
+            opened, old.where(F.col("id").isin(3, 5)).select("id"), "id", broadcast=False
+        )
 
 
 @pytest.mark.slow

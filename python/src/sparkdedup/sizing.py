@@ -92,6 +92,18 @@ def temporary_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[No
                 spark.conf.set(key, value)
 
 
+#: A `limit(n).collect()` scans one partition, then four times more, and so on: a job each
+#: round, and a search that finds nothing runs them all. Under this setting the first round
+#: reads every partition: one job.
+_LIMIT_FIRST_ROUND = {"spark.sql.limit.initialNumPartitions": str(1 << 30)}
+
+
+def one_round_limit(spark: SparkSession):  # noqa: ANN201 - a context manager
+    """Run the limited collects inside in one job over every partition, for searches that
+    usually find nothing (a check's few examples of bad rows)."""
+    return temporary_conf(spark, _LIMIT_FIRST_ROUND)
+
+
 #: A query persisted under this setting is planned with adaptive execution as a written one
 #: is, its last shuffle's small partitions merged. Spark otherwise keeps a cached query's
 #: output partitioning: a persisted derived-id shuffle of a few dozen rows kept 200 partitions,

@@ -39,7 +39,7 @@ from sparkdedup.config import FuzzyConfig
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.lsh import bucket_anchors, group_keys, not_anchor
 from sparkdedup.fuzzy.scan import TEXT_H1, TEXT_H2, band_col
-from sparkdedup.sizing import driver_result_bytes
+from sparkdedup.sizing import driver_result_bytes, one_round_limit
 
 log = logging.getLogger("sparkdedup")
 
@@ -489,7 +489,9 @@ def indexed_ids(index: FuzzyIndex, ids: DataFrame, *, broadcast: bool) -> DataFr
 
 def check_disjoint(index: FuzzyIndex, ids: DataFrame, id_col: str, *, broadcast: bool) -> None:
     """InputError naming up to five new ids (`ids`, ``[id]``) that the index already holds."""
-    clash = [r["id"] for r in indexed_ids(index, ids, broadcast=broadcast).limit(5).collect()]
+    with one_round_limit(ids.sparkSession):
+        found = indexed_ids(index, ids, broadcast=broadcast).limit(5).collect()
+    clash = [r["id"] for r in found]
     if clash:
         shown = ", ".join(repr(v) for v in sorted(clash))
         raise InputError(
