@@ -107,7 +107,9 @@ def test_fuzzy_cli_end_to_end(first_run):
         assert f"sparkdedup stage {stage}" in first.stderr, first.stderr[-3000:]
     assert stats["input_docs"] == 600
     assert stats["kept_docs"] + stats["removed_docs"] == 600
-    assert stats["removed_docs"] > 0 and stats["groups"] > 0
+    assert stats["removed_docs"] > 0 and stats["groups"] == dups["kept_id"].nunique()
+    assert stats["group_sizes"]["groups"] == stats["groups"]
+    assert stats["docs_in_groups"] == stats["removed_docs"] + stats["groups"]
     assert set(stats["seconds"]) >= {"minhash", "ids", "edges", "components", "duplicates"}
     assert stats["bad_records"] == {"mode": "fail", "rows": 0}
 

@@ -220,6 +220,8 @@ def test_cli_exact_outputs_and_group_report(spark, tmp_path, capsys) -> None:
     stats = json.loads((out / "stats.json").read_text())
     assert stats["removed_docs"] == len(EXPECTED["lower"]) and stats["input_docs"] == len(TEXTS)
     assert stats["group_sizes"] == {"groups": 2, "largest": 5, "sizes": {"2": 1, "5-8": 1}}
+    # The count of groups comes from that report, and agrees with the API's distinct count.
+    assert stats["groups"] == 2 and stats["docs_in_groups"] == 2 + stats["removed_docs"]
     assert stats["normalize"] == "lower" and stats["command"] == "exact"
     groups = spark.read.parquet(str(out / "groups")).collect()
     members = {(r["group"], r["id"], r["kept"], r["size"]) for r in groups}
@@ -235,3 +237,33 @@ def test_cli_exact_outputs_and_group_report(spark, tmp_path, capsys) -> None:
     )
     assert kept_lines == sorted(lines[i] for i in range(len(lines)) if i not in EXPECTED["lower"])
     assert sys.getdefaultencoding() == "utf-8"
+
+
+def test_group_size_buckets_are_exact_at_powers_of_two(spark, tmp_path) -> None:
+    """The size histogram rides on the groups' write and puts a group of n members in the
+    bucket (2^(k-1), 2^k] also where a float log2 is off (2^29 comes out above 29)."""
+    from pyspark.sql import Observation
+    from sparkdedup.reports import observe_sizes, size_histogram
+
+    sizes = [2, 3, 4, 5, 8, 9, 2**29, 2**29 + 1, 2**31, 2**47, 2**49 + 1]
+    rows = [(g, g, True, n) for g, n in enumerate(sizes)] + [(0, 100, False, 2)]
+    groups = spark.createDataFrame(rows, "group long, id long, kept boolean, size long")
+    observation = Observation("sizes")
+    observe_sizes(groups, observation).write.parquet(str(tmp_path / "groups"))
+    assert spark.read.parquet(str(tmp_path / "groups")).columns == groups.columns
+    report = size_histogram(observation.get)
+    assert report == {
+        "groups": len(sizes),
+        "largest": 2**49 + 1,
+        "sizes": {
+            "2": 1,
+            "3-4": 2,
+            "5-8": 2,
+            "9-16": 1,
+            f"{2**28 + 1}-{2**29}": 1,
+            f"{2**29 + 1}-{2**30}": 1,
+            f"{2**30 + 1}-{2**31}": 1,
+            f"{2**46 + 1}-{2**47}": 1,
+            f"{2**49 + 1}-{2**50}": 1,
+        },
+    }

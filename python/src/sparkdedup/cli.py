@@ -1122,7 +1122,7 @@ def _write_results(
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     report = None
     if args.command in ("fuzzy", "exact"):
-        from sparkdedup.reports import group_members, size_histogram
+        from sparkdedup.reports import group_members, observe_sizes, size_histogram
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
         members = group_members(spark.read.parquet(out.path("duplicates")))
@@ -1132,8 +1132,9 @@ def _write_results(
                 *members.columns,
                 F.when(F.col("kept"), F.lit(1.0)).otherwise(F.col("jaccard")).alias("jaccard"),
             )
-        members.write.parquet(out.path("groups"))
-        report = size_histogram(spark.read.parquet(out.path("groups")))
+        sizes = Observation("group sizes")
+        observe_sizes(members, sizes).write.parquet(out.path("groups"))
+        report = size_histogram(sizes.get)
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
     observed = raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad"))
@@ -1165,6 +1166,9 @@ def _write_results(
         write_quarantine(raw, out.path("quarantine"), args.write_format)
     stats = dict(result.stats)
     if report is not None:
+        # The workflow left the group count to this report (`count_groups=False`).
+        stats["groups"] = report["groups"]
+        stats["docs_in_groups"] = stats["removed_docs"] + report["groups"]
         stats["group_sizes"] = report
         stats["candidate_edges"] = stats.get("edges", 0)
         if "verified_edges" not in stats and args.command == "fuzzy":
@@ -1342,14 +1346,14 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         if args.command == "fuzzy":
             from sparkdedup.fuzzy.workflow import run_fuzzy
 
-            result = run_fuzzy(df, config, runner, fingerprint=fingerprint)
+            result = run_fuzzy(df, config, runner, fingerprint=fingerprint, count_groups=False)
             if index is not None:
                 index.stage(index.rows(result))
                 result.stats["index_out"] = index.summary()
         elif args.command == "exact":
             from sparkdedup.exact import run_exact
 
-            result = run_exact(df, config, runner, fingerprint=fingerprint)
+            result = run_exact(df, config, runner, fingerprint=fingerprint, count_groups=False)
         else:
             from sparkdedup.semantic.workflow import run_semantic
 

@@ -70,13 +70,14 @@ def run_exact(
     runner: StageRunner,
     *,
     fingerprint: dict[str, Any] | None = None,
+    count_groups: bool = True,
 ) -> FuzzyResult:
     """Run the stages through `runner`: ``hashes`` (the one read of the corpus), ``ids`` (the
     uniqueness check of user ids, unless ``assume_unique_ids``), then ``duplicates`` (for
     derived ids: ``groups`` by input position, ``ids`` of the rows named, ``duplicates``).
 
     Returns a `FuzzyResult` (``components`` is empty: exact dedup has none; ``stats["edges"]``
-    is 0).
+    is 0; no ``groups`` and ``docs_in_groups`` when not `count_groups`, as `run_fuzzy`).
     """
     validate_input(df, config)
     spark = df.sparkSession
@@ -126,6 +127,7 @@ def run_exact(
         ),
         derived=derived,
         partitions=parts,
+        count_groups=count_groups,
     )
     stats = {
         **run_stats(runner, summary, counts, derived=derived),

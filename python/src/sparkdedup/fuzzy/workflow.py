@@ -111,8 +111,11 @@ def run_fuzzy(
     runner: StageRunner,
     *,
     fingerprint: dict[str, Any] | None = None,
+    count_groups: bool = True,
 ) -> FuzzyResult:
-    """Run every stage through `runner` (cached or persisted) and collect the statistics.
+    """Run every stage through `runner` (cached or persisted) and collect the statistics
+    (without ``groups`` and ``docs_in_groups`` when not `count_groups`: the CLI counts the
+    groups on the write of its group report instead, `sparkdedup.reports`).
 
     Stages: ``minhash`` (the scan: one read of the corpus); for user ids ``ids``, the
     uniqueness check (unless ``assume_unique_ids``); ``edges`` (LSH, `bands_per_iteration`
@@ -303,6 +306,7 @@ def run_fuzzy(
         ),
         derived=derived,
         partitions=doc_parts,
+        count_groups=count_groups,
     )
     stats = {
         **run_stats(runner, summary, counts, derived=derived),
@@ -435,11 +439,13 @@ def keep_rule_stages(
     *,
     derived: bool,
     partitions: int,
+    count_groups: bool = True,
 ) -> tuple[DataFrame, DataFrame, dict[str, int]]:
     """The last stages of the fuzzy and exact workflows: ``duplicates`` from `pairs` (for
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
     and ``duplicates``). Returns the key table, the duplicates and their counts
-    (``removed_docs``, ``groups``, ``docs_in_groups``)."""
+    (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, a distinct
+    count of the keepers: three small jobs)."""
     if derived:
         # The rows named carry their keeper's and their own id order (`keep_one_per_group`),
         # whose h1 prefix tells which prefixes `_output_ids` ranks.
@@ -474,8 +480,10 @@ def keep_rule_stages(
         grouped = runner.run("duplicates", fingerprint, pairs, partitions=partitions)
         keys, duplicates = scan.select("id"), grouped
     removed = runner.rows["duplicates"]
-    groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
-    counts = {"removed_docs": removed, "groups": groups, "docs_in_groups": removed + groups}
+    counts = {"removed_docs": removed}
+    if count_groups:
+        groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
+        counts.update(groups=groups, docs_in_groups=removed + groups)
     return keys, duplicates, counts
 
 
