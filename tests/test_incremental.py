@@ -336,6 +336,10 @@ def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     kept = spark.read.parquet(str(tmp_path / "o2" / "deduplicated"))
     removed = spark.read.parquet(str(tmp_path / "o2" / "duplicates"))
     assert kept.count() + removed.count() == new.count() == stats2["input_docs"]
+    assert removed.columns == ["id", "kept_id"]
+    # Removed near an indexed document: those whose kept document is not a new one.
+    near = removed.join(new.select(F.col("id").alias("kept_id")), "kept_id", "left_anti").count()
+    assert stats2["against"]["removed_near_indexed"] == near
     # The index is an input of the run and never an output of another kind.
     bad = main([*second, "--output", index + "/out", "--against", index])
     assert bad == 2 and "--output" in capsys.readouterr().err

@@ -15,6 +15,9 @@ from pyspark.sql import types as T
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import require_columns
 
+#: With an index, the duplicates' column that says a row is removed for an indexed document.
+BY_INDEX = "_dedup_by_index"
+
 
 def identify_duplicates(
     components: DataFrame,
@@ -144,7 +147,8 @@ def group_duplicates(
     indexed : ``[id]`` of indexed documents among the components' nodes (a run against an
         index, `sparkdedup.fuzzy.index`): a group whose component holds one loses all its
         documents of `table`, each with the smallest indexed id of the component as
-        ``kept_id``; the other groups keep one document as usual.
+        ``kept_id``; the other groups keep one document as usual. The rows then carry
+        `BY_INDEX`, true on those removed for an indexed document.
 
     Returns
     -------
@@ -198,4 +202,8 @@ def group_duplicates(
         order=order,
         partitions=partitions,
     )
-    return removed if removed_by_index is None else removed_by_index.unionByName(removed)
+    if removed_by_index is None:
+        return removed
+    return removed_by_index.withColumn(BY_INDEX, F.lit(True)).unionByName(
+        removed.withColumn(BY_INDEX, F.lit(False))
+    )

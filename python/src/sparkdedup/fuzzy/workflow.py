@@ -14,13 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
-from sparkdedup.fuzzy.identify import check_priority_type, group_duplicates
+from sparkdedup.fuzzy.identify import BY_INDEX, check_priority_type, group_duplicates
 from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     IndexWriter,
@@ -307,6 +307,8 @@ def run_fuzzy(
         derived=derived,
         partitions=doc_parts,
         count_groups=count_groups,
+        # Counted on the stage's write: the documents removed for an indexed one.
+        metrics={"near_indexed": F.count(F.when(F.col(BY_INDEX), 1))} if index else None,
     )
     stats = {
         **run_stats(runner, summary, counts, derived=derived),
@@ -316,16 +318,12 @@ def run_fuzzy(
         "device": device,
     }
     if index is not None:
-        # A document removed for an indexed one names it as kept; one removed within the new
-        # data names a new document (a narrow job over the new ids and the duplicates).
-        within = duplicates.join(
-            scan.select(F.col("id").alias("kept_id")), on="kept_id", how="left_semi"
-        ).count()
+        near = counts["near_indexed"]
         stats["against"] = {
             "index": index.path,
             "indexed_docs": index.documents,
-            "removed_near_indexed": counts["removed_docs"] - within,
-            "removed_within_new": within,
+            "removed_near_indexed": near,
+            "removed_within_new": counts["removed_docs"] - near,
         }
     kept_jaccard = None
     if config.verify == "jaccard":
@@ -440,12 +438,16 @@ def keep_rule_stages(
     derived: bool,
     partitions: int,
     count_groups: bool = True,
+    metrics: dict[str, Column] | None = None,
 ) -> tuple[DataFrame, DataFrame, dict[str, int]]:
     """The last stages of the fuzzy and exact workflows: ``duplicates`` from `pairs` (for
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
     and ``duplicates``). Returns the key table, the duplicates and their counts
     (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, a distinct
-    count of the keepers: three small jobs)."""
+    count of the keepers: three small jobs), and the values of `metrics` (aggregates over the
+    rows `pairs` returns, whose columns past ``id`` and ``kept_id`` the duplicates then drop;
+    user ids only), observed on the stage's write."""
+    assert not (derived and metrics), "duplicates metrics need user ids"
     if derived:
         # The rows named carry their keeper's and their own id order (`keep_one_per_group`),
         # whose h1 prefix tells which prefixes `_output_ids` ranks.
@@ -477,10 +479,12 @@ def keep_rule_stages(
         )
         runner.release("groups")
     else:
-        grouped = runner.run("duplicates", fingerprint, pairs, partitions=partitions)
-        keys, duplicates = scan.select("id"), grouped
+        grouped = runner.run(
+            "duplicates", fingerprint, pairs, partitions=partitions, metrics=metrics
+        )
+        keys, duplicates = scan.select("id"), grouped.select("id", "kept_id")
     removed = runner.rows["duplicates"]
-    counts = {"removed_docs": removed}
+    counts = {"removed_docs": removed, **runner.observed["duplicates"]}
     if count_groups:
         groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
         counts.update(groups=groups, docs_in_groups=removed + groups)
