@@ -1122,7 +1122,7 @@ def _write_results(
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     report = None
     if args.command in ("fuzzy", "exact"):
-        from sparkdedup.reports import group_members, observe_sizes, size_histogram
+        from sparkdedup.reports import group_members, size_histogram
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
         members = group_members(spark.read.parquet(out.path("duplicates")))
@@ -1132,9 +1132,8 @@ def _write_results(
                 *members.columns,
                 F.when(F.col("kept"), F.lit(1.0)).otherwise(F.col("jaccard")).alias("jaccard"),
             )
-        sizes = Observation("group sizes")
-        observe_sizes(members, sizes).write.parquet(out.path("groups"))
-        report = size_histogram(sizes.get)
+        members.write.parquet(out.path("groups"))
+        report = size_histogram(spark.read.parquet(out.path("groups")))
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
     observed = raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad"))

@@ -2,15 +2,15 @@
 
 A group is a kept document and the documents removed in its favour (``duplicates`` rows share
 their ``kept_id``). Both are computed from the duplicates list alone: a narrow table, shuffled
-by group; the size histogram, one count a power of two, rides on the job that writes the groups
-(observed metrics): nothing grows on the driver.
+by group (and its group sizes too); nothing grows on the driver but the size histogram, whose
+buckets are powers of two (at most 62 rows).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, Observation
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
@@ -29,11 +29,6 @@ def group_members(duplicates: DataFrame) -> DataFrame:
     return removed.unionByName(kept)
 
 
-#: Group sizes are counted in buckets of powers of two: (2^(k-1), 2^k] for k from 1 to this.
-_BUCKETS = 62
-_BUCKET_COL = "_dedup_size_bucket"
-
-
 def _bucket(size: Column) -> Column:
     """k with 2^(k-1) < size <= 2^k, exactly: a float log2 alone is off by one at some powers
     of two (log2 of 2^29 comes out a little above 29, which put groups of 2^29 members one
@@ -43,30 +38,21 @@ def _bucket(size: Column) -> Column:
     return F.when(power(k - 1) >= size, k - 1).when(power(k) < size, k + 1).otherwise(k)
 
 
-def observe_sizes(groups: DataFrame, observation: Observation) -> DataFrame:
-    """`groups` (a `group_members` table) with its size histogram as metrics of `observation`
-    (`size_histogram` reads them): they ride on the job that writes it, none of their own."""
-    bucket = F.col(_BUCKET_COL)
-    counts = [F.count(F.when(bucket == k, 1)).alias(f"size_{k}") for k in range(1, _BUCKETS + 1)]
-    return (
-        groups.withColumn(_BUCKET_COL, F.when(F.col("kept"), _bucket(F.col("size"))))
-        .observe(observation, *counts, F.max(F.when(F.col("kept"), F.col("size"))).alias("largest"))
-        .drop(_BUCKET_COL)
+def size_histogram(groups: DataFrame) -> dict[str, Any]:
+    """``{"groups", "largest", "sizes": {"2": n, "3-4": n, "5-8": n, ...}}`` of a
+    `group_members` table (its kept rows, one a group): one aggregation, at most 62 rows."""
+    kept = groups.where(F.col("kept"))
+    rows = kept.groupBy(_bucket(F.col("size")).alias("k")).agg(
+        F.count(F.lit(1)).alias("groups"), F.max("size").alias("largest")
     )
-
-
-def size_histogram(observed: dict[str, Any]) -> dict[str, Any]:
-    """``{"groups", "largest", "sizes": {"2": n, "3-4": n, "5-8": n, ...}}`` from the metrics
-    of `observe_sizes` (one count a bucket: the kept rows, one a group)."""
+    buckets = sorted((int(r["k"]), int(r["groups"]), int(r["largest"])) for r in rows.collect())
     sizes = {}
-    for k in range(1, _BUCKETS + 1):
-        count = int(observed.get(f"size_{k}") or 0)
-        if count:
-            top = 1 << k
-            low = top // 2 + 1
-            sizes[str(top) if low >= top else f"{low}-{top}"] = count
+    for k, count, _ in buckets:
+        top = 1 << k
+        low = top // 2 + 1
+        sizes[str(top) if low >= top else f"{low}-{top}"] = count
     return {
-        "groups": sum(sizes.values()),
-        "largest": int(observed.get("largest") or 0),
+        "groups": sum(c for _, c, _ in buckets),
+        "largest": max((m for _, _, m in buckets), default=0),
         "sizes": sizes,
     }
