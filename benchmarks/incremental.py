@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from benchmarks.report import git_commit, publish_block, write_result
+from benchmarks.scale import spark_work
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORK = os.path.join(HERE, "work", "incremental")
@@ -123,11 +124,17 @@ DRIVER_MEMORY = "6g"
 
 def run_cli(name: str, extra: list[str], memory: str = DRIVER_MEMORY) -> dict[str, Any]:
     out = os.path.join(WORK, f"out-{name}")
-    shutil.rmtree(out, ignore_errors=True)  # no stage cache from an earlier run
+    events = os.path.join(WORK, f"events-{name}")
+    for path in (out, events):  # no stage cache, no event log from an earlier run
+        shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(events)
     argv = [
         sys.executable, "-m", "sparkdedup.cli", "fuzzy", "--input-format", "parquet",
         "--id-col", "id", "--output", out, "--master", "local[2]", "--device", "cpu",
-        "--spark-conf", f"spark.driver.memory={memory}", *extra,
+        "--spark-conf", f"spark.driver.memory={memory}",
+        "--spark-conf", "spark.eventLog.enabled=true", "--spark-conf", f"spark.eventLog.dir={events}",
+        "--spark-conf", "spark.eventLog.rolling.enabled=false",
+        "--spark-conf", "spark.eventLog.compress=false", *extra,
     ]  # fmt: skip
     start = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -137,7 +144,7 @@ def run_cli(name: str, extra: list[str], memory: str = DRIVER_MEMORY) -> dict[st
     with open(os.path.join(out, "stats.json"), encoding="utf-8") as fh:
         stats = json.load(fh)
     work = sum(stats["seconds"].values())
-    return {"wall": wall, "work": work, "stats": stats}
+    return {"wall": wall, "work": work, "stats": stats, **spark_work(events)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             "works": [round(r["work"], 1) for r in results],
             "removed": stats["removed_docs"],
             "seconds": stats["seconds"],
+            "task_s": round(statistics.median(r["task_seconds"] for r in results), 1),
+            "jobs": results[-1]["jobs"],
         }
     inc, full, alone = rows["incremental"], rows["full"], rows["new alone"]
     result = {
@@ -191,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_ratio": round(inc["wall_s"] / full["wall_s"], 3),
         "alone_work_ratio": round(alone["work_s"] / full["work_s"], 3),
         "alone_wall_ratio": round(alone["wall_s"] / full["wall_s"], 3),
+        "task_ratio": round(inc["task_s"] / full["task_s"], 3),
+        "alone_task_ratio": round(alone["task_s"] / full["task_s"], 3),
         "driver_memory": mem,
         "commit": git_commit(),
         "when": time.strftime("%Y-%m-%d %H:%M"),
@@ -221,17 +232,21 @@ def markdown(result: dict[str, Any]) -> str:
         f"against a full run over all {full['docs']:,}; `local[2]`, user ids, "
         f"spark.driver.memory={result.get('driver_memory', '1g')}, {runs}, {result['when']}, "
         f"commit {result['commit']} (`{command(result['old'], result['new'])}`). Work: the stage times of stats.json (the run "
-        'without Spark\'s start); wall: the CLI process. "new alone": a plain run over the '
-        "new documents, no index (the floor of any incremental run at this size).",
+        "without Spark's start); wall: the CLI process; task s: the run time of all its Spark "
+        "tasks, summed (core-seconds, what a cluster's cores are asked for, without the "
+        'driver\'s time between jobs; median); Spark jobs: of the last run. "new alone": a '
+        "plain run over the new documents, no index (the floor of any incremental run at this "
+        "size).",
         "",
-        "| run | docs | removed | work s (runs) | wall s (runs) |",
-        "| --- | --- | --- | --- | --- |",
+        "| run | docs | removed | work s (runs) | wall s (runs) | task s | Spark jobs |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, row in shown:
         lines.append(
             f"| {name} | {row['docs']:,} | {row['removed']:,} | {row['work_s']} "
             f"({', '.join(map(str, row['works']))}) | {row['wall_s']} "
-            f"({', '.join(map(str, row['walls']))}) |"
+            f"({', '.join(map(str, row['walls']))}) | {row.get('task_s', '-')} | "
+            f"{row.get('jobs', '-')} |"
         )
     lines += [
         "",
@@ -241,6 +256,12 @@ def markdown(result: dict[str, Any]) -> str:
             f" The new documents alone, without the index: {result['alone_work_ratio']:.2f}x "
             f"of the work, {result['alone_wall_ratio']:.2f}x of the wall time."
             if alone
+            else ""
+        )
+        + (
+            f" By task time: {result['task_ratio']:.2f}x"
+            + (f" (new alone {result['alone_task_ratio']:.2f}x)." if alone else ".")
+            if "task_ratio" in result
             else ""
         ),
         "",

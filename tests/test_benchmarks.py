@@ -262,21 +262,23 @@ def test_incremental_report_shows_the_new_data_alone_beside_the_two_runs() -> No
     new documents alone (its floor), with both ratios to the full run."""
     from benchmarks.incremental import markdown
 
-    def row(docs, work, wall, seconds):
+    def row(docs, work, wall, seconds, task_s):
         return {"docs": docs, "removed": 5, "work_s": work, "wall_s": wall, "works": [work],
-                "walls": [wall], "seconds": seconds}  # fmt: skip
+                "walls": [wall], "seconds": seconds, "task_s": task_s, "jobs": 30}  # fmt: skip
 
     result = {
         "old": 1000, "new": 100, "commit": "abc", "when": "now",
         "index": {"wall_s": 9.0, "work_s": 5.0, "documents": 950},
-        "full": row(1100, 40.0, 50.0, {"edges": 10.0, "minhash": 12.0}),
-        "incremental": row(100, 20.0, 30.0, {"edges": 6.0, "index_ids": 0.5}),
-        "new_alone": row(100, 12.0, 21.0, {"edges": 3.0}),
+        "full": row(1100, 40.0, 50.0, {"edges": 10.0, "minhash": 12.0}, 70.0),
+        "incremental": row(100, 20.0, 30.0, {"edges": 6.0, "index_ids": 0.5}, 28.0),
+        "new_alone": row(100, 12.0, 21.0, {"edges": 3.0}, 17.5),
         "work_ratio": 0.5, "wall_ratio": 0.6, "alone_work_ratio": 0.3, "alone_wall_ratio": 0.42,
+        "task_ratio": 0.4, "alone_task_ratio": 0.25,
     }  # fmt: skip
     text = markdown(result)
-    assert "| new alone | 100 | 5 | 12.0 (12.0) | 21.0 (21.0) |" in text
+    assert "| new alone | 100 | 5 | 12.0 (12.0) | 21.0 (21.0) | 17.5 | 30 |" in text
     assert "**0.50x** of the work" in text and "0.30x of the work, 0.42x of the wall" in text
+    assert "By task time: 0.40x (new alone 0.25x)." in text
     assert "| new alone | 3.0 | - | - |" in text  # edges, index_ids, minhash: sorted
     assert (
         "one run each" in text
@@ -284,6 +286,28 @@ def test_incremental_report_shows_the_new_data_alone_beside_the_two_runs() -> No
     )
     del result["new_alone"]  # a result written before the floor was measured still renders
     assert "new alone |" not in markdown(result)
+    for row_ in (result["full"], result["incremental"]):  # ... and before task time was
+        del row_["task_s"], row_["jobs"]
+    del result["task_ratio"], result["alone_task_ratio"]
+    older = markdown(result)
+    assert "| full | 1,100 | 5 | 40.0 (40.0) | 50.0 (50.0) | - | - |" in older
+    assert "By task time" not in older
+
+
+def test_spark_work_sums_the_task_time_of_an_event_log(tmp_path) -> None:
+    """Jobs and task core-seconds from a run's event log (the incremental benchmark's)."""
+    from benchmarks.scale import spark_work
+
+    events = [
+        {"Event": "SparkListenerJobStart", "Job ID": 0},
+        {"Event": "SparkListenerTaskEnd", "Task Metrics": {"Executor Run Time": 1500}},
+        {"Event": "SparkListenerTaskEnd", "Task Metrics": {"Executor Run Time": 250}},
+        {"Event": "SparkListenerTaskEnd", "Task Metrics": None},  # a task that failed
+        {"Event": "SparkListenerJobStart", "Job ID": 1},
+    ]
+    (tmp_path / "app-1").write_text("\n".join(json.dumps(e, separators=(",", ":")) for e in events))
+    (tmp_path / "gc.log").write_text("not an event log")
+    assert spark_work(str(tmp_path)) == {"jobs": 2, "task_seconds": 1.8}
 
 
 def test_incremental_sizes_publish_to_blocks_of_their_own(tmp_path) -> None:
