@@ -340,6 +340,7 @@ def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     # Removed near an indexed document: those whose kept document is not a new one.
     near = removed.join(new.select(F.col("id").alias("kept_id")), "kept_id", "left_anti").count()
     assert stats2["against"]["removed_near_indexed"] == near
+    assert set(stats2) >= {"groups", "docs_in_groups"} and "near_indexed" not in stats2
     # The index is an input of the run and never an output of another kind.
     bad = main([*second, "--output", index + "/out", "--against", index])
     assert bad == 2 and "--output" in capsys.readouterr().err

@@ -114,8 +114,8 @@ def run_fuzzy(
     count_groups: bool = True,
 ) -> FuzzyResult:
     """Run every stage through `runner` (cached or persisted) and collect the statistics
-    (without ``groups`` and ``docs_in_groups`` when not `count_groups`: the CLI counts the
-    groups on the write of its group report instead, `sparkdedup.reports`).
+    (without ``groups`` and ``docs_in_groups`` when not `count_groups`: the CLI takes them from
+    the size histogram of its group report instead, `sparkdedup.reports`).
 
     Stages: ``minhash`` (the scan: one read of the corpus); for user ids ``ids``, the
     uniqueness check (unless ``assume_unique_ids``); ``edges`` (LSH, `bands_per_iteration`
@@ -318,7 +318,7 @@ def run_fuzzy(
         "device": device,
     }
     if index is not None:
-        near = counts["near_indexed"]
+        near = runner.observed["duplicates"]["near_indexed"]
         stats["against"] = {
             "index": index.path,
             "indexed_docs": index.documents,
@@ -444,9 +444,9 @@ def keep_rule_stages(
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
     and ``duplicates``). Returns the key table, the duplicates and their counts
     (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, a distinct
-    count of the keepers: three small jobs), and the values of `metrics` (aggregates over the
-    rows `pairs` returns, whose columns past ``id`` and ``kept_id`` the duplicates then drop;
-    user ids only), observed on the stage's write."""
+    count of the keepers: three small jobs). `metrics` (aggregates over the rows `pairs`
+    returns, whose columns past ``id`` and ``kept_id`` the duplicates then drop; user ids only)
+    are observed on the stage's write, their values in ``runner.observed["duplicates"]``."""
     assert not (derived and metrics), "duplicates metrics need user ids"
     if derived:
         # The rows named carry their keeper's and their own id order (`keep_one_per_group`),
@@ -484,7 +484,7 @@ def keep_rule_stages(
         )
         keys, duplicates = scan.select("id"), grouped.select("id", "kept_id")
     removed = runner.rows["duplicates"]
-    counts = {"removed_docs": removed, **runner.observed["duplicates"]}
+    counts = {"removed_docs": removed}
     if count_groups:
         groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
         counts.update(groups=groups, docs_in_groups=removed + groups)
