@@ -159,16 +159,18 @@ def spark_work(event_dir: str) -> dict[str, Any]:
     """``{"jobs", "task_seconds"}`` of a run's event log: the Spark jobs it started and the run
     time of all its tasks, summed (core-seconds: what the run asks of a cluster's cores, without
     the driver's time between jobs)."""
-    run_ms = 0
+    jobs = run_ms = 0
     for log in glob.glob(os.path.join(event_dir, "*")):
         if os.path.basename(log) == "gc.log":
             continue
         with open(log, encoding="utf-8") as fh:
             for line in fh:
-                if '"Event":"SparkListenerTaskEnd"' in line:
+                if '"Event":"SparkListenerJobStart"' in line:
+                    jobs += 1
+                elif '"Event":"SparkListenerTaskEnd"' in line:
                     metrics = json.loads(line).get("Task Metrics") or {}
                     run_ms += metrics.get("Executor Run Time", 0)
-    return {"jobs": _spark_jobs(event_dir), "task_seconds": round(run_ms / 1000, 1)}
+    return {"jobs": jobs, "task_seconds": round(run_ms / 1000, 1)}
 
 
 def _spark_stages(event_dir: str) -> list[dict[str, Any]]:
