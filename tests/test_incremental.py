@@ -17,11 +17,13 @@ from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.index import (
     FuzzyIndex,
+    against_bands,
     against_edges,
     band_col,
     bloom_bits,
     bloom_filter,
     bloom_max_bits,
+    bloom_pass_rate,
     check_disjoint,
 )
 from sparkdedup.kernels.bloom import contains as bloom_contains
@@ -148,6 +150,87 @@ def test_the_filter_fits_a_quarter_of_the_drivers_result_size() -> None:
     assert bloom_bits(10, 1 << 22) == bloom_bits(10) == 1 << 16
 
 
+def test_band_groups_weigh_the_filter_against_reading_the_index_again() -> None:
+    """A run against an index splits its bands into more groups only when the index keys kept
+    out of the shuffle by smaller filters outweigh reading the index again."""
+    cap, cores = "spark.driver.maxResultSize", "spark.default.parallelism"
+    # 100k new documents: one filter of 2^25 bits holds their 2M keys (1.4% of the index's
+    # keys pass it); 1M against 9.35M indexed: one of 2^27 bits (6.7% pass), still cheaper
+    # than reading the index twice.
+    assert against_bands(_Session(**{cores: "2"}), 100_000, 935_000, 20, 20) == 20
+    assert against_bands(_Session(**{cores: "2"}), 1_000_000, 9_350_000, 20, 20) == 20
+    # With a 4m maxResultSize (2^22 bits), one group lets 38% through, two of ten bands 14%:
+    # the two were faster, measured (the model's constants).
+    assert against_bands(_Session(**{cap: "4m", cores: "2"}), 100_000, 935_000, 20, 20) == 10
+    # 10M new against 10^9 indexed, on 1,000 cores: one group's filter would be saturated;
+    # four of five bands let 28% through.
+    big = against_bands(_Session(**{cores: "1000"}), 10_000_000, 10**9, 20, 20)
+    assert big == 5 and 0.25 < bloom_pass_rate(10_000_000 * big, 1 << 27) < 0.3
+    # Never larger than the LSH budget's groups; a tiny index never pays for a second read.
+    assert against_bands(_Session(**{cores: "1000"}), 10_000_000, 10**9, 20, 4) <= 4
+    assert against_bands(_Session(**{cap: "1m"}), 10_000_000, 1_000, 20, 20) == 20
+    # 16 bits a key lets about 1.4% through; a filter of a bit a key, 75%; half a bit, 96%.
+    assert 0.013 < bloom_pass_rate(1000, 16_000) < 0.015
+    assert 0.74 < bloom_pass_rate(1000, 1000) < 0.76 and bloom_pass_rate(2000, 1000) > 0.96
+
+
+def test_a_filter_too_small_to_select_is_not_built(spark, corpus, tmp_path, monkeypatch) -> None:
+    """A filter that would let too many of the index's keys through (90% by default) is not
+    built: the index's keys go to the shuffle unfiltered (no trip through Python), and the
+    edges are the same."""
+    old, _ = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    opened = FuzzyIndex.open(spark, index)
+    bands = list(range(20))
+    # New band keys that are the index's own: every indexed document has edges.
+    table = opened.table(["id", *[band_col(k) for k in bands]]).select(
+        (F.col("id") + 10**6).alias("id"), *[band_col(k) for k in bands]
+    )
+    keys = 20 * opened.documents
+
+    def edges() -> tuple[set, str]:
+        df = against_edges(table, opened, bands, 4, keys=keys)
+        rows = {(r["src"], r["dst"], r["_dedup_new"]) for r in df.collect()}
+        return rows, df._jdf.queryExecution().executedPlan().toString()
+
+    filtered, filtered_plan = edges()
+    assert filtered and "MapInArrow" in filtered_plan
+    # The largest filter the driver may take is now 2^16 bits (4.7 bits a key, 12% passing),
+    # and the most that may pass before the filter is dropped 10%.
+    monkeypatch.setattr("sparkdedup.fuzzy.index.bloom_max_bits", lambda _spark: 1 << 16)
+    monkeypatch.setattr("sparkdedup.fuzzy.index._BLOOM_MAX_PASS", 0.1)
+    assert bloom_bits(keys) > 1 << 16 and bloom_pass_rate(keys, 1 << 16) > 0.1
+    unfiltered, unfiltered_plan = edges()
+    assert unfiltered == filtered
+    assert "MapInArrow" not in unfiltered_plan, unfiltered_plan
+
+
+def test_a_run_against_an_index_in_band_groups(
+    spark, corpus, tmp_path, monkeypatch, caplog
+) -> None:
+    """The workflow takes the bands in the groups `against_bands` chooses (two of ten here),
+    one filter and one probe of the index each, and removes the same documents as one group."""
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    whole = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
+    assert whole
+    chosen = []
+
+    def two_groups(spark, nodes, index_docs, num_bands, per_group) -> int:
+        chosen.append((nodes, index_docs, num_bands, per_group))
+        return 10
+
+    monkeypatch.setattr("sparkdedup.fuzzy.workflow.against_bands", two_groups)
+    with caplog.at_level("INFO", logger="sparkdedup"):
+        split = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
+    assert split == whole
+    assert chosen and chosen[0][1] == FuzzyIndex.open(spark, index).documents
+    assert chosen[0][2:] == (20, 20)
+    assert any("LSH in 2 group(s) of up to 10 bands" in r.getMessage() for r in caplog.records)
+
+
 _SMALL_RESULTS = """
 import json, sys
 import sparkdedup
@@ -170,9 +253,9 @@ print(json.dumps(sorted((r["id"], r["kept_id"]) for r in dups.collect())))
 @pytest.mark.slow
 def test_a_small_max_result_size_gets_a_smaller_filter(tmp_path) -> None:
     """With spark.driver.maxResultSize=1m, 20,050 new documents (401,000 band keys, a filter of
-    2^23 bits whose words come to about 1.6 MiB) get a filter the driver can collect, and
-    their copies of indexed documents are still found (in a process of its own: the setting
-    is fixed when the session starts)."""
+    2^23 bits whose words come to about 1.6 MiB) take their bands in groups of three, each
+    with a filter the driver can collect (2^20 bits), and their copies of indexed documents
+    are still found (in a process of its own: the setting is fixed when the session starts)."""
     import subprocess
     import sys
 

@@ -39,7 +39,7 @@ from sparkdedup.config import FuzzyConfig
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.lsh import bucket_anchors, group_keys, not_anchor
 from sparkdedup.fuzzy.scan import TEXT_H1, TEXT_H2, band_col
-from sparkdedup.sizing import driver_result_bytes, one_round_limit
+from sparkdedup.sizing import driver_result_bytes, one_round_limit, parallelism
 
 log = logging.getLogger("sparkdedup")
 
@@ -374,6 +374,58 @@ def bloom_max_bits(spark: SparkSession) -> int:
     return max(_BLOOM_MIN_BITS, min(_BLOOM_MAX_BITS, 1 << (fits.bit_length() - 1)))
 
 
+#: Past this share of the index's keys passing, the filter costs more than it saves (measured
+#: at 1M indexed and 100k new documents, one group of 20 bands: 11.8 s for the edges with a
+#: saturated filter, 10.3 s without; 6.1 s with one that lets 38% through).
+_BLOOM_MAX_PASS = 0.9
+
+
+def bloom_pass_rate(keys: int, bits: int) -> float:
+    """The expected share of keys not among `keys` that pass a two-probe filter of `bits`
+    bits holding `keys` keys."""
+    return float((1.0 - np.exp(-2.0 * keys / bits)) ** 2)
+
+
+#: The cost model of `against_bands`, in core-microseconds, measured on local[2] with 935k
+#: indexed and 100k new documents and a 4m maxResultSize (groups of 20, 10, 5 and 2 bands; the
+#: edges stage took 9.5, 8.9, 9.7 and 17.4 s): an index key through the LSH shuffle costs about
+#: 0.8, one more band group reads each index row once more (about 1.0, its trip through the
+#: probe included) and has its own jobs (the filter, the probe, the write: about 0.8 s during
+#: which every core of the cluster waits).
+_KEY_CORE_US = 0.8
+_ROW_CORE_US = 1.0
+_GROUP_WALL_S = 0.8
+
+
+def against_bands(
+    spark: SparkSession, nodes: int, index_docs: int, num_bands: int, per_group: int
+) -> int:
+    """Bands per group of a run against an index of `index_docs` documents: the split of
+    `num_bands` into groups of at most `per_group` (the LSH budget's, `fuzzy.lsh.auto_bands`)
+    that costs least by the model above.
+
+    Each group has a Bloom filter of its new band keys (`nodes` a band) within the largest
+    filter the driver may collect (`bloom_max_bits`). More groups read the index's ids more
+    often and run more jobs; fewer, larger groups fill their filters, and more of the index's
+    keys pass into the shuffle (`bloom_pass_rate`; past 90%, all of them: `against_edges`).
+    At the default 2^27 bits one group stays selective up to about 420,000 new documents, so
+    small runs take one group; 10 million new documents against 10^9 indexed, on 1,000 cores,
+    take four groups of five bands (28% of the index's keys passing rather than all)."""
+    cap = bloom_max_bits(spark)
+    per_group_cost = _GROUP_WALL_S * 1e6 * parallelism(spark) + index_docs * _ROW_CORE_US
+    key_cost = index_docs * num_bands * _KEY_CORE_US
+    best, best_cost = per_group, float("inf")
+    for size in range(per_group, 0, -1):  # largest groups first: ties take fewer groups
+        keys = nodes * size
+        passing = bloom_pass_rate(keys, bloom_bits(keys, cap))
+        if passing > _BLOOM_MAX_PASS:
+            passing = 1.0
+        cost = -(-num_bands // size) * per_group_cost + key_cost * passing
+        if cost < best_cost:
+            best, best_cost = size, cost
+    return best
+
+
 def bloom_filter(table: DataFrame, columns: list[str], bits: int) -> np.ndarray:
     """A Bloom filter of the bucket `columns` of `table` (uint64 words, `bits` bits, two
     probes, nulls left out: `sparkdedup.kernels.bloom`). Each task sets the bits of its rows in
@@ -455,23 +507,41 @@ def against_edges(
     number), sent to the tasks that read the index's bucket columns of `bands`; only the index
     keys that pass it join the new keys in the LSH shuffle, and only buckets holding a new
     document give edges (a false pass costs a few rows, never an edge). The index is read,
-    never shuffled. Buckets of indexed documents alone are left out: they cannot change which
-    new documents are removed.
+    never shuffled, but for the keys that pass. Buckets of indexed documents alone are left
+    out: they cannot change which new documents are removed. A filter that would let more
+    than 90% of the index's keys through (`bloom_pass_rate`: far more new keys than the
+    largest filter can hold, `against_bands`) is not built: the index's keys of `bands` then
+    all go to the shuffle.
     """
     new_keys = group_keys(table, bands)
     wanted = bloom_bits(keys)
     bits = bloom_bits(keys, bloom_max_bits(table.sparkSession))
-    if bits < wanted:
+    index_keys = index.table(["id", *[band_col(k) for k in bands]])
+    if bits < wanted and bloom_pass_rate(keys, bits) > _BLOOM_MAX_PASS:
+        # Nearly every index key would pass: the filter's build and the index's trip through
+        # Python cost more than the few keys it would keep out of the shuffle.
         log.info(
-            "sparkdedup: the Bloom filter of %d new band keys has %d bits, not %d: its words "
-            "must fit in a quarter of spark.driver.maxResultSize (more of the index's keys pass "
-            "it: more LSH shuffle, the same edges)",
+            "sparkdedup: %d new band keys would fill a Bloom filter of %d bits (its words must "
+            "fit in a quarter of spark.driver.maxResultSize): the index's keys of bands %d-%d "
+            "go to the LSH shuffle unfiltered (the same edges)",
             keys,
             bits,
-            wanted,
+            bands[0],
+            bands[-1],
         )
-    bitmap = bloom_filter(table, [band_col(k) for k in bands], bits)
-    indexed = _filtered_keys(index.table(["id", *[band_col(k) for k in bands]]), bands, bitmap)
+        indexed = group_keys(index_keys, bands)
+    else:
+        if bits < wanted:
+            log.info(
+                "sparkdedup: the Bloom filter of %d new band keys has %d bits, not %d: its "
+                "words must fit in a quarter of spark.driver.maxResultSize (more of the "
+                "index's keys pass it: more LSH shuffle, the same edges)",
+                keys,
+                bits,
+                wanted,
+            )
+        bitmap = bloom_filter(table, [band_col(k) for k in bands], bits)
+        indexed = _filtered_keys(index_keys, bands, bitmap)
     both = new_keys.withColumn("_dedup_new", F.lit(True)).unionByName(
         indexed.withColumn("_dedup_new", F.lit(False))
     )

@@ -24,6 +24,7 @@ from sparkdedup.fuzzy.identify import BY_INDEX, check_priority_type, group_dupli
 from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     IndexWriter,
+    against_bands,
     against_edges,
     check_config,
     check_disjoint,
@@ -206,6 +207,11 @@ def run_fuzzy(
         )
 
     per_group = config.bands_per_iteration or auto_bands(spark, summary["nodes"], config.num_bands)
+    if index is not None and not config.bands_per_iteration:
+        # Groups whose Bloom filters of new keys keep enough of the index out of the shuffle.
+        per_group = against_bands(
+            spark, summary["nodes"], index.documents, config.num_bands, per_group
+        )
     groups = band_groups(config.num_bands, per_group)
     log.info(
         "sparkdedup: LSH in %d group(s) of up to %d bands (%d documents MinHashed)",
