@@ -19,6 +19,7 @@ from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     against_bands,
     against_edges,
+    against_shuffle_keys,
     band_col,
     bloom_bits,
     bloom_filter,
@@ -169,6 +170,12 @@ def test_band_groups_weigh_the_filter_against_reading_the_index_again() -> None:
     # Never larger than the LSH budget's groups; a tiny index never pays for a second read.
     assert against_bands(_Session(**{cores: "1000"}), 10_000_000, 10**9, 20, 4) <= 4
     assert against_bands(_Session(**{cap: "1m"}), 10_000_000, 1_000, 20, 20) == 20
+    # The LSH shuffle holds the new keys and the index's that pass: its partitions are sized
+    # from both (a 64k maxResultSize leaves a filter of 2^16 bits, which none would pass).
+    assert against_shuffle_keys(_Session(), 100_000, 20, 935_000) == 2_000_000 + 236_159  # 1.26%
+    tiny = _Session(**{cap: "64k"})
+    assert bloom_max_bits(tiny) == 1 << 16
+    assert against_shuffle_keys(tiny, 100_000, 20, 935_000) == 2_000_000 + 18_700_000
     # 16 bits a key lets about 1.4% through; a filter of a bit a key, 75%; half a bit, 96%.
     assert 0.013 < bloom_pass_rate(1000, 16_000) < 0.015
     assert 0.74 < bloom_pass_rate(1000, 1000) < 0.76 and bloom_pass_rate(2000, 1000) > 0.96
@@ -222,12 +229,21 @@ def test_a_run_against_an_index_in_band_groups(
         chosen.append((nodes, index_docs, num_bands, per_group))
         return 10
 
+    sized = []
+
+    def shuffle_keys(spark, nodes, bands, index_docs) -> int:
+        sized.append((nodes, bands, index_docs))
+        return against_shuffle_keys(spark, nodes, bands, index_docs)
+
     monkeypatch.setattr("sparkdedup.fuzzy.workflow.against_bands", two_groups)
+    monkeypatch.setattr("sparkdedup.fuzzy.workflow.against_shuffle_keys", shuffle_keys)
     with caplog.at_level("INFO", logger="sparkdedup"):
         split = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
     assert split == whole
-    assert chosen and chosen[0][1] == FuzzyIndex.open(spark, index).documents
-    assert chosen[0][2:] == (20, 20)
+    documents = FuzzyIndex.open(spark, index).documents
+    assert chosen and chosen[0][1] == documents and chosen[0][2:] == (20, 20)
+    # Each group's shuffle is sized from its new keys and the index's that pass.
+    assert sized == [(chosen[0][0], 10, documents)] * 2
     assert any("LSH in 2 group(s) of up to 10 bands" in r.getMessage() for r in caplog.records)
 
 

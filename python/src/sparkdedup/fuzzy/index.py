@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -386,6 +387,24 @@ def bloom_pass_rate(keys: int, bits: int) -> float:
     return float((1.0 - np.exp(-2.0 * keys / bits)) ** 2)
 
 
+def index_pass_rate(spark: SparkSession, keys: int) -> float:
+    """The share of the index's band keys that join `keys` new band keys in the LSH shuffle
+    (`against_edges`): their filter's false passes (`bloom_pass_rate` of the largest filter
+    the driver may collect), or all of them when that is over 90% and no filter is built."""
+    rate = bloom_pass_rate(keys, bloom_bits(keys, bloom_max_bits(spark)))
+    return 1.0 if rate > _BLOOM_MAX_PASS else rate
+
+
+def against_shuffle_keys(spark: SparkSession, nodes: int, bands: int, index_docs: int) -> int:
+    """Band keys in the LSH shuffle of a group of `bands` bands against an index of
+    `index_docs` documents: the new ones (`nodes` a band) and the index's that pass their
+    filter (`index_pass_rate`). The shuffle's partitions are sized from it, so that a task's
+    keys fit its memory whatever share of the index passes (at 10^9 indexed documents, the
+    1.4% a full-size filter lets through are 280 million keys)."""
+    keys = nodes * bands
+    return keys + math.ceil(index_docs * bands * index_pass_rate(spark, keys))
+
+
 #: The cost model of `against_bands`, in core-microseconds, measured on local[2] with 935k
 #: indexed and 100k new documents and a 4m maxResultSize (groups of 20, 10, 5 and 2 bands; the
 #: edges stage took 9.5, 8.9, 9.7 and 17.4 s): an index key through the LSH shuffle costs about
@@ -411,15 +430,11 @@ def against_bands(
     At the default 2^27 bits one group stays selective up to about 420,000 new documents, so
     small runs take one group; 10 million new documents against 10^9 indexed, on 1,000 cores,
     take four groups of five bands (28% of the index's keys passing rather than all)."""
-    cap = bloom_max_bits(spark)
     per_group_cost = _GROUP_WALL_S * 1e6 * parallelism(spark) + index_docs * _ROW_CORE_US
     key_cost = index_docs * num_bands * _KEY_CORE_US
     best, best_cost = per_group, float("inf")
     for size in range(per_group, 0, -1):  # largest groups first: ties take fewer groups
-        keys = nodes * size
-        passing = bloom_pass_rate(keys, bloom_bits(keys, cap))
-        if passing > _BLOOM_MAX_PASS:
-            passing = 1.0
+        passing = index_pass_rate(spark, nodes * size)
         cost = -(-num_bands // size) * per_group_cost + key_cost * passing
         if cost < best_cost:
             best, best_cost = size, cost
@@ -517,7 +532,7 @@ def against_edges(
     wanted = bloom_bits(keys)
     bits = bloom_bits(keys, bloom_max_bits(table.sparkSession))
     index_keys = index.table(["id", *[band_col(k) for k in bands]])
-    if bits < wanted and bloom_pass_rate(keys, bits) > _BLOOM_MAX_PASS:
+    if index_pass_rate(table.sparkSession, keys) == 1.0:
         # Nearly every index key would pass: the filter's build and the index's trip through
         # Python cost more than the few keys it would keep out of the shuffle.
         log.info(

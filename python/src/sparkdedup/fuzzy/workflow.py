@@ -26,6 +26,7 @@ from sparkdedup.fuzzy.index import (
     IndexWriter,
     against_bands,
     against_edges,
+    against_shuffle_keys,
     check_config,
     check_disjoint,
     index_rows,
@@ -222,11 +223,15 @@ def run_fuzzy(
 
     def edges() -> DataFrame:
         def group_edges(group: list[int]) -> DataFrame:
-            parts = partitions_for(spark, summary["nodes"] * len(group) * KEY_TASK_BYTES)
+            keys = summary["nodes"] * len(group)
             if index is not None:
-                keys = summary["nodes"] * len(group)
+                # The index's keys that pass the filter share the shuffle with the new ones.
+                shuffled = against_shuffle_keys(
+                    spark, summary["nodes"], len(group), index.documents
+                )
+                parts = partitions_for(spark, shuffled * KEY_TASK_BYTES)
                 return against_edges(table, index, group, parts, keys=keys)
-            return band_group_edges(table, group, parts)
+            return band_group_edges(table, group, partitions_for(spark, keys * KEY_TASK_BYTES))
 
         if len(groups) == 1:
             # One group: its edges are the stage's, written once.
