@@ -622,11 +622,13 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                 ),
                 (
                     "edges",
-                    "LSH against the index: a Bloom filter of the new band keys (at most "
-                    "16 MiB and a quarter of spark.driver.maxResultSize); one read of the "
-                    "index's bucket columns, whose keys that pass it join the new keys in one "
-                    f"shuffle of narrow keys per band group ({bands}); the index is read, "
-                    "never shuffled",
+                    f"LSH against the index, per band group ({bands}; fewer bands a group "
+                    "when smaller Bloom filters pay for reading the index again): a Bloom "
+                    "filter of the group's new band keys (at most 16 MiB and a quarter of "
+                    "spark.driver.maxResultSize); one read of the index's bucket columns of "
+                    "the group, whose keys that pass the filter join the new keys in one "
+                    "shuffle of narrow keys; only those keys of the index are shuffled (all "
+                    "of them where a filter would let over 90% through)",
                 ),
             ]
             at = [name for name, _ in stages].index("edges")
@@ -638,7 +640,8 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             )
             stages = [(n, matched if n == "duplicates" else what) for n, what in stages]
             passes += (
-                "; the index (never its texts): its id column once and its bucket columns once"
+                "; the index (never its texts): its id column once, and its bucket columns "
+                "once with the id column again per band group"
             )
         if index_out is not None:
             where = (
