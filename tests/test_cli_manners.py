@@ -72,6 +72,9 @@ def test_explain_names_the_index_work_of_incremental_runs(capsys, monkeypatch) -
     assert "only new documents are removed" in against["duplicates"]
     assert "its bucket columns once with the id column again per band group" in against["passes"]
     assert against["write"] == plain["write"]
+    trusted = stages("--against", "idx/", "--assume-unique-ids")
+    assert trusted["index_ids"].endswith("(skipped: --assume-unique-ids)")
+    assert "its id column once" not in trusted["passes"]
     updated = stages("--against", "idx/", "--index-out", os.path.abspath("idx"))
     assert "one more segment of the index" in updated["index"]
     fresh = stages("--index-out", "idx2")

@@ -372,6 +372,10 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     clash = old.orderBy("id").limit(3)
     with pytest.raises(InputError, match=r"reuse ids of the index .* e\.g\. 0, 1, 2"):
         sparkdedup.fuzzy_duplicates(new.unionByName(clash), against=index, **CFG)
+    # Ids unique by construction: assume_unique_ids skips the check (so it sees no clash).
+    sparkdedup.fuzzy_duplicates(
+        new.unionByName(clash), against=index, assume_unique_ids=True, **CFG
+    )
     with pytest.raises(ConfigError, match="needs user ids"):
         sparkdedup.fuzzy_duplicates(new, against=index, device="cpu")
     with pytest.raises(ConfigError, match="verify='none' only"):

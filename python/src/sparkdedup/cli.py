@@ -405,7 +405,8 @@ def _keep_rule_options(p: argparse.ArgumentParser) -> None:
         "--assume-unique-ids",
         action="store_true",
         help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
-        "row); a repeated id then gives wrong output without an error",
+        "row) and, with --against, that no new id is in the index already (a read of the "
+        "index's ids); a repeated id then gives wrong output without an error",
     )
     p.add_argument(
         "--priority-col",
@@ -618,7 +619,8 @@ def explain(args: argparse.Namespace, config: Any) -> str:
                 (
                     "index_ids",
                     f"one read of the id column of the index {config.against}: no new id "
-                    "may be indexed already",
+                    "may be indexed already"
+                    + (" (skipped: --assume-unique-ids)" if config.assume_unique_ids else ""),
                 ),
                 (
                     "edges",
@@ -640,8 +642,9 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             )
             stages = [(n, matched if n == "duplicates" else what) for n, what in stages]
             passes += (
-                "; the index (never its texts): its id column once, and its bucket columns "
-                "once with the id column again per band group"
+                "; the index (never its texts): "
+                + ("" if config.assume_unique_ids else "its id column once, and ")
+                + "its bucket columns once with the id column again per band group"
             )
         if index_out is not None:
             where = (

@@ -122,7 +122,9 @@ class FuzzyConfig:
         (reliable checkpoints); None uses the SparkContext's checkpoint directory when set,
         else persists the rounds (a lost executor's part is recomputed from the lineage).
     assume_unique_ids : skip the uniqueness check of `id_col` (one shuffle of the ids, a few
-        bytes a row); a repeated id then makes the output wrong without an error.
+        bytes a row), and with `against` the check that no new id is indexed already (a read
+        of the index's ids, and a shuffle of them when the new ids are too many to
+        broadcast); a repeated id then makes the output wrong without an error.
     normalize : text normalisation before shingling: "none" (the default, as NeMo Curator),
         "whitespace", "lower" or "nfkc", cumulative (`sparkdedup.kernels.textnorm`).
     verify : "none" (the default: LSH candidates are duplicates, as NeMo Curator) or "jaccard":

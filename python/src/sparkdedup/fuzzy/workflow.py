@@ -196,6 +196,7 @@ def run_fuzzy(
     if index is not None:
         assert config.id_col is not None
         index.check_ids(scan, config.id_col)
+    if index is not None and not config.assume_unique_ids:
         runner.timed(
             "index_ids",
             n_docs,
