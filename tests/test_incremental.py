@@ -416,6 +416,28 @@ def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stag
         )
 
 
+def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:
+    """A mistyped --against, an index of other parameters and an --index-out on --output are
+    errors naming the option, before the run touches its output."""
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old.limit(50), index, **CFG)
+    new.limit(20).write.parquet(str(tmp_path / "new"))
+    out = str(tmp_path / "o")
+    argv = ["fuzzy", "--input", str(tmp_path / "new"), "--input-format", "parquet", "--id-col"]
+    argv += ["id", "--master", "local[2]", "--device", "cpu", "--output", out]
+    assert main([*argv, "--against", index + "x"]) == 2
+    assert f"error: --against {index + 'x'!r} does not exist" in capsys.readouterr().err
+    assert main([*argv, "--against", index, "--num-bands", "10"]) == 2
+    err = capsys.readouterr().err
+    assert f"the index --against {index!r}: num_bands 10 (index: 20)" in err
+    assert main([*argv, "--index-out", out + "/index"]) == 2
+    err = capsys.readouterr().err
+    assert "--index-out" in err and "is inside --output" in err
+    assert "choose a --index-out apart from --output" in err and "input" not in err
+    assert not os.path.exists(out)
+
+
 @pytest.mark.slow
 def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     old, new = corpus

@@ -986,10 +986,10 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
         from sparkdedup.fs import qualified
 
         others = {k: v for k, v in inputs.items() if k != "--against"}
-        others.update(outputs)
         if against is not None and qualified(spark, against) != qualified(spark, index_out):
             others["--against"] = against
         check_separate(spark, others, {"--index-out": index_out})
+        check_separate(spark, outputs, {"--index-out": index_out}, others_are_outputs=True)
 
 
 def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
@@ -1318,6 +1318,12 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
     table = _output_table(spark, args)
+    if getattr(args, "against", None) is not None:
+        from sparkdedup.fuzzy.index import FuzzyIndex
+
+        # A mistyped or mismatched index is an error before any Spark job (the workflow checks
+        # it again, for the Python API).
+        FuzzyIndex.open(spark, args.against, "--against").check_params(config, "--against")
     index = None
     if getattr(args, "index_out", None) is not None:
         from sparkdedup.fuzzy.index import index_writer

@@ -55,7 +55,11 @@ def _related(a: str, b: str) -> bool:
 
 
 def check_separate(
-    spark: SparkSession, inputs: Mapping[str, str], outputs: Mapping[str, str]
+    spark: SparkSession,
+    inputs: Mapping[str, str],
+    outputs: Mapping[str, str],
+    *,
+    others_are_outputs: bool = False,
 ) -> None:
     """Refuse any output path that is, contains or is inside an input path.
 
@@ -63,6 +67,8 @@ def check_separate(
     ----------
     inputs : option name -> input path (a file, directory or glob; globs are expanded).
     outputs : option name -> output path (need not exist).
+    others_are_outputs : `inputs` are the run's other outputs, not what it reads (the message
+        says so).
 
     Raises
     ------
@@ -88,8 +94,13 @@ def check_separate(
                 raise ConfigError(
                     f"{out_option} {out_path!r} {how} {in_option} {in_path!r}"
                     + (f" (which matches {match})" if match != fs.qualified(spark, in_path) else "")
-                    + f"; writing there could overwrite or later re-read the input: choose "
-                    f"a {out_option} outside the input"
+                    + (
+                        f"; both would write there, one over the other's files: choose a "
+                        f"{out_option} apart from {in_option}"
+                        if others_are_outputs
+                        else f"; writing there could overwrite or later re-read the input: "
+                        f"choose a {out_option} outside the input"
+                    )
                 )
 
 
