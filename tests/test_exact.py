@@ -209,14 +209,26 @@ def test_fuzzy_normalize_groups_case_variants(spark) -> None:
     assert _pairs(lowered) == {1: 0, 2: 0}
 
 
-def test_cli_exact_outputs_and_group_report(spark, tmp_path, capsys) -> None:
+def test_cli_exact_outputs_and_group_report(spark, tmp_path, capsys, monkeypatch) -> None:
+    from pyspark.sql.readwriter import DataFrameReader
+
     lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in TEXTS.items()]
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
+    read = []
+    parquet = DataFrameReader.parquet
+
+    def spy(self, *paths, **options):  # noqa: ANN001, ANN202
+        read.extend(str(p) for p in paths)
+        return parquet(self, *paths, **options)
+
+    monkeypatch.setattr(DataFrameReader, "parquet", spy)
     argv = ["exact", "--input", str(source), "--input-format", "jsonl", "--id-col", "id"]
     code = main([*argv, "--output", str(out), "--normalize", "lower", "--master", "local[2]"])
     assert code == 0, capsys.readouterr().err
+    # The size histogram is observed on the write of groups/, which is never read back.
+    assert any(p.endswith("duplicates") for p in read) and not any("groups" in p for p in read)
     stats = json.loads((out / "stats.json").read_text())
     assert stats["removed_docs"] == len(EXPECTED["lower"]) and stats["input_docs"] == len(TEXTS)
     assert stats["group_sizes"] == {"groups": 2, "largest": 5, "sizes": {"2": 1, "5-8": 1}}

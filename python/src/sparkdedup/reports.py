@@ -2,8 +2,8 @@
 
 A group is a kept document and the documents removed in its favour (``duplicates`` rows share
 their ``kept_id``). Both are computed from the duplicates list alone: a narrow table, shuffled
-by group (and its group sizes too); nothing grows on the driver but the size histogram, whose
-buckets are powers of two (at most 62 rows).
+by group (and its group sizes too). The driver receives the size histogram only: its buckets
+are powers of two, 65 numbers whatever the corpus, observed on the write of the groups.
 """
 
 from __future__ import annotations
@@ -38,21 +38,51 @@ def _bucket(size: Column) -> Column:
     return F.when(power(k - 1) >= size, k - 1).when(power(k) < size, k + 1).otherwise(k)
 
 
-def size_histogram(groups: DataFrame) -> dict[str, Any]:
-    """``{"groups", "largest", "sizes": {"2": n, "3-4": n, "5-8": n, ...}}`` of a
-    `group_members` table (its kept rows, one a group): one aggregation, at most 62 rows."""
-    kept = groups.where(F.col("kept"))
-    rows = kept.groupBy(_bucket(F.col("size")).alias("k")).agg(
-        F.count(F.lit(1)).alias("groups"), F.max("size").alias("largest")
-    )
-    buckets = sorted((int(r["k"]), int(r["groups"]), int(r["largest"])) for r in rows.collect())
+#: Histogram buckets: k for sizes in (2^(k-1), 2^k]; a group has 2 to 2^63 - 1 members.
+_BUCKETS = range(1, 64)
+_K = "_dedup_size_bucket"
+
+
+def with_size_bucket(groups: DataFrame) -> DataFrame:
+    """`groups` (a `group_members` table) with the size bucket of its kept rows (`_bucket`,
+    computed once a row), for `size_metrics`; `without_size_bucket` drops it again."""
+    return groups.withColumn(_K, F.when(F.col("kept"), _bucket(F.col("size"))))
+
+
+def without_size_bucket(groups: DataFrame) -> DataFrame:
+    return groups.drop(_K)
+
+
+def size_metrics() -> list[Column]:
+    """The aggregations behind the size histogram, over `with_size_bucket` rows: the group
+    count, the largest size and a count per bucket (65 numbers whatever the corpus). Observed
+    on the write of ``groups/``, they cost no job of their own."""
+    kept = F.col("kept")
+    return [
+        F.count(F.when(kept, 1)).alias("groups"),
+        F.max(F.when(kept, F.col("size"))).alias("largest"),
+        *[F.count(F.when(F.col(_K) == k, 1)).alias(f"k{k}") for k in _BUCKETS],
+    ]
+
+
+def histogram(metrics: dict[str, Any]) -> dict[str, Any]:
+    """``{"groups", "largest", "sizes": {"2": n, "3-4": n, "5-8": n, ...}}`` from the values
+    of `size_metrics` (empty buckets left out)."""
     sizes = {}
-    for k, count, _ in buckets:
-        top = 1 << k
-        low = top // 2 + 1
-        sizes[str(top) if low >= top else f"{low}-{top}"] = count
+    for k in _BUCKETS:
+        count = int(metrics.get(f"k{k}") or 0)
+        if count:
+            top = 1 << k
+            low = top // 2 + 1
+            sizes[str(top) if low >= top else f"{low}-{top}"] = count
     return {
-        "groups": sum(c for _, c, _ in buckets),
-        "largest": max((m for _, _, m in buckets), default=0),
+        "groups": int(metrics.get("groups") or 0),
+        "largest": int(metrics.get("largest") or 0),
         "sizes": sizes,
     }
+
+
+def size_histogram(groups: DataFrame) -> dict[str, Any]:
+    """The size histogram (`histogram`) of a `group_members` table, in one aggregation (the
+    CLI observes `size_metrics` on its write of the table instead)."""
+    return histogram(with_size_bucket(groups).agg(*size_metrics()).first().asDict())
