@@ -249,7 +249,10 @@ def _check_in_every_file(spark: SparkSession, df: DataFrame, columns: list[str])
     A file lacking a column has a null in every row. One job finds the files holding nulls in
     those columns, answered from the row groups' statistics (no data read when there are no
     nulls); only when there are some, a second job counts those files' rows, and the footers
-    of the files all null in a column (at most 20) are read on the driver.
+    of the files all null in a column (at most 20) are read on the driver. The row groups that
+    hold a null are read (those columns): with null texts in every row group, a read of the
+    text column. Statistics cannot tell a row group of some nulls from one of nulls only, and
+    Spark does not show which file lacks which column, so this is the price of the check.
     """
     if not columns:
         return
