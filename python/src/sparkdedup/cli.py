@@ -1128,13 +1128,7 @@ def _write_results(
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     report = None
     if args.command in ("fuzzy", "exact"):
-        from sparkdedup.reports import (
-            group_members,
-            histogram,
-            size_metrics,
-            with_size_bucket,
-            without_size_bucket,
-        )
+        from sparkdedup.reports import group_members, histogram, observe_sizes
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
         members = group_members(spark.read.parquet(out.path("duplicates")))
@@ -1146,8 +1140,7 @@ def _write_results(
             )
         # The size histogram rides on this write (no job of its own).
         sizes_obs = Observation("group_sizes")
-        observed_members = with_size_bucket(members).observe(sizes_obs, *size_metrics())
-        without_size_bucket(observed_members).write.parquet(out.path("groups"))
+        observe_sizes(members, sizes_obs).write.parquet(out.path("groups"))
         report = histogram(sizes_obs.get)
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")

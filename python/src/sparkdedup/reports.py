@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 
@@ -43,18 +43,19 @@ _BUCKETS = range(1, 64)
 _K = "_dedup_size_bucket"
 
 
-def with_size_bucket(groups: DataFrame) -> DataFrame:
-    """`groups` (a `group_members` table) with the size bucket of its kept rows (`_bucket`,
-    computed once a row), for `size_metrics`; `without_size_bucket` drops it again."""
+def observe_sizes(groups: DataFrame, observation: Observation) -> DataFrame:
+    """`groups` (a `group_members` table) with `size_metrics` observed on it: an action over
+    the result (its write) fills `observation`, whose values `histogram` reads."""
+    return _with_size_bucket(groups).observe(observation, *size_metrics()).drop(_K)
+
+
+def _with_size_bucket(groups: DataFrame) -> DataFrame:
+    """`groups` with the size bucket of its kept rows (`_bucket`, computed once a row)."""
     return groups.withColumn(_K, F.when(F.col("kept"), _bucket(F.col("size"))))
 
 
-def without_size_bucket(groups: DataFrame) -> DataFrame:
-    return groups.drop(_K)
-
-
 def size_metrics() -> list[Column]:
-    """The aggregations behind the size histogram, over `with_size_bucket` rows: the group
+    """The aggregations behind the size histogram, over `_with_size_bucket` rows: the group
     count, the largest size and a count per bucket (65 numbers whatever the corpus). Observed
     on the write of ``groups/``, they cost no job of their own."""
     kept = F.col("kept")
@@ -84,5 +85,5 @@ def histogram(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def size_histogram(groups: DataFrame) -> dict[str, Any]:
     """The size histogram (`histogram`) of a `group_members` table, in one aggregation (the
-    CLI observes `size_metrics` on its write of the table instead)."""
-    return histogram(with_size_bucket(groups).agg(*size_metrics()).first().asDict())
+    CLI observes them on its write of the table instead, `observe_sizes`)."""
+    return histogram(_with_size_bucket(groups).agg(*size_metrics()).first().asDict())
