@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -309,6 +310,28 @@ def test_parquet_file_missing_the_text_column_is_refused(spark, tmp_path, capsys
     assert "column 'text' is missing from some input files" in line and "b.parquet" in line, line
     assert "a.parquet" not in line and "c.parquet" not in line
     assert _digest(d) == before and not (tmp_path / "o" / "duplicates").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("_sparkdedup_staging")]
+
+    # The check rides on the final write: the same refusal from another workflow, with user
+    # ids, and null texts in a file that has the column (a.parquet) do not count.
+    scattered = pa.Table.from_pylist(
+        [dict(r, text=None if i % 3 == 0 else r["text"]) for i, r in enumerate(_docs(10))]
+    )
+    pq.write_table(scattered, d / "a.parquet")
+    argv = ["exact", "--input", str(d), "--input-format", "parquet", "--id-col", "id"]
+    code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o"))
+    assert code == 2
+    line = _error_line(lines)
+    assert "column 'text' is missing from some input files" in line and "b.parquet" in line, line
+    assert "a.parquet" not in line and "c.parquet" not in line
+    assert not (tmp_path / "o" / "duplicates").exists()
+    os.rename(d / "b.parquet", tmp_path / "b.parquet")
+    code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o"))
+    assert code == 0, lines
+    assert json.loads((tmp_path / "o" / "stats.json").read_text())["input_docs"] == 11
+    shutil.rmtree(tmp_path / "o")
+    os.rename(tmp_path / "b.parquet", d / "b.parquet")
+    before = _digest(d)
 
     # The id column, too.
     os.remove(d / "b.parquet")

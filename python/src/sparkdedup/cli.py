@@ -41,6 +41,8 @@ _EXACT = {f.name: f.default for f in dataclasses.fields(ExactConfig)}
 
 
 _IDS_FILE = "_sparkdedup_ids.json"
+# The observed metric of the final write naming the files whose texts are all null.
+_ALL_NULL = "all_null_files"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -1116,7 +1118,15 @@ def _write_results(
     from pyspark.sql import functions as F
 
     from sparkdedup.fs import write_text
-    from sparkdedup.io import BAD_COL, good_records, write_quarantine
+    from sparkdedup.io import (
+        BAD_COL,
+        FILE_COL,
+        all_null_files,
+        check_all_null_files,
+        check_in_every_file,
+        good_records,
+        write_quarantine,
+    )
 
     start = time.perf_counter()
     # With user ids the removed rows' digest rides on this write (no job of its own).
@@ -1149,7 +1159,12 @@ def _write_results(
         args, result, good_records(observed, args.bad_records), written_obs.get
     )
     digest = _row_digest(args)
-    rows = source.observe(source_obs, *_digest(digest(source)))
+    text = _deferred_text_check(args, config, raw)
+    # The files whose texts are all null (those that can lack the text column) ride on it too.
+    files = []
+    if text is not None and {text, FILE_COL} <= set(source.columns):
+        files = [all_null_files(text).alias(_ALL_NULL)]
+    rows = source.observe(source_obs, *_digest(digest(source)), *files)
     kept = keep(rows)
     _write_kept(
         args,
@@ -1157,7 +1172,12 @@ def _write_results(
         None if table is not None else out.path("deduplicated"),
         table,
     )
-    whole = _observed(source_obs.get)
+    seen = source_obs.get
+    if files:
+        check_all_null_files(spark, raw, text, seen[_ALL_NULL])
+    elif text:  # rows that do not name their file: checked apart (reads the null texts)
+        check_in_every_file(spark, raw, [text])
+    whole = _observed(seen)
     what = "id" if args.id_col is not None else "content"
     _conservation(_observed(kept_obs.get), _observed(removed), whole, what)
     if whole["rows"] != result.stats["input_docs"]:
@@ -1266,11 +1286,9 @@ def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any
     from sparkdedup.tables import read_table
 
     columns: list[str] = []
-    text_col = None
+    text_col = _input_text_col(config)
     if config is not None:
-        text_col = getattr(config, "text_col", None)
         if getattr(config, "embedding_col", None):
-            text_col = None
             columns.append(config.embedding_col)
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
         columns += list(getattr(config, "sort_cols", None) or ())
@@ -1285,8 +1303,27 @@ def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any
         id_col=args.id_col,
         columns=columns,
         options=_options(args.read_option, "--read-option"),
+        # Checked on the final write, which reads every row anyway (`_write_results`).
+        defer_text_check=True,
     )
     return df, good_records(df, args.bad_records)
+
+
+def _input_text_col(config: Any) -> str | None:
+    """The text column a workflow reads from the input (none when it reads embeddings)."""
+    if config is None or getattr(config, "embedding_col", None):
+        return None
+    return getattr(config, "text_col", None)
+
+
+def _deferred_text_check(args: argparse.Namespace, config: Any, raw: Any) -> str | None:
+    """The text column whose presence in every Parquet file `_read` left to the final write."""
+    from sparkdedup.io import FILE_COL, canonical_format
+
+    text = _input_text_col(config)
+    if args.input_table is not None or canonical_format(args.input_format) != "parquet":
+        return None
+    return text if text is not None and {text, FILE_COL} <= set(raw.columns) else None
 
 
 def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Exception) -> None:

@@ -8,6 +8,9 @@ Used by the CLI and the notebooks; the DataFrame API itself does no I/O.
   Blank lines are not records. The parser accepts strings of any length.
 - **Parquet** is read with schema merging, so no file's columns are dropped; files that
   disagree on a column's type, or that lack the text or id column, are errors naming them.
+  The text column can be checked on a pass the caller makes anyway (`read_input`'s
+  ``defer_text_check``, `all_null_files`, `check_all_null_files`), so that the check reads no
+  text of its own.
 - **Bad records** (a JSONL line that is not a JSON object, has invalid UTF-8 or a needed field
   of another type; a row without an id) are marked in ``_dedup_bad`` with the reason, and
   `first_bad_record` finds the file and line of one of them.
@@ -108,6 +111,7 @@ def read_input(
     id_col: str | None = None,
     columns: Sequence[str] = (),
     options: dict[str, str] | None = None,
+    defer_text_check: bool = False,
 ) -> DataFrame:
     """Read a corpus: JSONL, Parquet, or any other Spark data source.
 
@@ -121,6 +125,11 @@ def read_input(
     columns : further JSONL fields to parse (the priority or embedding column). With none of
         `text_col`, `id_col`, `columns`, every field of the leading records is parsed.
     options : reader options (Parquet and other sources; JSONL lines are parsed by sparkdedup).
+    defer_text_check : Parquet: leave the check that every file has `text_col` to the caller,
+        who observes `all_null_files(text_col)` over a pass that reads every row and then calls
+        `check_all_null_files` (the CLI does, on its final write). Checked here, the row groups
+        holding a null text are read once more; with null texts spread over the corpus that is
+        a read of its text column.
 
     Returns
     -------
@@ -134,15 +143,17 @@ def read_input(
     InputError
         The path matches nothing or cannot be read in `fmt` (Parquet footers are read here).
     SchemaError
-        Parquet files disagree on a column's type, or some lack `text_col` or `id_col`
-        (naming the files); a JSONL `text_col` field that is not a string.
+        Parquet files disagree on a column's type, or some lack `text_col` (unless
+        `defer_text_check`) or `id_col` (naming the files); a JSONL `text_col` field that is not
+        a string.
     """
     check_format(fmt)
     fmt = canonical_format(fmt)
     if not fs.path_exists(spark, path):
         raise InputError(f"input path {path!r} does not exist")
     if fmt == "parquet":
-        return _read_parquet(spark, path, [c for c in (text_col, id_col) if c], id_col, options)
+        checked = (None if defer_text_check else text_col, id_col)
+        return _read_parquet(spark, path, [c for c in checked if c], id_col, options)
     if fmt == "jsonl":
         return _read_jsonl(spark, path, text_col, id_col, columns)
     return _read_source(spark, path, fmt, id_col, options or {})
@@ -223,7 +234,7 @@ def _read_parquet(
     if not df.columns:
         raise InputError(f"input path {path!r} holds no Parquet columns (no data files?)")
     df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
-    _check_in_every_file(spark, df, [c for c in required if c in df.columns])
+    check_in_every_file(spark, df, [c for c in required if c in df.columns])
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
         bad = F.when(F.col(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
@@ -242,17 +253,18 @@ def _files_message(files: list[str], total: int | None = None) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def _check_in_every_file(spark: SparkSession, df: DataFrame, columns: list[str]) -> None:
+def check_in_every_file(spark: SparkSession, df: DataFrame, columns: list[str]) -> None:
     """SchemaError when some Parquet files lack one of `columns` (schema merging would fill it
     with nulls).
 
     A file lacking a column has a null in every row. One job finds the files holding nulls in
     those columns, answered from the row groups' statistics (no data read when there are no
     nulls); only when there are some, a second job counts those files' rows, and the footers
-    of the files all null in a column (at most 20) are read on the driver. The row groups that
-    hold a null are read (those columns): with null texts in every row group, a read of the
-    text column. Statistics cannot tell a row group of some nulls from one of nulls only, and
-    Spark does not show which file lacks which column, so this is the price of the check.
+    of the files all null in a column are read on the driver. The row groups that hold a null
+    are read (those columns): statistics cannot tell a row group of some nulls from one of
+    nulls only, and Spark does not show which file lacks which column. For the id column that
+    is a narrow read; the text column is better checked on a pass made anyway
+    (`all_null_files`).
     """
     if not columns:
         return
@@ -281,13 +293,50 @@ def _check_in_every_file(spark: SparkSession, df: DataFrame, columns: list[str])
     }
     for i, column in enumerate(columns):
         all_null = [r[FILE_COL] for r in nulls if r[f"_nulls_{i}"] == totals.get(r[FILE_COL])]
-        missing = [f for f in all_null[:20] if column not in fs.parquet_columns(spark, f)]
-        if missing:
-            raise SchemaError(
-                f"column {column!r} is missing from some input files: "
-                f"{_files_message(missing)}; their rows would be read with a null there. Add the "
-                "column to those files or leave them out of --input"
-            )
+        _refuse_missing(spark, all_null, column)
+
+
+def all_null_files(column: str) -> Column:
+    """An aggregate to observe over a pass that reads every row of a Parquet input (from
+    `read_input`, with ``_dedup_file``): the files in which `column` is null in every row,
+    space-separated hashes (usually none). Only those can lack the column. No job of its own:
+    it rides on the pass, holding 16 bytes a file while it runs, whatever the rows."""
+    file = F.xxhash64(F.col(FILE_COL))
+    value = F.col(f"`{column}`")
+    only_null = F.array_except(
+        F.collect_set(F.when(value.isNull(), file)),
+        F.collect_set(F.when(value.isNotNull(), file)),
+    )
+    return F.array_join(only_null.cast("array<string>"), " ")
+
+
+def check_all_null_files(spark: SparkSession, df: DataFrame, column: str, observed: str) -> None:
+    """SchemaError naming the Parquet files of `df` (from `read_input`) that lack `column`,
+    from the value `all_null_files(column)` observed over every row of `df`. When some file
+    is all null there, one job finds its name (reading the file column only, no data), and the
+    footers of those files are read on the driver."""
+    hashes = sorted({int(h) for h in (observed or "").split()})
+    if not hashes:
+        return
+    rows = df.where(F.xxhash64(F.col(FILE_COL)).isin(hashes)).select(FILE_COL).distinct()
+    _refuse_missing(spark, sorted(r[FILE_COL] for r in rows.collect()), column)
+
+
+def _refuse_missing(spark: SparkSession, files: list[str], column: str) -> None:
+    """SchemaError naming those of `files` (each null in `column` in every row) whose footer
+    lacks `column`: read in turn on the driver, until 20 such files are found."""
+    missing: list[str] = []
+    for file in files:
+        if column not in fs.parquet_columns(spark, file):
+            missing.append(file)
+            if len(missing) == 20:
+                break
+    if missing:
+        raise SchemaError(
+            f"column {column!r} is missing from some input files: "
+            f"{_files_message(missing)}; their rows would be read with a null there. Add the "
+            "column to those files or leave them out of --input"
+        )
 
 
 def _type_conflict(spark: SparkSession, path: str) -> str:
