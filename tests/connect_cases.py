@@ -125,7 +125,38 @@ def cli_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
                 )
             )
     out["against"] = against_case(work, label, session_args)
+    out["parquet_missing_text"] = parquet_missing_text_case(work, label, session_args)
     return out
+
+
+def parquet_missing_text_case(work: str, label: str, session_args: list[str]) -> list[Any]:
+    """The CLI on Parquet files one of which lacks the text column (checked on the final
+    write's observed metrics) while another has null texts: its exit code, and whether its
+    error names the missing column."""
+    import contextlib
+    import io
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from sparkdedup import cli
+
+    corpus = os.path.join(work, "pq")
+    if not os.path.exists(corpus):
+        os.makedirs(corpus)
+        texts = [None if i % 4 == 0 else t for i, t in enumerate(TEXTS)]
+        pq.write_table(
+            pa.table({"id": list(range(len(texts))), "text": texts}), f"{corpus}/a.parquet"
+        )
+        pq.write_table(
+            pa.table({"id": [500, 501], "body": ["x y z", "u v w"]}), f"{corpus}/b.parquet"
+        )
+    target = os.path.join(work, f"out-{label}-pq")
+    argv = ["fuzzy", "--input", corpus, "--input-format", "parquet", "--id-col", "id"]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main([*argv, "--output", target, *session_args])
+    return [code, "column 'text' is missing from some input files: " in err.getvalue()]
 
 
 def against_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:

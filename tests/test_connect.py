@@ -64,6 +64,7 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     cli = remote["cli"]
     assert [100, 0] in cli["user"]["duplicates"] and cli["user"]["removed"] >= 5
     assert cli["derived"]["removed"] == cli["user"]["removed"]
+    assert cli["parquet_missing_text"] == [2, True]
     assert len(cli["derived"]["kept_records"]) == cli["derived"]["kept"]
     # Incremental dedup: the new copies of indexed documents go, the new text joins the index.
     against = cli["against"]
