@@ -354,6 +354,57 @@ def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):
     assert code == 2 and "pass --id-col source" in err, err
 
 
+def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys, caplog):
+    """`remove` with user ids: the id column must be the list's; a listed id matching several
+    rows (the column is not unique in this input) is refused with nothing written; listed ids
+    missing from the input (a subset of the data) are a warning; bad records are counted, and
+    quarantine (which has nowhere to go) is refused."""
+    dups = tmp_path / "dups"
+    spark.createDataFrame([(1, 0), (2, 0), (3, 0)], "id long, kept_id long").write.parquet(
+        str(dups)
+    )
+    (dups / "_sparkdedup_ids.json").write_text('{"ids": "user", "id_col": "doc"}')
+    rows = [(0, "a"), (1, "b"), (2, "c"), (4, "d")]
+    spark.createDataFrame(rows, "doc long, text string").write.parquet(str(tmp_path / "subset"))
+    repeated = [*rows, (2, "c again")]
+    spark.createDataFrame(repeated, "doc long, text string").write.parquet(str(tmp_path / "rep"))
+    bad = [*rows, (None, "no id")]
+    spark.createDataFrame(bad, "doc long, text string").write.parquet(str(tmp_path / "bad"))
+
+    def run(source, *extra, out="x"):
+        argv = ["remove", "--input", str(tmp_path / source), "--input-format", "parquet"]
+        argv += ["--duplicates", str(dups), "--output", str(tmp_path / out), *extra]
+        try:
+            code = cli.main(argv)
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, _, err = run("subset", "--id-col", "text")
+    assert code == 2 and "id column 'doc' (not of --id-col 'text'); pass --id-col doc" in err, err
+    assert not (tmp_path / "x").exists()
+
+    code, _, err = run("rep", "--id-col", "doc")
+    assert code == 2, err
+    assert "3 rows of" in err and "match the 3 ids listed" in err and "not unique" in err, err
+    assert not (tmp_path / "x").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("_sparkdedup_staging")]
+
+    code, out, err = run("subset", "--id-col", "doc")
+    assert code == 0, err
+    assert "1 of the 3 ids listed" in caplog.text and "the 2 found were removed" in caplog.text
+    summary = json.loads(out.strip().splitlines()[-1].split(": ", 1)[1].rsplit(" in ", 1)[0])
+    assert summary == {"input_docs": 4, "removed_docs": 2, "kept_docs": 2, "listed_docs": 3}
+    assert sorted(pd.read_parquet(tmp_path / "x")["doc"]) == [0, 4]
+
+    code, _, err = run("bad", "--id-col", "doc", "--bad-records", "quarantine", out="y")
+    assert code == 2 and "--bad-records quarantine is for fuzzy, exact and semantic" in err, err
+    code, out, err = run("bad", "--id-col", "doc", "--bad-records", "skip", out="y")
+    assert code == 0 and "1 bad input records skipped" in caplog.text, err
+    assert sorted(pd.read_parquet(tmp_path / "y")["doc"]) == [0, 4]
+
+
 def test_fuzzy_cli_on_orc_and_csv_keeps_the_format(spark, tmp_path, capsys):
     """Any Spark data source: the rows are read with --read-option, and the deduplicated
     output is written in the input's format and schema (CSV with the reader's header)."""

@@ -156,6 +156,29 @@ def test_corpus_reads_and_shuffles_are_counted(
     assert _passes(events, str(path), 4000, size) == (reads, shuffles)
 
 
+def test_remove_with_derived_ids_reads_the_corpus_twice(passes_corpus, tmp_path):
+    """`remove` with derived ids: the pass that derives the rows' ids also checks that they
+    are the rows the list was made from (their checksum), and the write is the second read; no
+    shuffle of the rows (the removal broadcast)."""
+    path, size = passes_corpus
+    base = ["--input", str(path), "--input-format", "parquet", "--master", "local[2]", *QUIET]
+    run = _cli("fuzzy", *base, "--output", str(tmp_path / "o"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    events = tmp_path / "events"
+    events.mkdir()
+    args = ["remove", *base, "--duplicates", str(tmp_path / "o" / "duplicates")]
+    args += ["--output", str(tmp_path / "kept")]
+    args += ["--spark-conf", "spark.eventLog.enabled=true"]
+    args += ["--spark-conf", f"spark.eventLog.dir={events}"]
+    args += ["--spark-conf", "spark.eventLog.rolling.enabled=false"]
+    args += ["--spark-conf", "spark.eventLog.compress=false"]
+    run = _cli(*args)
+    assert run.returncode == 0, run.stderr[-3000:]
+    kept = pd.read_parquet(tmp_path / "kept")
+    assert len(kept) == len(pd.read_parquet(tmp_path / "o" / "deduplicated")) < 4000
+    assert _passes(events, str(path), 4000, size) == (2, 0)
+
+
 # --------------------------------------------------------------------------- small driver
 def test_derived_ids_with_a_1g_driver_and_4m_results(tmp_path):
     """200,000 documents without an id column, a 1 GB driver and a 4 MB maxResultSize: nothing

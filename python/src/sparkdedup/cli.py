@@ -797,6 +797,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 "written to --output; convert the corpus to Parquet (or read it from a table) to "
                 "write a table"
             )
+    if args.command == "remove" and args.bad_records == "quarantine":
+        parser.error(
+            "remove writes only the kept rows, at --output: --bad-records quarantine is for "
+            "fuzzy, exact and semantic (OUTPUT/quarantine/); use skip (the bad records are "
+            "counted and left out) or fail"
+        )
     for option in ("--against", "--index-out"):
         if getattr(args, option[2:].replace("-", "_"), None) is None:
             continue
@@ -1243,10 +1249,11 @@ def _ids_description(args: argparse.Namespace, result: Any) -> dict[str, Any]:
     return {"ids": "derived", "input": {"rows": result.stats["input_docs"], "checksum": checksum}}
 
 
-def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
-    """Refuse a `remove` whose ids cannot be the ones the duplicates list refers to."""
+def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Refuse a `remove` whose id options cannot fit the duplicates list (no Spark job), and
+    return what its ids file says (None without one). Derived ids are checked against the
+    input's rows by `_run_remove`, on the pass that derives them."""
     from sparkdedup.fs import read_text
-    from sparkdedup.ids import content_checksum
 
     text = read_text(spark, f"{args.duplicates.rstrip('/')}/{_IDS_FILE}")
     if text is None:
@@ -1256,28 +1263,33 @@ def _check_ids_match(spark: Any, args: argparse.Namespace, df: Any) -> None:
             args.duplicates,
             _IDS_FILE,
         )
-        return
+        return None
     made = json.loads(text)
-    if made["ids"] == "user" and args.id_col is None:
+    if made["ids"] == "user" and args.id_col != made["id_col"]:
+        got = "without --id-col" if args.id_col is None else f"not of --id-col {args.id_col!r}"
         raise InputError(
             f"the duplicates in {args.duplicates!r} hold values of the id column "
-            f"{made['id_col']!r}; pass --id-col {made['id_col']}"
+            f"{made['id_col']!r} ({got}); pass --id-col {made['id_col']}"
         )
-    if made["ids"] == "derived":
-        if args.id_col is not None:
-            raise InputError(
-                f"the duplicates in {args.duplicates!r} hold derived ids (the workflow ran "
-                f"without --id-col); run remove without --id-col on the same rows"
-            )
-        here = content_checksum(df)
-        if here != made["input"]:
-            raise InputError(
-                f"the duplicates in {args.duplicates!r} hold ids derived from "
-                f"{made['input']['rows']} rows, but {_source(args)} holds {here['rows']} rows "
-                "with different content; derived ids only identify rows of the same input "
-                "(any order or partitioning): remove from those rows, or run the workflow "
-                "with --id-col"
-            )
+    if made["ids"] == "derived" and args.id_col is not None:
+        raise InputError(
+            f"the duplicates in {args.duplicates!r} hold derived ids (the workflow ran "
+            f"without --id-col); run remove without --id-col on the same rows"
+        )
+    return made
+
+
+def _check_same_rows(args: argparse.Namespace, made: dict[str, Any], here: dict[str, Any]) -> None:
+    """Refuse derived ids given other rows than those they were derived from (`here`: the
+    input's row count and content checksum, `sparkdedup.ids.content_checksum`)."""
+    if here != made["input"]:
+        raise InputError(
+            f"the duplicates in {args.duplicates!r} hold ids derived from "
+            f"{made['input']['rows']} rows, but {_source(args)} holds {here['rows']} rows "
+            "with different content; derived ids only identify rows of the same input "
+            "(any order or partitioning): remove from those rows, or run the workflow "
+            "with --id-col. No output was written"
+        )
 
 
 def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any, Any]:
@@ -1429,12 +1441,27 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 
 
 def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
+    """Drop the rows a duplicates list names from --input, staged, and committed only once
+    the checks pass: derived ids are those of these rows (their checksum, observed on the pass
+    that derives them), and the rows removed are the ids listed (more would mean the id column
+    is not unique there; fewer, that some listed ids are not in this input, is a warning)."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    from sparkdedup.io import content_columns
+    from sparkdedup.ids import (
+        H1,
+        H2,
+        ID_COL,
+        POS,
+        derived_ids,
+        id_column,
+        require_columns,
+        with_content_keys,
+    )
+    from sparkdedup.io import BAD_COL, good_records
     from sparkdedup.outputs import OutputDir
     from sparkdedup.removal import remove_duplicates
+    from sparkdedup.sizing import broadcastable, join_hint, partitions_for
 
     args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
@@ -1445,19 +1472,75 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         out.prepare()
     raw = None
     try:
-        raw, df = _read(spark, args)
         duplicates = _read_duplicates(spark, args.duplicates)
-        _check_ids_match(spark, args, df.select(*content_columns(df)))
-        whole_obs, kept_obs = Observation("input"), Observation("kept")
+        made = _check_ids_match(spark, args)
+        raw, _ = _read(spark, args)
+        # The ids listed (their count and digest): a narrow job over the duplicates, which
+        # also sizes the removal.
+        require_columns(duplicates, {"duplicates id": "id"})
+        key_type = "bigint"
+        if args.id_col is not None:
+            key = id_column(raw, args.id_col)
+            key_type = raw.select(key.alias("k")).schema["k"].dataType
+        listed_ids = duplicates.select(F.col("id").cast(key_type).alias("k")).distinct()
+        listed = _observed(listed_ids.agg(*_digest(F.xxhash64("k"))).first().asDict())
+        read_obs, whole_obs, kept_obs = (
+            Observation("read"),
+            Observation("input"),
+            Observation("kept"),
+        )
+        df = good_records(
+            raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad")), args.bad_records
+        )
+        ids = keys_obs = None
+        if args.id_col is None:
+            # The rows' checksum rides on the pass that derives their ids: no pass of its own.
+            keys_obs = Observation("input_keys")
+            keys = with_content_keys(df).select(H1, H2, POS)
+            keys = keys.observe(
+                keys_obs,
+                F.count(F.lit(1)).alias("rows"),
+                F.sum(F.col(H1).cast("decimal(38,0)")).alias("sum"),
+            )
+            rows = made["input"]["rows"] if made is not None else None
+            parts = partitions_for(spark, rows * _KEY_ROW_BYTES) if rows else None
+            ids = derived_ids(keys, parts).withColumnRenamed(ID_COL, "id")
+        # With user ids, the digest of the rows' ids read and kept rides on the write.
+        digest = _row_digest(args) if args.id_col is not None else lambda d: F.lit(0)
         kept = remove_duplicates(
-            df.observe(whole_obs, F.count(F.lit(1)).alias("rows")), duplicates, id_col=args.id_col
+            df.observe(whole_obs, *_digest(digest(df))),
+            duplicates,
+            id_col=args.id_col,
+            ids=ids,
+            broadcast=broadcastable(spark, listed["rows"], removal=True),
         )
         _write_kept(
             args,
-            kept.observe(kept_obs, F.count(F.lit(1)).alias("rows")),
+            kept.observe(kept_obs, *_digest(digest(kept))),
             None if out is None else out.path(),
             table,
         )
+        if keys_obs is not None and made is not None:
+            seen = keys_obs.get
+            here = {"rows": int(seen["rows"]), "checksum": str(seen["sum"] or 0)}
+            _check_same_rows(args, made, here)
+        whole, kept_rows = _observed(whole_obs.get), _observed(kept_obs.get)
+        removed = whole["rows"] - kept_rows["rows"]
+        if args.id_col is None:
+            _check_removed(args, removed, listed["rows"], exact=made is not None)
+        elif (removed, whole["checksum"] - kept_rows["checksum"]) != (
+            listed["rows"],
+            listed["checksum"],
+        ):
+            # Not each listed id removing one row: which listed ids this input holds, and how
+            # many rows they name (a read of its id column, only in this case).
+            found = (
+                df.select(id_column(df, args.id_col).alias("k"))
+                .join(listed_ids.hint(join_hint(spark, listed["rows"])), on="k", how="left_semi")
+                .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("k").alias("ids"))
+                .first()
+            )
+            _check_removed(args, int(found["rows"]), listed["rows"], found=int(found["ids"]))
         if table is not None:
             table.commit()
         else:
@@ -1470,8 +1553,59 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         if not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err)
         raise
-    whole, kept_rows = int(whole_obs.get["rows"]), int(kept_obs.get["rows"])
-    return {"input_docs": whole, "removed_docs": whole - kept_rows, "kept_docs": kept_rows}
+    bad = 0 if args.bad_records == "fail" else int(read_obs.get.get("bad") or 0)
+    if bad:
+        log.warning("sparkdedup remove: %d bad input records skipped", bad)
+    return {
+        "input_docs": whole["rows"],
+        "removed_docs": removed,
+        "kept_docs": kept_rows["rows"],
+        "listed_docs": listed["rows"],
+        "bad_records": bad,
+    }
+
+
+# Bytes a derived-id key row takes in its shuffle (h1, h2, position, prefix).
+_KEY_ROW_BYTES = 32
+
+
+def _check_removed(
+    args: argparse.Namespace,
+    removed: int,
+    listed: int,
+    *,
+    exact: bool = False,
+    found: int | None = None,
+) -> None:
+    """The rows a listed id matched (`removed`; `found`: the distinct listed ids among them,
+    when counted) against the ids listed. More rows than ids is an error (a listed id matched
+    several rows: the id column is not unique in this input, and removing by it would drop
+    rows that are not duplicates); fewer, a warning (some listed ids are not in this input,
+    say a subset of the data), unless `exact` (derived ids checked to be this input's: each
+    names one of its rows)."""
+    ids = removed if found is None else found
+    if removed == listed and ids == listed:
+        return
+    if removed > ids or (exact and removed != listed):
+        what = (
+            f"--id-col {args.id_col!r} is not unique there, and removing by it would drop rows "
+            "that are not duplicates"
+            if args.id_col is not None
+            else "the derived ids do not name one row each"
+        )
+        raise DedupError(
+            f"{removed} rows of {_source(args)} match the {listed} ids listed in "
+            f"{args.duplicates!r}: {what}. No output was written"
+        )
+    log.warning(
+        "sparkdedup remove: %d of the %d ids listed in %s are not in %s (a subset or another "
+        "version of the data?); the %d found were removed",
+        listed - ids,
+        listed,
+        args.duplicates,
+        _source(args),
+        ids,
+    )
 
 
 def _read_duplicates(spark: Any, path: str) -> Any:
@@ -1644,7 +1778,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.debug("sparkdedup: stopping the session failed", exc_info=True)
     seconds = time.perf_counter() - start
     summary = {
-        k: stats[k] for k in ("input_docs", "removed_docs", "kept_docs", "groups") if k in stats
+        k: stats[k]
+        for k in ("input_docs", "removed_docs", "kept_docs", "groups", "listed_docs")
+        if k in stats
     }
     target = args.output if args.output is not None else f"table {args.output_table}"
     if args.command != "remove" and args.output_table is not None:
