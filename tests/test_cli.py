@@ -214,6 +214,28 @@ def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
     assert sorted(clean["text"]) == sorted(kept["text"])
 
 
+def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path):
+    """JSONL rows are their lines: `remove` parses every field where the fuzzy run parsed the
+    text only, and still derives the same ids (it was refused as "other rows" before), so it
+    keeps exactly the lines the run kept."""
+    _, info = jsonl_corpus
+    fmt = ["--input", info["path"], "--input-format", "jsonl"]
+    assert cli.main(["fuzzy", *fmt, "--output", str(tmp_path / "out"), *SPARK_ARGS[:2]]) == 0
+    dups = str(tmp_path / "out" / "duplicates")
+    argv = ["remove", *fmt, "--duplicates", dups, "--output", str(tmp_path / "clean")]
+    assert cli.main(argv) == 0
+
+    def lines(directory):
+        return sorted(
+            line for f in directory.glob("part-*") for line in f.read_text().splitlines() if line
+        )
+
+    kept = lines(tmp_path / "clean")
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert kept == lines(tmp_path / "out" / "deduplicated")
+    assert len(kept) == stats["kept_docs"] and stats["removed_docs"] > 0
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

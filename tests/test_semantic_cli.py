@@ -111,6 +111,42 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
     assert loose["removed_docs"] >= 15
 
 
+def test_semantic_cli_with_derived_ids_then_remove(spark, corpus, tmp_path) -> None:
+    """Without --id-col: the ids file's row checksum comes from the final write (no pass of
+    its own), so `remove` on the same rows, in another order and layout, keeps the same
+    records; and the removed rows' digest, observed on that write, passes conservation."""
+    root, path, copies = corpus
+    args = _args(path, str(tmp_path / "out"))
+    at = args.index("--id-col")
+    del args[at : at + 2]
+    assert cli.main(args) == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["input_docs"] == 165 and stats["removed_docs"] == 15
+    made = json.loads((tmp_path / "out" / "duplicates" / "_sparkdedup_ids.json").read_text())
+    # `remove` below derives the ids again and refuses rows whose checksum differs from this.
+    assert made["ids"] == "derived" and made["input"]["rows"] == 165
+    # The same records in reverse order and two files.
+    lines = open(f"{path}/part-0.jsonl", encoding="utf-8").read().splitlines()
+    shuffled = tmp_path / "shuffled"
+    shuffled.mkdir()
+    for k, part in enumerate((lines[::-1][:80], lines[::-1][80:])):
+        (shuffled / f"p{k}.jsonl").write_text("\n".join(part) + "\n", encoding="utf-8")
+    argv = ["remove", "--input", str(shuffled), "--input-format", "jsonl"]
+    argv += ["--duplicates", str(tmp_path / "out" / "duplicates"), "--output", str(tmp_path / "k")]
+    assert cli.main(argv) == 0
+
+    def records(directory):
+        return sorted(
+            line for f in directory.glob("part-*") for line in f.read_text().splitlines() if line
+        )
+
+    kept = records(tmp_path / "k")
+    assert kept == records(tmp_path / "out" / "deduplicated") and len(kept) == 150
+    kept_ids = {json.loads(line)["id"] for line in kept}
+    # Derived ids rank the pairs, not the id field: one of each original and its copy stays.
+    assert all((copy in kept_ids) != (original in kept_ids) for copy, original in copies.items())
+
+
 def test_several_eps_are_counted_from_one_set_of_scores(spark, corpus, capsys) -> None:
     """--eps 0.5,0.01,1: the scores are computed once, stats.json and stdout give what each
     eps removes, and the outputs are the first eps's."""

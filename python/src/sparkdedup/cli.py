@@ -1064,15 +1064,18 @@ def _row_digest(args: argparse.Namespace) -> Any:
 
 def _removal(
     args: argparse.Namespace, result: Any, good: Any, written: dict[str, Any]
-) -> tuple[Any, Any, dict[str, int]]:
-    """(the rows the removal reads, a function of them giving the kept rows, the removed
-    rows' digest). Derived ids of a fuzzy run are matched through its narrow key table; a
-    semantic run's rows carry their derived ids. `written`: the digest of the user's ids
-    observed as duplicates/ was written (the removed rows' digest with user ids).
+) -> tuple[Any, Any, Any]:
+    """(the rows the removal reads, a function of them giving the kept rows, a function
+    giving the removed rows' digest once the kept rows are written). Derived ids of a fuzzy
+    run are matched through its narrow key table; a semantic run's rows carry their derived
+    ids, and their removed rows' digest is observed on the write itself (flagged by a left
+    join, then dropped: no pass of its own). `written`: the digest of the user's ids observed
+    as duplicates/ was written (the removed rows' digest with user ids).
 
     The ids or row keys to remove are sent to every task (no shuffle of the corpus) while
     their hash table fits `sparkdedup.sizing.broadcast_bytes` (128 MiB, about a million rows,
     and a sixteenth of the smallest heap holding it), else the rows are shuffled to meet them."""
+    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
     from sparkdedup.ids import H1, ID_COL
@@ -1088,24 +1091,36 @@ def _removal(
             lambda rows: remove_duplicates(
                 rows, duplicates, id_col=args.id_col, broadcast=broadcast
             ),
-            written,
+            lambda: written,
         )
     keys = getattr(result, "ids", None)
     if keys is not None:
         removed_keys = removed_row_keys(duplicates, keys, hint=join_hint(spark, removed_docs))
-        return (
-            good,
-            lambda rows: drop_rows(rows, removed_keys, broadcast=broadcast),
-            removed_keys.select(*_digest(F.col(H1))).first().asDict(),
-        )
-    documents = result.documents
+        digest = removed_keys.select(*_digest(F.col(H1))).first().asDict()
+        return good, lambda rows: drop_rows(rows, removed_keys, broadcast=broadcast), lambda: digest
     remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()
-    removed = documents.join(remove, on=ID_COL).select(*_digest(_row_digest(args)(documents)))
-    return (
-        documents,
-        lambda rows: rows.join(remove, on=ID_COL, how="left_anti").drop(ID_COL),
-        removed.first().asDict(),
-    )
+    remove = remove.withColumn(_DROP, F.lit(True))
+    remove = F.broadcast(remove) if broadcast else remove
+    removed_obs = Observation("removed_rows")
+    digest = _row_digest(args)
+
+    def keep(rows: Any) -> Any:
+        flagged = rows.withColumn(_DIGEST, digest(rows)).join(remove, on=ID_COL, how="left")
+        drop = F.col(_DROP).isNotNull()
+        flagged = flagged.observe(
+            removed_obs,
+            F.count(F.when(drop, 1)).alias("rows"),
+            F.coalesce(F.sum(F.when(drop, F.col(_DIGEST)).cast("decimal(38,0)")), F.lit(0)).alias(
+                "checksum"
+            ),
+        )
+        return flagged.where(~drop).drop(_DROP, _DIGEST, ID_COL)
+
+    return result.documents, keep, lambda: removed_obs.get
+
+
+# Columns of the semantic removal's flagged join: the rows to drop, and each row's digest.
+_DROP, _DIGEST = "_dedup_drop", "_dedup_digest"
 
 
 def _write_results(
@@ -1140,8 +1155,6 @@ def _write_results(
     result.duplicates.observe(written_obs, *_digest(F.xxhash64("id"))).write.parquet(
         out.path("duplicates")
     )
-    ids = _ids_description(args, result)
-    write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     report = None
     if args.command in ("fuzzy", "exact"):
         from sparkdedup.reports import group_members, histogram, observe_sizes
@@ -1184,8 +1197,10 @@ def _write_results(
     elif text:  # rows that do not name their file: checked apart (reads the null texts)
         check_in_every_file(spark, raw, [text])
     whole = _observed(seen)
+    ids = _ids_description(args, result, whole)
+    write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     what = "id" if args.id_col is not None else "content"
-    _conservation(_observed(kept_obs.get), _observed(removed), whole, what)
+    _conservation(_observed(kept_obs.get), _observed(removed()), whole, what)
     if whole["rows"] != result.stats["input_docs"]:
         raise DedupError(
             f"the input now holds {whole['rows']} usable rows where the workflow saw "
@@ -1234,25 +1249,28 @@ def _write_results(
     return stats
 
 
-def _ids_description(args: argparse.Namespace, result: Any) -> dict[str, Any]:
+def _ids_description(
+    args: argparse.Namespace, result: Any, whole: dict[str, int]
+) -> dict[str, Any]:
     """What the ids of a duplicates list are, so that `remove` can check it is given the rows
     they identify: the user's id column, or derived ids with the input's row checksum (from
-    the run's narrow key table when it has one)."""
-
-    from sparkdedup.ids import content_checksum
-
+    the run's narrow key table when it has one, else `whole`: the rows' count and content
+    checksum observed on the final write, `sparkdedup.ids.content_checksum`'s values)."""
     if args.id_col is not None:
         return {"ids": "user", "id_col": args.id_col}
     checksum = result.stats.get("content_checksum")
-    if checksum is None:  # semantic: from its rows with their ids
-        return {"ids": "derived", "input": content_checksum(result.documents)}
+    if checksum is None:  # semantic: its rows with their ids, as the final write read them
+        return {
+            "ids": "derived",
+            "input": {"rows": whole["rows"], "checksum": str(whole["checksum"])},
+        }
     return {"ids": "derived", "input": {"rows": result.stats["input_docs"], "checksum": checksum}}
 
 
 def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | None:
     """Refuse a `remove` whose id options cannot fit the duplicates list (no Spark job), and
     return what its ids file says (None without one). Derived ids are checked against the
-    input's rows by `_run_remove`, on the pass that derives them."""
+    input's rows by `_run_remove`, on its write."""
     from sparkdedup.fs import read_text
 
     text = read_text(spark, f"{args.duplicates.rstrip('/')}/{_IDS_FILE}")
@@ -1442,8 +1460,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 
 def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     """Drop the rows a duplicates list names from --input, staged, and committed only once
-    the checks pass: derived ids are those of these rows (their checksum, observed on the pass
-    that derives them), and the rows removed are the ids listed (more would mean the id column
+    the checks pass: derived ids are those of these rows (their checksum, observed on the
+    write), and the rows removed are the ids listed (more would mean the id column
     is not unique there; fewer, that some listed ids are not in this input, is a warning)."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
@@ -1460,7 +1478,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     )
     from sparkdedup.io import BAD_COL, good_records
     from sparkdedup.outputs import OutputDir
-    from sparkdedup.removal import remove_duplicates
+    from sparkdedup.removal import drop_rows, remove_duplicates, removed_row_keys
     from sparkdedup.sizing import broadcastable, join_hint, partitions_for
 
     args.write_format = _output_format(spark, args)
@@ -1492,28 +1510,27 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         df = good_records(
             raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad")), args.bad_records
         )
-        ids = keys_obs = None
+        # With user ids, the digest of the rows' ids read and kept rides on the write.
+        digest = _row_digest(args) if args.id_col is not None else lambda d: F.lit(0)
+        source = df.observe(whole_obs, *_digest(digest(df)))
+        broadcast = broadcastable(spark, listed["rows"], removal=True)
+        keys_obs = None
         if args.id_col is None:
-            # The rows' checksum rides on the pass that derives their ids: no pass of its own.
-            keys_obs = Observation("input_keys")
             keys = with_content_keys(df).select(H1, H2, POS)
-            keys = keys.observe(
-                keys_obs,
-                F.count(F.lit(1)).alias("rows"),
-                F.sum(F.col(H1).cast("decimal(38,0)")).alias("sum"),
-            )
             rows = made["input"]["rows"] if made is not None else None
             parts = partitions_for(spark, rows * _KEY_ROW_BYTES) if rows else None
             ids = derived_ids(keys, parts).withColumnRenamed(ID_COL, "id")
-        # With user ids, the digest of the rows' ids read and kept rides on the write.
-        digest = _row_digest(args) if args.id_col is not None else lambda d: F.lit(0)
-        kept = remove_duplicates(
-            df.observe(whole_obs, *_digest(digest(df))),
-            duplicates,
-            id_col=args.id_col,
-            ids=ids,
-            broadcast=broadcastable(spark, listed["rows"], removal=True),
-        )
+            # The rows' checksum rides on the write (no pass of its own), checked before the
+            # output is moved into place.
+            keys_obs = Observation("input_keys")
+            kept = drop_rows(
+                source,
+                removed_row_keys(duplicates, ids, hint=join_hint(spark, listed["rows"])),
+                broadcast=broadcast,
+                checksum=keys_obs,
+            )
+        else:
+            kept = remove_duplicates(source, duplicates, id_col=args.id_col, broadcast=broadcast)
         _write_kept(
             args,
             kept.observe(kept_obs, *_digest(digest(kept))),

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.errors import SchemaError
-from sparkdedup.io import READER_COLS
+from sparkdedup.io import READER_COLS, RECORD_COL
 
 #: Internal id column added to the user's rows; never part of user-facing output.
 ID_COL = "_dedup_id"
@@ -118,7 +118,12 @@ def check_user_ids(df: DataFrame, id_col: str) -> int:
 # ------------------------------------------------------------------------------ row content
 def content_fields(df: DataFrame) -> list[T.StructField]:
     """The user's content columns in name order (reader columns such as the file name, and
-    the id columns, are not content)."""
+    the id columns, are not content). Rows read from JSONL (`sparkdedup.io.read_input`) are
+    their lines: the fields parsed from a line follow from it, and which are parsed depends
+    on the command (a semantic run parses its embedding, `remove` every field), so only the
+    line is content, and derived ids stay the same whichever fields a command parsed."""
+    if RECORD_COL in df.columns:
+        return [df.schema[RECORD_COL]]
     skip = {ID_COL, H1, H2, POS, *READER_COLS}
     return sorted((f for f in df.schema.fields if f.name not in skip), key=lambda f: f.name)
 

@@ -8,7 +8,7 @@ again from the rows (a read of the rows and a shuffle of the keys, never of the 
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from sparkdedup.ids import (
@@ -76,15 +76,29 @@ def removed_row_keys(duplicates: DataFrame, ids: DataFrame, hint: str | None = N
     return ids.join(remove, on="id").select(H1, H2, POS)
 
 
-def drop_rows(df: DataFrame, keys: DataFrame, *, broadcast: bool = False) -> DataFrame:
+def drop_rows(
+    df: DataFrame,
+    keys: DataFrame,
+    *,
+    broadcast: bool = False,
+    checksum: Observation | None = None,
+) -> DataFrame:
     """The rows of `df` whose content keys are not in `keys` (`removed_row_keys`).
 
     A row is matched by its input position and first content hash: the position alone names
     it within a run, and the hash makes sure it is the same row (a position that named another
     row, say after the input's splits changed, matches nothing, and the conservation check of
-    the CLI fails instead of a wrong row going).
+    the CLI fails instead of a wrong row going). `checksum`: observes ``rows`` and ``sum``,
+    the row count and content checksum of `df` (`sparkdedup.ids.content_checksum`'s values),
+    on the pass that reads it.
     """
     rows = with_content_keys(df)
+    if checksum is not None:
+        rows = rows.observe(
+            checksum,
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col(H1).cast("decimal(38,0)")).alias("sum"),
+        )
     keys = keys.select(H1, POS)
     keys = F.broadcast(keys) if broadcast else keys
     return rows.join(keys, on=[H1, POS], how="left_anti").select(
