@@ -598,3 +598,37 @@ def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -
     np.testing.assert_allclose(gpu, cpu, atol=1e-9)
     with pytest.raises(ConfigError, match="seed"):
         kmeans_module.fit_centroids(df, n_clusters=3, seed=2**31, device="gpu", embedding_col="e")
+
+
+def test_text_embeddings_run_in_arrow_batches_bounded_by_bytes(spark, corpus, monkeypatch) -> None:
+    """The embeddings stage (texts to the model's Python workers) runs under the Arrow byte
+    limit of `sizing.arrow_batch_conf`, as the fuzzy scan does: a batch of long documents
+    is cut by bytes, not only by rows. The model is replaced by the corpus's own vectors."""
+    import sparkdedup.semantic.workflow as workflow
+    from pyspark.sql import functions as F
+    from sparkdedup.sizing import arrow_batch_conf
+
+    df, _ = corpus
+    vectors = {r["doc"]: r["emb"] for r in df.select("doc", "emb").collect()}
+
+    def embeddings(documents, *, id_col, text_col, **_):
+        lookup = spark.createDataFrame(list(vectors.items()), "text string, embedding array<float>")
+        return (
+            documents.select(F.col(id_col).alias("id"), F.col(text_col).alias("text"))
+            .join(lookup, on="text")
+            .select("id", "embedding")
+        )
+
+    confs = {}
+    run = StageRunner.run
+
+    def spy(self, name, fingerprint, compute, **kwargs):
+        confs[name] = kwargs.get("conf")
+        return run(self, name, fingerprint, compute, **kwargs)
+
+    monkeypatch.setattr(workflow, "document_embeddings", embeddings)
+    monkeypatch.setattr(StageRunner, "run", spy)
+    config = SemanticConfig(text_col="doc", id_col="doc", n_clusters=3, eps=0.01, device="cpu")
+    result = run_semantic(df, config, StageRunner(spark))
+    assert result.stats["input_docs"] == df.count()
+    assert confs["embeddings"] == arrow_batch_conf(spark) != {}

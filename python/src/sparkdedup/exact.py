@@ -42,7 +42,7 @@ from sparkdedup.ids import (
     id_column,
     with_content_keys,
 )
-from sparkdedup.sizing import partitions_for
+from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach
 
 log = logging.getLogger("sparkdedup")
@@ -97,7 +97,14 @@ def run_exact(
     metrics = {"with_text": F.count(TEXT_H1)}
     if derived:
         metrics["checksum"] = F.sum(F.col(H1).cast("decimal(38,0)"))
-    scan = runner.run("hashes", fp, lambda: exact_scan(df, config), metrics=metrics)
+    # Arrow batches bounded by bytes too (the normalisation runs in Python workers).
+    scan = runner.run(
+        "hashes",
+        fp,
+        lambda: exact_scan(df, config),
+        metrics=metrics,
+        conf=arrow_batch_conf(spark),
+    )
     summary = dict(runner.observed["hashes"], rows=runner.rows["hashes"])
     summary.setdefault("checksum", 0)
     n_docs = summary["rows"]

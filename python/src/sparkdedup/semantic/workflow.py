@@ -32,7 +32,7 @@ from sparkdedup.semantic.embed import (
 from sparkdedup.semantic.identify import eps_summary, identify_duplicates
 from sparkdedup.semantic.kmeans import kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
-from sparkdedup.sizing import partitions_for
+from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach
 
 log = logging.getLogger("sparkdedup")
@@ -136,6 +136,8 @@ def run_semantic(
                 batch_size=config.embedding_batch_size,
                 device=device,
             ),
+            # The texts reach the model's Python workers in Arrow batches bounded by bytes too.
+            conf=arrow_batch_conf(df.sparkSession),
         )
         vector_col = "embedding"
     else:
