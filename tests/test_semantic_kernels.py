@@ -509,3 +509,17 @@ def test_gpu_assignment_equals_cpu(stand_in_cupy, monkeypatch):
     gpu = list(_distance_batches(centers, 6, "gpu")(iter([batch])))
     assert len(cpu) == len(gpu) == 1 and gpu[0].equals(cpu[0])
     assert stand_in_cupy.devices == [2] and stand_in_cupy.freed == 2
+
+
+def test_kmeans_fit_partitions_bound_the_bytes_a_task_holds() -> None:
+    """One partition per 5,000 rows up to 1024; past that, partitions of at most 128 MiB of
+    double vectors, so a task's share stops growing with the corpus. The count depends on the
+    rows and the dimension only (k-means|| samples per partition)."""
+    from sparkdedup.semantic.kmeans import fit_partitions
+
+    assert fit_partitions(1, 8) == 1 and fit_partitions(12_000, 8) == 3
+    assert fit_partitions(5_120_000, 384) == 1024  # 15 GB: 14.6 MiB a partition
+    assert fit_partitions(10**8, 384) == 2_289 and fit_partitions(10**9, 384) == 22_889
+    for rows, dim in ((10**9, 384), (10**10, 1024), (3 * 10**6, 4096)):
+        parts = fit_partitions(rows, dim)
+        assert rows * dim * 8 / parts <= 128 * 1024**2

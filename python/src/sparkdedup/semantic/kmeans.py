@@ -27,10 +27,23 @@ from sparkdedup.semantic.embed import embedding_array, embedding_stats
 log = logging.getLogger("sparkdedup")
 
 #: Rows per partition of the KMeans input. The fit input is hash-partitioned by id into a number
-#: of partitions that depends only on the row count, and sorted, so k-means|| sampling (seeded
-#: per partition) does not depend on how the input happened to be split.
+#: of partitions that depends only on the row count and the dimension, and sorted, so k-means||
+#: sampling (seeded per partition) does not depend on how the input happened to be split.
 _ROWS_PER_FIT_PARTITION = 5_000
 _MAX_FIT_PARTITIONS = 1024
+#: Past 1024 partitions of 5,000 rows, partitions grow with the corpus only up to this many
+#: bytes of vectors (as pyspark.ml holds them: doubles): a fixed constant, not a session
+#: setting, so that the clustering stays the same whatever the session.
+_FIT_PARTITION_BYTES = 128 * 1024**2
+
+
+def fit_partitions(rows: int, dim: int) -> int:
+    """Partitions of the KMeans fit input: one per 5,000 rows up to 1024, and more past
+    that so that none holds over 128 MiB of vectors (``rows * dim * 8`` bytes in all): a task
+    sorts and caches at most that, whatever the corpus (10^9 384-dimensional vectors: 22,889
+    partitions, where a cap of 1024 would give each 3 GB)."""
+    by_rows = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(rows / _ROWS_PER_FIT_PARTITION)))
+    return max(by_rows, math.ceil(rows * dim * 8 / _FIT_PARTITION_BYTES))
 _CUML_MAX_SEED = 2**31 - 1
 _BLOCK_SOLVER_MIN_POINTS_PER_CENTER = 2
 
@@ -277,7 +290,7 @@ def fit_centroids(
             rows,
             k,
         )
-    partitions = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(rows / _ROWS_PER_FIT_PARTITION)))
+    partitions = fit_partitions(rows, stats.dim)
     fit_input = normalized.repartition(partitions, "id").sortWithinPartitions("id")
     if k == 1:
         # pyspark.ml rejects k = 1, and one centre is simply the mean: computed here on CPU and
