@@ -95,6 +95,30 @@ def test_driver_limit_follows_max_result_size() -> None:
     assert cc_module.driver_edge_limit(Session("0")) == 131_072  # unlimited results
 
 
+def test_string_ids_size_the_driver_limit_by_their_bytes(spark, caplog, monkeypatch) -> None:
+    """String ids collect their UTF-8 bytes plus two Arrow offsets an edge, not 16 bytes: the
+    default limit is the budget over that measured width (one job, which also counts)."""
+    monkeypatch.setattr(cc_module, "driver_result_bytes", lambda spark: 1024**2)  # a 4m result
+    ids = [f"document-{i:030d}" for i in range(6)]  # 39 bytes each: 86 bytes an edge
+    pairs = [(ids[0], ids[1]), (ids[1], ids[2]), (ids[4], ids[5])]
+    edges = spark.createDataFrame(pairs, "src string, dst string")
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        found = connected_components(edges, backend="auto", edge_count=3)
+        result = {r["id"]: r["component"] for r in found.collect()}
+    assert result == {ids[i]: ids[0] for i in range(3)} | {ids[4]: ids[4], ids[5]: ids[4]}
+    limit = 1024**2 // (8 + 2 * 39)
+    assert any(
+        f"backend=driver (3 edges <= max_driver_edges={limit})" in m for m in caplog.messages
+    )
+    # Integer ids keep 16 bytes an edge, and a known count is not counted again.
+    caplog.clear()
+    ints = spark.createDataFrame([(1, 2), (2, 3), (5, 6)], LONG_SCHEMA)
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        connected_components(ints, backend="auto", edge_count=3).collect()
+    assert any(f"max_driver_edges={1024**2 // 16})" in m for m in caplog.messages)
+    assert not any("counted in" in m for m in caplog.messages)
+
+
 @pytest.mark.slow
 def test_chain_of_100k_nodes_in_shuffled_order(spark, caplog) -> None:
     # The worst case for label propagation: one path 0-1-2-...-n, rows in random order.

@@ -45,6 +45,8 @@ _EDGE_BYTES = 16
 #: graph runs distributed rounds until it is this small, so the driver's memory does not grow
 #: with the corpus (about 20 MiB of Python at the most, SciPy's solve included).
 DRIVER_EDGE_BYTES = 2 * 1024**2
+#: Bytes a collected edge of string ids takes beyond its ids' UTF-8 bytes: two Arrow offsets.
+_STRING_EDGE_OVERHEAD = 8
 # components_from_edges or components_from_edges_gpu
 _Kernel = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 _GPU_HINT = (
@@ -74,7 +76,8 @@ def connected_components(
         are at most `max_driver_edges` edges, else runs distributed rounds until a round leaves
         at most `max_driver_edges` edges and finishes those on the driver.
     max_driver_edges : edge-count limit of the driver path; "driver" raises above it. 0 (the
-        default) takes 2 MiB of edges at 16 bytes an edge (131,072 edges), or a quarter of
+        default) takes 2 MiB of edges at 16 bytes an integer edge (131,072 edges; string ids at
+        their measured bytes, one job over the edges), or a quarter of
         ``spark.driver.maxResultSize`` when that is smaller (`driver_edge_limit`).
     checkpoint_dir : directory where each distributed round is written (reliable, and
         readable by a Spark Connect session). None uses the SparkContext's checkpoint directory
@@ -114,7 +117,6 @@ def connected_components(
     # Picked before any Spark job so that a missing cuGraph fails fast.
     kernel = None if backend == "distributed" else _pick_kernel(device)
     spark = edges.sparkSession
-    max_driver_edges = max_driver_edges or driver_edge_limit(spark)
     # One row per edge, smaller end in `p`; persisted so the count and what follows it read
     # the input once.
     pairs = (
@@ -126,12 +128,21 @@ def connected_components(
         .persist()
     )
     try:
-        if edge_count is None:
+        strings = isinstance(id_type, T.StringType) and not max_driver_edges
+        n_edges = None if edge_count is None else int(edge_count)
+        if n_edges is None or strings:
+            # String ids: their bytes size the driver path (one job, which also counts).
             started = time.perf_counter()
-            n_edges = pairs.count()
+            row = pairs.agg(
+                F.count(F.lit(1)).alias("n"),
+                F.sum(F.octet_length("x") + F.octet_length("p")).alias("bytes"),
+            ).first()
+            n_edges = int(row["n"])
             log.info("connected components: %d edges (counted in %.1f s)", n_edges, _since(started))
-        else:
-            n_edges = int(edge_count)
+            if strings and n_edges:
+                width = _STRING_EDGE_OVERHEAD + math.ceil(int(row["bytes"] or 0) / n_edges)
+                max_driver_edges = driver_edge_limit(spark, max(width, _EDGE_BYTES))
+        max_driver_edges = max_driver_edges or driver_edge_limit(spark)
         auto = backend == "auto"
         if auto:
             backend = "driver" if n_edges <= max_driver_edges else "distributed"
@@ -167,13 +178,14 @@ def connected_components(
         pairs.unpersist()
 
 
-def driver_edge_limit(spark: SparkSession) -> int:
-    """Edges the driver path collects by default: 2 MiB of them at 16 bytes an edge (131,072),
-    or a quarter of ``spark.driver.maxResultSize`` when that is smaller (a 4m maxResultSize
-    gives 65,536; 0, unlimited, leaves the 2 MiB)."""
+def driver_edge_limit(spark: SparkSession, edge_bytes: int = _EDGE_BYTES) -> int:
+    """Edges the driver path collects by default: 2 MiB of them at `edge_bytes` an edge (16
+    for integer ids: 131,072), or a quarter of ``spark.driver.maxResultSize`` when that is
+    smaller (a 4m maxResultSize gives 65,536 integer edges; 0, unlimited, leaves the 2 MiB).
+    String ids take their measured bytes plus `_STRING_EDGE_OVERHEAD` an edge."""
     share = driver_result_bytes(spark)
     budget = DRIVER_EDGE_BYTES if share is None else min(share, DRIVER_EDGE_BYTES)
-    return max(1, budget // _EDGE_BYTES)
+    return max(1, budget // edge_bytes)
 
 
 def _check_edges(edges: DataFrame) -> T.DataType:

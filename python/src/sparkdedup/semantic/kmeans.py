@@ -44,6 +44,8 @@ def fit_partitions(rows: int, dim: int) -> int:
     partitions, where a cap of 1024 would give each 3 GB)."""
     by_rows = min(_MAX_FIT_PARTITIONS, max(1, math.ceil(rows / _ROWS_PER_FIT_PARTITION)))
     return max(by_rows, math.ceil(rows * dim * 8 / _FIT_PARTITION_BYTES))
+
+
 _CUML_MAX_SEED = 2**31 - 1
 _BLOCK_SOLVER_MIN_POINTS_PER_CENTER = 2
 
