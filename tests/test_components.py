@@ -193,6 +193,33 @@ def test_auto_hands_over_to_the_driver_when_the_rounds_shrink_the_graph(spark, c
     assert run(edges, "distributed", max_driver_edges=20) == expected
 
 
+def test_rounds_leave_only_the_result_behind(spark, tmp_path) -> None:
+    """Once the components are found, the rounds are freed: with a checkpoint directory only
+    the result's files stay; persisted, the rounds are unpersisted, after a converged run, a
+    hand-over to the driver and a run that does not converge alike."""
+    rows = [(a, b) for a in range(8) for b in range(a + 1, 8)]
+    rows += [(a, b) for a in range(10, 16) for b in range(a + 1, 16)]
+    edges = spark.createDataFrame(rows, LONG_SCHEMA)
+    expected = {i: 0 for i in range(8)} | {i: 10 for i in range(10, 16)}
+    found = run(edges, "distributed", checkpoint_dir=str(tmp_path))
+    assert found == expected
+    (runs,) = list(tmp_path.iterdir())
+    assert sorted(p.name for p in runs.iterdir()) == ["result"]
+
+    jsc = spark.sparkContext._jsc
+
+    def persisted() -> int:
+        return jsc.getPersistentRDDs().size()
+
+    before = persisted()
+    assert run(edges, "auto", max_driver_edges=20) == expected  # rounds, then the driver
+    assert persisted() == before
+    chain = spark.createDataFrame([(i, i + 1) for i in range(64)], LONG_SCHEMA)
+    with pytest.raises(DedupError):
+        connected_components(chain, backend="distributed", max_iterations=2)
+    assert persisted() == before
+
+
 def test_max_iterations_exceeded(spark) -> None:
     edges = spark.createDataFrame([(i, i + 1) for i in range(64)], LONG_SCHEMA)
     with pytest.raises(DedupError, match="did not converge in max_iterations=2"):

@@ -18,7 +18,8 @@ import importlib.util
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
@@ -382,10 +383,12 @@ class _Rounds:
         self._paths: list[str] = []
 
     def materialise(self, df: DataFrame, round_no: int) -> DataFrame:
+        """Round `round_no` of the rounds, or with 0 the result (kept by `close`)."""
         if self.dir is not None:
             path = f"{self.dir}/round-{round_no}" if round_no else f"{self.dir}/result"
             df.write.mode("overwrite").parquet(path)
-            self._paths.append(path)
+            if round_no:
+                self._paths.append(path)
             out = self.spark.read.parquet(path)
         elif self.context_dir is not None:
             out = df.checkpoint(eager=True)
@@ -401,7 +404,21 @@ class _Rounds:
             from sparkdedup.fs import delete
 
             delete(self.spark, self._paths.pop(0))
+        if not round_no:
+            self._previous = None  # the result: the caller's
         return out
+
+    def close(self) -> None:
+        """Free what the rounds left once the result is made (or the rounds failed): the last
+        persisted round and the round directories; the result stays."""
+        from sparkdedup.fs import delete
+
+        if self._previous is not None and self.dir is None and self.context_dir is None:
+            self._previous.unpersist()
+        self._previous = None
+        for path in self._paths:
+            delete(self.spark, path)
+        self._paths = []
 
 
 def _solve_distributed(
@@ -427,7 +444,7 @@ def _solve_distributed(
     )
     state = pairs
     changes = 0
-    with shuffle_partitions(spark, parts):
+    with shuffle_partitions(spark, parts), _closing(rounds):
         for round_no in range(1, max_iterations + 1):
             started = time.perf_counter()
             # The counts ride on the round's own job (an Observation): a round costs its
@@ -466,6 +483,14 @@ def _solve_distributed(
         f"distributed connected components did not converge in max_iterations={max_iterations} "
         f"rounds ({changes} edges still changing); raise max_iterations or use backend='driver'"
     )
+
+
+@contextmanager
+def _closing(rounds: _Rounds) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        rounds.close()
 
 
 def _stars_to_components(state: DataFrame) -> DataFrame:
