@@ -102,6 +102,22 @@ def stage_tasks(spark):
     return run
 
 
+@pytest.fixture
+def stage_confs(monkeypatch) -> dict:
+    """The Spark settings each `StageRunner.run` call of the test asks for, by stage name."""
+    from sparkdedup.stages import StageRunner
+
+    confs: dict = {}
+    run = StageRunner.run
+
+    def spy(self, name, fingerprint, compute, **kwargs):
+        confs[name] = kwargs.get("conf")
+        return run(self, name, fingerprint, compute, **kwargs)
+
+    monkeypatch.setattr(StageRunner, "run", spy)
+    return confs
+
+
 @pytest.fixture(scope="session")
 def test_vectors() -> dict:
     import json

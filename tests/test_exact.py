@@ -167,23 +167,14 @@ def test_exact_groups_by_normalised_text(docs, mode: str) -> None:
     assert found == EXPECTED[mode]
 
 
-def test_exact_normalisation_runs_in_arrow_batches_bounded_by_bytes(docs, monkeypatch) -> None:
+def test_exact_normalisation_runs_in_arrow_batches_bounded_by_bytes(docs, stage_confs) -> None:
     """The scan normalises texts in Python workers: its Arrow batches are bounded by bytes
     (`sizing.arrow_batch_conf`), as the fuzzy scan's are, not only by rows."""
     from sparkdedup.sizing import arrow_batch_conf
-    from sparkdedup.stages import StageRunner
 
-    confs = {}
-    run = StageRunner.run
-
-    def spy(self, name, fingerprint, compute, **kwargs):
-        confs[name] = kwargs.get("conf")
-        return run(self, name, fingerprint, compute, **kwargs)
-
-    monkeypatch.setattr(StageRunner, "run", spy)
     found = _pairs(sparkdedup.exact_duplicates(docs, id_col="id", normalize="whitespace"))
     assert found == EXPECTED["whitespace"]
-    assert confs["hashes"] == arrow_batch_conf(docs.sparkSession) != {}
+    assert stage_confs["hashes"] == arrow_batch_conf(docs.sparkSession) != {}
 
 
 def test_exact_keep_rule_priority_and_partitioning(docs) -> None:

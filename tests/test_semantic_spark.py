@@ -600,7 +600,9 @@ def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -
         kmeans_module.fit_centroids(df, n_clusters=3, seed=2**31, device="gpu", embedding_col="e")
 
 
-def test_text_embeddings_run_in_arrow_batches_bounded_by_bytes(spark, corpus, monkeypatch) -> None:
+def test_text_embeddings_run_in_arrow_batches_bounded_by_bytes(
+    spark, corpus, monkeypatch, stage_confs
+) -> None:
     """The embeddings stage (texts to the model's Python workers) runs under the Arrow byte
     limit of `sizing.arrow_batch_conf`, as the fuzzy scan does: a batch of long documents
     is cut by bytes, not only by rows. The model is replaced by the corpus's own vectors."""
@@ -619,16 +621,8 @@ def test_text_embeddings_run_in_arrow_batches_bounded_by_bytes(spark, corpus, mo
             .select("id", "embedding")
         )
 
-    confs = {}
-    run = StageRunner.run
-
-    def spy(self, name, fingerprint, compute, **kwargs):
-        confs[name] = kwargs.get("conf")
-        return run(self, name, fingerprint, compute, **kwargs)
-
     monkeypatch.setattr(workflow, "document_embeddings", embeddings)
-    monkeypatch.setattr(StageRunner, "run", spy)
     config = SemanticConfig(text_col="doc", id_col="doc", n_clusters=3, eps=0.01, device="cpu")
     result = run_semantic(df, config, StageRunner(spark))
     assert result.stats["input_docs"] == df.count()
-    assert confs["embeddings"] == arrow_batch_conf(spark) != {}
+    assert stage_confs["embeddings"] == arrow_batch_conf(spark) != {}
