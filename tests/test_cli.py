@@ -304,6 +304,15 @@ def test_unreadable_input_exit_2(spark, tmp_path, capsys):
         assert cli.main(argv) == 2
         last = capsys.readouterr().err.strip().splitlines()[-1]
         assert last.startswith("sparkdedup: error: ") and message in last, last
+    # A file whose name must be percent-encoded in a URI and holds glob characters: the bad
+    # record is still found, by file and line.
+    odd = tmp_path / "dir x" / "a b%[1]{2}.jsonl"
+    odd.parent.mkdir()
+    odd.write_text('{"text": "fine"}\n{"text": "fine too"}\n{not json\n')
+    argv = ["fuzzy", "--input", str(odd.parent), "--input-format", "jsonl"]
+    assert cli.main([*argv, "--output", str(tmp_path / "o")]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"bad input record in {odd}, line 3: not a JSON object" in last, last
 
 
 def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):

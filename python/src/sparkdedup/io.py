@@ -19,6 +19,7 @@ Used by the CLI and the notebooks; the DataFrame API itself does no I/O.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from functools import reduce
 from typing import Any
@@ -523,10 +524,20 @@ def first_bad_record(
     return BadRecord(file, position, reason)
 
 
+def _literal_path(uri: str) -> str:
+    """A data file's URI from ``_metadata.file_path`` (percent-encoded) as a path Spark's
+    readers take literally: decoded, with the glob characters escaped."""
+    parsed = urlparse(uri)
+    path = re.sub(r"([\\*?\[\]{}])", r"\\\1", unquote(parsed.path))
+    if not parsed.scheme:
+        return path
+    return f"{parsed.scheme}://{parsed.netloc}{path}" if parsed.netloc else f"{parsed.scheme}:{path}"
+
+
 def _first_bad_row(spark: SparkSession, file: str, id_col: str | None) -> str:
     if id_col is None:
         return "a row"
-    rows = spark.read.parquet(file).where(F.col(id_col).isNull())
+    rows = spark.read.parquet(_literal_path(file)).where(F.col(id_col).isNull())
     first = rows.agg(F.min(F.col("_metadata.row_index"))).first()[0]
     return "a row" if first is None else f"row {int(first) + 1}"
 
@@ -540,7 +551,7 @@ def _first_bad_line(spark: SparkSession, df: DataFrame, file: str, id_col: str |
     """
     fields = [f for f in df.schema.fields if f.name not in (RECORD_COL, *READER_COLS)]
     parsed = _parse_json(F.col("value"), T.StructType(fields))
-    lines = spark.read.text(file).select(
+    lines = spark.read.text(_literal_path(file)).select(
         F.spark_partition_id().alias("p"),
         F.monotonically_increasing_id().alias("m"),
         (parsed.isNotNull() & _json_bad(F.col("value"), parsed, id_col).isNotNull()).alias("bad"),
