@@ -249,6 +249,32 @@ def test_failed_run_leaves_the_previous_output(spark, corpus, tmp_path, capsys):
     assert not [p for p in os.listdir(out) if p.startswith("_sparkdedup_staging")]
 
 
+def test_a_failed_run_with_its_cache_inside_the_output_reruns_without_overwrite(
+    spark, corpus, tmp_path, capsys
+):
+    """A --cache-path inside --output (not the default OUTPUT/cache) is the run's own: after
+    a failed run, the rerun is not refused as a non-empty output."""
+    bad = tmp_path / "bad"
+    _jsonl(bad / "a.jsonl", _docs(10))
+    with open(bad / "a.jsonl", "a", encoding="utf-8") as f:
+        f.write("{broken\n")
+    out = tmp_path / "o"
+    argv = ["fuzzy", "--input", str(bad), *FUZZY, "--output", str(out)]
+    argv += ["--cache-path", str(out / "work" / "stages"), "--bad-records", "fail"]
+    code, lines = _run(capsys, *argv)
+    assert code == 2 and "line 11" in _error_line(lines)
+    assert os.listdir(out) == ["work"]
+    # The same corpus, its bad line left out: a new run in the same place.
+    code, lines = _run(capsys, *argv[:-1], "skip")
+    assert code == 0, lines
+    assert {"duplicates", "deduplicated", "stats.json", "work"} <= set(os.listdir(out))
+    # A directory of the user's there is still refused.
+    (out / "mine").mkdir()
+    (out / "mine" / "note.txt").write_text("keep")
+    code, lines = _run(capsys, "fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out))
+    assert code == 2
+
+
 def test_remove_writes_atomically_and_overwrites_only_its_own_output(
     spark, corpus, tmp_path, capsys
 ):

@@ -874,6 +874,19 @@ def _cache_path(args: argparse.Namespace) -> str:
     return args.cache_path or f"{args.output.rstrip('/')}/cache"
 
 
+def _cache_in_output(spark: Any, args: argparse.Namespace) -> tuple[str, ...]:
+    """The stage cache's path relative to --output when it lies inside (the default
+    OUTPUT/cache, or a --cache-path there): kept by the output rules, so that a rerun after a
+    failed run resumes from it without --overwrite."""
+    if args.cache_path is None:
+        return ("cache",)
+    from sparkdedup.fs import qualified
+
+    out = qualified(spark, args.output).rstrip("/")
+    cache = qualified(spark, args.cache_path).rstrip("/")
+    return (cache[len(out) + 1 :],) if cache.startswith(out + "/") else ()
+
+
 #: What a workflow writes inside --output.
 _WORKFLOW_OUTPUTS = ("duplicates", "deduplicated", "groups", "stats.json", "quarantine")
 #: Spark's own log level for each --log-level: Spark's warnings and errors would bury the
@@ -1403,7 +1416,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         args.output,
         _WORKFLOW_OUTPUTS,
         overwrite=args.overwrite,
-        keep=("cache",) if args.cache_path is None else (),
+        keep=_cache_in_output(spark, args),
     )
     # The executors' device probe runs while the input is listed and read.
     # On the CPU its tasks (or, with --device cpu, a job of its own) load the MinHash kernels

@@ -531,7 +531,9 @@ def _literal_path(uri: str) -> str:
     path = re.sub(r"([\\*?\[\]{}])", r"\\\1", unquote(parsed.path))
     if not parsed.scheme:
         return path
-    return f"{parsed.scheme}://{parsed.netloc}{path}" if parsed.netloc else f"{parsed.scheme}:{path}"
+    return (
+        f"{parsed.scheme}://{parsed.netloc}{path}" if parsed.netloc else f"{parsed.scheme}:{path}"
+    )
 
 
 def _first_bad_row(spark: SparkSession, file: str, id_col: str | None) -> str:

@@ -168,8 +168,9 @@ class OutputDir:
     entries : names of what the run writes inside `root` (``duplicates``, ``deduplicated``,
         ``stats.json``), or None for a single dataset written at `root` itself (``remove``).
     overwrite : ``--overwrite``.
-    keep : names of sparkdedup directories that may already sit in `root` without counting as
-        earlier output (the default stage cache, ``cache``), when they carry a cache marker.
+    keep : paths relative to `root` of sparkdedup directories that may already sit there
+        without counting as earlier output (the stage cache: ``cache`` by default, or a
+        ``--cache-path`` inside `root`), when they carry a cache marker.
 
     Use: `prepare` (checks, creates the staging directory), `path` for each entry, then
     `commit`, or `abort` when the run failed.
@@ -258,7 +259,11 @@ class OutputDir:
         for child in children:
             if child.name == MARKER or _ours_staging(self.spark, child):
                 continue
-            if child.name in self.keep and fs.exists(self.spark, f"{child.path}/{CACHE_MARKER}"):
+            if any(
+                kept.split("/")[0] == child.name
+                and fs.exists(self.spark, f"{self.root}/{kept}/{CACHE_MARKER}")
+                for kept in self.keep
+            ):
                 continue
             (earlier if child.name in ours else foreign).append(child.name)
         if (earlier or foreign) and not self.overwrite:
