@@ -275,6 +275,43 @@ def test_a_failed_run_with_its_cache_inside_the_output_reruns_without_overwrite(
     assert code == 2
 
 
+def test_dataset_staging_left_by_a_killed_run_is_cleared(spark, tmp_path, caplog):
+    """`remove` stages its output beside --output: a copy that a killed run left there is
+    deleted by the next run writing that output, unless it holds the earlier output moved
+    aside mid-commit (then it is left, with a warning); other targets' staging is untouched."""
+    from sparkdedup.outputs import STAGING_PREFIX, OutputDir
+
+    def killed(target: str, *, mid_commit: bool = False) -> str:
+        out = OutputDir(spark, target, None, overwrite=True)
+        out.prepare()
+        os.makedirs(os.path.join(out.path().split(":", 1)[-1], "x"))  # never committed
+        if mid_commit:
+            os.rename(target, os.path.join(out.staging.split(":", 1)[-1], "replaced"))
+        return out.staging.split(":", 1)[-1]
+
+    target = str(tmp_path / "clean")
+    first = OutputDir(spark, target, None)
+    first.prepare()
+    os.makedirs(first.path().split(":", 1)[-1])
+    with open(os.path.join(first.path().split(":", 1)[-1], "part-0.txt"), "w") as fh:
+        fh.write("an earlier output")
+    first.commit()
+    other = killed(str(tmp_path / "other"))
+    left = killed(target)
+    assert os.path.isdir(left)
+    OutputDir(spark, target, None, overwrite=True).prepare()
+    assert not os.path.exists(left) and os.path.isdir(other)
+    # Stopped between moving the earlier output aside and moving the new one in: kept.
+    aside = killed(target, mid_commit=True)
+    assert not os.path.exists(target)
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        OutputDir(spark, target, None, overwrite=True).prepare()
+    assert os.path.isfile(os.path.join(aside, "replaced", "part-0.txt"))
+    assert "holds the earlier output" in caplog.text
+    staged = [p for p in os.listdir(tmp_path) if p.startswith(STAGING_PREFIX)]
+    assert len(staged) == 3  # other's, the one kept, and the last prepare's own
+
+
 def test_remove_writes_atomically_and_overwrites_only_its_own_output(
     spark, corpus, tmp_path, capsys
 ):

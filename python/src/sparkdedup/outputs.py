@@ -17,6 +17,7 @@ Two layouts: a workflow writes several entries (``duplicates/``, ``deduplicated/
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,6 +27,8 @@ from pyspark.sql import SparkSession
 
 from sparkdedup import __version__, fs
 from sparkdedup.errors import ConfigError
+
+log = logging.getLogger("sparkdedup")
 
 MARKER = "_sparkdedup_output.json"
 CACHE_MARKER = "_sparkdedup_cache.json"
@@ -214,6 +217,7 @@ class OutputDir:
         token = uuid.uuid4().hex[:12]
         if self.entries is None:
             parent, name = self._parent_and_name()
+            self._clear_stale_dataset_staging(parent, name)
             self.staging = f"{parent}/{STAGING_PREFIX}{token}-{name}"
         else:
             self.staging = f"{self.root}/{STAGING_PREFIX}{token}"
@@ -224,6 +228,34 @@ class OutputDir:
                 f"{self.staging}/{_STAGING_MARKER}",
                 json.dumps({"sparkdedup_version": __version__, "target": self.root}),
             )
+
+    def _clear_stale_dataset_staging(self, parent: str, name: str) -> None:
+        """Delete the staging directories beside `root` that runs writing it left when they
+        did not finish (a copy of their output each), except one holding an earlier output
+        moved aside by a commit that stopped before the new one took its place: that one is
+        left, with a warning naming it."""
+        for child in fs.list_dir(self.spark, parent) or []:
+            if not (child.name.endswith(f"-{name}") and _ours_staging(self.spark, child)):
+                continue
+            try:
+                staged = json.loads(
+                    fs.read_text(self.spark, f"{child.path}/{_STAGING_MARKER}") or ""
+                )
+            except ValueError:
+                continue
+            if not isinstance(staged, dict) or staged.get("target") != self.root:
+                continue
+            if fs.exists(self.spark, f"{child.path}/replaced") and not fs.exists(
+                self.spark, self.root
+            ):
+                log.warning(
+                    "sparkdedup: %s holds the earlier output of %s, moved aside by a run that "
+                    "stopped while replacing it; it is left as it is",
+                    child.path,
+                    self.display,
+                )
+                continue
+            fs.delete(self.spark, child.path)
 
     def _parent_and_name(self) -> tuple[str, str]:
         parent, _, name = self.root.rpartition("/")
