@@ -382,11 +382,15 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
         sparkdedup.fuzzy_duplicates(new, against=index, verify="jaccard", **CFG)
     with pytest.raises(InputError, match="not a sparkdedup index"):
         sparkdedup.fuzzy_duplicates(new, against=str(tmp_path), **CFG)
-    strings = new.select(F.col("id").cast("string").alias("id"), "text")
+    # Ids of another type: refused from the schema, before the scan (which would fail here).
+    unscannable = F.raise_error(F.lit("the scan ran")).cast("string")
+    strings = new.select(F.col("id").cast("string").alias("id"), unscannable.alias("text"))
     with pytest.raises(InputError, match="is string but the index .* holds bigint ids"):
         sparkdedup.fuzzy_duplicates(strings, against=index, **CFG)
-    with pytest.raises(ConfigError, match="already holds an index; pass --overwrite"):
+    with pytest.raises(ConfigError, match="already holds an index; pass overwrite=True .* append"):
         sparkdedup.write_index(new, index, **CFG)
+    with pytest.raises(ConfigError, match="pass overwrite_index=True to replace it, or against="):
+        sparkdedup.fuzzy_duplicates(new, index_out=index, **CFG)
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="is not a sparkdedup index; choose a new path"):

@@ -106,6 +106,14 @@ def id_type(df: DataFrame) -> str:
     return "string" if df.schema["id"].dataType.simpleString() == "string" else "bigint"
 
 
+#: How each caller of `IndexWriter` (by its `option`) replaces an index, or adds to one.
+_REPLACE_OR_ADD = {
+    "--index-out": ("--overwrite", "--against the same path"),
+    "index_out": ("overwrite_index=True", "against= the same path"),
+    "path": ("overwrite=True", "append=True"),
+}
+
+
 @dataclass
 class FuzzyIndex:
     """An index read from `path`: its manifest, and its documents as DataFrames."""
@@ -227,9 +235,10 @@ class IndexWriter:
                     "path (it is never replaced)"
                 )
             if not overwrite:
+                replace, add = _REPLACE_OR_ADD.get(option, _REPLACE_OR_ADD["--index-out"])
                 raise ConfigError(
-                    f"{option} {path!r} already holds an index; pass --overwrite "
-                    "(overwrite=True) to replace it, or --against it to add to it"
+                    f"{option} {path!r} already holds an index; pass {replace} to replace it, "
+                    f"or {add} to add to it"
                 )
             self.replace = True
         self.copy = None

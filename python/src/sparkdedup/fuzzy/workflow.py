@@ -138,6 +138,8 @@ def run_fuzzy(
         check_config(config, "against")
         index = FuzzyIndex.open(spark, config.against, "against")
         index.check_params(config, "against")
+        # From the schema, before the scan: ids of another type than the index's.
+        index.check_ids(df.select(id_column(df, config.id_col).alias("id")), config.id_col)
     device = resolve_device(config.device, spark)
     requested = (config.num_bands, config.minhashes_per_band)
     if config.verify == "jaccard":
@@ -193,9 +195,6 @@ def run_fuzzy(
             runner.timed(
                 "ids", n_docs, lambda: check_unique_ids(scan.select("id"), name=config.id_col)
             )
-    if index is not None:
-        assert config.id_col is not None
-        index.check_ids(scan, config.id_col)
     if index is not None and not config.assume_unique_ids:
         runner.timed(
             "index_ids",
