@@ -622,6 +622,8 @@ def test_text_embeddings_run_in_arrow_batches_bounded_by_bytes(
         )
 
     monkeypatch.setattr(workflow, "document_embeddings", embeddings)
+    # No model runs here: the check that torch and sentence-transformers are installed is off.
+    monkeypatch.setattr(workflow, "require_embedding_backend", lambda: None)
     config = SemanticConfig(text_col="doc", id_col="doc", n_clusters=3, eps=0.01, device="cpu")
     result = run_semantic(df, config, StageRunner(spark))
     assert result.stats["input_docs"] == df.count()
