@@ -13,10 +13,12 @@ import pytest
 import sparkdedup
 from pyspark.sql import functions as F
 from sparkdedup.cli import main
+from sparkdedup.config import FuzzyConfig
 from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.index import (
     FuzzyIndex,
+    IndexWriter,
     against_bands,
     against_edges,
     against_shuffle_keys,
@@ -418,6 +420,89 @@ def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stag
         check_disjoint(
             opened, old.where(F.col("id").isin(3, 5)).select("id"), "id", broadcast=False
         )
+
+
+def test_overlapping_runs_writing_one_index_commit_only_one(spark, corpus, tmp_path) -> None:
+    """Two runs adding to one index at the same time: the first to commit adds its segment;
+    the other, which deduplicated without that segment's documents, is refused whether it
+    had staged its own or not, and leaves nothing behind. The same for two runs writing a
+    new index at one path."""
+    old, _ = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    columns = FuzzyIndex.open(spark, index)._schema().replace(" bigint", "").split(", ")
+    config = FuzzyConfig(**CFG)
+
+    def rows(shift: int):
+        table = FuzzyIndex.open(spark, index).table(columns).where(F.col("id") < 50)
+        return table.withColumn("id", F.col("id") + shift)
+
+    def listed(path: str = index) -> list[str]:
+        return [s["name"] for s in FuzzyIndex.open(spark, path).manifest["segments"]]
+
+    def leftovers(path: str = index) -> list[str]:
+        return [n for n in os.listdir(path) if n.startswith("_sparkdedup_index_staging")]
+
+    # B starts, A commits, then B stages: refused before it writes.
+    a = IndexWriter(spark, index, config, append=True)
+    b = IndexWriter(spark, index, config, append=True)
+    a.stage(rows(10**6))
+    a.commit()
+    with pytest.raises(InputError, match=r"changed while this run .*segment=00001 added"):
+        b.stage(rows(2 * 10**6))
+    b.abort()
+    assert listed() == ["segment=00000", "segment=00001"] and not leftovers()
+    # Both staged, D commits first: C's commit is refused.
+    c = IndexWriter(spark, index, config, append=True)
+    d = IndexWriter(spark, index, config, append=True)
+    c.stage(rows(3 * 10**6))
+    d.stage(rows(4 * 10**6))
+    d.commit()
+    with pytest.raises(InputError, match="deduplicated without those changes"):
+        c.commit()
+    c.abort()
+    assert listed() == ["segment=00000", "segment=00001", "segment=00002"] and not leftovers()
+    ids = {r["id"] for r in FuzzyIndex.open(spark, index).table(["id"]).collect()}
+    assert 10**6 in ids and 4 * 10**6 in ids and 3 * 10**6 not in ids
+    # Two new indexes at one path.
+    fresh = str(tmp_path / "fresh")
+    e = IndexWriter(spark, fresh, config)
+    f = IndexWriter(spark, fresh, config)
+    e.stage(rows(5 * 10**6))
+    e.commit()
+    with pytest.raises(InputError, match="an index was written there"):
+        f.stage(rows(6 * 10**6))
+    f.abort()
+    assert listed(fresh) == ["segment=00000"] and not leftovers(fresh)
+
+
+def test_cli_run_whose_index_changed_commits_nothing(
+    spark, corpus, tmp_path, capsys, monkeypatch
+) -> None:
+    """A CLI run adding to an index that another run added to meanwhile exits 2 before it
+    commits any output, and the index keeps only the other run's segment."""
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    new.limit(30).write.parquet(str(tmp_path / "new"))
+    other = new.where(F.col("id") >= N_OLD + 100)
+    stage = IndexWriter.stage
+
+    def after_another_run(self, rows):
+        monkeypatch.setattr(IndexWriter, "stage", stage)  # the other run's own stage
+        sparkdedup.write_index(other, index, append=True, **CFG)
+        return stage(self, rows)
+
+    monkeypatch.setattr(IndexWriter, "stage", after_another_run)
+    out = tmp_path / "o"
+    argv = ["fuzzy", "--input", str(tmp_path / "new"), "--input-format", "parquet", "--id-col"]
+    argv += ["id", "--master", "local[2]", "--device", "cpu", "--output", str(out)]
+    assert main([*argv, "--against", index, "--index-out", index]) == 2
+    err = capsys.readouterr().err
+    assert "changed while this run was running (segment=00001 added" in err, err
+    assert not (out / "stats.json").exists() and not (out / "duplicates").exists()
+    manifest = FuzzyIndex.open(spark, index).manifest
+    assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00001"]
 
 
 def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:

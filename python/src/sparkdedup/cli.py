@@ -1453,6 +1453,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             more = tuple(args.eps[1:])
             result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
         stats = _write_results(spark, args, result, runner, config, out, raw, table)
+        if index is not None:
+            index.check_unchanged()  # before any output is committed
         if table is not None:
             table.commit()
         out.commit()

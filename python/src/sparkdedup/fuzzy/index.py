@@ -13,7 +13,9 @@ an index reads the segments its manifest lists (never recomputing their signatur
 ``--index-out`` of the same path appends the kept new documents as one more segment: the old
 segments are not rewritten. A segment is written under a staging name and renamed into place,
 and the manifest, rewritten last (`switch_manifest`: never a moment without one), lists only
-finished segments: a run that fails leaves the index as it was.
+finished segments: a run that fails leaves the index as it was. A run whose index another run
+committed to while it ran is refused (`IndexWriter.check_unchanged`): of two overlapping runs,
+one commits.
 
 Readers take only the columns a step needs (Parquet column pruning): the band buckets of one
 band group, or the ids.
@@ -79,6 +81,11 @@ def switch_manifest(spark: SparkSession, path: str, text: str) -> None:
         fs.rename(spark, target, previous)
     fs.rename(spark, temporary, target)
     fs.delete(spark, previous)
+
+
+def _listed(manifest: str | None) -> list[str] | None:
+    """The segment names a manifest's text lists; None without a manifest."""
+    return None if manifest is None else [s["name"] for s in json.loads(manifest)["segments"]]
 
 
 def index_params(config: FuzzyConfig) -> dict[str, Any]:
@@ -249,6 +256,53 @@ class IndexWriter:
         self._name: str | None = None
         self._rows = 0
         self._id_type = ""
+        # The segments the index listed when this run started: its commit is refused when
+        # another run has committed to the index since (`check_unchanged`).
+        if self.base is not None:
+            self._seen: list[str] | None = [s["name"] for s in self.base.manifest["segments"]]
+        else:
+            self._seen = _listed(read_manifest(spark, self.path))
+
+    def check_unchanged(self) -> None:
+        """InputError when another run has committed to the index since this writer was made.
+        Appending, this run deduplicated its documents without that run's, so adding them
+        would let duplicates of those in; writing a new index, it would replace or mix with
+        that run's. Checked before the segment is written, before the caller commits its
+        other outputs, and again on commit: one of two overlapping runs is refused, never
+        both committed. (Two commits within the same moment, between this check and the
+        manifest's switch, are not told apart.)"""
+        now = _listed(read_manifest(self.spark, self.path))
+        if now == self._seen:
+            return
+        if self._seen is None:
+            what = "an index was written there"
+        elif now is None:
+            what = "its manifest was removed"
+        else:
+            added = [n for n in now if n not in self._seen]
+            gone = [n for n in self._seen if n not in now]
+            what = "; ".join(
+                part
+                for part in (
+                    f"{', '.join(added)} added" if added else "",
+                    f"{', '.join(gone)} removed" if gone else "",
+                )
+                if part
+            )
+        if self.base is not None:
+            consequence = (
+                "this run's documents were deduplicated without those changes, so they are "
+                "not added to it. Run again against the index as it is now"
+            )
+        else:
+            consequence = (
+                "this run's index is not written there (it would replace or mix with that "
+                "run's). Run again, or choose another path"
+            )
+        raise InputError(
+            f"{self.option} {self.path!r} changed while this run was running ({what}, by "
+            f"another run): {consequence}; runs writing one index must not overlap"
+        )
 
     def rows(self, result: Any) -> DataFrame:
         """The rows to index from a fuzzy run's result (`FuzzyResult`): the documents it
@@ -287,6 +341,7 @@ class IndexWriter:
         from pyspark.sql import Observation
 
         self._id_type = id_type(rows)
+        self.check_unchanged()
         if self.base is not None and self.base.manifest["id_type"] != self._id_type:
             raise InputError(
                 f"ids of type {self._id_type} cannot be added to the index {self.path!r}, "
@@ -295,13 +350,19 @@ class IndexWriter:
         self._name = self._next_segment()
         self._staging = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}"
         counted = Observation(f"sparkdedup_index_{uuid.uuid4().hex[:8]}")
-        rows.observe(counted, F.count(F.lit(1)).alias("rows")).write.parquet(self._staging)
+        try:
+            rows.observe(counted, F.count(F.lit(1)).alias("rows")).write.parquet(self._staging)
+        except Exception:
+            # Another run's commit deletes the staging directories it finds, this one's too.
+            self.check_unchanged()
+            raise
         self._rows = int(counted.get.get("rows") or 0)
         return self._rows
 
     def commit(self) -> dict[str, Any]:
         """Move the staged segment into place and write the manifest; returns it."""
         assert self._staging is not None, "stage() first"
+        self.check_unchanged()
         segments = list(self.base.manifest["segments"]) if self.base is not None else []
         for entry in fs.list_dir(self.spark, self.path):
             # Staging directories of runs that failed before their commit.
