@@ -292,3 +292,24 @@ def test_stage_rows_and_metrics_ride_on_the_write_and_resume_without_jobs(spark,
     third = StageRunner(spark, str(tmp_path / "cache"))
     third.run("numbers", {"n": 1000}, compute, metrics={"odd": F.sum(1 - F.col("even"))})
     assert third.resumed == [] and third.observed["numbers"] == {"odd": 500}
+
+
+def test_group_report_of_a_large_group_is_not_shuffled_to_one_task(spark):
+    """The group report (`reports.group_members`) of few groups joins their sizes by a
+    broadcast: the removed rows of a 3,000-member group stay in the tasks that read them (no
+    sort-merge join gathering the group in one task); past the broadcast limit, a sort-merge
+    join. Both give the same rows."""
+    from sparkdedup.reports import group_members
+
+    dups = spark.range(1, 3001, numPartitions=3).selectExpr("id", "0L AS kept_id")
+    dups = dups.unionByName(spark.createDataFrame([(5001, 5000)], "id long, kept_id long"))
+    rows = {}
+    for broadcast in (True, False):
+        members = group_members(dups, broadcast=broadcast)
+        rows[broadcast] = sorted(tuple(r) for r in members.collect())
+        plan = members._jdf.queryExecution().executedPlan().toString()
+        assert ("BroadcastHashJoin" in plan) == broadcast, plan
+        assert ("SortMergeJoin" in plan) != broadcast, plan
+    assert rows[True] == rows[False]
+    assert len(rows[True]) == 3003
+    assert rows[True][0] == (0, 0, True, 3001) and (5000, 5001, False, 2) in rows[True]

@@ -1173,7 +1173,12 @@ def _write_results(
         from sparkdedup.reports import group_members, histogram, observe_sizes
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
-        members = group_members(spark.read.parquet(out.path("duplicates")))
+        from sparkdedup.sizing import broadcastable
+
+        members = group_members(
+            spark.read.parquet(out.path("duplicates")),
+            broadcast=broadcastable(spark, result.stats["removed_docs"]),
+        )
         scores = getattr(result, "kept_jaccard", None)
         if scores is not None:  # --verify jaccard: each member's Jaccard to the kept document
             members = members.join(scores, on="id", how="left").select(

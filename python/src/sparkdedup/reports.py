@@ -14,18 +14,24 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 
-def group_members(duplicates: DataFrame) -> DataFrame:
+def group_members(duplicates: DataFrame, *, broadcast: bool = False) -> DataFrame:
     """``[group, id, kept, size]``: every member of every group (the kept document with
-    ``kept`` true), ``group`` the kept document's id and ``size`` the group's member count."""
+    ``kept`` true), ``group`` the kept document's id and ``size`` the group's member count.
+
+    The sizes (one row a group, from an aggregation that combines each task's rows first) join
+    the removed rows by a broadcast when `broadcast` (the caller knows they are few: there
+    are at most as many groups as removed rows), so the removed rows are never shuffled and a
+    group of any size is spread over the tasks that read it; else by a sort-merge join,
+    whose tasks' memory follows the partitions, not the groups. Either way chosen here:
+    Spark's own choice would broadcast the sizes from the driver on the size of the
+    compressed duplicates files."""
     sizes = duplicates.groupBy(F.col("kept_id").alias("group")).agg(
         (F.count(F.lit(1)) + 1).alias("size")
     )
     kept = sizes.select("group", F.col("group").alias("id"), F.lit(True).alias("kept"), "size")
     removed = duplicates.select(
         F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept")
-    ).join(sizes.hint("merge"), on="group")
-    # A sort-merge join: the sizes grow with the corpus (one row a group), and Spark's own choice
-    # would broadcast them from the driver on the size of the compressed duplicates files.
+    ).join(sizes.hint("broadcast" if broadcast else "merge"), on="group")
     return removed.unionByName(kept)
 
 
