@@ -312,6 +312,44 @@ def test_dataset_staging_left_by_a_killed_run_is_cleared(spark, tmp_path, caplog
     assert len(staged) == 3  # other's, the one kept, and the last prepare's own
 
 
+def test_tree_staging_holding_an_earlier_output_moved_aside_is_kept(spark, tmp_path, caplog):
+    """The workflows stage inside --output: a staging directory a killed run left there is
+    deleted by the next run, unless its commit had moved an entry of the earlier output aside
+    and not yet put the new one in its place (then it is left, with a warning naming it)."""
+    from sparkdedup.outputs import STAGING_PREFIX, OutputDir
+
+    target = str(tmp_path / "out")
+    entries = ["duplicates", "deduplicated", "stats.json"]
+
+    def local(path: str) -> str:
+        return path.split(":", 1)[-1]
+
+    first = OutputDir(spark, target, entries)
+    first.prepare()
+    for name in ("duplicates", "deduplicated"):
+        os.makedirs(local(first.path(name)))
+        with open(os.path.join(local(first.path(name)), "part-0.txt"), "w") as fh:
+            fh.write(f"the earlier {name}")
+    first.commit()
+    # Killed before its commit: deleted by the next run.
+    early = OutputDir(spark, target, entries, overwrite=True)
+    early.prepare()
+    OutputDir(spark, target, entries, overwrite=True).prepare()
+    assert not os.path.exists(local(early.staging))
+    # Killed mid-commit, deduplicated/ moved aside and not yet replaced: kept.
+    killed = OutputDir(spark, target, entries, overwrite=True)
+    killed.prepare()
+    aside = os.path.join(local(killed.staging), "_replaced")
+    os.makedirs(aside)
+    os.rename(os.path.join(target, "deduplicated"), os.path.join(aside, "deduplicated"))
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        OutputDir(spark, target, entries, overwrite=True).prepare()
+    assert os.path.isfile(os.path.join(aside, "deduplicated", "part-0.txt"))
+    assert "holds the earlier output's deduplicated" in caplog.text
+    staged = [p for p in os.listdir(target) if p.startswith(STAGING_PREFIX)]
+    assert len(staged) == 2  # the one kept, and the last prepare's own
+
+
 def test_remove_writes_atomically_and_overwrites_only_its_own_output(
     spark, corpus, tmp_path, capsys
 ):

@@ -329,8 +329,24 @@ class OutputDir:
                     "move them first"
                 )
         for child in children:
-            if _ours_staging(self.spark, child):
-                fs.delete(self.spark, child.path)  # left by a run that did not finish
+            if not _ours_staging(self.spark, child):
+                continue
+            aside = self._moved_aside(child)
+            if aside:
+                log.warning(
+                    "sparkdedup: %s holds the earlier output's %s, moved aside by a run that "
+                    "stopped while replacing it; it is left as it is",
+                    child.path,
+                    _names(aside),
+                )
+                continue
+            fs.delete(self.spark, child.path)  # left by a run that did not finish
+
+    def _moved_aside(self, staging: fs.Entry) -> list[str]:
+        """The entries of an earlier output that a commit stopped midway (`_commit_tree`) left
+        moved aside in `staging`: those whose place in the output is empty."""
+        replaced = fs.list_dir(self.spark, f"{staging.path}/_replaced") or []
+        return [e.name for e in replaced if not fs.exists(self.spark, f"{self.root}/{e.name}")]
 
     # ------------------------------------------------------------------------ writing
     def path(self, entry: str | None = None) -> str:
