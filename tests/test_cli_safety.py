@@ -520,6 +520,10 @@ def test_empty_input_file_gives_an_empty_result(spark, tmp_path, capsys):
         (b'{"id": "abc", "text": "an id of another type"}\n', "another type"),
         (b'{"text": "no id"}\n', "'id' is missing"),
         (b"[1, 2, 3]\n", "not a JSON object"),
+        (b'{"id": 999, "text": {"body": "a nested object"}}\n', "'text' is a JSON number"),
+        (b'{"id": 999, "text": ["a", "list"]}\n', "boolean, object or array, not a string"),
+        (b'{"id": 999, "text": -12.5}\n', "'text' is a JSON number"),
+        (b'{"id": 999, "text": true}\n', "'text' is a JSON number"),
     ],
 )
 def test_bad_jsonl_record_names_file_and_line(
@@ -542,6 +546,23 @@ def test_bad_jsonl_record_names_file_and_line(
     assert "b.jsonl, line 6" in line and reason in line, line
     assert str(good) not in line
     assert _digest(d) == before and not (tmp_path / "o" / "duplicates").exists()
+
+
+def test_jsonl_texts_that_look_like_json_values_are_texts(spark, tmp_path, capsys):
+    """A text field holding a JSON string that reads like a number, boolean, object or array
+    is a text like any other (only a value of that kind is a bad record), and a copy of it is
+    removed as usual."""
+    d = tmp_path / "c"
+    looks = ['{"a": 1} braces', "[1, 2] brackets", "-12.5 degrees", "true", "2026 was a year"]
+    rows = [{"id": i, "text": t} for i, t in enumerate(looks)] + [{"id": 9, "text": "true"}]
+    _jsonl(d / "a.jsonl", rows + _docs(4, start=10))
+    out = tmp_path / "o"
+    code, lines = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, "--output", str(out))
+    assert code == 0, lines[-5:]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["input_docs"] == 10 and stats["bad_records"]["rows"] == 0
+    removed = {r["id"] for r in spark.read.parquet(str(out / "duplicates")).collect()}
+    assert removed == {9, 11, 13}
 
 
 def test_jsonl_document_over_the_json_parsers_default_limit(spark, tmp_path, capsys):

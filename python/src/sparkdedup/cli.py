@@ -1374,9 +1374,12 @@ def _deferred_text_check(args: argparse.Namespace, config: Any, raw: Any) -> str
     return text if text is not None and {text, FILE_COL} <= set(raw.columns) else None
 
 
-def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Exception) -> None:
+def _explain_failure(
+    spark: Any, args: argparse.Namespace, raw: Any, err: Exception, text_col: str | None = None
+) -> None:
     """Turn a failure the input caused into an InputError naming the file (and the line or
-    row of a bad record); anything else is left to `main` as an internal error."""
+    row of a bad record; `text_col`: the text field the input was read with); anything else
+    is left to `main` as an internal error."""
     from sparkdedup.io import BAD_RECORD_PREFIX, first_bad_record, first_line, spark_condition
 
     condition = spark_condition(err) or ""
@@ -1384,7 +1387,7 @@ def _explain_failure(spark: Any, args: argparse.Namespace, raw: Any, err: Except
     # innermost message tells it.
     raised = condition == "USER_RAISED_EXCEPTION" or first_line(err).startswith(BAD_RECORD_PREFIX)
     if raised and raw is not None and args.bad_records == "fail":
-        bad = first_bad_record(spark, raw, args.write_format, id_col=args.id_col)
+        bad = first_bad_record(spark, raw, args.write_format, id_col=args.id_col, text_col=text_col)
         if bad is not None:
             raise InputError(
                 f"bad input record in {bad}; fix or remove it, or pass --bad-records skip "
@@ -1474,7 +1477,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         if index is not None:
             index.abort()
         if not isinstance(err, DedupError):
-            _explain_failure(spark, args, raw, err)
+            _explain_failure(spark, args, raw, err, _input_text_col(config))
         raise
 
 

@@ -430,7 +430,7 @@ def _read_jsonl(
         RECORD_COL,
         *fields,
         FILE_COL,
-        _json_bad(F.col(RECORD_COL), F.col("_dedup_parsed"), id_col).alias(BAD_COL),
+        _json_bad(F.col(RECORD_COL), F.col("_dedup_parsed"), id_col, text_col).alias(BAD_COL),
     )
 
 
@@ -440,14 +440,42 @@ def _parse_json(record: Column, schema: T.StructType) -> Column:
     return F.from_json(record, with_corrupt, options)
 
 
-def _json_bad(record: Column, parsed: Column, id_col: str | None) -> Column:
+def _json_bad(
+    record: Column, parsed: Column, id_col: str | None, text_col: str | None = None
+) -> Column:
     bad = F.when(
         parsed[_CORRUPT].isNotNull(),
         F.lit("not a JSON object, or a field of another type than in the leading records"),
     ).when(~_utf8_valid(record), F.lit("invalid UTF-8"))
     if id_col is not None:
         bad = bad.when(parsed[id_col].isNull(), F.lit(f"field {id_col!r} is missing or null"))
+    if text_col is not None:
+        bad = bad.when(
+            _not_a_json_string(record, parsed[text_col], text_col),
+            F.lit(f"field {text_col!r} is a JSON number, boolean, object or array, not a string"),
+        )
     return bad
+
+
+def _not_a_json_string(record: Column, text: Column, name: str) -> Column:
+    """Whether the JSON value of field `name` is a number, boolean, object or array, which the
+    parse as a string turned into its JSON text (`text`). Only a text that such a value can
+    give (starting with ``{``, ``[``, a digit or ``-``, or ``true``/``false``) is parsed again,
+    as that kind of value: a JSON string never parses as one."""
+    options = dict(_JSON_OPTIONS, mode="PERMISSIVE")
+
+    def parses_as(dtype: T.DataType) -> Column:
+        schema = T.StructType([T.StructField(name, dtype, True)])
+        return F.from_json(record, schema, options)[name].isNotNull()
+
+    first = F.substring(text, 1, 1)
+    return (
+        F.when(first == "{", parses_as(T.MapType(T.StringType(), T.StringType())))
+        .when(first == "[", parses_as(T.ArrayType(T.StringType())))
+        .when(text.isin("true", "false"), parses_as(T.BooleanType()))
+        .when(text.rlike("^-?[0-9]"), parses_as(T.DoubleType()))
+        .otherwise(F.lit(False))
+    )
 
 
 # ---------------------------------------------------------------------------- bad records
@@ -500,10 +528,15 @@ def write_quarantine(df: DataFrame, path: str, fmt: str) -> None:
 
 
 def first_bad_record(
-    spark: SparkSession, df: DataFrame, fmt: str, *, id_col: str | None = None
+    spark: SparkSession,
+    df: DataFrame,
+    fmt: str,
+    *,
+    id_col: str | None = None,
+    text_col: str | None = None,
 ) -> BadRecord | None:
-    """A bad record of `df` (from `read_input`, with the same `id_col`), with its file and its
-    line (JSONL) or row (Parquet) number.
+    """A bad record of `df` (from `read_input`, with the same `id_col` and `text_col`), with
+    its file and its line (JSONL) or row (Parquet) number.
 
     Runs a job that stops at the first partition holding one (a full read when there is none),
     then one job over that file alone to number its lines or rows.
@@ -518,7 +551,7 @@ def first_bad_record(
     if fmt == "parquet":
         position = _first_bad_row(spark, file, id_col)
     elif fmt == "jsonl":
-        position = _first_bad_line(spark, df, file, id_col)
+        position = _first_bad_line(spark, df, file, id_col, text_col)
     else:
         position = "a row"
     return BadRecord(file, position, reason)
@@ -544,7 +577,9 @@ def _first_bad_row(spark: SparkSession, file: str, id_col: str | None) -> str:
     return "a row" if first is None else f"row {int(first) + 1}"
 
 
-def _first_bad_line(spark: SparkSession, df: DataFrame, file: str, id_col: str | None) -> str:
+def _first_bad_line(
+    spark: SparkSession, df: DataFrame, file: str, id_col: str | None, text_col: str | None
+) -> str:
     """1-based line number of the first bad record of one JSONL file.
 
     The file is parsed again as `read_input` parsed it (the same field types), blank lines
@@ -556,7 +591,9 @@ def _first_bad_line(spark: SparkSession, df: DataFrame, file: str, id_col: str |
     lines = spark.read.text(_literal_path(file)).select(
         F.spark_partition_id().alias("p"),
         F.monotonically_increasing_id().alias("m"),
-        (parsed.isNotNull() & _json_bad(F.col("value"), parsed, id_col).isNotNull()).alias("bad"),
+        (
+            parsed.isNotNull() & _json_bad(F.col("value"), parsed, id_col, text_col).isNotNull()
+        ).alias("bad"),
     )
     counts = dict(
         (r["p"], r["n"]) for r in lines.groupBy("p").agg(F.count(F.lit(1)).alias("n")).collect()
