@@ -473,7 +473,7 @@ def _not_a_json_string(record: Column, text: Column, name: str) -> Column:
         F.when(first == "{", parses_as(T.MapType(T.StringType(), T.StringType())))
         .when(first == "[", parses_as(T.ArrayType(T.StringType())))
         .when(text.isin("true", "false"), parses_as(T.BooleanType()))
-        .when(text.rlike("^-?[0-9]"), parses_as(T.DoubleType()))
+        .when(first.isin("-", *"0123456789"), parses_as(T.DoubleType()))
         .otherwise(F.lit(False))
     )
 
