@@ -470,7 +470,10 @@ def _not_a_json_string(record: Column, text: Column, name: str) -> Column:
 
     first = F.substring(text, 1, 1)
     return (
-        F.when(first == "{", parses_as(T.MapType(T.StringType(), T.StringType())))
+        F.when(
+            first == "{",
+            parses_as(T.StructType([T.StructField("_dedup_any", T.StringType(), True)])),
+        )
         .when(first == "[", parses_as(T.ArrayType(T.StringType())))
         .when(text.isin("true", "false"), parses_as(T.BooleanType()))
         .when(first.isin("-", *"0123456789"), parses_as(T.DoubleType()))
