@@ -281,14 +281,9 @@ class IndexWriter:
         else:
             added = [n for n in now if n not in self._seen]
             gone = [n for n in self._seen if n not in now]
-            what = "; ".join(
-                part
-                for part in (
-                    f"{', '.join(added)} added" if added else "",
-                    f"{', '.join(gone)} removed" if gone else "",
-                )
-                if part
-            )
+            changes = [f"{', '.join(added)} added"] if added else []
+            changes += [f"{', '.join(gone)} removed"] if gone else []
+            what = "; ".join(changes)
         if self.base is not None:
             consequence = (
                 "this run's documents were deduplicated without those changes, so they are "
