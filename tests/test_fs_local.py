@@ -35,6 +35,10 @@ def test_local_operations_round_trip(tmp_path) -> None:
     assert fs.exists(spark, str(base / "b" / "c" / "stats.json"))
     with pytest.raises(OSError, match="target exists"):
         fs.rename(spark, str(base / "_marker"), str(base / "b"))
+    assert fs.create_new(spark, str(base / "claim"), "first") is True
+    assert fs.create_new(spark, f"file:{base}/claim", "second") is False
+    assert fs.read_text(spark, str(base / "claim")) == "first"
+    fs.delete(spark, str(base / "claim"))
     fs.delete(spark, str(base / "b"))
     fs.delete(spark, str(base / "nothing-here"))
     assert not fs.exists(spark, str(base / "b")) and fs.status(spark, str(base / "b")) is None

@@ -361,7 +361,8 @@ def test_a_commit_stopped_between_its_renames_leaves_a_readable_index(
     replaced = sparkdedup.write_index(new.limit(10), str(index), overwrite=True, **CFG)
     assert [s["name"] for s in replaced["segments"]] == ["segment=00003"]
     left = sorted(p.name for p in index.iterdir() if not p.name.startswith("."))  # .crc files
-    assert left == ["_sparkdedup_index.json", "segment=00003"]
+    claims = ["_sparkdedup_index_commit-00000002.json", "_sparkdedup_index_commit-00000003.json"]
+    assert left == ["_sparkdedup_index.json", *claims, "segment=00003"]
     assert FuzzyIndex.open(spark, str(index)).table(["id"]).count() == 10
 
 
@@ -474,6 +475,85 @@ def test_overlapping_runs_writing_one_index_commit_only_one(spark, corpus, tmp_p
         f.stage(rows(6 * 10**6))
     f.abort()
     assert listed(fresh) == ["segment=00000"] and not leftovers(fresh)
+
+
+def test_commits_at_the_same_moment_commit_only_one(spark, corpus, tmp_path, monkeypatch) -> None:
+    """Two runs that pass their last check together and commit at the same moment: the claim
+    of the commit's number (a file created only if absent) goes to one, the other is refused
+    and its claim attempt leaves the index as the first run made it. A claim left by a run
+    stopped mid-commit is refused while young, naming the file, and cleared once stale."""
+    from sparkdedup import fs
+    from sparkdedup.fuzzy import index as index_module
+
+    old, _ = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    columns = FuzzyIndex.open(spark, index)._schema().replace(" bigint", "").split(", ")
+    config = FuzzyConfig(**CFG)
+
+    def rows(shift: int):
+        table = FuzzyIndex.open(spark, index).table(columns).where(F.col("id") < 20)
+        return table.withColumn("id", F.col("id") + shift)
+
+    def listed() -> list[str]:
+        return [s["name"] for s in FuzzyIndex.open(spark, index).manifest["segments"]]
+
+    a = IndexWriter(spark, index, config, append=True)
+    b = IndexWriter(spark, index, config, append=True)
+    a.stage(rows(10**6))
+    b.stage(rows(2 * 10**6))
+    switch = index_module.switch_manifest
+    seen = []
+
+    def b_commits_meanwhile(spark_, path, text):  # after A's last check, before its switch
+        monkeypatch.setattr(index_module, "switch_manifest", switch)
+        with pytest.raises(InputError, match="being committed to by another run") as err:
+            b.commit()
+        seen.append(str(err.value))
+        b.abort()
+        switch(spark_, path, text)
+
+    monkeypatch.setattr(index_module, "switch_manifest", b_commits_meanwhile)
+    a.commit()
+    assert seen and "_sparkdedup_index_commit-00000002.json" in seen[0]
+    assert listed() == ["segment=00000", "segment=00001"]
+    ids = {r["id"] for r in FuzzyIndex.open(spark, index).table(["id"]).collect()}
+    assert 10**6 in ids and 2 * 10**6 not in ids
+    assert not [n for n in os.listdir(index) if n.startswith("_sparkdedup_index_staging")]
+    # A run stopped after its claim: the next run from the same manifest is refused while
+    # the claim is young, and goes on once it is stale.
+    claim = os.path.join(index, "_sparkdedup_index_commit-00000003.json")
+    with open(claim, "w", encoding="utf-8") as fh:
+        json.dump({"claimed": __import__("time").time() - 60}, fh)
+    c = IndexWriter(spark, index, config, append=True)
+    c.stage(rows(3 * 10**6))
+    with pytest.raises(InputError, match=r"claim .*commit-00000003.json' is 6\d s old.*delete"):
+        c.commit()
+    assert listed() == ["segment=00000", "segment=00001"] and os.path.exists(claim)
+    monkeypatch.setattr(index_module, "CLAIM_STALE_SECONDS", 30)
+    assert c.commit()["segments"][-1]["name"] == "segment=00002"
+    assert listed() == ["segment=00000", "segment=00001", "segment=00002"]
+    # The claims of the last two commits stay, the older ones go.
+    claims = sorted(n for n in os.listdir(index) if n.startswith("_sparkdedup_index_commit"))
+    assert claims == ["_sparkdedup_index_commit-00000002.json", os.path.basename(claim)]
+    assert fs.create_new(spark, claim, "{}") is False  # taken: never overwritten
+    # A run whose claim another run cleared as stale while it held it does not commit.
+    d = IndexWriter(spark, index, config, append=True)
+    d.stage(rows(4 * 10**6))
+    d.claim()
+    mine = os.path.join(index, "_sparkdedup_index_commit-00000004.json")
+    with open(mine, "w", encoding="utf-8") as fh:
+        json.dump({"claimed": 0, "run": "another"}, fh)
+    with pytest.raises(InputError, match="claim on its commit was cleared as stale"):
+        d.commit()
+    d.abort()
+    assert listed() == ["segment=00000", "segment=00001", "segment=00002"]
+    assert os.path.exists(mine)  # the other run's claim is left to it
+    # The path other file systems (HDFS, ABFS, GCS) take: Hadoop's create without overwrite.
+    other = str(tmp_path / "other-claim")
+    assert fs._hadoop_create_new(*fs.hadoop_path(spark, other), "mine") is True
+    assert fs._hadoop_create_new(*fs.hadoop_path(spark, other), "theirs") is False
+    assert fs.read_text(spark, other) == "mine"
 
 
 def test_cli_run_whose_index_changed_commits_nothing(

@@ -1462,7 +1462,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
         stats = _write_results(spark, args, result, runner, config, out, raw, table)
         if index is not None:
-            index.check_unchanged()  # before any output is committed
+            index.claim()  # before any output is committed: of two runs, one commits
         if table is not None:
             table.commit()
         out.commit()

@@ -166,6 +166,37 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         out.close()
 
 
+def create_new(spark: SparkSession, path: str, text: str) -> bool:
+    """Write the small UTF-8 text file `path` only if nothing is there: False (nothing written)
+    when it exists. One step, a create-if-absent, wherever the file system has one: on the
+    local disk (``O_EXCL``), HDFS, ABFS and Google Cloud Storage two callers never both
+    succeed; elsewhere (S3A) it is a check followed by the write."""
+    if is_connect(spark):
+        return _local_create_new(path, text)
+    fs, hpath = hadoop_path(spark, path)
+    uri = fs.makeQualified(hpath).toUri()
+    if uri.getScheme() == "file":
+        return _local_create_new(str(uri.getPath()), text)
+    return _hadoop_create_new(fs, hpath, text)
+
+
+def _hadoop_create_new(fs: Any, hpath: Any, text: str) -> bool:
+    """`create_new` through a Hadoop FileSystem: ``create`` without overwrite."""
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        out = fs.create(hpath, False)
+    except Py4JJavaError:
+        if fs.exists(hpath):  # FileAlreadyExistsException, however the file system wraps it
+            return False
+        raise
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+    return True
+
+
 def read_text(spark: SparkSession, path: str) -> str | None:
     """The content of a small UTF-8 text file on any Hadoop file system; None if it is absent."""
     if is_connect(spark):
@@ -324,6 +355,18 @@ def _local_write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
     with open(local, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def _local_create_new(path: str, text: str) -> bool:
+    local = local_path(path)
+    os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+    try:
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return True
 
 
 def _local_read_text(path: str) -> str | None:

@@ -14,8 +14,9 @@ an index reads the segments its manifest lists (never recomputing their signatur
 segments are not rewritten. A segment is written under a staging name and renamed into place,
 and the manifest, rewritten last (`switch_manifest`: never a moment without one), lists only
 finished segments: a run that fails leaves the index as it was. A run whose index another run
-committed to while it ran is refused (`IndexWriter.check_unchanged`): of two overlapping runs,
-one commits.
+committed to while it ran is refused (`IndexWriter.check_unchanged`), and each commit first
+claims its number (`IndexWriter.claim`: a file created only if absent, one step where the file
+system allows), so of two overlapping runs one commits, even when they commit at once.
 
 Readers take only the columns a step needs (Parquet column pruning): the band buckets of one
 band group, or the ids.
@@ -54,6 +55,11 @@ FORMAT = "sparkdedup-fuzzy-index"
 FORMAT_VERSION = 1
 _SEGMENT = "segment={:05d}"
 _STAGING = "_sparkdedup_index_staging-"
+#: The claim of commit number N (`IndexWriter.claim`), created only if absent.
+_CLAIM = "_sparkdedup_index_commit-"
+#: A claim this old, with no commit of its number, was left by a run stopped mid-commit (a
+#: commit takes seconds): it is cleared. A younger one is another run's commit in progress.
+CLAIM_STALE_SECONDS = 3600
 #: The parameters a run against an index must share with it: they decide the band buckets.
 PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
 
@@ -86,6 +92,16 @@ def switch_manifest(spark: SparkSession, path: str, text: str) -> None:
 def _listed(manifest: str | None) -> list[str] | None:
     """The segment names a manifest's text lists; None without a manifest."""
     return None if manifest is None else [s["name"] for s in json.loads(manifest)["segments"]]
+
+
+def _commit_number(manifest: dict[str, Any] | None) -> int:
+    """The number of the commit that wrote `manifest`: 0 without one (or from a sparkdedup
+    that did not number them)."""
+    return 0 if manifest is None else int(manifest.get("commit", 0))
+
+
+def _claim_name(number: int) -> str:
+    return f"{_CLAIM}{number:08d}.json"
 
 
 def index_params(config: FuzzyConfig) -> dict[str, Any]:
@@ -259,18 +275,24 @@ class IndexWriter:
         # The segments the index listed when this run started: its commit is refused when
         # another run has committed to the index since (`check_unchanged`).
         if self.base is not None:
-            self._seen: list[str] | None = [s["name"] for s in self.base.manifest["segments"]]
+            seen: dict[str, Any] | None = self.base.manifest
         else:
-            self._seen = _listed(read_manifest(spark, self.path))
+            text = read_manifest(spark, self.path)
+            seen = None if text is None else json.loads(text)
+        self._seen = None if seen is None else [s["name"] for s in seen["segments"]]
+        # This run's commit number: one more than the manifest's it started from. Two runs
+        # that started from one manifest claim the same number, and only one gets it.
+        self._number = _commit_number(seen) + 1
+        self._claim: str | None = None
+        self._run = uuid.uuid4().hex
 
     def check_unchanged(self) -> None:
         """InputError when another run has committed to the index since this writer was made.
         Appending, this run deduplicated its documents without that run's, so adding them
         would let duplicates of those in; writing a new index, it would replace or mix with
-        that run's. Checked before the segment is written, before the caller commits its
-        other outputs, and again on commit: one of two overlapping runs is refused, never
-        both committed. (Two commits within the same moment, between this check and the
-        manifest's switch, are not told apart.)"""
+        that run's. Checked before the segment is written and when the commit is claimed
+        (`claim`, which also settles two commits at the same moment): one of two overlapping
+        runs is refused, never both committed."""
         now = _listed(read_manifest(self.spark, self.path))
         if now == self._seen:
             return
@@ -298,6 +320,66 @@ class IndexWriter:
             f"{self.option} {self.path!r} changed while this run was running ({what}, by "
             f"another run): {consequence}; runs writing one index must not overlap"
         )
+
+    def claim(self) -> None:
+        """Claim this run's commit on the index, after `check_unchanged`: a claim file of its
+        number (one more than the manifest's it started from), created only if absent
+        (`fs.create_new`). Of two runs that started from one manifest, whatever the moment
+        they commit, one gets the claim and the other an InputError. The CLI claims before it
+        commits its other outputs; `commit` claims when that was not done. A claim left by a
+        run stopped mid-commit is cleared once `CLAIM_STALE_SECONDS` old; until then it is
+        refused as another run's commit in progress, the error naming the file."""
+        if self._claim is not None:
+            return
+        self.check_unchanged()
+        path = f"{self.path}/{_claim_name(self._number)}"
+        body = json.dumps({"claimed": time.time(), "run": self._run, "sparkdedup": __version__})
+        if fs.create_new(self.spark, path, body):
+            self._claim = path
+            return
+        self.check_unchanged()  # that run has committed since: the error says so
+        age = self._claim_age(path)
+        if age is not None and age < CLAIM_STALE_SECONDS:
+            raise InputError(
+                f"{self.option} {self.path!r} is being committed to by another run (its claim "
+                f"{path!r} is {age:.0f} s old): this run's documents were deduplicated without "
+                "that run's, so they are not added; runs writing one index must not overlap. "
+                "If no other run writes this index, the claim was left by a run stopped "
+                "mid-commit: delete that file and run again (it is cleared by itself after "
+                f"{CLAIM_STALE_SECONDS} s)"
+            )
+        log.warning(
+            "sparkdedup: index %s: clearing the claim %s, left by a run stopped mid-commit",
+            self.path,
+            path,
+        )
+        fs.delete(self.spark, path)
+        if not fs.create_new(self.spark, path, body):
+            self.check_unchanged()
+            raise InputError(
+                f"{self.option} {self.path!r} is being committed to by another run (it claimed "
+                f"{path!r}): runs writing one index must not overlap"
+            )
+        self._claim = path
+
+    def _claim_age(self, path: str) -> float | None:
+        """Seconds since the claim at `path` was made (its own record, else the file's time);
+        None when it is gone."""
+        text = fs.read_text(self.spark, path)
+        try:
+            return time.time() - float(json.loads(text or "")["claimed"])
+        except (ValueError, KeyError, TypeError):  # unreadable: being written, or damaged
+            entry = fs.status(self.spark, path)
+            return None if entry is None else time.time() - entry.mtime / 1000
+
+    def _release(self) -> None:
+        """Give the claim back unless its commit took place (the manifest carries its number)."""
+        if self._claim is None:
+            return
+        text = read_manifest(self.spark, self.path)
+        if _commit_number(None if text is None else json.loads(text)) != self._number:
+            fs.delete(self.spark, self._claim)
+        self._claim = None
 
     def rows(self, result: Any) -> DataFrame:
         """The rows to index from a fuzzy run's result (`FuzzyResult`): the documents it
@@ -357,7 +439,45 @@ class IndexWriter:
     def commit(self) -> dict[str, Any]:
         """Move the staged segment into place and write the manifest; returns it."""
         assert self._staging is not None, "stage() first"
-        self.check_unchanged()
+        self.claim()
+        try:
+            manifest = self._commit()
+        except BaseException:
+            self._release()
+            raise
+        self._staging = self._claim = None
+        for entry in fs.list_dir(self.spark, self.path):
+            # Claims of earlier commits; the one before stays, for a run checking just now.
+            if entry.name.startswith(_CLAIM) and entry.name < _claim_name(self._number - 1):
+                fs.delete(self.spark, entry.path)
+        if self.replace:  # the replaced index's segments, once nothing lists them
+            listed = {s["name"] for s in manifest["segments"]}
+            for entry in fs.list_dir(self.spark, self.path):
+                if entry.name.startswith("segment=") and entry.name not in listed:
+                    fs.delete(self.spark, entry.path)
+        log.info(
+            "sparkdedup: index %s: %s with %d documents (%d in all)",
+            self.path,
+            manifest["segments"][-1]["name"],
+            self._rows,
+            manifest["documents"],
+        )
+        return manifest
+
+    def _commit(self) -> dict[str, Any]:
+        """The commit under this run's claim: the segment moved into place, then the manifest
+        switched (carrying the claim's number)."""
+        assert self._staging is not None and self._claim is not None
+        held = fs.read_text(self.spark, self._claim)
+        if held is None or json.loads(held).get("run") != self._run:
+            # Cleared as stale while this run held it (its other outputs took over
+            # CLAIM_STALE_SECONDS to commit), and maybe taken by another run.
+            self._claim = None
+            raise InputError(
+                f"{self.option} {self.path!r}: this run's claim on its commit was cleared as "
+                "stale by another run, so its documents are not added to the index; run "
+                "again against the index as it is now"
+            )
         segments = list(self.base.manifest["segments"]) if self.base is not None else []
         for entry in fs.list_dir(self.spark, self.path):
             # Staging directories of runs that failed before their commit.
@@ -376,6 +496,7 @@ class IndexWriter:
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
+            "commit": self._number,
             "params": index_params(self.config),
             "id_type": self._id_type,
             "id_col": self.config.id_col,
@@ -383,25 +504,14 @@ class IndexWriter:
             "segments": segments,
         }
         switch_manifest(self.spark, self.path, json.dumps(manifest, indent=2, sort_keys=True))
-        self._staging = None
-        if self.replace:  # the replaced index's segments, once nothing lists them
-            listed = {s["name"] for s in segments}
-            for entry in fs.list_dir(self.spark, self.path):
-                if entry.name.startswith("segment=") and entry.name not in listed:
-                    fs.delete(self.spark, entry.path)
-        log.info(
-            "sparkdedup: index %s: %s with %d documents (%d in all)",
-            self.path,
-            name,
-            self._rows,
-            manifest["documents"],
-        )
         return manifest
 
     def abort(self) -> None:
+        """Remove what `stage` wrote and give back a claim whose commit did not take place."""
         if self._staging is not None:
             fs.delete(self.spark, self._staging)
             self._staging = None
+        self._release()
 
 
 def _small(df: DataFrame, broadcast: bool) -> DataFrame:
