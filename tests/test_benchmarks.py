@@ -294,6 +294,32 @@ def test_incremental_report_shows_the_new_data_alone_beside_the_two_runs() -> No
     assert "By task time" not in older
 
 
+def test_skew_report_shows_the_distinct_half_alone() -> None:
+    """The exact-copies table: all distinct, half copies, and the copies corpus's distinct half
+    alone (the floor of the copies' run), with both ratios; an older result without the
+    floor still renders."""
+    from benchmarks.scale import render
+
+    def kind(wall, work, removed):
+        return {"median_wall_seconds": wall, "median_work_seconds": work,
+                "removed_docs": removed, "stage_seconds": {}, "spark_jobs": 20}  # fmt: skip
+
+    skew = {
+        "docs": 200_000, "repeats": 3, "distinct": kind(30.0, 18.0, 0),
+        "copies": kind(33.0, 19.5, 99_999), "half": kind(26.0, 15.0, 0),
+        "ratio_wall": 1.1, "ratio_work": 1.083, "half_ratio_wall": 0.867, "half_ratio_work": 0.833,
+    }  # fmt: skip
+    meta = {"finished": "now", "machine": "test", "commit": "abc"}
+    text = render({**meta, "skew": skew})
+    assert "| its distinct half alone (no copies) | 26.0 | 15.0 | 0 | 20 |" in text
+    assert "The distinct half alone: 0.867x the wall time, 0.833x the stages'" in text
+    for key in ("half", "half_ratio_wall", "half_ratio_work"):
+        del skew[key]
+    older = render({**meta, "skew": skew})
+    assert "| half copies of one document | 33.0 | 19.5 | 99,999 | 20 |" in older
+    assert "distinct half alone" not in older
+
+
 def test_spark_work_sums_the_task_time_of_an_event_log(tmp_path) -> None:
     """Jobs and task core-seconds from a run's event log (the incremental benchmark's)."""
     from benchmarks.scale import spark_work
