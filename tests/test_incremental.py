@@ -399,6 +399,13 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     with pytest.raises(ConfigError, match="is not a sparkdedup index; choose a new path"):
         sparkdedup.write_index(new, str(tmp_path / "other"), overwrite=True, **CFG)
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+    # What a first write stopped before its commit left (its staging, a stale claim) is not
+    # taken for another directory's files: the next write goes on, and clears them.
+    stopped = tmp_path / "stopped"
+    (stopped / "_sparkdedup_index_staging-0123456789ab").mkdir(parents=True)
+    (stopped / "_sparkdedup_index_commit-00000001.json").write_text('{"claimed": 0}')
+    assert sparkdedup.write_index(new.limit(5), str(stopped), **CFG)["documents"] == 5
+    assert not [p.name for p in stopped.iterdir() if "staging" in p.name]
     # Replacing with overwrite: test_a_commit_stopped_between_its_renames_leaves_a_readable_index
 
 

@@ -104,6 +104,13 @@ def _claim_name(number: int) -> str:
     return f"{_CLAIM}{number:08d}.json"
 
 
+def _holds_more_than_leftovers(spark: SparkSession, path: str) -> bool:
+    """Whether `path` holds anything but what a first index write stopped before its commit
+    leaves (its staging directory, its claim and their checksum files)."""
+    ours = (_STAGING, _CLAIM, f".{_STAGING}", f".{_CLAIM}")
+    return any(not e.name.startswith(ours) for e in fs.list_dir(spark, path))
+
+
 def index_params(config: FuzzyConfig) -> dict[str, Any]:
     """The parameters an index records and a run against it must match."""
     return {name: getattr(config, name) for name in PARAMS}
@@ -251,7 +258,7 @@ class IndexWriter:
         if append:
             self.base = FuzzyIndex.open(spark, path, option)
             self.base.check_params(config, option)
-        elif fs.exists(spark, path) and fs.list_dir(spark, path):
+        elif _holds_more_than_leftovers(spark, path):
             if read_manifest(spark, self.path) is None:
                 raise ConfigError(
                     f"{option} {path!r} exists and is not a sparkdedup index; choose a new "
