@@ -430,20 +430,28 @@ def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stag
         )
 
 
+def _indexed(spark, corpus, tmp_path, n: int):
+    """The old corpus indexed at ``tmp_path/index``, and `rows(shift)`: index rows of its first
+    `n` ids moved by `shift` (new documents to stage)."""
+    old, _ = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    columns = FuzzyIndex.open(spark, index)._schema().replace(" bigint", "").split(", ")
+
+    def rows(shift: int):
+        table = FuzzyIndex.open(spark, index).table(columns).where(F.col("id") < n)
+        return table.withColumn("id", F.col("id") + shift)
+
+    return index, rows
+
+
 def test_overlapping_runs_writing_one_index_commit_only_one(spark, corpus, tmp_path) -> None:
     """Two runs adding to one index at the same time: the first to commit adds its segment;
     the other, which deduplicated without that segment's documents, is refused whether it
     had staged its own or not, and leaves nothing behind. The same for two runs writing a
     new index at one path."""
-    old, _ = corpus
-    index = str(tmp_path / "index")
-    sparkdedup.write_index(old, index, **CFG)
-    columns = FuzzyIndex.open(spark, index)._schema().replace(" bigint", "").split(", ")
+    index, rows = _indexed(spark, corpus, tmp_path, 50)
     config = FuzzyConfig(**CFG)
-
-    def rows(shift: int):
-        table = FuzzyIndex.open(spark, index).table(columns).where(F.col("id") < 50)
-        return table.withColumn("id", F.col("id") + shift)
 
     def listed(path: str = index) -> list[str]:
         return [s["name"] for s in FuzzyIndex.open(spark, path).manifest["segments"]]
@@ -492,15 +500,8 @@ def test_commits_at_the_same_moment_commit_only_one(spark, corpus, tmp_path, mon
     from sparkdedup import fs
     from sparkdedup.fuzzy import index as index_module
 
-    old, _ = corpus
-    index = str(tmp_path / "index")
-    sparkdedup.write_index(old, index, **CFG)
-    columns = FuzzyIndex.open(spark, index)._schema().replace(" bigint", "").split(", ")
+    index, rows = _indexed(spark, corpus, tmp_path, 20)
     config = FuzzyConfig(**CFG)
-
-    def rows(shift: int):
-        table = FuzzyIndex.open(spark, index).table(columns).where(F.col("id") < 20)
-        return table.withColumn("id", F.col("id") + shift)
 
     def listed() -> list[str]:
         return [s["name"] for s in FuzzyIndex.open(spark, index).manifest["segments"]]
