@@ -94,6 +94,12 @@ def _listed(manifest: str | None) -> list[str] | None:
     return None if manifest is None else [s["name"] for s in json.loads(manifest)["segments"]]
 
 
+def _manifest(spark: SparkSession, path: str) -> dict[str, Any] | None:
+    """The index manifest at `path` (`read_manifest`), parsed; None when there is none."""
+    text = read_manifest(spark, path)
+    return None if text is None else json.loads(text)
+
+
 def _commit_number(manifest: dict[str, Any] | None) -> int:
     """The number of the commit that wrote `manifest`: 0 without one (or from a sparkdedup
     that did not number them)."""
@@ -281,11 +287,7 @@ class IndexWriter:
         self._id_type = ""
         # The segments the index listed when this run started: its commit is refused when
         # another run has committed to the index since (`check_unchanged`).
-        if self.base is not None:
-            seen: dict[str, Any] | None = self.base.manifest
-        else:
-            text = read_manifest(spark, self.path)
-            seen = None if text is None else json.loads(text)
+        seen = self.base.manifest if self.base is not None else _manifest(spark, self.path)
         self._seen = None if seen is None else [s["name"] for s in seen["segments"]]
         # This run's commit number: one more than the manifest's it started from. Two runs
         # that started from one manifest claim the same number, and only one gets it.
@@ -346,28 +348,26 @@ class IndexWriter:
             return
         self.check_unchanged()  # that run has committed since: the error says so
         age = self._claim_age(path)
-        if age is not None and age < CLAIM_STALE_SECONDS:
-            raise InputError(
-                f"{self.option} {self.path!r} is being committed to by another run (its claim "
-                f"{path!r} is {age:.0f} s old): this run's documents were deduplicated without "
-                "that run's, so they are not added; runs writing one index must not overlap. "
-                "If no other run writes this index, the claim was left by a run stopped "
-                "mid-commit: delete that file and run again (it is cleared by itself after "
-                f"{CLAIM_STALE_SECONDS} s)"
+        if age is None or age >= CLAIM_STALE_SECONDS:
+            log.warning(
+                "sparkdedup: index %s: clearing the claim %s, left by a run stopped mid-commit",
+                self.path,
+                path,
             )
-        log.warning(
-            "sparkdedup: index %s: clearing the claim %s, left by a run stopped mid-commit",
-            self.path,
-            path,
-        )
-        fs.delete(self.spark, path)
-        if not fs.create_new(self.spark, path, body):
+            fs.delete(self.spark, path)
+            if fs.create_new(self.spark, path, body):
+                self._claim = path
+                return
             self.check_unchanged()
-            raise InputError(
-                f"{self.option} {self.path!r} is being committed to by another run (it claimed "
-                f"{path!r}): runs writing one index must not overlap"
-            )
-        self._claim = path
+            age = self._claim_age(path) or 0.0  # another run took it meanwhile
+        raise InputError(
+            f"{self.option} {self.path!r} is being committed to by another run (its claim "
+            f"{path!r} is {age:.0f} s old): this run's documents were deduplicated without "
+            "that run's, so they are not added; runs writing one index must not overlap. "
+            "If no other run writes this index, the claim was left by a run stopped "
+            "mid-commit: delete that file and run again (it is cleared by itself after "
+            f"{CLAIM_STALE_SECONDS} s)"
+        )
 
     def _claim_age(self, path: str) -> float | None:
         """Seconds since the claim at `path` was made (its own record, else the file's time);
@@ -383,8 +383,7 @@ class IndexWriter:
         """Give the claim back unless its commit took place (the manifest carries its number)."""
         if self._claim is None:
             return
-        text = read_manifest(self.spark, self.path)
-        if _commit_number(None if text is None else json.loads(text)) != self._number:
+        if _commit_number(_manifest(self.spark, self.path)) != self._number:
             fs.delete(self.spark, self._claim)
         self._claim = None
 
@@ -453,15 +452,16 @@ class IndexWriter:
             self._release()
             raise
         self._staging = self._claim = None
+        listed = {s["name"] for s in manifest["segments"]}
         for entry in fs.list_dir(self.spark, self.path):
-            # Claims of earlier commits; the one before stays, for a run checking just now.
-            if entry.name.startswith(_CLAIM) and entry.name < _claim_name(self._number - 1):
+            # Claims of earlier commits (the one before stays, for a run checking just now),
+            # and a replaced index's segments, once nothing lists them.
+            old_claim = entry.name.startswith(_CLAIM) and entry.name < _claim_name(self._number - 1)
+            replaced = (
+                self.replace and entry.name.startswith("segment=") and entry.name not in listed
+            )
+            if old_claim or replaced:
                 fs.delete(self.spark, entry.path)
-        if self.replace:  # the replaced index's segments, once nothing lists them
-            listed = {s["name"] for s in manifest["segments"]}
-            for entry in fs.list_dir(self.spark, self.path):
-                if entry.name.startswith("segment=") and entry.name not in listed:
-                    fs.delete(self.spark, entry.path)
         log.info(
             "sparkdedup: index %s: %s with %d documents (%d in all)",
             self.path,
