@@ -8,8 +8,11 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -275,6 +278,20 @@ def test_a_failed_run_with_its_cache_inside_the_output_reruns_without_overwrite(
     assert code == 2
 
 
+def _killed(out) -> str:  # noqa: ANN001 - an OutputDir
+    """What a run killed after `out.prepare()` leaves: its staging directory (returned, as a
+    local path) and its lease, no longer renewed, naming a process that is gone (this one,
+    which no longer holds it)."""
+    from sparkdedup import outputs
+
+    lease = out.lease
+    lease._stop.set()
+    lease._thread.join()
+    with outputs._HELD_LOCK:
+        outputs._HELD.discard(lease.token)
+    return out.staging.split(":", 1)[-1]
+
+
 def test_dataset_staging_left_by_a_killed_run_is_cleared(spark, tmp_path, caplog):
     """`remove` stages its output beside --output: a copy that a killed run left there is
     deleted by the next run writing that output, unless it holds the earlier output moved
@@ -287,29 +304,39 @@ def test_dataset_staging_left_by_a_killed_run_is_cleared(spark, tmp_path, caplog
         os.makedirs(os.path.join(out.path().split(":", 1)[-1], "x"))  # never committed
         if mid_commit:
             os.rename(target, os.path.join(out.staging.split(":", 1)[-1], "replaced"))
-        return out.staging.split(":", 1)[-1]
+        return _killed(out)
 
     target = str(tmp_path / "clean")
     first = OutputDir(spark, target, None)
     first.prepare()
+    # The lease of a single dataset lies beside it, and goes with the commit.
+    assert os.path.isfile(tmp_path / "_sparkdedup_lease-clean.json")
     os.makedirs(first.path().split(":", 1)[-1])
     with open(os.path.join(first.path().split(":", 1)[-1], "part-0.txt"), "w") as fh:
         fh.write("an earlier output")
     first.commit()
+    assert not os.path.exists(tmp_path / "_sparkdedup_lease-clean.json")
     other = killed(str(tmp_path / "other"))
     left = killed(target)
     assert os.path.isdir(left)
-    OutputDir(spark, target, None, overwrite=True).prepare()
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        after = OutputDir(spark, target, None, overwrite=True)
+        after.prepare()
+    assert "taking over the lease" in caplog.text
     assert not os.path.exists(left) and os.path.isdir(other)
+    after.abort()
+    assert not os.path.exists(tmp_path / "_sparkdedup_lease-clean.json")
     # Stopped between moving the earlier output aside and moving the new one in: kept.
     aside = killed(target, mid_commit=True)
     assert not os.path.exists(target)
     with caplog.at_level("WARNING", logger="sparkdedup"):
-        OutputDir(spark, target, None, overwrite=True).prepare()
+        last = OutputDir(spark, target, None, overwrite=True)
+        last.prepare()
     assert os.path.isfile(os.path.join(aside, "replaced", "part-0.txt"))
     assert "holds the earlier output" in caplog.text
     staged = [p for p in os.listdir(tmp_path) if p.startswith(STAGING_PREFIX)]
     assert len(staged) == 3  # other's, the one kept, and the last prepare's own
+    last.abort()
 
 
 def test_tree_staging_holding_an_earlier_output_moved_aside_is_kept(spark, tmp_path, caplog):
@@ -334,20 +361,120 @@ def test_tree_staging_holding_an_earlier_output_moved_aside_is_kept(spark, tmp_p
     # Killed before its commit: deleted by the next run.
     early = OutputDir(spark, target, entries, overwrite=True)
     early.prepare()
-    OutputDir(spark, target, entries, overwrite=True).prepare()
-    assert not os.path.exists(local(early.staging))
+    left = _killed(early)
+    after = OutputDir(spark, target, entries, overwrite=True)
+    after.prepare()
+    assert not os.path.exists(left)
+    after.abort()
     # Killed mid-commit, deduplicated/ moved aside and not yet replaced: kept.
     killed = OutputDir(spark, target, entries, overwrite=True)
     killed.prepare()
     aside = os.path.join(local(killed.staging), "_replaced")
     os.makedirs(aside)
     os.rename(os.path.join(target, "deduplicated"), os.path.join(aside, "deduplicated"))
+    _killed(killed)
     with caplog.at_level("WARNING", logger="sparkdedup"):
-        OutputDir(spark, target, entries, overwrite=True).prepare()
+        last = OutputDir(spark, target, entries, overwrite=True)
+        last.prepare()
     assert os.path.isfile(os.path.join(aside, "deduplicated", "part-0.txt"))
     assert "holds the earlier output's deduplicated" in caplog.text
     staged = [p for p in os.listdir(target) if p.startswith(STAGING_PREFIX)]
     assert len(staged) == 2  # the one kept, and the last prepare's own
+    last.abort()
+    assert not os.path.exists(os.path.join(target, "_sparkdedup_lease.json"))
+
+
+def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, caplog, monkeypatch):
+    """A run holds a lease on its --output from its checks to its commit, renewed while it
+    runs. Another run is refused while the holder renews it (its staging and the cache are
+    left alone); a lease whose process is gone is taken over at once, one no longer renewed
+    once stale; a run whose lease was taken over is refused at its commit."""
+    from sparkdedup import outputs
+    from sparkdedup.errors import ConfigError
+    from sparkdedup.outputs import LEASE, OutputDir
+
+    monkeypatch.setattr(outputs, "LEASE_RENEW_SECONDS", 0.2)
+    monkeypatch.setattr(outputs, "LEASE_STALE_SECONDS", 2.0)
+    target = tmp_path / "out"
+    lease = target / LEASE
+    entries = ["duplicates", "deduplicated", "stats.json"]
+
+    def record() -> dict:
+        return json.loads(lease.read_text())
+
+    held = OutputDir(spark, str(target), entries, keep=["cache"])
+    held.prepare()
+    first = record()
+    assert first["run"] == held.lease.token and first["pid"] == os.getpid()
+    time.sleep(0.7)
+    assert record()["renewed"] > first["renewed"]  # renewed while the run runs
+    staging = held.staging.split(":", 1)[-1]
+    (target / "cache").mkdir()
+    (target / "cache" / "_sparkdedup_cache.json").write_text("{}")
+    before = _digest(target / "cache")
+    # A second run of the same output, through the CLI: one line, exit 2, nothing touched.
+    code, lines = _run(capsys, "fuzzy", "--input", str(corpus), "--output", str(target), *FUZZY)
+    assert code == 2
+    error = _error_line(lines)
+    assert "is being written by another sparkdedup run" in error
+    assert f"process {os.getpid()} on " in error and LEASE in error, error
+    assert os.path.isdir(staging) and _digest(target / "cache") == before
+    assert record()["run"] == held.lease.token
+    # The holder killed: its process (here, a run of this one) holds it no more.
+    _killed(held)
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        taker = OutputDir(spark, str(target), entries, keep=["cache"])
+        taker.prepare()
+    assert "an earlier run of this process that did not give it back" in caplog.text
+    assert not os.path.exists(staging)  # the killed run's staging, now a leftover
+    with pytest.raises(ConfigError, match="was taken over by another run"):
+        held.commit()
+    taker.abort()
+    assert not lease.exists()
+
+    def foreign(host: str, pid: int, age: float) -> None:
+        now = time.time()
+        lease.write_text(json.dumps({"run": "x", "host": host, "pid": pid,
+                                     "started": now - 60, "renewed": now - age}))  # fmt: skip
+
+    # A process of this machine that has exited: taken over at once.
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    foreign(socket.gethostname(), int(done.stdout), 0.0)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        out = OutputDir(spark, str(target), entries, keep=["cache"])
+        out.prepare()
+    assert f"its process {int(done.stdout)} on this machine has exited" in caplog.text
+    out.abort()
+    # Another machine's run that stopped renewing: taken over once stale (here 2 s).
+    foreign("elsewhere.example", 4242, 0.5)
+    caplog.clear()
+    began = time.monotonic()
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        out = OutputDir(spark, str(target), entries, keep=["cache"])
+        out.prepare()
+    assert time.monotonic() - began >= 1.2
+    assert "waiting up to" in caplog.text and "not renewed for" in caplog.text
+    assert record()["run"] == out.lease.token
+    out.abort()
+    # Another machine's run that renews it: refused, naming it.
+    foreign("elsewhere.example", 4242, 0.0)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(0.2):
+            foreign("elsewhere.example", 4242, 0.0)
+
+    renewer = threading.Thread(target=renew)
+    renewer.start()
+    try:
+        with pytest.raises(ConfigError, match="process 4242 on elsewhere.example"):
+            OutputDir(spark, str(target), entries, keep=["cache"]).prepare()
+    finally:
+        stop.set()
+        renewer.join()
+    assert record()["run"] == "x"
 
 
 def test_remove_writes_atomically_and_overwrites_only_its_own_output(

@@ -296,9 +296,12 @@ def test_a_killed_driver_resumes_from_the_cache(fault_corpus, tmp_path):
     watcher.join(timeout=10)
     assert proc.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
     assert not (out / "duplicates").exists()
+    assert (out / "_sparkdedup_lease.json").exists()  # the killed run's, taken over at once
     time.sleep(1)
     again = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=900, check=False)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert f"its process {proc.pid} on this machine has exited" in again.stderr
+    assert not (out / "_sparkdedup_lease.json").exists()
     stats = json.loads((out / "stats.json").read_text())
     assert stats["resumed_stages"][:2] == ["minhash", "edges"], stats["resumed_stages"]
     assert _pairs(out) == expected

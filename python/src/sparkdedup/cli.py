@@ -1470,13 +1470,13 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             # After the outputs: an index never lists documents whose run failed.
             index.commit()
         return stats
-    except Exception as err:
+    except BaseException as err:  # interrupted too: the staging and the output's lease go
         out.abort()
         if table is not None:
             table.abort()
         if index is not None:
             index.abort()
-        if not isinstance(err, DedupError):
+        if isinstance(err, Exception) and not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err, _input_text_col(config))
         raise
 
@@ -1585,12 +1585,12 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             table.commit()
         else:
             out.commit()
-    except Exception as err:
+    except BaseException as err:  # interrupted too: the staging and the output's lease go
         if out is not None:
             out.abort()
         if table is not None:
             table.abort()
-        if not isinstance(err, DedupError):
+        if isinstance(err, Exception) and not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err)
         raise
     bad = 0 if args.bad_records == "fail" else int(read_obs.get.get("bad") or 0)

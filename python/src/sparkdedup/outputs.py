@@ -9,6 +9,9 @@
 3. Outputs are written to a staging directory first and moved into place at the end, so a run
    that fails leaves the previous outputs as they were. A move is a rename: atomic on HDFS and
    local disks, a copy on object stores.
+4. One run at a time writes an output: a run holds a lease on it (`OutputLease`) from its
+   checks to its commit, so that no other run deletes its staging directory as a leftover,
+   writes the same stage cache or moves outputs into place under it.
 
 Two layouts: a workflow writes several entries (``duplicates/``, ``deduplicated/``,
 ``stats.json``) into an output directory; ``remove`` writes one dataset directory.
@@ -19,6 +22,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +40,13 @@ MARKER = "_sparkdedup_output.json"
 CACHE_MARKER = "_sparkdedup_cache.json"
 STAGING_PREFIX = "_sparkdedup_staging-"
 _STAGING_MARKER = "_sparkdedup_staging.json"
+#: The lease file of a run writing an output: inside it (the workflows' layout) or, for a single
+#: dataset (``remove``), beside it as ``_sparkdedup_lease-NAME.json``.
+LEASE = "_sparkdedup_lease.json"
+#: A live run rewrites its lease this often; one not rewritten for `LEASE_STALE_SECONDS` is
+#: taken for the lease of a run that stopped (killed, or its machine lost).
+LEASE_RENEW_SECONDS = 20.0
+LEASE_STALE_SECONDS = 120.0
 _SHOWN = 4  # names listed in a message before "and N more"
 
 
@@ -158,8 +171,194 @@ def _writable(option: str, path: str) -> Iterator[None]:
 
     try:
         yield
-    except Py4JJavaError as err:
+    except (Py4JJavaError, OSError) as err:  # through Hadoop, or on the local disk
         raise ConfigError(f"{option} {path!r} cannot be written: {first_line(err)}") from err
+
+
+#: Tokens of the leases this process holds and renews: a lease naming this process and none of
+#: them was left by an earlier run of this process that stopped without giving it back.
+_HELD: set[str] = set()
+_HELD_LOCK = threading.Lock()
+
+
+class OutputLease:
+    """One run's hold on an output path, from its checks to its commit.
+
+    The lease is a small file, created only if absent (`fs.create_new`), naming its run (a
+    token, the host, the process, when it started) and when it was last renewed; a thread of
+    the run rewrites it every `LEASE_RENEW_SECONDS`. A run that finds another run's lease:
+
+    - takes it over at once when its process, on this machine, is gone (or is this process, and
+      the run that took it stopped without giving it back), or when it was last renewed over
+      `LEASE_STALE_SECONDS` ago, with a warning;
+    - else waits for a renewal, up to `LEASE_STALE_SECONDS` after the last one: a renewal means
+      its holder is running, and this run is refused (ConfigError naming it); none, that its
+      holder stopped (a driver killed on another machine), and the lease is taken over.
+
+    A run whose lease was taken over (it was not renewed for that long) is refused by `check`,
+    before anything of it is moved into place.
+    """
+
+    def __init__(self, spark: SparkSession, path: str, display: str, option: str) -> None:
+        self.spark = spark
+        self.path = path
+        self.display = display
+        self.option = option
+        self.token = uuid.uuid4().hex
+        self._started = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # a renewal and this run's own reads of its lease
+        self._lost = False
+
+    def _body(self) -> str:
+        return json.dumps(
+            {
+                "run": self.token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": self._started,
+                "renewed": time.time(),
+                "sparkdedup_version": __version__,
+            },
+            sort_keys=True,
+        )
+
+    def _holder(self) -> dict | None:
+        """The lease's record; None when there is none. One that cannot be read after a few
+        tries (being rewritten at each, or damaged) counts as renewed when its file was last
+        written."""
+        for attempt in range(5):
+            if attempt:
+                time.sleep(0.05)
+            try:
+                text = fs.read_text(self.spark, self.path)
+            except Exception:  # noqa: BLE001 - say, a checksum left by a hand-deleted lease
+                log.debug("sparkdedup: reading the lease %s failed", self.path, exc_info=True)
+                text = ""
+            if text is None:
+                return None
+            try:
+                record = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and isinstance(record.get("renewed"), (int, float)):
+                return record
+        entry = fs.status(self.spark, self.path)
+        return None if entry is None else {"renewed": entry.mtime / 1000}
+
+    def acquire(self) -> None:
+        """Take the lease, waiting as the class says; ConfigError when another run holds it."""
+        first_seen: float | None = None
+        waited_since = time.monotonic()
+        while True:
+            with _writable(self.option, self.display):
+                if fs.create_new(self.spark, self.path, self._body()):
+                    break
+            holder = self._holder()
+            if holder is None:  # given back meanwhile
+                continue
+            age = time.time() - float(holder["renewed"])
+            why = _gone(holder)
+            if why is None and (
+                age >= LEASE_STALE_SECONDS or time.monotonic() - waited_since >= LEASE_STALE_SECONDS
+            ):
+                why = f"not renewed for {max(age, time.monotonic() - waited_since):.0f} s"
+            if why is not None:
+                log.warning(
+                    "sparkdedup: %s %s: taking over the lease %s, left by a run that stopped (%s)",
+                    self.option,
+                    self.display,
+                    self.path,
+                    why,
+                )
+                if (self._holder() or {}).get("renewed") == holder["renewed"]:
+                    fs.delete(self.spark, self.path)
+                continue
+            if first_seen is None:
+                first_seen = holder["renewed"]
+                log.warning(
+                    "sparkdedup: %s %s is held by another run (%s); waiting up to %.0f s to see "
+                    "whether that run is still running",
+                    self.option,
+                    self.display,
+                    _who(holder),
+                    max(0.0, LEASE_STALE_SECONDS - age),
+                )
+            elif holder["renewed"] != first_seen:
+                raise ConfigError(
+                    f"{self.option} {self.display!r} is being written by another sparkdedup run "
+                    f"({_who(holder)}, its lease {self.path!r} renewed {max(age, 0):.0f} s ago); "
+                    f"one run at a time writes an output: wait for that run to finish, or "
+                    f"choose another {self.option}"
+                )
+            time.sleep(min(LEASE_RENEW_SECONDS / 4, 5.0))
+        with _HELD_LOCK:
+            _HELD.add(self.token)
+        self._thread = threading.Thread(
+            target=self._renew, name="sparkdedup-output-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(LEASE_RENEW_SECONDS):
+            try:
+                with self._lock:
+                    if (self._holder() or {}).get("run") != self.token:
+                        self._lost = True  # taken over: `check` refuses the commit
+                        return
+                    fs.write_text(self.spark, self.path, self._body())
+            except Exception:  # noqa: BLE001 - a renewal missed; the next one tries again
+                log.debug("sparkdedup: renewing the lease %s failed", self.path, exc_info=True)
+
+    def check(self) -> None:
+        """ConfigError unless this run still holds its lease."""
+        with self._lock:
+            lost = self._lost or (self._holder() or {}).get("run") != self.token
+        if lost:
+            self._lost = True
+            raise ConfigError(
+                f"{self.option} {self.display!r} was taken over by another run while this one "
+                f"ran (this run's lease {self.path!r} went {LEASE_STALE_SECONDS:.0f} s without "
+                "being renewed): nothing of this run was moved into place; run it again"
+            )
+
+    def release(self) -> None:
+        """Stop renewing and give the lease back (when it is still this run's)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        with _HELD_LOCK:
+            held = self.token in _HELD
+            _HELD.discard(self.token)
+        if held and not self._lost and (self._holder() or {}).get("run") == self.token:
+            fs.delete(self.spark, self.path)
+
+
+def _gone(holder: dict) -> str | None:
+    """Why the run holding a lease is known to have stopped; None when it may be running."""
+    host, pid = holder.get("host"), holder.get("pid")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return None
+    if pid == os.getpid():
+        with _HELD_LOCK:
+            held = holder.get("run") in _HELD
+        return None if held else "an earlier run of this process that did not give it back"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"its process {pid} on this machine has exited"
+    except OSError:  # not ours to signal: it exists
+        return None
+    return None
+
+
+def _who(holder: dict) -> str:
+    if "host" not in holder:
+        return "its lease file cannot be read"
+    started = time.time() - float(holder.get("started") or holder["renewed"])
+    return f"process {holder.get('pid')} on {holder.get('host')}, started {started:.0f} s ago"
 
 
 class OutputDir:
@@ -199,17 +398,34 @@ class OutputDir:
         self.keep = tuple(keep)
         self.option = option
         self.staging: str | None = None
+        self.lease: OutputLease | None = None
 
     # ------------------------------------------------------------------------ checks
     def prepare(self) -> None:
-        """Apply the output rules, then create the staging directory."""
+        """Take the output's lease, apply the output rules, then create the staging
+        directory."""
         entry = fs.status(self.spark, self.root)
         if entry is not None and not entry.is_dir:
             raise ConfigError(
                 f"{self.option} {self.display!r} is a file; give a directory (sparkdedup writes "
                 "a directory there)"
             )
-        if entry is not None:
+        if self.entries is None:
+            parent, name = self._parent_and_name()
+            where = f"{parent.rstrip('/')}/{LEASE.replace('.json', f'-{name}.json')}"
+        else:
+            where = f"{self.root}/{LEASE}"
+        self.lease = OutputLease(self.spark, where, self.display, self.option)
+        self.lease.acquire()
+        try:
+            self._prepare(entry is not None)
+        except BaseException:
+            self.lease.release()
+            self.lease = None
+            raise
+
+    def _prepare(self, existed: bool) -> None:
+        if existed:
             if self.entries is None:
                 self._check_dataset()
             else:
@@ -289,7 +505,7 @@ class OutputDir:
         children = fs.list_dir(self.spark, self.root)
         earlier, foreign = [], []
         for child in children:
-            if child.name == MARKER or _ours_staging(self.spark, child):
+            if child.name in (MARKER, LEASE) or _ours_staging(self.spark, child):
                 continue
             if any(
                 kept.split("/")[0] == child.name
@@ -361,14 +577,21 @@ class OutputDir:
 
     def commit(self) -> None:
         """Move the staged outputs into place, replacing only sparkdedup's earlier ones."""
-        if self.staging is None:
+        if self.staging is None or self.lease is None:
             raise RuntimeError("OutputDir.prepare() must run before commit()")
+        self.lease.check()
         if self.entries is None:
             self._commit_dataset()
         else:
             self._commit_tree()
         fs.delete(self.spark, self.staging)
         self.staging = None
+        self._release()
+
+    def _release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
 
     def _files(self, path: str) -> list[str] | None:
         entry = fs.status(self.spark, path)
@@ -416,7 +639,11 @@ class OutputDir:
         fs.write_text(self.spark, marker_path, self._marker_text(new))
 
     def abort(self) -> None:
-        """Remove the staging directory; earlier outputs stay as they were."""
-        if self.staging is not None:
-            fs.delete(self.spark, self.staging)
-            self.staging = None
+        """Remove the staging directory, give the lease back; earlier outputs stay as they
+        were."""
+        try:
+            if self.staging is not None:
+                fs.delete(self.spark, self.staging)
+                self.staging = None
+        finally:
+            self._release()
