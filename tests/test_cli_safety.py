@@ -250,6 +250,7 @@ def test_failed_run_leaves_the_previous_output(spark, corpus, tmp_path, capsys):
     assert code == 2 and "line 11" in _error_line(lines)
     assert _digest(out) == before  # no staging directory left, nothing replaced
     assert not [p for p in os.listdir(out) if p.startswith("_sparkdedup_staging")]
+    assert not (tmp_path / "cache2" / "_sparkdedup_lease.json").exists()  # given back
 
 
 def test_a_failed_run_with_its_cache_inside_the_output_reruns_without_overwrite(
@@ -475,6 +476,21 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
         stop.set()
         renewer.join()
     assert record()["run"] == "x"
+    # A --cache-path outside --output is held as well.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "_sparkdedup_cache.json").write_text("{}")  # as the holder's run made it
+    holder = outputs.OutputLease(spark, str(cache / LEASE), str(cache), "--cache-path")
+    holder.acquire()
+    try:
+        code, lines = _run(capsys, "fuzzy", "--input", str(corpus), "--output",
+                           str(tmp_path / "o2"), "--cache-path", str(cache), *FUZZY)  # fmt: skip
+    finally:
+        holder.release()
+    assert code == 2
+    error = _error_line(lines)
+    assert f"--cache-path '{cache}' is being written by another sparkdedup run" in error, error
+    assert not (tmp_path / "o2" / LEASE).exists() and not (cache / LEASE).exists()
 
 
 def test_remove_writes_atomically_and_overwrites_only_its_own_output(

@@ -1400,7 +1400,7 @@ def _explain_failure(
 def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     from sparkdedup.device import probe_in_background
     from sparkdedup.io import input_fingerprint
-    from sparkdedup.outputs import OutputDir, prepare_cache
+    from sparkdedup.outputs import LEASE, OutputDir, OutputLease, prepare_cache
     from sparkdedup.stages import StageRunner
     from sparkdedup.tables import table_fingerprint
 
@@ -1432,9 +1432,14 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     if hasattr(config, "device"):
         probe_in_background(config.device, spark, getattr(config, "use_64_bit_hash", None))
     out.prepare()
-    raw = None
+    raw, cache_lease = None, None
     try:
         prepare_cache(spark, _cache_path(args))
+        if not out.keep:  # a --cache-path outside --output: the run holds it as well
+            cache_lease = OutputLease(
+                spark, f"{_cache_path(args).rstrip('/')}/{LEASE}", args.cache_path, "--cache-path"
+            )
+            cache_lease.acquire()
         raw, df = _read(spark, args, config)
         runner = StageRunner(spark, _cache_path(args))
         if args.input_table is not None:
@@ -1479,6 +1484,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         if isinstance(err, Exception) and not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err, _input_text_col(config))
         raise
+    finally:
+        if cache_lease is not None:
+            cache_lease.release()
 
 
 def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
