@@ -476,6 +476,11 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
         stop.set()
         renewer.join()
     assert record()["run"] == "x"
+    lease.unlink()
+    lease.mkdir()  # not a lease file: named, not waited on or deleted
+    with pytest.raises(ConfigError, match="is not a sparkdedup lease file"):
+        OutputDir(spark, str(target), entries, keep=["cache"]).prepare()
+    assert lease.is_dir()
     # A --cache-path outside --output is held as well.
     cache = tmp_path / "cache"
     cache.mkdir()

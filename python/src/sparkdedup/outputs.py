@@ -249,14 +249,33 @@ class OutputLease:
 
     def acquire(self) -> None:
         """Take the lease, waiting as the class says; ConfigError when another run holds it."""
-        first_seen: float | None = None
         waited_since = time.monotonic()
+        with _HELD_LOCK:  # before the file exists: this process's other runs see it held
+            _HELD.add(self.token)
+        try:
+            self._wait_and_take(waited_since)
+        except BaseException:
+            with _HELD_LOCK:
+                _HELD.discard(self.token)
+            raise
+        self._thread = threading.Thread(
+            target=self._renew, name="sparkdedup-output-lease", daemon=True
+        )
+        self._thread.start()
+
+    def _wait_and_take(self, waited_since: float) -> None:
+        first_seen: float | None = None
         while True:
             with _writable(self.option, self.display):
                 if fs.create_new(self.spark, self.path, self._body()):
-                    break
+                    return
             holder = self._holder()
             if holder is None:  # given back meanwhile
+                if fs.exists(self.spark, self.path):  # there, and not a file
+                    raise ConfigError(
+                        f"{self.option} {self.display!r}: {self.path!r} is not a sparkdedup "
+                        "lease file; move it away"
+                    )
                 continue
             age = time.time() - float(holder["renewed"])
             why = _gone(holder)
@@ -293,12 +312,6 @@ class OutputLease:
                     f"choose another {self.option}"
                 )
             time.sleep(min(LEASE_RENEW_SECONDS / 4, 5.0))
-        with _HELD_LOCK:
-            _HELD.add(self.token)
-        self._thread = threading.Thread(
-            target=self._renew, name="sparkdedup-output-lease", daemon=True
-        )
-        self._thread.start()
 
     def _renew(self) -> None:
         while not self._stop.wait(LEASE_RENEW_SECONDS):
