@@ -498,6 +498,22 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
     assert not (tmp_path / "o2" / LEASE).exists() and not (cache / LEASE).exists()
 
 
+def test_an_interrupted_run_gives_its_output_back(spark, corpus, tmp_path, monkeypatch):
+    """Ctrl-C in a notebook or a shell: the run's staging directory and its lease go, so the
+    next run of that output (in the same process, too) starts at once."""
+    from sparkdedup.fuzzy import workflow
+
+    def interrupted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(workflow, "run_fuzzy", interrupted)
+    out = tmp_path / "o"
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["fuzzy", "--input", str(corpus), *FUZZY, "--output", str(out)])
+    left = [p for p in os.listdir(out) if p.startswith("_sparkdedup_")]
+    assert left == [], left
+
+
 def test_remove_writes_atomically_and_overwrites_only_its_own_output(
     spark, corpus, tmp_path, capsys
 ):
