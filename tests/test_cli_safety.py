@@ -407,7 +407,9 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
     held.prepare()
     first = record()
     assert first["run"] == held.lease.token and first["pid"] == os.getpid()
-    time.sleep(0.7)
+    deadline = time.monotonic() + 10
+    while record()["renewed"] == first["renewed"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert record()["renewed"] > first["renewed"]  # renewed while the run runs
     staging = held.staging.split(":", 1)[-1]
     (target / "cache").mkdir()
@@ -435,8 +437,10 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
 
     def foreign(host: str, pid: int, age: float) -> None:
         now = time.time()
-        lease.write_text(json.dumps({"run": "x", "host": host, "pid": pid,
-                                     "started": now - 60, "renewed": now - age}))  # fmt: skip
+        written = tmp_path / "foreign.tmp"  # then moved over the lease: read whole or not at all
+        written.write_text(json.dumps({"run": "x", "host": host, "pid": pid,
+                                       "started": now - 60, "renewed": now - age}))  # fmt: skip
+        os.replace(written, lease)
 
     # A process of this machine that has exited: taken over at once.
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

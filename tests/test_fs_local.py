@@ -44,6 +44,34 @@ def test_local_operations_round_trip(tmp_path) -> None:
     assert not fs.exists(spark, str(base / "b")) and fs.status(spark, str(base / "b")) is None
 
 
+def test_replace_text_is_never_seen_in_part(tmp_path) -> None:
+    """A lease's renewal: a reader sees the old content or the new, never an empty or cut
+    file, and no temporary file is left."""
+    import threading
+
+    spark = _ConnectSession()
+    path = str(tmp_path / "_sparkdedup_lease.json")
+    texts = [str(i) * 5000 for i in range(10)]
+    fs.write_text(spark, path, texts[0])
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            seen.add(fs.read_text(spark, path) or "")
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for i in range(300):
+            fs.replace_text(spark, path, texts[i % 10])
+    finally:
+        done.set()
+        reader.join()
+    assert seen and seen <= set(texts), sorted(len(t) for t in seen - set(texts))
+    assert [p.name for p in tmp_path.iterdir()] == ["_sparkdedup_lease.json"]
+
+
 def test_local_parquet_columns(tmp_path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob as globmod
 import os
 import shutil
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -164,6 +165,20 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         out.write(bytearray(text.encode("utf-8")))
     finally:
         out.close()
+
+
+def replace_text(spark: SparkSession, path: str, text: str) -> None:
+    """`write_text`, in one step where the file system has one: on the local disk a temporary
+    file beside `path` (``NAME.tmp-*``) renamed over it, so that a reader sees the old content
+    or the new, never a part; on object stores the write is one upload anyway. On HDFS a
+    reader may find the file empty for a moment."""
+    if is_connect(spark):
+        return _local_replace_text(path, text)
+    fs, hpath = hadoop_path(spark, path)
+    uri = fs.makeQualified(hpath).toUri()
+    if uri.getScheme() == "file":
+        return _local_replace_text(str(uri.getPath()), text)
+    return write_text(spark, path, text)
 
 
 def create_new(spark: SparkSession, path: str, text: str) -> bool:
@@ -355,6 +370,14 @@ def _local_write_text(path: str, text: str) -> None:
     os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
     with open(local, "w", encoding="utf-8") as fh:
         fh.write(text)
+
+
+def _local_replace_text(path: str, text: str) -> None:
+    local = local_path(path)
+    temporary = f"{local}.tmp-{os.getpid()}-{threading.get_ident()}"
+    with open(temporary, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(temporary, local)
 
 
 def _local_create_new(path: str, text: str) -> bool:

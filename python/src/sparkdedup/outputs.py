@@ -320,7 +320,7 @@ class OutputLease:
                     if (self._holder() or {}).get("run") != self.token:
                         self._lost = True  # taken over: `check` refuses the commit
                         return
-                    fs.write_text(self.spark, self.path, self._body())
+                    fs.replace_text(self.spark, self.path, self._body())
             except Exception:  # noqa: BLE001 - a renewal missed; the next one tries again
                 log.debug("sparkdedup: renewing the lease %s failed", self.path, exc_info=True)
 
@@ -518,7 +518,11 @@ class OutputDir:
         children = fs.list_dir(self.spark, self.root)
         earlier, foreign = [], []
         for child in children:
-            if child.name in (MARKER, LEASE) or _ours_staging(self.spark, child):
+            if (
+                child.name == MARKER
+                or child.name.startswith(LEASE)  # the lease, and a rewrite's temporary file
+                or _ours_staging(self.spark, child)
+            ):
                 continue
             if any(
                 kept.split("/")[0] == child.name
