@@ -167,17 +167,26 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         out.close()
 
 
+def _local_or_hadoop(spark: SparkSession, path: str) -> tuple[str | None, Any, Any]:
+    """``(local path, None, None)`` when `path` is on this machine's disk (always over Spark
+    Connect), else ``(None, Hadoop FileSystem, Hadoop Path)``."""
+    if is_connect(spark):
+        return path, None, None
+    fs, hpath = hadoop_path(spark, path)
+    uri = fs.makeQualified(hpath).toUri()
+    if uri.getScheme() == "file":
+        return str(uri.getPath()), None, None
+    return None, fs, hpath
+
+
 def replace_text(spark: SparkSession, path: str, text: str) -> None:
     """`write_text`, in one step where the file system has one: on the local disk a temporary
     file beside `path` (``NAME.tmp-*``) renamed over it, so that a reader sees the old content
     or the new, never a part; on object stores the write is one upload anyway. On HDFS a
     reader may find the file empty for a moment."""
-    if is_connect(spark):
-        return _local_replace_text(path, text)
-    fs, hpath = hadoop_path(spark, path)
-    uri = fs.makeQualified(hpath).toUri()
-    if uri.getScheme() == "file":
-        return _local_replace_text(str(uri.getPath()), text)
+    local, _, _ = _local_or_hadoop(spark, path)
+    if local is not None:
+        return _local_replace_text(local, text)
     return write_text(spark, path, text)
 
 
@@ -186,12 +195,9 @@ def create_new(spark: SparkSession, path: str, text: str) -> bool:
     when it exists. One step, a create-if-absent, wherever the file system has one: on the
     local disk (``O_EXCL``), HDFS, ABFS and Google Cloud Storage two callers never both
     succeed; elsewhere (S3A) it is a check followed by the write."""
-    if is_connect(spark):
-        return _local_create_new(path, text)
-    fs, hpath = hadoop_path(spark, path)
-    uri = fs.makeQualified(hpath).toUri()
-    if uri.getScheme() == "file":
-        return _local_create_new(str(uri.getPath()), text)
+    local, fs, hpath = _local_or_hadoop(spark, path)
+    if local is not None:
+        return _local_create_new(local, text)
     return _hadoop_create_new(fs, hpath, text)
 
 
