@@ -102,3 +102,23 @@ def test_remove_duplicates_with_user_and_derived_ids(spark):
     assert kept.columns == plain.columns
     assert kept.count() + drop.count() == plain.count()
     assert kept.filter(F.col("k") == 0).count() == 0
+
+
+@pytest.mark.parametrize("broadcast", [False, True])
+def test_ids_listed_more_than_once_remove_their_row_once(spark, broadcast):
+    # The list is anti-joined as it is (no distinct of it first): repeats neither drop other
+    # rows nor repeat kept ones.
+    df = spark.createDataFrame(
+        [("a", "x"), ("b", "y"), ("c", "z"), ("d", "w")], "id string, text string"
+    )
+    dups = spark.createDataFrame(
+        [("b", "a"), ("b", "a"), ("d", "c"), ("b", "c")], "id string, kept_id string"
+    )
+    kept = remove_duplicates(df, dups, id_col="id", broadcast=broadcast)
+    assert sorted(r["id"] for r in kept.collect()) == ["a", "c"]
+    # Rows carrying their derived ids (`_dedup_id`), listed by those ids.
+    numbered = spark.createDataFrame(
+        [(1, "x"), (2, "y"), (3, "z")], f"{ID_COL} bigint, text string"
+    )
+    listed = spark.createDataFrame([(2, 1), (2, 1), (2, 3)], "id bigint, kept_id bigint")
+    assert sorted(r[ID_COL] for r in remove_duplicates(numbered, listed).collect()) == [1, 3]

@@ -41,7 +41,7 @@ log = logging.getLogger("sparkdedup")
 
 def _kept_rows(documents: DataFrame, duplicates: DataFrame) -> DataFrame:
     """The rows of `documents` (with ``_dedup_id``) not listed in `duplicates`, without the id."""
-    remove = duplicates.select(F.col("id").alias(ID_COL)).distinct()
+    remove = duplicates.select(F.col("id").alias(ID_COL))  # an anti join: repeats do no harm
     return documents.join(remove, on=ID_COL, how="left_anti").drop(ID_COL)
 
 

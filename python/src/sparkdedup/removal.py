@@ -54,11 +54,13 @@ def remove_duplicates(
     if id_col is not None:
         key = id_column(df, id_col)
         key_type = df.select(key.alias("k")).schema["k"].dataType
-        remove = duplicates.select(F.col("id").cast(key_type).alias("_dedup_remove")).distinct()
+        # An anti join keeps a row that matches nothing, however often an id is listed: no
+        # distinct (a shuffle of the list) is needed.
+        remove = duplicates.select(F.col("id").cast(key_type).alias("_dedup_remove"))
         remove = F.broadcast(remove) if broadcast else remove
         return df.join(remove, key == remove["_dedup_remove"], "left_anti")
     if ID_COL in df.columns:
-        remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL)).distinct()
+        remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL))
         return df.join(remove, on=ID_COL, how="left_anti").select(*df.columns)
     if ids is None:
         ids = derived_ids(with_content_keys(df).select(H1, H2, POS)).withColumnRenamed(ID_COL, "id")
