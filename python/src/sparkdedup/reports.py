@@ -65,10 +65,13 @@ def size_metrics() -> list[Column]:
     count, the largest size and a count per bucket (65 numbers whatever the corpus). Observed
     on the write of ``groups/``, they cost no job of their own."""
     kept = F.col("kept")
+    # One SQL expression a bucket, each built in one call: composed column by column, the 63
+    # took about 0.7 s of the driver's time on every run (a py4j call per operator).
+    buckets = [F.expr(f"count(CASE WHEN `{_K}` = {k} THEN 1 END)").alias(f"k{k}") for k in _BUCKETS]
     return [
         F.count(F.when(kept, 1)).alias("groups"),
         F.max(F.when(kept, F.col("size"))).alias("largest"),
-        *[F.count(F.when(F.col(_K) == k, 1)).alias(f"k{k}") for k in _BUCKETS],
+        *buckets,
     ]
 
 
