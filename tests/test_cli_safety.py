@@ -961,3 +961,86 @@ def test_every_command_follows_the_output_rules(spark, corpus, tmp_path, capsys,
     )
     assert code == 2 and "is inside --input" in _error_line(lines)
     assert _digest(corpus) == before
+
+
+def test_one_run_at_a_time_writes_an_output_table(spark, tmp_path, capsys, caplog, monkeypatch):
+    """--output-table is held like --output: a lease table renewed while its run runs. Another
+    run is refused while the holder renews it and leaves the holder's staging table alone; a
+    lease no longer held by its run is taken over, the run that lost it is refused at its
+    commit and its abort leaves the new holder's staging table alone."""
+    from sparkdedup import outputs
+    from sparkdedup.errors import ConfigError
+    from sparkdedup.tables import LEASE_PROPERTY, STAGING, OutputTable, TableLease
+
+    monkeypatch.setattr(outputs, "LEASE_RENEW_SECONDS", 0.2)
+    monkeypatch.setattr(outputs, "LEASE_STALE_SECONDS", 2.0)
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS lease_db LOCATION '{tmp_path / 'warehouse'}'")
+    name = "lease_db.dedup"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    rows = _docs(20)
+    pq.write_table(
+        pa.table({"id": [r["id"] for r in rows], "text": [r["text"] for r in rows]}),
+        docs / "part-0.parquet",
+    )
+    argv = ["fuzzy", "--input", str(docs), "--input-format", "parquet", "--id-col", "id"]
+    argv += ["--char-ngrams", "5", "--output-table", name]
+
+    def tables() -> set[str]:
+        return {r.tableName for r in spark.sql("SHOW TABLES IN lease_db").collect()}
+
+    def record(lease: TableLease) -> dict:
+        return json.loads(lease._read())
+
+    try:
+        held = OutputTable(spark, name)
+        held.prepare()
+        first = record(held.lease)
+        assert first["run"] == held.lease.token and first["pid"] == os.getpid()
+        deadline = time.monotonic() + 10
+        while record(held.lease)["renewed"] == first["renewed"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record(held.lease)["renewed"] > first["renewed"]  # renewed while it runs
+        # The holder is writing its staging table.
+        spark.range(3).write.saveAsTable(held.staging)
+        held._mark(STAGING)
+        # A second run of the same table: one line, exit 2, the holder's staging untouched.
+        code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o2"))
+        assert code == 2
+        error = _error_line(lines)
+        assert "is being written by another sparkdedup run" in error
+        assert f"process {os.getpid()} on " in error and "dedup__sparkdedup_lease" in error
+        assert spark.table(held.staging).count() == 3
+        assert not (tmp_path / "o2" / "stats.json").exists()
+        # The holder stopped without giving the lease back: taken over, its staging dropped.
+        lease = held.lease
+        lease._stop.set()
+        lease._thread.join()
+        with outputs._HELD_LOCK:
+            outputs._HELD.discard(lease.token)
+        with caplog.at_level("WARNING", logger="sparkdedup"):
+            taker = OutputTable(spark, name)
+            taker.prepare()
+        assert "taking over the lease" in caplog.text
+        assert "dropping the staging table" in caplog.text
+        assert "dedup__sparkdedup_staging" not in tables()
+        spark.range(5).write.saveAsTable(taker.staging)  # the new holder's staging
+        held.written = True
+        with pytest.raises(ConfigError, match="was taken over by another run"):
+            held.commit()
+        held.abort()  # not its staging any more: left alone
+        assert spark.table(taker.staging).count() == 5
+        taker.abort()
+        assert not {"dedup__sparkdedup_staging", "dedup__sparkdedup_lease"} & tables()
+        # A run from start to end gives its lease back.
+        code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o3"))
+        assert code == 0, lines[-10:]
+        assert tables() == {"dedup"} and spark.table(name).count() > 0
+        # A table of the lease's name that is not a lease is named, not taken over.
+        spark.sql(f"CREATE TABLE {name}__sparkdedup_lease (x INT) USING parquet")
+        code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o4"), "--overwrite")
+        assert code == 2
+        assert "is not a sparkdedup lease" in _error_line(lines) and LEASE_PROPERTY in lines[-1]
+        assert "dedup__sparkdedup_lease" in tables()
+    finally:
+        spark.sql("DROP DATABASE IF EXISTS lease_db CASCADE")

@@ -1407,7 +1407,6 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     config = workflow_config(args)
     args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
-    table = _output_table(spark, args)
     if getattr(args, "against", None) is not None:
         from sparkdedup.fuzzy.index import FuzzyIndex
 
@@ -1432,8 +1431,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     if hasattr(config, "device"):
         probe_in_background(config.device, spark, getattr(config, "use_64_bit_hash", None))
     out.prepare()
-    raw, cache_lease = None, None
+    raw, cache_lease, table = None, None, None
     try:
+        table = _output_table(spark, args)  # its lease is held from here: aborted on failure
         prepare_cache(spark, _cache_path(args))
         if not out.keep:  # a --cache-path outside --output: the run holds it as well
             cache_lease = OutputLease(

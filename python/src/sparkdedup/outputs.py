@@ -232,7 +232,9 @@ class OutputLease:
             if attempt:
                 time.sleep(0.05)
             try:
-                text = fs.read_text(self.spark, self.path)
+                text = self._read()
+            except ConfigError:
+                raise
             except Exception:  # noqa: BLE001 - say, a checksum left by a hand-deleted lease
                 log.debug("sparkdedup: reading the lease %s failed", self.path, exc_info=True)
                 text = ""
@@ -244,8 +246,37 @@ class OutputLease:
                 continue
             if isinstance(record, dict) and isinstance(record.get("renewed"), (int, float)):
                 return record
+        return self._unreadable()
+
+    # Where the lease is kept: a file (these methods) or a catalog table (`tables.TableLease`).
+    def _create(self, body: str) -> bool:
+        """Create the lease holding `body` unless there is one; whether it was created."""
+        with _writable(self.option, self.display):
+            return fs.create_new(self.spark, self.path, body)
+
+    def _read(self) -> str | None:
+        """The lease's text; None when there is none."""
+        return fs.read_text(self.spark, self.path)
+
+    def _replace(self, body: str) -> None:
+        fs.replace_text(self.spark, self.path, body)
+
+    def _delete(self) -> None:
+        fs.delete(self.spark, self.path)
+
+    def _unreadable(self) -> dict | None:
+        """The record of a lease whose text cannot be read: renewed when its file was last
+        written; None when it is gone."""
         entry = fs.status(self.spark, self.path)
         return None if entry is None else {"renewed": entry.mtime / 1000}
+
+    def _check_not_foreign(self) -> None:
+        """ConfigError when the lease's place holds something that is not a lease."""
+        if fs.exists(self.spark, self.path):  # there, and not a file
+            raise ConfigError(
+                f"{self.option} {self.display!r}: {self.path!r} is not a sparkdedup lease file; "
+                "move it away"
+            )
 
     def acquire(self) -> None:
         """Take the lease, waiting as the class says; ConfigError when another run holds it."""
@@ -266,16 +297,11 @@ class OutputLease:
     def _wait_and_take(self, waited_since: float) -> None:
         first_seen: float | None = None
         while True:
-            with _writable(self.option, self.display):
-                if fs.create_new(self.spark, self.path, self._body()):
-                    return
+            if self._create(self._body()):
+                return
             holder = self._holder()
             if holder is None:  # given back meanwhile
-                if fs.exists(self.spark, self.path):  # there, and not a file
-                    raise ConfigError(
-                        f"{self.option} {self.display!r}: {self.path!r} is not a sparkdedup "
-                        "lease file; move it away"
-                    )
+                self._check_not_foreign()
                 continue
             age = time.time() - float(holder["renewed"])
             why = _gone(holder)
@@ -292,7 +318,7 @@ class OutputLease:
                     why,
                 )
                 if (self._holder() or {}).get("renewed") == holder["renewed"]:
-                    fs.delete(self.spark, self.path)
+                    self._delete()
                 continue
             if first_seen is None:
                 first_seen = holder["renewed"]
@@ -320,7 +346,7 @@ class OutputLease:
                     if (self._holder() or {}).get("run") != self.token:
                         self._lost = True  # taken over: `check` refuses the commit
                         return
-                    fs.replace_text(self.spark, self.path, self._body())
+                    self._replace(self._body())
             except Exception:  # noqa: BLE001 - a renewal missed; the next one tries again
                 log.debug("sparkdedup: renewing the lease %s failed", self.path, exc_info=True)
 
@@ -346,7 +372,7 @@ class OutputLease:
             held = self.token in _HELD
             _HELD.discard(self.token)
         if held and not self._lost and (self._holder() or {}).get("run") == self.token:
-            fs.delete(self.spark, self.path)
+            self._delete()
 
 
 def _gone(holder: dict) -> str | None:

@@ -12,6 +12,10 @@ Output rules, as for directories (`sparkdedup.outputs`):
    run's checks have passed is the old table dropped and the staging table renamed to ``NAME``
    (a metadata operation; a managed table's directory moves with it), so a run that fails
    leaves an earlier output as it was.
+4. One run at a time writes a table: from its checks to its commit a run holds a lease on it,
+   an empty table ``NAME__sparkdedup_lease`` whose property names the run and is renewed while
+   it runs (`TableLease`, with the rules of `sparkdedup.outputs.OutputLease`). Another run of
+   the same table is refused, naming it, and never drops the staging table of a live run.
 
 A table read as input keeps its format: the output table is created ``LIKE`` it (provider,
 storage format, partitioning), and the deduplicated rows go in by column name.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import re
 from typing import Any
 
@@ -31,12 +36,18 @@ from pyspark.sql import functions as F
 
 from sparkdedup import __version__
 from sparkdedup.errors import ConfigError, DedupError, InputError
+from sparkdedup.outputs import OutputLease
+
+log = logging.getLogger("sparkdedup")
 
 #: Table property that marks a table sparkdedup wrote (its value: the sparkdedup version).
 WRITTEN_BY = "sparkdedup.written_by"
 #: Table property of a staging table, so that a later run may drop one a crash left behind.
 STAGING = "sparkdedup.staging"
 STAGING_SUFFIX = "__sparkdedup_staging"
+#: The lease of an output table (`TableLease`): an empty table, its record in a table property.
+LEASE_SUFFIX = "__sparkdedup_lease"
+LEASE_PROPERTY = "sparkdedup.lease"
 
 #: Providers whose files the CLI can also write into a directory, as the table holds them.
 FILE_PROVIDERS = ("parquet", "orc", "json", "csv", "avro", "delta", "text")
@@ -156,14 +167,26 @@ class OutputTable:
         self.fmt = fmt
         self.options = dict(options or {})
         self.written = False
+        self.lease: TableLease | None = None
 
     def prepare(self) -> None:
-        """Apply the output rules before any work."""
+        """Apply the output rules before any work, holding the table's lease from here to the
+        commit or the abort."""
         if self.like is not None and _same_table(self.spark, self.like, self.name):
             raise ConfigError(
                 f"--output-table {self.name!r} is the input table; write the deduplicated rows to "
                 "a new table (sparkdedup never replaces its input)"
             )
+        lease = TableLease(self.spark, self.name)
+        lease.acquire()
+        try:
+            self._check()
+        except BaseException:
+            lease.release()
+            raise
+        self.lease = lease
+
+    def _check(self) -> None:
         if exists(self.spark, self.name):
             info = describe(self.spark, self.name)
             if WRITTEN_BY not in info.properties:
@@ -185,7 +208,12 @@ class OutputTable:
                     f"--output-table {self.name!r} stages its rows under that name: drop or "
                     "rename it"
                 )
-            self.spark.sql(f"DROP TABLE {self.staging}")  # left by a run that did not finish
+            # Left by a run that did not finish (a live run would hold the lease).
+            log.warning(
+                "sparkdedup: dropping the staging table %s of a run that did not finish",
+                self.staging,
+            )
+            self.spark.sql(f"DROP TABLE {self.staging}")
 
     def write(self, df: DataFrame) -> None:
         """Write `df`'s content columns into the staging table."""
@@ -227,28 +255,117 @@ class OutputTable:
         """Replace the earlier output table (sparkdedup's own) with the staged one."""
         if not self.written:
             raise RuntimeError("OutputTable.write() must run before commit()")
+        if self.lease is not None:
+            self.lease.check()  # taken over meanwhile: the other run's table is left alone
         self._mark(WRITTEN_BY)
         self.spark.sql(f"ALTER TABLE {self.staging} UNSET TBLPROPERTIES IF EXISTS ('{STAGING}')")
         if exists(self.spark, self.name):
             self.spark.sql(f"DROP TABLE {self.name}")
         self.spark.sql(f"ALTER TABLE {self.staging} RENAME TO {self.name}")
         self.written = False
+        self._release()
 
     def abort(self) -> None:
-        """Drop the staging table; an earlier output table stays as it was."""
+        """Drop the staging table (while this run holds the lease: else it may be another
+        run's); an earlier output table stays as it was."""
         try:
-            if exists(self.spark, self.staging):
+            if self._holds_lease() and exists(self.spark, self.staging):
                 self.spark.sql(f"DROP TABLE {self.staging}")
         finally:
             self.written = False
+            self._release()
+
+    def _holds_lease(self) -> bool:
+        if self.lease is None:
+            return False
+        try:
+            self.lease.check()
+        except Exception:  # noqa: BLE001 - taken over, or the catalog unreachable: not ours
+            return False
+        return True
+
+    def _release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
+
+class TableLease(OutputLease):
+    """`sparkdedup.outputs.OutputLease` kept in the catalog, for an output table: an empty
+    table ``NAME__sparkdedup_lease`` (created only if absent: ``CREATE TABLE`` fails when it
+    exists), the record in its `LEASE_PROPERTY` property, renewed with ``ALTER TABLE``. Any
+    catalog works (no file system of the client's is involved), Spark Connect included."""
+
+    def __init__(self, spark: SparkSession, name: str) -> None:
+        super().__init__(spark, _suffixed(name, LEASE_SUFFIX), name, "--output-table")
+
+    def _create(self, body: str) -> bool:
+        provider = self.spark.conf.get("spark.sql.sources.default", "parquet")
+        try:
+            self.spark.sql(
+                f"CREATE TABLE {self.path} (sparkdedup_lease STRING) USING {provider} "
+                f"TBLPROPERTIES ('{LEASE_PROPERTY}' = '{_literal(body)}')"
+            )
+        except (PySparkException, Py4JJavaError) as err:
+            if exists(self.spark, self.path):
+                return False  # another run's (or one created meanwhile)
+            raise ConfigError(
+                f"--output-table {self.display!r}: cannot create its lease table {self.path!r}: "
+                f"{_error(err)}"
+            ) from err
+        return True
+
+    def _read(self) -> str | None:
+        if not exists(self.spark, self.path):
+            return None
+        try:
+            rows = self.spark.sql(f"SHOW TBLPROPERTIES {self.path}").collect()
+        except (PySparkException, Py4JJavaError):
+            if not exists(self.spark, self.path):
+                return None  # given back meanwhile
+            raise
+        record = {str(r[0]): r[1] for r in rows}.get(LEASE_PROPERTY)
+        if record is None:
+            raise ConfigError(
+                f"table {self.path!r} exists and is not a sparkdedup lease (no {LEASE_PROPERTY} "
+                f"table property); --output-table {self.display!r} keeps its lease under that "
+                "name: drop or rename it"
+            )
+        return str(record)
+
+    def _replace(self, body: str) -> None:
+        self.spark.sql(
+            f"ALTER TABLE {self.path} SET TBLPROPERTIES ('{LEASE_PROPERTY}' = '{_literal(body)}')"
+        )
+
+    def _delete(self) -> None:
+        self.spark.sql(f"DROP TABLE IF EXISTS {self.path}")
+
+    def _unreadable(self) -> dict | None:
+        # Only sparkdedup writes the property, in one step: one that does not parse is damaged,
+        # and its run long gone.
+        return {"renewed": 0.0} if exists(self.spark, self.path) else None
+
+    def _check_not_foreign(self) -> None:
+        self._read()  # raises on a table that is not a lease
+
+
+def _literal(text: str) -> str:
+    """`text` inside a single-quoted SQL string literal."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _staging_name(name: str) -> str:
+    return _suffixed(name, STAGING_SUFFIX)
+
+
+def _suffixed(name: str, suffix: str) -> str:
+    """The table `name` with `suffix` appended to its last part (in the same database)."""
     *prefix, table = _split(name)
     if table.startswith("`"):
-        table = table[:-1] + STAGING_SUFFIX + "`"
+        table = table[:-1] + suffix + "`"
     else:
-        table += STAGING_SUFFIX
+        table += suffix
     return ".".join([*prefix, table])
 
 
