@@ -285,9 +285,19 @@ class OutputTable:
         return True
 
     def _release(self) -> None:
-        if self.lease is not None:
-            self.lease.release()
-            self.lease = None
+        lease, self.lease = self.lease, None
+        if lease is None:
+            return
+        try:
+            lease.release()
+        except Exception as err:  # noqa: BLE001 - the run's outcome stands; a later run takes it over
+            log.warning(
+                "sparkdedup: could not drop the lease table %s (%s); the next run of %s takes "
+                "it over",
+                lease.path,
+                _error(err),
+                self.name,
+            )
 
 
 class TableLease(OutputLease):
