@@ -1170,14 +1170,17 @@ def _write_results(
     )
     report = None
     if args.command in ("fuzzy", "exact"):
-        from sparkdedup.reports import group_members, histogram, observe_sizes
+        from sparkdedup.reports import group_members, histogram
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
         from sparkdedup.sizing import broadcastable
 
+        # The size histogram rides on this write (no job of its own).
+        sizes_obs = Observation("group_sizes")
         members = group_members(
             spark.read.parquet(out.path("duplicates")),
             broadcast=broadcastable(spark, result.stats["removed_docs"]),
+            observe=sizes_obs,
         )
         scores = getattr(result, "kept_jaccard", None)
         if scores is not None:  # --verify jaccard: each member's Jaccard to the kept document
@@ -1185,9 +1188,7 @@ def _write_results(
                 *members.columns,
                 F.when(F.col("kept"), F.lit(1.0)).otherwise(F.col("jaccard")).alias("jaccard"),
             )
-        # The size histogram rides on this write (no job of its own).
-        sizes_obs = Observation("group_sizes")
-        observe_sizes(members, sizes_obs).write.parquet(out.path("groups"))
+        members.write.parquet(out.path("groups"))
         report = histogram(sizes_obs.get)
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")

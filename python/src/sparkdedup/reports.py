@@ -14,7 +14,9 @@ from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
 
-def group_members(duplicates: DataFrame, *, broadcast: bool = False) -> DataFrame:
+def group_members(
+    duplicates: DataFrame, *, broadcast: bool = False, observe: Observation | None = None
+) -> DataFrame:
     """``[group, id, kept, size]``: every member of every group (the kept document with
     ``kept`` true), ``group`` the kept document's id and ``size`` the group's member count.
 
@@ -24,11 +26,17 @@ def group_members(duplicates: DataFrame, *, broadcast: bool = False) -> DataFram
     group of any size is spread over the tasks that read it; else by a sort-merge join,
     whose tasks' memory follows the partitions, not the groups. Either way chosen here:
     Spark's own choice would broadcast the sizes from the driver on the size of the
-    compressed duplicates files."""
+    compressed duplicates files.
+
+    `observe`: filled with the size histogram's metrics (`size_metrics`, read by `histogram`)
+    when the result is written, observed on the kept rows, one a group: no job of their own,
+    and nothing evaluated on the removed rows."""
     sizes = duplicates.groupBy(F.col("kept_id").alias("group")).agg(
         (F.count(F.lit(1)) + 1).alias("size")
     )
     kept = sizes.select("group", F.col("group").alias("id"), F.lit(True).alias("kept"), "size")
+    if observe is not None:
+        kept = _with_size_bucket(kept).observe(observe, *size_metrics()).drop(_K)
     removed = duplicates.select(
         F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept")
     ).join(sizes.hint("broadcast" if broadcast else "merge"), on="group")
@@ -49,12 +57,6 @@ _BUCKETS = range(1, 64)
 _K = "_dedup_size_bucket"
 
 
-def observe_sizes(groups: DataFrame, observation: Observation) -> DataFrame:
-    """`groups` (a `group_members` table) with `size_metrics` observed on it: an action over
-    the result (its write) fills `observation`, whose values `histogram` reads."""
-    return _with_size_bucket(groups).observe(observation, *size_metrics()).drop(_K)
-
-
 def _with_size_bucket(groups: DataFrame) -> DataFrame:
     """`groups` with the size bucket of its kept rows (`_bucket`, computed once a row)."""
     return groups.withColumn(_K, F.when(F.col("kept"), _bucket(F.col("size"))))
@@ -63,7 +65,7 @@ def _with_size_bucket(groups: DataFrame) -> DataFrame:
 def size_metrics() -> list[Column]:
     """The aggregations behind the size histogram, over `_with_size_bucket` rows: the group
     count, the largest size and a count per bucket (65 numbers whatever the corpus). Observed
-    on the write of ``groups/``, they cost no job of their own."""
+    on the write of ``groups/`` (`group_members`), they cost no job of their own."""
     kept = F.col("kept")
     # One SQL expression a bucket, each built in one call: composed column by column, the 63
     # took about 0.7 s of the driver's time on every run (a py4j call per operator).
