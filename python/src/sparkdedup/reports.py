@@ -96,5 +96,5 @@ def histogram(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def size_histogram(groups: DataFrame) -> dict[str, Any]:
     """The size histogram (`histogram`) of a `group_members` table, in one aggregation (the
-    CLI observes them on its write of the table instead, `observe_sizes`)."""
+    CLI observes them on its write of the table instead: `group_members(..., observe=)`)."""
     return histogram(_with_size_bucket(groups).agg(*size_metrics()).first().asDict())
