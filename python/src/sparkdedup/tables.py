@@ -85,11 +85,20 @@ def exists(spark: SparkSession, name: str) -> bool:
     return bool(spark.catalog.tableExists(name))
 
 
+def table_properties(spark: SparkSession, name: str) -> dict[str, str]:
+    """An existing table's properties (a few dozen rows at most)."""
+    return {str(r[0]): str(r[1]) for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+
+
+def set_property(spark: SparkSession, name: str, key: str, value: str) -> None:
+    spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{key}' = '{_literal(value)}')")
+
+
 def describe(spark: SparkSession, name: str) -> TableInfo:
     """Provider, location and properties of an existing table."""
     rows = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
     info = {str(r[0]).strip(): (r[1] or "") for r in rows}
-    properties = {str(r[0]): str(r[1]) for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    properties = table_properties(spark, name)
     provider = info.get("Provider", "").strip().lower() or "hive"
     location = info.get("Location", "").strip() or None
     return TableInfo(name, provider, location, properties)
@@ -246,10 +255,8 @@ class OutputTable:
             self._mark(STAGING)
         self.written = True
 
-    def _mark(self, key: str, table: str | None = None) -> None:
-        self.spark.sql(
-            f"ALTER TABLE {table or self.staging} SET TBLPROPERTIES ('{key}' = '{__version__}')"
-        )
+    def _mark(self, key: str) -> None:
+        set_property(self.spark, self.staging, key, __version__)
 
     def commit(self) -> None:
         """Replace the earlier output table (sparkdedup's own) with the staged one."""
@@ -329,24 +336,21 @@ class TableLease(OutputLease):
         if not exists(self.spark, self.path):
             return None
         try:
-            rows = self.spark.sql(f"SHOW TBLPROPERTIES {self.path}").collect()
+            record = table_properties(self.spark, self.path).get(LEASE_PROPERTY)
         except (PySparkException, Py4JJavaError):
             if not exists(self.spark, self.path):
                 return None  # given back meanwhile
             raise
-        record = {str(r[0]): r[1] for r in rows}.get(LEASE_PROPERTY)
         if record is None:
             raise ConfigError(
                 f"table {self.path!r} exists and is not a sparkdedup lease (no {LEASE_PROPERTY} "
                 f"table property); --output-table {self.display!r} keeps its lease under that "
                 "name: drop or rename it"
             )
-        return str(record)
+        return record
 
     def _replace(self, body: str) -> None:
-        self.spark.sql(
-            f"ALTER TABLE {self.path} SET TBLPROPERTIES ('{LEASE_PROPERTY}' = '{_literal(body)}')"
-        )
+        set_property(self.spark, self.path, LEASE_PROPERTY, body)
 
     def _delete(self) -> None:
         self.spark.sql(f"DROP TABLE IF EXISTS {self.path}")
@@ -357,7 +361,7 @@ class TableLease(OutputLease):
         return {"renewed": 0.0} if exists(self.spark, self.path) else None
 
     def _check_not_foreign(self) -> None:
-        self._read()  # raises on a table that is not a lease
+        pass  # `_read` already refuses a table that is not a lease
 
 
 def _literal(text: str) -> str:
