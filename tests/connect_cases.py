@@ -204,6 +204,81 @@ def against_case(work: str, label: str, session_args: list[str]) -> dict[str, An
     }
 
 
+def _cli(argv: list[str]) -> tuple[int, str]:
+    """The CLI's exit code and what it wrote to stderr."""
+    import contextlib
+    import io
+
+    from sparkdedup import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli.main(argv)
+    return code, err.getvalue()
+
+
+def table_case(work: str, remote: str) -> dict[str, Any]:
+    """The CLI from a catalog table into catalog tables over Spark Connect (`fuzzy` and
+    `remove` with ``--input-table`` and ``--output-table``), on a local server with a Hive
+    catalog whose metastore (Derby, under `work`) outlives each run's server: what each run
+    returned and what the tables hold afterwards."""
+    import os
+
+    import pyarrow.parquet as pq
+    from pyspark.sql import SparkSession
+
+    conf = {
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": os.path.join(work, "warehouse"),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": (
+            f"jdbc:derby:;databaseName={os.path.join(work, 'metastore')};create=true"
+        ),
+    }
+    settings = [item for key, value in conf.items() for item in ("--spark-conf", f"{key}={value}")]
+    session = ["--remote", remote, *settings]
+
+    def open_session() -> Any:
+        builder = SparkSession.builder.remote(remote)
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    spark = open_session()
+    rows = [(i, t, f"src{i % 3}") for i, t in enumerate(TEXTS)]
+    rows += [(100 + i, TEXTS[i], f"src{i % 3}") for i in range(5)]  # exact copies of 0-4
+    spark.sql("CREATE DATABASE corpus")
+    docs = spark.createDataFrame(rows, "id long, text string, source string")
+    docs.write.partitionBy("source").format("parquet").saveAsTable("corpus.docs")
+    out: dict[str, Any] = {"catalog": spark.conf.get("spark.sql.catalogImplementation")}
+    spark.stop()  # each CLI run below starts its own local server, as a user's would
+
+    run = os.path.join(work, "tables-run")
+    table_args = ["--input-table", "corpus.docs", "--id-col", "id", "--output-table"]
+    fuzzy = ["fuzzy", "--device", "cpu", *table_args, "corpus.dedup"]
+    code, err = _cli([*fuzzy, "--output", run, *session])
+    out["run"] = code
+    out["warned"] = "Failed to set spark." in err
+    code, err = _cli([*fuzzy, "--output", f"{run}-again", *session])
+    out["again"] = [code, "already holds the output of an earlier sparkdedup run" in err]
+    duplicates = os.path.join(run, "duplicates")
+    code, _ = _cli(["remove", *table_args, "corpus.removed", "--duplicates", duplicates, *session])
+    out["remove"] = code
+
+    spark = open_session()
+    out["kept"] = sorted(r[0] for r in spark.read.table("corpus.dedup").select("id").collect())
+    out["remove_kept"] = sorted(
+        r[0] for r in spark.read.table("corpus.removed").select("id").collect()
+    )
+    out["removed"] = sorted(pq.read_table(duplicates).column("id").to_pylist())
+    out["partitions"] = sorted(r[0] for r in spark.sql("SHOW PARTITIONS corpus.dedup").collect())
+    out["tables"] = sorted(r.tableName for r in spark.sql("SHOW TABLES IN corpus").collect())
+    props = {r[0]: r[1] for r in spark.sql("SHOW TBLPROPERTIES corpus.dedup").collect()}
+    out["written_by"] = "sparkdedup.written_by" in props
+    out["input_ids"] = sorted(r[0] for r in spark.read.table("corpus.docs").select("id").collect())
+    spark.stop()
+    return out
+
+
 def main(remote: str, work: str) -> None:
     from pyspark.sql import SparkSession
 
@@ -215,6 +290,8 @@ def main(remote: str, work: str) -> None:
         raise
     # The CLI over the same Connect session (it stops the session when done).
     result["cli"] = cli_case(work, "connect", ["--remote", remote])
+    # Catalog tables, on a server of their own with a Hive catalog (a Connect-only case).
+    result["tables"] = table_case(work, remote)
     print(json.dumps(result))
 
 

@@ -161,3 +161,19 @@ def test_a_driver_jvm_that_exited_is_one_line(capsys, monkeypatch) -> None:
         running.wait()
     assert "internal error: ConnectionRefusedError" in capsys.readouterr().err
     assert stopped == [True]
+
+
+def test_settings_a_local_connect_server_started_with_are_not_warned_about(monkeypatch) -> None:
+    # pyspark warns "Failed to set spark.x" for each setting a running server cannot change;
+    # a local server this run starts took them all at its start, so those warnings would be
+    # false. Anywhere else they may be true and are left alone.
+    for name in ("SPARK_LOCAL_REMOTE", "SPARK_LOCAL_CONNECT_REUSE"):
+        monkeypatch.delenv(name, raising=False)
+    assert cli._starts_local_server("local[2]", {})
+    assert not cli._starts_local_server("sc://host:15002", {})
+    assert not cli._starts_local_server("local[2]", {"spark.local.connect.reuse": "true"})
+    monkeypatch.setenv("SPARK_LOCAL_CONNECT_REUSE", "1")
+    assert not cli._starts_local_server("local[2]", {})
+    monkeypatch.delenv("SPARK_LOCAL_CONNECT_REUSE")
+    monkeypatch.setenv("SPARK_LOCAL_REMOTE", "1")  # a local server already runs here
+    assert not cli._starts_local_server("local[2]", {})

@@ -46,11 +46,13 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
         capture_output=True,
         text=True,
         env=env,
-        timeout=600,
+        cwd=str(tmp_path),  # Derby (the table case's metastore) writes its log there
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     remote = json.loads(proc.stdout.strip().splitlines()[-1])
     assert remote.pop("session") == "pyspark.sql.connect.session"
+    tables = remote.pop("tables")
     classic = connect_cases.run_all(spark, str(tmp_path / "classic-models"))
     classic["cli"] = connect_cases.cli_case(str(tmp_path), "classic", [])
     classic = json.loads(json.dumps(classic))  # tuples as lists
@@ -72,3 +74,15 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     assert against["removed_near_indexed"] == 5
     assert against["segment_docs"][1:] == [1]  # the update appended a segment of one
     assert against["indexed_docs"] == sum(against["segment_docs"])
+    # Catalog tables over Connect: table in, tables out, with the output rules and no table of
+    # sparkdedup's own (staging, lease) left behind.
+    assert tables["catalog"] == "hive"
+    assert tables["run"] == 0 and tables["remove"] == 0
+    assert not tables["warned"]  # no false "Failed to set spark..." from a local server
+    assert {100, 101, 102, 103, 104} <= set(tables["removed"])
+    assert sorted(tables["kept"] + tables["removed"]) == tables["input_ids"]
+    assert tables["remove_kept"] == tables["kept"]
+    assert tables["again"] == [2, True]
+    assert tables["partitions"] == ["source=src0", "source=src1", "source=src2"]
+    assert tables["tables"] == ["dedup", "docs", "removed"]
+    assert tables["written_by"]

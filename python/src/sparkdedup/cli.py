@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -979,7 +980,26 @@ def _connect_session(args: argparse.Namespace, conf: dict[str, str]) -> tuple[An
         settings.setdefault("spark.cleaner.referenceTracking.cleanCheckpoints", "true")
     for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.getOrCreate(), True
+    with warnings.catch_warnings():
+        if _starts_local_server(args.remote, settings):
+            # pyspark starts the local server with every setting, then sets each again on the
+            # session and warns for those a running server cannot change: all of them are in
+            # effect already.
+            warnings.filterwarnings("ignore", r"Failed to set spark\.", UserWarning)
+        return builder.getOrCreate(), True
+
+
+def _starts_local_server(remote: str, settings: dict[str, str]) -> bool:
+    """Whether a session on `remote` starts a local Connect server in this process with
+    `settings`: not when one runs here already, nor when pyspark's opt-in
+    (``spark.local.connect.reuse``) reconnects to one that another process started; their
+    settings may differ, and pyspark's warnings then say which did not apply."""
+    reuse = settings.get("spark.local.connect.reuse", os.environ.get("SPARK_LOCAL_CONNECT_REUSE"))
+    return (
+        remote.startswith("local")
+        and "SPARK_LOCAL_REMOTE" not in os.environ
+        and str(reuse or "").lower() not in ("1", "true")
+    )
 
 
 def _check_paths(spark: Any, args: argparse.Namespace) -> None:
