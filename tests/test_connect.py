@@ -63,6 +63,8 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     assert remote["transformer_kept"] == remote["fuzzy_kept"] == remote["transformer_loaded_kept"]
     assert remote["semantic_model_kept"]  # a fitted, saved and loaded model transforms
     assert [0, 100] in remote["semantic"] or [100, 0] in remote["semantic"]
+    if connect_cases._has_model():  # make test installs it (the embed extra)
+        assert remote["semantic_text"] == [[0, 100], [1, 101]]  # the copy and the edit
     cli = remote["cli"]
     assert [100, 0] in cli["user"]["duplicates"] and cli["user"]["removed"] >= 5
     assert cli["derived"]["removed"] == cli["user"]["removed"]
