@@ -167,13 +167,10 @@ def parquet_missing_text_case(work: str, label: str, session_args: list[str]) ->
     """The CLI on Parquet files one of which lacks the text column (checked on the final
     write's observed metrics) while another has null texts: its exit code, and whether its
     error names the missing column."""
-    import contextlib
-    import io
     import os
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from sparkdedup import cli
 
     corpus = os.path.join(work, "pq")
     if not os.path.exists(corpus):
@@ -187,10 +184,8 @@ def parquet_missing_text_case(work: str, label: str, session_args: list[str]) ->
         )
     target = os.path.join(work, f"out-{label}-pq")
     argv = ["fuzzy", "--input", corpus, "--input-format", "parquet", "--id-col", "id"]
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err):
-        code = cli.main([*argv, "--output", target, *session_args])
-    return [code, "column 'text' is missing from some input files: " in err.getvalue()]
+    code, err = _cli([*argv, "--output", target, *session_args])
+    return [code, "column 'text' is missing from some input files: " in err]
 
 
 def against_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
