@@ -32,12 +32,12 @@ SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
 	tests/test_ml.py::test_semantic_fit_transform_equals_semantic_duplicates \
 	tests/test_semantic_spark.py::test_kmeans_fits_on_a_sample_and_assigns_every_document \
 	tests/test_semantic_cli.py::test_semantic_cli_end_to_end_and_resume \
-	tests/test_incremental.py::test_against_removes_what_a_full_run_defines
+	tests/test_incremental.py::test_against_removes_what_a_full_run_defines \
+	tests/test_fuzzy_workflow.py::test_same_output_whatever_partitioning_order_and_run
 # Spark 4 tests that run in the background stream, after the 3.5 pass, instead of in the main
 # pass: the two streams then take about as long as each other. None of them starts a Spark
 # Connect server (the local server's port is taken by the main pass's Connect tests).
-SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py tests/test_tables.py \
-	tests/test_verify.py
+SHARD_TESTS := tests/test_cli.py tests/test_benchmarks.py tests/test_cli_safety.py tests/test_tables.py
 JAR := python/src/sparkdedup/jars/sparkdedup-udfs.jar
 JAVA_SOURCES := $(shell find jvm-udfs/src -type f 2>/dev/null)
 export SPARK_LOCAL_IP ?= 127.0.0.1
