@@ -20,9 +20,9 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 	tests/test_tables.py
 # make test runs these on 4.x only; make test-slow runs them on 3.5, with the 3.5 modules' tests
 # marked slow (not listed here). They are the longest of the 3.5 pass, and its other tests run
-# their code paths there too (the CLI's readers and writers, derived ids, both components
-# backends, the pipeline wrappers, KMeans, the semantic CLI, index updates and runs against
-# an index).
+# their code paths there too (the fuzzy workflow, on one partitioning, the CLI's readers and
+# writers, derived ids, both components backends, the pipeline wrappers, KMeans, the semantic
+# CLI, index updates and runs against an index).
 SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
 	tests/test_fuzzy_workflow.py::test_derived_id_joins_broadcast_only_tables_that_fit \
 	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \
