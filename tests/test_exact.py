@@ -9,6 +9,7 @@ import sys
 import pyarrow as pa
 import pytest
 import sparkdedup
+from pyspark.sql import functions as F
 from sparkdedup import ExactConfig, FuzzyConfig
 from sparkdedup.cli import main
 from sparkdedup.errors import ConfigError, SchemaError
@@ -187,6 +188,38 @@ def test_exact_keep_rule_priority_and_partitioning(docs) -> None:
     assert low == {3: 0, 7: 0, 5: 1}
     spread = _pairs(sparkdedup.exact_duplicates(docs.repartition(5), id_col="id"))
     assert spread == EXPECTED["none"]
+
+
+def test_exact_nan_priority_ranks_last_like_null(docs) -> None:
+    """A NaN priority (a score that failed) ranks last, as a null does, in either direction;
+    Spark alone would order it above every number and keep it."""
+    nan = float("nan")
+    q = {3: nan, 1: None}  # in {0, 3, 7} q is 0, NaN, 3; in {1, 5}, null and 1
+    scored = docs.withColumn(
+        "q",
+        F.when(F.col("id") == 3, F.lit(nan))
+        .when(F.col("id") == 1, F.lit(None).cast("double"))
+        .otherwise(F.col("q")),
+    )
+    assert {r["id"]: r["q"] for r in scored.where(F.col("id").isin(*q)).collect()} == {
+        1: None,
+        3: pytest.approx(nan, nan_ok=True),
+    }
+    high = _pairs(sparkdedup.exact_duplicates(scored, id_col="id", priority_col="q"))
+    assert high == {0: 7, 3: 7, 1: 5}
+    low = _pairs(
+        sparkdedup.exact_duplicates(scored, id_col="id", priority_col="q", priority_ascending=True)
+    )
+    assert low == {3: 0, 7: 0, 1: 5}
+    # Only missing values in a group: the smallest id, as with no priority.
+    missing = scored.withColumn(
+        "q", F.when(F.col("id").isin(0, 7), F.lit(nan)).otherwise(F.col("q"))
+    )
+    assert _pairs(sparkdedup.exact_duplicates(missing, id_col="id", priority_col="q")) == {
+        3: 0,
+        7: 0,
+        1: 5,
+    }
 
 
 def test_exact_with_derived_ids_removes_the_same_rows(docs) -> None:

@@ -91,3 +91,25 @@ def test_identify_smallest_and_priority(spark):
     assert sorted(tuple(r) for r in got.collect()) == [(2, 1), (3, 1), (7, 9)]
     with pytest.raises(SchemaError, match="priority column 'missing' is not in the input"):
         identify_duplicates(comps, documents=docs, id_col="_dedup_id", priority_col="missing")
+
+
+def test_identify_nan_priority_ranks_last_like_null(spark):
+    """A NaN priority ranks last, as a null does, whichever direction: Spark's max would
+    otherwise pick it over every number."""
+    comps = spark.createDataFrame(
+        [(1, 1), (2, 1), (3, 1), (7, 7), (9, 7)], "id bigint, component bigint"
+    )
+    nan = float("nan")
+    docs = spark.createDataFrame(
+        [(1, nan), (2, 30.0), (3, 10.0), (7, None), (9, nan)], "_dedup_id bigint, score double"
+    )
+
+    def keep(**kw):
+        got = identify_duplicates(comps, documents=docs, id_col="_dedup_id", **kw)
+        return sorted(tuple(r) for r in got.collect())
+
+    assert keep(priority_col="score") == [(1, 2), (3, 2), (9, 7)]
+    assert keep(priority_col="score", priority_ascending=True) == [(1, 3), (2, 3), (9, 7)]
+    floats = docs.withColumn("score", F.col("score").cast("float"))
+    got = identify_duplicates(comps, documents=floats, id_col="_dedup_id", priority_col="score")
+    assert sorted(tuple(r) for r in got.collect()) == [(1, 2), (3, 2), (9, 7)]

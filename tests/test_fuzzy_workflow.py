@@ -199,6 +199,15 @@ def test_priority_column_keeps_longest(spark):
     assert sorted(map(tuple, got.values.tolist())) == [(1, 2), (3, 2)]
 
 
+def test_nan_priority_is_never_the_keeper(spark):
+    """A NaN priority ranks last (as a null), not above every number as Spark orders NaN."""
+    base = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod " * 3
+    rows = [(1, base, 2.0), (2, base + " extra tail words", float("nan")), (3, base[:-1], 1.0)]
+    df = spark.createDataFrame(rows, "id int, text string, score double")
+    got = sparkdedup.fuzzy_duplicates(df, id_col="id", priority_col="score", char_ngrams=5)
+    assert sorted(tuple(r) for r in got.collect()) == [(2, 1), (3, 1)]
+
+
 def test_null_and_empty_texts_are_kept_and_never_grouped(spark):
     text = "the same sentence about deduplication of training corpora " * 2
     rows = [(1, text), (2, text), (3, None), (4, ""), (5, None), (6, ""), (7, "short")]

@@ -554,6 +554,50 @@ def test_split_clusters_equal_the_whole_computation(spark, caplog, which_to_keep
         pairwise_similarity(df, max_cluster_size=-1)
 
 
+@pytest.mark.parametrize("direction", ["desc", "asc"])
+def test_nan_sort_values_rank_last_in_whole_and_split_clusters(spark, direction) -> None:
+    """With `sort_cols`, a NaN value ranks last, as a null does, whether the cluster is ranked
+    whole (pandas) or split into blocks (a Spark window, which alone would rank NaN above every
+    number): the same documents are kept whatever `max_cluster_size`."""
+    rng = np.random.default_rng(5)
+    n, d = 30, 4
+    vectors = l2_normalize(rng.normal(size=(n, d)))
+    vectors[10:] = vectors[0]  # 0 and 10..29 are copies: the best-ranked one is kept
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n, dtype=np.int64),
+            "centroid": np.zeros(n, dtype=np.int32),
+            "q": rng.random(n),
+            "embedding": list(vectors.astype(np.float32)),
+        }
+    )
+    df = spark.createDataFrame(frame, "id long, centroid int, q double, embedding array<float>")
+    nan_ids, null_ids = [0, 12, 20, 27], [15, 21]
+    # pandas NaN arrives as null in Spark: the NaN are set in Spark.
+    df = df.withColumn(
+        "q",
+        F.when(F.col("id").isin(*nan_ids), F.lit(float("nan")))
+        .when(F.col("id").isin(*null_ids), F.lit(None).cast("double"))
+        .otherwise(F.col("q")),
+    )
+    assert df.where(F.isnan("q")).count() == len(nan_ids)
+    copies = [0, *range(10, n)]
+    scored = [i for i in copies if i not in nan_ids + null_ids]
+    pick = max if direction == "desc" else min
+    best = pick(scored, key=lambda i: frame["q"][i])
+
+    def run(limit):
+        out = pairwise_similarity(
+            df, sort_cols=[f"q:{direction}"], batch_size=4, max_cluster_size=limit
+        )
+        return {r["id"]: r["max_id"] for r in out.collect()}
+
+    whole, split = run(10**6), run(7)
+    assert split == whole
+    # Every copy's best earlier match is the copy ranked first: the best real score.
+    assert {whole[i] for i in copies if i != best} == {best}
+
+
 def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
     """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
     the same parameters and the same normalised, partitioned input as the CPU branch, and gets

@@ -359,7 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sort-cols",
         default=None,
         help="custom ranking, overriding --which-to-keep: comma-separated columns, each COL or "
-        "COL:desc (largest first) or COL:asc (smallest first); ties by id (default: none)",
+        "COL:desc (largest first) or COL:asc (smallest first); nulls and NaN last, ties by id "
+        "(default: none)",
     )
     s.add_argument(
         "--sim-metric",
@@ -414,8 +415,8 @@ def _keep_rule_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--priority-col",
         default=None,
-        help="keep the row with the largest value of this column per group (default: the "
-        "smallest id)",
+        help="keep the row with the largest value of this column per group; nulls and NaN rank "
+        "last (default: the smallest id)",
     )
     p.add_argument(
         "--priority-ascending", action="store_true", help="keep the smallest priority value instead"

@@ -114,7 +114,8 @@ class FuzzyConfig:
         `cc_backend="driver"`; 0 (the default): 131,072 edges (2 MiB), or a quarter of
         spark.driver.maxResultSize at 16 bytes an edge when that is smaller.
     priority_col : keep the row with the largest value of this column in each group (ties
-        broken by smallest id); None keeps the smallest id.
+        broken by smallest id; a null or NaN value ranks last either way); None keeps the
+        smallest id.
     priority_ascending : keep the smallest `priority_col` value instead of the largest.
     device : "auto", "cpu" or "gpu", decided from the executors: "gpu" fails, before any
         long work, when their tasks see no usable GPU.
@@ -244,8 +245,8 @@ class SemanticConfig:
     which_to_keep : "hard" keeps the documents farthest from the centroid, "easy" the nearest,
         "random" a seeded random order.
     sort_cols : custom ranking: each entry ``"col"`` or ``"col:desc"`` (descending) or
-        ``"col:asc"`` (ascending), nulls last, ties by id descending; overrides `which_to_keep`
-        when given.
+        ``"col:asc"`` (ascending), nulls and NaN last, ties by id descending; overrides
+        `which_to_keep` when given.
     rank_seed : seed of the "random" ranking, apart from the KMeans `seed`: changing one never
         changes what the other decides.
     sim_metric : "cosine" or "l2": which distance to the centroid ranks documents.

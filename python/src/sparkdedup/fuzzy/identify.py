@@ -1,7 +1,8 @@
 """Fuzzy dedup step 5: ids to remove (ALGORITHMS.md, "Buckets to edges, components, duplicates").
 
 Every group keeps one document, chosen deterministically: the smallest id, or the best value of
-a priority column with ties broken by the smallest id. All other members are duplicates. A
+a priority column with ties broken by the smallest id (a missing value, null or NaN, ranks
+last: `rank_value`). All other members are duplicates. A
 group's keeper comes from aggregations joined back to the members (shuffled hash joins), so a
 group of a million documents is never sorted or held whole by one task.
 """
@@ -36,7 +37,7 @@ def identify_duplicates(
         `priority_col`.
     id_col : id column of `documents`.
     priority_col : keep the document with the largest value (smallest with
-        `priority_ascending`); nulls rank last; ties go to the smallest id.
+        `priority_ascending`); nulls and NaN rank last; ties go to the smallest id.
 
     Returns
     -------
@@ -69,6 +70,19 @@ def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
         )
 
 
+def rank_value(df: DataFrame, name: str) -> Column:
+    """Column `name` of `df` as the keep rules rank it: a floating-point NaN becomes null.
+
+    Spark orders NaN above every number, so a NaN score (a scorer that failed) would be the
+    best of its group by default; pandas ranks it with the nulls. As null it ranks last in
+    either direction, like any missing value, and every path (Spark aggregates and windows,
+    pandas sorts) orders the rows alike."""
+    column = F.col(f"`{name}`")
+    if isinstance(df.schema[name].dataType, (T.FloatType, T.DoubleType)):
+        return F.when(~F.isnan(column), column)
+    return column
+
+
 def keep_one_per_group(
     members: DataFrame,
     *,
@@ -80,14 +94,16 @@ def keep_one_per_group(
 ) -> DataFrame:
     """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``, `group`
     one column or several) that is not its group's keeper: the best `priority` (largest, or
-    smallest with `ascending`; nulls rank last), ties and no priority going to the smallest id,
-    or to the smallest `order` column when given (a struct that ends with the id). With
-    `order`, the rows also carry the member's and the keeper's `order` values, as
-    ``_dedup_order`` and ``_dedup_kept_order``.
+    smallest with `ascending`; nulls and NaN rank last, `rank_value`), ties and no priority
+    going to the smallest id, or to the smallest `order` column when given (a struct that ends
+    with the id). With `order`, the rows also carry the member's and the keeper's `order`
+    values, as ``_dedup_order`` and ``_dedup_kept_order``.
 
     The members are shuffled once, by group; the aggregations and hash joins all read it.
     """
     by = [group] if isinstance(group, str) else list(group)
+    if priority is not None:
+        members = members.withColumn(priority, rank_value(members, priority))
     shuffled = members.repartition(partitions, *by) if partitions else members.repartition(*by)
     first = F.min("id") if order is None else F.min(order)
     if priority is None:

@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int, sort_keys
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.fuzzy.identify import rank_value
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
 from sparkdedup.sizing import parse_bytes
@@ -44,7 +45,8 @@ def ranking(
     "hard": (distance, id) both descending, the document farthest from its centroid first;
     "easy": both ascending; "random": a seeded hash of the id, then id, ascending; custom
     `sort_cols` (overriding `which_to_keep`): each ``"col"``/``"col:desc"`` descending or
-    ``"col:asc"`` ascending, nulls last, then id descending (`sparkdedup.config.sort_keys`).
+    ``"col:asc"`` ascending, nulls and NaN last, then id descending
+    (`sparkdedup.config.sort_keys`).
     `sim_metric` picks the distance: "cosine" (``cosine_dist_to_cent``) or "l2"
     (``l2_dist_to_cent``).
     """
@@ -182,7 +184,10 @@ def pairwise_similarity(
         ]
     )
     columns = list(dict.fromkeys(["id", "centroid", "embedding", *keys]))
-    frame = frame.select(*columns)
+    # A NaN sort value ranks as a null (last) on both paths below: Spark's window orders NaN
+    # above every number, pandas with the nulls.
+    ranked = {name for name, _ in sort_keys(sort_cols)}
+    frame = frame.select(*[rank_value(frame, c).alias(c) if c in ranked else c for c in columns])
     whole = _cluster_fn(keys, ascending, batch_size, device)
     limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
     if limit is None:  # no rows
