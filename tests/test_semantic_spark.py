@@ -598,6 +598,32 @@ def test_nan_sort_values_rank_last_in_whole_and_split_clusters(spark, direction)
     assert {whole[i] for i in copies if i != best} == {best}
 
 
+def test_bigint_sort_values_beyond_float_precision_rank_exactly(spark) -> None:
+    """A bigint sort column with nulls reaches pandas as float64 by default, where values
+    beyond 2**53 tie: the whole-cluster ranking still orders them exactly, as the split one
+    (a Spark window) does."""
+    rng = np.random.default_rng(8)
+    n, d = 20, 4
+    vectors = l2_normalize(rng.normal(size=(n, d)))
+    vectors[:] = vectors[0]  # all copies: the best-ranked one is kept
+    rows = [
+        (i, 0, None if i in (0, 7) else 2**60 + (n - i), vectors[i].astype(np.float32).tolist())
+        for i in range(n)
+    ]
+    df = spark.createDataFrame(rows, "id long, centroid int, t bigint, embedding array<float>")
+    for direction, best in (("desc", 1), ("asc", n - 1)):
+
+        def run(limit, direction=direction):
+            out = pairwise_similarity(
+                df, sort_cols=[f"t:{direction}"], batch_size=4, max_cluster_size=limit
+            )
+            return {r["id"]: r["max_id"] for r in out.collect()}
+
+        whole, split = run(10**6), run(6)
+        assert split == whole, direction
+        assert {whole[i] for i in range(n) if i != best} == {best}, direction
+
+
 def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
     """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
     the same parameters and the same normalised, partitioned input as the CPU branch, and gets

@@ -30,6 +30,7 @@ log = logging.getLogger("sparkdedup")
 _RANDOM_KEY = "_dedup_random_rank"
 _RANK, _ROW_BLOCK, _BLOCKS = "_dedup_rank", "_dedup_block", "_dedup_blocks"
 _COL_BLOCK, _CAND_BLOCK, _SIDE = "_dedup_col_block", "_dedup_cand_block", "_dedup_side"
+_NULL_KEY, _FILLED_KEY = "_dedup_null_key", "_dedup_filled_key"
 WORKER_BYTES_CONF = "spark.sparkdedup.pairwiseWorkerBytes"
 DEFAULT_WORKER_BYTES = 1024**3
 _DISTANCE_COLS = {"cosine": "cosine_dist_to_cent", "l2": "l2_dist_to_cent"}
@@ -188,7 +189,24 @@ def pairwise_similarity(
     # above every number, pandas with the nulls.
     ranked = {name for name, _ in sort_keys(sort_cols)}
     frame = frame.select(*[rank_value(frame, c).alias(c) if c in ranked else c for c in columns])
-    whole = _cluster_fn(keys, ascending, batch_size, device)
+    # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie: the
+    # whole-cluster ranking gets such a key as a null flag and the value with its nulls filled
+    # (the split path ranks the column itself, in Spark).
+    whole_keys: list[str] = []
+    whole_ascending: list[bool] = []
+    for i, (key, up) in enumerate(zip(keys, ascending, strict=True)):
+        if key in ranked and isinstance(frame.schema[key].dataType, T.LongType):
+            flag, value = f"{_NULL_KEY}{i}", f"{_FILLED_KEY}{i}"
+            column = F.col(f"`{key}`")
+            frame = frame.withColumn(flag, column.isNull()).withColumn(
+                value, F.coalesce(column, F.lit(0).cast("bigint"))
+            )
+            whole_keys += [flag, value]
+            whole_ascending += [True, up]
+        else:
+            whole_keys.append(key)
+            whole_ascending.append(up)
+    whole = _cluster_fn(whole_keys, whole_ascending, batch_size, device)
     limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
     if limit is None:  # no rows
         return frame.groupBy("centroid").applyInPandas(whole, schema)
