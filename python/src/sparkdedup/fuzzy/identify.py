@@ -2,9 +2,9 @@
 
 Every group keeps one document, chosen deterministically: the smallest id, or the best value of
 a priority column with ties broken by the smallest id (a missing value, null or NaN, ranks
-last: `rank_value`). All other members are duplicates. A
-group's keeper comes from aggregations joined back to the members (shuffled hash joins), so a
-group of a million documents is never sorted or held whole by one task.
+last: `rank_value`). All other members are duplicates. A group's keeper comes from aggregations
+joined back to the members (shuffled hash joins), so a group of a million documents is never
+sorted or held whole by one task.
 """
 
 from __future__ import annotations
