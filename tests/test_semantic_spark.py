@@ -624,6 +624,34 @@ def test_bigint_sort_values_beyond_float_precision_rank_exactly(spark) -> None:
         assert {whole[i] for i in range(n) if i != best} == {best}, direction
 
 
+@pytest.mark.parametrize("dtype", ["timestamp", "timestamp_ntz"])
+def test_timestamp_sort_values_beyond_2262_rank_in_whole_and_split_clusters(spark, dtype) -> None:
+    """A timestamp sort column holding a 9999-12-31 "open end" sentinel (or a year-1 value),
+    which pandas' datetime64[ns] cannot hold, ranks in whole clusters as in split ones (a
+    Spark window), nulls last, and the workflow over such a column runs."""
+    import datetime as dt
+
+    n, d = 12, 4
+    vector = [0.5] * d  # all copies: the best-ranked one is kept
+    times = {3: dt.datetime(9999, 12, 31, 23, 59, 59), 8: dt.datetime(1, 1, 1, 12), 5: None}
+    rows = [(i, 0, times.get(i, dt.datetime(2020, 1, 1 + i, 6)), vector) for i in range(n)]
+    df = spark.createDataFrame(rows, f"id long, centroid int, t {dtype}, embedding array<float>")
+    for direction, best in (("desc", 3), ("asc", 8)):
+
+        def run(limit, direction=direction):
+            out = pairwise_similarity(
+                df, sort_cols=[f"t:{direction}"], batch_size=4, max_cluster_size=limit
+            )
+            return {r["id"]: r["max_id"] for r in out.collect()}
+
+        whole, split = run(10**6), run(5)
+        assert split == whole, direction
+        assert {whole[i] for i in range(n) if i != best} == {best}, direction
+    config = SemanticConfig(embedding_col="embedding", id_col="id", n_clusters=1, eps=0.01)
+    removed = semantic_duplicates(df.drop("centroid"), config, sort_cols=("t",))
+    assert sorted(r["id"] for r in removed.collect()) == [i for i in range(n) if i != 3]
+
+
 def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
     """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
     the same parameters and the same normalised, partitioned input as the CPU branch, and gets

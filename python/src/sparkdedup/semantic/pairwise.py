@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -189,15 +189,19 @@ def pairwise_similarity(
     # above every number, pandas with the nulls.
     ranked = {name for name, _ in sort_keys(sort_cols)}
     frame = frame.select(*[rank_value(frame, c).alias(c) if c in ranked else c for c in columns])
-    # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie: the
-    # whole-cluster ranking gets such a key as a null flag and the value with its nulls filled
-    # (the split path ranks the column itself, in Spark).
+    # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie, and a
+    # timestamp as datetime64[ns], which fails beyond 2262 (a 9999-12-31 "open end" sentinel):
+    # the whole-cluster ranking gets such a key (a timestamp as microseconds since the epoch)
+    # as a null flag and the value with its nulls filled. The split path ranks the column
+    # itself, in Spark.
     whole_keys: list[str] = []
     whole_ascending: list[bool] = []
+    replaced: list[str] = []
     for i, (key, up) in enumerate(zip(keys, ascending, strict=True)):
-        if key in ranked and isinstance(frame.schema[key].dataType, T.LongType):
+        column = _exact_rank_key(key, frame.schema[key].dataType) if key in ranked else None
+        if column is not None:
+            replaced.append(key)
             flag, value = f"{_NULL_KEY}{i}", f"{_FILLED_KEY}{i}"
-            column = F.col(f"`{key}`")
             frame = frame.withColumn(flag, column.isNull()).withColumn(
                 value, F.coalesce(column, F.lit(0).cast("bigint"))
             )
@@ -207,9 +211,10 @@ def pairwise_similarity(
             whole_keys.append(key)
             whole_ascending.append(up)
     whole = _cluster_fn(whole_keys, whole_ascending, batch_size, device)
+    for_whole = frame.drop(*replaced)  # what goes to pandas: the replaced keys stay in Spark
     limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
     if limit is None:  # no rows
-        return frame.groupBy("centroid").applyInPandas(whole, schema)
+        return for_whole.groupBy("centroid").applyInPandas(whole, schema)
     sizes = {r["centroid"]: r["count"] for r in frame.groupBy("centroid").count().collect()}
     large = sorted(c for c, n in sizes.items() if n > limit)
     log.info(
@@ -219,7 +224,7 @@ def pairwise_similarity(
         limit,
     )
     if not large:
-        return frame.groupBy("centroid").applyInPandas(whole, schema)
+        return for_whole.groupBy("centroid").applyInPandas(whole, schema)
     log.warning(
         "sparkdedup pairwise: %d cluster(s) larger than max_cluster_size=%d (the largest holds "
         "%d documents) are split into blocks of rows, compared block pair by block pair",
@@ -228,11 +233,24 @@ def pairwise_similarity(
         max(sizes[c] for c in large),
     )
     in_large = F.col("centroid").isin(large)
-    small_part = frame.where(~in_large).groupBy("centroid").applyInPandas(whole, schema)
+    small_part = for_whole.where(~in_large).groupBy("centroid").applyInPandas(whole, schema)
     split_part = _split_clusters(
         frame.where(in_large), keys, ascending, limit, batch_size, device, schema
     )
     return small_part.unionByName(split_part)
+
+
+def _exact_rank_key(name: str, dtype: T.DataType) -> Column | None:
+    """A bigint column that orders as sort column `name` does and reaches pandas exactly, for a
+    bigint or timestamp column; None for the types pandas ranks exactly as they are."""
+    quoted = f"`{name.replace('`', '``')}`"
+    if isinstance(dtype, T.LongType):
+        return F.col(quoted)
+    if isinstance(dtype, T.TimestampType):
+        return F.expr(f"unix_micros({quoted})")
+    if isinstance(dtype, T.TimestampNTZType):  # no time zone: microseconds of the wall clock
+        return F.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', {quoted})")
+    return None
 
 
 def auto_max_cluster_size(frame: DataFrame, batch_size: int) -> int | None:
