@@ -294,6 +294,47 @@ def test_stage_rows_and_metrics_ride_on_the_write_and_resume_without_jobs(spark,
     assert third.resumed == [] and third.observed["numbers"] == {"odd": 500}
 
 
+def test_a_cache_written_by_other_code_of_the_same_version_is_recomputed(
+    spark, tmp_path, monkeypatch
+):
+    """The stage cache's key holds a digest of the package's files, not only its version: a
+    build of the same version with other code recomputes a cached stage instead of reading it
+    back. The digest follows every file's bytes and path and leaves compiled files out."""
+    from sparkdedup import stages
+
+    def compute():
+        return spark.range(0, 10)
+
+    first = StageRunner(spark, str(tmp_path / "cache"))
+    first.run("numbers", {"n": 10}, compute)
+    same = StageRunner(spark, str(tmp_path / "cache"))
+    same.run("numbers", {"n": 10}, compute)
+    assert same.resumed == ["numbers"]
+    monkeypatch.setattr(stages, "code_digest", lambda: "0" * 64)
+    other = StageRunner(spark, str(tmp_path / "cache"))
+    other.run("numbers", {"n": 10}, compute)
+    assert other.resumed == [] and other.rows["numbers"] == 10
+    monkeypatch.undo()
+
+    package = tmp_path / "package"
+    (package / "fuzzy" / "__pycache__").mkdir(parents=True)
+    (package / "fuzzy" / "a.py").write_text("x = 1\n")
+    (package / "b.py").write_text("y = 2\n")
+
+    def digest():
+        return stages.code_digest.__wrapped__(str(package))
+
+    before = digest()
+    (package / "fuzzy" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"compiled")
+    assert digest() == before
+    (package / "fuzzy" / "a.py").write_text("x = 2\n")
+    changed = digest()
+    assert changed != before
+    (package / "fuzzy" / "a.py").rename(package / "fuzzy" / "c.py")
+    assert digest() not in (before, changed)
+    assert stages.code_digest() == stages.code_digest.__wrapped__(stages._PACKAGE_DIR)
+
+
 def test_group_report_of_a_large_group_is_not_shuffled_to_one_task(spark):
     """The group report (`reports.group_members`) of few groups joins their sizes by a
     broadcast: the removed rows of a 3,000-member group stay in the tasks that read them (no

@@ -9,8 +9,11 @@ until the workflow releases it, or the runner is closed.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -73,10 +76,16 @@ class StageRunner:
         start = time.perf_counter()
         path = self.stage_path(name)
         metrics = dict(metrics or {})
-        # The package version is part of every key: a cache written by another release (whose
-        # kernels may differ) is recomputed, never reused.
+        # The package version and a digest of its code are part of every key: a cache written
+        # by another release or another build of the same version (whose kernels or keep rules
+        # may differ) is recomputed, never reused.
         key = json.dumps(
-            dict(fingerprint, sparkdedup_version=__version__, metrics=sorted(metrics)),
+            dict(
+                fingerprint,
+                sparkdedup_version=__version__,
+                sparkdedup_code=code_digest(),
+                metrics=sorted(metrics),
+            ),
             sort_keys=True,
             default=str,
         )
@@ -219,6 +228,27 @@ class StageRunner:
         stored = {"key": key, "observed": observed, "schema": schema.jsonValue()}
         text = json.dumps(stored, sort_keys=True)
         write_text(self.spark, f"{path}/{_FINGERPRINT_FILE}", text)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.cache
+def code_digest(root: str = _PACKAGE_DIR) -> str:
+    """SHA-256 of the files of the package under `root` (its modules and the UDF jar, by
+    relative path; compiled ``__pycache__`` left out), computed once per process: about 4 MB,
+    a few milliseconds. Part of every stage cache key."""
+    digest = hashlib.sha256()
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".pyc", ".pyo")):
+                continue
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).replace(os.sep, "/").encode() + b"\0")
+            with open(path, "rb") as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()
 
 
 def _named(metrics: dict[str, Column]) -> list[Column]:
