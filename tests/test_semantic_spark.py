@@ -652,6 +652,32 @@ def test_timestamp_sort_values_beyond_2262_rank_in_whole_and_split_clusters(spar
     assert sorted(r["id"] for r in removed.collect()) == [i for i in range(n) if i != 3]
 
 
+@pytest.mark.skipif(
+    not hasattr(T.StringType(), "collation"), reason="string collations exist from Spark 4.0"
+)
+@pytest.mark.parametrize("collation", ["UTF8_LCASE", "UNICODE_CI"])
+def test_collated_string_sort_values_rank_by_code_point_on_both_paths(spark, collation) -> None:
+    """A string sort column with a case-insensitive collation ranks by its code points in whole
+    clusters (pandas) and in split ones (a Spark window, which would otherwise tie "f" and
+    "F" and fall back to the id) alike."""
+    n, d = 12, 4
+    names = ["b", "A", "a", "B", "c", "C", "d", "D", "e", "E", "f", "F"]
+    rows = [(i, 0, names[i], [0.5] * d) for i in range(n)]
+    df = spark.createDataFrame(rows, "id long, centroid int, s string, embedding array<float>")
+    df = df.withColumn("s", F.expr(f"collate(s, '{collation}')"))
+    for direction, best in (("desc", names.index("f")), ("asc", names.index("A"))):
+
+        def run(limit, direction=direction):
+            out = pairwise_similarity(
+                df, sort_cols=[f"s:{direction}"], batch_size=4, max_cluster_size=limit
+            )
+            return {r["id"]: r["max_id"] for r in out.collect()}
+
+        whole, split = run(10**6), run(5)
+        assert split == whole, direction
+        assert {whole[i] for i in range(n) if i != best} == {best}, direction
+
+
 def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
     """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
     the same parameters and the same normalised, partitioned input as the CPU branch, and gets

@@ -245,8 +245,8 @@ class SemanticConfig:
     which_to_keep : "hard" keeps the documents farthest from the centroid, "easy" the nearest,
         "random" a seeded random order.
     sort_cols : custom ranking: each entry ``"col"`` or ``"col:desc"`` (descending) or
-        ``"col:asc"`` (ascending), nulls and NaN last, ties by id descending; overrides
-        `which_to_keep` when given.
+        ``"col:asc"`` (ascending), nulls and NaN last, ties by id descending; strings by
+        code point whatever their collation; overrides `which_to_keep` when given.
     rank_seed : seed of the "random" ranking, apart from the KMeans `seed`: changing one never
         changes what the other decides.
     sim_metric : "cosine" or "l2": which distance to the centroid ranks documents.

@@ -186,9 +186,15 @@ def pairwise_similarity(
     )
     columns = list(dict.fromkeys(["id", "centroid", "embedding", *keys]))
     # A NaN sort value ranks as a null (last) on both paths below: Spark's window orders NaN
-    # above every number, pandas with the nulls.
+    # above every number, pandas with the nulls. A string ranks by its code points on both,
+    # whatever its collation (pandas knows none).
     ranked = {name for name, _ in sort_keys(sort_cols)}
-    frame = frame.select(*[rank_value(frame, c).alias(c) if c in ranked else c for c in columns])
+    frame = frame.select(
+        *[
+            _binary_strings(frame, rank_value(frame, c), c).alias(c) if c in ranked else c
+            for c in columns
+        ]
+    )
     # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie, and a
     # timestamp as datetime64[ns], which fails beyond 2262 (a 9999-12-31 "open end" sentinel):
     # the whole-cluster ranking gets such a key (a timestamp as microseconds since the epoch)
@@ -238,6 +244,18 @@ def pairwise_similarity(
         frame.where(in_large), keys, ascending, limit, batch_size, device, schema
     )
     return small_part.unionByName(split_part)
+
+
+def _binary_strings(frame: DataFrame, column: Column, name: str) -> Column:
+    """`column` (sort column `name` of `frame`) in the UTF8_BINARY collation when it is a
+    string with another one (Spark 4: UTF8_LCASE, UNICODE_CI, ...), else as it is."""
+    dtype = frame.schema[name].dataType
+    if isinstance(dtype, T.StringType) and getattr(dtype, "collation", None) not in (
+        None,
+        "UTF8_BINARY",
+    ):
+        return F.collate(column, "UTF8_BINARY")
+    return column
 
 
 def _exact_rank_key(name: str, dtype: T.DataType) -> Column | None:
