@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import ID_COL, assign_ids, check_user_ids, content_checksum
 from sparkdedup.removal import remove_duplicates
@@ -122,3 +123,24 @@ def test_ids_listed_more_than_once_remove_their_row_once(spark, broadcast):
     )
     listed = spark.createDataFrame([(2, 1), (2, 1), (2, 3)], "id bigint, kept_id bigint")
     assert sorted(r[ID_COL] for r in remove_duplicates(numbered, listed).collect()) == [1, 3]
+
+
+@pytest.mark.skipif(
+    not hasattr(T.StringType(), "collation"), reason="string collations exist from Spark 4.0"
+)
+def test_ids_in_a_case_insensitive_collation_stay_distinct(spark):
+    """A string id column in UTF8_LCASE holds "a" and "A" for two different documents: the
+    uniqueness check, the fuzzy and exact workflows (with a priority, which joins the ids) and
+    `remove_duplicates` treat them as two ids, compared byte for byte."""
+    import sparkdedup
+
+    one, other = "the quick brown fox jumps over the lazy dog " * 5, "lorem ipsum dolor " * 12
+    rows = [("a", one, 1.0), ("A", other, 2.0), ("b", one, 3.0), ("c", other, 0.5)]
+    df = spark.createDataFrame(rows, "id string, text string, q double")
+    df = df.withColumn("id", F.expr("collate(id, 'UTF8_LCASE')"))
+    assert check_user_ids(df, "id") == 4
+    for find in (sparkdedup.exact_duplicates, sparkdedup.fuzzy_duplicates):
+        dups = find(df, id_col="id", priority_col="q")
+        assert sorted((r["id"], r["kept_id"]) for r in dups.collect()) == [("a", "b"), ("c", "A")]
+        kept = remove_duplicates(df, dups, id_col="id")
+        assert sorted(r["id"] for r in kept.collect()) == ["A", "b"]

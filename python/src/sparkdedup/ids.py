@@ -57,8 +57,13 @@ def require_string_column(df: DataFrame, name: str, role: str = "text") -> None:
 
 
 def id_column(df: DataFrame, id_col: str) -> Column:
-    """The user's id column as the workflows carry it (integers widened to bigint), after
-    checking that it exists and is an integer or string column (no Spark job)."""
+    """The user's id column as the workflows carry it (integers widened to bigint, a string in
+    the UTF8_BINARY collation), after checking that it exists and is an integer or string
+    column (no Spark job).
+
+    Ids are identifiers: under a Spark 4 collation such as UTF8_LCASE, "a" and "A" would be
+    one id to every uniqueness check, join and group; in UTF8_BINARY they are two documents.
+    """
     require_columns(df, {"id": id_col})
     dtype = df.schema[id_col].dataType
     if not isinstance(dtype, (*INTEGRAL, T.StringType)):
@@ -66,7 +71,11 @@ def id_column(df: DataFrame, id_col: str) -> Column:
             f"id column {id_col!r} must be an integer or string column, got {dtype.simpleString()}"
         )
     column = F.col(f"`{id_col}`")
-    return column.cast("bigint") if isinstance(dtype, INTEGRAL) else column
+    if isinstance(dtype, INTEGRAL):
+        return column.cast("bigint")
+    if getattr(dtype, "collation", "UTF8_BINARY") != "UTF8_BINARY":
+        return F.collate(column, "UTF8_BINARY")
+    return column
 
 
 def check_unique_ids(table: DataFrame, id_col: str = "id", *, name: str | None = None) -> None:

@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.errors import SchemaError
-from sparkdedup.ids import require_columns
+from sparkdedup.ids import id_column, require_columns
 
 #: With an index, the duplicates' column that says a row is removed for an indexed document.
 BY_INDEX = "_dedup_by_index"
@@ -54,7 +54,10 @@ def identify_duplicates(
     require_columns(documents, {"id": id_col, "priority": priority_col})
     check_priority_type(documents.schema[priority_col].dataType, priority_col)
     members = components.join(
-        documents.select(F.col(id_col).alias("id"), F.col(priority_col).alias("_dedup_priority")),
+        documents.select(
+            id_column(documents, id_col).alias("id"),
+            F.col(f"`{priority_col}`").alias("_dedup_priority"),
+        ),
         on="id",
         how="inner",
     )
