@@ -93,6 +93,42 @@ def test_identify_smallest_and_priority(spark):
         identify_duplicates(comps, documents=docs, id_col="_dedup_id", priority_col="missing")
 
 
+_UNRANKABLE = [
+    ("array(1)", "array<int>"),
+    ("cast('x' AS binary)", "binary"),
+    ("make_ym_interval(1, 0)", "interval year to month"),
+    ("make_dt_interval(1, 0, 0, 0)", "interval day to second"),
+    ("null", "void"),
+]
+
+
+@pytest.mark.parametrize(("expr", "shown"), _UNRANKABLE)
+def test_unrankable_priority_types_are_refused_before_any_job(spark, expr, shown):
+    """A priority column the keep rule cannot rank (nested, binary, an interval, nulls only)
+    is an error naming it, raised before any Spark job, in every workflow that takes one.
+    A void column (``lit(None)``) used to find no duplicates at all."""
+    import sparkdedup
+
+    text = "the quick brown fox jumps over the lazy dog " * 5
+    docs = spark.createDataFrame([(1, text), (2, text)], "id long, text string")
+    docs = docs.withColumn("p", F.expr(expr))
+    comps = spark.createDataFrame([(1, 1), (2, 1)], "id bigint, component bigint")
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("unrankable", "unrankable priority")
+    message = (
+        f"priority column 'p' must be a number, string, boolean, date or timestamp, got {shown}"
+    )
+    try:
+        for find in (sparkdedup.exact_duplicates, sparkdedup.fuzzy_duplicates):
+            with pytest.raises(SchemaError, match=message):
+                find(docs, id_col="id", priority_col="p")
+        with pytest.raises(SchemaError, match=message):
+            identify_duplicates(comps, documents=docs, id_col="id", priority_col="p")
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert tracker.getJobIdsForGroup("unrankable") == []
+
+
 def test_identify_nan_priority_ranks_last_like_null(spark):
     """A NaN priority ranks last, as a null does, whichever direction: Spark's max would
     otherwise pick it over every number."""

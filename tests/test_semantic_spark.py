@@ -192,6 +192,28 @@ def test_bad_embedding_types_fail_before_any_job(spark) -> None:
         semantic_duplicates(_frame(spark, [(1, [1.0]), (2, None)]), embedding_col="e", id_col="id")
 
 
+@pytest.mark.parametrize(
+    ("expr", "shown"),
+    [
+        ("make_ym_interval(1, 0)", "interval year to month"),
+        ("null", "void"),
+        ("array(1)", "array<int>"),
+    ],
+)
+def test_unrankable_sort_column_fails_before_any_job(spark, expr, shown) -> None:
+    """A sort column the ranking cannot order is an error naming it before KMeans or any
+    other job runs, not a Python worker's conversion error after them."""
+    df = _frame(spark, [(1, [1.0, 0.0]), (2, [1.0, 0.0])]).withColumn("p", F.expr(expr))
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("unrankable-sort", "unrankable sort column")
+    try:
+        with pytest.raises(SchemaError, match=f"sort column 'p' must be a number, .* got {shown}"):
+            semantic_duplicates(df, embedding_col="e", id_col="id", n_clusters=1, sort_cols=("p",))
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert tracker.getJobIdsForGroup("unrankable-sort") == []
+
+
 def test_threshold_just_above_and_below(spark) -> None:
     eps = 0.05
     rows = [

@@ -66,11 +66,31 @@ def identify_duplicates(
     )
 
 
-def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
-    if isinstance(dtype, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
+#: The types a keep rule ranks by (a priority or sort column): Spark and pandas order them
+#: alike (`rank_value`, and the semantic whole-cluster conversions).
+RANKABLE_TYPES: tuple[type, ...] = (
+    T.NumericType,
+    T.StringType,
+    T.BooleanType,
+    T.DateType,
+    T.TimestampType,
+    T.TimestampNTZType,
+)
+
+
+def check_rank_type(dtype: T.DataType, what: str) -> None:
+    """SchemaError naming `what` (``"priority column 'q'"``) unless `dtype` is one the keep
+    rules rank by: a number, string, boolean, date or timestamp. An interval, a variant, a
+    binary or nested value, or a column of nulls only (void) is refused before any job."""
+    if not isinstance(dtype, RANKABLE_TYPES):
         raise SchemaError(
-            f"priority column {priority_col!r} must be a number, string, date or timestamp, got {dtype.simpleString()}"
+            f"{what} must be a number, string, boolean, date or timestamp, "
+            f"got {dtype.simpleString()}"
         )
+
+
+def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
+    check_rank_type(dtype, f"priority column {priority_col!r}")
 
 
 def rank_value(df: DataFrame, name: str) -> Column:

@@ -19,8 +19,8 @@ from pyspark.sql import types as T
 
 from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int, sort_keys
 from sparkdedup.device import on_task_gpu
-from sparkdedup.errors import ConfigError, SchemaError
-from sparkdedup.fuzzy.identify import rank_value
+from sparkdedup.errors import ConfigError
+from sparkdedup.fuzzy.identify import check_rank_type, rank_value
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
 from sparkdedup.sizing import parse_bytes
@@ -166,12 +166,7 @@ def pairwise_similarity(
         | {f"sort column {c}": c for c in keys if c != _RANDOM_KEY},
     )
     for name, _ in sort_keys(sort_cols):
-        dtype = assignments.schema[name].dataType
-        if isinstance(dtype, (T.ArrayType, T.MapType, T.StructType, T.BinaryType)):
-            raise SchemaError(
-                f"sort column {name!r} must be a number, string, boolean, date or timestamp, "
-                f"got {dtype.simpleString()}"
-            )
+        check_rank_type(assignments.schema[name].dataType, f"sort column {name!r}")
     frame = assignments
     if _RANDOM_KEY in keys:
         frame = frame.withColumn(_RANDOM_KEY, F.xxhash64(F.lit(seed).cast("bigint"), F.col("id")))

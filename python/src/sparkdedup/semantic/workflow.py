@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from sparkdedup.config import SemanticConfig, sort_keys
 from sparkdedup.device import resolve_device
 from sparkdedup.errors import SchemaError
+from sparkdedup.fuzzy.identify import check_rank_type
 from sparkdedup.ids import (
     ID_COL,
     assign_ids,
@@ -69,6 +70,8 @@ def validate_input(df: DataFrame, config: SemanticConfig) -> None:
     require_columns(df, {"id": config.id_col})
     names = [name for name, _ in sort_keys(config.sort_cols)]
     require_columns(df, {f"sort_cols entry {c!r}": c for c in names})
+    for name in names:
+        check_rank_type(df.schema[name].dataType, f"sort column {name!r}")
     reserved = {"id", "centroid", "embedding", "l2_dist_to_cent", "cosine_dist_to_cent"}
     clash = sorted(reserved.intersection(names))
     if clash:
