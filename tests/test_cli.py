@@ -236,6 +236,28 @@ def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path):
     assert len(kept) == stats["kept_docs"] and stats["removed_docs"] > 0
 
 
+def test_jsonl_field_names_with_a_dot_and_a_backtick(spark, tmp_path):
+    """JSONL fields named like flattened JSON (``meta.q``) or holding a backtick are read as
+    those fields, for the id, the text and the priority: the run and `remove` keep the same
+    lines, the best-scored copy of each text."""
+    one, other = "the quick brown fox jumps over the lazy dog " * 5, "lorem ipsum dolor " * 12
+    rows = [(1, one, 1.0), (2, other, 5.0), (3, one, 3.0), (4, other, None)]
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(json.dumps({"doc.id": i, "body`text": t, "meta.q": q}) + "\n" for i, t, q in rows)
+    )
+    fmt = ["--input", str(src), "--input-format", "jsonl", "--id-col", "doc.id"]
+    argv = [*fmt, "--text-col", "body`text", "--priority-col", "meta.q"]
+    assert cli.main(["fuzzy", *argv, "--output", str(tmp_path / "out")]) == 0
+    dups = spark.read.parquet(str(tmp_path / "out" / "duplicates"))
+    assert sorted(tuple(r) for r in dups.collect()) == [(1, 3), (4, 2)]
+    remove = ["remove", *fmt, "--duplicates", str(tmp_path / "out" / "duplicates")]
+    assert cli.main([*remove, "--output", str(tmp_path / "clean")]) == 0
+    clean = (tmp_path / "clean").glob("part-*")
+    kept = [json.loads(x) for f in clean for x in f.read_text().splitlines() if x]
+    assert sorted(r["doc.id"] for r in kept) == [2, 3]
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

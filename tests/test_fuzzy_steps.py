@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.fuzzy.edges import bucket_edges
 from sparkdedup.fuzzy.identify import identify_duplicates
@@ -127,6 +128,23 @@ def test_unrankable_priority_types_are_refused_before_any_job(spark, expr, shown
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
     assert tracker.getJobIdsForGroup("unrankable") == []
+
+
+@pytest.mark.skipif(
+    not hasattr(T.StringType(), "collation"), reason="string collations exist from Spark 4.0"
+)
+def test_collated_string_priority_ranks_by_code_point(spark):
+    """A string priority in UTF8_LCASE ranks by code point, as the semantic sort columns do:
+    "f" beats "F" (under the collation they would tie and the smallest id would be kept)."""
+    import sparkdedup
+
+    text = "the quick brown fox jumps over the lazy dog " * 5
+    docs = spark.createDataFrame([(1, text, "F"), (2, text, "f")], "id long, text string, p string")
+    docs = docs.withColumn("p", F.expr("collate(p, 'UTF8_LCASE')"))
+    for find in (sparkdedup.exact_duplicates, sparkdedup.fuzzy_duplicates):
+        assert [tuple(r) for r in find(docs, id_col="id", priority_col="p").collect()] == [(1, 2)]
+        ascending = find(docs, id_col="id", priority_col="p", priority_ascending=True)
+        assert [tuple(r) for r in ascending.collect()] == [(2, 1)]
 
 
 def test_identify_nan_priority_ranks_last_like_null(spark):

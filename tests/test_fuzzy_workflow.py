@@ -208,6 +208,25 @@ def test_nan_priority_is_never_the_keeper(spark):
     assert sorted(tuple(r) for r in got.collect()) == [(2, 1), (3, 1)]
 
 
+@pytest.mark.parametrize("mark", [".", "`", " "])
+def test_column_names_with_dots_backticks_and_spaces(spark, mark):
+    """Id, text and priority columns whose names hold a dot (from flattened JSON), a backtick
+    or a space are the user's top-level columns to every step: fuzzy, exact, the collated
+    keep rule and the removal find the same rows as with plain names."""
+    one, other = "the quick brown fox jumps over the lazy dog " * 5, "lorem ipsum dolor " * 12
+    rows = [(1, one, 1.0), (2, other, 5.0), (3, one, 3.0), (4, other, None)]
+    rows.append((5, "a text of its own, unlike the others " * 3, 2.0))
+    names = {"id": f"doc{mark}id", "text": f"body{mark}text", "q": f"meta{mark}q"}
+    df = spark.createDataFrame(rows, "id long, text string, q double")
+    df = df.select(*[F.col(c).alias(names[c]) for c in ("id", "text", "q")])
+    for find in (sparkdedup.exact_duplicates, sparkdedup.fuzzy_duplicates):
+        dups = find(df, id_col=names["id"], text_col=names["text"], priority_col=names["q"])
+        assert sorted(tuple(r) for r in dups.collect()) == [(1, 3), (4, 2)]
+        kept = sparkdedup.remove_duplicates(df, dups, id_col=names["id"])
+        assert kept.columns == df.columns
+        assert sorted(r[names["id"]] for r in kept.collect()) == [2, 3, 5]
+
+
 def test_null_and_empty_texts_are_kept_and_never_grouped(spark):
     text = "the same sentence about deduplication of training corpora " * 2
     rows = [(1, text), (2, text), (3, None), (4, ""), (5, None), (6, ""), (7, "short")]

@@ -700,6 +700,28 @@ def test_collated_string_sort_values_rank_by_code_point_on_both_paths(spark, col
         assert {whole[i] for i in range(n) if i != best} == {best}, direction
 
 
+@pytest.mark.parametrize("name", ["meta.q", "q`x", "q score"])
+def test_sort_column_names_with_dots_backticks_and_spaces(spark, name) -> None:
+    """A sort column named with a dot (not a struct field), a backtick or a space ranks whole
+    and split clusters and runs through the workflow (applyInPandas would read "meta.q" as a
+    field of a struct "meta")."""
+    n, d = 8, 4
+    rows = [(i, 0, float((i * 3) % n), [0.5] * d) for i in range(n)]
+    df = spark.createDataFrame(rows, "id long, centroid int, q double, embedding array<float>")
+    df = df.withColumnRenamed("q", name)
+    best = max(range(n), key=lambda i: (i * 3) % n)
+
+    def run(limit):
+        out = pairwise_similarity(df, sort_cols=[name], batch_size=4, max_cluster_size=limit)
+        return {r["id"]: r["max_id"] for r in out.collect()}
+
+    whole, split = run(10**6), run(3)
+    assert split == whole and {whole[i] for i in range(n) if i != best} == {best}
+    config = SemanticConfig(embedding_col="embedding", id_col="id", n_clusters=1, eps=0.01)
+    removed = semantic_duplicates(df.drop("centroid"), config, sort_cols=(name,))
+    assert sorted(r["id"] for r in removed.collect()) == [i for i in range(n) if i != best]
+
+
 def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
     """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
     the same parameters and the same normalised, partitioned input as the CPU branch, and gets

@@ -21,6 +21,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.config import ExactConfig
 from sparkdedup.fuzzy.identify import keep_one_per_group
 from sparkdedup.fuzzy.scan import PRIORITY, TEXT_COL, TEXT_H1, TEXT_H2, hashed_texts
@@ -54,12 +55,12 @@ def exact_scan(df: DataFrame, config: ExactConfig) -> DataFrame:
     """``[id | _dedup_h1, _dedup_h2, _dedup_pos; t1, t2; (priority)]``: one narrow row per input
     row, its key and the 128-bit hash of its (normalised) text (nulls for a null or empty
     text)."""
-    text = F.col(f"`{config.text_col}`")
+    text = named(config.text_col)
     if config.id_col is not None:
         source, keys = df, [id_column(df, config.id_col).alias("id")]
     else:
         source, keys = with_content_keys(df), [F.col(H1), F.col(H2), F.col(POS)]
-    extra = [F.col(f"`{config.priority_col}`").alias(PRIORITY)] if config.priority_col else []
+    extra = [named(config.priority_col).alias(PRIORITY)] if config.priority_col else []
     hashed = hashed_texts(source, keys, extra, text, config.normalize)
     return hashed.drop(TEXT_COL)
 

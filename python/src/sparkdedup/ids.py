@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.columns import named
 from sparkdedup.errors import SchemaError
 from sparkdedup.io import READER_COLS, RECORD_COL
 
@@ -70,7 +71,7 @@ def id_column(df: DataFrame, id_col: str) -> Column:
         raise SchemaError(
             f"id column {id_col!r} must be an integer or string column, got {dtype.simpleString()}"
         )
-    column = F.col(f"`{id_col}`")
+    column = named(id_col)
     if isinstance(dtype, INTEGRAL):
         return column.cast("bigint")
     if getattr(dtype, "collation", "UTF8_BINARY") != "UTF8_BINARY":
@@ -155,7 +156,7 @@ _UNHASHABLE = (T.VariantType,) if hasattr(T, "VariantType") else ()
 def _hashable(field: T.StructField) -> Column:
     """A column expression with the same value for the same content: a map becomes its
     entries sorted by key (its stored order is arbitrary)."""
-    column = F.col(f"`{field.name}`")
+    column = named(field.name)
     dtype = field.dataType
     if _UNHASHABLE and _holds(dtype, _UNHASHABLE):
         raise SchemaError(
@@ -245,7 +246,7 @@ def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID
         return df.withColumn(output_col, id_column(df, id_col))
     columns = df.columns
     ided = derived_ids(with_content_keys(df))
-    return ided.select(*[F.col(f"`{c}`") for c in columns], F.col(ID_COL).alias(output_col))
+    return ided.select(*[named(c) for c in columns], F.col(ID_COL).alias(output_col))
 
 
 def content_checksum(df: DataFrame) -> dict[str, int | str]:

@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup import fs
+from sparkdedup.columns import named
 from sparkdedup.errors import ConfigError, InputError, SchemaError
 
 FORMATS = ("jsonl", "parquet")
@@ -176,7 +177,7 @@ def _read_source(
         df = df.withColumn(FILE_COL, F.lit(path))
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
-        bad = F.when(F.col(f"`{id_col}`").isNull(), F.lit(f"id column {id_col!r} is null"))
+        bad = F.when(named(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
     return df.withColumn(BAD_COL, bad)
 
 
@@ -270,11 +271,11 @@ def check_in_every_file(spark: SparkSession, df: DataFrame, columns: list[str]) 
     if not columns:
         return
     nulls = (
-        df.where(reduce(lambda a, b: a | b, [F.col(f"`{c}`").isNull() for c in columns]))
+        df.where(reduce(lambda a, b: a | b, [named(c).isNull() for c in columns]))
         .groupBy(FILE_COL)
         .agg(
             *[
-                F.count(F.when(F.col(f"`{c}`").isNull(), 1)).alias(f"_nulls_{i}")
+                F.count(F.when(named(c).isNull(), 1)).alias(f"_nulls_{i}")
                 for i, c in enumerate(columns)
             ]
         )
@@ -303,7 +304,7 @@ def all_null_files(column: str) -> Column:
     space-separated hashes (usually none). Only those can lack the column. No job of its own:
     it rides on the pass, holding 16 bytes a file while it runs, whatever the rows."""
     file = F.xxhash64(F.col(FILE_COL))
-    value = F.col(f"`{column}`")
+    value = named(column)
     only_null = F.array_except(
         F.collect_set(F.when(value.isNull(), file)),
         F.collect_set(F.when(value.isNotNull(), file)),
@@ -425,7 +426,7 @@ def _read_jsonl(
     parsed = raw.select(
         RECORD_COL, FILE_COL, _parse_json(F.col(RECORD_COL), schema).alias("_dedup_parsed")
     ).where(F.col("_dedup_parsed").isNotNull())  # a blank line parses to null: not a record
-    fields = [F.col(f"_dedup_parsed.`{f.name}`").alias(f.name) for f in schema.fields]
+    fields = [F.col("_dedup_parsed").getField(f.name).alias(f.name) for f in schema.fields]
     return parsed.select(
         RECORD_COL,
         *fields,
@@ -524,7 +525,7 @@ def write_quarantine(df: DataFrame, path: str, fmt: str) -> None:
         record = F.col(RECORD_COL).alias("record")
         bad.select(file, reason, record).write.option("ignoreNullFields", "false").json(path)
         return
-    content = [F.col(f"`{c}`") for c in content_columns(df)]
+    content = [named(c) for c in content_columns(df)]
     bad.select(
         *content, file.alias("_sparkdedup_file"), reason.alias("_sparkdedup_reason")
     ).write.parquet(path)
@@ -620,7 +621,7 @@ def write_output(df: DataFrame, path: str, fmt: str, options: dict[str, str] | N
     if fmt == "jsonl" and RECORD_COL in df.columns:
         df.select(RECORD_COL).write.mode("overwrite").text(path)
         return
-    content = df.select(*[F.col(f"`{c}`") for c in content_columns(df) if c != RECORD_COL])
+    content = df.select(*[named(c) for c in content_columns(df) if c != RECORD_COL])
     writer = content.write.mode("overwrite").options(**(options or {}))
     if fmt == "jsonl":
         writer.option("ignoreNullFields", "false").json(path)

@@ -27,6 +27,7 @@ from pyspark.ml.util import (
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.config import FuzzyConfig, SemanticConfig, sort_keys
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL
@@ -309,7 +310,7 @@ class SemanticDeduplicatorModel(
             )
             if config.sort_cols:
                 names = [name for name, _ in sort_keys(config.sort_cols)]
-                meta = documents.select(F.col(ID_COL).alias("id"), *names)
+                meta = documents.select(F.col(ID_COL).alias("id"), *[named(n) for n in names])
                 assigned = assigned.join(meta, on="id", how="inner")
             return assigned
 

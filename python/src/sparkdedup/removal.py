@@ -11,6 +11,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.ids import (
     H1,
     H2,
@@ -103,6 +104,4 @@ def drop_rows(
         )
     keys = keys.select(H1, POS)
     keys = F.broadcast(keys) if broadcast else keys
-    return rows.join(keys, on=[H1, POS], how="left_anti").select(
-        *[F.col(f"`{c}`") for c in df.columns]
-    )
+    return rows.join(keys, on=[H1, POS], how="left_anti").select(*[named(c) for c in df.columns])

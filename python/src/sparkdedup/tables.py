@@ -35,6 +35,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkdedup import __version__
+from sparkdedup.columns import named
 from sparkdedup.errors import ConfigError, DedupError, InputError
 from sparkdedup.outputs import OutputLease
 
@@ -129,7 +130,7 @@ def read_table(spark: SparkSession, name: str, id_col: str | None) -> DataFrame:
         df = spark.read.table(name).withColumn(FILE_COL, F.lit(name))
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
-        bad = F.when(F.col(f"`{id_col}`").isNull(), F.lit(f"id column {id_col!r} is null"))
+        bad = F.when(named(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
     return df.withColumn(BAD_COL, bad)
 
 
@@ -246,11 +247,11 @@ class OutputTable:
                     f"{self.like!r}"
                 )
             # insertInto matches by position: the table's own column order.
-            df.select(*[F.col(f"`{c}`") for c in target]).write.insertInto(self.staging)
+            df.select(*[named(c) for c in target]).write.insertInto(self.staging)
         else:
             fmt = canonical_format(self.fmt)
             fmt = "json" if fmt == "jsonl" else fmt
-            content = df.select(*[F.col(f"`{c}`") for c in columns])
+            content = df.select(*[named(c) for c in columns])
             content.write.format(fmt).options(**self.options).saveAsTable(self.staging)
             self._mark(STAGING)
         self.written = True

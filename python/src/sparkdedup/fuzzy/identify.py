@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.columns import named
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import id_column, require_columns
 
@@ -56,7 +57,7 @@ def identify_duplicates(
     members = components.join(
         documents.select(
             id_column(documents, id_col).alias("id"),
-            F.col(f"`{priority_col}`").alias("_dedup_priority"),
+            named(priority_col).alias("_dedup_priority"),
         ),
         on="id",
         how="inner",
@@ -94,15 +95,22 @@ def check_priority_type(dtype: T.DataType, priority_col: str) -> None:
 
 
 def rank_value(df: DataFrame, name: str) -> Column:
-    """Column `name` of `df` as the keep rules rank it: a floating-point NaN becomes null.
+    """Column `name` of `df` as the keep rules rank it: a floating-point NaN becomes null, a
+    string in a non-binary collation is ranked in UTF8_BINARY (by code point).
 
     Spark orders NaN above every number, so a NaN score (a scorer that failed) would be the
     best of its group by default; pandas ranks it with the nulls. As null it ranks last in
-    either direction, like any missing value, and every path (Spark aggregates and windows,
-    pandas sorts) orders the rows alike."""
-    column = F.col(f"`{name}`")
-    if isinstance(df.schema[name].dataType, (T.FloatType, T.DoubleType)):
+    either direction, like any missing value. A collation such as Spark 4's UTF8_LCASE would
+    tie "f" and "F" in Spark, where pandas (which knows no collation) tells them apart. So
+    every path (Spark aggregates and windows, pandas sorts) orders the rows alike."""
+    column = named(name)
+    dtype = df.schema[name].dataType
+    if isinstance(dtype, (T.FloatType, T.DoubleType)):
         return F.when(~F.isnan(column), column)
+    if isinstance(dtype, T.StringType) and getattr(dtype, "collation", "UTF8_BINARY") != (
+        "UTF8_BINARY"
+    ):
+        return F.collate(column, "UTF8_BINARY")
     return column
 
 

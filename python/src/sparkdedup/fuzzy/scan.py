@@ -18,6 +18,7 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.fuzzy.minhash import _check_common
 from sparkdedup.ids import H1, H2, POS, id_column, require_string_column, with_content_keys
 from sparkdedup.kernels.bandhash import band_hashes
@@ -67,7 +68,7 @@ def hashed_texts(
             yield batch.set_column(index, _TEXT, texts)
 
     normal = narrow.mapInArrow(normalise, narrow.schema)
-    passed = [F.col(f"`{f.name}`") for f in narrow.schema.fields if f.name != _TEXT]
+    passed = [named(f.name) for f in narrow.schema.fields if f.name != _TEXT]
     t1, t2 = text_hashes(F.col(_TEXT))
     n_keys = len(keys)
     return normal.select(
@@ -116,14 +117,14 @@ def scan_documents(
     """
     _check_common(char_ngrams, num_bands * minhashes_per_band, seed, use_64_bit_hash, device)
     require_string_column(df, text_col, "text")
-    text = F.col(f"`{text_col}`")
+    text = named(text_col)
     if id_col is not None:
         keys = [id_column(df, id_col).alias("id")]
         source = df
     else:
         source = with_content_keys(df)
         keys = [F.col(H1), F.col(H2), F.col(POS)]
-    extra = [F.col(f"`{priority_col}`").alias(PRIORITY)] if priority_col else []
+    extra = [named(priority_col).alias(PRIORITY)] if priority_col else []
     projected = hashed_texts(source, keys, extra, text, normalize)
     passed = [f for f in projected.schema.fields if f.name != _TEXT]
     bands = [band_col(k) for k in range(num_bands)]

@@ -17,6 +17,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
 from sparkdedup.fuzzy.components import connected_components
@@ -430,7 +431,7 @@ def _kept_jaccard(
 def _texts(df: DataFrame, config: FuzzyConfig) -> DataFrame:
     """``[id, text]`` of every row as the scan hashed it (normalised), keyed as the workflow
     keys rows: the user's id, or the input position for derived ids."""
-    text = F.col(f"`{config.text_col}`")
+    text = named(config.text_col)
     if config.id_col is not None:
         keys = [id_column(df, config.id_col).alias("id")]
         source = df

@@ -17,6 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.columns import named, quoted
 from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int, sort_keys
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import ConfigError
@@ -30,7 +31,8 @@ log = logging.getLogger("sparkdedup")
 _RANDOM_KEY = "_dedup_random_rank"
 _RANK, _ROW_BLOCK, _BLOCKS = "_dedup_rank", "_dedup_block", "_dedup_blocks"
 _COL_BLOCK, _CAND_BLOCK, _SIDE = "_dedup_col_block", "_dedup_cand_block", "_dedup_side"
-_NULL_KEY, _FILLED_KEY = "_dedup_null_key", "_dedup_filled_key"
+_NULL_KEY, _FILLED_KEY, _SORT_KEY = "_dedup_null_key", "_dedup_filled_key", "_dedup_sort_key"
+_BASE = ("id", "centroid", "embedding")
 WORKER_BYTES_CONF = "spark.sparkdedup.pairwiseWorkerBytes"
 DEFAULT_WORKER_BYTES = 1024**3
 _DISTANCE_COLS = {"cosine": "cosine_dist_to_cent", "l2": "l2_dist_to_cent"}
@@ -179,16 +181,21 @@ def pairwise_similarity(
             T.StructField("centroid", assignments.schema["centroid"].dataType),
         ]
     )
-    columns = list(dict.fromkeys(["id", "centroid", "embedding", *keys]))
-    # A NaN sort value ranks as a null (last) on both paths below: Spark's window orders NaN
-    # above every number, pandas with the nulls. A string ranks by its code points on both,
-    # whatever its collation (pandas knows none).
-    ranked = {name for name, _ in sort_keys(sort_cols)}
+    # The sort columns go on under names of sparkdedup's own (a user's "meta.score" would be a
+    # struct field to applyInPandas). A NaN sort value ranks as a null (last) on both paths
+    # below: Spark's window orders NaN above every number, pandas with the nulls. A string
+    # ranks by its code points on both, whatever its collation (pandas knows none).
+    user_keys = sort_keys(sort_cols)
+    own = [f"{_SORT_KEY}{i}" for i in range(len(user_keys))]
+    if user_keys:
+        keys = own + keys[len(user_keys) :]
+    ranked = set(own)
     frame = frame.select(
+        *dict.fromkeys([*_BASE, *[k for k in keys if k not in ranked]]),
         *[
-            _binary_strings(frame, rank_value(frame, c), c).alias(c) if c in ranked else c
-            for c in columns
-        ]
+            rank_value(frame, name).alias(key)
+            for (name, _), key in zip(user_keys, own, strict=True)
+        ],
     )
     # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie, and a
     # timestamp as datetime64[ns], which fails beyond 2262 (a 9999-12-31 "open end" sentinel):
@@ -241,28 +248,16 @@ def pairwise_similarity(
     return small_part.unionByName(split_part)
 
 
-def _binary_strings(frame: DataFrame, column: Column, name: str) -> Column:
-    """`column` (sort column `name` of `frame`) in the UTF8_BINARY collation when it is a
-    string with another one (Spark 4: UTF8_LCASE, UNICODE_CI, ...), else as it is."""
-    dtype = frame.schema[name].dataType
-    if isinstance(dtype, T.StringType) and getattr(dtype, "collation", None) not in (
-        None,
-        "UTF8_BINARY",
-    ):
-        return F.collate(column, "UTF8_BINARY")
-    return column
-
-
 def _exact_rank_key(name: str, dtype: T.DataType) -> Column | None:
     """A bigint column that orders as sort column `name` does and reaches pandas exactly, for a
     bigint or timestamp column; None for the types pandas ranks exactly as they are."""
-    quoted = f"`{name.replace('`', '``')}`"
     if isinstance(dtype, T.LongType):
-        return F.col(quoted)
+        return named(name)
     if isinstance(dtype, T.TimestampType):
-        return F.expr(f"unix_micros({quoted})")
+        return F.expr(f"unix_micros({quoted(name)})")
     if isinstance(dtype, T.TimestampNTZType):  # no time zone: microseconds of the wall clock
-        return F.expr(f"timestampdiff(MICROSECOND, TIMESTAMP_NTZ'1970-01-01 00:00:00', {quoted})")
+        epoch = "TIMESTAMP_NTZ'1970-01-01 00:00:00'"
+        return F.expr(f"timestampdiff(MICROSECOND, {epoch}, {quoted(name)})")
     return None
 
 
@@ -338,13 +333,13 @@ def _split_clusters(
 ) -> DataFrame:
     """`pairwise_similarity` for clusters of more than `limit` documents, a block pair a task."""
     order = [
-        F.col(k).asc_nulls_last() if up else F.col(k).desc_nulls_last()
+        named(k).asc_nulls_last() if up else named(k).desc_nulls_last()
         for k, up in zip(keys, ascending, strict=True)
     ]
     by_cluster = Window.partitionBy("centroid")
     # The rank of every document in its cluster, from its narrow keys only.
     ranks = (
-        frame.select("id", "centroid", *[k for k in keys if k != "id"])
+        frame.select("id", "centroid", *[named(k) for k in keys if k != "id"])
         .withColumn(_RANK, F.row_number().over(by_cluster.orderBy(*order)) - 1)
         .withColumn(_BLOCKS, F.ceil(F.count(F.lit(1)).over(by_cluster) / F.lit(limit)))
         .select("id", _RANK, _BLOCKS)

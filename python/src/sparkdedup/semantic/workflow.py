@@ -13,6 +13,7 @@ from typing import Any
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.config import SemanticConfig, sort_keys
 from sparkdedup.device import resolve_device
 from sparkdedup.errors import SchemaError
@@ -187,7 +188,7 @@ def run_semantic(
     def pairwise() -> DataFrame:
         ranked = clusters
         if config.sort_cols:
-            meta = documents.select(F.col(ID_COL).alias("id"), *[n for n, _ in ranked_by])
+            meta = documents.select(F.col(ID_COL).alias("id"), *[named(n) for n, _ in ranked_by])
             ranked = clusters.join(meta, on="id", how="inner")
         return pairwise_similarity(
             ranked,
