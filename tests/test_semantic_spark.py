@@ -576,6 +576,21 @@ def test_split_clusters_equal_the_whole_computation(spark, caplog, which_to_keep
         pairwise_similarity(df, max_cluster_size=-1)
 
 
+def _ranked_whole_and_split(df, sort_col: str, limit: int) -> dict:
+    """``{id: max_id}`` of `pairwise_similarity` ranked by `sort_col`, asserting that clusters
+    ranked whole (pandas) and split into blocks of `limit` rows (a Spark window) agree."""
+
+    def run(max_cluster_size):
+        out = pairwise_similarity(
+            df, sort_cols=[sort_col], batch_size=4, max_cluster_size=max_cluster_size
+        )
+        return {r["id"]: r["max_id"] for r in out.collect()}
+
+    whole, split = run(10**6), run(limit)
+    assert split == whole, sort_col
+    return whole
+
+
 @pytest.mark.parametrize("direction", ["desc", "asc"])
 def test_nan_sort_values_rank_last_in_whole_and_split_clusters(spark, direction) -> None:
     """With `sort_cols`, a NaN value ranks last, as a null does, whether the cluster is ranked
@@ -608,14 +623,7 @@ def test_nan_sort_values_rank_last_in_whole_and_split_clusters(spark, direction)
     pick = max if direction == "desc" else min
     best = pick(scored, key=lambda i: frame["q"][i])
 
-    def run(limit):
-        out = pairwise_similarity(
-            df, sort_cols=[f"q:{direction}"], batch_size=4, max_cluster_size=limit
-        )
-        return {r["id"]: r["max_id"] for r in out.collect()}
-
-    whole, split = run(10**6), run(7)
-    assert split == whole
+    whole = _ranked_whole_and_split(df, f"q:{direction}", 7)
     # Every copy's best earlier match is the copy ranked first: the best real score.
     assert {whole[i] for i in copies if i != best} == {best}
 
@@ -634,15 +642,7 @@ def test_bigint_sort_values_beyond_float_precision_rank_exactly(spark) -> None:
     ]
     df = spark.createDataFrame(rows, "id long, centroid int, t bigint, embedding array<float>")
     for direction, best in (("desc", 1), ("asc", n - 1)):
-
-        def run(limit, direction=direction):
-            out = pairwise_similarity(
-                df, sort_cols=[f"t:{direction}"], batch_size=4, max_cluster_size=limit
-            )
-            return {r["id"]: r["max_id"] for r in out.collect()}
-
-        whole, split = run(10**6), run(6)
-        assert split == whole, direction
+        whole = _ranked_whole_and_split(df, f"t:{direction}", 6)
         assert {whole[i] for i in range(n) if i != best} == {best}, direction
 
 
@@ -659,15 +659,7 @@ def test_timestamp_sort_values_beyond_2262_rank_in_whole_and_split_clusters(spar
     rows = [(i, 0, times.get(i, dt.datetime(2020, 1, 1 + i, 6)), vector) for i in range(n)]
     df = spark.createDataFrame(rows, f"id long, centroid int, t {dtype}, embedding array<float>")
     for direction, best in (("desc", 3), ("asc", 8)):
-
-        def run(limit, direction=direction):
-            out = pairwise_similarity(
-                df, sort_cols=[f"t:{direction}"], batch_size=4, max_cluster_size=limit
-            )
-            return {r["id"]: r["max_id"] for r in out.collect()}
-
-        whole, split = run(10**6), run(5)
-        assert split == whole, direction
+        whole = _ranked_whole_and_split(df, f"t:{direction}", 5)
         assert {whole[i] for i in range(n) if i != best} == {best}, direction
     config = SemanticConfig(embedding_col="embedding", id_col="id", n_clusters=1, eps=0.01)
     removed = semantic_duplicates(df.drop("centroid"), config, sort_cols=("t",))
@@ -688,15 +680,7 @@ def test_collated_string_sort_values_rank_by_code_point_on_both_paths(spark, col
     df = spark.createDataFrame(rows, "id long, centroid int, s string, embedding array<float>")
     df = df.withColumn("s", F.expr(f"collate(s, '{collation}')"))
     for direction, best in (("desc", names.index("f")), ("asc", names.index("A"))):
-
-        def run(limit, direction=direction):
-            out = pairwise_similarity(
-                df, sort_cols=[f"s:{direction}"], batch_size=4, max_cluster_size=limit
-            )
-            return {r["id"]: r["max_id"] for r in out.collect()}
-
-        whole, split = run(10**6), run(5)
-        assert split == whole, direction
+        whole = _ranked_whole_and_split(df, f"s:{direction}", 5)
         assert {whole[i] for i in range(n) if i != best} == {best}, direction
 
 
@@ -711,12 +695,8 @@ def test_sort_column_names_with_dots_backticks_and_spaces(spark, name) -> None:
     df = df.withColumnRenamed("q", name)
     best = max(range(n), key=lambda i: (i * 3) % n)
 
-    def run(limit):
-        out = pairwise_similarity(df, sort_cols=[name], batch_size=4, max_cluster_size=limit)
-        return {r["id"]: r["max_id"] for r in out.collect()}
-
-    whole, split = run(10**6), run(3)
-    assert split == whole and {whole[i] for i in range(n) if i != best} == {best}
+    whole = _ranked_whole_and_split(df, name, 3)
+    assert {whole[i] for i in range(n) if i != best} == {best}
     config = SemanticConfig(embedding_col="embedding", id_col="id", n_clusters=1, eps=0.01)
     removed = semantic_duplicates(df.drop("centroid"), config, sort_cols=(name,))
     assert sorted(r["id"] for r in removed.collect()) == [i for i in range(n) if i != best]
