@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.columns import named
+from sparkdedup.columns import binary_strings, named
 from sparkdedup.errors import SchemaError
 from sparkdedup.io import READER_COLS, RECORD_COL
 
@@ -72,11 +72,7 @@ def id_column(df: DataFrame, id_col: str) -> Column:
             f"id column {id_col!r} must be an integer or string column, got {dtype.simpleString()}"
         )
     column = named(id_col)
-    if isinstance(dtype, INTEGRAL):
-        return column.cast("bigint")
-    if getattr(dtype, "collation", "UTF8_BINARY") != "UTF8_BINARY":
-        return F.collate(column, "UTF8_BINARY")
-    return column
+    return column.cast("bigint") if isinstance(dtype, INTEGRAL) else binary_strings(column, dtype)
 
 
 def check_unique_ids(table: DataFrame, id_col: str = "id", *, name: str | None = None) -> None:

@@ -26,6 +26,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.columns import non_binary_collation
 from sparkdedup.compat import empty_frame, from_arrow, to_arrow
 from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
@@ -200,10 +201,7 @@ def _check_edges(edges: DataFrame) -> T.DataType:
                 f"[{', '.join(edges.columns)}]"
             )
         dtype = fields[name]
-        if not isinstance(dtype, _ID_TYPES) or (
-            isinstance(dtype, T.StringType)
-            and getattr(dtype, "collation", "UTF8_BINARY") != "UTF8_BINARY"
-        ):
+        if not isinstance(dtype, _ID_TYPES) or non_binary_collation(dtype):
             raise SchemaError(
                 f"edges column {name!r} must be an integral (tinyint, smallint, int, bigint) or "
                 f"string (default collation) column, got {dtype.simpleString()}"

@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.columns import named
+from sparkdedup.columns import binary_strings, named
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import id_column, require_columns
 
@@ -107,11 +107,7 @@ def rank_value(df: DataFrame, name: str) -> Column:
     dtype = df.schema[name].dataType
     if isinstance(dtype, (T.FloatType, T.DoubleType)):
         return F.when(~F.isnan(column), column)
-    if isinstance(dtype, T.StringType) and getattr(dtype, "collation", "UTF8_BINARY") != (
-        "UTF8_BINARY"
-    ):
-        return F.collate(column, "UTF8_BINARY")
-    return column
+    return binary_strings(column, dtype)
 
 
 def keep_one_per_group(

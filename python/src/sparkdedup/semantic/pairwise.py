@@ -17,7 +17,6 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.columns import named, quoted
 from sparkdedup.config import SIM_METRICS, WHICH_TO_KEEP, check_choice, check_int, sort_keys
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import ConfigError
@@ -249,15 +248,16 @@ def pairwise_similarity(
 
 
 def _exact_rank_key(name: str, dtype: T.DataType) -> Column | None:
-    """A bigint column that orders as sort column `name` does and reaches pandas exactly, for a
-    bigint or timestamp column; None for the types pandas ranks exactly as they are."""
+    """A bigint column that orders as sort key `name` (one of the step's own names, no quoting
+    needed) does and reaches pandas exactly, for a bigint or timestamp key; None for the types
+    pandas ranks exactly as they are."""
     if isinstance(dtype, T.LongType):
-        return named(name)
+        return F.col(name)
     if isinstance(dtype, T.TimestampType):
-        return F.expr(f"unix_micros({quoted(name)})")
+        return F.expr(f"unix_micros({name})")
     if isinstance(dtype, T.TimestampNTZType):  # no time zone: microseconds of the wall clock
         epoch = "TIMESTAMP_NTZ'1970-01-01 00:00:00'"
-        return F.expr(f"timestampdiff(MICROSECOND, {epoch}, {quoted(name)})")
+        return F.expr(f"timestampdiff(MICROSECOND, {epoch}, {name})")
     return None
 
 
@@ -333,13 +333,13 @@ def _split_clusters(
 ) -> DataFrame:
     """`pairwise_similarity` for clusters of more than `limit` documents, a block pair a task."""
     order = [
-        named(k).asc_nulls_last() if up else named(k).desc_nulls_last()
+        F.col(k).asc_nulls_last() if up else F.col(k).desc_nulls_last()
         for k, up in zip(keys, ascending, strict=True)
     ]
     by_cluster = Window.partitionBy("centroid")
     # The rank of every document in its cluster, from its narrow keys only.
     ranks = (
-        frame.select("id", "centroid", *[named(k) for k in keys if k != "id"])
+        frame.select("id", "centroid", *[k for k in keys if k != "id"])
         .withColumn(_RANK, F.row_number().over(by_cluster.orderBy(*order)) - 1)
         .withColumn(_BLOCKS, F.ceil(F.count(F.lit(1)).over(by_cluster) / F.lit(limit)))
         .select("id", _RANK, _BLOCKS)
