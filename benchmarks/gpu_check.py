@@ -16,7 +16,10 @@ What it runs:
    (`minhash_numba_cuda`, what runs on executors without cuDF) against the CPU kernel
    (`minhash_arrow_cpu`), every value compared; GPU throughput in GB/s of UTF-8 text and
    documents/s, the transfers included, median of 3 after a warm-up.
-3. The SemDeDup pairwise kernel (`pairwise_max_similarity`) with CuPy against NumPy on
+3. Long documents: one document of 1 MB and one of 16 MB (ASCII prose), 64-bit, against the
+   CPU kernel, and their GPU seconds: a document's permutations are one block of threads, so
+   this is the GPU kernel's worst case per byte.
+4. The SemDeDup pairwise kernel (`pairwise_max_similarity`) with CuPy against NumPy on
    (20,000 x 384) unit vectors: scores within float32 rounding, indices equal where the maxima
    are not tied; throughput in similarity pairs/s.
 
@@ -144,6 +147,38 @@ def check_minhash(docs: list[str], use64: bool, repeats: int = 3) -> dict[str, A
     }
 
 
+def check_long_documents(sizes: tuple[int, ...] = (1 << 20, 16 << 20)) -> list[dict[str, Any]]:
+    import numpy as np
+    import pyarrow as pa
+    from sparkdedup.kernels.minhash import permutation_params
+    from sparkdedup.kernels.minhash_cpu import minhash_arrow_cpu
+    from sparkdedup.kernels.minhash_gpu import minhash_numba_cuda
+
+    a, b, seed = permutation_params(NUM_HASHES, SEED, True)
+    words = np.array(corpus(64, seed=5)[0].split())
+    rows = []
+    for size in sizes:
+        rng = np.random.default_rng(size)
+        text = " ".join(rng.choice(words, size=size // 4))[:size]
+        array = pa.array([text], pa.string())
+        start = time.perf_counter()
+        cpu = minhash_arrow_cpu(array, a, b, seed, WIDTH, True)
+        cpu_s = time.perf_counter() - start
+        start = time.perf_counter()
+        gpu = minhash_numba_cuda(array, a, b, seed, WIDTH, True)
+        gpu_s = time.perf_counter() - start
+        rows.append(
+            {
+                "bytes": len(text),
+                "bit_identical": bool(np.array_equal(gpu, cpu)),
+                "gpu_seconds": round(gpu_s, 4),
+                "gpu_mb_per_s": round(len(text) / gpu_s / 1e6, 1),
+                "cpu_seconds_one_core": round(cpu_s, 3),
+            }
+        )
+    return rows
+
+
 def check_pairwise(n: int = 20_000, d: int = 384, seed: int = 7) -> dict[str, Any]:
     import cupy
     import numpy as np
@@ -193,6 +228,13 @@ def table(results: dict[str, Any]) -> str:
             f"{ok} | {row['gpu_seconds']} | {row['gpu_gb_per_s']} GB/s, "
             f"{row['gpu_docs_per_s']:,} docs/s | {row['cpu_mb_per_s']} MB/s on one core |"
         )
+    for row in results.get("long_documents", []):
+        ok = "bit-identical" if row["bit_identical"] else "differs"
+        lines.append(
+            f"| MinHash 64-bit, one document of {row['bytes'] / 1e6:.0f} MB | {ok} | "
+            f"{row['gpu_seconds']} | {row['gpu_mb_per_s']} MB/s | "
+            f"{row['cpu_seconds_one_core']} s on one core |"
+        )
     p = results["pairwise"]
     ok = f"max |diff| {p['max_score_difference']:.2e}, same index {p['same_index_share']:.4f}"
     lines.append(
@@ -217,6 +259,7 @@ def run(docs: int, path: str) -> int:
         )
         texts = corpus(docs)
         result["minhash"] = [check_minhash(texts, False), check_minhash(texts, True)]
+        result["long_documents"] = check_long_documents()
         result["pairwise"] = check_pairwise()
         print(f"gpu-check on {result['gpu']}")
         print(table(result))
@@ -225,7 +268,8 @@ def run(docs: int, path: str) -> int:
         json.dump(result, fh, indent=2)
     if reason is not None:
         return 0
-    ok = all(r["bit_identical"] for r in result["minhash"]) and result["pairwise"]["scores_match"]
+    minhash = result["minhash"] + result["long_documents"]
+    ok = all(r["bit_identical"] for r in minhash) and result["pairwise"]["scores_match"]
     return 0 if ok else 1
 
 

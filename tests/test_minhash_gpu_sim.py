@@ -67,6 +67,23 @@ SIM_SCRIPT = textwrap.dedent(
             ref = minhash_reference(texts, a, b, 12345, width, use64)
             if not np.array_equal(got, ref):
                 failures.append(("unicode", use64, width, got.tolist(), ref.tolist()))
+    # Documents longer than a permutation chunk: split over several blocks, merged by atomic
+    # minima (a small chunk, so that the simulator's short texts span many).
+    from sparkdedup.kernels import minhash_gpu
+    minhash_gpu._CHUNK = 16
+    long_texts = texts + ["".join(texts[i] or "" for i in range(len(texts))) * 3, "x" * 17]
+    for use64 in (False, True):
+        dtype = np.uint64 if use64 else np.uint32
+        a, b = np.array([3, 5, 7, 11, 2**31 - 1], dtype), np.array([1, 2, 3, 4, 5], dtype)
+        for width in (1, 5):
+            got = minhash_numba_cuda(pa.array(long_texts)[1:], a, b, 99, width, use64)
+            ref = minhash_reference(long_texts[1:], a, b, 99, width, use64)
+            if not np.array_equal(got, ref):
+                failures.append(("chunked", use64, width, got.tolist(), ref.tolist()))
+    from sparkdedup.device import gpu_kernel_runs
+    for use64 in (False, True):
+        if gpu_kernel_runs(use64) != (True, ""):
+            failures.append(("gpu_kernel_runs", use64, gpu_kernel_runs(use64)))
     print(json.dumps(failures))
     """
 )
@@ -121,3 +138,73 @@ def test_cuda_kernel_on_gpu(test_vectors, use64: bool) -> None:
         minhash_numba_cuda(pa.array(few), a, b, seed, 24, use64),
         minhash_reference(few, a, b, seed, 24, use64),
     )
+
+
+# --- the executors' probe: a visible GPU counts only where the MinHash kernel runs ------------
+
+
+@pytest.fixture
+def visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process "sees" a CUDA GPU (CuPy's check), whatever the GPU kernel then does."""
+    from sparkdedup import device
+
+    monkeypatch.setattr(device, "local_gpu", lambda: (True, ""))
+
+
+def test_probe_refuses_a_gpu_whose_minhash_kernel_fails(visible_gpu, monkeypatch) -> None:
+    """A GPU stack that fails only when a kernel compiles (numba-cuda 0.30 against NumPy 2.5
+    raises AttributeError then) or gives other values than the CPU kernel is reported as not
+    usable, with the reason, and the CPU kernels are loaded instead; a fuzzy run's probe
+    checks it, other probes do not."""
+    from sparkdedup import device
+    from sparkdedup.kernels import minhash_gpu
+
+    warmed: list[bool | None] = []
+    monkeypatch.setattr(device, "warm_cpu_kernels", warmed.append)
+
+    def broken(*args):
+        raise AttributeError("module 'numpy' has no attribute 'row_stack'\nmore detail")
+
+    def wrong(array, a, *args):
+        return np.zeros((len(array), len(a)), dtype=a.dtype)
+
+    for kernel, why in (
+        (broken, " (AttributeError: module 'numpy' has no attribute 'row_stack')"),
+        (wrong, ": it gives other values than the CPU kernel"),
+    ):
+        monkeypatch.setattr(minhash_gpu, "minhash_arrow_gpu", kernel)
+        for use64 in (False, True):
+            assert device.gpu_kernel_runs(use64) == (False, device.GPU_KERNEL_FAILS + why)
+            (report,) = next(device._probe(iter([]), use64)).to_pylist()
+            assert not report["usable"] and report["reason"].startswith(device.GPU_KERNEL_FAILS)
+    assert warmed == [False, True, False, True]
+    (report,) = next(device._probe(iter([]))).to_pylist()  # not a fuzzy run
+    assert report["usable"] and warmed == [False, True, False, True]
+
+
+def test_resolving_with_a_failing_gpu_kernel(visible_gpu, monkeypatch, caplog) -> None:
+    """device='gpu' names the kernel's failure; 'auto' runs on the CPU and warns why."""
+    import logging
+
+    from sparkdedup import device
+    from sparkdedup.errors import BackendUnavailableError
+    from sparkdedup.kernels import minhash_gpu
+
+    def broken(*args):
+        raise RuntimeError("NVVM compilation failed")
+
+    monkeypatch.setattr(minhash_gpu, "minhash_arrow_gpu", broken)
+    with pytest.raises(BackendUnavailableError, match="MinHash kernel does not run on it .*NVVM"):
+        device.resolve_device("gpu", None, False)
+    with caplog.at_level(logging.WARNING, logger="sparkdedup"):
+        assert device.resolve_device("auto", None, True) == "cpu"
+    assert "cpu, not the GPU" in caplog.text and "NVVM compilation failed" in caplog.text
+    assert device.resolve_device("gpu", None) == "gpu"  # no MinHash: CuPy's check alone
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _real_gpu(), reason="needs a CUDA GPU usable by numba (none found)")
+def test_gpu_kernel_check_on_a_real_gpu() -> None:
+    from sparkdedup.device import gpu_kernel_runs
+
+    assert gpu_kernel_runs(False) == (True, "") and gpu_kernel_runs(True) == (True, "")

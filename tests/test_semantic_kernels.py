@@ -511,6 +511,58 @@ def test_gpu_assignment_equals_cpu(stand_in_cupy, monkeypatch):
     assert stand_in_cupy.devices == [2] and stand_in_cupy.freed == 2
 
 
+@pytest.mark.gpu
+def test_gpu_branches_on_a_real_gpu(monkeypatch) -> None:
+    """On CuPy and a real GPU: a cluster step, both kinds of block pair and the centroid
+    assignment give the CPU's answers up to float32 rounding (scores within it, every match a
+    best one up to it, the same centroids), on the GPU Spark gave the task."""
+    from sparkdedup.device import gpu_available
+
+    if not gpu_available():
+        pytest.skip("needs CuPy and a CUDA GPU")
+    import cupy
+    import pyarrow as pa
+    from sparkdedup.semantic.kmeans import _distance_batches
+    from sparkdedup.semantic.pairwise import _SIDE, _block_pair_fn
+
+    _task_with_gpu(monkeypatch, str(cupy.cuda.runtime.getDeviceCount() - 1))
+    frame = cluster_frame(seed=4, n=3000)
+    exact = dict(zip(frame["id"], frame["embedding"], strict=True))
+
+    def assert_same_up_to_rounding(gpu, cpu, score, best) -> None:
+        assert gpu["id"].tolist() == cpu["id"].tolist()
+        np.testing.assert_allclose(gpu[score], cpu[score], atol=TOL, rtol=0)
+        for row in np.flatnonzero(gpu[best].to_numpy() != cpu[best].to_numpy()):
+            i, j = gpu["id"].iat[row], gpu[best].iat[row]
+            assert i != j and exact[i] @ exact[j] >= cpu[score].iat[row] - 2 * TOL, row
+
+    for batch in (7, 1024):
+        keys, ascending = ranking(*MODES["hard"])
+        cpu = _cluster_fn(keys, ascending, batch, "cpu")(frame)
+        gpu = _cluster_fn(keys, ascending, batch, "gpu")(frame)
+        assert_same_up_to_rounding(gpu, cpu, "cosine_sim_score", "max_id")
+    group = frame[["id", "centroid", "embedding"]].assign(
+        _dedup_rank=np.arange(len(frame), dtype=np.int64),
+        **{_SIDE: (np.arange(len(frame)) < 1200).astype(int)},
+    )
+    for part in (group, group[group[_SIDE] == 0]):
+        cpu = _block_pair_fn(256, "cpu")(part)
+        gpu = _block_pair_fn(256, "gpu")(part)
+        assert_same_up_to_rounding(gpu, cpu, "score", "best_id")
+    vectors = np.stack(frame["embedding"].to_numpy()).astype(np.float32)
+    centers = np.random.default_rng(9).normal(size=(40, vectors.shape[1]))
+    emb = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(frame["id"]), emb.cast(pa.list_(pa.float32()))], names=["id", "e"]
+    )
+    (cpu,) = _distance_batches(centers, vectors.shape[1], "cpu")(iter([batch]))
+    (gpu,) = _distance_batches(centers, vectors.shape[1], "gpu")(iter([batch]))
+    assert gpu.column("centroid").equals(cpu.column("centroid"))
+    for name in ("l2_dist_to_cent", "cosine_dist_to_cent"):
+        np.testing.assert_allclose(gpu.column(name), cpu.column(name), atol=1e-6, rtol=0)
+    assert cupy.get_default_memory_pool().used_bytes() == 0
+
+
 def test_kmeans_fit_partitions_bound_the_bytes_a_task_holds() -> None:
     """One partition per 5,000 rows up to 1024; past that, partitions of at most 128 MiB of
     double vectors, so a task's share stops growing with the corpus. The count depends on the

@@ -75,6 +75,34 @@ def warm_cpu_kernels(use_64_bit_hash: bool | None) -> None:
     band_hashes(sig.reshape(1, 1, 2), np.arange(1, dtype=np.int64))
 
 
+#: How a probe's reason begins when a GPU is visible but the MinHash kernel does not run on it.
+GPU_KERNEL_FAILS = "a CUDA GPU is visible but the GPU MinHash kernel does not run on it"
+
+
+def gpu_kernel_runs(use_64_bit_hash: bool) -> tuple[bool, str]:
+    """(runs, why not) for the GPU MinHash kernel in this process: it hashes a short text of
+    mixed scripts and must give the CPU kernel's values. This compiles the numba CUDA kernels
+    where they will run (a head start for the scan's first task), and catches a GPU stack that
+    fails only when a kernel compiles (numba-cuda against a NumPy it does not support, say)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from sparkdedup.kernels.minhash import kernel_for_device
+
+    texts = pa.array(["warm up, é 漢字 🙂", "", None, "ab"])
+    params = np.arange(3, 7, dtype=np.uint64 if use_64_bit_hash else np.uint32)
+    want = kernel_for_device("cpu")(texts, params, params[::-1], 7, 3, use_64_bit_hash)
+    try:
+        got = kernel_for_device("gpu")(texts, params, params[::-1], 7, 3, use_64_bit_hash)
+    except Exception as err:  # noqa: BLE001 - any failure means the GPU kernel cannot be used
+        from sparkdedup.io import first_line
+
+        return False, f"{GPU_KERNEL_FAILS} ({type(err).__name__}: {first_line(err)})"
+    if not np.array_equal(got, want):
+        return False, f"{GPU_KERNEL_FAILS}: it gives other values than the CPU kernel"
+    return True, ""
+
+
 def _probe(batches: Iterator[Any], warm_64_bit: bool | None = None) -> Iterator[Any]:
     import socket
 
@@ -87,6 +115,8 @@ def _probe(batches: Iterator[Any], warm_64_bit: bool | None = None) -> Iterator[
     resources = context.resources() if context is not None else {}
     assigned = ",".join(resources["gpu"].addresses) if "gpu" in resources else ""
     usable, reason = local_gpu()
+    if usable and warm_64_bit is not None:  # a fuzzy run: its MinHash kernel must run here
+        usable, reason = gpu_kernel_runs(warm_64_bit)
     if not usable:  # the CPU kernels will run here: load them while the driver reads the input
         try:
             warm_cpu_kernels(warm_64_bit)
@@ -173,13 +203,17 @@ def _warm_quietly(spark: SparkSession, warm_64_bit: bool) -> None:
         log.debug("sparkdedup: warming the executors' kernels failed", exc_info=True)
 
 
-def resolve_device(device: str, spark: SparkSession | None = None) -> str:
+def resolve_device(
+    device: str, spark: SparkSession | None = None, warm_64_bit: bool | None = None
+) -> str:
     """Resolve "auto" | "cpu" | "gpu" to "cpu" or "gpu".
 
     With `spark`, the executors decide (one small probe job, or the answer of
     `probe_in_background`); without, this process does. "auto" picks "gpu" when every probe
     sees a usable CUDA device, else "cpu"; "gpu" raises BackendUnavailableError, naming a host
-    and the reason, when any does not.
+    and the reason, when any does not. With `warm_64_bit` (a fuzzy run's MinHash mode) a
+    device is usable only where the GPU MinHash kernel runs and matches the CPU kernel
+    (`gpu_kernel_runs`), and the probe loads the kernels that will run.
     """
     if device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(map(repr, DEVICES))}, got {device!r}")
@@ -192,12 +226,14 @@ def resolve_device(device: str, spark: SparkSession | None = None) -> str:
             pending = _PENDING.pop(key, None)
         if pending is not None:
             return pending.result()
-    return _resolve(device, spark)
+    return _resolve(device, spark, warm_64_bit)
 
 
 def _resolve(device: str, spark: SparkSession | None, warm_64_bit: bool | None = None) -> str:
     if spark is None:
         usable, reason = local_gpu()
+        if usable and warm_64_bit is not None:
+            usable, reason = gpu_kernel_runs(warm_64_bit)
         reports = [{"host": "this process", "assigned": "", "usable": usable, "reason": reason}]
         where = "this process"
     else:
@@ -212,6 +248,13 @@ def _resolve(device: str, spark: SparkSession | None, warm_64_bit: bool | None =
             f"{_GPU_HINT}"
         )
     resolved = "cpu" if missing else "gpu"
+    unusable = [r for r in missing if r["reason"].startswith(GPU_KERNEL_FAILS)]
+    if unusable:  # auto: a GPU is there, so say why it is not used
+        log.warning(
+            "sparkdedup device: cpu, not the GPU (host %s: %s)",
+            unusable[0]["host"],
+            unusable[0]["reason"],
+        )
     log.info(
         "sparkdedup device: %s (requested %s; %d tasks probed on %s)",
         resolved,

@@ -141,7 +141,7 @@ def run_fuzzy(
         index.check_params(config, "against")
         # From the schema, before the scan: ids of another type than the index's.
         index.check_ids(df.select(id_column(df, config.id_col).alias("id")), config.id_col)
-    device = resolve_device(config.device, spark)
+    device = resolve_device(config.device, spark, config.use_64_bit_hash)
     requested = (config.num_bands, config.minhashes_per_band)
     if config.verify == "jaccard":
         # The same hashes in more, shorter bands: the check removes the extra candidates.
@@ -672,7 +672,7 @@ def write_index(
     validate_input(df, cfg)
     spark = df.sparkSession
     writer = IndexWriter(spark, path, cfg, append=append, overwrite=overwrite, option="path")
-    device = resolve_device(cfg.device, spark)
+    device = resolve_device(cfg.device, spark, cfg.use_64_bit_hash)
     with StageRunner(spark) as runner:
         scan = runner.run(
             "minhash", {}, lambda: _scan(df, cfg, device), conf=arrow_batch_conf(spark)

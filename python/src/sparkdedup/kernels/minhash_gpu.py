@@ -24,6 +24,9 @@ _INSTALL_HINT = (
     "or run with device='cpu' (identical results)"
 )
 _HASH_BLOCK = 256
+#: Bytes of a document one block of the permutation kernel takes (documents longer than this
+#: are split over several blocks).
+_CHUNK = 4096
 _MAX32 = np.uint32(0xFFFFFFFF)
 _MAX64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MERSENNE_61 = np.uint64((1 << 61) - 1)
@@ -110,50 +113,66 @@ def _cuda_kernels() -> dict[str, Any]:
 
         return shingle_hashes
 
+    # The permutations: one block row per chunk of at most _CHUNK bytes of a document, one
+    # thread per hash, each taking the minimum over its chunk's shingles. A document of one
+    # chunk stores its minima; a longer one has its chunks spread over the GPU, each merging
+    # into the row with an atomic minimum (the row starts at the maximum, set by `start_rows`).
+    # One block per document instead left a 16 MB document to three blocks: slower than a
+    # CPU core.
     @cuda.jit
-    def permute32(offsets: Any, valid: Any, hashes: Any, a: Any, b: Any, out: Any) -> None:
-        d = cuda.blockIdx.x
-        j = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
-        if j >= a.size:
+    def start_rows(offsets: Any, valid: Any, zero: Any, top: Any, out: Any) -> None:
+        t = cuda.grid(1)
+        k = out.shape[1]
+        if t >= out.size:
             return
-        start, end = offsets[d], offsets[d + 1]
-        if valid[d] == 0 or start == end:
-            out[d, j] = 0
-            return
-        aj, bj, m = a[j], b[j], _MAX32
-        for p in range(start, end):
-            h = hashes[p]
-            if h != 0:
-                v = np.uint32(h * aj + bj)
-                m = min(m, v)
-        out[d, j] = m
+        d = t // k
+        if valid[d] == 0 or offsets[d] == offsets[d + 1]:
+            out[d, t - d * k] = zero  # null and empty texts: the all-zero row
+        else:
+            out[d, t - d * k] = top
 
-    @cuda.jit
-    def permute64(offsets: Any, valid: Any, hashes: Any, a: Any, b: Any, out: Any) -> None:
-        d = cuda.blockIdx.x
-        j = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
-        if j >= a.size:
-            return
-        start, end = offsets[d], offsets[d + 1]
-        if valid[d] == 0 or start == end:
-            out[d, j] = 0
-            return
-        aj, bj, m = a[j], b[j], _MAX64
-        for p in range(start, end):
-            h = hashes[p]
-            if h != 0:
-                v = h * aj + bj
-                v = (v & _MERSENNE_61) + (v >> _S61)
-                if v >= _MERSENNE_61:
-                    v = v - _MERSENNE_61
-                m = min(m, v)
-        out[d, j] = m
+    def make_permute_kernel(permuted: Any, top: Any) -> Any:
+        @cuda.jit
+        def permute(
+            offsets: Any, chunk_doc: Any, chunk_start: Any, hashes: Any, a: Any, b: Any, out: Any
+        ) -> None:
+            c = cuda.blockIdx.x
+            j = cuda.blockIdx.y * cuda.blockDim.x + cuda.threadIdx.x
+            if j >= a.size:
+                return
+            d = chunk_doc[c]
+            start, doc_end = chunk_start[c], offsets[d + 1]
+            end = min(start + _CHUNK, doc_end)
+            aj, bj, m = a[j], b[j], top
+            for p in range(start, end):
+                h = hashes[p]
+                if h != 0:
+                    m = min(m, permuted(h, aj, bj))
+            if start == offsets[d] and end == doc_end:
+                out[d, j] = m
+            else:
+                cuda.atomic.min(out, (d, j), m)
+
+        return permute
+
+    @cuda.jit(device=True)
+    def permuted32(h: Any, aj: Any, bj: Any) -> Any:
+        return np.uint32(h * aj + bj)
+
+    @cuda.jit(device=True)
+    def permuted64(h: Any, aj: Any, bj: Any) -> Any:
+        v = h * aj + bj
+        v = (v & _MERSENNE_61) + (v >> _S61)
+        if v >= _MERSENNE_61:
+            v = v - _MERSENNE_61
+        return v
 
     return {
         "hash32": make_hash_kernel(murmur32, np.uint32),
         "hash64": make_hash_kernel(murmur64, np.uint64),
-        "permute32": permute32,
-        "permute64": permute64,
+        "permute32": make_permute_kernel(permuted32, _MAX32),
+        "permute64": make_permute_kernel(permuted64, _MAX64),
+        "start_rows": start_rows,
     }
 
 
@@ -170,7 +189,8 @@ def minhash_numba_cuda(
     if n == 0 or k == 0 or total == 0:
         return np.zeros((n, k), dtype=dtype)
     kernels = _cuda_kernels()
-    d_offsets = cuda.to_device(offsets - offsets[0])
+    rebased = (offsets - offsets[0]).astype(np.int64)
+    d_offsets = cuda.to_device(rebased)
     d_data = cuda.to_device(np.ascontiguousarray(data[offsets[0] : offsets[-1]]))
     d_valid = cuda.to_device(valid)
     d_hashes = cuda.device_array(total, dtype=dtype)
@@ -179,17 +199,27 @@ def minhash_numba_cuda(
     blocks = (total + _HASH_BLOCK - 1) // _HASH_BLOCK
     hash_kernel[blocks, _HASH_BLOCK](d_offsets, d_data, d_valid, int(width), seed, d_hashes)
     d_out = cuda.device_array((n, k), dtype=dtype)
-    threads = min(128, 32 * ((k + 31) // 32))
-    grid = (n, (k + threads - 1) // threads)
-    permute = kernels["permute64" if use64 else "permute32"]
-    permute[grid, threads](
-        d_offsets,
-        d_valid,
-        d_hashes,
-        cuda.to_device(np.ascontiguousarray(a, dtype=dtype)),
-        cuda.to_device(np.ascontiguousarray(b, dtype=dtype)),
-        d_out,
-    )
+    top = _MAX64 if use64 else _MAX32
+    blocks = (n * k + _HASH_BLOCK - 1) // _HASH_BLOCK
+    kernels["start_rows"][blocks, _HASH_BLOCK](d_offsets, d_valid, dtype(0), top, d_out)
+    lengths = np.diff(rebased)
+    chunks = np.where((valid != 0) & (lengths > 0), (lengths + _CHUNK - 1) // _CHUNK, 0)
+    chunk_doc = np.repeat(np.arange(n, dtype=np.int64), chunks)
+    if chunk_doc.size:
+        first = np.cumsum(chunks) - chunks
+        chunk_start = rebased[chunk_doc] + _CHUNK * (np.arange(chunk_doc.size) - first[chunk_doc])
+        threads = min(128, 32 * ((k + 31) // 32))
+        grid = (chunk_doc.size, (k + threads - 1) // threads)
+        permute = kernels["permute64" if use64 else "permute32"]
+        permute[grid, threads](
+            d_offsets,
+            cuda.to_device(chunk_doc),
+            cuda.to_device(chunk_start),
+            d_hashes,
+            cuda.to_device(np.ascontiguousarray(a, dtype=dtype)),
+            cuda.to_device(np.ascontiguousarray(b, dtype=dtype)),
+            d_out,
+        )
     return d_out.copy_to_host()
 
 
