@@ -7,6 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.sparkdedup-installed
+# Spark Connect's client alone (pyspark-client: no JVM, no py4j), beside the dev venv: a Connect
+# test imports sparkdedup from it (tests/connect_cases.py).
+CLIENT_ONLY := $(VENV)/pyspark-client
+CLIENT_STAMP := $(CLIENT_ONLY)/.installed
 # A second venv runs the Spark integration tests on pyspark 3.5 (the dev venv has 4.3).
 VENV35 := .venv-spark35
 PY35 := $(VENV35)/bin/python
@@ -61,7 +65,11 @@ export TRANSFORMERS_OFFLINE ?= 1
 # JVM's defaults.
 test test-slow test-shard test-shard-slow test-spark35 test-spark35-slow test-fast: export SPARK_SUBMIT_OPTS ?= -XX:TieredStopAtLevel=1 -XX:+UseParallelGC
 
-venv: $(STAMP)
+venv: $(STAMP) $(CLIENT_STAMP)
+
+$(CLIENT_STAMP): | $(STAMP)
+	$(PIP) install -q --no-deps --target $(CLIENT_ONLY) "pyspark-client==4.2.0"
+	touch $(CLIENT_STAMP)
 
 # torch is pinned and installed first: 2.13.0 is a CPU wheel on these machines, and an unpinned
 # torch (pulled in by sentence-transformers) would fetch several GB of CUDA packages.

@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import sys
 from typing import Any
+
+#: Spark Connect's client alone (``pip install pyspark-client``: no JVM, no py4j), which make
+#: test installs beside the dev venv's packages (the Makefile's CLIENT_ONLY).
+CLIENT_ONLY = os.path.join(sys.prefix, "pyspark-client")
 
 TEXTS = [
     f"document {i} about topic {i % 5}: " + " ".join(f"w{(i * 7 + j) % 50}" for j in range(40))
@@ -308,12 +314,42 @@ def table_case(work: str, remote: str) -> dict[str, Any]:
     return out
 
 
+def client_only_case(work: str, port: str) -> dict[str, Any]:
+    """`run_all` from a process whose pyspark is pyspark-client and that has no py4j, as a
+    Connect-only client has, against this process's Connect server."""
+    if not os.path.isdir(os.path.join(CLIENT_ONLY, "pyspark")):
+        raise RuntimeError(f"pyspark-client is not installed in {CLIENT_ONLY}: run make venv")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--client-only", f"sc://localhost:{port}", work],
+        env=dict(os.environ, PYTHONPATH=CLIENT_ONLY),  # the server's token is in os.environ
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the pyspark-client process failed: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def client_only_main(url: str, work: str) -> None:
+    sys.modules["py4j"] = None  # as on a Connect-only client: importing it fails
+    import pyspark
+    from pyspark.sql import SparkSession
+
+    assert pyspark.__file__.startswith(CLIENT_ONLY), pyspark.__file__
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    result = {"client": f"pyspark-client {pyspark.__version__}", **run_all(spark, work)}
+    print(json.dumps(result))
+
+
 def main(remote: str, work: str) -> None:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.remote(remote).getOrCreate()
     try:
         result = {"session": type(spark).__module__, **run_all(spark, f"{work}/connect-models")}
+        port = spark.conf.get("spark.connect.grpc.binding.port", "15002")
+        result["client_only"] = client_only_case(f"{work}/client-only-models", port)
     except BaseException:
         spark.stop()  # a local Connect server outlives an exception otherwise
         raise
@@ -325,4 +361,7 @@ def main(remote: str, work: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "--client-only":
+        client_only_main(sys.argv[2], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2])

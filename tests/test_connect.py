@@ -1,6 +1,7 @@
 """Spark Connect: the functions, the pyspark.ml wrapper, the semantic workflow on
 precomputed embeddings and the CLI (incremental dedup against an index included) give a
-Connect session the classic session's results.
+Connect session the classic session's results, and the functions give them from a Connect-only
+client too (pyspark-client, which has no py4j).
 
 The Connect session is a local Connect server (`SparkSession.builder.remote("local[2]")`)
 started in a subprocess, since one Python process holds one kind of session; both run the same
@@ -53,7 +54,11 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     remote = json.loads(proc.stdout.strip().splitlines()[-1])
     assert remote.pop("session") == "pyspark.sql.connect.session"
     tables = remote.pop("tables")
+    client_only = remote.pop("client_only")
     classic = connect_cases.run_all(spark, str(tmp_path / "classic-models"))
+    # A Connect-only client (pyspark-client, no py4j) imports sparkdedup and gets the same.
+    assert client_only.pop("client").startswith("pyspark-client 4.")
+    assert client_only == json.loads(json.dumps(classic))
     classic["cli"] = connect_cases.cli_case(str(tmp_path), "classic", [])
     classic = json.loads(json.dumps(classic))  # tuples as lists
     assert remote == classic

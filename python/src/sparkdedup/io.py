@@ -25,7 +25,6 @@ from functools import reduce
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException, PySparkTypeError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -56,6 +55,21 @@ _CORRUPT = "_dedup_corrupt"
 _JSON_OPTIONS = {"maxStringLen": str(2**31 - 1)}
 # Files reported by name in a schema error before "and N more".
 _SHOWN_FILES = 5
+
+
+def _py4j_errors() -> tuple[type[Exception], ...]:
+    """py4j's error for a failed call into a local JVM, where py4j is installed: a Spark
+    Connect-only client (``pip install pyspark-client``) has no py4j, and raises pyspark's
+    errors only."""
+    try:
+        from py4j.protocol import Py4JJavaError  # noqa: PLC0415
+    except ImportError:
+        return ()
+    return (Py4JJavaError,)
+
+
+#: What a failed Spark call raises, classic or Connect.
+SPARK_ERRORS: tuple[type[Exception], ...] = (PySparkException, *_py4j_errors())
 
 
 def check_format(fmt: str, name: str = "input_format") -> None:
@@ -169,11 +183,11 @@ def _read_source(
     try:
         df = spark.read.format(fmt).options(**options).load(path)
         df.schema  # noqa: B018 - resolves the source: a wrong name or option fails here
-    except (PySparkException, Py4JJavaError) as err:
+    except SPARK_ERRORS as err:
         raise InputError(f"input path {path!r} cannot be read as {fmt}: {first_line(err)}") from err
     try:
         df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
-    except (PySparkException, Py4JJavaError):  # a source without file metadata
+    except SPARK_ERRORS:  # a source without file metadata
         df = df.withColumn(FILE_COL, F.lit(path))
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
@@ -227,7 +241,7 @@ def _read_parquet(
 ) -> DataFrame:
     try:
         df = spark.read.option("mergeSchema", "true").options(**(options or {})).parquet(path)
-    except (PySparkException, Py4JJavaError) as err:
+    except SPARK_ERRORS as err:
         if spark_condition(err) in ("CANNOT_MERGE_SCHEMAS", "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE"):
             raise SchemaError(_type_conflict(spark, path)) from err
         raise InputError(
@@ -385,7 +399,7 @@ def _json_field_types(
             inferred = reader.json(sample).schema
         except PySparkTypeError:  # Spark 3.5 reads JSON from an RDD of strings only
             inferred = reader.json(sample.rdd.map(lambda row: row[0])).schema
-    except (PySparkException, Py4JJavaError):
+    except SPARK_ERRORS:
         inferred = T.StructType([])
     seen = {f.name: f.dataType for f in inferred.fields if f.name != "_corrupt_record"}
     if not names:
@@ -419,7 +433,7 @@ def _read_jsonl(
         raw = spark.read.text(path).select(
             F.col("value").alias(RECORD_COL), F.col("_metadata.file_path").alias(FILE_COL)
         )
-    except (PySparkException, Py4JJavaError) as err:
+    except SPARK_ERRORS as err:
         raise InputError(f"input path {path!r} cannot be read as jsonl: {first_line(err)}") from err
     names = list(dict.fromkeys(c for c in (text_col, id_col, *columns) if c))
     schema = _json_field_types(spark, raw, text_col, id_col, names)

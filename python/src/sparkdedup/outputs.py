@@ -165,13 +165,11 @@ def prepare_cache(spark: SparkSession, path: str, option: str = "--cache-path") 
 @contextmanager
 def _writable(option: str, path: str) -> Iterator[None]:
     """A file system refusal to create `path` becomes a one-line ConfigError naming it."""
-    from py4j.protocol import Py4JJavaError
-
-    from sparkdedup.io import first_line
+    from sparkdedup.io import SPARK_ERRORS, first_line
 
     try:
         yield
-    except (Py4JJavaError, OSError) as err:  # through Hadoop, or on the local disk
+    except (*SPARK_ERRORS, OSError) as err:  # through Hadoop, or on the local disk
         raise ConfigError(f"{option} {path!r} cannot be written: {first_line(err)}") from err
 
 

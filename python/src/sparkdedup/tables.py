@@ -29,14 +29,13 @@ import logging
 import re
 from typing import Any
 
-from py4j.protocol import Py4JJavaError
-from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkdedup import __version__
 from sparkdedup.columns import named
 from sparkdedup.errors import ConfigError, DedupError, InputError
+from sparkdedup.io import SPARK_ERRORS
 from sparkdedup.outputs import OutputLease
 
 log = logging.getLogger("sparkdedup")
@@ -121,12 +120,12 @@ def read_table(spark: SparkSession, name: str, id_col: str | None) -> DataFrame:
     try:
         df = spark.read.table(name)
         df.schema  # noqa: B018 - resolves the table: an unreadable one fails here
-    except (PySparkException, Py4JJavaError) as err:
+    except SPARK_ERRORS as err:
         raise InputError(f"--input-table {name!r} cannot be read: {_error(err)}") from err
     try:
         df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
         df.schema  # noqa: B018 - Spark Connect resolves lazily
-    except (PySparkException, Py4JJavaError):  # a Hive serde table has no file metadata
+    except SPARK_ERRORS:  # a Hive serde table has no file metadata
         df = spark.read.table(name).withColumn(FILE_COL, F.lit(name))
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
@@ -144,7 +143,7 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
         try:
             files, size, latest = fs.file_summary(spark, info.location)
             return {"table": name, "files": files, "bytes": size, "mtime": latest}
-        except (DedupError, PySparkException, Py4JJavaError, OSError):
+        except (DedupError, *SPARK_ERRORS, OSError):
             pass  # a location this session cannot list (Spark Connect, a remote store)
     files = sorted(spark.read.table(name).inputFiles())
     digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
@@ -324,7 +323,7 @@ class TableLease(OutputLease):
                 f"CREATE TABLE {self.path} (sparkdedup_lease STRING) USING {provider} "
                 f"TBLPROPERTIES ('{LEASE_PROPERTY}' = '{_literal(body)}')"
             )
-        except (PySparkException, Py4JJavaError) as err:
+        except SPARK_ERRORS as err:
             if exists(self.spark, self.path):
                 return False  # another run's (or one created meanwhile)
             raise ConfigError(
@@ -338,7 +337,7 @@ class TableLease(OutputLease):
             return None
         try:
             record = table_properties(self.spark, self.path).get(LEASE_PROPERTY)
-        except (PySparkException, Py4JJavaError):
+        except SPARK_ERRORS:
             if not exists(self.spark, self.path):
                 return None  # given back meanwhile
             raise
