@@ -257,20 +257,32 @@ def run(docs: int, path: str) -> int:
         result["gpu"] = (
             props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         )
+        from sparkdedup.device import gpu_kernel_runs
+
+        runs, why = gpu_kernel_runs(False)
+        if not runs:  # say so in one line, as a fuzzy run's probe would
+            result["failed"] = why
+            print(f"gpu-check failed: {why}")
+            _write(result, path)
+            return 1
         texts = corpus(docs)
         result["minhash"] = [check_minhash(texts, False), check_minhash(texts, True)]
         result["long_documents"] = check_long_documents()
         result["pairwise"] = check_pairwise()
         print(f"gpu-check on {result['gpu']}")
         print(table(result))
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as fh:
-        json.dump(result, fh, indent=2)
+    _write(result, path)
     if reason is not None:
         return 0
     minhash = result["minhash"] + result["long_documents"]
     ok = all(r["bit_identical"] for r in minhash) and result["pairwise"]["scores_match"]
     return 0 if ok else 1
+
+
+def _write(result: dict[str, Any], path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as fh:
+        json.dump(result, fh, indent=2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SRC = os.path.join(ROOT, "python", "src")
 ENV = dict(
@@ -87,3 +89,32 @@ def test_gpu_check_minhash_comparison_under_the_simulator() -> None:
     assert [row["mode"] for row in rows] == ["32-bit", "64-bit"]
     for row in rows:
         assert row["bit_identical"] and row["mismatched_docs"] == 0 and row["docs"] == 6
+
+
+def test_gpu_check_fails_in_one_line_when_the_kernel_does_not_run(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """A GPU whose MinHash kernel does not run (numba-cuda 0.30 under NumPy 2.5 fails at the
+    first compile) is a failed check, said in one line, before the corpus is even made."""
+    import types
+
+    sys.path.insert(0, ROOT)
+    try:
+        from benchmarks import gpu_check
+    finally:
+        sys.path.remove(ROOT)
+    from sparkdedup import device
+
+    why = f"{device.GPU_KERNEL_FAILS} (AttributeError: module 'numpy' has no attribute 'row_stack')"
+    runtime = types.SimpleNamespace(getDeviceProperties=lambda ordinal: {"name": b"Stand-in"})
+    monkeypatch.setitem(
+        sys.modules, "cupy", types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime))
+    )
+    monkeypatch.setattr(gpu_check, "unavailable", lambda: None)
+    monkeypatch.setattr(gpu_check, "corpus", lambda n: pytest.fail("the corpus was made"))
+    monkeypatch.setattr(device, "gpu_kernel_runs", lambda use64: (False, why))
+    out = tmp_path / "gpu.json"
+    assert gpu_check.run(100, str(out)) == 1
+    assert capsys.readouterr().out == f"gpu-check failed: {why}\n"
+    result = json.loads(out.read_text())
+    assert result["failed"] == why and result["gpu"] == "Stand-in" and "minhash" not in result
