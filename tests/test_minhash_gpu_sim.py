@@ -208,3 +208,42 @@ def test_gpu_kernel_check_on_a_real_gpu() -> None:
     from sparkdedup.device import gpu_kernel_runs
 
     assert gpu_kernel_runs(False) == (True, "") and gpu_kernel_runs(True) == (True, "")
+
+
+@pytest.mark.parametrize("backend", ["cudf", "numba"])
+def test_gpu_kernel_runs_on_the_tasks_gpu(monkeypatch, backend: str) -> None:
+    """With several GPUs on an executor, the MinHash kernel runs on the one Spark gave the
+    task, for cuDF (CuPy's current device) and for the numba kernels (numba's)."""
+    import contextlib
+    import types
+
+    import numba
+    from sparkdedup import device
+    from sparkdedup.kernels import minhash_gpu
+
+    current: list[int] = [0]
+
+    @contextlib.contextmanager
+    def on(ordinal: int):
+        current.append(ordinal)
+        yield
+        current.pop()
+
+    seen: list[int] = []
+
+    def kernel(array, a, *args):
+        seen.append(current[-1])
+        return np.zeros((len(array), len(a)), dtype=a.dtype)
+
+    monkeypatch.setattr(device, "task_gpu", lambda: 3)
+    monkeypatch.setattr(minhash_gpu, "cudf_available", lambda: backend == "cudf")
+    monkeypatch.setattr(minhash_gpu, "numba_cuda_available", lambda: True)
+    monkeypatch.setattr(minhash_gpu, "_minhash_cudf", kernel)
+    monkeypatch.setattr(minhash_gpu, "minhash_numba_cuda", kernel)
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=on))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    gpus = type("Gpus", (), {"__getitem__": lambda self, i: on(i)})()
+    monkeypatch.setattr(numba, "cuda", types.SimpleNamespace(gpus=gpus), raising=False)
+    a = np.arange(1, 5, dtype=np.uint32)
+    minhash_gpu.minhash_arrow_gpu(pa.array(["some text"]), a, a, 1, 3, False)
+    assert seen == [3] and current == [0]

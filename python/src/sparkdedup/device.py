@@ -267,7 +267,10 @@ def _resolve(device: str, spark: SparkSession | None, warm_64_bit: bool | None =
 def task_gpu() -> int:
     """The CUDA ordinal of the GPU Spark assigned to the running task (the first address of its
     ``gpu`` resource), 0 outside a task or when Spark assigns no GPUs (one GPU per worker)."""
-    from pyspark import TaskContext
+    try:
+        from pyspark import TaskContext
+    except ImportError:  # no Spark here (`make gpu-check`): not in a task
+        return 0
 
     context = TaskContext.get()
     resources = context.resources() if context is not None else {}

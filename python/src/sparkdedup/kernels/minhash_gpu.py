@@ -251,8 +251,19 @@ def minhash_arrow_gpu(
     BackendUnavailableError
         Neither cuDF nor a CUDA device usable by numba is present.
     """
+    from sparkdedup.device import task_gpu
+
+    # On the GPU Spark gave the task (as the SemDeDup kernels do): where an executor sees
+    # several GPUs, its Python workers would otherwise all take device 0.
+    ordinal = task_gpu()
     if cudf_available():
-        return _minhash_cudf(array, a, b, murmur_seed, width, use_64_bit_hash)
+        import cupy
+
+        with cupy.cuda.Device(ordinal):
+            return _minhash_cudf(array, a, b, murmur_seed, width, use_64_bit_hash)
     if numba_cuda_available():
-        return minhash_numba_cuda(array, a, b, murmur_seed, width, use_64_bit_hash)
+        from numba import cuda
+
+        with cuda.gpus[ordinal]:
+            return minhash_numba_cuda(array, a, b, murmur_seed, width, use_64_bit_hash)
     raise BackendUnavailableError(f"device='gpu' MinHash needs a CUDA GPU: {_INSTALL_HINT}")
