@@ -93,6 +93,16 @@ def test_gpu_check_minhash_comparison_under_the_simulator() -> None:
         assert row["bit_identical"] and row["mismatched_docs"] == 0 and row["docs"] == 6
 
 
+def _gpu_check_module():
+    """benchmarks.gpu_check, imported in this process (the repository root is not on sys.path)."""
+    sys.path.insert(0, ROOT)
+    try:
+        from benchmarks import gpu_check
+    finally:
+        sys.path.remove(ROOT)
+    return gpu_check
+
+
 def test_gpu_check_fails_in_one_line_when_the_kernel_does_not_run(
     tmp_path, monkeypatch, capsys
 ) -> None:
@@ -100,11 +110,7 @@ def test_gpu_check_fails_in_one_line_when_the_kernel_does_not_run(
     first compile) is a failed check, said in one line, before the corpus is even made."""
     import types
 
-    sys.path.insert(0, ROOT)
-    try:
-        from benchmarks import gpu_check
-    finally:
-        sys.path.remove(ROOT)
+    gpu_check = _gpu_check_module()
     from sparkdedup import device
 
     why = f"{device.GPU_KERNEL_FAILS} (AttributeError: module 'numpy' has no attribute 'row_stack')"
@@ -133,11 +139,7 @@ def test_gpu_check_embedding_comparison_on_the_cpu(tmp_path) -> None:
     from safetensors.torch import load_file, save_file
     from sparkdedup.semantic.embed import resolve_model_path
 
-    sys.path.insert(0, ROOT)
-    try:
-        from benchmarks import gpu_check
-    finally:
-        sys.path.remove(ROOT)
+    gpu_check = _gpu_check_module()
     source = resolve_model_path("all-MiniLM-L6-v2")
     half = tmp_path / "minilm"
     shutil.copytree(source, half)
