@@ -468,6 +468,32 @@ def test_gpu_cluster_step_uses_the_tasks_gpu_and_frees_its_pool(stand_in_cupy, m
     assert stand_in_cupy.devices == [3] and stand_in_cupy.freed == 2
 
 
+@pytest.mark.parametrize(
+    ("address", "visible", "ordinal"),
+    [
+        ("3", None, 3),  # every GPU visible: the address is the ordinal
+        ("3", "", 3),
+        ("3", "3", 0),  # the process sees only its GPU: CUDA calls it 0
+        ("3", "1,3", 1),  # physical ids listed: the address's place in the list
+        ("1", "2,3", 1),  # addresses already counted among the visible GPUs
+        ("5", "2", 0),  # an address the process cannot see: its one GPU
+        ("0", "GPU-8a1f,GPU-77c2", 0),  # UUIDs: the address as an ordinal
+        ("1", "GPU-8a1f,GPU-77c2", 1),
+    ],
+)
+def test_task_gpu_maps_spark_address_to_cuda_ordinal(monkeypatch, address, visible, ordinal):
+    """Spark's GPU address becomes the CUDA ordinal the process sees, CUDA_VISIBLE_DEVICES
+    included (a worker that sees only its GPU calls it 0, whatever Spark's address)."""
+    from sparkdedup.device import task_gpu
+
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    _task_with_gpu(monkeypatch, address)
+    assert task_gpu() == ordinal
+
+
 def test_gpu_block_pair_equals_cpu(stand_in_cupy, monkeypatch):
     """Both kinds of block pair of a split cluster (a block with itself, with an earlier one)
     give the same answer on the GPU branch, on the task's GPU."""

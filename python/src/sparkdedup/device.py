@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -265,8 +266,16 @@ def _resolve(device: str, spark: SparkSession | None, warm_64_bit: bool | None =
 
 
 def task_gpu() -> int:
-    """The CUDA ordinal of the GPU Spark assigned to the running task (the first address of its
-    ``gpu`` resource), 0 outside a task or when Spark assigns no GPUs (one GPU per worker)."""
+    """The CUDA ordinal of the GPU Spark assigned to the running task, 0 outside a task or when
+    Spark assigns no GPUs (one GPU per worker).
+
+    Spark names a GPU by the address its discovery script reported (the first address of the
+    task's ``gpu`` resource). Where ``CUDA_VISIBLE_DEVICES`` narrows what the process sees (a
+    scheduler or container that hands each worker its GPUs: Slurm, some YARN and Kubernetes
+    set-ups), CUDA numbers the visible GPUs from 0, so the address is looked up in that list; an
+    address not in it is taken as an ordinal among the visible GPUs when it is one, else 0 (the
+    process sees only the GPUs it was given).
+    """
     try:
         from pyspark import TaskContext
     except ImportError:  # no Spark here (`make gpu-check`): not in a task
@@ -275,10 +284,24 @@ def task_gpu() -> int:
     context = TaskContext.get()
     resources = context.resources() if context is not None else {}
     addresses = resources["gpu"].addresses if "gpu" in resources else []
+    if not addresses:
+        return 0
+    return cuda_ordinal(str(addresses[0]).strip(), os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
+def cuda_ordinal(address: str, visible: str | None) -> int:
+    """The CUDA ordinal of the GPU Spark calls `address`, given ``CUDA_VISIBLE_DEVICES``
+    (`task_gpu`)."""
+    entries = [v.strip() for v in visible.split(",")] if visible else []
+    if address in entries:
+        return entries.index(address)
     try:
-        return int(addresses[0]) if addresses else 0
+        ordinal = int(address)
     except ValueError:
         return 0
+    if ordinal < 0 or (entries and ordinal >= len(entries)):
+        return 0
+    return ordinal
 
 
 @contextmanager
