@@ -151,3 +151,12 @@ def test_gpu_check_embedding_comparison_on_the_cpu(tmp_path) -> None:
     assert gpu_check._float32_copy(source) == source
     result = gpu_check.check_embedding(str(half), n=40, devices=("cpu", "cpu"))
     assert result["matches"] and result["dim"] == 384 and result["max_abs_difference"] < 1e-5
+    # The long texts' figures: thousands of characters each, both rates measured.
+    assert 5_000 < result["long_text_chars"] < 20_000
+    assert result["gpu_long_texts_per_s"] > 0 and result["tokenizer_long_texts_per_s"] > 0
+    pairwise = {
+        "rows": 2, "dim": 2, "max_score_difference": 0.0, "same_index_share": 1.0,
+        "gpu_seconds": 0.1, "gpu_pairs_per_s": 40, "cpu_seconds": 0.1,
+    }  # fmt: skip
+    table = gpu_check.table({"minhash": [], "pairwise": pairwise, "embedding": result})
+    assert f"{result['tokenizer_long_texts_per_s']:,} texts/s on one thread" in table
