@@ -14,6 +14,12 @@ CLIENT_STAMP := $(CLIENT_ONLY)/.installed
 # A second venv runs the Spark integration tests on pyspark 3.5 (the dev venv has 4.3).
 VENV35 := .venv-spark35
 PY35 := $(VENV35)/bin/python
+# A third, in the slow tier, runs the JVM UDF jar's tests on the oldest Spark 4 (test-spark40).
+VENV40 := .venv-spark40
+PY40 := $(VENV40)/bin/python
+PYSPARK40 := 4.0.5
+STAMP40 := $(VENV40)/.sparkdedup-installed
+SPARK40_TESTS := tests/test_jvm.py tests/test_sql_fuzzy.py
 PYSPARK35 := 3.5.9
 STAMP35 := $(VENV35)/.sparkdedup-installed
 RAPIDS_TOOLS := 26.8.4
@@ -50,8 +56,8 @@ export PYSPARK_DRIVER_PYTHON := $(abspath $(PY))
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: venv venv35 jar test test-slow test-all test-spark35 test-spark35-slow test-shard \
-	test-shard-slow test-fast _streams demo bench gpu-check rapids-plan lint clean
+.PHONY: venv venv35 venv40 jar test test-slow test-all test-spark35 test-spark35-slow test-shard \
+	test-shard-slow test-spark40 test-fast _streams demo bench gpu-check rapids-plan lint clean
 
 # The tests' Spark JVMs (drivers started by pyspark or the CLI, Connect servers; pyspark's
 # launcher reads SPARK_SUBMIT_OPTS) compile with C1 only. Most of them live well under a
@@ -63,7 +69,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 # executors the same options (the cluster_conf fixture, tests/conftest.py): a 20,000-document
 # run on local-cluster[2,1,1024], alternated, median of 3: 74.1 -> 45.3 s. Benchmarks keep the
 # JVM's defaults.
-test test-slow test-shard test-shard-slow test-spark35 test-spark35-slow test-fast: export SPARK_SUBMIT_OPTS ?= -XX:TieredStopAtLevel=1 -XX:+UseParallelGC
+test test-slow test-shard test-shard-slow test-spark35 test-spark35-slow test-spark40 test-fast: export SPARK_SUBMIT_OPTS ?= -XX:TieredStopAtLevel=1 -XX:+UseParallelGC
 
 venv: $(STAMP) $(CLIENT_STAMP)
 
@@ -145,7 +151,26 @@ test-shard: venv jar
 
 test-shard-slow: venv jar
 	$(PY) -m pytest $(SHARD_TESTS) -m slow -q -ra -p no:cacheprovider --durations=8 \
-		--basetemp=$(abspath .pytest-shard)
+		--basetemp=$(abspath .pytest-shard); a=$$?; \
+	$(MAKE) --no-print-directory test-spark40; b=$$?; \
+	test $$a -eq 0 && test $$b -eq 0
+
+# The JVM UDF jar is compiled against the dev venv's Spark (4.3) and shipped for every Spark 4:
+# its tests and the SQL-only workflow run again on the oldest 4.x (4.0, as on Databricks Runtime
+# 17), where a jar built on 4.3 once failed to register its functions
+# (IncompatibleClassChangeError). Part of the slow tier's background stream (test-shard-slow).
+venv40: $(STAMP40)
+
+$(STAMP40): python/pyproject.toml Makefile
+	test -x $(PY40) || $(PYTHON) -m venv $(VENV40)
+	$(VENV40)/bin/pip install -q --upgrade pip
+	$(VENV40)/bin/pip install -q "pyspark==$(PYSPARK40)" -e python "pytest>=8" "psutil>=5.9"
+	touch $(STAMP40)
+
+test-spark40: venv40 jar
+	PYSPARK_PYTHON=$(abspath $(PY40)) PYSPARK_DRIVER_PYTHON=$(abspath $(PY40)) \
+		$(PY40) -m pytest $(SPARK40_TESTS) -q -ra -p no:cacheprovider --durations=4 \
+		-W ignore::DeprecationWarning --basetemp=$(abspath .pytest-spark40)
 
 # The Spark integration tests again on pyspark 3.5 (the JVM UDF jar's tests skip: it is built
 # for Spark 4).
@@ -196,4 +221,4 @@ lint: venv
 	$(VENV)/bin/ruff format --check python tests benchmarks
 
 clean:
-	rm -rf $(VENV) $(VENV35) jvm-udfs/build build .gradle $(JAR) demo_out
+	rm -rf $(VENV) $(VENV35) $(VENV40) jvm-udfs/build build .gradle $(JAR) demo_out

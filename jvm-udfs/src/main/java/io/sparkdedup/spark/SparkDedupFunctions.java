@@ -17,7 +17,6 @@ import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.ExpressionInfo;
 import org.apache.spark.sql.catalyst.expressions.Literal;
 import org.apache.spark.sql.classic.UserDefinedFunctionUtils;
-import org.apache.spark.sql.connector.catalog.CatalogManager;
 import org.apache.spark.sql.expressions.SparkUserDefinedFunction;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.ArrayType;
@@ -61,6 +60,10 @@ public final class SparkDedupFunctions {
   public static final int DEFAULT_CHAR_NGRAMS = 24;
   public static final int DEFAULT_NUM_HASHES = 260;
   public static final long DEFAULT_SEED = 42L;
+
+  /** The catalog and namespace of temporary functions ({@code system.session}, Spark 4). */
+  private static final String SYSTEM_CATALOG = "system";
+  private static final String SESSION_NAMESPACE = "session";
 
   private static final DataType INTS = DataTypes.createArrayType(DataTypes.IntegerType, false);
   private static final DataType LONGS = DataTypes.createArrayType(DataTypes.LongType, false);
@@ -185,10 +188,11 @@ public final class SparkDedupFunctions {
     FunctionRegistry registry =
         ((org.apache.spark.sql.classic.SparkSession) spark).sessionState().functionRegistry();
     for (Definition d : DEFINITIONS) {
-      // Temporary functions live in the system.session namespace (Spark 4).
+      // Temporary functions live in the system.session namespace (Spark 4). The names are
+      // written out: CatalogManager's constants are compiled differently across 4.x (a call
+      // to them from a jar built on 4.3 fails on 4.0 with IncompatibleClassChangeError).
       FunctionIdentifier temp = new FunctionIdentifier(d.identifier.funcName(),
-          scala.Option.apply(CatalogManager.SESSION_NAMESPACE()),
-          scala.Option.apply(CatalogManager.SYSTEM_CATALOG_NAME()));
+          scala.Option.apply(SESSION_NAMESPACE), scala.Option.apply(SYSTEM_CATALOG));
       registry.registerFunction(temp, d.info, d.builder);
     }
     return names();
