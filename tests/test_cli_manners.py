@@ -177,3 +177,52 @@ def test_settings_a_local_connect_server_started_with_are_not_warned_about(monke
     monkeypatch.delenv("SPARK_LOCAL_CONNECT_REUSE")
     monkeypatch.setenv("SPARK_LOCAL_REMOTE", "1")  # a local server already runs here
     assert not cli._starts_local_server("local[2]", {})
+
+
+@pytest.mark.parametrize(
+    ("client", "server", "jsonl", "refused"),
+    [
+        ("4.3.0", "4.3.0", True, None),
+        ("4.2.0", "4.3.0", True, None),  # pyspark-client 4.2 against a 4.3 server (tested)
+        ("4.1.4", "4.1.4", False, None),  # Parquet over 4.1: passed by hand
+        ("4.1.4", "4.1.4", True, "needs pyspark 4.2 or later on the client"),
+        ("4.0.5", "4.0.5", False, "needs Spark 4.1 or later"),  # metrics lost on 4.0
+        ("4.3.0", "4.0.5", False, "server 4.0.5"),
+        ("3.5.9", "3.5.9", False, "pyspark 3.5.9"),
+        ("4.1.0.dev0", "4.1.0", False, None),
+        ("4.1.0", "4.1.0-SNAPSHOT", False, None),
+    ],
+)
+def test_connect_versions_the_cli_refuses(client, server, jsonl, refused) -> None:
+    """The CLI over Spark Connect refuses, before any work and saying why, the versions whose
+    Connect sessions cannot run it: metrics of the final write lost before 4.1, JSON types
+    inferred from a DataFrame only from a 4.2 client."""
+    why = cli.connect_refusal(client, server, jsonl)
+    if refused is None:
+        assert why is None
+    else:
+        assert why is not None and refused in why
+
+
+def test_connect_refusal_is_checked_on_connect_sessions_only(monkeypatch) -> None:
+    """A classic session is never refused; a Connect one is checked against the server's
+    version and the input's format ("json" is JSONL)."""
+    import pyspark
+    from sparkdedup.errors import ConfigError
+
+    class ConnectSession:
+        __module__ = "pyspark.sql.connect.session"
+        version = "4.1.4"
+
+    class ClassicSession:
+        version = "3.5.9"
+
+    monkeypatch.setattr(pyspark, "__version__", "4.1.4")
+    args = argparse.Namespace(input="/data/in", input_format="json")
+    cli._check_connect_versions(ClassicSession(), args)
+    with pytest.raises(ConfigError, match="jsonl over Spark Connect"):
+        cli._check_connect_versions(ConnectSession(), args)
+    cli._check_connect_versions(ConnectSession(), argparse.Namespace(input=None))
+    cli._check_connect_versions(
+        ConnectSession(), argparse.Namespace(input="/d", input_format="parquet")
+    )

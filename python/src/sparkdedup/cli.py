@@ -990,6 +990,58 @@ def _connect_session(args: argparse.Namespace, conf: dict[str, str]) -> tuple[An
         return builder.getOrCreate(), True
 
 
+def connect_refusal(client: str, server: str, jsonl: bool) -> str | None:
+    """Why the CLI cannot run over a Spark Connect session of pyspark `client` against Spark
+    `server`, or None when it can.
+
+    A 4.0 (or 3.5) Connect session does not return every metric the CLI observes on its final
+    write (its checks that kept + removed = input would fail after the work, or worse), and
+    before 4.2 a Connect client cannot infer JSON types from a DataFrame, which the JSONL reader
+    does on the leading records. Both were seen on pyspark 4.0.5 and 4.1.4 against their own
+    local servers; 4.2 and 4.3 pass the Connect tests.
+    """
+
+    def version(text: str) -> tuple[int, int]:
+        parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in text.split(".")[:2]]
+        return (parts + [0, 0])[0], (parts + [0, 0])[1]
+
+    oldest = min(version(client), version(server))
+    if oldest < (4, 1):
+        return (
+            f"the sparkdedup CLI over Spark Connect needs Spark 4.1 or later on the client and "
+            f"the server (here: pyspark {client}, server {server}): older Connect sessions do "
+            "not return the metrics its checks observe on the final write. Run it on a classic "
+            "session (--master, spark-submit), or call the Python API"
+        )
+    if jsonl and version(client) < (4, 2):
+        return (
+            f"--input-format jsonl over Spark Connect needs pyspark 4.2 or later on the client "
+            f"(this one is {client}): the JSONL reader infers the fields' types from the "
+            "leading records with spark.read.json(DataFrame), which older Connect clients lack. "
+            "Upgrade pyspark (or pyspark-client), convert the input to Parquet, or run on a "
+            "classic session"
+        )
+    return None
+
+
+def _check_connect_versions(spark: Any, args: argparse.Namespace) -> None:
+    """`connect_refusal` for a Connect session, before any work."""
+    from sparkdedup.compat import is_connect
+
+    if not is_connect(spark):
+        return
+    import pyspark
+
+    from sparkdedup.io import canonical_format
+
+    fmt = getattr(args, "input_format", None)
+    jsonl = getattr(args, "input", None) is not None and isinstance(fmt, str)
+    jsonl = jsonl and canonical_format(fmt) == "jsonl"
+    why = connect_refusal(pyspark.__version__, spark.version, jsonl)
+    if why is not None:
+        raise ConfigError(why)
+
+
 def _starts_local_server(remote: str, settings: dict[str, str]) -> bool:
     """Whether a session on `remote` starts a local Connect server in this process with
     `settings`: not when one runs here already, nor when pyspark's opt-in
@@ -1818,6 +1870,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     spark, started = None, False
     try:
         spark, started = _session(args)
+        _check_connect_versions(spark, args)
         stats = _run_remove(args, spark) if args.command == "remove" else _run_workflow(args, spark)
     except DedupError as err:
         print(f"sparkdedup: error: {err}", file=sys.stderr)
