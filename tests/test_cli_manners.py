@@ -183,7 +183,7 @@ def test_settings_a_local_connect_server_started_with_are_not_warned_about(monke
     ("client", "server", "jsonl", "refused"),
     [
         ("4.3.0", "4.3.0", True, None),
-        ("4.2.0", "4.3.0", True, None),  # pyspark-client 4.2 against a 4.3 server (tested)
+        ("4.2.0", "4.3.0", True, None),  # a 4.2 client's JSON reader takes a DataFrame
         ("4.1.4", "4.1.4", False, None),  # Parquet over 4.1: passed by hand
         ("4.1.4", "4.1.4", True, "needs pyspark 4.2 or later on the client"),
         ("4.0.5", "4.0.5", False, "needs Spark 4.1 or later"),  # metrics lost on 4.0

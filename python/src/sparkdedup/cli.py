@@ -998,7 +998,7 @@ def connect_refusal(client: str, server: str, jsonl: bool) -> str | None:
     write (its checks that kept + removed = input would fail after the work, or worse), and
     before 4.2 a Connect client cannot infer JSON types from a DataFrame, which the JSONL reader
     does on the leading records. Both were seen on pyspark 4.0.5 and 4.1.4 against their own
-    local servers; 4.2 and 4.3 pass the Connect tests.
+    local servers; 4.3 passes the Connect tests, and a 4.2 client's reader takes a DataFrame.
     """
 
     def version(text: str) -> tuple[int, int]:
