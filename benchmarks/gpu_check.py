@@ -234,10 +234,17 @@ def check_embedding(
     # Long documents (web pages run to thousands of words): the tokenizer reads every text
     # whole before truncating it to the model's length, on one thread per Python worker, so
     # its rate alone (same thread, same batches) says whether it bounds the GPU's.
-    long_texts = _prose(max(n // 10, 8), 1_000, 2_000, seed=4)
+    long_texts = np.array(
+        [
+            " ".join(rng.choice(words, size=int(k)))
+            for k in rng.integers(1_000, 2_000, max(n // 10, 8))
+        ],
+        dtype=object,
+    )
     gpu(long_texts[:256])
     long_s = _median_seconds(lambda: gpu(long_texts))
-    tokenize_s = _median_seconds(lambda: _tokenize(model, long_texts, 256))
+    tokenizer, limit = _tokenizer(model)
+    tokenize_s = _median_seconds(lambda: _tokenize(tokenizer, limit, long_texts, 256))
     return {
         "model": model_dir,
         "dim": int(on_gpu.shape[1]),
@@ -252,37 +259,21 @@ def check_embedding(
     }
 
 
-def _prose(n: int, lo: int, hi: int, seed: int) -> Any:
-    """`n` texts of `lo` to `hi` words of 2-9 ASCII letters."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    letters = np.array(list(_SCRIPTS["ascii"]))
-    vocabulary = ["".join(rng.choice(letters, size=int(k))) for k in rng.integers(2, 10, 5_000)]
-    return np.array(
-        [" ".join(rng.choice(vocabulary, size=int(k))) for k in rng.integers(lo, hi, size=n)],
-        dtype=object,
-    )
-
-
-_TOKENIZERS: dict[str, Any] = {}
-
-
-def _tokenize(model_dir: str, texts: Any, batch_size: int) -> None:
-    """Tokenize `texts` as sentence-transformers does before the model (padded batches,
-    truncated to the model's maximum sequence length), on this thread."""
-    import json as json_module
-
+def _tokenizer(model_dir: str) -> tuple[Any, int]:
+    """The model's tokenizer and maximum sequence length (sentence-transformers' config)."""
     from transformers import AutoTokenizer
 
-    if model_dir not in _TOKENIZERS:
-        config = os.path.join(model_dir, "sentence_bert_config.json")
-        limit = 512
-        if os.path.exists(config):
-            with open(config) as fh:
-                limit = json_module.load(fh).get("max_seq_length", limit)
-        _TOKENIZERS[model_dir] = (AutoTokenizer.from_pretrained(model_dir), limit)
-    tokenizer, limit = _TOKENIZERS[model_dir]
+    limit = 512
+    config = os.path.join(model_dir, "sentence_bert_config.json")
+    if os.path.exists(config):
+        with open(config) as fh:
+            limit = json.load(fh).get("max_seq_length", limit)
+    return AutoTokenizer.from_pretrained(model_dir), limit
+
+
+def _tokenize(tokenizer: Any, limit: int, texts: Any, batch_size: int) -> None:
+    """Tokenize `texts` as sentence-transformers does before the model (padded batches,
+    truncated to `limit` word pieces), on this thread."""
     for i in range(0, len(texts), batch_size):
         tokenizer(
             list(texts[i : i + batch_size]),

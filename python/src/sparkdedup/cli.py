@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sys
 import time
 import warnings
@@ -1001,9 +1002,9 @@ def connect_refusal(client: str, server: str, jsonl: bool) -> str | None:
     local servers; 4.3 passes the Connect tests, and a 4.2 client's reader takes a DataFrame.
     """
 
-    def version(text: str) -> tuple[int, int]:
-        parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in text.split(".")[:2]]
-        return (parts + [0, 0])[0], (parts + [0, 0])[1]
+    def version(text: str) -> tuple[int, int]:  # "4.1.0.dev0", "4.1.0-SNAPSHOT": (4, 1)
+        found = re.match(r"(\d+)(?:\.(\d+))?", text)
+        return (int(found[1]), int(found[2] or 0)) if found else (0, 0)
 
     oldest = min(version(client), version(server))
     if oldest < (4, 1):
