@@ -91,10 +91,15 @@ venv35: $(STAMP35)
 # pyspark 3.5 with the package's own dependencies, no torch: the embedding tests use stand-ins.
 # It also holds the RAPIDS qualification tool (spark-rapids-user-tools, for the jar it bundles;
 # its own Python dependencies are not needed to run the jar): the RAPIDS plan check runs here.
+# gRPC makes it a pyspark 3.5 Spark Connect client as well, which the slow tier's
+# tests/test_connect.py runs against a Connect server of the dev venv (pyspark[connect]'s
+# dependencies, less its numpy<2 pin: the venv's pyarrow needs NumPy 2).
+CONNECT35 := "grpcio>=1.56" "grpcio-status>=1.56" "googleapis-common-protos>=1.56.4"
 $(STAMP35): python/pyproject.toml Makefile
 	test -x $(PY35) || $(PYTHON) -m venv $(VENV35)
 	$(VENV35)/bin/pip install -q --upgrade pip
-	$(VENV35)/bin/pip install -q "pyspark==$(PYSPARK35)" -e python "pytest>=8" "psutil>=5.9"
+	$(VENV35)/bin/pip install -q "pyspark==$(PYSPARK35)" -e python "pytest>=8" "psutil>=5.9" \
+		$(CONNECT35)
 	$(VENV35)/bin/pip install -q --no-deps "spark-rapids-user-tools==$(RAPIDS_TOOLS)"
 	touch $(STAMP35)
 
@@ -119,7 +124,7 @@ $(JAR): build.gradle settings.gradle $(JAVA_SOURCES) | $(STAMP)
 test: venv
 	@$(MAKE) --no-print-directory _streams TIER="not slow" SUFFIX=
 
-test-slow: venv
+test-slow: venv venv35
 	@$(MAKE) --no-print-directory _streams TIER="slow" SUFFIX=-slow
 
 test-all: test test-slow

@@ -84,6 +84,13 @@ def run_all(spark: Any, work: str) -> dict[str, Any]:
     out["derived_kept"] = sorted(r["text"] for r in left.collect())
     out["derived_removed"] = derived.count()
 
+    # Distributed connected components: each round under a plan of its own (over Connect a
+    # local checkpoint; persisting alone would let the plans double every round).
+    distributed = sparkdedup.fuzzy_duplicates(
+        docs, id_col="id", device="cpu", cc_backend="distributed"
+    )
+    out["fuzzy_distributed"] = sorted((r["id"], r["kept_id"]) for r in distributed.collect())
+
     model = FuzzyDeduplicator(idCol="id", device="cpu")
     out["transformer_kept"] = sorted(r["id"] for r in model.transform(docs).select("id").collect())
 
@@ -122,6 +129,87 @@ def run_all(spark: Any, work: str) -> dict[str, Any]:
         r["s"] > 0.99 for r in sem.select(F.col("cosine_sim_score").alias("s")).collect()
     )
     return out
+
+
+def run_35(spark: Any, work: str) -> dict[str, Any]:
+    """What a pyspark 3.5 Connect client runs: fuzzy (distributed connected components and an
+    index included) and exact dedup, with the checkpoint directory such a client needs."""
+    import sparkdedup
+    from pyspark.sql import functions as F
+    from sparkdedup.ml import FuzzyDeduplicator
+
+    def pairs(df: Any) -> list[tuple[Any, Any]]:
+        return sorted((r["id"], r["kept_id"]) for r in df.collect())
+
+    docs = _corpus(spark)
+    ck = f"{work}/checkpoints"
+    out: dict[str, Any] = {}
+    dups = sparkdedup.fuzzy_duplicates(docs, id_col="id", device="cpu", checkpoint_dir=ck)
+    out["fuzzy"] = pairs(dups)
+    kept = sparkdedup.remove_duplicates(docs, dups, id_col="id")
+    out["fuzzy_kept"] = sorted(r["id"] for r in kept.select("id").collect())
+    out["fuzzy_distributed"] = pairs(
+        sparkdedup.fuzzy_duplicates(
+            docs, id_col="id", device="cpu", cc_backend="distributed", checkpoint_dir=ck
+        )
+    )
+    texts = docs.select("text")
+    derived = sparkdedup.fuzzy_duplicates(texts, device="cpu", checkpoint_dir=ck)
+    left = sparkdedup.remove_duplicates(texts, derived)
+    out["derived_kept"] = sorted(r["text"] for r in left.collect())
+    out["exact"] = pairs(sparkdedup.exact_duplicates(docs, id_col="id"))
+    model = FuzzyDeduplicator(idCol="id", device="cpu", checkpointDir=ck)
+    out["transformer_kept"] = sorted(r["id"] for r in model.transform(docs).select("id").collect())
+    index = f"{work}/index"
+    old, new = docs.where(F.col("id") < 100), docs.where(F.col("id") >= 100)
+    sparkdedup.write_index(old, index, id_col="id", device="cpu", checkpoint_dir=ck)
+    out["against"] = pairs(
+        sparkdedup.fuzzy_duplicates(
+            new, id_col="id", device="cpu", against=index, checkpoint_dir=ck
+        )
+    )
+    return out
+
+
+def client_35_case(work: str, url: str, python: str) -> dict[str, Any]:
+    """`run_35` and the refusals from a pyspark 3.5 Connect client (`python`, the pyspark
+    3.5 venv's interpreter) against the Connect server at `url`."""
+    proc = subprocess.run(
+        [python, __file__, "--client-35", url, work],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"the pyspark 3.5 client failed: {proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def client_35_main(url: str, work: str) -> None:
+    import pyspark
+    import sparkdedup
+    from pyspark.sql import SparkSession
+    from sparkdedup.errors import ConfigError
+    from sparkdedup.ml import FuzzyDeduplicator
+
+    spark = SparkSession.builder.remote(url).getOrCreate()
+    result: dict[str, Any] = {"client": pyspark.__version__, **run_35(spark, work)}
+    attempts = {
+        "semantic": lambda: sparkdedup.semantic_duplicates(
+            _embeddings(spark), embedding_col="emb", id_col="id", n_clusters=3, device="cpu"
+        ),
+        "save": lambda: FuzzyDeduplicator(idCol="id").write().save(f"{work}/model"),
+        "no_checkpoint_dir": lambda: sparkdedup.fuzzy_duplicates(
+            _corpus(spark), id_col="id", device="cpu"
+        ),
+    }
+    result["refused"] = {}
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+        except ConfigError as err:
+            result["refused"][name] = str(err)
+    print(json.dumps(result))
 
 
 def cli_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
@@ -363,5 +451,7 @@ def main(remote: str, work: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--client-only":
         client_only_main(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "--client-35":
+        client_35_main(sys.argv[2], sys.argv[3])
     else:
         main(sys.argv[1], sys.argv[2])

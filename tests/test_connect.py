@@ -1,7 +1,9 @@
 """Spark Connect: the functions, the pyspark.ml wrapper, the semantic workflow on
 precomputed embeddings and the CLI (incremental dedup against an index included) give a
 Connect session the classic session's results, and the functions give them from a Connect-only
-client too (pyspark-client, which has no py4j).
+client too (pyspark-client, which has no py4j). A pyspark 3.5 Connect client (as Databricks
+Connect and standard access mode clusters before Runtime 17 give) gets them for fuzzy and exact
+dedup, and a clear refusal for what it cannot run.
 
 The Connect session is a local Connect server (`SparkSession.builder.remote("local[2]")`)
 started in a subprocess, since one Python process holds one kind of session; both run the same
@@ -65,6 +67,7 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     # The workloads are not vacuous: the planted copies are found and removed.
     assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
     assert 100 not in remote["fuzzy_kept"] and remote["derived_removed"] == len(remote["fuzzy"])
+    assert remote["fuzzy_distributed"] == remote["fuzzy"]
     assert remote["transformer_kept"] == remote["fuzzy_kept"] == remote["transformer_loaded_kept"]
     assert remote["semantic_model_kept"]  # a fitted, saved and loaded model transforms
     assert [0, 100] in remote["semantic"] or [100, 0] in remote["semantic"]
@@ -93,3 +96,90 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     assert tables["partitions"] == ["source=src0", "source=src1", "source=src2"]
     assert tables["tables"] == ["dedup", "docs", "removed"]
     assert tables["written_by"]
+
+
+#: The pyspark 3.5 venv (make venv35, with pyspark[connect]'s dependencies).
+PYTHON_35 = os.path.join(os.path.dirname(HERE), ".venv-spark35", "bin", "python")
+
+
+def _client_35_missing() -> str | None:
+    reason = _connect_available()
+    if reason is not None:
+        return reason
+    if not os.path.exists(PYTHON_35):
+        return f"no pyspark 3.5 venv at {PYTHON_35}: make venv35 makes it"
+    return None
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_client_35_missing() is not None, reason=str(_client_35_missing()))
+def test_pyspark_35_connect_client_gives_the_classic_results(spark, tmp_path) -> None:
+    """A pyspark 3.5.9 client against a Connect server of this venv's Spark (a pyspark 3.5
+    client sends no token, so the server is a standalone one, started without): fuzzy with
+    distributed connected components, removal, derived ids, the Transformer, an index and
+    exact dedup give the classic results; semantic dedup, pyspark.ml persistence and
+    distributed rounds without a checkpoint directory are refused, saying why."""
+    import time
+
+    import pyspark
+
+    sys.path.insert(0, HERE)
+    try:
+        import connect_cases
+    finally:
+        sys.path.remove(HERE)
+    home = os.path.dirname(pyspark.__file__)
+    port = _free_port()
+    env = dict(
+        os.environ,
+        SPARK_HOME=home,
+        SPARK_PID_DIR=str(tmp_path / "pid"),
+        SPARK_LOG_DIR=str(tmp_path / "log"),
+        PYSPARK_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+    )
+    server = [
+        "--master",
+        "local[2]",
+        "--conf",
+        f"spark.connect.grpc.binding.port={port}",
+        "--conf",
+        "spark.ui.enabled=false",
+    ]
+    sbin = os.path.join(home, "sbin")
+    subprocess.run(["bash", f"{sbin}/start-connect-server.sh", *server], env=env, check=True)
+    try:
+        deadline = time.monotonic() + 180
+        started = False
+        while not started and time.monotonic() < deadline:
+            time.sleep(2)
+            logs = [p.read_text(errors="replace") for p in (tmp_path / "log").glob("*.out")]
+            started = any("Spark Connect server started" in text for text in logs)
+        assert started, "the Connect server did not start: " + "".join(logs)[-3000:]
+        remote = connect_cases.client_35_case(
+            str(tmp_path / "client"), f"sc://127.0.0.1:{port}", PYTHON_35
+        )
+    finally:
+        subprocess.run(["bash", f"{sbin}/stop-connect-server.sh"], env=env, check=False)
+    assert remote.pop("client").startswith("3.5.")
+    refused = remote.pop("refused")
+    classic = json.loads(json.dumps(connect_cases.run_35(spark, str(tmp_path / "classic"))))
+    assert remote == classic
+    # Not vacuous: the planted copies are found, by every route.
+    assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
+    assert remote["fuzzy_distributed"] == remote["fuzzy"]
+    assert remote["transformer_kept"] == remote["fuzzy_kept"]
+    assert [[100 + i, i] for i in range(5)] == remote["exact"]
+    assert [[100 + i, i] for i in range(5)] == remote["against"][:5]
+    assert sorted(refused) == ["no_checkpoint_dir", "save", "semantic"]
+    assert "pyspark.ml" in refused["semantic"] and "pyspark 3.5.9" in refused["semantic"]
+    assert "SparkContext" in refused["save"]
+    assert "checkpoint_dir" in refused["no_checkpoint_dir"]

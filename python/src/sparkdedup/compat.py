@@ -23,12 +23,39 @@ def is_connect(spark: Any) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
+def connect_35(spark: Any) -> bool:
+    """Whether `spark` is a Spark Connect session of a pyspark 3.5 client (as Databricks
+    Connect and standard access mode clusters before Runtime 17 give; its DataFrame is not yet
+    a `pyspark.sql.DataFrame`). Such a client takes no Observations, has no checkpoints and no
+    Arrow collect, and pyspark.ml does not run on it."""
+    if not is_connect(spark):
+        return False
+    from pyspark.sql.connect.dataframe import DataFrame as ConnectDataFrame
+
+    return not issubclass(ConnectDataFrame, DataFrame)
+
+
+def is_dataframe(obj: Any) -> bool:
+    """Whether `obj` is a Spark DataFrame, classic or Connect: a pyspark 3.5 Connect client's
+    DataFrame (Databricks Connect before 17, standard access mode on runtimes before 17) is
+    not a `pyspark.sql.DataFrame`."""
+    if isinstance(obj, DataFrame):
+        return True
+    cls = type(obj)
+    return cls.__name__ == "DataFrame" and cls.__module__.startswith("pyspark.sql.connect")
+
+
 def to_arrow(df: DataFrame) -> Any:
     """`df` collected to the driver as a pyarrow Table."""
     if hasattr(df, "toArrow"):
         return df.toArrow()
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
+
+    if connect_35(df.sparkSession):  # its own Arrow collect
+        client = df.sparkSession.client
+        table, _ = client.to_table(df._plan.to_proto(client))  # noqa: SLF001
+        return table.cast(to_arrow_schema(df.schema))
 
     batches = df._collect_as_arrow()  # noqa: SLF001 - Spark 3.5's Arrow collect
     schema = to_arrow_schema(df.schema)

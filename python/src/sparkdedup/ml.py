@@ -61,10 +61,43 @@ class _Writer(DefaultParamsWriter):
         else:
             super()._handleOverwrite(path)
 
+    def save(self, path: str) -> None:
+        _check_persistence(self.sparkSession)
+        super().save(path)
+
 
 class _Writable(DefaultParamsWritable):
     def write(self) -> MLWriter:
         return _Writer(self)
+
+
+class _Reader(DefaultParamsReader):
+    def load(self, path: str) -> Any:
+        _check_persistence(self.sparkSession)
+        return super().load(path)
+
+
+class _Readable(DefaultParamsReadable):
+    @classmethod
+    def read(cls) -> MLReader:
+        return _Reader(cls)
+
+
+def _check_persistence(spark: Any) -> None:
+    """ConfigError on a pyspark 3.5 Spark Connect client, whose pyspark.ml saves and loads
+    through the SparkContext it does not have."""
+    import pyspark  # noqa: PLC0415
+
+    from sparkdedup.compat import connect_35  # noqa: PLC0415
+
+    if connect_35(spark):
+        raise ConfigError(
+            "saving and loading pyspark.ml stages over Spark Connect needs pyspark 4.0 or newer "
+            f"on the client; pyspark {pyspark.__version__}'s ml persistence goes through the "
+            "SparkContext, which a Connect session does not have. Use a classic session, or "
+            "keep the parameters and call the stage's transform (or sparkdedup.fuzzy_duplicates) "
+            "with them"
+        )
 
 
 @config_params(FuzzyConfig)
@@ -72,7 +105,7 @@ class _FuzzyDeduplicatorParams(ConfigParams):
     """Params of `FuzzyDeduplicator`: the fields of `FuzzyConfig` and ``outputMode``."""
 
 
-class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, DefaultParamsReadable, _Writable):
+class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, _Readable, _Writable):
     """Fuzzy deduplication (MinHash + LSH + connected components) as a Transformer.
 
     ``transform(df)`` returns the rows of `df` that remain (``outputMode="deduplicated"``, the
@@ -156,9 +189,7 @@ def _vector_col(config: SemanticConfig) -> str:
     return config.embedding_col or "embedding"
 
 
-class SemanticDeduplicator(
-    Estimator, _SemanticDeduplicatorParams, DefaultParamsReadable, _Writable
-):
+class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _Writable):
     """Semantic deduplication (SemDeDup) as an Estimator.
 
     ``fit(df)`` embeds the documents (``embeddingCol``, or ``textCol`` with ``embeddingModel``),
@@ -184,7 +215,7 @@ class SemanticDeduplicator(
 
     def _fit(self, dataset: DataFrame) -> SemanticDeduplicatorModel:
         from sparkdedup.device import resolve_device  # noqa: PLC0415
-        from sparkdedup.semantic.kmeans import fit_centroids  # noqa: PLC0415
+        from sparkdedup.semantic.kmeans import check_kmeans_session, fit_centroids  # noqa: PLC0415
         from sparkdedup.semantic.workflow import (  # noqa: PLC0415
             documents_with_ids,
             validate_input,
@@ -192,6 +223,7 @@ class SemanticDeduplicator(
 
         config = self.getConfig()
         validate_input(dataset, config)
+        check_kmeans_session(dataset.sparkSession)
         device = resolve_device(config.device, dataset.sparkSession)
         with StageRunner(dataset.sparkSession) as runner:
             documents = documents_with_ids(dataset, config, runner, {}, persist=False)
@@ -217,7 +249,7 @@ class SemanticDeduplicator(
 
 
 class SemanticDeduplicatorModel(
-    Model, _SemanticDeduplicatorParams, DefaultParamsReadable, DefaultParamsWritable
+    Model, _SemanticDeduplicatorParams, _Readable, DefaultParamsWritable
 ):
     """A fitted `SemanticDeduplicator`: the KMeans centroids and the Params.
 
@@ -354,7 +386,7 @@ class _SemanticModelWriter(_Writer):
         frame.coalesce(1).write.parquet(os.path.join(path, "centroids"))
 
 
-class _SemanticModelReader(DefaultParamsReader):
+class _SemanticModelReader(_Reader):
     def load(self, path: str) -> SemanticDeduplicatorModel:
         model = super().load(path)
         rows = self.sparkSession.read.parquet(os.path.join(path, "centroids")).collect()

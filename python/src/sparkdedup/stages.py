@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from sparkdedup import __version__
+from sparkdedup.compat import connect_35, is_connect
 from sparkdedup.fs import delete, path_exists, read_text, write_text
 from sparkdedup.sizing import persist_conf, shuffle_partitions, temporary_conf
 
@@ -99,10 +100,15 @@ class StageRunner:
         elif path is not None:
             with self._sized(partitions), temporary_conf(self.spark, conf or {}):
                 out = compute()
-                observation = Observation(f"sparkdedup_{name}_{uuid.uuid4().hex[:8]}")
                 columns = [F.count(F.lit(1)).alias(_ROWS), *_named(metrics)]
-                out.observe(observation, *columns).write.mode("overwrite").parquet(path)
-                observed = _plain(observation.get)
+                if connect_35(self.spark):  # no Observations: a job over the written stage
+                    out.write.mode("overwrite").parquet(path)
+                    written = self.spark.read.schema(out.schema).parquet(path)
+                    observed = _plain(written.agg(*columns).first().asDict())
+                else:
+                    observation = Observation(f"sparkdedup_{name}_{uuid.uuid4().hex[:8]}")
+                    out.observe(observation, *columns).write.mode("overwrite").parquet(path)
+                    observed = _plain(observation.get)
             self._write_fingerprint(path, key, observed, out.schema)
             df = self.spark.read.schema(out.schema).parquet(path)
             how = f"written to {path}"
@@ -268,11 +274,9 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
 def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     """A computed copy of a small result that outlives the stages it came from.
 
-    Freeing a persisted stage also drops every cached result whose plan reads it, so a result
-    kept past its stages needs a plan of its own: written under `checkpoint_dir` when given,
-    else checkpointed to the SparkContext's checkpoint directory when one is set, else persisted
-    over its RDD (a lost executor's part is recomputed from the lineage). On Spark Connect,
-    without a directory, a local checkpoint.
+    Written under `checkpoint_dir` when given, else `computed_copy`. From a pyspark 3.5
+    Connect client, which has no checkpoints, a persisted copy computed at once (a cached
+    result that is computed whole stays when the cached stages its plan reads are freed).
     """
     spark = df.sparkSession
     if checkpoint_dir is not None:
@@ -281,14 +285,35 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
         path = f"{checkpoint_dir.rstrip('/')}/result-{uuid.uuid4().hex[:12]}"
         df.write.parquet(path)
         return spark.read.parquet(path)
-    try:
-        sc = spark.sparkContext
-    except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
-        return df.localCheckpoint(eager=True)
-    if sc.getCheckpointDir() is not None:
-        return df.checkpoint(eager=True)
+    if connect_35(spark):
+        out = df.persist(StorageLevel.MEMORY_AND_DISK)
+        out.count()
+        return out
+    return computed_copy(df)[0]
+
+
+def computed_copy(df: DataFrame) -> tuple[DataFrame, bool]:
+    """`df` computed now, under a plan of its own that no longer holds its lineage, and
+    whether that copy is persisted (its holder unpersists it).
+
+    Persisting does not cut a plan: a loop that persists each step and builds the next from it
+    plans the whole chain again at every step, which doubles each time when a step reads the
+    one before it twice. The copy is checkpointed to the SparkContext's checkpoint directory
+    when one is set (reliable), else persisted over its RDD (a lost executor's part is
+    recomputed from the lineage). Over Spark Connect it is checkpointed when the server has
+    ``spark.checkpoint.dir``, else locally checkpointed (lost with an executor: pass a
+    directory of one's own for reliable copies). Not for a pyspark 3.5 Connect client, which
+    has no checkpoints.
+    """
+    spark = df.sparkSession
+    if is_connect(spark):
+        if spark.conf.get("spark.checkpoint.dir", None):
+            return df.checkpoint(eager=True), False
+        return df.localCheckpoint(eager=True), False
+    if spark.sparkContext.getCheckpointDir() is not None:
+        return df.checkpoint(eager=True), False
     # The same rows over the result's RDD: a plan that no longer names the stages.
     jdf = spark._jsparkSession.createDataFrame(df._jdf.rdd(), df._jdf.schema())
     out = DataFrame(jdf, spark).persist(StorageLevel.MEMORY_AND_DISK)
     out.count()
-    return out
+    return out, True

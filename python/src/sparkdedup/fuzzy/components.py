@@ -27,7 +27,14 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.columns import non_binary_collation
-from sparkdedup.compat import empty_frame, from_arrow, to_arrow
+from sparkdedup.compat import (
+    connect_35,
+    empty_frame,
+    from_arrow,
+    is_connect,
+    is_dataframe,
+    to_arrow,
+)
 from sparkdedup.config import CC_BACKENDS, DEVICES
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
 from sparkdedup.ids import INTEGRAL
@@ -51,6 +58,11 @@ DRIVER_EDGE_BYTES = 2 * 1024**2
 _STRING_EDGE_OVERHEAD = 8
 # components_from_edges or components_from_edges_gpu
 _Kernel = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+_CONNECT_35_ROUNDS = (
+    "the distributed connected components need checkpoint_dir on a pyspark 3.5 Spark Connect "
+    "client, which has no checkpoints: pass a directory the cluster can write (a Unity Catalog "
+    "volume, cloud storage), where each round is written, or cc_backend='driver'"
+)
 _GPU_HINT = (
     "install cuGraph and CuPy from RAPIDS (https://docs.rapids.ai/install) or pass device='cpu'"
 )
@@ -116,6 +128,8 @@ def connected_components(
     """
     id_type = _check_edges(edges)
     _check_params(backend, max_driver_edges, device, max_iterations, checkpoint_dir)
+    if backend != "driver":
+        check_rounds_session(edges.sparkSession, checkpoint_dir)
     # Picked before any Spark job so that a missing cuGraph fails fast.
     kernel = None if backend == "distributed" else _pick_kernel(device)
     spark = edges.sparkSession
@@ -191,7 +205,7 @@ def driver_edge_limit(spark: SparkSession, edge_bytes: int = _EDGE_BYTES) -> int
 
 
 def _check_edges(edges: DataFrame) -> T.DataType:
-    if not isinstance(edges, DataFrame):
+    if not is_dataframe(edges):
         raise SchemaError(f"edges must be a Spark DataFrame, got {type(edges).__name__}")
     fields = {f.name: f.dataType for f in edges.schema.fields}
     for name in ("src", "dst"):
@@ -237,6 +251,13 @@ def _check_params(
         raise ConfigError(
             f"checkpoint_dir must be a non-empty path or None, got {checkpoint_dir!r}"
         )
+
+
+def check_rounds_session(spark: SparkSession, checkpoint_dir: str | None) -> None:
+    """ConfigError when distributed rounds could not run: on a pyspark 3.5 Spark Connect
+    client without `checkpoint_dir`."""
+    if checkpoint_dir is None and connect_35(spark):
+        raise ConfigError(_CONNECT_35_ROUNDS)
 
 
 def _since(started: float) -> float:
@@ -355,7 +376,11 @@ def _round_partitions(spark: SparkSession, n_edges: int) -> int:
 
 
 class _Rounds:
-    """Materialises each round reliably and frees the round before it (see the module doc)."""
+    """Materialises each round reliably and frees the round before it (see the module doc).
+
+    Each round is a copy under a plan of its own (`stages.computed_copy` without a directory):
+    a round reads the round before it twice, so plans that kept their lineage would double
+    every round."""
 
     def __init__(self, spark: SparkSession, checkpoint_dir: str | None) -> None:
         import uuid
@@ -364,40 +389,41 @@ class _Rounds:
         self.dir = (
             checkpoint_dir.rstrip("/") + f"/cc-{uuid.uuid4().hex[:12]}" if checkpoint_dir else None
         )
-        self.context_dir = None
-        if self.dir is None:
-            try:
-                self.context_dir = spark.sparkContext.getCheckpointDir()
-            except Exception:  # noqa: BLE001 - Spark Connect has no SparkContext
-                self.context_dir = None
-        self.kind = (
-            f"written under {self.dir}"
-            if self.dir
-            else "checkpointed to the SparkContext's directory"
-            if self.context_dir
-            else "persisted"
-        )
+        check_rounds_session(spark, self.dir)
+        # Whether a round's counts can ride on its own job (an Observation): when it is written
+        # or checkpointed by a classic session; a round persisted over its RDD runs its plan
+        # outside any query an Observation hears of (and a pyspark 3.5 Connect client has none).
+        self.observes = True
+        if self.dir is not None:
+            self.kind = f"written under {self.dir}"
+            self.observes = not connect_35(spark)
+        elif is_connect(spark):
+            self.kind = "checkpointed (spark.checkpoint.dir) or locally checkpointed"
+            self.observes = False
+        elif spark.sparkContext.getCheckpointDir() is not None:
+            self.kind = "checkpointed to the SparkContext's directory"
+        else:
+            self.kind = "persisted"
+            self.observes = False
         self._previous: DataFrame | None = None
         self._paths: list[str] = []
 
     def materialise(self, df: DataFrame, round_no: int) -> DataFrame:
         """Round `round_no` of the rounds, or with 0 the result (kept by `close`)."""
+        from sparkdedup.stages import computed_copy
+
+        persisted = False
         if self.dir is not None:
             path = f"{self.dir}/round-{round_no}" if round_no else f"{self.dir}/result"
             df.write.mode("overwrite").parquet(path)
             if round_no:
                 self._paths.append(path)
             out = self.spark.read.parquet(path)
-        elif self.context_dir is not None:
-            out = df.checkpoint(eager=True)
         else:
-            from pyspark import StorageLevel
-
-            out = df.persist(StorageLevel.MEMORY_AND_DISK)
-            out.count()
-        if self._previous is not None and self.dir is None and self.context_dir is None:
+            out, persisted = computed_copy(df)
+        if self._previous is not None:
             self._previous.unpersist()
-        self._previous = out
+        self._previous = out if persisted else None
         if len(self._paths) > 2:  # the rounds before the last two are no longer read
             from sparkdedup.fs import delete
 
@@ -411,7 +437,7 @@ class _Rounds:
         persisted round and the round directories; the result stays."""
         from sparkdedup.fs import delete
 
-        if self._previous is not None and self.dir is None and self.context_dir is None:
+        if self._previous is not None:
             self._previous.unpersist()
         self._previous = None
         for path in self._paths:
@@ -445,18 +471,21 @@ def _solve_distributed(
     with shuffle_partitions(spark, parts), _closing(rounds):
         for round_no in range(1, max_iterations + 1):
             started = time.perf_counter()
-            # The counts ride on the round's own job (an Observation): a round costs its
-            # shuffles and one job, with no separate counting job.
-            observed = Observation()
-            state = rounds.materialise(
-                _small_star(_large_star(state)).observe(
-                    observed,
-                    F.count(F.lit(1)).alias("edges"),
-                    F.sum(F.col("c").cast("long")).alias("changes"),
-                ),
-                round_no,
+            # The counts ride on the round's own job (an Observation) where they can: a round
+            # then costs its shuffles and one job, with no separate counting job.
+            counts = (
+                F.count(F.lit(1)).alias("edges"),
+                F.sum(F.col("c").cast("long")).alias("changes"),
             )
-            stats = observed.get
+            if rounds.observes:
+                observed = Observation()
+                state = rounds.materialise(
+                    _small_star(_large_star(state)).observe(observed, *counts), round_no
+                )
+                stats = observed.get
+            else:  # a job of their own, over the computed round
+                state = rounds.materialise(_small_star(_large_star(state)), round_no)
+                stats = state.agg(*counts).first().asDict()
             edges, changes = int(stats["edges"]), int(stats["changes"] or 0)
             log.info(
                 "connected components round %d: %d edges, %d changed, %.1f s",

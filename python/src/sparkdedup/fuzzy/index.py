@@ -39,6 +39,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkdedup import __version__, fs
+from sparkdedup.compat import connect_35
 from sparkdedup.config import FuzzyConfig
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.lsh import bucket_anchors, group_keys, not_anchor
@@ -432,14 +433,20 @@ class IndexWriter:
             )
         self._name = self._next_segment()
         self._staging = f"{self.path}/{_STAGING}{uuid.uuid4().hex[:12]}"
-        counted = Observation(f"sparkdedup_index_{uuid.uuid4().hex[:8]}")
+        counted = None
+        if not connect_35(self.spark):  # a pyspark 3.5 Connect client takes no Observation
+            counted = Observation(f"sparkdedup_index_{uuid.uuid4().hex[:8]}")
+            rows = rows.observe(counted, F.count(F.lit(1)).alias("rows"))
         try:
-            rows.observe(counted, F.count(F.lit(1)).alias("rows")).write.parquet(self._staging)
+            rows.write.parquet(self._staging)
         except Exception:
             # Another run's commit deletes the staging directories it finds, this one's too.
             self.check_unchanged()
             raise
-        self._rows = int(counted.get.get("rows") or 0)
+        if counted is not None:
+            self._rows = int(counted.get.get("rows") or 0)
+        else:  # counted from the Parquet footers
+            self._rows = int(self.spark.read.parquet(self._staging).count())
         return self._rows
 
     def commit(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from sparkdedup.columns import named
 from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
-from sparkdedup.fuzzy.components import connected_components
+from sparkdedup.fuzzy.components import check_rounds_session, connected_components
 from sparkdedup.fuzzy.identify import BY_INDEX, check_priority_type, group_duplicates
 from sparkdedup.fuzzy.index import (
     FuzzyIndex,
@@ -134,6 +134,10 @@ def run_fuzzy(
     """
     validate_input(df, config)
     spark = df.sparkSession
+    if config.cc_backend != "driver" and config.checkpoint_dir is None:
+        # Before any job: a pyspark 3.5 Connect client can run distributed rounds only with a
+        # directory to write them to.
+        check_rounds_session(spark, runner.scratch("components"))
     index = None
     if config.against is not None:
         check_config(config, "against")

@@ -126,6 +126,23 @@ def _output_schema(id_type: T.DataType) -> T.StructType:
     )
 
 
+def check_kmeans_session(spark: Any) -> None:
+    """ConfigError, before any job, when pyspark.ml cannot fit KMeans on `spark`: a pyspark
+    3.5 Spark Connect client (pyspark.ml runs over Spark Connect from 4.0 on)."""
+    import pyspark
+
+    from sparkdedup.compat import connect_35
+
+    if connect_35(spark):
+        raise ConfigError(
+            "semantic dedup fits KMeans with pyspark.ml, which runs over Spark Connect from "
+            f"pyspark 4.0 on; this session is a pyspark {pyspark.__version__} Spark Connect "
+            "client (as Databricks Connect and standard access mode clusters before Runtime 17 "
+            "give): run it from a classic session or a pyspark 4 Connect client. Fuzzy and "
+            "exact dedup run on this one"
+        )
+
+
 def _kmeans_class(device: str) -> Any:
     """The KMeans estimator class of `device`, imported on the driver before any Spark job."""
     if device == "gpu":

@@ -32,7 +32,7 @@ from sparkdedup.semantic.embed import (
     require_embedding_backend,
 )
 from sparkdedup.semantic.identify import eps_summary, identify_duplicates
-from sparkdedup.semantic.kmeans import kmeans_clusters
+from sparkdedup.semantic.kmeans import check_kmeans_session, kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
 from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach
@@ -119,6 +119,7 @@ def run_semantic(
     each of them, from the same pairwise scores (the duplicates are ``config.eps``'s).
     """
     validate_input(df, config)
+    check_kmeans_session(df.sparkSession)
     device = resolve_device(config.device, df.sparkSession)
     base = dict(fingerprint or {})
     base.update(id_col=config.id_col)
