@@ -277,6 +277,17 @@ def test_fuzzy_duplicates_releases_its_stages(spark, corpus_df):
     assert dups.count() > 0
 
 
+def test_fuzzy_duplicates_writes_its_result_under_checkpoint_dir(spark, corpus_df, tmp_path):
+    """With checkpoint_dir the result is written there (reliable on any session, Spark Connect
+    included, where it would otherwise be a local checkpoint)."""
+    docs = corpus_df.filter(F.col("id") < 200)
+    plain = sparkdedup.fuzzy_duplicates(docs, id_col="id")
+    dups = sparkdedup.fuzzy_duplicates(docs, id_col="id", checkpoint_dir=str(tmp_path / "ck"))
+    files = dups.inputFiles()
+    assert files and all(str(tmp_path / "ck" / "result-") in f for f in files)
+    assert sorted(dups.collect()) == sorted(plain.collect())
+
+
 def test_detached_result_outlives_its_stages(spark, monkeypatch, tmp_path):
     """Freeing a persisted stage drops every cached plan that reads it; `detach` gives a result
     a plan of its own, in each of its three ways."""

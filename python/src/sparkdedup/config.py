@@ -121,7 +121,10 @@ class FuzzyConfig:
         long work, when their tasks see no usable GPU.
     checkpoint_dir : directory where the distributed connected components write their rounds
         (reliable checkpoints); None uses the SparkContext's checkpoint directory when set,
-        else persists the rounds (a lost executor's part is recomputed from the lineage).
+        else persists the rounds (a lost executor's part is recomputed from the lineage), and
+        over Spark Connect checkpoints them to the server's ``spark.checkpoint.dir``, else
+        locally. A pyspark 3.5 Connect client, which has no checkpoints, needs it unless
+        `cc_backend` is "driver".
     assume_unique_ids : skip the uniqueness check of `id_col` (one shuffle of the ids, a few
         bytes a row), and with `against` the check that no new id is indexed already (a read
         of the index's ids, and a shuffle of them when the new ids are too many to

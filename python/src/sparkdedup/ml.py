@@ -145,11 +145,12 @@ class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, _Readable, _Writa
         with StageRunner(spark) as runner:
             result = run_fuzzy(dataset, config, runner)
             removed = result.stats["removed_docs"]
-            duplicates = detach(result.duplicates)
+            duplicates = detach(result.duplicates, config.checkpoint_dir)
             keys = None
             if config.id_col is None:
                 hint = join_hint(spark, removed)
-                keys = detach(removed_row_keys(duplicates, result.ids, hint=hint))
+                keys = removed_row_keys(duplicates, result.ids, hint=hint)
+                keys = detach(keys, config.checkpoint_dir)
         log.info("sparkdedup fuzzy: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
         if mode == "duplicates":
             return duplicates

@@ -619,8 +619,9 @@ def fuzzy_duplicates(
     Notes
     -----
     The stages run eagerly (each is persisted once and counted, connected components may be
-    solved on the driver); the returned DataFrame is small and persisted (a lost executor's
-    part is recomputed), and the intermediate stages are released. `run_fuzzy` with a
+    solved on the driver); the returned DataFrame is small and written under
+    ``checkpoint_dir`` when set, else persisted (a lost executor's part is recomputed; see
+    `sparkdedup.stages.detach`), and the intermediate stages are released. `run_fuzzy` with a
     `StageRunner` keeps every stage.
     """
     cfg = _as_config(config, params)
@@ -631,7 +632,7 @@ def fuzzy_duplicates(
         )
     with StageRunner(df.sparkSession) as runner:
         result = run_fuzzy(df, cfg, runner)
-        duplicates = detach(result.duplicates)
+        duplicates = detach(result.duplicates, cfg.checkpoint_dir)
         if writer is not None:
             try:
                 writer.stage(writer.rows(result))
