@@ -100,6 +100,32 @@ def test_persisted_rounds_are_planned_on_their_own(spark, monkeypatch, caplog) -
     assert plan.count("\n") < 30, plan[:2000]
 
 
+def test_rounds_out_of_reach_are_emptied_through_spark(spark, monkeypatch, tmp_path) -> None:
+    """Over Spark Connect a checkpoint_dir this machine cannot reach (s3://, dbfs:/, ...) is
+    only written by Spark: the rounds take three directories in turn, and at the end they are
+    emptied through Spark, never deleted through this machine's file system."""
+    from sparkdedup import fs
+
+    def unreachable(path: str) -> str:
+        raise cc_module.InputError(f"{path!r} is not a local path")
+
+    deleted: list[str] = []
+    monkeypatch.setattr(cc_module, "is_connect", lambda session: True)
+    monkeypatch.setattr(fs, "local_path", unreachable)
+    monkeypatch.setattr(fs, "delete", lambda session, path: deleted.append(path))
+    n = 200
+    lo = np.random.default_rng(4).permutation(n - 1).astype(np.int64)
+    edges = spark.createDataFrame(pd.DataFrame({"src": lo, "dst": lo + 1}), LONG_SCHEMA)
+    assert run(edges, "distributed", checkpoint_dir=str(tmp_path / "ck")) == dict.fromkeys(
+        range(n), 0
+    )
+    assert deleted == []
+    (rounds,) = (tmp_path / "ck").iterdir()
+    slots = sorted(p.name for p in rounds.iterdir() if p.name != "result")
+    assert slots == ["round-0", "round-1", "round-2"]
+    assert all(spark.read.parquet(str(rounds / slot)).count() == 0 for slot in slots)
+
+
 def test_driver_limit_follows_max_result_size() -> None:
     class Conf:
         def __init__(self, value):

@@ -36,7 +36,13 @@ from sparkdedup.compat import (
     to_arrow,
 )
 from sparkdedup.config import CC_BACKENDS, DEVICES
-from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError, SchemaError
+from sparkdedup.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    DedupError,
+    InputError,
+    SchemaError,
+)
 from sparkdedup.ids import INTEGRAL
 from sparkdedup.sizing import driver_result_bytes
 
@@ -398,7 +404,8 @@ class _Rounds:
             self.kind = f"written under {self.dir}"
             self.observes = not connect_35(spark)
         elif is_connect(spark):
-            self.kind = "checkpointed (spark.checkpoint.dir) or locally checkpointed"
+            server_dir = spark.conf.get("spark.checkpoint.dir", None)
+            self.kind = f"checkpointed to {server_dir}" if server_dir else "locally checkpointed"
             self.observes = False
         elif spark.sparkContext.getCheckpointDir() is not None:
             self.kind = "checkpointed to the SparkContext's directory"
@@ -407,6 +414,7 @@ class _Rounds:
             self.observes = False
         self._previous: DataFrame | None = None
         self._paths: list[str] = []
+        self._schema: T.StructType | None = None
 
     def materialise(self, df: DataFrame, round_no: int) -> DataFrame:
         """Round `round_no` of the rounds, or with 0 the result (kept by `close`)."""
@@ -414,20 +422,20 @@ class _Rounds:
 
         persisted = False
         if self.dir is not None:
-            path = f"{self.dir}/round-{round_no}" if round_no else f"{self.dir}/result"
+            # The rounds take three directories in turn: a round reads only the round before
+            # it, so the one three back is overwritten, and nothing is deleted while they run
+            # (over Spark Connect only Spark may reach the directory).
+            path = f"{self.dir}/round-{round_no % 3}" if round_no else f"{self.dir}/result"
             df.write.mode("overwrite").parquet(path)
-            if round_no:
+            if round_no and path not in self._paths:
                 self._paths.append(path)
+                self._schema = df.schema
             out = self.spark.read.parquet(path)
         else:
             out, persisted = computed_copy(df)
         if self._previous is not None:
             self._previous.unpersist()
         self._previous = out if persisted else None
-        if len(self._paths) > 2:  # the rounds before the last two are no longer read
-            from sparkdedup.fs import delete
-
-            delete(self.spark, self._paths.pop(0))
         if not round_no:
             self._previous = None  # the result: the caller's
         return out
@@ -435,12 +443,18 @@ class _Rounds:
     def close(self) -> None:
         """Free what the rounds left once the result is made (or the rounds failed): the last
         persisted round and the round directories; the result stays."""
-        from sparkdedup.fs import delete
+        from sparkdedup.fs import delete, local_path
 
         if self._previous is not None:
             self._previous.unpersist()
         self._previous = None
         for path in self._paths:
+            if is_connect(self.spark):
+                try:
+                    local_path(path)
+                except InputError:  # out of this machine's reach: emptied through Spark
+                    empty_frame(self.spark, self._schema).write.mode("overwrite").parquet(path)
+                    continue
             delete(self.spark, path)
         self._paths = []
 
