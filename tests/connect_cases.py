@@ -174,14 +174,14 @@ def run_35(spark: Any, work: str) -> dict[str, Any]:
 def client_35_case(work: str, url: str, python: str) -> dict[str, Any]:
     """`run_35` and the refusals from a pyspark 3.5 Connect client (`python`, the pyspark
     3.5 venv's interpreter) against the Connect server at `url`."""
-    proc = subprocess.run(
-        [python, __file__, "--client-35", url, work],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return _client_process([python, __file__, "--client-35", url, work], None, "pyspark 3.5")
+
+
+def _client_process(argv: list[str], env: dict[str, str] | None, label: str) -> dict[str, Any]:
+    """Run a client process; the JSON on the last line of its output."""
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
-        raise RuntimeError(f"the pyspark 3.5 client failed: {proc.stderr[-3000:]}")
+        raise RuntimeError(f"the {label} client process failed: {proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -407,16 +407,11 @@ def client_only_case(work: str, port: str) -> dict[str, Any]:
     Connect-only client has, against this process's Connect server."""
     if not os.path.isdir(os.path.join(CLIENT_ONLY, "pyspark")):
         raise RuntimeError(f"pyspark-client is not installed in {CLIENT_ONLY}: run make venv")
-    proc = subprocess.run(
+    return _client_process(
         [sys.executable, __file__, "--client-only", f"sc://localhost:{port}", work],
-        env=dict(os.environ, PYTHONPATH=CLIENT_ONLY),  # the server's token is in os.environ
-        capture_output=True,
-        text=True,
-        timeout=900,
+        dict(os.environ, PYTHONPATH=CLIENT_ONLY),  # the server's token is in os.environ
+        "pyspark-client",
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"the pyspark-client process failed: {proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def client_only_main(url: str, work: str) -> None:
