@@ -90,6 +90,10 @@ def run_all(spark: Any, work: str) -> dict[str, Any]:
         docs, id_col="id", device="cpu", cc_backend="distributed"
     )
     out["fuzzy_distributed"] = sorted((r["id"], r["kept_id"]) for r in distributed.collect())
+    written = sparkdedup.fuzzy_duplicates(
+        docs, id_col="id", device="cpu", cc_backend="distributed", checkpoint_dir=f"{work}/ck"
+    )
+    out["fuzzy_distributed_written"] = sorted((r["id"], r["kept_id"]) for r in written.collect())
 
     model = FuzzyDeduplicator(idCol="id", device="cpu")
     out["transformer_kept"] = sorted(r["id"] for r in model.transform(docs).select("id").collect())

@@ -67,7 +67,7 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     # The workloads are not vacuous: the planted copies are found and removed.
     assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
     assert 100 not in remote["fuzzy_kept"] and remote["derived_removed"] == len(remote["fuzzy"])
-    assert remote["fuzzy_distributed"] == remote["fuzzy"]
+    assert remote["fuzzy_distributed"] == remote["fuzzy_distributed_written"] == remote["fuzzy"]
     assert remote["transformer_kept"] == remote["fuzzy_kept"] == remote["transformer_loaded_kept"]
     assert remote["semantic_model_kept"]  # a fitted, saved and loaded model transforms
     assert [0, 100] in remote["semantic"] or [100, 0] in remote["semantic"]

@@ -396,13 +396,14 @@ class _Rounds:
             checkpoint_dir.rstrip("/") + f"/cc-{uuid.uuid4().hex[:12]}" if checkpoint_dir else None
         )
         check_rounds_session(spark, self.dir)
-        # Whether a round's counts can ride on its own job (an Observation): when it is written
-        # or checkpointed by a classic session; a round persisted over its RDD runs its plan
-        # outside any query an Observation hears of (and a pyspark 3.5 Connect client has none).
+        # Whether a round's counts can ride on its own job (an Observation): when a classic
+        # session writes or checkpoints it. A round persisted over its RDD runs its plan outside
+        # any query an Observation hears of, a pyspark 3.5 Connect client has no Observations,
+        # and a Spark 4.0 Connect session may not return the metrics of a write.
         self.observes = True
         if self.dir is not None:
             self.kind = f"written under {self.dir}"
-            self.observes = not connect_35(spark)
+            self.observes = not is_connect(spark)
         elif is_connect(spark):
             server_dir = spark.conf.get("spark.checkpoint.dir", None)
             self.kind = f"checkpointed to {server_dir}" if server_dir else "locally checkpointed"
