@@ -289,8 +289,8 @@ def test_fuzzy_duplicates_writes_its_result_under_checkpoint_dir(spark, corpus_d
 
 
 def test_detached_result_outlives_its_stages(spark, monkeypatch, tmp_path):
-    """Freeing a persisted stage drops every cached plan that reads it; `detach` gives a result
-    a plan of its own, in each of its three ways."""
+    """`detach` gives a result a plan of its own, in each of its three ways, and the result
+    outlives the persisted stage it was computed from."""
     from pyspark import SparkContext
     from sparkdedup.stages import detach
 
