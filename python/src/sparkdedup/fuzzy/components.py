@@ -395,7 +395,6 @@ class _Rounds:
         self.dir = (
             checkpoint_dir.rstrip("/") + f"/cc-{uuid.uuid4().hex[:12]}" if checkpoint_dir else None
         )
-        check_rounds_session(spark, self.dir)
         # Whether a round's counts can ride on its own job (an Observation): when a classic
         # session writes or checkpoints it. A round persisted over its RDD runs its plan outside
         # any query an Observation hears of, a pyspark 3.5 Connect client has no Observations,

@@ -134,10 +134,10 @@ def run_fuzzy(
     """
     validate_input(df, config)
     spark = df.sparkSession
-    if config.cc_backend != "driver" and config.checkpoint_dir is None:
+    if config.cc_backend != "driver":
         # Before any job: a pyspark 3.5 Connect client can run distributed rounds only with a
-        # directory to write them to.
-        check_rounds_session(spark, runner.scratch("components"))
+        # directory to write them to (the one the components stage hands them below).
+        check_rounds_session(spark, runner.scratch("components") or config.checkpoint_dir)
     index = None
     if config.against is not None:
         check_config(config, "against")
