@@ -107,10 +107,11 @@ def test_rounds_out_of_reach_are_emptied_through_spark(spark, monkeypatch, tmp_p
     from sparkdedup import fs
 
     def unreachable(path: str) -> str:
-        raise cc_module.InputError(f"{path!r} is not a local path")
+        raise fs.InputError(f"{path!r} is not a local path")
 
     deleted: list[str] = []
     monkeypatch.setattr(cc_module, "is_connect", lambda session: True)
+    monkeypatch.setattr(fs, "is_connect", lambda session: True)
     monkeypatch.setattr(fs, "local_path", unreachable)
     monkeypatch.setattr(fs, "delete", lambda session, path: deleted.append(path))
     n = 200
@@ -120,7 +121,10 @@ def test_rounds_out_of_reach_are_emptied_through_spark(spark, monkeypatch, tmp_p
         range(n), 0
     )
     assert deleted == []
-    (rounds,) = (tmp_path / "ck").iterdir()
+    # The edges, read by each round's two steps, are written there too, and emptied likewise.
+    (pairs,) = (tmp_path / "ck").glob("pairs-*")
+    assert spark.read.parquet(str(pairs)).count() == 0
+    (rounds,) = (tmp_path / "ck").glob("cc-*")
     slots = sorted(p.name for p in rounds.iterdir() if p.name != "result")
     assert slots == ["round-0", "round-1", "round-2"]
     assert all(spark.read.parquet(str(rounds / slot)).count() == 0 for slot in slots)

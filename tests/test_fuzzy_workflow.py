@@ -277,15 +277,52 @@ def test_fuzzy_duplicates_releases_its_stages(spark, corpus_df):
     assert dups.count() > 0
 
 
-def test_fuzzy_duplicates_writes_its_result_under_checkpoint_dir(spark, corpus_df, tmp_path):
-    """With checkpoint_dir the result is written there (reliable on any session, Spark Connect
-    included, where it would otherwise be a local checkpoint)."""
-    docs = corpus_df.filter(F.col("id") < 200)
-    plain = sparkdedup.fuzzy_duplicates(docs, id_col="id")
-    dups = sparkdedup.fuzzy_duplicates(docs, id_col="id", checkpoint_dir=str(tmp_path / "ck"))
-    files = dups.inputFiles()
-    assert files and all(str(tmp_path / "ck" / "result-") in f for f in files)
-    assert sorted(dups.collect()) == sorted(plain.collect())
+def test_checkpoint_dir_holds_every_intermediate_result(spark, corpus_df, monkeypatch, tmp_path):
+    """With checkpoint_dir the Python API caches and checkpoints nothing (Databricks serverless
+    may refuse both): every stage and round is written under it and removed when the call
+    returns, and the result is written there (left for the caller). Here persist, cache and
+    both checkpoints fail, and each entry point gives the results it gives without the
+    directory."""
+    from sparkdedup import FuzzyDeduplicator
+
+    docs = corpus_df.filter(F.col("id") < 300)
+    texts = docs.select("text")
+    copied = docs.unionByName(docs.withColumn("id", -1 - F.col("id")))  # every text twice
+    ck = str(tmp_path / "ck")
+    expected = {
+        "distributed": sparkdedup.fuzzy_duplicates(docs, id_col="id", cc_backend="distributed"),
+        "derived": sparkdedup.fuzzy_duplicates(texts),
+        "exact": sparkdedup.exact_duplicates(copied, id_col="id"),
+        "kept": FuzzyDeduplicator(idCol=None).transform(texts),
+    }
+    expected = {k: sorted(df.collect()) for k, df in expected.items()}
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError("a DataFrame was cached or checkpointed")
+
+    for method in ("persist", "cache", "checkpoint", "localCheckpoint"):
+        monkeypatch.setattr(type(docs), method, refused)
+    before = spark.sparkContext._jsc.sc().getPersistentRDDs().size()
+    found = {
+        "distributed": sparkdedup.fuzzy_duplicates(
+            docs, id_col="id", cc_backend="distributed", checkpoint_dir=ck
+        ),
+        "derived": sparkdedup.fuzzy_duplicates(texts, checkpoint_dir=ck),
+        "exact": sparkdedup.exact_duplicates(copied, id_col="id", checkpoint_dir=ck),
+        "kept": FuzzyDeduplicator(idCol=None, checkpointDir=ck).transform(texts),
+    }
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(docs, index, id_col="id", checkpoint_dir=ck)
+    against = sparkdedup.fuzzy_duplicates(
+        docs.withColumn("id", F.col("id") + 10_000), id_col="id", against=index, checkpoint_dir=ck
+    )
+    assert {k: sorted(df.collect()) for k, df in found.items()} == expected
+    assert against.count() == docs.count()  # each new document is a copy of an indexed one
+    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() == before
+    left = sorted(p.name.split("-")[0] for p in (tmp_path / "ck").iterdir())
+    assert left == ["result"] * 6  # four results, the kept rows' keys, and `against`'s
+    files = found["distributed"].inputFiles()
+    assert files and all(f"{ck}/result-" in f for f in files)
 
 
 def test_detached_result_outlives_its_stages(spark, monkeypatch, tmp_path):

@@ -294,6 +294,45 @@ def test_stage_rows_and_metrics_ride_on_the_write_and_resume_without_jobs(spark,
     assert third.resumed == [] and third.observed["numbers"] == {"odd": 500}
 
 
+def test_a_work_dir_is_written_never_resumed_and_removed_at_close(spark, tmp_path, monkeypatch):
+    """A runner's work directory (the Python API's checkpoint_dir) holds its stages for the
+    run alone: written with their counts, never read back by another run, and removed when
+    the runner closes; over Spark Connect, out of this machine's reach, each written
+    directory is emptied through Spark instead (nothing deleted)."""
+    from sparkdedup import fs
+
+    def compute():
+        return spark.range(0, 100)
+
+    work = tmp_path / "work"
+    with StageRunner(spark, work_dir=str(work)) as runner:
+        runner.run("numbers", {}, compute)
+        runner.materialise("numbers", "part", spark.range(0, 5))
+        assert runner.rows["numbers"] == 100
+        assert (work / "numbers").is_dir() and not (
+            work / "numbers" / "_sparkdedup_stage.json"
+        ).exists()
+        again = StageRunner(spark, work_dir=str(work))
+        again.run("numbers", {}, compute)
+        assert again.resumed == []
+    assert not work.exists()
+
+    deleted: list[str] = []
+
+    def unreachable(path: str) -> str:
+        raise fs.InputError(f"{path!r} is not a local path")
+
+    monkeypatch.setattr(fs, "is_connect", lambda session: True)
+    monkeypatch.setattr(fs, "local_path", unreachable)
+    monkeypatch.setattr(fs, "delete", lambda session, path: deleted.append(path))
+    with StageRunner(spark, work_dir=str(work)) as runner:
+        runner.run("numbers", {}, compute)
+        runner.materialise("numbers", "part", spark.range(0, 5))
+    assert deleted == []
+    emptied = [work / "numbers", work / "_work" / "numbers" / "part"]
+    assert [spark.read.parquet(str(p)).count() for p in emptied] == [0, 0]
+
+
 def test_a_cache_written_by_other_code_of_the_same_version_is_recomputed(
     spark, tmp_path, monkeypatch
 ):

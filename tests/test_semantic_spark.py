@@ -118,6 +118,35 @@ def test_derived_ids_vectors_and_clamped_k(spark, caplog) -> None:
     assert len(names) == 4 and len({"t0", "copy"} & set(names)) == 1
 
 
+def test_checkpoint_dir_holds_every_intermediate_result(spark, corpus, monkeypatch, tmp_path):
+    """As the fuzzy API's (tests/test_fuzzy_workflow.py): with checkpoint_dir nothing is cached
+    or checkpointed (persist, cache and both checkpoints fail here), each stage is written
+    there and removed when the call returns, the result is left there; `semantic_duplicates`
+    and `SemanticDeduplicator` give the results they give without it."""
+    from sparkdedup import SemanticDeduplicator
+
+    df, planted = corpus
+    docs = df.select("emb", "quality")  # derived ids: the one stage read after the call
+    params = {"embedding_col": "emb", "n_clusters": 3, "sort_cols": ("quality",)}
+    ml_params = {"embeddingCol": "emb", "nClusters": 3, "sortCols": ["quality"]}
+    plain = sorted(semantic_duplicates(docs, **params).collect())
+    plain_kept = sorted(SemanticDeduplicator(**ml_params).fit(docs).transform(docs).collect())
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError("a DataFrame was cached or checkpointed")
+
+    for method in ("persist", "cache", "checkpoint", "localCheckpoint"):
+        monkeypatch.setattr(type(docs), method, refused)
+    ck = str(tmp_path / "ck")
+    found = semantic_duplicates(docs, checkpoint_dir=ck, **params)
+    model = SemanticDeduplicator(checkpointDir=ck, **ml_params).fit(docs)
+    kept = model.transform(docs)
+    assert len(plain) == len(planted) and sorted(found.collect()) == plain
+    assert len(plain_kept) == 240 and sorted(kept.collect()) == plain_kept
+    left = sorted(p.name.split("-")[0] for p in (tmp_path / "ck").iterdir())
+    assert left == ["result", "result"]
+
+
 @pytest.mark.parametrize("ids", ["user", "derived"])
 def test_small_input_gets_few_tasks(spark, stage_tasks, ids) -> None:
     """30 embeddings in 2 partitions, spark.sql.shuffle.partitions=200: no stage runs more

@@ -119,10 +119,14 @@ class FuzzyConfig:
     priority_ascending : keep the smallest `priority_col` value instead of the largest.
     device : "auto", "cpu" or "gpu", decided from the executors: "gpu" fails, before any
         long work, when their tasks see no usable GPU.
-    checkpoint_dir : directory where the distributed connected components write their rounds
-        (reliable checkpoints); None uses the SparkContext's checkpoint directory when set,
-        else persists the rounds (a lost executor's part is recomputed from the lineage), and
-        over Spark Connect checkpoints them to the server's ``spark.checkpoint.dir``, else
+    checkpoint_dir : directory where the Python API (`fuzzy_duplicates`, `write_index`,
+        `FuzzyDeduplicator`) writes its intermediate results: each stage and each round of the
+        distributed connected components (reliable; a call's stages are removed when it
+        returns) and the result returned (left for the caller). Nothing is then cached or
+        checkpointed, as Databricks serverless needs (a ``/Volumes/...`` path there). None
+        persists the stages, checkpoints the rounds to the SparkContext's checkpoint directory
+        when set, else persists them (a lost executor's part is recomputed from the lineage),
+        and over Spark Connect checkpoints them to the server's ``spark.checkpoint.dir``, else
         locally. A pyspark 3.5 Connect client, which has no checkpoints, needs it unless
         `cc_backend` is "driver".
     assume_unique_ids : skip the uniqueness check of `id_col` (one shuffle of the ids, a few
@@ -210,6 +214,9 @@ class ExactConfig:
     text_col, id_col, priority_col, priority_ascending, assume_unique_ids : as `FuzzyConfig`.
     normalize : "none" (the default), "whitespace", "lower" or "nfkc", cumulative
         (`sparkdedup.kernels.textnorm`): the texts are compared after it.
+    checkpoint_dir : directory where `exact_duplicates` writes its stages (removed when it
+        returns) and its result, instead of caching them (as `FuzzyConfig`); None persists
+        them.
     """
 
     text_col: str = "text"
@@ -218,9 +225,11 @@ class ExactConfig:
     priority_ascending: bool = False
     assume_unique_ids: bool = False
     normalize: str = "none"
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
         _check_text_and_keep_rule(self)
+        _check_optional_name("checkpoint_dir", self.checkpoint_dir, "path")
 
     def replace(self, **changes: Any) -> ExactConfig:
         """A copy with some fields changed (validated again)."""
@@ -260,6 +269,9 @@ class SemanticConfig:
         result). 0 (the default) derives it from the Python worker's memory budget,
         ``spark.sparkdedup.pairwiseWorkerBytes`` (1g): about 100,000 at d=384.
     device : "auto", "cpu" or "gpu".
+    checkpoint_dir : directory where `semantic_duplicates` and `SemanticDeduplicator` write
+        their stages (removed when the call returns) and the result they return, instead of
+        caching them (as `FuzzyConfig`); None persists them.
     """
 
     text_col: str = "text"
@@ -280,8 +292,10 @@ class SemanticConfig:
     pairwise_batch_size: int = 1024
     max_cluster_size: int = 0
     device: str = "auto"
+    checkpoint_dir: str | None = None
 
     def __post_init__(self) -> None:
+        _check_optional_name("checkpoint_dir", self.checkpoint_dir, "path")
         if not isinstance(self.text_col, str) or not self.text_col:
             raise ConfigError(f"text_col must be a non-empty column name, got {self.text_col!r}")
         _check_optional_name("embedding_col", self.embedding_col)

@@ -44,7 +44,7 @@ from sparkdedup.ids import (
     with_content_keys,
 )
 from sparkdedup.sizing import arrow_batch_conf, partitions_for
-from sparkdedup.stages import StageRunner, detach
+from sparkdedup.stages import StageRunner, detach, run_dir
 
 log = logging.getLogger("sparkdedup")
 
@@ -171,8 +171,8 @@ def exact_duplicates(df: DataFrame, config: ExactConfig | None = None, **params:
     """
     base = config if config is not None else ExactConfig()
     cfg = base.replace(**params) if params else base
-    with StageRunner(df.sparkSession) as runner:
+    with StageRunner(df.sparkSession, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         result = run_exact(df, cfg, runner)
-        duplicates = detach(result.duplicates)
+        duplicates = detach(result.duplicates, cfg.checkpoint_dir)
     log.info("sparkdedup exact: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 from pyspark.sql import SparkSession
 
-from sparkdedup.compat import is_connect
+from sparkdedup.compat import empty_frame, is_connect
 from sparkdedup.errors import InputError
 
 
@@ -140,6 +140,29 @@ def delete(spark: SparkSession, path: str) -> None:
     fs, hpath = hadoop_path(spark, path)
     if fs.exists(hpath):
         fs.delete(hpath, True)
+
+
+def reachable(spark: SparkSession, path: str) -> bool:
+    """Whether this process reaches `path` to list or delete it: always on a classic session
+    (Hadoop file systems), over Spark Connect only through this machine's file system."""
+    if not is_connect(spark):
+        return True
+    try:
+        local_path(path)
+    except InputError:
+        return False
+    return True
+
+
+def discard(spark: SparkSession, root: str, written: dict[str, Any]) -> None:
+    """Remove `root`, a directory of Parquet outputs; `written` maps each output under it to
+    its schema. Where this process cannot reach `root` (over Spark Connect, a path that is
+    not local), each output is emptied through Spark instead: overwritten with no rows."""
+    if reachable(spark, root):
+        delete(spark, root)
+        return
+    for path, schema in written.items():
+        empty_frame(spark, schema).write.mode("overwrite").parquet(path)
 
 
 def rename(spark: SparkSession, source: str, target: str) -> None:

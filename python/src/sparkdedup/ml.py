@@ -33,7 +33,7 @@ from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL
 from sparkdedup.ml_params import ConfigParams, config_params
 from sparkdedup.removal import remove_duplicates
-from sparkdedup.stages import StageRunner, detach
+from sparkdedup.stages import StageRunner, detach, run_dir
 
 __all__ = ["FuzzyDeduplicator", "SemanticDeduplicator", "SemanticDeduplicatorModel"]
 
@@ -142,7 +142,7 @@ class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, _Readable, _Writa
         spark = dataset.sparkSession
         # As `fuzzy_duplicates`: keep the small results (the duplicates and, for derived ids,
         # the keys of the rows to drop), free the stages.
-        with StageRunner(spark) as runner:
+        with StageRunner(spark, work_dir=run_dir(config.checkpoint_dir)) as runner:
             result = run_fuzzy(dataset, config, runner)
             removed = result.stats["removed_docs"]
             duplicates = detach(result.duplicates, config.checkpoint_dir)
@@ -226,7 +226,7 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         validate_input(dataset, config)
         check_kmeans_session(dataset.sparkSession)
         device = resolve_device(config.device, dataset.sparkSession)
-        with StageRunner(dataset.sparkSession) as runner:
+        with StageRunner(dataset.sparkSession, work_dir=run_dir(config.checkpoint_dir)) as runner:
             documents = documents_with_ids(dataset, config, runner, {}, persist=False)
             vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
             centers = fit_centroids(
@@ -299,9 +299,9 @@ class SemanticDeduplicatorModel(
         validate_input(dataset, config)
         device = resolve_device(config.device, dataset.sparkSession)
         # As `semantic_duplicates`: keep the small result, free the stages.
-        with StageRunner(dataset.sparkSession) as runner:
+        with StageRunner(dataset.sparkSession, work_dir=run_dir(config.checkpoint_dir)) as runner:
             documents, duplicates = self._duplicates(dataset, config, device, runner)
-            duplicates = detach(duplicates)
+            duplicates = detach(duplicates, config.checkpoint_dir)
         if mode == "duplicates":
             return duplicates
         return _kept_rows(documents, duplicates)

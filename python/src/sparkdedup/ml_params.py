@@ -33,7 +33,7 @@ _DOCS = {
     "priority_col": "keep the row with the largest value of this column per group (None: smallest id)",
     "priority_ascending": "keep the smallest priorityCol value instead of the largest",
     "device": "'auto', 'cpu' or 'gpu'",
-    "checkpoint_dir": "where distributed connected components write their rounds (None: the SparkContext's checkpoint directory, else persisted; needed on a pyspark 3.5 Spark Connect client)",
+    "checkpoint_dir": "where the stages, the distributed connected components' rounds and the result are written instead of cached or checkpointed (as Databricks serverless needs; None: persisted, the rounds checkpointed to the SparkContext's checkpoint directory when set; needed on a pyspark 3.5 Spark Connect client)",
     "assume_unique_ids": "skip the uniqueness check of idCol (one shuffle of the ids)",
     "verify": "'none', or 'jaccard': check every LSH candidate pair with its exact Jaccard (more, shorter bands for recall)",
     "threshold": "Jaccard threshold of verify='jaccard'",

@@ -2,9 +2,12 @@
 
 With a cache path, each stage is written as Parquet under ``<cache>/<stage>/`` together with a
 fingerprint of everything it depends on; a rerun with the same fingerprint reads it back instead
-of recomputing (resume), and a different fingerprint recomputes it. Without a cache path the
-stage is persisted in memory and disk (a lost executor's part is recomputed from the lineage)
-until the workflow releases it, or the runner is closed.
+of recomputing (resume), and a different fingerprint recomputes it. With a work directory (the
+Python API's ``checkpoint_dir``) each stage is written under it too, without a fingerprint, and
+the directory is removed when the runner is closed: nothing is cached or checkpointed, as
+Databricks serverless needs. Without either, the stage is persisted in memory and disk (a lost
+executor's part is recomputed from the lineage) until the workflow releases it, or the runner is
+closed.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pyspark.sql.types import StructType
 
 from sparkdedup import __version__
 from sparkdedup.compat import connect_35, is_connect
-from sparkdedup.fs import delete, path_exists, read_text, write_text
+from sparkdedup.fs import delete, discard, path_exists, read_text, write_text
 from sparkdedup.sizing import persist_conf, shuffle_partitions, temporary_conf
 
 log = logging.getLogger("sparkdedup")
@@ -39,9 +42,18 @@ _ROWS = "_sparkdedup_rows"
 class StageRunner:
     """Runs named stages, each at most once, and records their row counts and seconds."""
 
-    def __init__(self, spark: SparkSession, cache_path: str | None = None) -> None:
+    def __init__(
+        self, spark: SparkSession, cache_path: str | None = None, *, work_dir: str | None = None
+    ) -> None:
+        if cache_path and work_dir:
+            raise ValueError("a StageRunner takes a cache path or a work directory, not both")
         self.spark = spark
-        self.cache_path = cache_path.rstrip("/") if cache_path else None
+        #: Resumable stages (a cache path), or stages written for this run alone (a work dir).
+        self.resumable = bool(cache_path)
+        root = cache_path or work_dir
+        self.cache_path = root.rstrip("/") if root else None
+        #: What this runner wrote under a work directory, by path: its schema (`close`).
+        self._written: dict[str, StructType] = {}
         self.seconds: dict[str, float] = {}
         self.rows: dict[str, int] = {}
         self.resumed: list[str] = []
@@ -66,8 +78,9 @@ class StageRunner:
     ) -> DataFrame:
         """Return the stage's output, computed by `compute` or read back from the cache.
 
-        Without a cache path the output is persisted (memory and disk) unless `persist` is
-        False, for stages that are cheap to recompute. `partitions` sizes the shuffles of the
+        Without a cache path the output is written under the work directory, else persisted
+        (memory and disk), unless `persist` is False, for stages that are cheap to recompute
+        (and may be read once the runner is closed). `partitions` sizes the shuffles of the
         stage's final query (`sparkdedup.sizing`); `conf` holds settings for its queries.
         `metrics` (aggregate columns by name) are computed over the output and kept in
         ``observed[name]``: with a cache path they ride on the write job (an Observation) and
@@ -90,14 +103,14 @@ class StageRunner:
             sort_keys=True,
             default=str,
         )
-        stored = self._read_fingerprint(path) if path is not None else None
+        stored = self._read_fingerprint(path) if path is not None and self.resumable else None
         if stored is not None and stored.get("key") == key:
             # With its schema given, reading it back lists the files but reads no footer.
             df = self.spark.read.schema(StructType.fromJson(stored["schema"])).parquet(path)
             observed = stored["observed"]
             self.resumed.append(name)
             how = "resumed from cache"
-        elif path is not None:
+        elif path is not None and (persist or self.resumable):
             with self._sized(partitions), temporary_conf(self.spark, conf or {}):
                 out = compute()
                 columns = [F.count(F.lit(1)).alias(_ROWS), *_named(metrics)]
@@ -109,7 +122,10 @@ class StageRunner:
                     observation = Observation(f"sparkdedup_{name}_{uuid.uuid4().hex[:8]}")
                     out.observe(observation, *columns).write.mode("overwrite").parquet(path)
                     observed = _plain(observation.get)
-            self._write_fingerprint(path, key, observed, out.schema)
+            if self.resumable:
+                self._write_fingerprint(path, key, observed, out.schema)
+            else:
+                self._written[path] = out.schema
             df = self.spark.read.schema(out.schema).parquet(path)
             how = f"written to {path}"
         else:
@@ -169,6 +185,8 @@ class StageRunner:
                 df.write.mode("overwrite").parquet(f"{where}/{label}")
                 # With its schema given, reading it back lists the files but reads no footer.
                 out = self.spark.read.schema(df.schema).parquet(f"{where}/{label}")
+                if not self.resumable:
+                    self._written[f"{where}/{label}"] = df.schema
             else:
                 out = df.persist(StorageLevel.MEMORY_AND_DISK)
                 out.count()
@@ -179,7 +197,9 @@ class StageRunner:
         for df in self._work.pop(stage, []):
             df.unpersist()
         where = self.scratch(stage)
-        if where is not None and path_exists(self.spark, where):
+        # A work directory is removed whole by `close` (over Spark Connect it may be out of
+        # this machine's reach).
+        if where is not None and self.resumable and path_exists(self.spark, where):
             delete(self.spark, where)
 
     def keep(self, name: str) -> DataFrame | None:
@@ -207,10 +227,17 @@ class StageRunner:
     def __enter__(self) -> StageRunner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        # Callers that need only a small result checkpoint it inside the block; every persisted
-        # stage is released on the way out, also when a stage failed.
+    def close(self) -> None:
+        """Release every persisted stage, and remove a work directory with what it holds."""
         self.unpersist()
+        if self.cache_path is not None and not self.resumable:
+            written, self._written = self._written, {}
+            discard(self.spark, self.cache_path, written)
+
+    def __exit__(self, *exc: object) -> None:
+        # Callers that need only a small result write it elsewhere or checkpoint it inside the
+        # block; every stage is released on the way out, also when a stage failed.
+        self.close()
 
     def _read_fingerprint(self, path: str) -> dict[str, Any] | None:
         """``{"key", "observed", "schema"}`` of a complete cached stage; None when there is none or it is
@@ -271,6 +298,14 @@ def _plain(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def run_dir(checkpoint_dir: str | None) -> str | None:
+    """A directory of its own under `checkpoint_dir` for the stages of one call of the Python
+    API (a `StageRunner`'s ``work_dir``, removed when it closes), or None without one."""
+    if checkpoint_dir is None:
+        return None
+    return f"{checkpoint_dir.rstrip('/')}/run-{uuid.uuid4().hex[:12]}"
+
+
 def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     """A computed copy of a small result that outlives the stages it came from.
 
@@ -280,8 +315,6 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     """
     spark = df.sparkSession
     if checkpoint_dir is not None:
-        import uuid
-
         path = f"{checkpoint_dir.rstrip('/')}/result-{uuid.uuid4().hex[:12]}"
         df.write.parquet(path)
         return spark.read.parquet(path)

@@ -40,9 +40,9 @@ from sparkdedup.errors import (
     BackendUnavailableError,
     ConfigError,
     DedupError,
-    InputError,
     SchemaError,
 )
+from sparkdedup.fs import discard
 from sparkdedup.ids import INTEGRAL
 from sparkdedup.sizing import driver_result_bytes
 
@@ -100,9 +100,10 @@ def connected_components(
         their measured bytes, one job over the edges), or a quarter of
         ``spark.driver.maxResultSize`` when that is smaller (`driver_edge_limit`).
     checkpoint_dir : directory where each distributed round is written (reliable, and
-        readable by a Spark Connect session). None uses the SparkContext's checkpoint directory
-        when one is set (never changing it), else persists each round (memory and disk; a lost
-        executor's part is recomputed from the lineage).
+        readable by a Spark Connect session), and the edges when they are read more than once:
+        nothing is then cached or checkpointed. None persists the edges and uses the
+        SparkContext's checkpoint directory when one is set (never changing it), else persists
+        each round (memory and disk; a lost executor's part is recomputed from the lineage).
     device : solver of the driver path: "cpu" (SciPy), "gpu" (cuGraph) or "auto" (cuGraph when
         a GPU and cuGraph are usable). The distributed path is plain DataFrame operations, which
         the RAPIDS Accelerator runs on GPU when it is enabled.
@@ -139,15 +140,13 @@ def connected_components(
     # Picked before any Spark job so that a missing cuGraph fails fast.
     kernel = None if backend == "distributed" else _pick_kernel(device)
     spark = edges.sparkSession
-    # One row per edge, smaller end in `p`; persisted so the count and what follows it read
-    # the input once.
-    pairs = (
-        edges.where(F.col("src").isNotNull() & F.col("dst").isNotNull())
-        .select(
+    # One row per edge, smaller end in `p`; computed once when read more than once.
+    pairs = _Pairs(
+        edges.where(F.col("src").isNotNull() & F.col("dst").isNotNull()).select(
             F.greatest("src", "dst").alias("x"),
             F.least("src", "dst").alias("p"),
-        )
-        .persist()
+        ),
+        checkpoint_dir,
     )
     try:
         strings = isinstance(id_type, T.StringType) and not max_driver_edges
@@ -155,10 +154,14 @@ def connected_components(
         if n_edges is None or strings:
             # String ids: their bytes size the driver path (one job, which also counts).
             started = time.perf_counter()
-            row = pairs.agg(
-                F.count(F.lit(1)).alias("n"),
-                F.sum(F.octet_length("x") + F.octet_length("p")).alias("bytes"),
-            ).first()
+            row = (
+                pairs.computed()
+                .agg(
+                    F.count(F.lit(1)).alias("n"),
+                    F.sum(F.octet_length("x") + F.octet_length("p")).alias("bytes"),
+                )
+                .first()
+            )
             n_edges = int(row["n"])
             log.info("connected components: %d edges (counted in %.1f s)", n_edges, _since(started))
             if strings and n_edges:
@@ -183,8 +186,8 @@ def connected_components(
             )
         if n_edges == 0:
             return _empty_result(spark, id_type)
-        if backend == "driver":
-            return _solve_on_driver(spark, pairs, id_type, kernel)
+        if backend == "driver":  # read once
+            return _solve_on_driver(spark, pairs.current, id_type, kernel)
         # In auto mode the rounds hand over to the driver once they leave few enough edges
         # (they shrink fast when buckets repeat the same pairs across bands).
         finish = None
@@ -194,10 +197,43 @@ def connected_components(
                 return _solve_on_driver(spark, state.select("x", "p"), id_type, kernel)
 
         return _solve_distributed(
-            spark, pairs, n_edges, checkpoint_dir, max_iterations, finish, max_driver_edges
+            spark,
+            pairs.computed(),
+            n_edges,
+            checkpoint_dir,
+            max_iterations,
+            finish,
+            max_driver_edges,
         )
     finally:
-        pairs.unpersist()
+        pairs.release()
+
+
+class _Pairs:
+    """The edge pairs, computed when first read more than once (`computed`): written under
+    `checkpoint_dir` (nothing cached, as Databricks serverless needs), else persisted (as
+    soon as made: the first job that reads them fills the cache)."""
+
+    def __init__(self, pairs: DataFrame, checkpoint_dir: str | None) -> None:
+        self.dir = checkpoint_dir.rstrip("/") if checkpoint_dir else None
+        self.current = pairs if self.dir else pairs.persist()
+        self._path: str | None = None
+
+    def computed(self) -> DataFrame:
+        if self.dir is not None and self._path is None:
+            import uuid
+
+            self._path = f"{self.dir}/pairs-{uuid.uuid4().hex[:12]}"
+            self.current.write.parquet(self._path)
+            spark = self.current.sparkSession
+            self.current = spark.read.schema(self.current.schema).parquet(self._path)
+        return self.current
+
+    def release(self) -> None:
+        if self.dir is None:
+            self.current.unpersist()
+        elif self._path is not None:
+            discard(self.current.sparkSession, self._path, {self._path: self.current.schema})
 
 
 def driver_edge_limit(spark: SparkSession, edge_bytes: int = _EDGE_BYTES) -> int:
@@ -442,20 +478,13 @@ class _Rounds:
 
     def close(self) -> None:
         """Free what the rounds left once the result is made (or the rounds failed): the last
-        persisted round and the round directories; the result stays."""
-        from sparkdedup.fs import delete, local_path
-
+        persisted round and the round directories (over Spark Connect, out of this machine's
+        reach, emptied through Spark: `fs.discard`); the result stays."""
         if self._previous is not None:
             self._previous.unpersist()
         self._previous = None
         for path in self._paths:
-            if is_connect(self.spark):
-                try:
-                    local_path(path)
-                except InputError:  # out of this machine's reach: emptied through Spark
-                    empty_frame(self.spark, self._schema).write.mode("overwrite").parquet(path)
-                    continue
-            delete(self.spark, path)
+            discard(self.spark, path, {path: self._schema})
         self._paths = []
 
 

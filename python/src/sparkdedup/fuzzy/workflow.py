@@ -51,7 +51,7 @@ from sparkdedup.ids import (
     with_content_keys,
 )
 from sparkdedup.sizing import arrow_batch_conf, broadcastable, join_hint, partitions_for
-from sparkdedup.stages import StageRunner, detach
+from sparkdedup.stages import StageRunner, detach, run_dir
 from sparkdedup.tuning import verify_bands
 
 log = logging.getLogger("sparkdedup")
@@ -618,11 +618,12 @@ def fuzzy_duplicates(
 
     Notes
     -----
-    The stages run eagerly (each is persisted once and counted, connected components may be
-    solved on the driver); the returned DataFrame is small and written under
-    ``checkpoint_dir`` when set, else persisted (a lost executor's part is recomputed; see
-    `sparkdedup.stages.detach`), and the intermediate stages are released. `run_fuzzy` with a
-    `StageRunner` keeps every stage.
+    The stages run eagerly (each is computed once and counted, connected components may be
+    solved on the driver): with ``checkpoint_dir`` each is written under it (removed when
+    this returns) and nothing is cached, else each is persisted and released when this
+    returns. The returned DataFrame is small: written under ``checkpoint_dir`` when set (left
+    for the caller), else persisted (a lost executor's part is recomputed; see
+    `sparkdedup.stages.detach`). `run_fuzzy` with a `StageRunner` keeps every stage.
     """
     cfg = _as_config(config, params)
     writer = None
@@ -630,7 +631,7 @@ def fuzzy_duplicates(
         writer = index_writer(
             df.sparkSession, index_out, cfg, overwrite=overwrite_index, option="index_out"
         )
-    with StageRunner(df.sparkSession) as runner:
+    with StageRunner(df.sparkSession, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         result = run_fuzzy(df, cfg, runner)
         duplicates = detach(result.duplicates, cfg.checkpoint_dir)
         if writer is not None:
@@ -678,7 +679,7 @@ def write_index(
     spark = df.sparkSession
     writer = IndexWriter(spark, path, cfg, append=append, overwrite=overwrite, option="path")
     device = resolve_device(cfg.device, spark, cfg.use_64_bit_hash)
-    with StageRunner(spark) as runner:
+    with StageRunner(spark, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         scan = runner.run(
             "minhash", {}, lambda: _scan(df, cfg, device), conf=arrow_batch_conf(spark)
         )

@@ -35,7 +35,7 @@ from sparkdedup.semantic.identify import eps_summary, identify_duplicates
 from sparkdedup.semantic.kmeans import check_kmeans_session, kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
 from sparkdedup.sizing import arrow_batch_conf, partitions_for
-from sparkdedup.stages import StageRunner, detach
+from sparkdedup.stages import StageRunner, detach, run_dir
 
 log = logging.getLogger("sparkdedup")
 
@@ -278,15 +278,17 @@ def semantic_duplicates(
 
     Notes
     -----
-    The stages run eagerly (each is persisted once and counted; KMeans is fitted on the
-    cluster); the returned DataFrame is small and persisted, and the intermediate stages
-    are released. `run_semantic` with a `StageRunner` keeps every stage instead.
+    The stages run eagerly (each is computed once and counted; KMeans is fitted on the
+    cluster): written under ``checkpoint_dir`` when set (removed when this returns; nothing
+    is cached), else persisted and released when this returns. The returned DataFrame is
+    small: written under ``checkpoint_dir`` when set (left for the caller), else persisted.
+    `run_semantic` with a `StageRunner` keeps every stage instead.
     """
     cfg = _as_config(config, params)
     # The result is small; freeing the persisted stages (embeddings, clusters, scores) returns
     # the memory they hold, about 4 * d bytes per document each.
-    with StageRunner(df.sparkSession) as runner:
+    with StageRunner(df.sparkSession, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         result = run_semantic(df, cfg, runner)
-        duplicates = detach(result.duplicates)
+        duplicates = detach(result.duplicates, cfg.checkpoint_dir)
     log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates
