@@ -214,11 +214,18 @@ def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
     assert sorted(clean["text"]) == sorted(kept["text"])
 
 
-def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path):
+def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path, monkeypatch):
     """JSONL rows are their lines: `remove` parses every field where the fuzzy run parsed the
     text only, and still derives the same ids (it was refused as "other rows" before), so it
-    keeps exactly the lines the run kept."""
+    keeps exactly the lines the run kept. Neither command caches or checkpoints a DataFrame
+    (they write their stages under the cache: Databricks serverless may refuse caching)."""
     _, info = jsonl_corpus
+
+    def refused(self, *args, **kwargs):
+        raise AssertionError("a DataFrame was cached or checkpointed")
+
+    for method in ("persist", "cache", "checkpoint", "localCheckpoint"):
+        monkeypatch.setattr(type(spark.range(1)), method, refused)
     fmt = ["--input", info["path"], "--input-format", "jsonl"]
     assert cli.main(["fuzzy", *fmt, "--output", str(tmp_path / "out"), *SPARK_ARGS[:2]]) == 0
     dups = str(tmp_path / "out" / "duplicates")
