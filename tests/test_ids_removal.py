@@ -144,3 +144,38 @@ def test_ids_in_a_case_insensitive_collation_stay_distinct(spark):
         assert sorted((r["id"], r["kept_id"]) for r in dups.collect()) == [("a", "b"), ("c", "A")]
         kept = remove_duplicates(df, dups, id_col="id")
         assert sorted(r["id"] for r in kept.collect()) == ["A", "b"]
+
+
+def test_remove_duplicates_refuses_ids_of_another_column(spark, tmp_path):
+    """The lists the Python API returns say which ids they hold: removing them with another
+    id column, or without one (which would derive ids, match nothing and keep every row), is
+    refused before any job; so is an unmarked list of string ids without id_col. The mark
+    survives a Parquet round trip; check=False takes a list whose column was renamed since."""
+    import sparkdedup
+
+    rows = [(i, f"doc-{i}", f"text {i % 4}") for i in range(12)]
+    docs = spark.createDataFrame(rows, "id long, name string, text string")
+    dups = sparkdedup.exact_duplicates(docs, id_col="id")
+    assert dups.count() == 8
+    for options in ({}, {"id_col": "name"}):
+        with pytest.raises(SchemaError, match="hold values of the id column 'id'.*id_col='id'"):
+            remove_duplicates(docs, dups, **options)
+    dups.write.parquet(str(tmp_path / "dups"))
+    read_back = spark.read.parquet(str(tmp_path / "dups"))
+    with pytest.raises(SchemaError, match="id_col='id'"):
+        remove_duplicates(docs, read_back)
+    assert remove_duplicates(docs, read_back, id_col="id").count() == 4
+
+    derived = sparkdedup.exact_duplicates(docs.select("text"))
+    with pytest.raises(SchemaError, match="derived ids .*without id_col"):
+        remove_duplicates(docs, derived, id_col="id")
+    assert remove_duplicates(docs.select("text"), derived).count() == 4
+
+    by_name = sparkdedup.exact_duplicates(docs, id_col="name")
+    with pytest.raises(SchemaError, match="id_col='name'"):
+        remove_duplicates(docs, by_name)
+    unmarked = spark.createDataFrame([("doc-4",)], "id string")
+    with pytest.raises(SchemaError, match="strings, which derived ids never are"):
+        remove_duplicates(docs, unmarked)
+    renamed = docs.withColumnRenamed("id", "doc_id")
+    assert remove_duplicates(renamed, dups, id_col="doc_id", check=False).count() == 4

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from sparkdedup.cli import main
 from sparkdedup.config import FuzzyConfig
 from sparkdedup.datagen import generate_corpus
-from sparkdedup.errors import ConfigError, InputError
+from sparkdedup.errors import ConfigError, InputError, SchemaError
 from sparkdedup.fuzzy.index import (
     FuzzyIndex,
     IndexWriter,
@@ -407,6 +407,14 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     assert sparkdedup.write_index(new.limit(5), str(stopped), **CFG)["documents"] == 5
     assert not [p.name for p in stopped.iterdir() if "staging" in p.name]
     # Replacing with overwrite: test_a_commit_stopped_between_its_renames_leaves_a_readable_index
+    # write_index checks its ids as a run with index_out does: unique, and new to the index.
+    twice = new.limit(5).unionByName(new.limit(2))
+    with pytest.raises(SchemaError, match="id column 'id' is not unique"):
+        sparkdedup.write_index(twice, str(tmp_path / "twice"), **CFG)
+    assert not (tmp_path / "twice").exists()
+    with pytest.raises(InputError, match=r"reuse ids of the index .* e\.g\. 0, 1, 2"):
+        sparkdedup.write_index(clash, index, append=True, **CFG)
+    assert FuzzyIndex.open(spark, index).documents == 50
 
 
 def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stage_tasks) -> None:

@@ -43,6 +43,7 @@ from sparkdedup.ids import (
     id_column,
     with_content_keys,
 )
+from sparkdedup.removal import mark_ids
 from sparkdedup.sizing import arrow_batch_conf, partitions_for
 from sparkdedup.stages import StageRunner, detach, run_dir
 
@@ -173,6 +174,6 @@ def exact_duplicates(df: DataFrame, config: ExactConfig | None = None, **params:
     cfg = base.replace(**params) if params else base
     with StageRunner(df.sparkSession, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         result = run_exact(df, cfg, runner)
-        duplicates = detach(result.duplicates, cfg.checkpoint_dir)
+        duplicates = detach(mark_ids(result.duplicates, cfg.id_col), cfg.checkpoint_dir)
     log.info("sparkdedup exact: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates

@@ -32,7 +32,7 @@ from sparkdedup.config import FuzzyConfig, SemanticConfig, sort_keys
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL
 from sparkdedup.ml_params import ConfigParams, config_params
-from sparkdedup.removal import remove_duplicates
+from sparkdedup.removal import mark_ids, remove_duplicates
 from sparkdedup.stages import StageRunner, detach, run_dir
 
 __all__ = ["FuzzyDeduplicator", "SemanticDeduplicator", "SemanticDeduplicatorModel"]
@@ -145,7 +145,7 @@ class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, _Readable, _Writa
         with StageRunner(spark, work_dir=run_dir(config.checkpoint_dir)) as runner:
             result = run_fuzzy(dataset, config, runner)
             removed = result.stats["removed_docs"]
-            duplicates = detach(result.duplicates, config.checkpoint_dir)
+            duplicates = detach(mark_ids(result.duplicates, config.id_col), config.checkpoint_dir)
             keys = None
             if config.id_col is None:
                 hint = join_hint(spark, removed)
@@ -301,7 +301,7 @@ class SemanticDeduplicatorModel(
         # As `semantic_duplicates`: keep the small result, free the stages.
         with StageRunner(dataset.sparkSession, work_dir=run_dir(config.checkpoint_dir)) as runner:
             documents, duplicates = self._duplicates(dataset, config, device, runner)
-            duplicates = detach(duplicates, config.checkpoint_dir)
+            duplicates = detach(mark_ids(duplicates, config.id_col), config.checkpoint_dir)
         if mode == "duplicates":
             return duplicates
         return _kept_rows(documents, duplicates)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from sparkdedup.columns import named
+from sparkdedup.errors import SchemaError
 from sparkdedup.ids import (
     H1,
     H2,
@@ -23,6 +25,44 @@ from sparkdedup.ids import (
     with_content_keys,
 )
 
+#: Metadata of the ``id`` column of a duplicates list the Python API returns: which ids it
+#: holds ("user", with the id column's name, or "derived"). Kept by Parquet and checkpoints.
+IDS_META, ID_COL_META = "sparkdedup_ids", "sparkdedup_id_col"
+
+
+def mark_ids(duplicates: DataFrame, id_col: str | None) -> DataFrame:
+    """`duplicates` with its ``id`` column marked as holding values of `id_col`, or derived
+    ids when None, so that `remove_duplicates` refuses other id options (no Spark job)."""
+    meta = {IDS_META: "derived"} if id_col is None else {IDS_META: "user", ID_COL_META: id_col}
+    return duplicates.select(
+        *[named(c).alias(c, metadata=meta) if c == "id" else named(c) for c in duplicates.columns]
+    )
+
+
+def check_listed_ids(duplicates: DataFrame, id_col: str | None) -> None:
+    """SchemaError when `duplicates` cannot hold ids of `id_col` (None: derived ids): its
+    ``id`` column is marked (`mark_ids`) as another column's values or as derived ids, or,
+    unmarked, it holds strings, which derived ids never are. No Spark job."""
+    field = duplicates.schema["id"]
+    listed = field.metadata.get(IDS_META)
+    listed_col = field.metadata.get(ID_COL_META)
+    if listed == "derived" and id_col is not None:
+        raise SchemaError(
+            f"the duplicates hold derived ids (listed without an id column), not values of "
+            f"id_col {id_col!r}: call remove_duplicates without id_col, on the same rows"
+        )
+    if listed == "user" and id_col != listed_col:
+        got = "without id_col" if id_col is None else f"not of id_col {id_col!r}"
+        raise SchemaError(
+            f"the duplicates hold values of the id column {listed_col!r} ({got}): pass "
+            f"id_col={listed_col!r} (or check=False for a column renamed since)"
+        )
+    if listed is None and id_col is None and isinstance(field.dataType, T.StringType):
+        raise SchemaError(
+            "the duplicates' ids are strings, which derived ids never are: pass id_col, the "
+            "id column they are values of"
+        )
+
 
 def remove_duplicates(
     df: DataFrame,
@@ -31,6 +71,7 @@ def remove_duplicates(
     id_col: str | None = None,
     ids: DataFrame | None = None,
     broadcast: bool = False,
+    check: bool = True,
 ) -> DataFrame:
     """The rows of `df` whose id is not in `duplicates`.
 
@@ -45,6 +86,11 @@ def remove_duplicates(
     broadcast : send the ids to remove to every task (no shuffle of `df`); for lists that
         fit in memory. Otherwise Spark decides (a broadcast when they are small, else one
         shuffle of `df`).
+    check : refuse, before any Spark job, a list that says it holds other ids than `id_col`
+        asks for: the lists `fuzzy_duplicates`, `exact_duplicates`, `semantic_duplicates`
+        and the Deduplicators return record which ids they hold in their ``id`` column's
+        metadata (`mark_ids`); an unmarked list of string ids needs `id_col`. False skips it
+        (a list whose id column was renamed since).
 
     Returns
     -------
@@ -52,6 +98,8 @@ def remove_duplicates(
         `df` without the duplicate rows, same columns and types.
     """
     require_columns(duplicates, {"duplicates id": "id"})
+    if check:
+        check_listed_ids(duplicates, id_col)
     if id_col is not None:
         key = id_column(df, id_col)
         key_type = df.select(key.alias("k")).schema["k"].dataType

@@ -50,6 +50,7 @@ from sparkdedup.ids import (
     require_string_column,
     with_content_keys,
 )
+from sparkdedup.removal import mark_ids
 from sparkdedup.sizing import arrow_batch_conf, broadcastable, join_hint, partitions_for
 from sparkdedup.stages import StageRunner, detach, run_dir
 from sparkdedup.tuning import verify_bands
@@ -633,7 +634,7 @@ def fuzzy_duplicates(
         )
     with StageRunner(df.sparkSession, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         result = run_fuzzy(df, cfg, runner)
-        duplicates = detach(result.duplicates, cfg.checkpoint_dir)
+        duplicates = detach(mark_ids(result.duplicates, cfg.id_col), cfg.checkpoint_dir)
         if writer is not None:
             try:
                 writer.stage(writer.rows(result))
@@ -671,7 +672,9 @@ def write_index(
     -------
     dict
         The index's manifest. Costs one MinHash pass over `df` (a run with ``index_out``
-        writes its index without one).
+        writes its index without one), and, unless ``assume_unique_ids``, the checks that
+        the ids are unique (a shuffle of the ids) and, with `append`, that the index holds
+        none of them (a read of its ids).
     """
     cfg = _as_config(config, params)
     check_config(cfg, "write_index")
@@ -683,6 +686,17 @@ def write_index(
         scan = runner.run(
             "minhash", {}, lambda: _scan(df, cfg, device), conf=arrow_batch_conf(spark)
         )
+        if not cfg.assume_unique_ids:
+            # As a run with index_out: unique ids, and none the index already holds.
+            check_unique_ids(scan.select("id"), name=cfg.id_col)
+            if writer.base is not None:
+                n_docs = runner.rows["minhash"]
+                check_disjoint(
+                    writer.base,
+                    scan.select("id"),
+                    cfg.id_col,
+                    broadcast=broadcastable(spark, n_docs),
+                )
         removed = duplicates if duplicates is not None else scan.select("id").limit(0)
         try:
             writer.stage(index_rows(scan, removed, cfg.num_bands))

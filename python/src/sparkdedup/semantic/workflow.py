@@ -26,6 +26,7 @@ from sparkdedup.ids import (
     require_columns,
     require_string_column,
 )
+from sparkdedup.removal import mark_ids
 from sparkdedup.semantic.embed import (
     document_embeddings,
     embedding_array,
@@ -289,6 +290,6 @@ def semantic_duplicates(
     # the memory they hold, about 4 * d bytes per document each.
     with StageRunner(df.sparkSession, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         result = run_semantic(df, cfg, runner)
-        duplicates = detach(result.duplicates, cfg.checkpoint_dir)
+        duplicates = detach(mark_ids(result.duplicates, cfg.id_col), cfg.checkpoint_dir)
     log.info("sparkdedup semantic: %s", {k: v for k, v in result.stats.items() if k != "seconds"})
     return duplicates
