@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import gzip
 import json
 import os
 import subprocess
@@ -230,13 +231,17 @@ def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path, monkeypatc
     assert cli.main(["fuzzy", *fmt, "--output", str(tmp_path / "out"), *SPARK_ARGS[:2]]) == 0
     dups = str(tmp_path / "out" / "duplicates")
     argv = ["remove", *fmt, "--duplicates", dups, "--output", str(tmp_path / "clean")]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--write-option", "compression=gzip"]) == 0
 
     def lines(directory):
+        def text(f):
+            return gzip.decompress(f.read_bytes()).decode() if f.suffix == ".gz" else f.read_text()
+
         return sorted(
-            line for f in directory.glob("part-*") for line in f.read_text().splitlines() if line
+            line for f in directory.glob("part-*") for line in text(f).splitlines() if line
         )
 
+    assert all(f.name.endswith(".txt.gz") for f in (tmp_path / "clean").glob("part-*"))
     kept = lines(tmp_path / "clean")
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert kept == lines(tmp_path / "out" / "deduplicated")

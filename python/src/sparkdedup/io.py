@@ -628,12 +628,13 @@ def write_output(df: DataFrame, path: str, fmt: str, options: dict[str, str] | N
     """Write `df`'s content columns at `path` (replacing it) in `fmt`: JSONL, Parquet or any
     Spark data source, with the writer `options`.
 
-    Rows read from JSONL are written back as their original lines, byte for byte.
+    Rows read from JSONL are written back as their original lines, byte for byte (with the
+    text writer's `options`: ``compression``, ``lineSep``).
     """
     check_format(fmt, "output format")
     fmt = canonical_format(fmt)
     if fmt == "jsonl" and RECORD_COL in df.columns:
-        df.select(RECORD_COL).write.mode("overwrite").text(path)
+        df.select(RECORD_COL).write.mode("overwrite").options(**(options or {})).text(path)
         return
     content = df.select(*[named(c) for c in content_columns(df) if c != RECORD_COL])
     writer = content.write.mode("overwrite").options(**(options or {}))
