@@ -865,7 +865,7 @@ def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path, cluster_conf):
 
 # ------------------------------------------------------------------------------ bad records
 def _bad_corpus(d: Path) -> int:
-    """A JSONL corpus of 20 good records and 3 bad ones (plus a blank line); returns the
+    """A JSONL corpus of 20 good records and 4 bad ones (plus a blank line); returns the
     number of good records."""
     d.mkdir(parents=True, exist_ok=True)
     with open(d / "a.jsonl", "wb") as f:
@@ -873,6 +873,7 @@ def _bad_corpus(d: Path) -> int:
         f.write(b"\n{not json\n")
         f.write(b'{"id": 901, "text": "bad \xff bytes"}\n')
         f.write(b'{"text": "no id here"}\n')
+        f.write(b'{"id": 902, "text": 12345}\n')  # a text that is not a string
     return 20
 
 
@@ -887,15 +888,23 @@ def test_bad_records_skipped_or_quarantined_and_counted(spark, tmp_path, capsys,
     )
     assert code == 0, lines[-5:]
     stats = json.loads((out / "stats.json").read_text())
-    assert stats["bad_records"] == {"mode": mode, "rows": 3}
+    assert stats["bad_records"] == {"mode": mode, "rows": 4}
     assert stats["input_docs"] == good and stats["kept_docs"] + stats["removed_docs"] == good
-    kept = [
-        line for p in (out / "deduplicated").glob("part-*") for line in p.read_text().splitlines()
-    ]
+
+    def lines(directory):
+        return sorted(line for p in directory.glob("part-*") for line in p.read_text().splitlines())
+
+    kept = lines(out / "deduplicated")
     assert len(kept) == stats["kept_docs"]
     quarantine = out / "quarantine"
     if mode == "skip":
         assert not quarantine.exists()
+        # `remove` parses the fields the run parsed (the text too): it skips the same records
+        # and keeps the lines the run kept.
+        argv = ["remove", "--input", str(d), *FUZZY[:4], "--duplicates", str(out / "duplicates")]
+        code, err = _run(capsys, *argv, "--output", str(tmp_path / "r"), "--bad-records", mode)
+        assert code == 0, err[-5:]
+        assert lines(tmp_path / "r") == kept
     else:
         rows = [
             json.loads(x) for p in quarantine.glob("part-*") for x in p.read_text().splitlines()
@@ -905,6 +914,7 @@ def test_bad_records_skipped_or_quarantined_and_counted(spark, tmp_path, capsys,
                 "not a JSON object, or a field of another type than in the leading records",
                 "invalid UTF-8",
                 "field 'id' is missing or null",
+                "field 'text' is a JSON number, boolean, object or array, not a string",
             ]
         )
         assert {r["file"].rsplit("/", 1)[-1] for r in rows} == {"a.jsonl"}

@@ -1290,7 +1290,7 @@ def _write_results(
     elif text:  # rows that do not name their file: checked apart (reads the null texts)
         check_in_every_file(spark, raw, [text])
     whole = _observed(seen)
-    ids = _ids_description(args, result, whole)
+    ids = _ids_description(args, result, whole, config)
     write_text(spark, f"{out.path('duplicates')}/{_IDS_FILE}", json.dumps(ids, sort_keys=True))
     what = "id" if args.id_col is not None else "content"
     _conservation(_observed(kept_obs.get), _observed(removed()), whole, what)
@@ -1343,21 +1343,28 @@ def _write_results(
 
 
 def _ids_description(
-    args: argparse.Namespace, result: Any, whole: dict[str, int]
+    args: argparse.Namespace, result: Any, whole: dict[str, int], config: Any
 ) -> dict[str, Any]:
     """What the ids of a duplicates list are, so that `remove` can check it is given the rows
     they identify: the user's id column, or derived ids with the input's row checksum (from
     the run's narrow key table when it has one, else `whole`: the rows' count and content
-    checksum observed on the final write, `sparkdedup.ids.content_checksum`'s values)."""
+    checksum observed on the final write, `sparkdedup.ids.content_checksum`'s values); and the
+    fields the run parsed (`_parsed_fields`), which `remove` parses too."""
+    parsed = _parsed_fields(config)
     if args.id_col is not None:
-        return {"ids": "user", "id_col": args.id_col}
+        return {"ids": "user", "id_col": args.id_col, "parsed": parsed}
     checksum = result.stats.get("content_checksum")
     if checksum is None:  # semantic: its rows with their ids, as the final write read them
         return {
             "ids": "derived",
             "input": {"rows": whole["rows"], "checksum": str(whole["checksum"])},
+            "parsed": parsed,
         }
-    return {"ids": "derived", "input": {"rows": result.stats["input_docs"], "checksum": checksum}}
+    return {
+        "ids": "derived",
+        "input": {"rows": result.stats["input_docs"], "checksum": checksum},
+        "parsed": parsed,
+    }
 
 
 def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -1403,18 +1410,30 @@ def _check_same_rows(args: argparse.Namespace, made: dict[str, Any], here: dict[
         )
 
 
-def _read(spark: Any, args: argparse.Namespace, config: Any = None) -> tuple[Any, Any]:
-    """(the rows as read, with bad records marked; the usable rows) of --input."""
-    from sparkdedup.io import good_records, read_input
-    from sparkdedup.tables import read_table
-
+def _parsed_fields(config: Any) -> dict[str, Any]:
+    """The fields a workflow's reader parses and type-checks (JSONL: a record whose field is of
+    another type is a bad record): its text column, and its embedding, priority or sort
+    columns."""
     columns: list[str] = []
-    text_col = _input_text_col(config)
     if config is not None:
         if getattr(config, "embedding_col", None):
             columns.append(config.embedding_col)
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
         columns += list(getattr(config, "sort_cols", None) or ())
+    return {"text_col": _input_text_col(config), "columns": columns}
+
+
+def _read(
+    spark: Any, args: argparse.Namespace, config: Any = None, parsed: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """(the rows as read, with bad records marked; the usable rows) of --input, parsing the
+    fields of `config`'s workflow, or `parsed` (`_parsed_fields`: `remove` parses those of the
+    run that listed the duplicates, so that both find the same bad records)."""
+    from sparkdedup.io import good_records, read_input
+    from sparkdedup.tables import read_table
+
+    fields = parsed if parsed is not None else _parsed_fields(config)
+    text_col, columns = fields["text_col"], list(fields["columns"])
     if args.input_table is not None:
         df = read_table(spark, args.input_table, args.id_col)
         return df, good_records(df, args.bad_records)
@@ -1598,7 +1617,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     try:
         duplicates = _read_duplicates(spark, args.duplicates)
         made = _check_ids_match(spark, args)
-        raw, _ = _read(spark, args)
+        raw, _ = _read(spark, args, parsed=(made or {}).get("parsed"))
         # The ids listed (their count and digest): a narrow job over the duplicates, which
         # also sizes the removal.
         require_columns(duplicates, {"duplicates id": "id"})
