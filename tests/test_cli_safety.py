@@ -685,7 +685,8 @@ def test_empty_input_file_gives_an_empty_result(spark, tmp_path, capsys):
     [
         (b"{not json\n", "not a JSON object"),
         (b'{"id": 999, "text": "bad \xff\xfe bytes"}\n', "invalid UTF-8"),
-        (b'{"id": "abc", "text": "an id of another type"}\n', "another type"),
+        (b'{"id": "abc", "text": "an id of another type"}\n', "field 'id' is not of the type"),
+        (b'{"id": 1.5, "text": "a fractional id"}\n', "records (bigint)"),
         (b'{"text": "no id"}\n', "'id' is missing"),
         (b"[1, 2, 3]\n", "not a JSON object"),
         (b'{"id": 999, "text": {"body": "a nested object"}}\n', "'text' is a JSON number"),
@@ -714,6 +715,41 @@ def test_bad_jsonl_record_names_file_and_line(
     assert "b.jsonl, line 6" in line and reason in line, line
     assert str(good) not in line
     assert _digest(d) == before and not (tmp_path / "o" / "duplicates").exists()
+
+
+def test_jsonl_fractional_ids_are_refused_and_a_drifting_field_is_named(spark, tmp_path, capsys):
+    """Ids that are numbers but not integers in the leading records are refused (they were
+    read as strings and ordered as text), as a double id column is in Parquet; a field whose
+    type drifts after the leading records makes a bad record that names it."""
+    from sparkdedup import io
+
+    _jsonl(tmp_path / "f" / "a.jsonl", [{"id": i + 0.5, "text": f"doc {i}"} for i in range(4)])
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(tmp_path / "f"), *FUZZY, "--output", str(tmp_path / "o")
+    )
+    assert code == 2 and "holds numbers that are not integers" in _error_line(lines), lines[-3:]
+
+    io.JSON_SAMPLE_RECORDS, saved = 3, io.JSON_SAMPLE_RECORDS
+    try:
+        rows = [dict(r, quality=i) for i, r in enumerate(_docs(6))]
+        rows[5]["quality"] = 0.5
+        _jsonl(tmp_path / "q" / "a.jsonl", rows)
+        code, lines = _run(
+            capsys,
+            "fuzzy",
+            "--input",
+            str(tmp_path / "q"),
+            *FUZZY,
+            "--priority-col",
+            "quality",
+            "--output",
+            str(tmp_path / "o2"),
+        )
+    finally:
+        io.JSON_SAMPLE_RECORDS = saved
+    line = _error_line(lines)
+    assert code == 2 and "line 6: field 'quality' is not of the type" in line, line
+    assert "first 3 records (bigint)" in line, line
 
 
 def test_jsonl_texts_that_look_like_json_values_are_texts(spark, tmp_path, capsys):
@@ -911,7 +947,7 @@ def test_bad_records_skipped_or_quarantined_and_counted(spark, tmp_path, capsys,
         ]
         assert sorted(r["reason"] for r in rows) == sorted(
             [
-                "not a JSON object, or a field of another type than in the leading records",
+                "not a JSON object",
                 "invalid UTF-8",
                 "field 'id' is missing or null",
                 "field 'text' is a JSON number, boolean, object or array, not a string",

@@ -12,7 +12,7 @@ Used by the CLI and the notebooks; the DataFrame API itself does no I/O.
   ``defer_text_check``, `all_null_files`, `check_all_null_files`), so that the check reads no
   text of its own.
 - **Bad records** (a JSONL line that is not a JSON object, has invalid UTF-8 or a needed field
-  of another type; a row without an id) are marked in ``_dedup_bad`` with the reason, and
+  of another type, which the reason names; a row without an id) are marked in ``_dedup_bad`` with the reason, and
   `first_bad_record` finds the file and line of one of them.
 """
 
@@ -391,7 +391,8 @@ def _json_field_types(
     spark: SparkSession, raw: DataFrame, text_col: str | None, id_col: str | None, names: list[str]
 ) -> T.StructType:
     """Types of the fields to parse: text as string, the id as bigint when the leading records
-    hold integers (else string), the rest as the leading records hold them (else string)."""
+    hold integers (an error when they hold other numbers; else string), the rest as the
+    leading records hold them (else string)."""
     sample = raw.select(F.col(RECORD_COL).alias("value")).limit(JSON_SAMPLE_RECORDS)
     reader = spark.read.options(**_JSON_OPTIONS)
     try:
@@ -417,6 +418,11 @@ def _json_field_types(
         if name == text_col:
             dtype = T.StringType()
         elif name == id_col:
+            if isinstance(dtype, (T.DoubleType, T.DecimalType)):
+                raise SchemaError(
+                    f"id field {id_col!r} holds numbers that are not integers in the first "
+                    f"{JSON_SAMPLE_RECORDS:,} JSONL records; ids must be integers or strings"
+                )
             dtype = T.LongType() if isinstance(dtype, T.LongType) else T.StringType()
         fields.append(T.StructField(name, dtype, True))
     return T.StructType(fields)
@@ -445,7 +451,9 @@ def _read_jsonl(
         RECORD_COL,
         *fields,
         FILE_COL,
-        _json_bad(F.col(RECORD_COL), F.col("_dedup_parsed"), id_col, text_col).alias(BAD_COL),
+        _json_bad(F.col(RECORD_COL), F.col("_dedup_parsed"), schema, id_col, text_col).alias(
+            BAD_COL
+        ),
     )
 
 
@@ -456,12 +464,15 @@ def _parse_json(record: Column, schema: T.StructType) -> Column:
 
 
 def _json_bad(
-    record: Column, parsed: Column, id_col: str | None, text_col: str | None = None
+    record: Column,
+    parsed: Column,
+    schema: T.StructType,
+    id_col: str | None,
+    text_col: str | None = None,
 ) -> Column:
-    bad = F.when(
-        parsed[_CORRUPT].isNotNull(),
-        F.lit("not a JSON object, or a field of another type than in the leading records"),
-    ).when(~_utf8_valid(record), F.lit("invalid UTF-8"))
+    bad = F.when(parsed[_CORRUPT].isNotNull(), _unparsed_reason(record, schema)).when(
+        ~_utf8_valid(record), F.lit("invalid UTF-8")
+    )
     if id_col is not None:
         bad = bad.when(parsed[id_col].isNull(), F.lit(f"field {id_col!r} is missing or null"))
     if text_col is not None:
@@ -470,6 +481,27 @@ def _json_bad(
             F.lit(f"field {text_col!r} is a JSON number, boolean, object or array, not a string"),
         )
     return bad
+
+
+def _unparsed_reason(record: Column, schema: T.StructType) -> Column:
+    """Why `record` did not parse as `schema`: not a JSON object, or the first field whose
+    value is of another type (each parsed alone; evaluated for such records only)."""
+    options = dict(_JSON_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT)
+    corrupt = T.StructField(_CORRUPT, T.StringType(), True)
+
+    def fails(fields: list[T.StructField]) -> Column:
+        return F.from_json(record, T.StructType([*fields, corrupt]), options)[_CORRUPT].isNotNull()
+
+    reason = F.when(fails([]), F.lit("not a JSON object"))
+    for field in schema.fields:
+        reason = reason.when(
+            fails([field]),
+            F.lit(
+                f"field {field.name!r} is not of the type its values have in the first "
+                f"{JSON_SAMPLE_RECORDS:,} records ({field.dataType.simpleString()})"
+            ),
+        )
+    return reason.otherwise(F.lit("not a JSON object of the fields' types"))
 
 
 def _not_a_json_string(record: Column, text: Column, name: str) -> Column:
@@ -604,13 +636,14 @@ def _first_bad_line(
     kept so that they are counted. Its splits are read in file order, so a line's number is
     the lines of the splits before it plus its place in its own split.
     """
-    fields = [f for f in df.schema.fields if f.name not in (RECORD_COL, *READER_COLS)]
-    parsed = _parse_json(F.col("value"), T.StructType(fields))
+    fields = T.StructType([f for f in df.schema.fields if f.name not in (RECORD_COL, *READER_COLS)])
+    parsed = _parse_json(F.col("value"), fields)
     lines = spark.read.text(_literal_path(file)).select(
         F.spark_partition_id().alias("p"),
         F.monotonically_increasing_id().alias("m"),
         (
-            parsed.isNotNull() & _json_bad(F.col("value"), parsed, id_col, text_col).isNotNull()
+            parsed.isNotNull()
+            & _json_bad(F.col("value"), parsed, fields, id_col, text_col).isNotNull()
         ).alias("bad"),
     )
     counts = dict(
