@@ -309,6 +309,20 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
         (["fuzzy", "--input", "x", "--input-format", "jsonl"], "--output"),
         (["fuzzy", "--num-bands", "abc"], "invalid int value: 'abc'"),
         (["dedup"], "invalid choice: 'dedup'"),
+        (
+            [
+                "fuzzy",
+                "--input",
+                "x",
+                "--input-format",
+                "jsonl",
+                "--output",
+                "o",
+                "--master",
+                "lcal[2]",
+            ],
+            "--master 'lcal[2]' is not a Spark master URL",
+        ),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(capsys, argv, message):

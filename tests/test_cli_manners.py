@@ -226,3 +226,21 @@ def test_connect_refusal_is_checked_on_connect_sessions_only(monkeypatch) -> Non
     cli._check_connect_versions(
         ConnectSession(), argparse.Namespace(input="/d", input_format="parquet")
     )
+
+
+def test_a_python_workers_error_is_summed_up_by_its_exception() -> None:
+    """A Python worker's error says on its first line only that there was one: the one-line
+    summary is the exception's line of its traceback (what failed, say a model that cannot be
+    downloaded), before the JVM's frames."""
+    from sparkdedup.io import first_line
+
+    text = (
+        "An exception was thrown from the Python worker:\nTraceback (most recent call last):\n"
+        '  File "embed.py", line 7, in load\n    raise OSError(...)\n'
+        "OSError: We couldn't connect to 'https://huggingface.co' to load this model\n"
+        "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException(X.scala:1)\n"
+    )
+    assert first_line(RuntimeError(text)) == (
+        "OSError: We couldn't connect to 'https://huggingface.co' to load this model"
+    )
+    assert first_line(RuntimeError("plain\nsecond")) == "plain"

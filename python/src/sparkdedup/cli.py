@@ -780,10 +780,24 @@ def _source(args: argparse.Namespace) -> str:
     return f"{args.input} ({args.input_format})"
 
 
+#: The master URLs Spark itself knows (SparkContext's and spark-submit's parsers).
+_MASTER_URL = re.compile(
+    r"local(\[(\d+|\*)(\s*,\s*\d+)?\])?|local-cluster\[\s*\d+\s*,\s*\d+\s*,\s*\d+\s*\]"
+    r"|yarn|(spark|k8s|mesos)://.+"
+)
+
+
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage rules argparse cannot state: --input needs its format, a table keeps its own."""
     from sparkdedup.tables import check_name
 
+    master = getattr(args, "master", None)
+    if master is not None and not _MASTER_URL.fullmatch(master):
+        parser.error(
+            f"--master {master!r} is not a Spark master URL: local, local[N], local[*], "
+            "local-cluster[N,C,M], spark://HOST:PORT, yarn or k8s://HOST:PORT (another cluster "
+            "manager's: launch through spark-submit --master, without --master here)"
+        )
     if args.input is not None and args.input_format is None:
         parser.error("--input needs --input-format (jsonl, parquet, orc, csv, ...)")
     if args.input_table is not None and args.input_format is not None:

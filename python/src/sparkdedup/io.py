@@ -219,7 +219,8 @@ def spark_condition(err: BaseException) -> str | None:
 
 
 def first_line(err: Exception) -> str:
-    """The first line of the innermost JVM cause (it names the file or the bad record)."""
+    """The first line of the innermost JVM cause (it names the file or the bad record), or,
+    for a Python worker's error, its exception's line."""
     throwable = getattr(err, "java_exception", None)
     text = str(err)
     if throwable is not None:
@@ -227,8 +228,25 @@ def first_line(err: Exception) -> str:
             throwable = throwable.getCause()
         text = throwable.getMessage() or throwable.toString()
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    first = lines[0] if lines else type(err).__name__
+    first = _python_error(str(text)) or (lines[0] if lines else type(err).__name__)
     return first if len(first) <= 300 else first[:297] + "..."
+
+
+_TRACEBACK = "Traceback (most recent call last):"
+
+
+def _python_error(text: str) -> str | None:
+    """The exception line of the last Python traceback in `text` (a Python worker's error:
+    its first line only says there was one), or None when there is none."""
+    if _TRACEBACK not in text:
+        return None
+    found = None
+    for line in text[text.rindex(_TRACEBACK) + len(_TRACEBACK) :].splitlines():
+        if line.startswith(("\tat ", "at ")):  # the JVM's frames after the Python traceback
+            break
+        if line.strip() and not line[0].isspace():
+            found = line.strip()
+    return found
 
 
 # ------------------------------------------------------------------------------------ Parquet
