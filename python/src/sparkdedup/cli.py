@@ -1538,8 +1538,16 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     # into the Python workers the scan then reuses.
     if hasattr(config, "device"):
         probe_in_background(config.device, spark, getattr(config, "use_64_bit_hash", None))
+    # The input is checked before anything is created: a run refused for its input (a mistyped
+    # path, a missing column) leaves no output directory and no cache behind.
+    try:
+        raw, df = _read(spark, args, config)
+    except Exception as err:
+        if not isinstance(err, DedupError):
+            _explain_failure(spark, args, None, err, _input_text_col(config))
+        raise
     out.prepare()
-    raw, cache_lease, table = None, None, None
+    cache_lease, table = None, None
     try:
         table = _output_table(spark, args)  # its lease is held from here: aborted on failure
         prepare_cache(spark, _cache_path(args))
@@ -1548,7 +1556,6 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 spark, f"{_cache_path(args).rstrip('/')}/{LEASE}", args.cache_path, "--cache-path"
             )
             cache_lease.acquire()
-        raw, df = _read(spark, args, config)
         runner = StageRunner(spark, _cache_path(args))
         if args.input_table is not None:
             fingerprint = {"input_table": table_fingerprint(spark, args.input_table)}
