@@ -242,6 +242,10 @@ def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path, monkeypatc
         )
 
     assert all(f.name.endswith(".txt.gz") for f in (tmp_path / "clean").glob("part-*"))
+    # A mistyped input is refused before the output is created.
+    missing = ["remove", "--input", str(tmp_path / "nope"), *fmt[2:], "--duplicates", dups]
+    assert cli.main([*missing, "--output", str(tmp_path / "clean2")]) == 2
+    assert not (tmp_path / "clean2").exists()
     kept = lines(tmp_path / "clean")
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert kept == lines(tmp_path / "out" / "deduplicated")

@@ -1629,16 +1629,21 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 
     args.write_format = _output_format(spark, args)
     _check_paths(spark, args)
+    # The inputs are checked before the output is created (as `_run_workflow`).
+    duplicates = _read_duplicates(spark, args.duplicates)
+    made = _check_ids_match(spark, args)
+    try:
+        raw, _ = _read(spark, args, parsed=(made or {}).get("parsed"))
+    except Exception as err:
+        if not isinstance(err, DedupError):
+            _explain_failure(spark, args, None, err)
+        raise
     table = _output_table(spark, args)
     out = None
     if table is None:
         out = OutputDir(spark, args.output, None, overwrite=args.overwrite)
         out.prepare()
-    raw = None
     try:
-        duplicates = _read_duplicates(spark, args.duplicates)
-        made = _check_ids_match(spark, args)
-        raw, _ = _read(spark, args, parsed=(made or {}).get("parsed"))
         # The ids listed (their count and digest): a narrow job over the duplicates, which
         # also sizes the removal.
         require_columns(duplicates, {"duplicates id": "id"})
