@@ -282,6 +282,7 @@ def test_jsonl_field_names_with_a_dot_and_a_backtick(spark, tmp_path):
         (["--char-ngrams", "1"], "char_ngrams must be >= 2, got 1"),
         (["--text-col", "body"], "text field 'body' is in none of the first 1000 JSONL records"),
         (["--spark-conf", "novalue"], "--spark-conf must be KEY=VALUE, got 'novalue'"),
+        (["--input-format", "jsonll"], "'jsonll': Spark has no data source of that name"),
     ],
 )
 def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, message):
@@ -327,6 +328,20 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
                 "lcal[2]",
             ],
             "--master 'lcal[2]' is not a Spark master URL",
+        ),
+        (
+            [
+                "fuzzy",
+                "--input",
+                "x",
+                "--input-format",
+                "jsonl",
+                "--output",
+                "o",
+                "--threshold",
+                "0.7",
+            ],
+            "--threshold is the Jaccard threshold of --verify jaccard",
         ),
     ],
 )

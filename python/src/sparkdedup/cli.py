@@ -255,8 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument(
         "--threshold",
         type=float,
-        default=_FUZZY["threshold"],
-        help="Jaccard threshold of --verify jaccard (default: %(default)s)",
+        default=None,
+        help=f"Jaccard threshold of --verify jaccard (default: {_FUZZY['threshold']})",
     )
     f.add_argument(
         "--lsh-threshold",
@@ -504,7 +504,7 @@ def fuzzy_config(args: argparse.Namespace) -> FuzzyConfig:
         assume_unique_ids=args.assume_unique_ids,
         normalize=args.normalize,
         verify=args.verify,
-        threshold=args.threshold,
+        threshold=_FUZZY["threshold"] if args.threshold is None else args.threshold,
         against=args.against,
     )
 
@@ -791,6 +791,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
     """Usage rules argparse cannot state: --input needs its format, a table keeps its own."""
     from sparkdedup.tables import check_name
 
+    if getattr(args, "threshold", None) is not None and args.verify != "jaccard":
+        parser.error(
+            "--threshold is the Jaccard threshold of --verify jaccard, which checks each "
+            "candidate pair: add --verify jaccard (for LSH alone, --lsh-threshold picks the "
+            "bands from a threshold)"
+        )
     master = getattr(args, "master", None)
     if master is not None and not _MASTER_URL.fullmatch(master):
         parser.error(

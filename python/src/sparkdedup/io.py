@@ -184,6 +184,11 @@ def _read_source(
         df = spark.read.format(fmt).options(**options).load(path)
         df.schema  # noqa: B018 - resolves the source: a wrong name or option fails here
     except SPARK_ERRORS as err:
+        if spark_condition(err) == "DATA_SOURCE_NOT_FOUND":
+            raise InputError(
+                f"--input-format {fmt!r}: Spark has no data source of that name (jsonl, "
+                "parquet, orc, csv, text, avro, or a source whose jar is on the classpath)"
+            ) from err
         raise InputError(f"input path {path!r} cannot be read as {fmt}: {first_line(err)}") from err
     try:
         df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
