@@ -4,7 +4,8 @@ Used by the CLI and the notebooks; the DataFrame API itself does no I/O.
 
 - **JSONL** is read as lines: each record keeps its exact bytes (``_dedup_record``) and only the
   fields a workflow needs are parsed from it, with types taken from the first records (no
-  inference pass over the corpus). The deduplicated output is the kept lines, byte for byte.
+  inference pass over the corpus). The deduplicated output is the kept lines, byte for byte
+  (each ended by ``\n``).
   Blank lines are not records. The parser accepts strings of any length.
 - **Parquet** is read with schema merging, so no file's columns are dropped; files that
   disagree on a column's type, or that lack the text or id column, are errors naming them.
@@ -684,7 +685,8 @@ def write_output(df: DataFrame, path: str, fmt: str, options: dict[str, str] | N
     """Write `df`'s content columns at `path` (replacing it) in `fmt`: JSONL, Parquet or any
     Spark data source, with the writer `options`.
 
-    Rows read from JSONL are written back as their original lines, byte for byte (with the
+    Rows read from JSONL are written back as their original lines, byte for byte but for their
+    line ends (``\n``; with the
     text writer's `options`: ``compression``, ``lineSep``).
     """
     check_format(fmt, "output format")
