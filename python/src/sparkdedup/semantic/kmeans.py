@@ -7,6 +7,7 @@ run in `mapInArrow`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -326,6 +327,12 @@ def fit_centroids(
     solver = "block" if distinct >= _BLOCK_SOLVER_MIN_POINTS_PER_CENTER * k else "row"
     model = _estimator(kmeans, device, k, max_iter, tol, seed, solver).fit(fit_input)
     centers = np.asarray(model.clusterCenters(), dtype=np.float64)
+    # Over Spark Connect the model holds a server-side cache entry, which its finaliser deletes
+    # with a call to the server. Left to the garbage collector, that call can start inside
+    # another call of the same thread and wait for it forever (a pyspark-client 4.2 process
+    # hung so in the Connect tests): the model is freed here, between calls.
+    del model
+    gc.collect()
     log.info(
         "sparkdedup kmeans: %d documents of dimension %d, %d centroids (k=%d, %s solver)",
         rows,
