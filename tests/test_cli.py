@@ -308,6 +308,10 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
     assert not (tmp_path / "o").exists()
 
 
+#: A complete fuzzy command line, for usage errors that come from one more option.
+_RUN = ["fuzzy", "--input", "x", "--input-format", "jsonl", "--output", "o"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -315,34 +319,8 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
         (["fuzzy", "--input", "x", "--input-format", "jsonl"], "--output"),
         (["fuzzy", "--num-bands", "abc"], "invalid int value: 'abc'"),
         (["dedup"], "invalid choice: 'dedup'"),
-        (
-            [
-                "fuzzy",
-                "--input",
-                "x",
-                "--input-format",
-                "jsonl",
-                "--output",
-                "o",
-                "--master",
-                "lcal[2]",
-            ],
-            "--master 'lcal[2]' is not a Spark master URL",
-        ),
-        (
-            [
-                "fuzzy",
-                "--input",
-                "x",
-                "--input-format",
-                "jsonl",
-                "--output",
-                "o",
-                "--threshold",
-                "0.7",
-            ],
-            "--threshold is the Jaccard threshold of --verify jaccard",
-        ),
+        ([*_RUN, "--master", "lcal[2]"], "--master 'lcal[2]' is not a Spark master URL"),
+        ([*_RUN, "--threshold", "0.7"], "--threshold is the Jaccard threshold of --verify jaccard"),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(capsys, argv, message):

@@ -1449,11 +1449,21 @@ def _read(
     """(the rows as read, with bad records marked; the usable rows) of --input, parsing the
     fields of `config`'s workflow, or `parsed` (`_parsed_fields`: `remove` parses those of the
     run that listed the duplicates, so that both find the same bad records)."""
+    fields = parsed if parsed is not None else _parsed_fields(config)
+    try:
+        return _read_fields(spark, args, fields["text_col"], list(fields["columns"]))
+    except Exception as err:  # a Spark failure the input caused: named as an input error
+        if not isinstance(err, DedupError):
+            _explain_failure(spark, args, None, err, fields["text_col"])
+        raise
+
+
+def _read_fields(
+    spark: Any, args: argparse.Namespace, text_col: str | None, columns: list[str]
+) -> tuple[Any, Any]:
     from sparkdedup.io import good_records, read_input
     from sparkdedup.tables import read_table
 
-    fields = parsed if parsed is not None else _parsed_fields(config)
-    text_col, columns = fields["text_col"], list(fields["columns"])
     if args.input_table is not None:
         df = read_table(spark, args.input_table, args.id_col)
         return df, good_records(df, args.bad_records)
@@ -1546,12 +1556,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         probe_in_background(config.device, spark, getattr(config, "use_64_bit_hash", None))
     # The input is checked before anything is created: a run refused for its input (a mistyped
     # path, a missing column) leaves no output directory and no cache behind.
-    try:
-        raw, df = _read(spark, args, config)
-    except Exception as err:
-        if not isinstance(err, DedupError):
-            _explain_failure(spark, args, None, err, _input_text_col(config))
-        raise
+    raw, df = _read(spark, args, config)
     out.prepare()
     cache_lease, table = None, None
     try:
@@ -1638,12 +1643,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     # The inputs are checked before the output is created (as `_run_workflow`).
     duplicates = _read_duplicates(spark, args.duplicates)
     made = _check_ids_match(spark, args)
-    try:
-        raw, _ = _read(spark, args, parsed=(made or {}).get("parsed"))
-    except Exception as err:
-        if not isinstance(err, DedupError):
-            _explain_failure(spark, args, None, err)
-        raise
+    raw, _ = _read(spark, args, parsed=(made or {}).get("parsed"))
     table = _output_table(spark, args)
     out = None
     if table is None:
