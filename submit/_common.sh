@@ -22,7 +22,7 @@ sparkdedup_help() {
     cat <<EOF
 usage: $SPARKDEDUP_USAGE
 
-Runs 'sparkdedup COMMAND ARGS' (fuzzy, semantic or remove; see 'sparkdedup COMMAND --help')
+Runs 'sparkdedup COMMAND ARGS' (fuzzy, exact, semantic or remove; see 'sparkdedup COMMAND --help')
 through spark-submit with the '$SPARKDEDUP_PROFILE' settings of sparkdedup.session.
 
 Launcher options (before the command):
@@ -48,8 +48,8 @@ EOF
     cat <<EOF
 
 Environment: SPARK_HOME (else pyspark's own spark-submit), SPARKDEDUP_PYTHON (the Python with
-sparkdedup installed; default .venv/bin/python, else python3), PYSPARK_PYTHON (executors'
-Python), SPARKDEDUP_SUBMIT_ARGS (more spark-submit arguments, e.g. '--num-executors 4').
+sparkdedup's dependencies; default PYSPARK_DRIVER_PYTHON, else .venv/bin/python, else python3),
+PYSPARK_PYTHON (executors' Python), SPARKDEDUP_SUBMIT_ARGS (more spark-submit arguments, e.g. '--num-executors 4').
 EOF
 }
 
@@ -124,10 +124,10 @@ sparkdedup_launch() {
             *) break ;;
         esac
     done
-    [ $# -gt 0 ] || sparkdedup_usage_error "missing command: fuzzy, semantic or remove"
+    [ $# -gt 0 ] || sparkdedup_usage_error "missing command: fuzzy, exact, semantic or remove"
     case "$1" in
-        fuzzy | semantic | remove) ;;
-        *) sparkdedup_usage_error "unknown command '$1': expected fuzzy, semantic or remove" ;;
+        fuzzy | exact | semantic | remove) ;;
+        *) sparkdedup_usage_error "unknown command '$1': expected fuzzy, exact, semantic or remove" ;;
     esac
     if [ -z "$master" ] && [ -n "${SPARKDEDUP_MASTER_REQUIRED:-}" ]; then
         sparkdedup_usage_error "--master is required (e.g. spark://host:7077, yarn, k8s://https://host:6443)"
@@ -151,6 +151,10 @@ sparkdedup_launch() {
     py="$(sparkdedup_python)"
     # The checkout's package first, so the main file and the code it imports always match.
     export PYTHONPATH="$SPARKDEDUP_REPO/python/src${PYTHONPATH:+:$PYTHONPATH}"
+    "$py" -c 'import pyspark' 2>/dev/null || {
+        echo "$SPARKDEDUP_LAUNCHER: error: $py cannot import pyspark; set SPARKDEDUP_PYTHON to the Python that has sparkdedup's dependencies (make venv installs them in .venv)" >&2
+        exit 2
+    }
     conf_text="$("$py" -m sparkdedup.session --profile "$SPARKDEDUP_PROFILE" \
         ${session_args[@]+"${session_args[@]}"} --print-conf)" || exit $?
     local -a conf_args=()

@@ -482,6 +482,57 @@ def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys,
     assert sorted(pd.read_parquet(tmp_path / "y")["doc"]) == [0, 4]
 
 
+def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, capsys):
+    """The stage cache's key holds --read-option: Latin-1 texts that differ only in an
+    accented letter read as UTF-8 all become the same text (U+FFFD), and a rerun that reads
+    them right, into the same output, does not take the wrong parse's stages from the cache."""
+    src = tmp_path / "latin1"
+    src.mkdir()
+    lines = ["id,text"] + [
+        f"{i},the same words then {chr(0xE0 + i)} and more words" for i in range(6)
+    ]
+    (src / "part-0.csv").write_bytes("\n".join(lines).encode("latin-1") + b"\n")
+    argv = ["exact", "--input", str(src), "--input-format", "csv", "--id-col", "id"]
+    argv += ["--read-option", "header=true", "--output", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["removed_docs"] == 5
+    assert cli.main([*argv, "--read-option", "encoding=ISO-8859-1", "--overwrite"]) == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["removed_docs"] == 0 and stats["resumed_stages"] == [], stats
+    capsys.readouterr()
+
+
+def test_writer_options_are_checked_before_the_work(spark, jsonl_corpus, tmp_path, capsys):
+    """A writer option the output's writer refuses is an error (exit 2, naming the options)
+    before any stage runs; nothing is left behind. A malformed one is a usage error."""
+    _, info = jsonl_corpus
+    argv = ["fuzzy", "--input", info["path"], "--input-format", "jsonl", "--id-col", "id"]
+    out = tmp_path / "o"
+    assert cli.main([*argv, "--output", str(out), "--write-option", "compression=bogus"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sparkdedup: error: the jsonl writer refuses the options "
+                              "compression=bogus (--write-option"), err[-1]  # fmt: skip
+    assert not any("sparkdedup stage" in line for line in err), err
+    assert not out.exists()
+    with pytest.raises(SystemExit) as exc:
+        cli.main([*argv, "--output", str(out), "--write-option", "compression"])
+    assert exc.value.code == 2 and not out.exists()
+    assert "--write-option must be KEY=VALUE" in capsys.readouterr().err
+
+
+def test_parquet_id_column_with_a_dot(spark, tmp_path, capsys):
+    """A Parquet id column named ``doc.id`` is that column, not a field of a struct ``doc``."""
+    text = "the quick brown fox jumps over the lazy dog " * 4
+    rows = [(1, text), (2, "something else entirely, word after word " * 3), (3, text)]
+    src = str(tmp_path / "in")
+    spark.createDataFrame(rows, "`doc.id` long, text string").write.parquet(src)
+    argv = ["fuzzy", "--input", src, "--input-format", "parquet", "--id-col", "doc.id"]
+    assert cli.main([*argv, "--output", str(tmp_path / "out")]) == 0
+    dups = spark.read.parquet(str(tmp_path / "out" / "duplicates"))
+    assert [tuple(r) for r in dups.collect()] == [(3, 1)]
+    capsys.readouterr()
+
+
 def test_fuzzy_cli_on_orc_and_csv_keeps_the_format(spark, tmp_path, capsys):
     """Any Spark data source: the rows are read with --read-option, and the deduplicated
     output is written in the input's format and schema (CSV with the reader's header)."""

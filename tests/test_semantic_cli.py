@@ -12,7 +12,7 @@ from sparkdedup import cli
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """150 random documents in 3 groups plus 15 exact copies."""
+    """150 random documents in 3 groups plus 15 exact copies (``q`` 0 and 1)."""
     root = tmp_path_factory.mktemp("semantic_cli")
     rng = np.random.default_rng(3)
     base = 3 * np.eye(3, 8)[rng.integers(0, 3, size=150)] + rng.normal(size=(150, 8))
@@ -21,11 +21,17 @@ def corpus(tmp_path_factory):
     copies = {}
     with open(path / "part-0.jsonl", "w", encoding="utf-8") as fh:
         for i, vec in enumerate(base):
-            fh.write(json.dumps({"id": i, "text": f"doc {i}", "emb": vec.round(6).tolist()}) + "\n")
+            doc = {"id": i, "text": f"doc {i}", "emb": vec.round(6).tolist(), "q": 0}
+            fh.write(json.dumps(doc) + "\n")
         for c in range(15):
             fh.write(
                 json.dumps(
-                    {"id": 1000 + c, "text": f"copy {c}", "emb": base[c * 9].round(6).tolist()}
+                    {
+                        "id": 1000 + c,
+                        "text": f"copy {c}",
+                        "emb": base[c * 9].round(6).tolist(),
+                        "q": 1,
+                    }
                 )
                 + "\n"
             )
@@ -95,7 +101,7 @@ def test_semantic_cli_end_to_end_and_resume(spark, corpus) -> None:
     kept = spark.read.json(f"{out}/deduplicated")
     kept_ids = {r["id"] for r in kept.select("id").collect()}
     assert len(kept_ids) == 150 and not kept_ids & set(copies)
-    assert set(kept.columns) == {"id", "text", "emb"}
+    assert set(kept.columns) == {"id", "text", "emb", "q"}
 
     # Same input and parameters: every stage comes back from the cache (--overwrite replaces
     # the earlier outputs).
@@ -184,3 +190,13 @@ def test_semantic_cli_one_cluster(spark, corpus) -> None:
     assert stats["clusters"] == 1 and stats["largest_cluster"] == 165
     dups = spark.read.parquet(f"{out}/duplicates")
     assert {r["id"]: r["max_id"] for r in dups.collect()} == copies
+
+
+def test_semantic_cli_sort_cols_with_a_direction_on_jsonl(spark, corpus) -> None:
+    """``--sort-cols COL:desc`` on JSONL: the reader parses the field ``COL`` (not
+    ``COL:desc``), and each copied pair keeps the document of the larger ``q``, the copy."""
+    root, path, copies = corpus
+    out = str(root / "sorted")
+    assert cli.main(_args(path, out, "--n-clusters", "1", "--sort-cols", "q:desc")) == 0
+    dups = spark.read.parquet(f"{out}/duplicates")
+    assert {r["id"]: r["max_id"] for r in dups.collect()} == {v: k for k, v in copies.items()}

@@ -90,6 +90,25 @@ def test_launcher_usage_errors(args, message) -> None:
     assert message in run.stderr
 
 
+def test_launcher_runs_every_cli_command() -> None:
+    for command in ("fuzzy", "exact", "semantic", "remove"):
+        run = _launch("local-cpu.sh", "--dry-run", command, "--input", "x")
+        assert run.returncode == 0, run.stderr
+        words = shlex.split(run.stdout)
+        main = words.index(os.path.join(ROOT, "python", "src", "sparkdedup", "cli.py"))
+        assert words[main + 1 :] == [command, "--input", "x"]
+
+
+def test_launcher_refuses_a_python_without_pyspark(tmp_path) -> None:
+    bare = tmp_path / "python"
+    bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')  # no site-packages
+    bare.chmod(0o755)
+    run = _launch("local-cpu.sh", "fuzzy", "--input", "x", env={"SPARKDEDUP_PYTHON": str(bare)})
+    assert run.returncode == 2
+    assert f"{bare} cannot import pyspark; set SPARKDEDUP_PYTHON" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
 def test_gpu_launcher_without_rapids_jar() -> None:
     run = _launch("rapids-gpu.sh", "fuzzy", "--input", "x", *CLI_ARGS, "--output", "y")
     assert run.returncode == 2

@@ -31,6 +31,7 @@ from sparkdedup.config import (
     ExactConfig,
     FuzzyConfig,
     SemanticConfig,
+    sort_keys,
 )
 from sparkdedup.errors import ConfigError, DedupError, InputError
 from sparkdedup.io import BAD_RECORDS
@@ -839,6 +840,11 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 f"{option} works with --verify none only: an index holds band buckets, not "
                 "texts, so a pair with an indexed document cannot be verified"
             )
+    if hasattr(args, "write_option"):
+        try:
+            _write_options(args)  # a malformed KEY=VALUE is refused before Spark starts
+        except ConfigError as err:
+            parser.error(str(err))
     for option, name in (
         ("--input-table", args.input_table),
         ("--output-table", args.output_table),
@@ -891,6 +897,30 @@ def _write_kept(args: argparse.Namespace, kept: Any, path: str | None, table: An
     else:
         assert path is not None
         write_output(kept, path, args.write_format, _write_options(args))
+
+
+def _check_writer(spark: Any, args: argparse.Namespace, raw: Any, out: Any) -> None:
+    """Refuse writer options (--write-option, and the --read-option values the writer takes
+    too) that the deduplicated output's writer rejects, before the work that precedes the
+    write: the input's columns, no rows, written under the output's staging directory and
+    deleted. Nothing to check, and no job, without options or with --output-table."""
+    from sparkdedup.fs import delete
+    from sparkdedup.io import first_line, write_output
+
+    options = _write_options(args)
+    if not options or out is None:
+        return
+    probe = f"{out.staging}/_write_check"
+    try:
+        write_output(raw.limit(0), probe, args.write_format, options)
+    except Exception as err:  # noqa: BLE001 - the writer's refusal, named as the options'
+        given = ", ".join(f"{k}={v}" for k, v in options.items())
+        raise ConfigError(
+            f"the {args.write_format} writer refuses the options {given} (--write-option, "
+            f"or --read-option, which the writer takes too): {first_line(err)}"
+        ) from err
+    finally:
+        delete(spark, probe)
 
 
 def _cache_path(args: argparse.Namespace) -> str:
@@ -1439,7 +1469,7 @@ def _parsed_fields(config: Any) -> dict[str, Any]:
         if getattr(config, "embedding_col", None):
             columns.append(config.embedding_col)
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
-        columns += list(getattr(config, "sort_cols", None) or ())
+        columns += [name for name, _ in sort_keys(getattr(config, "sort_cols", None) or ())]
     return {"text_col": _input_text_col(config), "columns": columns}
 
 
@@ -1561,6 +1591,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     cache_lease, table = None, None
     try:
         table = _output_table(spark, args)  # its lease is held from here: aborted on failure
+        if table is None:
+            _check_writer(spark, args, raw, out)
         prepare_cache(spark, _cache_path(args))
         if not out.keep:  # a --cache-path outside --output: the run holds it as well
             cache_lease = OutputLease(
@@ -1574,6 +1606,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             fingerprint = {
                 "input": input_fingerprint(spark, args.input),
                 "format": args.input_format,
+                # How the files are parsed decides the rows and texts as much as the files do.
+                "read_options": _options(args.read_option, "--read-option"),
             }
         if args.command == "fuzzy":
             from sparkdedup.fuzzy.workflow import run_fuzzy
@@ -1650,6 +1684,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         out = OutputDir(spark, args.output, None, overwrite=args.overwrite)
         out.prepare()
     try:
+        _check_writer(spark, args, raw, out)
         # The ids listed (their count and digest): a narrow job over the duplicates, which
         # also sizes the removal.
         require_columns(duplicates, {"duplicates id": "id"})

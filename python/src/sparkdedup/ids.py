@@ -83,7 +83,7 @@ def check_unique_ids(table: DataFrame, id_col: str = "id", *, name: str | None =
     """
     shown_name = name or id_col
     bad = (
-        table.groupBy(F.col(id_col).alias("id"))
+        table.groupBy(named(id_col).alias("id"))
         .count()
         .filter(F.col("id").isNull() | (F.col("count") > 1))
         .orderBy(F.col("count").desc(), F.col("id"))

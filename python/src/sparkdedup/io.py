@@ -277,7 +277,7 @@ def _read_parquet(
     check_in_every_file(spark, df, [c for c in required if c in df.columns])
     bad = F.lit(None).cast("string")
     if id_col is not None and id_col in df.columns:
-        bad = F.when(F.col(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
+        bad = F.when(named(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
     return df.withColumn(BAD_COL, bad)
 
 
@@ -646,7 +646,7 @@ def _literal_path(uri: str) -> str:
 def _first_bad_row(spark: SparkSession, file: str, id_col: str | None) -> str:
     if id_col is None:
         return "a row"
-    rows = spark.read.parquet(_literal_path(file)).where(F.col(id_col).isNull())
+    rows = spark.read.parquet(_literal_path(file)).where(named(id_col).isNull())
     first = rows.agg(F.min(F.col("_metadata.row_index"))).first()[0]
     return "a row" if first is None else f"row {int(first) + 1}"
 

@@ -436,6 +436,7 @@ class OutputDir:
         self.option = option
         self.staging: str | None = None
         self.lease: OutputLease | None = None
+        self._created = False  # whether `prepare` created `root`
 
     # ------------------------------------------------------------------------ checks
     def prepare(self) -> None:
@@ -455,6 +456,7 @@ class OutputDir:
         self.lease = OutputLease(self.spark, where, self.display, self.option)
         self.lease.acquire()
         try:
+            self._created = entry is None and self.entries is not None
             self._prepare(entry is not None)
         except BaseException:
             self.lease.release()
@@ -688,3 +690,6 @@ class OutputDir:
                 self.staging = None
         finally:
             self._release()
+        if self._created and not fs.list_dir(self.spark, self.root):
+            # The run created the directory (to stage in it) and left nothing there.
+            fs.delete(self.spark, self.root)

@@ -15,8 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.errors import ConfigError
 from sparkdedup.ids import INTEGRAL, id_column, require_string_column
 from sparkdedup.kernels.bandhash import band_hashes
@@ -36,7 +36,7 @@ def _id_and_text(df: DataFrame, text_col: str, id_col: str) -> tuple[DataFrame, 
     ids = id_column(df, id_col)
     require_string_column(df, text_col, "text")
     id_ddl = "bigint" if isinstance(df.schema[id_col].dataType, INTEGRAL) else "string"
-    return df.select(ids.alias("id"), F.col(text_col).alias(_TEXT)), id_ddl
+    return df.select(ids.alias("id"), named(text_col).alias(_TEXT)), id_ddl
 
 
 def _check_common(

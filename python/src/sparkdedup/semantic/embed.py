@@ -23,6 +23,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.columns import named
 from sparkdedup.compat import is_connect
 from sparkdedup.config import check_int
 from sparkdedup.device import resolve_device, task_gpu
@@ -67,7 +68,7 @@ _TEXTS_PER_CALL = 2048
 
 def has_text(text_col: str) -> Column:
     """True where `text_col` holds something to embed: not null, not empty, not only whitespace."""
-    return F.col(text_col).isNotNull() & ~F.col(text_col).rlike(r"^\s*$")
+    return named(text_col).isNotNull() & ~named(text_col).rlike(r"^\s*$")
 
 
 def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], Any]:
@@ -159,7 +160,7 @@ def embed_texts(
         batch_size=max(batch_size, _TEXTS_PER_CALL),
     )
     present = has_text(text_col)
-    return df.withColumn(output_col, F.when(present, encode(F.when(present, F.col(text_col)))))
+    return df.withColumn(output_col, F.when(present, encode(F.when(present, named(text_col)))))
 
 
 _ARRAY_ELEMENTS = (T.FloatType, T.DoubleType)
@@ -178,7 +179,9 @@ def document_embeddings(
 ) -> DataFrame:
     """``[id, embedding]`` of the documents with a non-blank text (blank ones are left out and
     kept by the workflows), spread over at least the cluster's parallelism."""
-    docs = documents.filter(has_text(text_col)).select(F.col(id_col).alias("id"), text_col)
+    docs = documents.filter(has_text(text_col)).select(
+        named(id_col).alias("id"), named(text_col).alias(text_col)
+    )
     if not is_connect(documents.sparkSession):
         # Spark Connect has no partition count to look at: its input is taken as it is split.
         cores = parallelism(documents.sparkSession)
@@ -199,11 +202,11 @@ def embedding_array(df: DataFrame, embedding_col: str) -> Column:
     require_columns(df, {"embedding": embedding_col})
     dtype = df.schema[embedding_col].dataType
     if isinstance(dtype, VectorUDT):
-        return vector_to_array(F.col(embedding_col), "float64")
+        return vector_to_array(named(embedding_col), "float64")
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _ARRAY_ELEMENTS):
-        return F.col(embedding_col)
+        return named(embedding_col)
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _CAST_ELEMENTS):
-        return F.col(embedding_col).cast(T.ArrayType(T.DoubleType(), dtype.containsNull))
+        return named(embedding_col).cast(T.ArrayType(T.DoubleType(), dtype.containsNull))
     raise SchemaError(
         f"embedding column {embedding_col!r} must be array<float>, array<double>, an array of "
         f"integers or a pyspark.ml.linalg Vector, got {dtype.simpleString()}"
@@ -237,7 +240,7 @@ def embedding_stats(
         The message names the column and the number of offending rows.
     """
     vec = embedding_array(df, embedding_col)
-    frame = df.select(*([F.col(id_col).alias("_id")] if id_col else []), vec.alias("_e"))
+    frame = df.select(*([named(id_col).alias("_id")] if id_col else []), vec.alias("_e"))
     e = F.col("_e")
     bad_value = F.exists(e, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == float("inf")))
     # Element by element: a sum of squares underflows to 0 for tiny vectors and overflows for

@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from sparkdedup.columns import named
 from sparkdedup.config import check_fraction, check_int
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError
@@ -226,7 +227,7 @@ def _rows_and_distinct(normalized: DataFrame) -> tuple[int, int]:
 
 def _vectors(embeddings: DataFrame, id_col: str, embedding_col: str) -> DataFrame:
     return embeddings.select(
-        F.col(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
+        named(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
     )
 
 
