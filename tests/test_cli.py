@@ -429,6 +429,11 @@ def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):
         str(tmp_path / "y"),
     )
     assert code == 2 and "pass --id-col source" in err, err
+    # The run's group report beside its duplicates lists the kept documents too.
+    groups = ["--duplicates", str(tmp_path / "out" / "groups")]
+    argv = ["remove", "--input", str(tmp_path / "a"), "--input-format", "parquet", *groups]
+    code, err = run(*argv, "--output", str(tmp_path / "z"))
+    assert code == 2 and "is a group report" in err, err
 
 
 def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys, caplog):

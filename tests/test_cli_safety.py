@@ -803,6 +803,37 @@ def test_jsonl_output_is_the_input_lines_byte_for_byte(spark, tmp_path, capsys):
     assert kept == sorted([lines[0], lines[2]])
 
 
+def test_jsonl_reader_options_choose_the_files_and_others_are_refused(spark, tmp_path, capsys):
+    """JSONL takes the reader options of Spark's line reader (a directory's subdirectories
+    read with recursiveFileLookup, files chosen by pathGlobFilter) and refuses the others,
+    which it could not honour (its records are parsed by sparkdedup)."""
+    d = tmp_path / "c"
+    (d / "sub").mkdir(parents=True)
+    _jsonl(d / "a.jsonl", _docs(4))
+    _jsonl(d / "sub" / "b.jsonl", _docs(3, start=10))
+    _jsonl(d / "c.txt", _docs(2, start=20))
+    runs = {
+        "plain": [],
+        "recursive": ["--read-option", "recursiveFileLookup=true"],
+        "glob": [
+            "--read-option",
+            "recursiveFileLookup=true",
+            "--read-option",
+            "pathGlobFilter=*.jsonl",
+        ],
+    }
+    for name, options in runs.items():
+        out = tmp_path / name
+        code, _ = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, *options, "--output", str(out))
+        assert code == 0
+        runs[name] = json.loads((out / "stats.json").read_text())["input_docs"]
+    assert runs == {"plain": 6, "recursive": 9, "glob": 7}
+    argv = ["fuzzy", "--input", str(d), *FUZZY, "--read-option", "allowComments=true"]
+    code, lines = _run(capsys, *argv, "--output", str(tmp_path / "x"))
+    assert code == 2 and "'allowComments' do not apply to JSONL input" in _error_line(lines)
+    assert not (tmp_path / "x").exists()
+
+
 # ------------------------------------------------------------------------------ failures
 def test_internal_error_is_one_line_with_exit_1(
     spark, corpus, tmp_path, capsys, monkeypatch, caplog

@@ -57,7 +57,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = False) -> None:
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--input", help="input path or URI (file, directory or glob)")
+    source.add_argument(
+        "--input",
+        help=(
+            "input path or URI (file, directory or glob; a directory's subdirectories are read "
+            "when named key=value, as Spark partitions, else with --read-option "
+            "recursiveFileLookup=true)"
+        ),
+    )
     source.add_argument(
         "--input-table",
         metavar="NAME",
@@ -1827,11 +1834,19 @@ def _read_duplicates(spark: Any, path: str) -> Any:
     if not path_exists(spark, path):
         raise InputError(f"--duplicates {path!r} does not exist")
     try:
-        return spark.read.parquet(path)
+        table = spark.read.parquet(path)
     except (PySparkException, Py4JJavaError) as err:
         raise InputError(
             f"--duplicates {path!r} cannot be read as parquet: {first_line(err)}"
         ) from err
+    if {"group", "kept"} <= set(table.columns):
+        # A group report lists every member, the kept ones too: removing its ids would remove
+        # every document of every group.
+        raise InputError(
+            f"--duplicates {path!r} is a group report (columns 'group' and 'kept': it lists the "
+            "documents each group keeps too); give the run's duplicates/ directory"
+        )
+    return table
 
 
 class _Py4JOnRoot(logging.Filter):

@@ -141,7 +141,9 @@ def read_input(
     id_col : the id column: present in every Parquet file; a record without one is bad.
     columns : further JSONL fields to parse (the priority or embedding column). With none of
         `text_col`, `id_col`, `columns`, every field of the leading records is parsed.
-    options : reader options (Parquet and other sources; JSONL lines are parsed by sparkdedup).
+    options : reader options. JSONL takes those of Spark's reader of its lines
+        (`JSONL_READ_OPTIONS`: which files, ``lineSep``; the records are parsed by sparkdedup)
+        and refuses others, which it could not honour.
     defer_text_check : Parquet: leave the check that every file has `text_col` to the caller,
         who observes `all_null_files(text_col)` over a pass that reads every row and then calls
         `check_all_null_files` (the CLI does, on its final write). Checked here, the row groups
@@ -172,7 +174,7 @@ def read_input(
         checked = (None if defer_text_check else text_col, id_col)
         return _read_parquet(spark, path, [c for c in checked if c], id_col, options)
     if fmt == "jsonl":
-        return _read_jsonl(spark, path, text_col, id_col, columns)
+        return _read_jsonl(spark, path, text_col, id_col, columns, options or {})
     return _read_source(spark, path, fmt, id_col, options or {})
 
 
@@ -452,16 +454,38 @@ def _json_field_types(
     return T.StructType(fields)
 
 
+#: The reader options JSONL input takes: Spark's, for the files it reads and how its lines end.
+JSONL_READ_OPTIONS = (
+    "recursiveFileLookup",
+    "pathGlobFilter",
+    "modifiedBefore",
+    "modifiedAfter",
+    "ignoreCorruptFiles",
+    "ignoreMissingFiles",
+    "lineSep",
+)
+
+
 def _read_jsonl(
     spark: SparkSession,
     path: str,
     text_col: str | None,
     id_col: str | None,
     columns: Sequence[str],
+    options: dict[str, str],
 ) -> DataFrame:
+    known = {name.lower(): name for name in JSONL_READ_OPTIONS}
+    other = sorted(key for key in options if key.lower() not in known)
+    if other:
+        raise ConfigError(
+            f"reader option(s) {', '.join(map(repr, other))} do not apply to JSONL input, whose "
+            f"records sparkdedup parses itself; it takes {', '.join(JSONL_READ_OPTIONS)}"
+        )
     try:
-        raw = spark.read.text(path).select(
-            F.col("value").alias(RECORD_COL), F.col("_metadata.file_path").alias(FILE_COL)
+        raw = (
+            spark.read.options(**options)
+            .text(path)
+            .select(F.col("value").alias(RECORD_COL), F.col("_metadata.file_path").alias(FILE_COL))
         )
     except SPARK_ERRORS as err:
         raise InputError(f"input path {path!r} cannot be read as jsonl: {first_line(err)}") from err
