@@ -434,6 +434,16 @@ def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):
     argv = ["remove", "--input", str(tmp_path / "a"), "--input-format", "parquet", *groups]
     code, err = run(*argv, "--output", str(tmp_path / "z"))
     assert code == 2 and "is a group report" in err, err
+    # Ids derived by an earlier version, whose ids file names no scheme, are refused.
+    ids_file = tmp_path / "out" / "duplicates" / "_sparkdedup_ids.json"
+    made = json.loads(ids_file.read_text())
+    assert made["scheme"] == 2
+    ids_file.write_text(json.dumps({k: v for k, v in made.items() if k != "scheme"}))
+    (ids_file.parent / f".{ids_file.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum
+    code, err = run(
+        "remove", "--input", str(tmp_path / "a"), *common, "--output", str(tmp_path / "z")
+    )
+    assert code == 2 and "derived by another version of sparkdedup" in err, err
 
 
 def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys, caplog):

@@ -44,6 +44,40 @@ def test_derived_ids_cover_map_columns(spark):
         assign_ids(nested)
 
 
+def test_derived_ids_tell_where_the_nulls_are(spark):
+    """Rows that differ only in where a null sits, at any depth, have different content
+    hashes (xxhash64 alone skips nulls: they collided, and got ids by input position)."""
+    from sparkdedup.ids import H1, with_content_keys
+
+    schema = (
+        "a string, b string, tags array<string>, s struct<x: string, y: string>, "
+        "m map<string,string>"
+    )
+    base = ("t", "u", ["p"], ("x", "y"), {"k": "v"})
+    variants = [
+        (None, "t", *base[2:]),  # the same value in another column
+        ("t", None, *base[2:]),
+        (*base[:2], [], *base[3:]),  # empty, null and [null] arrays
+        (*base[:2], None, *base[3:]),
+        (*base[:2], [None], *base[3:]),
+        (*base[:2], [None, "p"], *base[3:]),
+        (*base[:2], ["p", None], *base[3:]),
+        (*base[:3], (None, "x"), base[4]),  # the null in another struct field
+        (*base[:3], ("x", None), base[4]),
+        (*base[:3], None, base[4]),
+        (*base[:4], {"k": None}),  # a null map value, an empty and a null map
+        (*base[:4], {}),
+        (*base[:4], None),
+    ]
+    rows = [tuple(row) for row in variants]
+    df = spark.createDataFrame(rows, schema)
+    hashes = [r[H1] for r in with_content_keys(df).collect()]
+    assert len(set(hashes)) == len(rows)
+    first = {tuple(map(str, r[:5])): r[ID_COL] for r in assign_ids(df).collect()}
+    flipped = spark.createDataFrame(rows[::-1], schema).repartition(3)
+    assert {tuple(map(str, r[:5])): r[ID_COL] for r in assign_ids(flipped).collect()} == first
+
+
 def test_derived_ids_ignore_column_order(spark):
     df = spark.createDataFrame(ROWS, "text string, k int, src string")
     reordered = df.select("src", "k", "text").repartition(3)
@@ -170,6 +204,10 @@ def test_remove_duplicates_refuses_ids_of_another_column(spark, tmp_path):
     with pytest.raises(SchemaError, match="derived ids .*without id_col"):
         remove_duplicates(docs, derived, id_col="id")
     assert remove_duplicates(docs.select("text"), derived).count() == 4
+    # A list of ids derived by an earlier version (nulls skipped in the hash) is refused.
+    earlier = derived.select(F.col("id").alias("id", metadata={"sparkdedup_ids": "derived"}))
+    with pytest.raises(SchemaError, match="derived by another version of sparkdedup"):
+        remove_duplicates(docs.select("text"), earlier)
 
     by_name = sparkdedup.exact_duplicates(docs, id_col="name")
     with pytest.raises(SchemaError, match="id_col='name'"):

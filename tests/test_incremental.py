@@ -415,6 +415,20 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     with pytest.raises(InputError, match=r"reuse ids of the index .* e\.g\. 0, 1, 2"):
         sparkdedup.write_index(clash, index, append=True, **CFG)
     assert FuzzyIndex.open(spark, index).documents == 50
+    # Duplicates that cannot name the corpus's documents by its id column: refused before
+    # any job (derived ids would match other rows, string ids none).
+    derived = sparkdedup.exact_duplicates(new.select("text"))
+    with pytest.raises(SchemaError, match="derived ids"):
+        sparkdedup.write_index(new, str(tmp_path / "d"), duplicates=derived, **CFG)
+    strings = sparkdedup.exact_duplicates(
+        new.withColumn("sid", F.col("id").cast("string")), id_col="sid"
+    )
+    with pytest.raises(SchemaError, match="values of the id column 'sid'"):
+        sparkdedup.write_index(new, str(tmp_path / "d"), duplicates=strings, **CFG)
+    unmarked = spark.createDataFrame([("7",)], "id string")
+    with pytest.raises(SchemaError, match="ids are string but id column 'id' is bigint"):
+        sparkdedup.write_index(new, str(tmp_path / "d"), duplicates=unmarked, **CFG)
+    assert not (tmp_path / "d").exists()
 
 
 def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stage_tasks) -> None:

@@ -1407,19 +1407,20 @@ def _ids_description(
     the run's narrow key table when it has one, else `whole`: the rows' count and content
     checksum observed on the final write, `sparkdedup.ids.content_checksum`'s values); and the
     fields the run parsed (`_parsed_fields`), which `remove` parses too."""
+    from sparkdedup.ids import DERIVED_ID_SCHEME
+
     parsed = _parsed_fields(config)
     if args.id_col is not None:
         return {"ids": "user", "id_col": args.id_col, "parsed": parsed}
     checksum = result.stats.get("content_checksum")
     if checksum is None:  # semantic: its rows with their ids, as the final write read them
-        return {
-            "ids": "derived",
-            "input": {"rows": whole["rows"], "checksum": str(whole["checksum"])},
-            "parsed": parsed,
-        }
+        rows, checksum = whole["rows"], str(whole["checksum"])
+    else:
+        rows = result.stats["input_docs"]
     return {
         "ids": "derived",
-        "input": {"rows": result.stats["input_docs"], "checksum": checksum},
+        "scheme": DERIVED_ID_SCHEME,
+        "input": {"rows": rows, "checksum": checksum},
         "parsed": parsed,
     }
 
@@ -1429,6 +1430,7 @@ def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | N
     return what its ids file says (None without one). Derived ids are checked against the
     input's rows by `_run_remove`, on its write."""
     from sparkdedup.fs import read_text
+    from sparkdedup.ids import DERIVED_ID_SCHEME
 
     text = read_text(spark, f"{args.duplicates.rstrip('/')}/{_IDS_FILE}")
     if text is None:
@@ -1450,6 +1452,12 @@ def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | N
         raise InputError(
             f"the duplicates in {args.duplicates!r} hold derived ids (the workflow ran "
             f"without --id-col); run remove without --id-col on the same rows"
+        )
+    if made["ids"] == "derived" and made.get("scheme", 1) != DERIVED_ID_SCHEME:
+        raise InputError(
+            f"the duplicates in {args.duplicates!r} hold ids derived by another version of "
+            "sparkdedup, which hashed rows another way (nulls skipped); run the workflow "
+            "again to list them with this version's ids"
         )
     return made
 

@@ -149,9 +149,43 @@ def _holds(dtype: T.DataType, kinds: tuple[type, ...]) -> bool:
 _UNHASHABLE = (T.VariantType,) if hasattr(T, "VariantType") else ()
 
 
+#: How derived ids hash a row (`row_hashes`); recorded with lists of derived ids, so that ids
+#: derived by another scheme are refused rather than matched to other rows. Scheme 2 makes
+#: every null explicit (scheme 1 hashed with nulls skipped: ``(null, "a")`` and ``("a",
+#: null)`` collided, and so did ``[]`` and a null array).
+DERIVED_ID_SCHEME = 2
+
+
+def _explicit(column: Column, dtype: T.DataType) -> Column:
+    """`column` as a value without nulls for xxhash64, which skips a null (so that ``(null,
+    "a")`` and ``("a", null)``, or ``[]``, ``[null]`` and null, would hash alike): each value,
+    at every depth, becomes ``(is null, value)``; a map becomes its entries sorted by key."""
+    inner = column
+    if isinstance(dtype, T.ArrayType):
+        element = dtype.elementType
+        inner = F.transform(column, lambda x: _explicit(x, element))
+    elif isinstance(dtype, T.StructType):
+        inner = F.struct(
+            *[
+                _explicit(column.getField(f.name), f.dataType).alias(f"f{i}")
+                for i, f in enumerate(dtype.fields)
+            ]
+        )
+    elif isinstance(dtype, T.MapType):
+        key, value = dtype.keyType, dtype.valueType
+        inner = F.transform(
+            F.array_sort(F.map_entries(column)),
+            lambda e: F.struct(
+                _explicit(e.getField("key"), key).alias("k"),
+                _explicit(e.getField("value"), value).alias("v"),
+            ),
+        )
+    return F.struct(column.isNull().alias("n"), inner.alias("v"))
+
+
 def _hashable(field: T.StructField) -> Column:
-    """A column expression with the same value for the same content: a map becomes its
-    entries sorted by key (its stored order is arbitrary)."""
+    """A column expression with the same value for the same content, nulls made explicit
+    (`_explicit`): a map becomes its entries sorted by key (its stored order is arbitrary)."""
     column = named(field.name)
     dtype = field.dataType
     if _UNHASHABLE and _holds(dtype, _UNHASHABLE):
@@ -165,14 +199,13 @@ def _hashable(field: T.StructField) -> Column:
                 f"column {field.name!r} is a map of maps ({dtype.simpleString()}), which derived "
                 "ids cannot put in a stable order; pass an id column (id_col / --id-col)"
             )
-        return F.array_sort(F.map_entries(column))
-    if _holds(dtype, (T.MapType,)):
+    elif _holds(dtype, (T.MapType,)):
         raise SchemaError(
             f"column {field.name!r} holds a map inside a {dtype.typeName()} "
             f"({dtype.simpleString()}), which derived ids cannot put in a stable order; pass "
             "an id column (id_col / --id-col)"
         )
-    return column
+    return _explicit(column, dtype)
 
 
 def row_hashes(df: DataFrame) -> tuple[Column, Column]:

@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 from sparkdedup.columns import named
 from sparkdedup.errors import SchemaError
 from sparkdedup.ids import (
+    DERIVED_ID_SCHEME,
     H1,
     H2,
     ID_COL,
@@ -26,14 +27,19 @@ from sparkdedup.ids import (
 )
 
 #: Metadata of the ``id`` column of a duplicates list the Python API returns: which ids it
-#: holds ("user", with the id column's name, or "derived"). Kept by Parquet and checkpoints.
-IDS_META, ID_COL_META = "sparkdedup_ids", "sparkdedup_id_col"
+#: holds ("user", with the id column's name, or "derived", with the scheme that derived them).
+#: Kept by Parquet and checkpoints.
+IDS_META, ID_COL_META, SCHEME_META = "sparkdedup_ids", "sparkdedup_id_col", "sparkdedup_id_scheme"
 
 
 def mark_ids(duplicates: DataFrame, id_col: str | None) -> DataFrame:
     """`duplicates` with its ``id`` column marked as holding values of `id_col`, or derived
     ids when None, so that `remove_duplicates` refuses other id options (no Spark job)."""
-    meta = {IDS_META: "derived"} if id_col is None else {IDS_META: "user", ID_COL_META: id_col}
+    meta = (
+        {IDS_META: "derived", SCHEME_META: DERIVED_ID_SCHEME}
+        if id_col is None
+        else {IDS_META: "user", ID_COL_META: id_col}
+    )
     return duplicates.select(
         *[named(c).alias(c, metadata=meta) if c == "id" else named(c) for c in duplicates.columns]
     )
@@ -50,6 +56,11 @@ def check_listed_ids(duplicates: DataFrame, id_col: str | None) -> None:
         raise SchemaError(
             f"the duplicates hold derived ids (listed without an id column), not values of "
             f"id_col {id_col!r}: call remove_duplicates without id_col, on the same rows"
+        )
+    if listed == "derived" and field.metadata.get(SCHEME_META, 1) != DERIVED_ID_SCHEME:
+        raise SchemaError(
+            "the duplicates hold ids derived by another version of sparkdedup, which hashed "
+            "rows another way (nulls skipped): find the duplicates again with this version"
         )
     if listed == "user" and id_col != listed_col:
         got = "without id_col" if id_col is None else f"not of id_col {id_col!r}"

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 from sparkdedup.columns import named
 from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
+from sparkdedup.errors import SchemaError
 from sparkdedup.fuzzy.components import check_rounds_session, connected_components
 from sparkdedup.fuzzy.identify import BY_INDEX, check_priority_type, group_duplicates
 from sparkdedup.fuzzy.index import (
@@ -646,6 +647,23 @@ def fuzzy_duplicates(
     return duplicates
 
 
+def _check_left_out(df: DataFrame, duplicates: DataFrame, id_col: str) -> None:
+    """SchemaError, before any job, when `duplicates` cannot name documents of `df` by their
+    `id_col`: no ``id`` column, ids of another column or derived ones (`check_listed_ids`),
+    or ids of another kind (strings against integers, which no row would match)."""
+    from sparkdedup.removal import check_listed_ids
+
+    require_columns(duplicates, {"duplicates id": "id"})
+    check_listed_ids(duplicates, id_col)
+    listed = duplicates.schema["id"].dataType.simpleString()
+    ids = df.select(id_column(df, id_col).alias("id")).schema["id"].dataType.simpleString()
+    if (listed == "string") != (ids == "string"):
+        raise SchemaError(
+            f"the duplicates' ids are {listed} but id column {id_col!r} is {ids}: they cannot "
+            "name its documents (are they another corpus's, or derived ids?)"
+        )
+
+
 def write_index(
     df: DataFrame,
     path: str,
@@ -679,6 +697,8 @@ def write_index(
     cfg = _as_config(config, params)
     check_config(cfg, "write_index")
     validate_input(df, cfg)
+    if duplicates is not None:
+        _check_left_out(df, duplicates, cfg.id_col)
     spark = df.sparkSession
     writer = IndexWriter(spark, path, cfg, append=append, overwrite=overwrite, option="path")
     device = resolve_device(cfg.device, spark, cfg.use_64_bit_hash)
