@@ -399,6 +399,10 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     with pytest.raises(ConfigError, match="is not a sparkdedup index; choose a new path"):
         sparkdedup.write_index(new, str(tmp_path / "other"), overwrite=True, **CFG)
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="is a file; give a directory"):
+        sparkdedup.write_index(new, str(tmp_path / "other" / "keep.txt"), **CFG)
+    with pytest.raises(ConfigError, match="index_out .* is a file; give a directory"):
+        sparkdedup.fuzzy_duplicates(new, index_out=str(tmp_path / "other" / "keep.txt"), **CFG)
     # What a first write stopped before its commit left (its staging, a stale claim) is not
     # taken for another directory's files: the next write goes on, and clears them.
     stopped = tmp_path / "stopped"

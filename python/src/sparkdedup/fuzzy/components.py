@@ -180,9 +180,10 @@ def connected_components(
             )
         elif backend == "driver" and n_edges > max_driver_edges:
             raise ConfigError(
-                f"backend='driver' would collect {n_edges} edges, more than "
-                f"max_driver_edges={max_driver_edges}; use backend='distributed' or raise "
-                "max_driver_edges"
+                f"the driver backend (cc_backend / --cc-backend driver) would collect {n_edges} "
+                f"edges, more than its limit of {max_driver_edges} (driver_cc_max_edges / "
+                "--driver-cc-max-edges; max_driver_edges of connected_components): use the "
+                "distributed or auto backend, or raise the limit"
             )
         if n_edges == 0:
             return _empty_result(spark, id_type)

@@ -262,6 +262,11 @@ class IndexWriter:
         self.config = config
         self.base: FuzzyIndex | None = None
         self.replace = False
+        entry = fs.status(spark, path)
+        if entry is not None and not entry.is_dir:
+            raise ConfigError(
+                f"{option} {path!r} is a file; give a directory (an index is a directory)"
+            )
         if append:
             self.base = FuzzyIndex.open(spark, path, option)
             self.base.check_params(config, option)
