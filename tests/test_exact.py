@@ -65,6 +65,30 @@ def test_normalize_keeps_nulls_and_rejects_unknown_modes() -> None:
         FuzzyConfig(normalize="lowercase")
 
 
+def test_normalize_reads_invalid_utf8_as_replacement_characters() -> None:
+    """Spark strings can hold any bytes; pyarrow's Unicode functions refuse invalid UTF-8, so
+    it is read as Python's decode with errors="replace" does, in plain and large strings."""
+    raw = [b"Caf\xe9  AU\xff\xfeLAIT", None, b"plain  Text"]
+    want = [b.decode("utf-8", "replace").lower().replace("  ", " ") if b else None for b in raw]
+    for binary, string in ((pa.binary(), pa.string()), (pa.large_binary(), pa.large_string())):
+        texts = pa.array(raw, binary).view(string)
+        assert normalize_arrow(texts, "lower").to_pylist() == want
+        chunked = pa.chunked_array([texts, pa.array(["A  b"], string)])
+        assert normalize_arrow(chunked, "nfkc").to_pylist() == [*want, "a b"]
+
+
+def test_fuzzy_and_exact_normalise_invalid_utf8(spark) -> None:
+    words = ("caf\u00e9 au lait with some extra words " * 3).encode()
+    rows = [(1, bytearray(words + b"\xff")), (2, bytearray(words.upper() + b"\xfe"))]
+    rows.append((3, bytearray(b"plain ascii " * 5)))
+    df = spark.createDataFrame(rows, "id long, raw binary")
+    df = df.select("id", F.col("raw").cast("string").alias("text"))
+    exact = sparkdedup.exact_duplicates(df, id_col="id", normalize="lower")
+    assert _pairs(exact) == {2: 1}  # both end in one U+FFFD once lowered
+    fuzzy = sparkdedup.fuzzy_duplicates(df, id_col="id", device="cpu", normalize="nfkc")
+    assert _pairs(fuzzy) == {2: 1}
+
+
 def test_lsh_params_agrees_with_datasketch() -> None:
     # The dev extra has datasketch; the pyspark 3.5 venv runs this module without it.
     lsh = pytest.importorskip("datasketch.lsh", reason="datasketch is in the dev extra only")

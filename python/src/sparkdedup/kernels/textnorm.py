@@ -18,6 +18,10 @@ hashing, so the CPU and GPU paths hash the same normalised bytes:
 
 Case mapping and NFKC are pyarrow's (utf8proc's Unicode tables); the pyarrow version is part of
 the stage cache's fingerprint, and every executor of a cluster should have the same one.
+
+A string that is not valid UTF-8 (Spark strings can hold any bytes: ``CAST(binary AS STRING)``,
+Parquet written by other tools) is normalised as Python's ``bytes.decode("utf-8", "replace")``
+reads it: each invalid sequence becomes U+FFFD first. ``none`` hashes its bytes as they are.
 """
 
 from __future__ import annotations
@@ -44,13 +48,27 @@ def normalize_arrow(texts: pa.Array | pa.ChunkedArray, mode: str) -> pa.Array | 
     check_normalize(mode)
     if mode == "none":
         return texts
-    out = texts
+    out = _valid_utf8(texts)
     if mode == "nfkc":
         out = pc.utf8_normalize(out, form="NFKC")
     if mode in ("lower", "nfkc"):
         out = pc.utf8_lower(out)
     out = pc.replace_substring_regex(out, pattern=_WHITESPACE_RUN, replacement=" ")
     return pc.utf8_trim(out, characters=" ")
+
+
+def _valid_utf8(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """`texts`, with each invalid UTF-8 sequence of a string replaced by U+FFFD (pyarrow's
+    Unicode functions refuse such strings). One validation pass; the rare batch holding such
+    a string is decoded again text by text."""
+    try:
+        texts.validate(full=True)
+        return texts
+    except pa.ArrowInvalid:
+        pass
+    raw = texts.cast(pa.large_binary() if pa.types.is_large_string(texts.type) else pa.binary())
+    fixed = [None if b is None else b.decode("utf-8", "replace") for b in raw.to_pylist()]
+    return pa.array(fixed, type=texts.type)
 
 
 def normalize_text(text: str, mode: str) -> str:
