@@ -217,3 +217,30 @@ def test_remove_duplicates_refuses_ids_of_another_column(spark, tmp_path):
         remove_duplicates(docs, unmarked)
     renamed = docs.withColumnRenamed("id", "doc_id")
     assert remove_duplicates(renamed, dups, id_col="doc_id", check=False).count() == 4
+
+
+def test_reserved_column_names_are_refused_before_any_job(spark):
+    """Input columns named like the ones sparkdedup adds (``_dedup_*``, any case) are refused
+    up front by every workflow and by remove_duplicates, naming them (they clashed late, with
+    Spark's AMBIGUOUS_REFERENCE or only after the whole pipeline)."""
+    import sparkdedup
+
+    boom = F.raise_error(F.lit("a job ran"))
+    df = spark.range(4).select(
+        F.col("id"),
+        F.lit("some text here").alias("text"),
+        F.array(F.lit(1.0), F.lit(0.0)).alias("emb"),
+        boom.cast("bigint").alias("_DEDUP_pos"),
+        boom.cast("string").alias("_dedup_h1"),
+    )
+    message = r"column\(s\) '_DEDUP_pos', '_dedup_h1' start with '_dedup_'"
+    calls = [
+        lambda: sparkdedup.fuzzy_duplicates(df, id_col="id", device="cpu"),
+        lambda: sparkdedup.fuzzy_duplicates(df, device="cpu"),
+        lambda: sparkdedup.exact_duplicates(df),
+        lambda: sparkdedup.semantic_duplicates(df, embedding_col="emb", id_col="id"),
+        lambda: remove_duplicates(df, spark.createDataFrame([(1,)], "id long"), id_col="id"),
+    ]
+    for call in calls:
+        with pytest.raises(SchemaError, match=message):
+            call()

@@ -32,6 +32,23 @@ _PREFIX_SHIFT = 33  # ids: (h1 >>> 33) << 32 | rank within the prefix; rank < 2^
 _RANK_BITS = 32
 
 
+#: The prefix of the columns sparkdedup adds to a DataFrame while it works on it.
+RESERVED_PREFIX = "_dedup_"
+
+
+def check_reserved_names(df: DataFrame) -> None:
+    """SchemaError naming the input's columns whose names sparkdedup reserves (those starting
+    with ``_dedup_``, in any case, but the columns its own readers add), before any job: they
+    would clash with the columns it adds, late and with Spark's own error."""
+    ours = {RECORD_COL, *READER_COLS}
+    clash = [c for c in df.columns if c.lower().startswith(RESERVED_PREFIX) and c not in ours]
+    if clash:
+        raise SchemaError(
+            f"column(s) {', '.join(map(repr, clash))} start with {RESERVED_PREFIX!r}, which "
+            "sparkdedup reserves for the columns it adds: rename them"
+        )
+
+
 def require_columns(df: DataFrame, columns: dict[str, str | None]) -> None:
     """Raise SchemaError for the first missing column; `columns` maps role -> column name."""
     for role, name in columns.items():

@@ -20,6 +20,7 @@ from sparkdedup.ids import (
     H2,
     ID_COL,
     POS,
+    check_reserved_names,
     derived_ids,
     id_column,
     require_columns,
@@ -108,6 +109,7 @@ def remove_duplicates(
     DataFrame
         `df` without the duplicate rows, same columns and types.
     """
+    check_reserved_names(df)
     require_columns(duplicates, {"duplicates id": "id"})
     if check:
         check_listed_ids(duplicates, id_col)
