@@ -36,11 +36,11 @@ _RANK_BITS = 32
 RESERVED_PREFIX = "_dedup_"
 
 
-def check_reserved_names(df: DataFrame) -> None:
+def check_reserved_names(df: DataFrame, allowed: tuple[str, ...] = ()) -> None:
     """SchemaError naming the input's columns whose names sparkdedup reserves (those starting
-    with ``_dedup_``, in any case, but the columns its own readers add), before any job: they
-    would clash with the columns it adds, late and with Spark's own error."""
-    ours = {RECORD_COL, *READER_COLS}
+    with ``_dedup_``, in any case, but the columns its own readers add and `allowed`), before
+    any job: they would clash with the columns it adds, late and with Spark's own error."""
+    ours = {RECORD_COL, *READER_COLS, *allowed}
     clash = [c for c in df.columns if c.lower().startswith(RESERVED_PREFIX) and c not in ours]
     if clash:
         raise SchemaError(

@@ -109,7 +109,7 @@ def remove_duplicates(
     DataFrame
         `df` without the duplicate rows, same columns and types.
     """
-    check_reserved_names(df)
+    check_reserved_names(df, allowed=(ID_COL,))  # the ids, e.g. of `assign_ids`
     require_columns(duplicates, {"duplicates id": "id"})
     if check:
         check_listed_ids(duplicates, id_col)
