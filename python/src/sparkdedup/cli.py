@@ -915,7 +915,7 @@ def _check_writer(spark: Any, args: argparse.Namespace, raw: Any, out: Any) -> N
     from sparkdedup.io import first_line, write_output
 
     options = _write_options(args)
-    if not options or out is None:
+    if not options or args.output_table is not None:
         return
     probe = f"{out.staging}/_write_check"
     try:
@@ -1606,8 +1606,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     cache_lease, table = None, None
     try:
         table = _output_table(spark, args)  # its lease is held from here: aborted on failure
-        if table is None:
-            _check_writer(spark, args, raw, out)
+        _check_writer(spark, args, raw, out)
         prepare_cache(spark, _cache_path(args))
         if not out.keep:  # a --cache-path outside --output: the run holds it as well
             cache_lease = OutputLease(

@@ -474,7 +474,7 @@ def _read_jsonl(
     columns: Sequence[str],
     options: dict[str, str],
 ) -> DataFrame:
-    known = {name.lower(): name for name in JSONL_READ_OPTIONS}
+    known = {name.lower() for name in JSONL_READ_OPTIONS}
     other = sorted(key for key in options if key.lower() not in known)
     if other:
         raise ConfigError(
