@@ -646,6 +646,26 @@ def test_parquet_files_with_conflicting_types_are_named(spark, tmp_path, capsys)
     assert _digest(d) == before
 
 
+def test_parquet_files_with_conflicting_nested_types_are_named(spark, tmp_path, capsys):
+    """A list of doubles in one file and of floats in another (embedding columns): the error
+    names the column and the files, as for a top-level type."""
+    d = tmp_path / "pq"
+    d.mkdir()
+    for name, kind, start in (("a", pa.float64(), 0), ("b", pa.float32(), 10)):
+        table = pa.Table.from_pylist(_docs(10, start=start))
+        emb = pa.array([[1.0, 0.5]] * 10, pa.list_(kind))
+        pq.write_table(table.append_column("emb", emb), d / f"{name}.parquet")
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(d), "--input-format", "parquet", "--output",
+        str(tmp_path / "o"),
+    )  # fmt: skip
+    assert code == 2
+    line = _error_line(lines)
+    assert "disagree on the type of column 'emb'" in line, line
+    assert "double element" in line and "float element" in line, line
+    assert "a.parquet" in line and "b.parquet" in line, line
+
+
 def test_parquet_schema_merge_keeps_every_files_columns(spark, tmp_path, capsys):
     d = tmp_path / "pq"
     d.mkdir()

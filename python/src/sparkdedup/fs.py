@@ -257,7 +257,8 @@ def read_text(spark: SparkSession, path: str) -> str | None:
 
 
 def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
-    """Top-level column names of one Parquet file and their Parquet types, from its footer."""
+    """Top-level column names of one Parquet file and their Parquet types, from its footer (a
+    nested column's with its fields: a list of doubles is not a list of floats)."""
     if is_connect(spark):
         return _local_parquet_columns(path)
     jvm = spark.sparkContext._jvm
@@ -278,9 +279,11 @@ def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
                 else "GROUP"
             )
             logical = field.getLogicalTypeAnnotation()
-            fields[str(field.getName())] = str(kind) + (
-                f" ({logical.toString()})" if logical is not None else ""
-            )
+            kind = str(kind) + (f" ({logical.toString()})" if logical is not None else "")
+            if not field.isPrimitive():  # its fields, on one line: "{ repeated group list ... }"
+                text = " ".join(str(field.toString()).split())
+                kind += " " + text[text.find("{") :]
+            fields[str(field.getName())] = kind
         return fields
     finally:
         reader.close()
