@@ -293,6 +293,35 @@ def _killed(out) -> str:  # noqa: ANN001 - an OutputDir
     return out.staging.split(":", 1)[-1]
 
 
+def test_the_output_marker_is_replaced_in_one_step(spark, tmp_path, monkeypatch):
+    """The marker naming sparkdedup's files is replaced in one step, never truncated and then
+    written: a run stopped in between would leave it empty, and its outputs would no longer be
+    recognised as sparkdedup's (refused even with --overwrite). A marker Hadoop wrote with its
+    checksum file is replaced and read back through Hadoop."""
+    from sparkdedup import fs
+    from sparkdedup.outputs import MARKER, OutputDir
+
+    target = str(tmp_path / "out")
+    write_text, written = fs.write_text, []
+
+    def recording(spark_, path, text):
+        written.append(path)
+        return write_text(spark_, path, text)
+
+    monkeypatch.setattr(fs, "write_text", recording)
+    for run in range(3):
+        out = OutputDir(spark, target, ("stats.json",), overwrite=True)
+        out.prepare()
+        write_text(spark, out.path("stats.json"), json.dumps({"run": run}))
+        out.commit()
+        assert not [p for p in written if p.endswith(MARKER)], written
+        marker = json.loads(fs.read_text(spark, f"{target}/{MARKER}"))
+        assert marker["entries"] == {"stats.json": []}
+        assert json.loads(fs.read_text(spark, f"{target}/stats.json")) == {"run": run}
+        write_text(spark, f"{target}/{MARKER}", json.dumps(marker))  # with a checksum file
+    assert os.path.exists(tmp_path / "out" / f".{MARKER}.crc")
+
+
 def test_dataset_staging_left_by_a_killed_run_is_cleared(spark, tmp_path, caplog):
     """`remove` stages its output beside --output: a copy that a killed run left there is
     deleted by the next run writing that output, unless it holds the earlier output moved

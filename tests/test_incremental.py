@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from sparkdedup.config import FuzzyConfig
 from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError, SchemaError
 from sparkdedup.fuzzy.index import (
+    CLAIM_STALE_SECONDS,
     FuzzyIndex,
     IndexWriter,
     against_bands,
@@ -366,6 +368,38 @@ def test_a_commit_stopped_between_its_renames_leaves_a_readable_index(
     assert FuzzyIndex.open(spark, str(index)).table(["id"]).count() == 10
 
 
+def test_the_manifest_is_read_while_commits_switch_it(spark, corpus, tmp_path) -> None:
+    """Readers of an index (a run against it) while other commits switch its manifest, over
+    and over: every read finds a manifest, none fails."""
+    import threading
+
+    from sparkdedup.fuzzy.index import read_manifest, switch_manifest
+
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(corpus[0].limit(20), index, **CFG)
+    text = read_manifest(spark, index)
+    done, failures, reads = threading.Event(), [], []
+
+    def commits() -> None:
+        while not done.is_set():
+            switch_manifest(spark, index, text)
+
+    writer = threading.Thread(target=commits)
+    writer.start()
+    try:
+        deadline = time.time() + 4
+        while time.time() < deadline:
+            try:
+                reads.append(read_manifest(spark, index))
+            except Exception as err:  # noqa: BLE001 - each is a failure to report
+                failures.append(repr(err)[:200])
+    finally:
+        done.set()
+        writer.join()
+    assert not failures, failures[:3]
+    assert len(reads) > 100 and all(r == text for r in reads), sum(r is None for r in reads)
+
+
 def test_against_errors(spark, corpus, tmp_path) -> None:
     old, new = corpus
     index = str(tmp_path / "index")
@@ -617,6 +651,62 @@ def test_cli_run_whose_index_changed_commits_nothing(
     assert not (out / "stats.json").exists() and not (out / "duplicates").exists()
     manifest = FuzzyIndex.open(spark, index).manifest
     assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00001"]
+
+
+def test_a_run_stopped_between_its_output_and_its_index_is_caught(
+    spark, corpus, tmp_path, capsys, monkeypatch
+) -> None:
+    """A CLI run stopped after it committed its output, before its documents reached the
+    index, leaves its claim. Another run is refused up front: while the claim is young as
+    another run's commit in progress, and once it is stale because the output it names was
+    released unindexed (clearing it would let later runs keep copies of those documents).
+    Running the stopped command again takes its claim over and adds its documents."""
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old, index, **CFG)
+    new.where(F.col("id") < N_OLD + 30).write.parquet(str(tmp_path / "feb"))
+    new.where(F.col("id") >= N_OLD + 30).write.parquet(str(tmp_path / "mar"))
+    argv = ["fuzzy", "--input-format", "parquet", "--id-col", "id", "--master", "local[2]"]
+    argv += ["--device", "cpu", "--against", index, "--index-out", index]
+    feb = [*argv, "--input", str(tmp_path / "feb"), "--output", str(tmp_path / "o-feb")]
+    mar = [*argv, "--input", str(tmp_path / "mar"), "--output", str(tmp_path / "o-mar")]
+
+    class Killed(BaseException):
+        pass
+
+    def killed(self):
+        raise Killed
+
+    monkeypatch.setattr(IndexWriter, "commit", killed)
+    monkeypatch.setattr(IndexWriter, "abort", lambda self: None)  # a killed run cleans nothing
+    with pytest.raises(Killed):
+        main(feb)
+    monkeypatch.undo()
+    assert (tmp_path / "o-feb" / "stats.json").exists()  # released
+    assert FuzzyIndex.open(spark, index).documents == N_OLD
+    claim = tmp_path / "index" / "_sparkdedup_index_commit-00000002.json"
+    assert claim.exists()
+    capsys.readouterr()
+
+    assert main(mar) == 2
+    err = capsys.readouterr().err
+    assert "is being committed to by another run" in err and "run that command again" in err
+    assert not (tmp_path / "o-mar").exists()  # refused before any work
+    record = json.loads(claim.read_text())
+    record["claimed"] -= 2 * CLAIM_STALE_SECONDS
+    (tmp_path / "index" / f".{claim.name}.crc").unlink(missing_ok=True)
+    claim.write_text(json.dumps(record))
+    assert main(mar) == 2
+    err = capsys.readouterr().err
+    assert f"committed its output {record['output']!r} but was stopped before it added" in err
+    assert not (tmp_path / "o-mar").exists()
+
+    assert main([*feb, "--overwrite"]) == 0
+    stats = json.loads((tmp_path / "o-feb" / "stats.json").read_text())
+    indexed = FuzzyIndex.open(spark, index)
+    assert indexed.documents == N_OLD + stats["kept_docs"]
+    assert main(mar) == 0
+    assert FuzzyIndex.open(spark, index).manifest["commit"] == 3
 
 
 def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:

@@ -1584,9 +1584,13 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         FuzzyIndex.open(spark, args.against, "--against").check_params(config, "--against")
     index = None
     if getattr(args, "index_out", None) is not None:
+        from sparkdedup.fs import qualified
         from sparkdedup.fuzzy.index import index_writer
 
         index = index_writer(spark, args.index_out, config, overwrite=args.overwrite)
+        index.output = qualified(spark, args.output)
+        # A claim left on the index is refused now, not after the work.
+        index.check_claim()
     out = OutputDir(
         spark,
         args.output,

@@ -245,11 +245,19 @@ def read_text(spark: SparkSession, path: str) -> str | None:
     """The content of a small UTF-8 text file on any Hadoop file system; None if it is absent."""
     if is_connect(spark):
         return _local_read_text(path)
+    from py4j.protocol import Py4JJavaError
+
     fs, hpath = hadoop_path(spark, path)
-    if not fs.exists(hpath) or fs.getFileStatus(hpath).isDirectory():
-        return None
+    try:
+        if not fs.exists(hpath) or fs.getFileStatus(hpath).isDirectory():
+            return None
+        stream = fs.open(hpath)
+    except Py4JJavaError as err:
+        # Removed between the check and the open (another run's rename): absent.
+        if err.java_exception.getClass().getName() == "java.io.FileNotFoundException":
+            return None
+        raise
     jvm = spark.sparkContext._jvm
-    stream = fs.open(hpath)
     try:
         return jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
     finally:
@@ -409,6 +417,13 @@ def _local_replace_text(path: str, text: str) -> None:
     temporary = f"{local}.tmp-{os.getpid()}-{threading.get_ident()}"
     with open(temporary, "w", encoding="utf-8") as fh:
         fh.write(text)
+    # The checksum Hadoop's local file system wrote beside the file's earlier content would
+    # fail its next read through Hadoop: removed first (the file stays readable without it).
+    head, name = os.path.split(local)
+    try:
+        os.remove(os.path.join(head, f".{name}.crc"))
+    except FileNotFoundError:
+        pass
     os.replace(temporary, local)
 
 

@@ -672,14 +672,16 @@ class OutputDir:
             name: sorted(set(previous.get(name) or []) | set(new.get(name) or []))
             for name in set(previous) | set(new)
         }
-        fs.write_text(self.spark, marker_path, self._marker_text(union))
+        # Replaced in one step (on the local disk): a run stopped while the marker is written
+        # must not leave it empty, which would make these outputs no longer sparkdedup's.
+        fs.replace_text(self.spark, marker_path, self._marker_text(union))
         for name in sorted(set(previous) | set(new)):
             target = f"{self.root}/{name}"
             if fs.exists(self.spark, target):
                 fs.rename(self.spark, target, f"{self.staging}/_replaced/{name}")
         for name in new:
             fs.rename(self.spark, f"{self.staging}/{name}", f"{self.root}/{name}")
-        fs.write_text(self.spark, marker_path, self._marker_text(new))
+        fs.replace_text(self.spark, marker_path, self._marker_text(new))
 
     def abort(self) -> None:
         """Remove the staging directory, give the lease back; earlier outputs stay as they

@@ -69,8 +69,15 @@ def read_manifest(spark: SparkSession, path: str) -> str | None:
     """The text of the index manifest at `path`: the current one, else the one a commit
     stopped between its renames left (`PREVIOUS_MANIFEST`); None when there is neither."""
     base = path.rstrip("/")
-    text = fs.read_text(spark, f"{base}/{MANIFEST}")
-    return text if text is not None else fs.read_text(spark, f"{base}/{PREVIOUS_MANIFEST}")
+    for _ in range(3):
+        # A commit's switch may fall between these reads (the manifest renamed away before the
+        # first, the previous one deleted before the second): the new one is then in place,
+        # read on the next round.
+        for name in (MANIFEST, PREVIOUS_MANIFEST):
+            text = fs.read_text(spark, f"{base}/{name}")
+            if text:
+                return text
+    return None
 
 
 def switch_manifest(spark: SparkSession, path: str, text: str) -> None:
@@ -300,6 +307,10 @@ class IndexWriter:
         self._number = _commit_number(seen) + 1
         self._claim: str | None = None
         self._run = uuid.uuid4().hex
+        #: The run's output directory (qualified), set by the CLI: recorded in the claim, so
+        #: that a run stopped between committing that output and the index is recognised
+        #: (`check_claim`).
+        self.output: str | None = None
 
     def check_unchanged(self) -> None:
         """InputError when another run has committed to the index since this writer was made.
@@ -348,39 +359,89 @@ class IndexWriter:
             return
         self.check_unchanged()
         path = f"{self.path}/{_claim_name(self._number)}"
-        body = json.dumps({"claimed": time.time(), "run": self._run, "sparkdedup": __version__})
+        body = json.dumps(
+            {
+                "claimed": time.time(),
+                "run": self._run,
+                "output": self.output,
+                "sparkdedup": __version__,
+            }
+        )
         if fs.create_new(self.spark, path, body):
             self._claim = path
             return
         self.check_unchanged()  # that run has committed since: the error says so
+        self._check_leftover(path)  # else an InputError
+        log.warning(
+            "sparkdedup: index %s: clearing the claim %s, left by a run stopped mid-commit",
+            self.path,
+            path,
+        )
+        fs.delete(self.spark, path)
+        if fs.create_new(self.spark, path, body):
+            self._claim = path
+            return
+        self.check_unchanged()
+        self._refuse_busy(path, self._claim_age(path) or 0.0)  # another run took it meanwhile
+
+    def check_claim(self) -> None:
+        """Before any work: an InputError when `claim` would refuse this run's commit for a
+        claim already there (another run's commit in progress, or a run stopped after it
+        released its output but before its documents were added to the index)."""
+        path = f"{self.path}/{_claim_name(self._number)}"
+        if fs.exists(self.spark, path):
+            self._check_leftover(path)
+
+    def _check_leftover(self, path: str) -> None:
+        """Whether the claim at `path`, made by another run, may be cleared: it may when that
+        run was this command's (the same output, which this run's lease holds: it was stopped
+        mid-commit), or when it is `CLAIM_STALE_SECONDS` old and that run committed no output
+        without the index. Otherwise an InputError saying which."""
+        held = self._read_claim(path)
+        if self.output is not None and held.get("output") == self.output:
+            return
         age = self._claim_age(path)
-        if age is None or age >= CLAIM_STALE_SECONDS:
-            log.warning(
-                "sparkdedup: index %s: clearing the claim %s, left by a run stopped mid-commit",
-                self.path,
-                path,
-            )
-            fs.delete(self.spark, path)
-            if fs.create_new(self.spark, path, body):
-                self._claim = path
-                return
-            self.check_unchanged()
-            age = self._claim_age(path) or 0.0  # another run took it meanwhile
+        if age is not None and age < CLAIM_STALE_SECONDS:
+            self._refuse_busy(path, age)
+        output = held.get("output")
+        if output and held.get("run"):
+            try:
+                stats = json.loads(fs.read_text(self.spark, f"{output}/stats.json") or "")
+                released = stats["index_out"]["run"] == held["run"]
+            except (ValueError, KeyError, TypeError):
+                released = False
+            if released:
+                raise InputError(
+                    f"{self.option} {self.path!r}: the run that left the claim {path!r} "
+                    f"committed its output {output!r} but was stopped before it added its "
+                    "documents to the index, so later runs would keep copies of them: run "
+                    "that command again (with --overwrite) to add them, or delete that file "
+                    "to go on without them"
+                )
+
+    def _refuse_busy(self, path: str, age: float) -> None:
         raise InputError(
             f"{self.option} {self.path!r} is being committed to by another run (its claim "
             f"{path!r} is {age:.0f} s old): this run's documents were deduplicated without "
             "that run's, so they are not added; runs writing one index must not overlap. "
             "If no other run writes this index, the claim was left by a run stopped "
-            "mid-commit: delete that file and run again (it is cleared by itself after "
-            f"{CLAIM_STALE_SECONDS} s)"
+            "mid-commit: run that command again, or delete that file and run again (it is "
+            f"cleared by itself after {CLAIM_STALE_SECONDS} s)"
         )
+
+    def _read_claim(self, path: str) -> dict[str, Any]:
+        """The record of the claim at `path`; {} when it is gone or unreadable."""
+        try:
+            held = json.loads(fs.read_text(self.spark, path) or "")
+        except ValueError:  # being written, or damaged
+            return {}
+        return held if isinstance(held, dict) else {}
 
     def _claim_age(self, path: str) -> float | None:
         """Seconds since the claim at `path` was made (its own record, else the file's time);
         None when it is gone."""
-        text = fs.read_text(self.spark, path)
         try:
-            return time.time() - float(json.loads(text or "")["claimed"])
+            return time.time() - float(self._read_claim(path)["claimed"])
         except (ValueError, KeyError, TypeError):  # unreadable: being written, or damaged
             entry = fs.status(self.spark, path)
             return None if entry is None else time.time() - entry.mtime / 1000
@@ -410,6 +471,8 @@ class IndexWriter:
             "documents": self._rows,
             "indexed_docs": before + self._rows,
             "appended": self.base is not None,
+            # The claim's: a claim left behind names the output this run committed.
+            "run": self._run,
         }
 
     def _segment_name(self) -> str:
