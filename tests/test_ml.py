@@ -146,6 +146,10 @@ def test_params_set_to_none_save_and_load(spark, tmp_path) -> None:
 
 def test_semantic_fit_transform_equals_semantic_duplicates(spark, embedding_docs) -> None:
     params = dict(embeddingCol="emb", idCol="doc", nClusters=3, eps=0.01)
+    with pytest.raises(ConfigError, match="outputMode"):  # before the fit's work, not after it
+        SemanticDeduplicator(**params, outputMode="x").fit(embedding_docs)
+    with pytest.raises(ConfigError, match="the direction 'up' is neither"):
+        SemanticDeduplicator(**params, sortCols=["doc:up"]).fit(embedding_docs)
     model = SemanticDeduplicator(**params).fit(embedding_docs)
     assert model.clusterCenters().shape == (3, DIM)
     assert model.getNClusters() == 3 and model.getEmbeddingCol() == "emb"

@@ -4,6 +4,7 @@ stage cache, resume, and exit codes (run in-process on the test session)."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -178,6 +179,13 @@ def test_semantic_cli_errors(spark, corpus, capsys) -> None:
     args[args.index("emb")] = "text"
     assert cli.main(args) == 2
     assert "embedding column 'text' must be array<float>" in capsys.readouterr().err
+    # Refused for its input before the output and its cache are created.
+    assert not os.path.exists(root / "bad")
+    bad_sort = _args(path, str(root / "bad-sort"), "--sort-cols", "q:up")
+    assert cli.main(bad_sort) == 2
+    err = capsys.readouterr().err
+    assert "sort_cols entry 'q:up': the direction 'up' is neither 'asc' nor 'desc'" in err, err
+    assert not os.path.exists(root / "bad-sort")
     with pytest.raises(SystemExit):
         cli.main(["semantic", "--input", path, "--input-format", "jsonl", "--output", "x"])
 

@@ -1566,6 +1566,16 @@ def _explain_failure(
         raise InputError(f"an input file cannot be read: {first_line(err)}") from err
 
 
+def _validate(df: Any, config: Any, command: str) -> None:
+    """The workflow's own checks of its input (column types, sort columns, reserved names),
+    which it makes again: here before the output and the cache are created."""
+    if command == "semantic":
+        from sparkdedup.semantic.workflow import validate_input
+    else:
+        from sparkdedup.fuzzy.workflow import validate_input
+    validate_input(df, config)
+
+
 def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     from sparkdedup.device import probe_in_background
     from sparkdedup.io import input_fingerprint
@@ -1606,6 +1616,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     # The input is checked before anything is created: a run refused for its input (a mistyped
     # path, a missing column) leaves no output directory and no cache behind.
     raw, df = _read(spark, args, config)
+    _validate(df, config, args.command)
     out.prepare()
     cache_lease, table = None, None
     try:

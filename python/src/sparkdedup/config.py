@@ -51,6 +51,17 @@ def sort_keys(sort_cols: Any) -> list[tuple[str, bool]]:
     return keys
 
 
+def check_sort_direction(name: str, columns: Any) -> None:
+    """ConfigError for a `sort_cols` entry `name` that is no column of `columns` but one
+    followed by a direction other than ``asc`` or ``desc`` (``q:up``)."""
+    column, colon, direction = name.rpartition(":")
+    if colon and name not in columns and column in columns:
+        raise ConfigError(
+            f"sort_cols entry {name!r}: the direction {direction!r} is neither 'asc' nor 'desc' "
+            f"(and no column is named {name!r})"
+        )
+
+
 def check_fraction(name: str, value: Any) -> None:
     """ConfigError unless `value` is a number in (0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:

@@ -33,6 +33,7 @@ from pyspark.sql import types as T
 
 from sparkdedup import fs
 from sparkdedup.columns import named
+from sparkdedup.config import check_sort_direction
 from sparkdedup.errors import ConfigError, InputError, SchemaError
 
 FORMATS = ("jsonl", "parquet")
@@ -432,6 +433,9 @@ def _json_field_types(
     if not names:
         names = sorted(seen)
     absent = [name for name in names if name not in seen]
+    for name in absent if seen else []:
+        if name not in (text_col, id_col):  # a sort column, maybe with a mistyped direction
+            check_sort_direction(name, seen)
     if seen and absent:
         role = "text" if absent[0] == text_col else "id" if absent[0] == id_col else "a"
         raise SchemaError(

@@ -223,6 +223,7 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         )
 
         config = self.getConfig()
+        self._output_mode()  # a bad one is refused before the fit, not after it
         validate_input(dataset, config)
         check_kmeans_session(dataset.sparkSession)
         device = resolve_device(config.device, dataset.sparkSession)

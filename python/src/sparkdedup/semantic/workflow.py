@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from sparkdedup.columns import named
-from sparkdedup.config import SemanticConfig, sort_keys
+from sparkdedup.config import SemanticConfig, check_sort_direction, sort_keys
 from sparkdedup.device import resolve_device
 from sparkdedup.errors import SchemaError
 from sparkdedup.fuzzy.identify import check_rank_type
@@ -74,6 +74,8 @@ def validate_input(df: DataFrame, config: SemanticConfig) -> None:
         require_embedding_backend()
     require_columns(df, {"id": config.id_col})
     names = [name for name, _ in sort_keys(config.sort_cols)]
+    for name in names:
+        check_sort_direction(name, df.columns)
     require_columns(df, {f"sort_cols entry {c!r}": c for c in names})
     for name in names:
         check_rank_type(df.schema[name].dataType, f"sort column {name!r}")
