@@ -727,6 +727,14 @@ def test_empty_input_file_gives_an_empty_result(spark, tmp_path, capsys):
     assert code == 0, lines[-5:]
     stats = json.loads((tmp_path / "o" / "stats.json").read_text())
     assert stats["input_docs"] == 0 and stats["removed_docs"] == 0
+    # Semantic, from an embedding field no record shows: an empty corpus of embeddings.
+    code, lines = _run(
+        capsys, "semantic", "--input", str(d), "--input-format", "jsonl", "--embedding-col",
+        "emb", "--id-col", "id", "--n-clusters", "2", "--output", str(tmp_path / "s"),
+    )  # fmt: skip
+    assert code == 0, lines[-5:]
+    stats = json.loads((tmp_path / "s" / "stats.json").read_text())
+    assert stats["input_docs"] == 0 and stats["removed_docs"] == 0
 
 
 @pytest.mark.parametrize(

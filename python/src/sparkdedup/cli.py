@@ -1485,7 +1485,8 @@ def _parsed_fields(config: Any) -> dict[str, Any]:
             columns.append(config.embedding_col)
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
         columns += [name for name, _ in sort_keys(getattr(config, "sort_cols", None) or ())]
-    return {"text_col": _input_text_col(config), "columns": columns}
+    embedding = getattr(config, "embedding_col", None) if config is not None else None
+    return {"text_col": _input_text_col(config), "columns": columns, "embedding_col": embedding}
 
 
 def _read(
@@ -1496,7 +1497,9 @@ def _read(
     run that listed the duplicates, so that both find the same bad records)."""
     fields = parsed if parsed is not None else _parsed_fields(config)
     try:
-        return _read_fields(spark, args, fields["text_col"], list(fields["columns"]))
+        return _read_fields(
+            spark, args, fields["text_col"], list(fields["columns"]), fields.get("embedding_col")
+        )
     except Exception as err:  # a Spark failure the input caused: named as an input error
         if not isinstance(err, DedupError):
             _explain_failure(spark, args, None, err, fields["text_col"])
@@ -1504,8 +1507,14 @@ def _read(
 
 
 def _read_fields(
-    spark: Any, args: argparse.Namespace, text_col: str | None, columns: list[str]
+    spark: Any,
+    args: argparse.Namespace,
+    text_col: str | None,
+    columns: list[str],
+    embedding_col: str | None = None,
 ) -> tuple[Any, Any]:
+    from pyspark.sql import types as T
+
     from sparkdedup.io import good_records, read_input
     from sparkdedup.tables import read_table
 
@@ -1522,6 +1531,8 @@ def _read_fields(
         options=_options(args.read_option, "--read-option"),
         # Checked on the final write, which reads every row anyway (`_write_results`).
         defer_text_check=True,
+        # An empty JSONL input is an empty corpus of embeddings, not a column of strings.
+        empty_types={embedding_col: T.ArrayType(T.DoubleType())} if embedding_col else None,
     )
     return df, good_records(df, args.bad_records)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -130,6 +130,7 @@ def read_input(
     columns: Sequence[str] = (),
     options: dict[str, str] | None = None,
     defer_text_check: bool = False,
+    empty_types: Mapping[str, T.DataType] | None = None,
 ) -> DataFrame:
     """Read a corpus: JSONL, Parquet, or any other Spark data source.
 
@@ -150,6 +151,8 @@ def read_input(
         `check_all_null_files` (the CLI does, on its final write). Checked here, the row groups
         holding a null text are read once more; with null texts spread over the corpus that is
         a read of its text column.
+    empty_types : JSONL: the types of fields that no record can tell (an input without
+        records), else strings (an embedding column: an array).
 
     Returns
     -------
@@ -175,7 +178,9 @@ def read_input(
         checked = (None if defer_text_check else text_col, id_col)
         return _read_parquet(spark, path, [c for c in checked if c], id_col, options)
     if fmt == "jsonl":
-        return _read_jsonl(spark, path, text_col, id_col, columns, options or {})
+        return _read_jsonl(
+            spark, path, text_col, id_col, columns, options or {}, dict(empty_types or {})
+        )
     return _read_source(spark, path, fmt, id_col, options or {})
 
 
@@ -415,11 +420,16 @@ def _utf8_valid(col: Column) -> Column:
 
 
 def _json_field_types(
-    spark: SparkSession, raw: DataFrame, text_col: str | None, id_col: str | None, names: list[str]
+    spark: SparkSession,
+    raw: DataFrame,
+    text_col: str | None,
+    id_col: str | None,
+    names: list[str],
+    empty_types: dict[str, T.DataType],
 ) -> T.StructType:
     """Types of the fields to parse: text as string, the id as bigint when the leading records
     hold integers (an error when they hold other numbers; else string), the rest as the
-    leading records hold them (else string)."""
+    leading records hold them (else `empty_types`' when there are none, else string)."""
     sample = raw.select(F.col(RECORD_COL).alias("value")).limit(JSON_SAMPLE_RECORDS)
     reader = spark.read.options(**_JSON_OPTIONS)
     try:
@@ -444,7 +454,8 @@ def _json_field_types(
         )
     fields = []
     for name in names:
-        dtype = seen.get(name, T.StringType())
+        dtype = seen.get(name, empty_types.get(name, T.StringType()) if not seen else None)
+        dtype = dtype or T.StringType()
         if name == text_col:
             dtype = T.StringType()
         elif name == id_col:
@@ -477,6 +488,7 @@ def _read_jsonl(
     id_col: str | None,
     columns: Sequence[str],
     options: dict[str, str],
+    empty_types: dict[str, T.DataType],
 ) -> DataFrame:
     known = {name.lower() for name in JSONL_READ_OPTIONS}
     other = sorted(key for key in options if key.lower() not in known)
@@ -494,7 +506,7 @@ def _read_jsonl(
     except SPARK_ERRORS as err:
         raise InputError(f"input path {path!r} cannot be read as jsonl: {first_line(err)}") from err
     names = list(dict.fromkeys(c for c in (text_col, id_col, *columns) if c))
-    schema = _json_field_types(spark, raw, text_col, id_col, names)
+    schema = _json_field_types(spark, raw, text_col, id_col, names, empty_types)
     parsed = raw.select(
         RECORD_COL, FILE_COL, _parse_json(F.col(RECORD_COL), schema).alias("_dedup_parsed")
     ).where(F.col("_dedup_parsed").isNotNull())  # a blank line parses to null: not a record
