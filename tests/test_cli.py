@@ -517,6 +517,29 @@ def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, cap
     capsys.readouterr()
 
 
+def test_a_file_replaced_by_one_of_its_size_recomputes_the_cached_stages(spark, tmp_path, capsys):
+    """The cache knows the input by every file's name, size and time: a file rewritten with
+    other texts of the same length, kept older than the newest file, is a changed input."""
+    import os
+
+    src = tmp_path / "in"
+    src.mkdir()
+    text = "the same words again and again, word after word "
+    (src / "a.jsonl").write_text(f'{{"id": 1, "text": "{text}1"}}\n')
+    (src / "b.jsonl").write_text(f'{{"id": 2, "text": "{text}1"}}\n')
+    os.utime(src / "a.jsonl", (1_000_000, 1_000_000))
+    argv = ["exact", "--input", str(src), "--input-format", "jsonl", "--id-col", "id"]
+    argv += ["--output", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["removed_docs"] == 1
+    (src / "a.jsonl").write_text(f'{{"id": 1, "text": "{text}2"}}\n')
+    os.utime(src / "a.jsonl", (1_500_000, 1_500_000))
+    assert cli.main([*argv, "--overwrite"]) == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["removed_docs"] == 0 and stats["resumed_stages"] == [], stats
+    capsys.readouterr()
+
+
 def test_writer_options_are_checked_before_the_work(spark, jsonl_corpus, tmp_path, capsys):
     """A writer option the output's writer refuses is an error (exit 2, naming the options)
     before any stage runs; nothing is left behind. A malformed one is a usage error."""

@@ -44,6 +44,24 @@ def test_local_operations_round_trip(tmp_path) -> None:
     assert not fs.exists(spark, str(base / "b")) and fs.status(spark, str(base / "b")) is None
 
 
+def test_file_summary_digest_sees_a_replaced_file_of_the_same_size(tmp_path) -> None:
+    """A file replaced by another of its size, older than the newest file: the count, the
+    bytes and the latest time stay, the digest of the listing changes."""
+    import os
+
+    spark = _ConnectSession()
+    (tmp_path / "a.jsonl").write_text("aaaa")
+    (tmp_path / "b.jsonl").write_text("bbbb")
+    os.utime(tmp_path / "a.jsonl", (1_000_000, 1_000_000))
+    os.utime(tmp_path / "b.jsonl", (2_000_000, 2_000_000))
+    before = fs.file_summary(spark, str(tmp_path))
+    (tmp_path / "a.jsonl").write_text("cccc")
+    os.utime(tmp_path / "a.jsonl", (1_500_000, 1_500_000))
+    after = fs.file_summary(spark, str(tmp_path))
+    assert before[:3] == after[:3] == (2, 8, 2_000_000_000)
+    assert before[3] != after[3]
+
+
 def test_replace_text_is_never_seen_in_part(tmp_path) -> None:
     """A lease's renewal: a reader sees the old content or the new, never an empty or cut
     file, and no temporary file is left."""

@@ -11,6 +11,7 @@ I/O.
 from __future__ import annotations
 
 import glob as globmod
+import hashlib
 import os
 import shutil
 import threading
@@ -297,23 +298,38 @@ def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
         reader.close()
 
 
-def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int]:
-    """(files, bytes, latest modification in ms) of the data files under `path` (a file, a
-    directory or a glob); names starting with ``.`` or ``_`` are not data."""
+def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
+    """(files, bytes, latest modification in ms, digest) of the data files under `path` (a
+    file, a directory or a glob); names starting with ``.`` or ``_`` are not data. The digest
+    covers every file's path below its match of `path`, size and modification time: a file
+    replaced by another of its size, or one older than the newest, changes it."""
     if is_connect(spark):
         return _local_file_summary(path)
     fsys, hpath = hadoop_path(spark, path)
-    files = bytes_total = latest = 0
+    listing = []
     for st in fsys.globStatus(hpath) or []:
+        root = st.getPath().toString()
         it = fsys.listFiles(st.getPath(), True)
         while it.hasNext():
             f = it.next()
-            if f.getPath().getName().startswith((".", "_")):
+            name = f.getPath().getName()
+            if name.startswith((".", "_")):
                 continue
-            files += 1
-            bytes_total += f.getLen()
-            latest = max(latest, f.getModificationTime())
-    return files, bytes_total, latest
+            rel = f.getPath().toString()[len(root) :] or name
+            listing.append((rel, int(f.getLen()), int(f.getModificationTime())))
+    return _summary(listing)
+
+
+def _summary(listing: list[tuple[str, int, int]]) -> tuple[int, int, int, str]:
+    digest = hashlib.sha256()
+    for rel, size, mtime in sorted(listing):
+        digest.update(f"{rel.lstrip('/')}\t{size}\t{mtime}\n".encode())
+    return (
+        len(listing),
+        sum(size for _, size, _ in listing),
+        max((mtime for _, _, mtime in listing), default=0),
+        digest.hexdigest(),
+    )
 
 
 # ------------------------------------------------------------- Spark Connect: this machine's
@@ -454,8 +470,8 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
     return {field.name: str(field.type) for field in schema}
 
 
-def _local_file_summary(path: str) -> tuple[int, int, int]:
-    files = bytes_total = latest = 0
+def _local_file_summary(path: str) -> tuple[int, int, int, str]:
+    listing = []
     for match in globmod.glob(local_path(path)):
         walked = [(os.path.dirname(match), [], [os.path.basename(match)])]
         if os.path.isdir(match):
@@ -464,8 +480,8 @@ def _local_file_summary(path: str) -> tuple[int, int, int]:
             for name in names:
                 if name.startswith((".", "_")):
                     continue
-                st = os.stat(os.path.join(root, name))
-                files += 1
-                bytes_total += int(st.st_size)
-                latest = max(latest, int(st.st_mtime * 1000))
-    return files, bytes_total, latest
+                file = os.path.join(root, name)
+                st = os.stat(file)
+                rel = os.path.relpath(file, match) if os.path.isdir(match) else name
+                listing.append((rel, int(st.st_size), int(st.st_mtime * 1000)))
+    return _summary(listing)

@@ -106,17 +106,21 @@ def content_columns(df: DataFrame) -> list[str]:
 
 def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
     """The qualified path, count, total size and latest modification time of the files under
-    `path`.
+    `path`, and a digest of each file's name, size and modification time.
 
     Part of the stage-cache fingerprint, so that a changed input is never served from a cache,
     and another spelling of the same input (relative, through a link, a trailing slash) is.
+    The files are listed, not read: a file rewritten in place with its size and modification
+    time kept (``touch -r``, or a copy that keeps times over a file of the same size) looks
+    unchanged; such an input needs a new ``--cache-path``, or the cache deleted.
     """
-    files, bytes_total, latest = fs.file_summary(spark, path)
+    files, bytes_total, latest, digest = fs.file_summary(spark, path)
     return {
         "path": fs.qualified(spark, path),
         "files": files,
         "bytes": bytes_total,
         "mtime": latest,
+        "listing": digest,
     }
 
 

@@ -141,7 +141,7 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
     info = describe(spark, name)
     if info.location is not None:
         try:
-            files, size, latest = fs.file_summary(spark, info.location)
+            files, size, latest, _ = fs.file_summary(spark, info.location)
             return {"table": name, "files": files, "bytes": size, "mtime": latest}
         except (DedupError, *SPARK_ERRORS, OSError):
             pass  # a location this session cannot list (Spark Connect, a remote store)
