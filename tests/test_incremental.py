@@ -359,6 +359,7 @@ def test_a_commit_stopped_between_its_renames_leaves_a_readable_index(
     manifest = json.loads((index / "_sparkdedup_index.json").read_text())
     assert manifest["documents"] == 45 and not (index / "_sparkdedup_index.previous.json").exists()
     assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00002"]
+    assert not (index / "segment=00001").exists()  # the stopped run's, never listed: removed
     # Replaced for good: only the new segment is left.
     replaced = sparkdedup.write_index(new.limit(10), str(index), overwrite=True, **CFG)
     assert [s["name"] for s in replaced["segments"]] == ["segment=00003"]

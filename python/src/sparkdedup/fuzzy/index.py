@@ -530,12 +530,12 @@ class IndexWriter:
         listed = {s["name"] for s in manifest["segments"]}
         for entry in fs.list_dir(self.spark, self.path):
             # Claims of earlier commits (the one before stays, for a run checking just now),
-            # and a replaced index's segments, once nothing lists them.
+            # and the segments no manifest lists: a replaced index's, and those of runs
+            # stopped between moving their segment into place and switching the manifest
+            # (commits go one at a time, under their claims: no other run's is under way).
             old_claim = entry.name.startswith(_CLAIM) and entry.name < _claim_name(self._number - 1)
-            replaced = (
-                self.replace and entry.name.startswith("segment=") and entry.name not in listed
-            )
-            if old_claim or replaced:
+            unlisted = entry.name.startswith("segment=") and entry.name not in listed
+            if old_claim or unlisted:
                 fs.delete(self.spark, entry.path)
         log.info(
             "sparkdedup: index %s: %s with %d documents (%d in all)",
