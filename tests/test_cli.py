@@ -540,6 +540,22 @@ def test_a_file_replaced_by_one_of_its_size_recomputes_the_cached_stages(spark, 
     capsys.readouterr()
 
 
+def test_csv_output_keeps_the_texts_whitespace(spark, tmp_path):
+    """Spark's CSV writer trims each value unless told not to: the kept rows' texts come back
+    as they were read, spaces, tabs and line ends included; a user's own setting still wins."""
+    from sparkdedup.io import write_output
+
+    texts = [" ", "  leading", "trailing\t", "\nboth\n", "plain"]
+    df = spark.createDataFrame(list(enumerate(texts)), "id long, text string")
+    write_output(df, str(tmp_path / "out"), "csv", {"header": "true"})
+    back = spark.read.options(header="true", multiLine="true").csv(str(tmp_path / "out"))
+    assert sorted((int(r["id"]), r["text"]) for r in back.collect()) == list(enumerate(texts))
+    opts = {"header": "true", "IGNORETRAILINGWHITESPACE": "true"}
+    write_output(df, str(tmp_path / "trimmed"), "csv", opts)
+    back = spark.read.options(header="true", multiLine="true").csv(str(tmp_path / "trimmed"))
+    assert {r["text"] for r in back.collect()} >= {"trailing", "  leading"}
+
+
 def test_writer_options_are_checked_before_the_work(spark, jsonl_corpus, tmp_path, capsys):
     """A writer option the output's writer refuses is an error (exit 2, naming the options)
     before any stage runs; nothing is left behind. A malformed one is a usage error."""

@@ -731,7 +731,8 @@ def write_output(df: DataFrame, path: str, fmt: str, options: dict[str, str] | N
 
     Rows read from JSONL are written back as their original lines, byte for byte but for their
     line ends (``\n``; with the
-    text writer's `options`: ``compression``, ``lineSep``).
+    text writer's `options`: ``compression``, ``lineSep``). CSV keeps each value's leading and
+    trailing whitespace (Spark's writer trims it by default), unless `options` say otherwise.
     """
     check_format(fmt, "output format")
     fmt = canonical_format(fmt)
@@ -739,7 +740,15 @@ def write_output(df: DataFrame, path: str, fmt: str, options: dict[str, str] | N
         df.select(RECORD_COL).write.mode("overwrite").options(**(options or {})).text(path)
         return
     content = df.select(*[named(c) for c in content_columns(df) if c != RECORD_COL])
-    writer = content.write.mode("overwrite").options(**(options or {}))
+    options = dict(options or {})
+    if fmt == "csv":
+        # Spark's CSV writer trims every value's leading and trailing whitespace unless told
+        # not to: the kept rows' texts would not be those read. The user's setting wins.
+        given = {key.lower() for key in options}
+        for key in ("ignoreLeadingWhiteSpace", "ignoreTrailingWhiteSpace"):
+            if key.lower() not in given:
+                options[key] = "false"
+    writer = content.write.mode("overwrite").options(**options)
     if fmt == "jsonl":
         writer.option("ignoreNullFields", "false").json(path)
     else:
