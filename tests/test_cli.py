@@ -321,6 +321,10 @@ _RUN = ["fuzzy", "--input", "x", "--input-format", "jsonl", "--output", "o"]
         (["dedup"], "invalid choice: 'dedup'"),
         ([*_RUN, "--master", "lcal[2]"], "--master 'lcal[2]' is not a Spark master URL"),
         ([*_RUN, "--threshold", "0.7"], "--threshold is the Jaccard threshold of --verify jaccard"),
+        (
+            [*_RUN, "--verify", "jaccard", "--lsh-threshold", "0.5"],
+            "with --verify jaccard the bands follow --threshold",
+        ),
     ],
 )
 def test_cli_usage_error_is_one_line_exit_2(capsys, argv, message):
@@ -538,6 +542,23 @@ def test_a_file_replaced_by_one_of_its_size_recomputes_the_cached_stages(spark, 
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["removed_docs"] == 0 and stats["resumed_stages"] == [], stats
     capsys.readouterr()
+
+
+def test_stats_record_the_lsh_threshold_that_chose_the_bands(spark, tmp_path):
+    """stats.json says which --lsh-threshold chose the bands (its config's `threshold` is
+    --verify jaccard's, unused here)."""
+    from sparkdedup.tuning import lsh_params
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        "".join(f'{{"id": {i}, "text": "document number {i} of three"}}\n' for i in range(3))
+    )
+    argv = ["fuzzy", "--input", str(src), "--input-format", "jsonl", "--id-col", "id"]
+    assert cli.main([*argv, "--lsh-threshold", "0.5", "--output", str(tmp_path / "out")]) == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    bands, rows = lsh_params(0.5, 260)
+    assert stats["lsh_threshold"] == 0.5
+    assert (stats["config"]["num_bands"], stats["config"]["minhashes_per_band"]) == (bands, rows)
 
 
 def test_csv_output_keeps_the_texts_whitespace(spark, tmp_path):

@@ -805,6 +805,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
             "candidate pair: add --verify jaccard (for LSH alone, --lsh-threshold picks the "
             "bands from a threshold)"
         )
+    if getattr(args, "lsh_threshold", None) is not None and args.verify == "jaccard":
+        parser.error(
+            "--lsh-threshold picks the bands of LSH alone; with --verify jaccard the bands "
+            "follow --threshold (the Jaccard threshold each candidate pair is checked against): "
+            "drop --lsh-threshold"
+        )
     master = getattr(args, "master", None)
     if master is not None and not _MASTER_URL.fullmatch(master):
         parser.error(
@@ -1387,6 +1393,9 @@ def _write_results(
         resumed_stages=runner.resumed,
         config=dataclasses.asdict(config),
     )
+    if getattr(args, "lsh_threshold", None) is not None:
+        # What chose the config's bands; the config's `threshold` is --verify jaccard's.
+        stats["lsh_threshold"] = args.lsh_threshold
     if bad:
         log.warning(
             "sparkdedup: %d bad input records %s",
