@@ -102,6 +102,14 @@ def test_hive_serde_table_with_derived_ids(cases: dict) -> None:
             "--output-table needs typed rows",
         ),
         (["--input-table", "a b", "--output", "o"], "--input-table must be a table name"),
+        (
+            ["--input-table", "t", "--output", "o", "--output-table", "db.`T__SparkDedup_Lease`"],
+            "ends with a name sparkdedup keeps for the staging and lease tables",
+        ),
+        (
+            ["--input-table", "t", "--output", "o", "--output-table", "d__sparkdedup_staging"],
+            "ends with a name sparkdedup keeps",
+        ),
         (["--input", "x", "--input-table", "t", "--output", "o"], "not allowed with argument"),
     ],
 )

@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold",
         type=float,
         default=None,
-        help=f"Jaccard threshold of --verify jaccard (default: {_FUZZY['threshold']})",
+        help=f"Jaccard threshold of --verify jaccard, in (0, 1) (default: {_FUZZY['threshold']})",
     )
     f.add_argument(
         "--lsh-threshold",

@@ -73,6 +73,12 @@ def check_name(name: str, option: str) -> None:
             f"{option} must be a table name, [catalog.][database.]table (parts in backquotes when "
             f"they hold other characters), got {name!r}"
         )
+    table = name.strip().rstrip("`").lower()
+    if option == "--output-table" and table.endswith((STAGING_SUFFIX, LEASE_SUFFIX)):
+        raise ConfigError(
+            f"{option} {name!r} ends with a name sparkdedup keeps for the staging and lease "
+            f"tables of an output table ({STAGING_SUFFIX}, {LEASE_SUFFIX}); choose another"
+        )
 
 
 def _error(err: BaseException) -> str:
