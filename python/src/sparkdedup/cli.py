@@ -1489,12 +1489,12 @@ def _parsed_fields(config: Any) -> dict[str, Any]:
     another type is a bad record): its text column, and its embedding, priority or sort
     columns."""
     columns: list[str] = []
+    embedding = getattr(config, "embedding_col", None)
     if config is not None:
-        if getattr(config, "embedding_col", None):
-            columns.append(config.embedding_col)
+        if embedding:
+            columns.append(embedding)
         columns += [c for c in (getattr(config, "priority_col", None),) if c]
         columns += [name for name, _ in sort_keys(getattr(config, "sort_cols", None) or ())]
-    embedding = getattr(config, "embedding_col", None) if config is not None else None
     return {"text_col": _input_text_col(config), "columns": columns, "embedding_col": embedding}
 
 

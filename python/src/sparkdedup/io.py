@@ -458,8 +458,8 @@ def _json_field_types(
         )
     fields = []
     for name in names:
-        dtype = seen.get(name, empty_types.get(name, T.StringType()) if not seen else None)
-        dtype = dtype or T.StringType()
+        # Absent only when no record was read (a field missing from records is refused above).
+        dtype = seen.get(name) or empty_types.get(name, T.StringType())
         if name == text_col:
             dtype = T.StringType()
         elif name == id_col:

@@ -268,7 +268,6 @@ class IndexWriter:
         self.spark, self.path, self.option = spark, path.rstrip("/"), option
         self.config = config
         self.base: FuzzyIndex | None = None
-        self.replace = False
         entry = fs.status(spark, path)
         if entry is not None and not entry.is_dir:
             raise ConfigError(
@@ -289,7 +288,6 @@ class IndexWriter:
                     f"{option} {path!r} already holds an index; pass {replace} to replace it, "
                     f"or {add} to add to it"
                 )
-            self.replace = True
         self.copy = None
         if not append and config.against is not None:
             # A new index of the old documents and the kept new ones.
