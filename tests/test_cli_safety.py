@@ -4,6 +4,7 @@ that the input and the user's files are byte-identical afterwards."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pyspark.sql import functions as F
 from sparkdedup import cli
 
 
@@ -774,6 +776,65 @@ def test_bad_jsonl_record_names_file_and_line(
     assert _digest(d) == before and not (tmp_path / "o" / "duplicates").exists()
 
 
+# Lines Spark's JSON parser alone would misread, and how each is classified (None: a good
+# record). The parser reads a line's first value and ignores what follows (a second record
+# there was lost with no count), writes an unpaired surrogate escape as "?" (so that different
+# texts became equal), reads the strings "NaN" and "-Infinity" as numbers where it parses a
+# double, and reads any JSON value as its text where it parses a string (a string id column).
+MISREAD_LINES = [
+    (b'{"id": "a", "text": "first"}{"id": "b", "text": "second"}', "text after the JSON object"),
+    (b'{"id": "c", "text": "x"} trailing', "text after the JSON object"),
+    (b'{"id": "d", "text": "x"},', "text after the JSON object"),
+    (b'{"id": "e", "text": "x"} // a comment', "text after the JSON object"),
+    (b'{"id": "f", "text": "x"}] {"id": "f2", "text": "y"}', "text after the JSON object"),
+    (b'{"id": "g", "text": "x"}} {"id": "g2", "text": "y"}', "text after the JSON object"),
+    (b'{"id": "h", "text": "x"}, {"id": "i", "text": "y"}', "text after the JSON object"),
+    (b'{"id": "j", "text": "brackets ]} {[ in a string"}  \t', None),
+    (b'{"id": "k", "text": "price \\ud800 dollars"}', "unpaired UTF-16 surrogate escape"),
+    (b'{"id": "l", "text": "price \\udfff dollars?"}', "unpaired UTF-16 surrogate escape"),
+    (b'{"id": "m", "text": "a pair \\ud83d\\ude00 is one character?"}', None),
+    (b'{"id": "n", "text": "an escaped backslash \\\\ud800 is not an escape?"}', None),
+    (b'{"id": "o", "text": "-Infinity"}', None),
+    (b'{"id": "p", "text": "-INF"}', None),
+    (b'{"id": "q", "text": "NaN"}', None),
+    (b'{"id": "r", "text": NaN}', "field 'text' is a JSON number"),
+    (b'{"id": "s", "text": -Infinity}', "field 'text' is a JSON number"),
+    (b'\xef\xbb\xbf{"id": "t", "text": "after a byte-order mark (files joined with cat)"}', None),
+    (b'{"id": true, "text": "a boolean id"}', "field 'id' is a JSON boolean"),
+    (b'{"id": {"k": 1}, "text": "an object id"}', "field 'id' is a JSON boolean"),
+    (b'{"id": [1, 2], "text": "an array id"}', "field 'id' is a JSON boolean"),
+    (b'{"id": 1.5, "text": "a fractional id"}', "a number that is not an integer"),
+    (b'{"id": 7, "text": "an integer id among strings is its text"}', None),
+]
+
+
+def test_jsonl_lines_the_json_parser_would_misread_are_bad_records(spark, tmp_path):
+    from sparkdedup import io
+
+    path = tmp_path / "c" / "a.jsonl"
+    path.parent.mkdir()
+    path.write_bytes(b'{"id": "first", "text": "a good first record"}\n')
+    with open(path, "ab") as f:
+        f.write(b"".join(line + b"\n" for line, _ in MISREAD_LINES))
+    df = io.read_input(spark, str(path), "jsonl", text_col="text", id_col="id")
+    assert df.schema["id"].dataType.simpleString() == "string"
+    got = {r[io.RECORD_COL]: r[io.BAD_COL] for r in df.collect()}
+    assert (
+        len(got) == len(MISREAD_LINES) + 1
+        and got.pop('{"id": "first", "text": "a good first record"}') is None
+    )
+    for line, reason in MISREAD_LINES:
+        bad = got[line.decode()]
+        assert bad is None if reason is None else reason in (bad or ""), (line, bad)
+    # The lines kept are read as written: a surrogate pair is one character, an escaped
+    # backslash a backslash, the byte-order mark is not part of the record's fields.
+    texts = {r["id"]: r["text"] for r in df.where(F.col(io.BAD_COL).isNull()).collect()}
+    assert texts["m"] == "a pair \U0001f600 is one character?"
+    assert texts["n"] == "an escaped backslash \\ud800 is not an escape?"
+    assert texts["o"] == "-Infinity" and texts["q"] == "NaN" and texts["7"].startswith("an int")
+    assert texts["t"].startswith("after a byte-order mark")
+
+
 def test_jsonl_fractional_ids_are_refused_and_a_drifting_field_is_named(spark, tmp_path, capsys):
     """Ids that are numbers but not integers in the leading records are refused (they were
     read as strings and ordered as text), as a double id column is in Parquet; a field whose
@@ -1043,6 +1104,12 @@ def test_bad_records_skipped_or_quarantined_and_counted(spark, tmp_path, capsys,
         )
         assert {r["file"].rsplit("/", 1)[-1] for r in rows} == {"a.jsonl"}
         assert any(r["record"] == "{not json" for r in rows)
+        # JSON text cannot hold invalid UTF-8: such a line's bytes are in record_base64.
+        exact = {r["reason"]: r["record_base64"] for r in rows}
+        assert (
+            base64.b64decode(exact.pop("invalid UTF-8")) == b'{"id": 901, "text": "bad \xff bytes"}'
+        )
+        assert set(exact.values()) == {None}
     assert _digest(d) == before
 
 

@@ -55,6 +55,9 @@ JSON_SAMPLE_RECORDS = 1000
 _CORRUPT = "_dedup_corrupt"
 # Jackson's default limit is 20 M characters per string; documents can be longer.
 _JSON_OPTIONS = {"maxStringLen": str(2**31 - 1)}
+_BOM = "\ufeff"
+# The non-standard numbers Jackson reads when allowNonNumericNumbers is on (Spark's default).
+_NON_NUMERIC = ("NaN", "Infinity", "+Infinity", "-Infinity", "INF", "+INF", "-INF")
 # Files reported by name in a schema error before "and N more".
 _SHOWN_FILES = 5
 
@@ -434,7 +437,7 @@ def _json_field_types(
     """Types of the fields to parse: text as string, the id as bigint when the leading records
     hold integers (an error when they hold other numbers; else string), the rest as the
     leading records hold them (else `empty_types`' when there are none, else string)."""
-    sample = raw.select(F.col(RECORD_COL).alias("value")).limit(JSON_SAMPLE_RECORDS)
+    sample = raw.select(_json_text(F.col(RECORD_COL)).alias("value")).limit(JSON_SAMPLE_RECORDS)
     reader = spark.read.options(**_JSON_OPTIONS)
     try:
         try:
@@ -511,18 +514,23 @@ def _read_jsonl(
         raise InputError(f"input path {path!r} cannot be read as jsonl: {first_line(err)}") from err
     names = list(dict.fromkeys(c for c in (text_col, id_col, *columns) if c))
     schema = _json_field_types(spark, raw, text_col, id_col, names, empty_types)
+    json = _json_text(F.col(RECORD_COL))
     parsed = raw.select(
-        RECORD_COL, FILE_COL, _parse_json(F.col(RECORD_COL), schema).alias("_dedup_parsed")
+        RECORD_COL, FILE_COL, _parse_json(json, schema).alias("_dedup_parsed")
     ).where(F.col("_dedup_parsed").isNotNull())  # a blank line parses to null: not a record
     fields = [F.col("_dedup_parsed").getField(f.name).alias(f.name) for f in schema.fields]
     return parsed.select(
         RECORD_COL,
         *fields,
         FILE_COL,
-        _json_bad(F.col(RECORD_COL), F.col("_dedup_parsed"), schema, id_col, text_col).alias(
-            BAD_COL
-        ),
+        _json_bad(json, F.col("_dedup_parsed"), schema, id_col, text_col).alias(BAD_COL),
     )
+
+
+def _json_text(record: Column) -> Column:
+    """The JSON of a line: without a byte-order mark at its start, which the line reader drops
+    at a file's start only (files joined with ``cat`` have one on a later line)."""
+    return F.when(record.startswith(_BOM), F.substring(record, 2, 2**31 - 1)).otherwise(record)
 
 
 def _parse_json(record: Column, schema: T.StructType) -> Column:
@@ -538,17 +546,76 @@ def _json_bad(
     id_col: str | None,
     text_col: str | None = None,
 ) -> Column:
-    bad = F.when(parsed[_CORRUPT].isNotNull(), _unparsed_reason(record, schema)).when(
-        ~_utf8_valid(record), F.lit("invalid UTF-8")
+    bad = (
+        F.when(parsed[_CORRUPT].isNotNull(), _unparsed_reason(record, schema))
+        .when(~_utf8_valid(record), F.lit("invalid UTF-8"))
+        .when(
+            ~_one_json_value(record),
+            F.lit(
+                "text after the JSON object (two records joined by a missing line end, a "
+                "trailing comma or comment): only the first object would be read"
+            ),
+        )
     )
     if id_col is not None:
         bad = bad.when(parsed[id_col].isNull(), F.lit(f"field {id_col!r} is missing or null"))
+        if isinstance(schema[id_col].dataType, T.StringType):
+            bad = bad.when(
+                _not_a_json_string(record, parsed[id_col], id_col, integers=True),
+                F.lit(
+                    f"field {id_col!r} is a JSON boolean, object or array or a number that is "
+                    "not an integer; ids are integers or strings"
+                ),
+            )
     if text_col is not None:
+        text = parsed[text_col]
         bad = bad.when(
-            _not_a_json_string(record, parsed[text_col], text_col),
+            _not_a_json_string(record, text, text_col),
             F.lit(f"field {text_col!r} is a JSON number, boolean, object or array, not a string"),
+        ).when(
+            # Such an escape reads as "?", so that texts differing there would be equal; a
+            # text without "?" cannot hold one, and the line's escapes are looked at only then.
+            text.contains("?") & record.contains("\\u") & _lone_surrogate(record),
+            F.lit(
+                "an unpaired UTF-16 surrogate escape (such as \\ud800) in the line, which no "
+                "UTF-8 text can hold"
+            ),
         )
     return bad
+
+
+def _one_json_value(record: Column) -> Column:
+    """Whether `record` is one JSON value and nothing else but whitespace. Spark's JSON parser
+    reads the first value and ignores what follows; inside ``[...]`` a second value or trailing
+    text fails the parse unless it closes the bracket itself with ``]``, which inside
+    ``{"k": ...}`` fails it: the two parses (with empty schemas, which skip the values) pass
+    together only when nothing follows the value. The second is needed only for a line that
+    holds a ``]``."""
+    in_array = F.from_json(
+        F.concat(F.lit("["), record, F.lit("]")), T.ArrayType(T.StructType([])), _JSON_OPTIONS
+    )
+    corrupt = T.StructType([T.StructField(_CORRUPT, T.StringType(), True)])
+    in_object = F.from_json(
+        F.concat(F.lit('{"k":'), record, F.lit("}")),
+        corrupt,
+        dict(_JSON_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT),
+    )
+    one = F.coalesce(F.size(in_array) == 1, F.lit(False))  # null when the parse failed
+    return (
+        F.when(~one, F.lit(False))
+        .when(record.contains("]"), in_object[_CORRUPT].isNull())
+        .otherwise(F.lit(True))
+    )
+
+
+def _lone_surrogate(record: Column) -> Column:
+    """Whether the JSON line `record` holds a ``\\uD800``-``\\uDFFF`` escape that is not half of
+    a high-low pair (escaped backslashes, ``\\\\``, are set aside first)."""
+    unescaped = F.regexp_replace(record, r"\\\\", "_")
+    unpaired = F.regexp_replace(
+        unescaped, r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}", "_"
+    )
+    return unpaired.rlike(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _unparsed_reason(record: Column, schema: T.StructType) -> Column:
@@ -572,18 +639,24 @@ def _unparsed_reason(record: Column, schema: T.StructType) -> Column:
     return reason.otherwise(F.lit("not a JSON object of the fields' types"))
 
 
-def _not_a_json_string(record: Column, text: Column, name: str) -> Column:
-    """Whether the JSON value of field `name` is a number, boolean, object or array, which the
-    parse as a string turned into its JSON text (`text`). Only a text that such a value can
-    give (starting with ``{``, ``[``, a digit or ``-``, or ``true``/``false``) is parsed again,
-    as that kind of value: a JSON string never parses as one."""
-    options = dict(_JSON_OPTIONS, mode="PERMISSIVE")
+def _not_a_json_string(record: Column, text: Column, name: str, integers: bool = False) -> Column:
+    """Whether the JSON value of field `name` is a number (with `integers`, one that is not an
+    integer), boolean, object or array, which the parse as a string turned into its JSON text
+    (`text`). Only a text that such a value can give (starting with ``{``, ``[``, a digit or
+    ``-``, ``true``/``false``, or a non-standard NaN or Infinity, which Spark writes quoted) is
+    parsed again, as that kind of value: a JSON string never parses as one. The number parse
+    is strict, as the default one reads the strings "NaN" and "-Infinity" as numbers; only
+    the default one reads the bare NaN and Infinity."""
+    strict = dict(_JSON_OPTIONS, mode="PERMISSIVE", allowNonNumericNumbers="false")
 
-    def parses_as(dtype: T.DataType) -> Column:
+    def parses_as(dtype: T.DataType, options: dict[str, str] = strict) -> Column:
         schema = T.StructType([T.StructField(name, dtype, True)])
         return F.from_json(record, schema, options)[name].isNotNull()
 
     first = F.substring(text, 1, 1)
+    number = parses_as(T.DoubleType())
+    if integers:
+        number = number & ~parses_as(T.LongType())
     return (
         F.when(
             first == "{",
@@ -591,7 +664,11 @@ def _not_a_json_string(record: Column, text: Column, name: str) -> Column:
         )
         .when(first == "[", parses_as(T.ArrayType(T.StringType())))
         .when(text.isin("true", "false"), parses_as(T.BooleanType()))
-        .when(first.isin("-", *"0123456789"), parses_as(T.DoubleType()))
+        .when(first.isin("-", *"0123456789"), number)
+        .when(
+            text.isin(*[f'"{word}"' for word in _NON_NUMERIC]),
+            parses_as(T.DoubleType(), dict(_JSON_OPTIONS, mode="PERMISSIVE")),
+        )
         .otherwise(F.lit(False))
     )
 
@@ -629,15 +706,19 @@ def good_records(df: DataFrame, mode: str = "fail") -> DataFrame:
 def write_quarantine(df: DataFrame, path: str, fmt: str) -> None:
     """Write the bad records of `df` (from `read_input`) at `path`, with their file and reason.
 
-    JSONL: one JSON object a line, ``{"file", "reason", "record"}`` with the line as read (a
-    line of invalid UTF-8 keeps its bytes as far as JSON can). Parquet: the rows' columns plus
+    JSONL: one JSON object a line, ``{"file", "reason", "record", "record_base64"}`` with the
+    line as read; a line of invalid UTF-8, which JSON text cannot hold, has its bytes in
+    ``record_base64`` too (null for the others). Parquet: the rows' columns plus
     ``_sparkdedup_file`` and ``_sparkdedup_reason``.
     """
     bad = df.where(F.col(BAD_COL).isNotNull())
     file, reason = F.col(FILE_COL).alias("file"), F.col(BAD_COL).alias("reason")
     if canonical_format(fmt) == "jsonl":
-        record = F.col(RECORD_COL).alias("record")
-        bad.select(file, reason, record).write.option("ignoreNullFields", "false").json(path)
+        line = F.col(RECORD_COL)
+        exact = F.when(~_utf8_valid(line), F.base64(line.cast("binary"))).alias("record_base64")
+        bad.select(file, reason, line.alias("record"), exact).write.option(
+            "ignoreNullFields", "false"
+        ).json(path)
         return
     content = [named(c) for c in content_columns(df)]
     bad.select(
@@ -705,14 +786,14 @@ def _first_bad_line(
     the lines of the splits before it plus its place in its own split.
     """
     fields = T.StructType([f for f in df.schema.fields if f.name not in (RECORD_COL, *READER_COLS)])
-    parsed = _parse_json(F.col("value"), fields)
+    json = _json_text(F.col("value"))
+    parsed = _parse_json(json, fields)
     lines = spark.read.text(_literal_path(file)).select(
         F.spark_partition_id().alias("p"),
         F.monotonically_increasing_id().alias("m"),
-        (
-            parsed.isNotNull()
-            & _json_bad(F.col("value"), parsed, fields, id_col, text_col).isNotNull()
-        ).alias("bad"),
+        (parsed.isNotNull() & _json_bad(json, parsed, fields, id_col, text_col).isNotNull()).alias(
+            "bad"
+        ),
     )
     counts = dict(
         (r["p"], r["n"]) for r in lines.groupBy("p").agg(F.count(F.lit(1)).alias("n")).collect()
