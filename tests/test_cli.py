@@ -494,6 +494,21 @@ def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys,
     assert summary == {"input_docs": 4, "removed_docs": 2, "kept_docs": 2, "listed_docs": 3}
     assert sorted(pd.read_parquet(tmp_path / "x")["doc"]) == [0, 4]
 
+    # A list whose ids are not the input's (strings that are no integers' text, or numbers
+    # that a cast would truncate to another document's id) is refused, nothing written.
+    spark.createDataFrame([("1",), ("x",)], "id string").write.parquet(str(tmp_path / "s"))
+    spark.createDataFrame([(1.0,), (2.7,)], "id double").write.parquet(str(tmp_path / "f"))
+    for listed, message in (
+        ("s", "include values that are not --id-col 'doc' (bigint), such as 'x'"),
+        ("f", "id column is double; ids are integers or strings"),
+    ):
+        argv = ["remove", "--input", str(tmp_path / "subset"), "--input-format", "parquet"]
+        argv += ["--duplicates", str(tmp_path / listed), "--id-col", "doc"]
+        code = cli.main([*argv, "--output", str(tmp_path / "z")])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err.strip().splitlines()[-1], err
+        assert not (tmp_path / "z").exists()
+
     code, _, err = run("bad", "--id-col", "doc", "--bad-records", "quarantine", out="y")
     assert code == 2 and "--bad-records quarantine is for fuzzy, exact and semantic" in err, err
     code, out, err = run("bad", "--id-col", "doc", "--bad-records", "skip", out="y")

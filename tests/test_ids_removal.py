@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -157,6 +159,48 @@ def test_ids_listed_more_than_once_remove_their_row_once(spark, broadcast):
     )
     listed = spark.createDataFrame([(2, 1), (2, 1), (2, 3)], "id bigint, kept_id bigint")
     assert sorted(r[ID_COL] for r in remove_duplicates(numbered, listed).collect()) == [1, 3]
+
+
+def test_listed_ids_of_another_type_remove_only_the_rows_they_equal(spark):
+    """A cast to the input's id type would truncate 3.7 to 3, "7.9" to 7 (Spark 3.5), fail on
+    "x" (Spark 4), and 2**60 + 3 held as a double is 2**60: such a list removed other rows."""
+    big = 2**60
+    df = spark.createDataFrame(
+        [(i, f"doc {i}") for i in range(10)] + [(big + i, "big") for i in range(3)],
+        "id bigint, text string",
+    )
+
+    def kept(listed, schema, **kwargs):
+        dups = spark.createDataFrame([(v,) for v in listed], schema)
+        return sorted(r["id"] for r in remove_duplicates(df, dups, id_col="id", **kwargs).collect())
+
+    everything = list(range(10)) + [big, big + 1, big + 2]
+    from decimal import Decimal
+
+    for dtype, value in (("double", 3.0), ("float", 3.0), ("decimal(10,2)", Decimal("3.00"))):
+        with pytest.raises(SchemaError, match=re.escape(f"id column is {dtype}; ids are")):
+            kept([value], f"id {dtype}")
+    # Strings: only an integer's own text is that integer.
+    listed = ["3", "07", "x", "7.9", " 8", str(big + 1), "99999999999999999999", None]
+    assert kept(listed, "id string") == [i for i in everything if i not in (3, big + 1)]
+    assert kept(listed, "id string", broadcast=True) == [
+        i for i in everything if i not in (3, big + 1)
+    ]
+    assert kept([4, 5], "id int") == [i for i in everything if i not in (4, 5)]
+    # A decimal of scale 0 out of bigint's range matches nothing (a cast would wrap around).
+    listed = [Decimal(6), Decimal(2**64 + 6)]
+    assert kept(listed, "id decimal(30,0)") == [i for i in everything if i != 6]
+    # Integers against string ids: their text.
+    named_df = spark.createDataFrame([("1", "a"), ("01", "b"), ("x", "c")], "id string, t string")
+    dups = spark.createDataFrame([(1,)], "id bigint")
+    assert sorted(r["id"] for r in remove_duplicates(named_df, dups, id_col="id").collect()) == [
+        "01",
+        "x",
+    ]
+    # Derived ids (a `_dedup_id` column) take integers only.
+    numbered = spark.createDataFrame([(1, "x"), (2, "y")], f"{ID_COL} bigint, text string")
+    with pytest.raises(SchemaError, match="id column is double"):
+        remove_duplicates(numbered, spark.createDataFrame([(2.0,)], "id double"))
 
 
 @pytest.mark.skipif(

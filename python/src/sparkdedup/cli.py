@@ -33,7 +33,7 @@ from sparkdedup.config import (
     SemanticConfig,
     sort_keys,
 )
-from sparkdedup.errors import ConfigError, DedupError, InputError
+from sparkdedup.errors import ConfigError, DedupError, InputError, SchemaError
 from sparkdedup.io import BAD_RECORDS
 
 log = logging.getLogger("sparkdedup")
@@ -1705,6 +1705,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     is not unique there; fewer, that some listed ids are not in this input, is a warning)."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     from sparkdedup.ids import (
         H1,
@@ -1718,7 +1719,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     )
     from sparkdedup.io import BAD_COL, good_records
     from sparkdedup.outputs import OutputDir
-    from sparkdedup.removal import drop_rows, remove_duplicates, removed_row_keys
+    from sparkdedup.removal import drop_rows, listed_ids, remove_duplicates, removed_row_keys
     from sparkdedup.sizing import broadcastable, join_hint, partitions_for
 
     args.write_format = _output_format(spark, args)
@@ -1737,12 +1738,15 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         # The ids listed (their count and digest): a narrow job over the duplicates, which
         # also sizes the removal.
         require_columns(duplicates, {"duplicates id": "id"})
-        key_type = "bigint"
+        key_type: Any = T.LongType()
         if args.id_col is not None:
             key = id_column(raw, args.id_col)
             key_type = raw.select(key.alias("k")).schema["k"].dataType
-        listed_ids = duplicates.select(F.col("id").cast(key_type).alias("k")).distinct()
-        listed = _observed(listed_ids.agg(*_digest(F.xxhash64("k"))).first().asDict())
+        listed_keys = duplicates.select(F.col("id"), listed_ids(duplicates, key_type).alias("k"))
+        if duplicates.schema["id"].dataType != key_type:
+            _refuse_foreign_ids(args, listed_keys, key_type)
+        listed_keys = listed_keys.select("k").distinct()
+        listed = _observed(listed_keys.agg(*_digest(F.xxhash64("k"))).first().asDict())
         read_obs, whole_obs, kept_obs = (
             Observation("read"),
             Observation("input"),
@@ -1794,7 +1798,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             # many rows they name (a read of its id column, only in this case).
             found = (
                 df.select(id_column(df, args.id_col).alias("k"))
-                .join(listed_ids.hint(join_hint(spark, listed["rows"])), on="k", how="left_semi")
+                .join(listed_keys.hint(join_hint(spark, listed["rows"])), on="k", how="left_semi")
                 .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("k").alias("ids"))
                 .first()
             )
@@ -1821,6 +1825,23 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         "listed_docs": listed["rows"],
         "bad_records": bad,
     }
+
+
+def _refuse_foreign_ids(args: argparse.Namespace, listed_keys: Any, key_type: Any) -> None:
+    """SchemaError naming a few of the listed ids that no id of this input's type equals
+    (`removal.listed_ids` made them null: "x" or "7.9" against integer ids): such a list is
+    not of this input's ids. A job over the list, run only when its ids are of another type."""
+    from pyspark.sql import functions as F
+
+    foreign = listed_keys.where(F.col("id").isNotNull() & F.col("k").isNull())
+    shown = [row[0] for row in foreign.select(F.col("id").cast("string")).limit(3).collect()]
+    if shown:
+        which = "derived ids" if args.id_col is None else f"--id-col {args.id_col!r}"
+        raise SchemaError(
+            f"the ids in {args.duplicates!r} include values that are not {which} "
+            f"({key_type.simpleString()}), such as {', '.join(map(repr, shown))}: is it a list "
+            "of this input's duplicates?"
+        )
 
 
 # Bytes a derived-id key row takes in its shuffle (h1, h2, position, prefix).

@@ -8,7 +8,7 @@ again from the rows (a read of the rows and a shuffle of the keys, never of the 
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Observation
+from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -19,6 +19,7 @@ from sparkdedup.ids import (
     H1,
     H2,
     ID_COL,
+    INTEGRAL,
     POS,
     check_reserved_names,
     derived_ids,
@@ -76,6 +77,35 @@ def check_listed_ids(duplicates: DataFrame, id_col: str | None) -> None:
         )
 
 
+def listed_ids(duplicates: DataFrame, key_type: T.DataType) -> Column:
+    """The ``id`` column of `duplicates` as values of `key_type`, the type of the ids it is
+    matched against (bigint or string), with no lossy cast: an id that no value of that type
+    equals (a string that is not an integer's text, a number out of range) is null, which
+    matches no row. Floating-point and fractional ids are refused (SchemaError, no Spark job):
+    a cast would truncate them to another document's id, and a list that went through float64
+    (pandas, JSON) may have lost the digits of large ids. Integers match strings as their text.
+    """
+    dtype = duplicates.schema["id"].dataType
+    listed = F.col("id")
+    integral = isinstance(dtype, INTEGRAL) or (
+        isinstance(dtype, T.DecimalType) and dtype.scale == 0
+    )
+    if not (integral or isinstance(dtype, T.StringType)):
+        raise SchemaError(
+            f"the duplicates' id column is {dtype.simpleString()}; ids are integers or strings "
+            "(a list read through floating point may have lost the digits of large ids: keep "
+            "it as integers or strings)"
+        )
+    if isinstance(key_type, T.StringType):
+        return listed.cast(key_type)  # a string, or an integer's text
+    if isinstance(dtype, T.LongType):
+        return listed
+    # A value of key_type only when it converts back to the listed one: "07", "7.9", "x" and
+    # integers out of range are not ids of the input.
+    converted = F.expr(f"try_cast(id AS {key_type.simpleString()})")
+    return F.when(converted.cast(dtype) == listed, converted)
+
+
 def remove_duplicates(
     df: DataFrame,
     duplicates: DataFrame,
@@ -118,11 +148,11 @@ def remove_duplicates(
         key_type = df.select(key.alias("k")).schema["k"].dataType
         # An anti join keeps a row that matches nothing, however often an id is listed: no
         # distinct (a shuffle of the list) is needed.
-        remove = duplicates.select(F.col("id").cast(key_type).alias("_dedup_remove"))
+        remove = duplicates.select(listed_ids(duplicates, key_type).alias("_dedup_remove"))
         remove = F.broadcast(remove) if broadcast else remove
         return df.join(remove, key == remove["_dedup_remove"], "left_anti")
     if ID_COL in df.columns:
-        remove = duplicates.select(F.col("id").cast("bigint").alias(ID_COL))
+        remove = duplicates.select(listed_ids(duplicates, T.LongType()).alias(ID_COL))
         return df.join(remove, on=ID_COL, how="left_anti").select(*df.columns)
     if ids is None:
         ids = derived_ids(with_content_keys(df).select(H1, H2, POS)).withColumnRenamed(ID_COL, "id")
@@ -134,7 +164,7 @@ def removed_row_keys(duplicates: DataFrame, ids: DataFrame, hint: str | None = N
     from a derived-id key table (`FuzzyResult.ids`): as many rows as there are duplicates.
     `hint`: the join strategy with the duplicates (`sparkdedup.sizing.join_hint`), else
     Spark's choice."""
-    remove = duplicates.select(F.col("id").cast("bigint").alias("id")).distinct()
+    remove = duplicates.select(listed_ids(duplicates, T.LongType()).alias("id")).distinct()
     if hint is not None:
         remove = remove.hint(hint)
     return ids.join(remove, on="id").select(H1, H2, POS)
