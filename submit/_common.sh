@@ -49,7 +49,8 @@ EOF
 
 Environment: SPARK_HOME (else pyspark's own spark-submit), SPARKDEDUP_PYTHON (the Python with
 sparkdedup's dependencies; default PYSPARK_DRIVER_PYTHON, else .venv/bin/python, else python3),
-PYSPARK_PYTHON (executors' Python), SPARKDEDUP_SUBMIT_ARGS (more spark-submit arguments, e.g. '--num-executors 4').
+PYSPARK_PYTHON (executors' Python), SPARKDEDUP_SUBMIT_ARGS (more spark-submit arguments, split as a shell would, e.g.
+"--num-executors 4 --name 'dedup job'").
 EOF
 }
 
@@ -84,6 +85,12 @@ sparkdedup_launch() {
     local master="${MASTER:-}" dry_run="" discovery="" discovery_set=""
     local -a session_args=() submit_args=()
     while [ $# -gt 0 ]; do
+        case "$1" in
+            --*=*) # --option=value, as spark-submit takes it: the same as --option value
+                set -- "${1%%=*}" "${1#*=}" "${@:2}"
+                continue
+                ;;
+        esac
         case "$1" in
             -h | --help)
                 sparkdedup_help
@@ -162,9 +169,25 @@ sparkdedup_launch() {
         [ -z "$line" ] || conf_args+=(--conf "$line")
     done <<<"$conf_text"
     if [ -n "${SPARKDEDUP_SUBMIT_ARGS:-}" ]; then
-        local -a extra=()
-        read -r -a extra <<<"$SPARKDEDUP_SUBMIT_ARGS"
-        submit_args+=("${extra[@]}")
+        # Split as a shell would ("--name 'dedup job'" is two words), by Python's shlex: no
+        # expansion or command runs, unlike eval.
+        local split='import os, shlex, sys
+try:
+    words = shlex.split(os.environ["SPARKDEDUP_SUBMIT_ARGS"])
+except ValueError as err:
+    sys.exit(f"SPARKDEDUP_SUBMIT_ARGS cannot be split into words: {err}")
+sys.stdout.write("".join(word + "\0" for word in words))' word words_file
+        words_file="$(mktemp)"
+        "$py" -c "$split" >"$words_file" 2>&1 || {
+            local why
+            why="$(cat "$words_file")"
+            rm -f "$words_file"
+            sparkdedup_usage_error "$why"
+        }
+        while IFS= read -r -d '' word; do
+            submit_args+=("$word")
+        done <"$words_file"
+        rm -f "$words_file"
     fi
     submit="$(sparkdedup_spark_submit "$py")"
     export PYSPARK_DRIVER_PYTHON="${PYSPARK_DRIVER_PYTHON:-$py}"

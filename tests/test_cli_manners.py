@@ -163,6 +163,33 @@ def test_a_driver_jvm_that_exited_is_one_line(capsys, monkeypatch) -> None:
     assert stopped == [True]
 
 
+def test_ctrl_c_is_one_line_and_exit_code_130(capsys, monkeypatch) -> None:
+    """A KeyboardInterrupt in the run (the workflow aborts its staging on the way out) was a
+    Python traceback; the session is still stopped."""
+    stopped: list[bool] = []
+    session = argparse.Namespace(stop=lambda: stopped.append(True))
+    monkeypatch.setattr(cli, "_session", lambda args: (session, True))
+    monkeypatch.setattr(cli, "_check_connect_versions", lambda spark, args: None)
+
+    def interrupted(args, spark):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_run_workflow", interrupted)
+    monkeypatch.setattr(cli, "_run_remove", interrupted)
+    argv = ["--input", "in/", "--input-format", "parquet", "--output", "out/", "--id-col", "id"]
+    assert cli.main(["fuzzy", *argv]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "sparkdedup: interrupted; an output not yet committed is left unwritten (a rerun of the same "
+        "command resumes from the stages in out/cache)"
+    ]
+    assert cli.main(["remove", *argv, "--duplicates", "d/"]) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "sparkdedup: interrupted; an output not yet committed is left unwritten"
+    ]
+    assert stopped == [True, True]
+
+
 def test_settings_a_local_connect_server_started_with_are_not_warned_about(monkeypatch) -> None:
     # pyspark warns "Failed to set spark.x" for each setting a running server cannot change;
     # a local server this run starts took them all at its start, so those warnings would be

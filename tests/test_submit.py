@@ -99,6 +99,24 @@ def test_launcher_runs_every_cli_command() -> None:
         assert words[main + 1 :] == [command, "--input", "x"]
 
 
+def test_launcher_options_and_submit_args_are_read_as_a_shell_would() -> None:
+    """--option=value is --option value; SPARKDEDUP_SUBMIT_ARGS keeps quoted words whole (it
+    was split at every space) and expands nothing; unbalanced quotes are a usage error."""
+    args = "--name 'dedup job' --num-executors 4 --queue $HOME"
+    run = _launch(
+        "local-cpu.sh", "--master=local[3]", "--dry-run", "fuzzy", "--input", "x",
+        env={"SPARKDEDUP_SUBMIT_ARGS": args},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    words = shlex.split(run.stdout)
+    main = words.index(os.path.join(ROOT, "python", "src", "sparkdedup", "cli.py"))
+    assert words[main - 6 : main] == shlex.split(args)
+    assert "spark.master=local[3]" in words and words[main + 1 :] == ["fuzzy", "--input", "x"]
+    bad = _launch("local-cpu.sh", "fuzzy", "--input", "x", env={"SPARKDEDUP_SUBMIT_ARGS": "'a"})
+    assert bad.returncode == 2
+    assert "SPARKDEDUP_SUBMIT_ARGS cannot be split into words" in bad.stderr, bad.stderr
+
+
 def test_launcher_refuses_a_python_without_pyspark(tmp_path) -> None:
     bare = tmp_path / "python"
     bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')  # no site-packages
