@@ -590,7 +590,8 @@ def _one_json_value(record: Column) -> Column:
     text fails the parse unless it closes the bracket itself with ``]``, which inside
     ``{"k": ...}`` fails it: the two parses (with empty schemas, which skip the values) pass
     together only when nothing follows the value. The second is needed only for a line that
-    holds a ``]``."""
+    holds a ``]``, and neither for a line whose one ``}`` ends it, as most do (a regular
+    expression, about a fifth of the cost of a parse: that object is all the line holds)."""
     in_array = F.from_json(
         F.concat(F.lit("["), record, F.lit("]")), T.ArrayType(T.StructType([])), _JSON_OPTIONS
     )
@@ -600,9 +601,11 @@ def _one_json_value(record: Column) -> Column:
         corrupt,
         dict(_JSON_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT),
     )
+    lone_brace = record.rlike(r"^[^}]*\}[ \t\r\n]*$")
     one = F.coalesce(F.size(in_array) == 1, F.lit(False))  # null when the parse failed
     return (
-        F.when(~one, F.lit(False))
+        F.when(lone_brace, F.lit(True))
+        .when(~one, F.lit(False))
         .when(record.contains("]"), in_object[_CORRUPT].isNull())
         .otherwise(F.lit(True))
     )
