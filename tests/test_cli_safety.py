@@ -835,6 +835,23 @@ def test_jsonl_lines_the_json_parser_would_misread_are_bad_records(spark, tmp_pa
     assert texts["t"].startswith("after a byte-order mark")
 
 
+def test_a_bad_line_is_numbered_with_the_line_separator_it_was_read_with(spark, tmp_path, capsys):
+    """With --read-option lineSep=\\n a raw carriage return is JSON whitespace inside a record
+    (Spark's default line reader ends a line there too); the bad line's number counts the
+    lines as they were read."""
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "a.jsonl").write_bytes(
+        b'{"id": 1, "text": "one text"}\r\n{"id": 2,\r"text": "a raw CR inside"}\r\n'
+        b'{"id": 3, "text": "three"}\n{not json\n{"id": 5, "text": "five"}\n'
+    )
+    argv = ["exact", "--input", str(d), "--input-format", "jsonl", "--id-col", "id"]
+    code, lines = _run(
+        capsys, *argv, "--read-option", "lineSep=\n", "--output", str(tmp_path / "o")
+    )
+    assert code == 2 and "a.jsonl, line 4: not a JSON object" in _error_line(lines), lines[-3:]
+
+
 def test_jsonl_fractional_ids_are_refused_and_a_drifting_field_is_named(spark, tmp_path, capsys):
     """Ids that are numbers but not integers in the leading records are refused (they were
     read as strings and ordered as text), as a double id column is in Parquet; a field whose

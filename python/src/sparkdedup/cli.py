@@ -1576,7 +1576,14 @@ def _explain_failure(
     # innermost message tells it.
     raised = condition == "USER_RAISED_EXCEPTION" or first_line(err).startswith(BAD_RECORD_PREFIX)
     if raised and raw is not None and args.bad_records == "fail":
-        bad = first_bad_record(spark, raw, args.write_format, id_col=args.id_col, text_col=text_col)
+        bad = first_bad_record(
+            spark,
+            raw,
+            args.write_format,
+            id_col=args.id_col,
+            text_col=text_col,
+            options=_options(args.read_option, "--read-option"),
+        )
         if bad is not None:
             raise InputError(
                 f"bad input record in {bad}; fix or remove it, or pass --bad-records skip "

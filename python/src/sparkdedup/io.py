@@ -736,9 +736,11 @@ def first_bad_record(
     *,
     id_col: str | None = None,
     text_col: str | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> BadRecord | None:
-    """A bad record of `df` (from `read_input`, with the same `id_col` and `text_col`), with
-    its file and its line (JSONL) or row (Parquet) number.
+    """A bad record of `df` (from `read_input`, with the same `id_col`, `text_col` and reader
+    `options`), with its file and its line (JSONL: lines as ``lineSep`` ends them) or row
+    (Parquet) number.
 
     Runs a job that stops at the first partition holding one (a full read when there is none),
     then one job over that file alone to number its lines or rows.
@@ -753,7 +755,8 @@ def first_bad_record(
     if fmt == "parquet":
         position = _first_bad_row(spark, file, id_col)
     elif fmt == "jsonl":
-        position = _first_bad_line(spark, df, file, id_col, text_col)
+        line_sep = {key.lower(): value for key, value in (options or {}).items()}.get("linesep")
+        position = _first_bad_line(spark, df, file, id_col, text_col, line_sep)
     else:
         position = "a row"
     return BadRecord(file, position, reason)
@@ -780,7 +783,12 @@ def _first_bad_row(spark: SparkSession, file: str, id_col: str | None) -> str:
 
 
 def _first_bad_line(
-    spark: SparkSession, df: DataFrame, file: str, id_col: str | None, text_col: str | None
+    spark: SparkSession,
+    df: DataFrame,
+    file: str,
+    id_col: str | None,
+    text_col: str | None,
+    line_sep: str | None = None,
 ) -> str:
     """1-based line number of the first bad record of one JSONL file.
 
@@ -791,7 +799,8 @@ def _first_bad_line(
     fields = T.StructType([f for f in df.schema.fields if f.name not in (RECORD_COL, *READER_COLS)])
     json = _json_text(F.col("value"))
     parsed = _parse_json(json, fields)
-    lines = spark.read.text(_literal_path(file)).select(
+    reader = spark.read if line_sep is None else spark.read.option("lineSep", line_sep)
+    lines = reader.text(_literal_path(file)).select(
         F.spark_partition_id().alias("p"),
         F.monotonically_increasing_id().alias("m"),
         (parsed.isNotNull() & _json_bad(json, parsed, fields, id_col, text_col).isNotNull()).alias(
