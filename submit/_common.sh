@@ -86,6 +86,7 @@ sparkdedup_launch() {
     local -a session_args=() submit_args=()
     while [ $# -gt 0 ]; do
         case "$1" in
+            --help=* | --dry-run=*) sparkdedup_usage_error "option ${1%%=*} takes no value" ;;
             --*=*) # --option=value, as spark-submit takes it: the same as --option value
                 set -- "${1%%=*}" "${1#*=}" "${@:2}"
                 continue
@@ -176,14 +177,13 @@ try:
     words = shlex.split(os.environ["SPARKDEDUP_SUBMIT_ARGS"])
 except ValueError as err:
     sys.exit(f"SPARKDEDUP_SUBMIT_ARGS cannot be split into words: {err}")
-sys.stdout.write("".join(word + "\0" for word in words))' word words_file
+sys.stdout.write("".join(word + "\0" for word in words))' word words_file why
         words_file="$(mktemp)"
-        "$py" -c "$split" >"$words_file" 2>&1 || {
-            local why
-            why="$(cat "$words_file")"
+        # The words only: what Python says on stderr (a warning) is not an argument.
+        if ! why="$("$py" -c "$split" 2>&1 >"$words_file")"; then
             rm -f "$words_file"
             sparkdedup_usage_error "$why"
-        }
+        fi
         while IFS= read -r -d '' word; do
             submit_args+=("$word")
         done <"$words_file"

@@ -805,6 +805,11 @@ MISREAD_LINES = [
     (b'{"id": [1, 2], "text": "an array id"}', "field 'id' is a JSON boolean"),
     (b'{"id": 1.5, "text": "a fractional id"}', "a number that is not an integer"),
     (b'{"id": 7, "text": "an integer id among strings is its text"}', None),
+    (b'{"id": 99999999999999999999, "text": "of any size"}', None),
+    (b'{"id": "u", "text": "why?", "url": "http://x/caf\\udce9.html"}', None),
+    (b'{"id": "v", "text": "why?", "caf\\udce9": 1}', None),
+    (b'{"id": "w\\ud800", "text": "an id"}', "field 'id' holds an unpaired UTF-16"),
+    (b'{"id": "x", "text": "a \\ud83d\\\\\\ude00 split by a backslash?"}', "unpaired"),
 ]
 
 
@@ -832,6 +837,7 @@ def test_jsonl_lines_the_json_parser_would_misread_are_bad_records(spark, tmp_pa
     assert texts["m"] == "a pair \U0001f600 is one character?"
     assert texts["n"] == "an escaped backslash \\ud800 is not an escape?"
     assert texts["o"] == "-Infinity" and texts["q"] == "NaN" and texts["7"].startswith("an int")
+    assert texts["99999999999999999999"] == "of any size" and texts["u"] == texts["v"] == "why?"
     assert texts["t"].startswith("after a byte-order mark")
 
 

@@ -99,13 +99,17 @@ def test_launcher_runs_every_cli_command() -> None:
         assert words[main + 1 :] == [command, "--input", "x"]
 
 
-def test_launcher_options_and_submit_args_are_read_as_a_shell_would() -> None:
+def test_launcher_options_and_submit_args_are_read_as_a_shell_would(tmp_path) -> None:
     """--option=value is --option value; SPARKDEDUP_SUBMIT_ARGS keeps quoted words whole (it
-    was split at every space) and expands nothing; unbalanced quotes are a usage error."""
+    was split at every space) and expands nothing, whatever the Python says on stderr;
+    unbalanced quotes are a usage error."""
+    noisy = tmp_path / "python"
+    noisy.write_text(f'#!/bin/sh\necho a-startup-warning >&2\nexec {sys.executable} "$@"\n')
+    noisy.chmod(0o755)
     args = "--name 'dedup job' --num-executors 4 --queue $HOME"
     run = _launch(
         "local-cpu.sh", "--master=local[3]", "--dry-run", "fuzzy", "--input", "x",
-        env={"SPARKDEDUP_SUBMIT_ARGS": args},
+        env={"SPARKDEDUP_SUBMIT_ARGS": args, "SPARKDEDUP_PYTHON": str(noisy)},
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
     words = shlex.split(run.stdout)
@@ -115,6 +119,8 @@ def test_launcher_options_and_submit_args_are_read_as_a_shell_would() -> None:
     bad = _launch("local-cpu.sh", "fuzzy", "--input", "x", env={"SPARKDEDUP_SUBMIT_ARGS": "'a"})
     assert bad.returncode == 2
     assert "SPARKDEDUP_SUBMIT_ARGS cannot be split into words" in bad.stderr, bad.stderr
+    flag = _launch("local-cpu.sh", "--dry-run=1", "fuzzy", "--input", "x")
+    assert flag.returncode == 2 and "option --dry-run takes no value" in flag.stderr
 
 
 def test_launcher_refuses_a_python_without_pyspark(tmp_path) -> None:

@@ -566,6 +566,12 @@ def _json_bad(
                     f"field {id_col!r} is a JSON boolean, object or array or a number that is "
                     "not an integer; ids are integers or strings"
                 ),
+            ).when(
+                _lone_surrogate_in(record, parsed[id_col], id_col),
+                F.lit(
+                    f"field {id_col!r} holds an unpaired UTF-16 surrogate escape (such as "
+                    "\\ud800), which no UTF-8 text can hold"
+                ),
             )
     if text_col is not None:
         text = parsed[text_col]
@@ -573,12 +579,11 @@ def _json_bad(
             _not_a_json_string(record, text, text_col),
             F.lit(f"field {text_col!r} is a JSON number, boolean, object or array, not a string"),
         ).when(
-            # Such an escape reads as "?", so that texts differing there would be equal; a
-            # text without "?" cannot hold one, and the line's escapes are looked at only then.
-            text.contains("?") & record.contains("\\u") & _lone_surrogate(record),
+            # Such an escape reads as "?": texts differing there would be equal.
+            _lone_surrogate_in(record, text, text_col),
             F.lit(
-                "an unpaired UTF-16 surrogate escape (such as \\ud800) in the line, which no "
-                "UTF-8 text can hold"
+                f"field {text_col!r} holds an unpaired UTF-16 surrogate escape (such as "
+                "\\ud800), which no UTF-8 text can hold"
             ),
         )
     return bad
@@ -590,8 +595,8 @@ def _one_json_value(record: Column) -> Column:
     text fails the parse unless it closes the bracket itself with ``]``, which inside
     ``{"k": ...}`` fails it: the two parses (with empty schemas, which skip the values) pass
     together only when nothing follows the value. The second is needed only for a line that
-    holds a ``]``, and neither for a line whose one ``}`` ends it, as most do (a regular
-    expression, about a fifth of the cost of a parse: that object is all the line holds)."""
+    holds a ``]``. (A regular expression to skip the parses for a line whose one ``}`` ends it
+    was slower than them where a field before the text holds an object.)"""
     in_array = F.from_json(
         F.concat(F.lit("["), record, F.lit("]")), T.ArrayType(T.StructType([])), _JSON_OPTIONS
     )
@@ -601,24 +606,36 @@ def _one_json_value(record: Column) -> Column:
         corrupt,
         dict(_JSON_OPTIONS, mode="PERMISSIVE", columnNameOfCorruptRecord=_CORRUPT),
     )
-    lone_brace = record.rlike(r"^[^}]*\}[ \t\r\n]*$")
     one = F.coalesce(F.size(in_array) == 1, F.lit(False))  # null when the parse failed
     return (
-        F.when(lone_brace, F.lit(True))
-        .when(~one, F.lit(False))
+        F.when(~one, F.lit(False))
         .when(record.contains("]"), in_object[_CORRUPT].isNull())
         .otherwise(F.lit(True))
     )
 
 
-def _lone_surrogate(record: Column) -> Column:
-    """Whether the JSON line `record` holds a ``\\uD800``-``\\uDFFF`` escape that is not half of
-    a high-low pair (escaped backslashes, ``\\\\``, are set aside first)."""
+_HIGH = r"\\u[dD][89abAB][0-9a-fA-F]{2}"
+_LOW = r"\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+_MARK = "\uffff"
+
+
+def _lone_surrogate_in(record: Column, value: Column, name: str) -> Column:
+    """Whether field `name` (whose parsed value is `value`) holds an unpaired surrogate
+    escape, ``\\uD800``-``\\uDFFF`` not half of a high-low pair, which the parse writes as
+    "?". Looked at only when `value` holds a "?" and the line an escape: the line is parsed
+    again with each unpaired escape made U+FFFF (escaped backslashes, ``\\\\``, set aside
+    first), which the field then holds. Such escapes in other fields are left alone: they are
+    written back as read."""
     unescaped = F.regexp_replace(record, r"\\\\", "_")
-    unpaired = F.regexp_replace(
-        unescaped, r"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}", "_"
+    marked = F.regexp_replace(unescaped, f"{_HIGH}(?!{_LOW})|(?<!{_HIGH}){_LOW}", r"\\uFFFF")
+    schema = T.StructType([T.StructField(name, T.StringType(), True)])
+    again = F.from_json(marked, schema, dict(_JSON_OPTIONS, mode="PERMISSIVE"))[name]
+    return (
+        value.contains("?")
+        & record.contains("\\u")
+        & ~value.contains(_MARK)
+        & F.coalesce(again.contains(_MARK), F.lit(False))
     )
-    return unpaired.rlike(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def _unparsed_reason(record: Column, schema: T.StructType) -> Column:
@@ -658,8 +675,8 @@ def _not_a_json_string(record: Column, text: Column, name: str, integers: bool =
 
     first = F.substring(text, 1, 1)
     number = parses_as(T.DoubleType())
-    if integers:
-        number = number & ~parses_as(T.LongType())
+    if integers:  # of any size: read as their text
+        number = number & ~text.rlike(r"^-?[0-9]+$")
     return (
         F.when(
             first == "{",
