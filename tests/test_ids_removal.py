@@ -288,3 +288,29 @@ def test_reserved_column_names_are_refused_before_any_job(spark):
     for call in calls:
         with pytest.raises(SchemaError, match=message):
             call()
+
+
+def test_a_streaming_input_is_refused_before_any_job(spark):
+    """Dedup compares all documents and derived ids rank all rows: a stream gets one clear
+    line (Spark's own error said to call writeStream.start()); removing a static list of user
+    ids from a stream is a stream-static anti join, which works."""
+    import sparkdedup
+
+    stream = (
+        spark.readStream.format("rate")
+        .option("rowsPerSecond", 1)
+        .load()
+        .select(F.col("value").alias("id"), F.col("value").cast("string").alias("text"))
+    )
+    vectors = stream.select("id", F.array(F.lit(1.0), F.lit(0.0)).alias("emb"))
+    for call in (
+        lambda: sparkdedup.fuzzy_duplicates(stream, id_col="id"),
+        lambda: sparkdedup.exact_duplicates(stream, id_col="id"),
+        lambda: sparkdedup.semantic_duplicates(vectors, id_col="id", embedding_col="emb"),
+        lambda: assign_ids(stream),
+        lambda: remove_duplicates(stream.drop("id"), spark.range(1)),
+    ):
+        with pytest.raises(SchemaError, match="the input is a streaming DataFrame"):
+            call()
+    dups = spark.createDataFrame([(1,)], "id bigint")
+    assert remove_duplicates(stream, dups, id_col="id").isStreaming

@@ -36,6 +36,17 @@ _RANK_BITS = 32
 RESERVED_PREFIX = "_dedup_"
 
 
+def check_batch(df: DataFrame) -> None:
+    """SchemaError for a streaming DataFrame (no Spark job): deduplication compares every
+    document with every other, and derived ids rank all the rows, which no micro-batch can.
+    Run it on a batch DataFrame of the data (in a ``foreachBatch``, each batch alone)."""
+    if df.isStreaming:
+        raise SchemaError(
+            "the input is a streaming DataFrame; sparkdedup deduplicates a batch DataFrame "
+            "(read the data with spark.read, or deduplicate each micro-batch in foreachBatch)"
+        )
+
+
 def check_reserved_names(df: DataFrame, allowed: tuple[str, ...] = ()) -> None:
     """SchemaError naming the input's columns whose names sparkdedup reserves (those starting
     with ``_dedup_``, in any case, but the columns its own readers add and `allowed`), before
@@ -290,6 +301,7 @@ def assign_ids(df: DataFrame, *, id_col: str | None = None, output_col: str = ID
     if id_col is not None:
         check_user_ids(df, id_col)
         return df.withColumn(output_col, id_column(df, id_col))
+    check_batch(df)
     columns = df.columns
     ided = derived_ids(with_content_keys(df))
     return ided.select(*[named(c) for c in columns], F.col(ID_COL).alias(output_col))

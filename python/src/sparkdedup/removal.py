@@ -21,6 +21,7 @@ from sparkdedup.ids import (
     ID_COL,
     INTEGRAL,
     POS,
+    check_batch,
     check_reserved_names,
     derived_ids,
     id_column,
@@ -155,6 +156,7 @@ def remove_duplicates(
         remove = duplicates.select(listed_ids(duplicates, T.LongType()).alias(ID_COL))
         return df.join(remove, on=ID_COL, how="left_anti").select(*df.columns)
     if ids is None:
+        check_batch(df)  # the ids are derived again: a rank of all the rows
         ids = derived_ids(with_content_keys(df).select(H1, H2, POS)).withColumnRenamed(ID_COL, "id")
     return drop_rows(df, removed_row_keys(duplicates, ids), broadcast=broadcast)
 

@@ -43,6 +43,7 @@ from sparkdedup.ids import (
     ID_COL,
     POS,
     assign_ids,
+    check_batch,
     check_reserved_names,
     check_unique_ids,
     derived_ids,
@@ -96,7 +97,8 @@ def _as_config(config: FuzzyConfig | None, params: dict[str, Any]) -> FuzzyConfi
 
 def validate_input(df: DataFrame, config: FuzzyConfig | ExactConfig) -> None:
     """Eager checks before any Spark job: columns exist and have usable types, and none
-    has a name sparkdedup reserves."""
+    has a name sparkdedup reserves; the input is not a stream."""
+    check_batch(df)
     check_reserved_names(df)
     require_string_column(df, config.text_col, "text")
     require_columns(df, {"id": config.id_col, "priority": config.priority_col})

@@ -21,6 +21,7 @@ from sparkdedup.fuzzy.identify import check_rank_type
 from sparkdedup.ids import (
     ID_COL,
     assign_ids,
+    check_batch,
     check_reserved_names,
     check_user_ids,
     id_column,
@@ -65,7 +66,8 @@ def _as_config(config: SemanticConfig | None, params: dict[str, Any]) -> Semanti
 
 def validate_input(df: DataFrame, config: SemanticConfig) -> None:
     """Eager checks before any Spark job: columns exist and have usable types, and none
-    has a name sparkdedup reserves."""
+    has a name sparkdedup reserves; the input is not a stream."""
+    check_batch(df)
     check_reserved_names(df)
     if config.embedding_col is not None:
         embedding_array(df, config.embedding_col)
