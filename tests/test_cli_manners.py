@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 import pytest
 from sparkdedup import __version__, cli
@@ -177,17 +178,24 @@ def test_ctrl_c_is_one_line_and_exit_code_130(capsys, monkeypatch) -> None:
     monkeypatch.setattr(cli, "_run_workflow", interrupted)
     monkeypatch.setattr(cli, "_run_remove", interrupted)
     argv = ["--input", "in/", "--input-format", "parquet", "--output", "out/", "--id-col", "id"]
-    assert cli.main(["fuzzy", *argv]) == 130
+    # As the command (the arguments from sys.argv): exit code 130.
+    monkeypatch.setattr(sys, "argv", ["sparkdedup", "fuzzy", *argv])
+    assert cli.main() == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "sparkdedup: interrupted; an output not yet committed is left unwritten (a rerun of the same "
         "command resumes from the stages in out/cache)"
     ]
-    assert cli.main(["remove", *argv, "--duplicates", "d/"]) == 130
+    monkeypatch.setattr(sys, "argv", ["sparkdedup", "remove", *argv, "--duplicates", "d/"])
+    assert cli.main() == 130
     assert capsys.readouterr().err.strip().splitlines() == [
         "sparkdedup: interrupted; an output not yet committed is left unwritten"
     ]
-    assert stopped == [True, True]
+    # Called from Python (a notebook), the interrupt goes on to the caller after the line.
+    with pytest.raises(KeyboardInterrupt):
+        cli.main(["fuzzy", *argv])
+    assert capsys.readouterr().err.startswith("sparkdedup: interrupted")
+    assert stopped == [True, True, True]
 
 
 def test_settings_a_local_connect_server_started_with_are_not_warned_about(monkeypatch) -> None:

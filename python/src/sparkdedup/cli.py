@@ -2011,7 +2011,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Usage and input errors exit with code 2 and one line naming the path, column or
     parameter; an unexpected error exits with code 1 and a one-line summary (the traceback is
     logged at ``--log-level DEBUG``), and so does a driver JVM that exits under the run (the
-    line names why and the heap setting); Ctrl-C exits with code 130 and one line. The Spark session the command started is stopped on
+    line names why and the heap setting). Ctrl-C prints one line; run as the command (`argv`
+    None) it exits with code 130, called with `argv` (from Python) the KeyboardInterrupt goes on
+    to the caller, so that a notebook cell stops there. The Spark session the command started is stopped on
     the way out, whatever happened.
     """
     parser = build_parser()
@@ -2047,12 +2049,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DedupError as err:
         print(f"sparkdedup: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C: one line, as for errors, and the shell's 128 + SIGINT
+    except KeyboardInterrupt:  # Ctrl-C: one line, as for errors
         text = "sparkdedup: interrupted; an output not yet committed is left unwritten"
         if args.command != "remove":
             text += f" (a rerun of the same command resumes from the stages in {_cache_path(args)})"
         print(text, file=sys.stderr)
-        return 130
+        if argv is not None:  # called from Python (a notebook): the caller stops too
+            raise
+        return 130  # the command: the shell's 128 + SIGINT
     except Exception as err:  # noqa: BLE001 - the CLI's last resort: one line, exit code 1
         from sparkdedup.io import first_line
 
