@@ -1718,6 +1718,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         H1,
         H2,
         ID_COL,
+        INTEGRAL,
         POS,
         derived_ids,
         id_column,
@@ -1750,7 +1751,10 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             key = id_column(raw, args.id_col)
             key_type = raw.select(key.alias("k")).schema["k"].dataType
         listed_keys = duplicates.select(F.col("id"), listed_ids(duplicates, key_type).alias("k"))
-        if duplicates.schema["id"].dataType != key_type:
+        listed_type = duplicates.schema["id"].dataType
+        if not isinstance(key_type, T.StringType) and not isinstance(listed_type, INTEGRAL):
+            # Strings or decimals against integer ids: some may be no integer's text or out of
+            # range (integers always convert, and anything is a string id's text).
             _refuse_foreign_ids(args, listed_keys, key_type)
         listed_keys = listed_keys.select("k").distinct()
         listed = _observed(listed_keys.agg(*_digest(F.xxhash64("k"))).first().asDict())
@@ -1837,7 +1841,8 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 def _refuse_foreign_ids(args: argparse.Namespace, listed_keys: Any, key_type: Any) -> None:
     """SchemaError naming a few of the listed ids that no id of this input's type equals
     (`removal.listed_ids` made them null: "x" or "7.9" against integer ids): such a list is
-    not of this input's ids. A job over the list, run only when its ids are of another type."""
+    not of this input's ids. A job over the list (at most three rows reach the driver), run
+    only when some of its ids may not convert."""
     from pyspark.sql import functions as F
 
     foreign = listed_keys.where(F.col("id").isNotNull() & F.col("k").isNull())
