@@ -308,6 +308,19 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
     assert not (tmp_path / "o").exists()
 
 
+def test_a_missing_input_is_refused_before_the_device_probe(spark, tmp_path, capsys, monkeypatch):
+    """A mistyped --input is the run's last word: the executors' device probe (a Spark job
+    whose log line and progress bar would follow the error) is not started for it."""
+    from sparkdedup import device
+
+    started = []
+    monkeypatch.setattr(device, "probe_in_background", lambda *a, **k: started.append(a))
+    argv = ["--input-format", "jsonl", "--output", str(tmp_path / "o")]
+    assert cli.main(["fuzzy", "--input", str(tmp_path / "nope.jsonl"), *argv]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert started == [] and not (tmp_path / "o").exists()
+
+
 #: A complete fuzzy command line, for usage errors that come from one more option.
 _RUN = ["fuzzy", "--input", "x", "--input-format", "jsonl", "--output", "o"]
 

@@ -1121,9 +1121,13 @@ def _starts_local_server(remote: str, settings: dict[str, str]) -> bool:
 
 def _check_paths(spark: Any, args: argparse.Namespace) -> None:
     """The output rules (`sparkdedup.outputs`) for this command's paths, before any work."""
+    from sparkdedup.fs import path_exists
     from sparkdedup.outputs import check_separate
     from sparkdedup.tables import describe, exists
 
+    if args.input is not None and not path_exists(spark, args.input):
+        # Before the device probe starts: its log line would follow this error's.
+        raise InputError(f"input path {args.input!r} does not exist")
     inputs = {"--input": args.input} if args.input is not None else {}
     if args.input_table is not None and exists(spark, args.input_table):
         location = describe(spark, args.input_table).location
