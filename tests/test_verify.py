@@ -218,3 +218,59 @@ def test_verified_removals_against_exact_jaccard(spark, tmp_path, source: str) -
     quality = score({r["id"] for r in found.collect()}, truth)
     assert quality["precision"] == 1.0, quality  # every removal is backed by exact Jaccard
     assert quality["f1"] >= 0.98, quality
+
+
+def _copies_and_variants() -> list[tuple[int, str]]:
+    """Clusters of a text A, two exact copies of it (the first in the input with the larger
+    id) and variants of A (Jaccard about 0.82 to A, about 0.67 to each other): which copy of A
+    carries band keys, and so which document anchors a bucket, follows the Arrow batches."""
+    rng = random.Random(7)
+    vocab = [
+        "".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 9))) for _ in range(9000)
+    ]
+    rows, next_id = [], 1
+    for c in range(30):
+        base = [rng.choice(vocab) for _ in range(300)]
+        variants = []
+        for _ in range(6):
+            words = list(base)
+            for p in rng.sample(range(300), 6):
+                words[p] = rng.choice(vocab)
+            variants.append((next_id + 1 + len(variants), " ".join(words)))
+        rows += [(10**6 + c, " ".join(base)), (next_id, " ".join(base)), *variants]
+        next_id += 1 + len(variants)
+    return rows
+
+
+@pytest.mark.parametrize("ids", ["user", "derived"])
+def test_verified_mode_is_the_same_whatever_the_arrow_batches(spark, ids: str) -> None:
+    """The verified mode compares each bucket's anchor with its members only, so the anchor
+    decides what is removed: it is chosen by text, not by which rows of a text carry band keys
+    (the first of each text in an Arrow batch) or their ids. The removed documents and each
+    one's Jaccard to its kept document are the same with one row a batch as with all rows in
+    one batch."""
+    from sparkdedup.fuzzy.workflow import run_fuzzy
+
+    rows = _copies_and_variants()
+    df = spark.createDataFrame(rows, "id long, text string").coalesce(1)
+    if ids == "derived":
+        df = df.select("text")
+    config = FuzzyConfig(id_col="id" if ids == "user" else None, device="cpu", verify="jaccard")
+    seen = []
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    try:
+        for per_batch in ("10000", "1"):
+            spark.conf.set(key, per_batch)
+            with StageRunner(spark) as runner:
+                result = run_fuzzy(df, config, runner)
+                removed = {r["id"]: r["kept_id"] for r in result.duplicates.collect()}
+                scores = {r["id"]: r["jaccard"] for r in result.kept_jaccard.collect()}
+            seen.append((removed, scores))
+    finally:
+        spark.conf.set(key, before)
+    (removed, scores), (removed_1, scores_1) = seen
+    assert len(removed) > 60  # the planted variants and copies are found
+    assert removed == removed_1
+    assert scores == pytest.approx(scores_1)
+    assert set(scores) == set(removed) and all(s is None or s > 0.5 for s in scores.values())

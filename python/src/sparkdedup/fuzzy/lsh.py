@@ -6,10 +6,12 @@ RAPIDS Accelerator on GPU); the fused Python step and the JVM UDF give the same 
 grouped `bands_per_iteration` at a time (by default as many as keep one group's band keys
 within ``spark.sparkdedup.lshGroupBytes``: `auto_bands`); buckets of one document go.
 
-A bucket's size and smallest member come from an aggregation (combined map-side, so a bucket of
-a million documents reaches its reducer as a few partial rows), joined back to the members by a
-shuffled hash join: no step sorts or buffers a whole bucket, and Spark's skew handling splits an
-oversized partition.
+A bucket's size and anchor come from an aggregation (combined map-side, so a bucket of a
+million documents reaches its reducer as a few partial rows), joined back to the members by a
+shuffled hash join that builds on the aggregated side: no step sorts or buffers a whole bucket,
+whose members stream through one task (an oversized bucket costs that task time, not memory;
+the keys are partitioned by bucket explicitly, which Spark's adaptive skew handling does not
+split).
 """
 
 from __future__ import annotations
@@ -128,21 +130,28 @@ def band_keys(
 
 
 def bucket_anchors(
-    keys: DataFrame, partitions: int | None = None, *, needs: str | None = None
+    keys: DataFrame,
+    partitions: int | None = None,
+    *,
+    needs: str | None = None,
+    order: Sequence[str] = (),
 ) -> DataFrame:
-    """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and smallest id
+    """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and anchor
     ``src``, for buckets of two or more documents (and, with `needs`, a boolean column of
     `keys`, only buckets where it is true on some member).
 
-    The keys are shuffled once, by bucket (`partitions` partitions, or Spark's default): the
-    aggregation and the hash join both read that one shuffle.
+    The anchor is the smallest id, or with `order` (columns of `keys`) the id of the member
+    smallest by those columns, then by id. The keys are shuffled once, by bucket (`partitions`
+    partitions, or Spark's default): the aggregation and the hash join both read that one
+    shuffle.
     """
     shuffled = (
         keys.repartition(partitions, "band", "bucket")
         if partitions
         else keys.repartition("band", "bucket")
     )
-    sizes = [F.min("id").alias("src"), F.count(F.lit(1)).alias("n")]
+    anchor = F.min(F.struct(*order, "id"))["id"] if order else F.min("id")
+    sizes = [anchor.alias("src"), F.count(F.lit(1)).alias("n")]
     wanted = F.col("n") > 1
     if needs is not None:
         sizes.append(F.max(F.col(needs).cast("int")).alias("_dedup_needed"))
@@ -164,23 +173,37 @@ def not_anchor() -> Column:
 
 
 def band_group_edges(
-    table: DataFrame, bands: Sequence[int], partitions: int | None = None
+    table: DataFrame,
+    bands: Sequence[int],
+    partitions: int | None = None,
+    *,
+    by_text: bool = False,
 ) -> DataFrame:
     """Edges of the buckets of `bands`, from a table with one bucket column per band.
 
     Input: ``[id, b0, b1, ...]`` (`fuzzy.scan.scan_documents`; a row whose first band of the
     group is null has none). Output: ``[src, dst]``, an edge from each multi-document bucket's
-    smallest id to every other member (duplicates possible across the group's bands).
+    anchor to every other member (duplicates possible across the group's bands).
+
+    The anchor is the smallest id: which rows carry band keys (the first of each text in an
+    Arrow batch) follows the input's layout, but not the components, so plain LSH needs no
+    more. With `by_text` (the verified mode, which checks only the anchor's edges, so that the
+    anchor decides what is removed) it is a row of the text with the smallest hash ``t1, t2``
+    (columns of `table`): a choice made by the texts alone, whatever rows carry the keys and
+    whatever their ids, so that the same texts are compared in every layout.
     """
-    keys = group_keys(table, bands)
+    order = ["t1", "t2"] if by_text else []
+    keys = group_keys(table, bands, order)
     return (
-        bucket_anchors(keys, partitions).where(not_anchor()).select("src", F.col("id").alias("dst"))
+        bucket_anchors(keys, partitions, order=order)
+        .where(not_anchor())
+        .select("src", F.col("id").alias("dst"))
     )
 
 
-def group_keys(table: DataFrame, bands: Sequence[int]) -> DataFrame:
-    """``[id, band, bucket]``: the band keys of `bands` of a table with one bucket column per
-    band (rows whose first band of the group is null have none)."""
+def group_keys(table: DataFrame, bands: Sequence[int], extra: Sequence[str] = ()) -> DataFrame:
+    """``[id, (extra), band, bucket]``: the band keys of `bands` of a table with one bucket
+    column per band (rows whose first band of the group is null have none)."""
     first = f"b{bands[0]}"
     structs = F.array(
         *[
@@ -192,8 +215,8 @@ def group_keys(table: DataFrame, bands: Sequence[int]) -> DataFrame:
     # GPU, not inline (the RAPIDS plan check, tests/test_rapids_plan.py).
     return (
         table.where(F.col(first).isNotNull())
-        .select("id", F.explode(structs).alias("_key"))
-        .select("id", "_key.band", "_key.bucket")
+        .select("id", *extra, F.explode(structs).alias("_key"))
+        .select("id", *extra, "_key.band", "_key.bucket")
     )
 
 

@@ -2,10 +2,11 @@
 with the exact Jaccard similarity of its two documents' shingle sets, and only edges at or
 above the threshold enter connected components.
 
-Which pairs are checked: LSH links each member of a bucket to the bucket's smallest member
-(its anchor), so a document is compared with at most one anchor per band (20 by default), never
-with every member of a big bucket; a pair of members whose anchor is unlike both is found only
-if another band links them. To keep recall, the verified mode splits the signature into more,
+Which pairs are checked: LSH links each member of a bucket to the bucket's anchor (a row of
+its text with the smallest hash: `sparkdedup.fuzzy.lsh.band_group_edges`), so a document is
+compared with at most one anchor per band (20 by default), never with every member of a big
+bucket; a pair of members whose anchor is unlike both is found only if another band links
+them. To keep recall, the verified mode splits the signature into more,
 shorter bands (`sparkdedup.tuning.verify_bands`: the fewest bands that find a pair at the
 threshold with probability 0.995 or more), so more candidates are generated and the check
 removes the false ones.
@@ -43,7 +44,9 @@ def edge_jaccard(
     Parameters
     ----------
     edges : ``[src, dst]``, ids of `texts`.
-    texts : ``[id, text]``, one row per id (the documents' texts as hashed: normalised).
+    texts : ``[id, text]``, one row per id (the documents' texts as hashed: normalised); with
+        ``t1, t2`` (the texts' hashes) as well, the output carries them for both ends
+        (``src_t1, src_t2, dst_t1, dst_t2``).
     width : shingle width in code points.
     partitions : partitions of the shuffles (Spark's default when None).
     keep : materialises the texts of the edges' documents (both joins read them; without it
@@ -57,15 +60,21 @@ def edge_jaccard(
     needed = texts.join(nodes, on="id", how="left_semi")
     if keep is not None:
         needed = keep(needed)
-    by_dst = needed.select(F.col("id").alias("dst"), F.col("text").alias(_B))
-    by_src = needed.select(F.col("id").alias("src"), F.col("text").alias(_A))
+    hashes = ["t1", "t2"] if {"t1", "t2"}.issubset(texts.columns) else []
+    ends = {end: [F.col(h).alias(f"{end}_{h}") for h in hashes] for end in ("src", "dst")}
+    by_dst = needed.select(F.col("id").alias("dst"), F.col("text").alias(_B), *ends["dst"])
+    by_src = needed.select(F.col("id").alias("src"), F.col("text").alias(_A), *ends["src"])
     with_b = edges.join(by_dst, on="dst")
     with_b = with_b.repartition(partitions, "src") if partitions else with_b.repartition("src")
-    pairs = with_b.join(by_src.hint("shuffle_hash"), on="src").select("src", "dst", _A, _B)
+    carried = [f"{end}_{h}" for end in ("src", "dst") for h in hashes]
+    pairs = with_b.join(by_src.hint("shuffle_hash"), on="src").select(
+        "src", "dst", _A, _B, *carried
+    )
     types = pairs.schema
-    schema = (
-        f"src {types['src'].dataType.simpleString()}, dst {types['dst'].dataType.simpleString()}, "
-        f"{JACCARD} double"
+    schema = ", ".join(
+        [f"src {types['src'].dataType.simpleString()}, dst {types['dst'].dataType.simpleString()}"]
+        + [f"{JACCARD} double"]
+        + [f"{name} bigint" for name in carried]
     )
     w = int(width)
 
@@ -81,8 +90,9 @@ def edge_jaccard(
             repeat[1:] = src[1:] == src[:-1]
             values = jaccard_arrow(batch.column(_A), batch.column(_B), w, repeat)
             yield pa.RecordBatch.from_arrays(
-                [batch.column("src"), batch.column("dst"), pa.array(values)],
-                names=["src", "dst", JACCARD],
+                [batch.column("src"), batch.column("dst"), pa.array(values)]
+                + [batch.column(name) for name in carried],
+                names=["src", "dst", JACCARD, *carried],
             )
 
     return pairs.mapInArrow(score, schema)

@@ -243,7 +243,12 @@ def run_fuzzy(
                 )
                 parts = partitions_for(spark, shuffled * KEY_TASK_BYTES)
                 return against_edges(table, index, group, parts, keys=keys)
-            return band_group_edges(table, group, partitions_for(spark, keys * KEY_TASK_BYTES))
+            return band_group_edges(
+                table,
+                group,
+                partitions_for(spark, keys * KEY_TASK_BYTES),
+                by_text=config.verify == "jaccard",
+            )
 
         if len(groups) == 1:
             # One group: its edges are the stage's, written once.
@@ -258,8 +263,10 @@ def run_fuzzy(
             union = union.unionByName(part)
         return union.distinct()
 
+    # The verified mode anchors buckets by text (`band_group_edges`): other edges.
+    edges_fp = dict(keys_fp, anchors="text") if config.verify == "jaccard" else keys_fp
     edges_df = runner.run(
-        "edges", keys_fp, edges, partitions=partitions_for(spark, n_docs * _EDGE_ROW_BYTES)
+        "edges", edges_fp, edges, partitions=partitions_for(spark, n_docs * _EDGE_ROW_BYTES)
     ).select("src", "dst")
     candidates = runner.rows["edges"]
     verified = candidates
@@ -354,7 +361,7 @@ def run_fuzzy(
         kept_jaccard = runner.run(
             "kept_jaccard",
             dup_fp,
-            lambda: _kept_jaccard(scored, duplicates, keys, derived=derived),
+            lambda: _kept_jaccard(scored, duplicates, keys, scan, derived=derived),
             partitions=doc_parts,
         )
         runner.release("verify")
@@ -410,38 +417,60 @@ def run_stats(
 
 
 def _kept_jaccard(
-    scored: DataFrame, duplicates: DataFrame, keys: DataFrame, *, derived: bool
+    scored: DataFrame, duplicates: DataFrame, keys: DataFrame, scan: DataFrame, *, derived: bool
 ) -> DataFrame:
     """``[id, jaccard]``: each removed document's verified Jaccard to the document kept in its
-    group, from the verified edge between them; null when they share none (the document joined
-    the group through others). Narrow: the edges and the duplicates, no text."""
-    a = F.least(F.col("src"), F.col("dst"))
-    b = F.greatest(F.col("src"), F.col("dst"))
-    edges = scored.select(a.alias("_dedup_a"), b.alias("_dedup_b"), JACCARD)
+    group: 1.0 for an exact copy of it, else from a scored edge between their two texts (the
+    edges' ends carry their texts' hashes), whichever rows of those texts it joined; null when
+    no edge joins the two texts (the document joined the group through others). Which rows of
+    a text carry the edges follows the input's layout; their texts do not. Narrow: the edges,
+    the duplicates and the scan's text hashes, no text."""
+    text_a = F.struct(F.col("src_t1").alias("t1"), F.col("src_t2").alias("t2"))
+    text_b = F.struct(F.col("dst_t1").alias("t1"), F.col("dst_t2").alias("t2"))
+    edges = (
+        scored.select(
+            F.least(text_a, text_b).alias("_dedup_a"),
+            F.greatest(text_a, text_b).alias("_dedup_b"),
+            JACCARD,
+        )
+        .groupBy("_dedup_a", "_dedup_b")
+        .agg(F.max(JACCARD).alias(JACCARD))  # one value a pair of texts
+    )
+    # Both documents of each pair, in one join with the scan's text hashes.
+    ends = duplicates.select(
+        F.col("id").alias("_dedup_pair"),
+        F.explode(
+            F.array(
+                F.struct(F.col("id").alias("id"), F.lit(0).alias("_dedup_end")),
+                F.struct(F.col("kept_id").alias("id"), F.lit(1).alias("_dedup_end")),
+            )
+        ).alias("_dedup_e"),
+    ).select("_dedup_pair", "_dedup_e.id", "_dedup_e._dedup_end")
+    text = F.struct("t1", "t2").alias("_dedup_text")
     if derived:
-        # The edges are by input position, the duplicates by derived id: the key table maps.
-        position = keys.select("id", F.col(POS).alias("_dedup_at"))
-        pairs = (
-            duplicates.join(position, on="id")
-            .withColumnRenamed("_dedup_at", "_dedup_doc")
-            .join(position.withColumnRenamed("id", "kept_id"), on="kept_id")
-            .withColumnRenamed("_dedup_at", "_dedup_kept")
-        )
+        # The duplicates name derived ids, the scan input positions: the key table maps.
+        ends = ends.join(keys.select("id", POS), on="id")
+        hashed = ends.join(scan.select(POS, text), on=POS)
     else:
-        pairs = duplicates.select(
-            "id", "kept_id", F.col("id").alias("_dedup_doc"), F.col("kept_id").alias("_dedup_kept")
-        )
+        hashed = ends.join(scan.select("id", text), on="id")
+    pairs = hashed.groupBy(F.col("_dedup_pair").alias("id")).agg(
+        F.max(F.when(F.col("_dedup_end") == 0, F.col("_dedup_text"))).alias("_dedup_doc"),
+        F.max(F.when(F.col("_dedup_end") == 1, F.col("_dedup_text"))).alias("_dedup_kept"),
+    )
     pairs = pairs.select(
         "id",
+        (F.col("_dedup_doc") == F.col("_dedup_kept")).alias("_dedup_copy"),
         F.least("_dedup_doc", "_dedup_kept").alias("_dedup_a"),
         F.greatest("_dedup_doc", "_dedup_kept").alias("_dedup_b"),
     )
-    return pairs.join(edges, on=["_dedup_a", "_dedup_b"], how="left").select("id", JACCARD)
+    return pairs.join(edges, on=["_dedup_a", "_dedup_b"], how="left").select(
+        "id", F.when(F.col("_dedup_copy"), F.lit(1.0)).otherwise(F.col(JACCARD)).alias(JACCARD)
+    )
 
 
 def _texts(df: DataFrame, config: FuzzyConfig) -> DataFrame:
-    """``[id, text]`` of every row as the scan hashed it (normalised), keyed as the workflow
-    keys rows: the user's id, or the input position for derived ids."""
+    """``[id, text, t1, t2]`` of every row as the scan hashed it (normalised, with its hash),
+    keyed as the workflow keys rows: the user's id, or the input position for derived ids."""
     text = named(config.text_col)
     if config.id_col is not None:
         keys = [id_column(df, config.id_col).alias("id")]
@@ -449,7 +478,7 @@ def _texts(df: DataFrame, config: FuzzyConfig) -> DataFrame:
     else:
         source, keys = with_content_keys(df), [F.col(POS).alias("id")]
     hashed = hashed_texts(source, keys, [], text, config.normalize)
-    return hashed.select("id", F.col(TEXT_COL).alias("text"))
+    return hashed.select("id", F.col(TEXT_COL).alias("text"), "t1", "t2")
 
 
 def keep_rule_stages(
