@@ -27,7 +27,7 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 	tests/test_components.py tests/test_minhash_spark.py tests/test_cli.py \
 	tests/test_semantic_spark.py tests/test_semantic_cli.py tests/test_ml.py tests/test_session.py \
 	tests/test_jvm.py tests/test_sql_fuzzy.py tests/test_rapids_plan.py tests/test_incremental.py \
-	tests/test_tables.py
+	tests/test_tables.py tests/test_fs_local.py
 # make test runs these on 4.x only; make test-slow runs them on 3.5, with the 3.5 modules' tests
 # marked slow (not listed here). They are the longest of the 3.5 pass, and its other tests run
 # their code paths there too (the fuzzy workflow, on one partitioning, the CLI's readers and

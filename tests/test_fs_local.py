@@ -102,3 +102,37 @@ def test_local_parquet_columns(tmp_path) -> None:
 def test_other_file_systems_are_an_error_naming_the_path() -> None:
     with pytest.raises(InputError, match=r"'s3a://bucket/out' is not a local path.*Spark Connect"):
         fs.exists(_ConnectSession(), "s3a://bucket/out")
+
+
+@pytest.mark.parametrize("driver_files", [1000, 3])
+def test_file_summary_of_many_files_is_a_spark_job(spark, tmp_path, monkeypatch, driver_files):
+    """Past `SUMMARY_DRIVER_FILES` files the summary is one Spark job over the listing (the
+    driver lists no file itself: a million files would be an hour of calls); listed on the
+    driver or by the job, the counts are the files', the digest sees a file replaced by one of
+    its size, and another spelling of the same input (a link, a trailing slash, a glob of all
+    its files) has the same summary."""
+    import os
+
+    monkeypatch.setattr(fs, "SUMMARY_DRIVER_FILES", driver_files)
+    jobs = []
+    real_job = fs._job_file_summary
+    monkeypatch.setattr(fs, "_job_file_summary", lambda *a: jobs.append(a) or real_job(*a))
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    for i in range(6):
+        (data / ("sub" if i % 2 else "") / f"part-{i}.jsonl").write_text("x" * (i + 1))
+        os.utime(data / ("sub" if i % 2 else "") / f"part-{i}.jsonl", (10**6 + i, 10**6 + i))
+    (data / "_SUCCESS").write_text("")
+    (data / ".part-0.jsonl.crc").write_text("crc")
+    link = tmp_path / "link"
+    link.symlink_to(data, target_is_directory=True)
+    before = fs.file_summary(spark, str(data))
+    assert before[:3] == (6, 21, (10**6 + 5) * 1000)
+    assert fs.file_summary(spark, f"{link}/") == before
+    assert bool(jobs) == (driver_files < 6)
+    (data / "part-2.jsonl").write_text("y" * 3)  # the same size, another time
+    os.utime(data / "part-2.jsonl", (10**6 + 2.5, 10**6 + 2.5))
+    after = fs.file_summary(spark, str(data))
+    assert after[:3] == before[:3] and after[3] != before[3]
+    globbed = fs.file_summary(spark, f"{data}/part-*.jsonl")
+    assert globbed[:2] == (3, 1 + 3 + 5)

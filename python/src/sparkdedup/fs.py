@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, SparkSession
 
 from sparkdedup.compat import empty_frame, is_connect
 from sparkdedup.errors import InputError
@@ -298,15 +298,35 @@ def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
         reader.close()
 
 
+#: Files `file_summary` lists on the driver, one call each; an input with more is summarised
+#: by a Spark job over its listing instead (a million files would take over an hour of calls).
+SUMMARY_DRIVER_FILES = 64
+
+
 def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
     """(files, bytes, latest modification in ms, digest) of the data files under `path` (a
     file, a directory or a glob); names starting with ``.`` or ``_`` are not data. The digest
-    covers every file's path below its match of `path`, size and modification time: a file
-    replaced by another of its size, or one older than the newest, changes it."""
-    if is_connect(spark):
-        return _local_file_summary(path)
+    covers every file's path below `path` (its part before any glob), size and modification
+    time: a file replaced by another of its size, or one older than the newest, changes it.
+
+    Up to `SUMMARY_DRIVER_FILES` files are listed here; more are summarised by a Spark job
+    (`_job_file_summary`: the listing aggregated on the executors, nothing per file on the
+    driver), whose digest is another function of the same listing.
+    """
+    listing = (
+        _local_listing(path, SUMMARY_DRIVER_FILES + 1)
+        if is_connect(spark)
+        else _hadoop_listing(spark, path, SUMMARY_DRIVER_FILES + 1)
+    )
+    if len(listing) > SUMMARY_DRIVER_FILES:
+        return _job_file_summary(spark, path)
+    return _summary(listing)
+
+
+def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[str, int, int]]:
+    """(path below its match of `path`, size, mtime) of up to `limit` data files."""
     fsys, hpath = hadoop_path(spark, path)
-    listing = []
+    listing: list[tuple[str, int, int]] = []
     for st in fsys.globStatus(hpath) or []:
         root = st.getPath().toString()
         it = fsys.listFiles(st.getPath(), True)
@@ -317,7 +337,56 @@ def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
                 continue
             rel = f.getPath().toString()[len(root) :] or name
             listing.append((rel, int(f.getLen()), int(f.getModificationTime())))
-    return _summary(listing)
+            if len(listing) >= limit:
+                return listing
+    return listing
+
+
+def _literal_prefix(path: str) -> str:
+    """`path` up to its first component holding a glob character."""
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if any(c in part for c in "*?[{\\"):
+            return "/".join(parts[:i]) or ("/" if path.startswith("/") else ".")
+    return path
+
+
+def _job_file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
+    """`file_summary` by one Spark job: the ``binaryFile`` source lists the files (Spark's
+    file index: hidden names left out, as its readers do) and its tasks give each file's path,
+    size and modification time, never its content; the executors sum two 64-bit hashes of
+    each file's (path below `path`, size, mtime), so the driver gets one row."""
+    from pyspark.sql import functions as F
+
+    prefix = _literal_prefix(path)
+    if is_connect(spark):
+        root = _uri(local_path(prefix))
+    else:
+        fsys, hpath = hadoop_path(spark, prefix)
+        root = str(fsys.makeQualified(hpath).toString())
+    root = root.rstrip("/") + "/"
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .load(path)
+        .select("path", "length", F.expr("unix_millis(modificationTime)").alias("mtime"))
+    )
+    rel = F.when(
+        F.col("path").startswith(root), F.expr(f"substring(path, {len(root) + 1})")
+    ).otherwise(F.col("path"))
+
+    def hashed(seed: int) -> Column:
+        return F.sum(F.xxhash64(F.lit(seed), rel, "length", "mtime").cast("decimal(38,0)"))
+
+    row = files.agg(
+        F.count(F.lit(1)).alias("files"),
+        F.sum("length").alias("bytes"),
+        F.max("mtime").alias("latest"),
+        hashed(1).alias("h1"),
+        hashed(2).alias("h2"),
+    ).collect()[0]
+    digest = hashlib.sha256(f"{row['files']}\t{row['h1']}\t{row['h2']}".encode()).hexdigest()
+    return int(row["files"]), int(row["bytes"] or 0), int(row["latest"] or 0), digest
 
 
 def _summary(listing: list[tuple[str, int, int]]) -> tuple[int, int, int, str]:
@@ -470,12 +539,12 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
     return {field.name: str(field.type) for field in schema}
 
 
-def _local_file_summary(path: str) -> tuple[int, int, int, str]:
-    listing = []
+def _local_listing(path: str, limit: int) -> list[tuple[str, int, int]]:
+    listing: list[tuple[str, int, int]] = []
     for match in globmod.glob(local_path(path)):
-        walked = [(os.path.dirname(match), [], [os.path.basename(match)])]
+        walked: Any = [(os.path.dirname(match), [], [os.path.basename(match)])]
         if os.path.isdir(match):
-            walked = list(os.walk(match))
+            walked = os.walk(match)
         for root, _, names in walked:
             for name in names:
                 if name.startswith((".", "_")):
@@ -484,4 +553,6 @@ def _local_file_summary(path: str) -> tuple[int, int, int, str]:
                 st = os.stat(file)
                 rel = os.path.relpath(file, match) if os.path.isdir(match) else name
                 listing.append((rel, int(st.st_size), int(st.st_mtime * 1000)))
-    return _summary(listing)
+                if len(listing) >= limit:
+                    return listing
+    return listing
