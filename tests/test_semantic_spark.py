@@ -413,6 +413,23 @@ def test_single_centroid_is_the_mean_on_every_device(spark, monkeypatch) -> None
     np.testing.assert_array_equal(gpu, cpu)  # the fit input does not depend on the split
 
 
+def test_single_centroid_brings_one_row_to_the_driver(spark, monkeypatch) -> None:
+    """k = 1 sums each partition's vectors on the executors and adds the sums in one task:
+    the driver gets one row, not one a partition (at 10^9 vectors of 384 floats, tens of
+    thousands of partitions' rows would pass any spark.driver.maxResultSize)."""
+    raw = np.random.default_rng(3).normal(size=(200, 5))
+    df = _frame(spark, [(i, v.tolist()) for i, v in enumerate(raw)]).repartition(40)
+    collected = []
+    frame = type(df)  # the session's DataFrame class (classic or Connect)
+    real = frame.collect
+    monkeypatch.setattr(
+        frame, "collect", lambda self: collected.append(real(self)) or collected[-1]
+    )
+    center = kmeans_module._mean_center(df, 5)
+    np.testing.assert_allclose(center[0], raw.mean(axis=0), rtol=1e-12, atol=1e-14)
+    assert [len(rows) for rows in collected] == [1]
+
+
 def test_huge_and_tiny_finite_vectors_are_normalised(spark) -> None:
     rows = [
         (1, [1e200, 1e200, 0.0]),  # squared norm overflows to inf

@@ -199,15 +199,34 @@ def _sum_batches(dim: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.R
     return partial_sums
 
 
+def _add_totals(dim: int) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def add(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        rows, total = 0, np.zeros(dim, dtype=np.float64)
+        for batch in batches:  # in partition order: sorted by it
+            rows += int(batch.column("rows").to_numpy(zero_copy_only=False).sum())
+            sums = _flat_matrix(batch.column("total"), batch.num_rows, dim)
+            for row in sums:
+                total += row
+        yield pa.RecordBatch.from_arrays(
+            [pa.array([rows], pa.int64()), pa.array([total], pa.list_(pa.float64()))],
+            names=["rows", "total"],
+        )
+
+    return add
+
+
 def _mean_center(fit_input: DataFrame, dim: int) -> np.ndarray:
     """``(1, dim)`` mean of the unit vectors: the KMeans solution for k = 1 (which pyspark.ml
-    does not accept). One row per partition reaches the driver; the partitions are summed in
-    order, so the result is as reproducible as the KMeans fit."""
+    does not accept). Each partition sums its vectors; one task adds those sums in partition
+    order (so the result is as reproducible as the KMeans fit), and one row reaches the
+    driver, whatever the number of partitions."""
     schema = "rows long, total array<double>"
-    parts = fit_input.mapInArrow(_sum_batches(dim), schema).collect()
-    rows = sum(int(p["rows"]) for p in parts)
-    total = np.sum([np.asarray(p["total"], dtype=np.float64) for p in parts], axis=0)
-    return (total / rows)[None, :]
+    sums = fit_input.mapInArrow(_sum_batches(dim), schema).withColumn(
+        "_dedup_part", F.spark_partition_id()
+    )
+    added = sums.repartition(1).sortWithinPartitions("_dedup_part").drop("_dedup_part")
+    row = added.mapInArrow(_add_totals(dim), schema).collect()[0]
+    return (np.asarray(row["total"], dtype=np.float64) / int(row["rows"]))[None, :]
 
 
 def _in_sample(seed: int, fraction: float) -> Any:
