@@ -1268,3 +1268,40 @@ def test_one_run_at_a_time_writes_an_output_table(spark, tmp_path, capsys, caplo
         assert "dedup__sparkdedup_lease" in tables()
     finally:
         spark.sql("DROP DATABASE IF EXISTS lease_db CASCADE")
+
+
+def test_input_files_spark_would_skip_without_a_word_are_refused(spark, tmp_path, capsys):
+    """Spark's readers leave out a file whose name starts with '_' or '.' even when it is named
+    outright, and the files beside key=value partition directories: the run refuses both,
+    naming the file, instead of leaving their rows out uncounted."""
+
+    def jsonl(path: Path, ids: range) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(json.dumps({"id": i, "text": f"doc {i} " * 9}) + "\n" for i in ids))
+
+    def run(source: str, *extra: str) -> tuple[int, str]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        argv = ["exact", "--input", source, "--input-format", "jsonl", "--id-col", "id"]
+        code = cli.main([*argv, "--output", str(out), *extra])
+        return code, capsys.readouterr().err + (
+            (out / "stats.json").read_text() if (out / "stats.json").exists() else ""
+        )
+
+    jsonl(tmp_path / "d" / "_shard0.jsonl", range(50))
+    jsonl(tmp_path / "d" / ".part.jsonl", range(50, 60))
+    for named in ["d/_shard0.jsonl", "d/.part.jsonl", "d/_*.jsonl"]:
+        code, text = run(str(tmp_path / named))
+        assert code == 2 and "which Spark does not read" in text, (named, text)
+    jsonl(tmp_path / "p" / "a.jsonl", range(50))
+    jsonl(tmp_path / "p" / "k=1" / "b.jsonl", range(50, 100))
+    (tmp_path / "p" / "_SUCCESS").write_text("")
+    code, text = run(str(tmp_path / "p"))
+    assert code == 2 and "beside key=value partition directories" in text and "a.jsonl" in text
+    code, text = run(str(tmp_path / "p"), "--read-option", "recursiveFileLookup=true")
+    assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 100, text
+    # Partitions alone, and a directory whose hidden files are Spark's own, read as before.
+    jsonl(tmp_path / "q" / "k=1" / "b.jsonl", range(10))
+    jsonl(tmp_path / "q" / "k=2" / "c.jsonl", range(10, 20))
+    (tmp_path / "q" / "_SUCCESS").write_text("")
+    code, text = run(str(tmp_path / "q"))
+    assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 20, text

@@ -136,3 +136,27 @@ def test_file_summary_of_many_files_is_a_spark_job(spark, tmp_path, monkeypatch,
     assert after[:3] == before[:3] and after[3] != before[3]
     globbed = fs.file_summary(spark, f"{data}/part-*.jsonl")
     assert globbed[:2] == (3, 1 + 3 + 5)
+
+
+@pytest.mark.parametrize("session", ["classic", "connect"])
+def test_file_summary_lists_the_files_spark_reads(spark, tmp_path, session) -> None:
+    """The stage cache's fingerprint covers every file Spark's readers read: a partition named
+    `_k=1`, a `_metadata` file; and none they skip (`_SUCCESS`, `.crc`, `_temporary/`, a
+    `._COPYING_` file), so that a change to a file read is never served from the cache."""
+    on = spark if session == "classic" else _ConnectSession()
+    (tmp_path / "_k=1").mkdir()
+    (tmp_path / "_k=1" / "a.jsonl").write_text("aa")
+    (tmp_path / "_x=1.jsonl").write_text("bbb")
+    (tmp_path / "_metadata").write_text("m")
+    (tmp_path / "_temporary" / "0").mkdir(parents=True)
+    (tmp_path / "_temporary" / "0" / "part-0.jsonl").write_text("skipped")
+    for name in ["_SUCCESS", ".a.jsonl.crc", "b.jsonl._COPYING_"]:
+        (tmp_path / name).write_text("skipped")
+    assert fs.file_summary(on, str(tmp_path))[:2] == (3, 6)
+    assert [fs.spark_hidden(n) for n in ["_k=1", "_x", ".y", "_metadata", "z._COPYING_"]] == [
+        False,
+        True,
+        True,
+        False,
+        True,
+    ]

@@ -71,13 +71,26 @@ def glob_matches(spark: SparkSession, path: str) -> list[str]:
     if is_connect(spark):
         return _local_glob_matches(path)
     fs, hpath = hadoop_path(spark, path)
-    matches = fs.globStatus(hpath) or []
-    return [str(m.getPath().toString()) for m in matches]
+    # The paths in one call (a glob may match a million files: a call each would take an
+    # hour): Spark's own glob (its file sources use it), its paths joined in the JVM.
+    try:
+        util = spark.sparkContext._jvm.org.apache.spark.deploy.SparkHadoopUtil.get()
+        found = util.globPath(fs, hpath)
+        text, count = str(found.mkString("\n")), int(found.size())
+        paths = text.split("\n") if count else []
+        if len(paths) == count:
+            return paths
+    except Exception:  # noqa: BLE001 - a Spark without that helper: a call a path
+        pass
+    return [str(m.getPath().toString()) for m in fs.globStatus(hpath) or []]
 
 
 def path_exists(spark: SparkSession, path: str) -> bool:
     """True when `path` (a file, a directory or a glob) matches something."""
-    return bool(glob_matches(spark, path))
+    if is_connect(spark):
+        return bool(_local_glob_matches(path))
+    fs, hpath = hadoop_path(spark, path)
+    return bool(fs.globStatus(hpath))
 
 
 def status(spark: SparkSession, path: str) -> Entry | None:
@@ -298,6 +311,75 @@ def parquet_columns(spark: SparkSession, path: str) -> dict[str, str]:
         reader.close()
 
 
+def spark_hidden(name: str) -> bool:
+    """Whether Spark's file sources leave a file or directory of this name out of a listing
+    (their rule for hidden files: ``_SUCCESS``, ``.crc`` files, ``_temporary/``): a name
+    starting with ``.``, or with ``_`` unless it holds ``=`` (a partition such as ``_k=1``),
+    and a ``._COPYING_`` file; ``_metadata`` and ``_common_metadata`` are listed."""
+    if name.startswith(("_common_metadata", "_metadata")):
+        return False
+    return (
+        (name.startswith("_") and "=" not in name)
+        or name.startswith(".")
+        or name.endswith("._COPYING_")
+    )
+
+
+def _hidden_below(rel: str) -> bool:
+    """Whether a path below a listed root is left out: any of its parts is hidden."""
+    return any(spark_hidden(part) for part in rel.split("/") if part)
+
+
+def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str | None, str | None]:
+    """Files `path` names or holds that Spark's file sources would leave out without a word:
+    (a file `path` or one of its first matches names outright whose name is hidden,
+    `spark_hidden`; a file directly inside a matched directory that also holds ``key=value``
+    partition directories, which Spark then reads alone, unless `recursive`). None where
+    there is none. A few calls: the first `SUMMARY_DRIVER_FILES` matches, and a directory's
+    entries only when it has a partition directory, until its first file."""
+    if is_connect(spark):
+        return _local_unread_files(path, recursive)
+    fsys, hpath = hadoop_path(spark, path)
+    matches = fsys.globStatus(hpath) or []
+    hidden = beside = None
+    for i in range(min(len(matches), SUMMARY_DRIVER_FILES)):
+        st = matches[i]
+        if not st.isDirectory():
+            if hidden is None and spark_hidden(str(st.getPath().getName())):
+                hidden = str(st.getPath().toString())
+            continue
+        if recursive or beside is not None:
+            continue
+        partitions = fsys.globStatus(st.getPath().suffix("/*=*")) or []
+        if not any(partitions[j].isDirectory() for j in range(min(len(partitions), 8))):
+            continue
+        it = fsys.listStatusIterator(st.getPath())
+        while it.hasNext():
+            child = it.next()
+            if not child.isDirectory() and not spark_hidden(str(child.getPath().getName())):
+                beside = str(child.getPath().toString())
+                break
+    return hidden, beside
+
+
+def _local_unread_files(path: str, recursive: bool) -> tuple[str | None, str | None]:
+    hidden = beside = None
+    for match in sorted(globmod.glob(local_path(path)))[:SUMMARY_DRIVER_FILES]:
+        if not os.path.isdir(match):
+            if hidden is None and spark_hidden(os.path.basename(match)):
+                hidden = _uri(match)
+            continue
+        if recursive or beside is not None:
+            continue
+        with os.scandir(match) as entries:
+            children = list(entries)
+        if any("=" in e.name and e.is_dir() for e in children):
+            files = [e for e in children if not e.is_dir() and not spark_hidden(e.name)]
+            if files:
+                beside = _uri(files[0].path)
+    return hidden, beside
+
+
 #: Files `file_summary` lists on the driver, one call each; an input with more is summarised
 #: by a Spark job over its listing instead (a million files would take over an hour of calls).
 SUMMARY_DRIVER_FILES = 64
@@ -305,7 +387,7 @@ SUMMARY_DRIVER_FILES = 64
 
 def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
     """(files, bytes, latest modification in ms, digest) of the data files under `path` (a
-    file, a directory or a glob); names starting with ``.`` or ``_`` are not data. The digest
+    file, a directory or a glob): those Spark's file sources read (`spark_hidden`). The digest
     covers every file's path below `path` (its part before any glob), size and modification
     time: a file replaced by another of its size, or one older than the newest, changes it.
 
@@ -333,9 +415,9 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[st
         while it.hasNext():
             f = it.next()
             name = f.getPath().getName()
-            if name.startswith((".", "_")):
-                continue
             rel = f.getPath().toString()[len(root) :] or name
+            if _hidden_below(rel):  # as Spark lists (a named file's own name included)
+                continue
             listing.append((rel, int(f.getLen()), int(f.getModificationTime())))
             if len(listing) >= limit:
                 return listing
@@ -547,11 +629,11 @@ def _local_listing(path: str, limit: int) -> list[tuple[str, int, int]]:
             walked = os.walk(match)
         for root, _, names in walked:
             for name in names:
-                if name.startswith((".", "_")):
-                    continue
                 file = os.path.join(root, name)
-                st = os.stat(file)
                 rel = os.path.relpath(file, match) if os.path.isdir(match) else name
+                if _hidden_below(rel):
+                    continue
+                st = os.stat(file)
                 listing.append((rel, int(st.st_size), int(st.st_mtime * 1000)))
                 if len(listing) >= limit:
                     return listing

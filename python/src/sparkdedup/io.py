@@ -181,6 +181,7 @@ def read_input(
     fmt = canonical_format(fmt)
     if not fs.path_exists(spark, path):
         raise InputError(f"input path {path!r} does not exist")
+    _refuse_unread_files(spark, path, options or {})
     if fmt == "parquet":
         checked = (None if defer_text_check else text_col, id_col)
         return _read_parquet(spark, path, [c for c in checked if c], id_col, options)
@@ -189,6 +190,29 @@ def read_input(
             spark, path, text_col, id_col, columns, options or {}, dict(empty_types or {})
         )
     return _read_source(spark, path, fmt, id_col, options or {})
+
+
+def _refuse_unread_files(spark: SparkSession, path: str, options: dict[str, str]) -> None:
+    """InputError for input files Spark's readers would skip without a word (`fs.unread_files`):
+    their rows would be neither kept nor removed nor counted."""
+    recursive = any(
+        key.lower() == "recursivefilelookup" and str(value).lower() == "true"
+        for key, value in options.items()
+    )
+    hidden, beside = fs.unread_files(spark, path, recursive)
+    if hidden is not None:
+        raise InputError(
+            f"input path {path!r} names {hidden}, which Spark does not read: a name starting "
+            "with '_' or '.' is a hidden file to it (as _SUCCESS or .crc files are), so its "
+            "rows would be left out without a word; rename the file"
+        )
+    if beside is not None:
+        raise InputError(
+            f"input path {path!r} holds files beside key=value partition directories (such "
+            f"as {beside}): Spark reads the partitions only, so those files' rows would be "
+            "left out without a word; move them into a partition directory, or read every "
+            "file (without partition columns) with --read-option recursiveFileLookup=true"
+        )
 
 
 def _read_source(
