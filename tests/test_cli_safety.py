@@ -1299,7 +1299,13 @@ def test_input_files_spark_would_skip_without_a_word_are_refused(spark, tmp_path
     assert code == 2 and "beside key=value partition directories" in text and "a.jsonl" in text
     code, text = run(str(tmp_path / "p"), "--read-option", "recursiveFileLookup=true")
     assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 100, text
-    # Partitions alone, and a directory whose hidden files are Spark's own, read as before.
+    # A glob whose hidden matches are among others (Spark's _SUCCESS beside its parts) reads
+    # the others; partitions alone, and Spark's own hidden files beside them, read as before.
+    jsonl(tmp_path / "r" / "part-0.jsonl", range(7))
+    (tmp_path / "r" / "_SUCCESS").write_text("")
+    (tmp_path / "r" / ".part-0.jsonl.crc").write_text("")
+    code, text = run(str(tmp_path / "r" / "*"))
+    assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 7, text
     jsonl(tmp_path / "q" / "k=1" / "b.jsonl", range(10))
     jsonl(tmp_path / "q" / "k=2" / "c.jsonl", range(10, 20))
     (tmp_path / "q" / "_SUCCESS").write_text("")

@@ -61,12 +61,16 @@ def test_no_step_sorts_or_windows_a_bucket_or_group(spark, stage_tasks):
     docs = spark.createDataFrame(rows, "id long, text string")
     table = scan_documents(docs, id_col="id", char_ngrams=5, num_bands=4, minhashes_per_band=2)
     edges = band_group_edges(table, [0, 1], partitions=2)
+    by_text = band_group_edges(table, [0, 1], partitions=2, by_text=True)  # the verified mode
     comps = spark.createDataFrame([(0, 0), (1, 0), (2, 0)], "id long, component long")
     dups = group_duplicates(table, comps, priority=False, partitions=2)
-    for frame in (edges, dups):
+    for frame in (edges, by_text, dups):
         plan = frame._jdf.queryExecution().executedPlan().toString()
         assert "Window" not in plan and "SortMergeJoin" not in plan, plan
         assert "ShuffledHashJoin" in plan, plan
+    for frame in (edges, by_text):  # the bucket aggregation hashes, never sorts, the keys
+        plan = frame._jdf.queryExecution().executedPlan().toString()
+        assert "SortAggregate" not in plan and "HashAggregate" in plan, plan
     # One shuffle of the keys feeds both the aggregation and the join: without sharing it
     # (exchange reuse off) the job has more stages.
     stages = {}

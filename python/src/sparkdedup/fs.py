@@ -332,26 +332,27 @@ def _hidden_below(rel: str) -> bool:
 
 def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str | None, str | None]:
     """Files `path` names or holds that Spark's file sources would leave out without a word:
-    (a file `path` or one of its first matches names outright whose name is hidden,
-    `spark_hidden`; a file directly inside a matched directory that also holds ``key=value``
-    partition directories, which Spark then reads alone, unless `recursive`). None where
-    there is none. A few calls: the first `SUMMARY_DRIVER_FILES` matches, and a directory's
-    entries only when it has a partition directory, until its first file."""
+    (a file with a hidden name, `spark_hidden`, that `path` names outright, or every one of
+    its first matches when it is a glob: a glob's hidden matches among others, such as the
+    ``_SUCCESS`` of ``out/*``, are skipped as Spark's own; a file directly inside a matched
+    directory that also holds ``key=value`` partition directories, which Spark then reads
+    alone, unless `recursive`). None where there is none. A few calls: the first
+    `SUMMARY_DRIVER_FILES` matches, and a directory's entries only when it has a partition
+    directory, until its first file."""
     if is_connect(spark):
         return _local_unread_files(path, recursive)
     fsys, hpath = hadoop_path(spark, path)
     matches = fsys.globStatus(hpath) or []
     hidden = beside = None
-    for i in range(min(len(matches), SUMMARY_DRIVER_FILES)):
-        st = matches[i]
-        if not st.isDirectory():
-            if hidden is None and spark_hidden(str(st.getPath().getName())):
-                hidden = str(st.getPath().toString())
-            continue
-        if recursive or beside is not None:
+    first = [matches[i] for i in range(min(len(matches), SUMMARY_DRIVER_FILES))]
+    names = [(st, str(st.getPath().getName()), bool(st.isDirectory())) for st in first]
+    if names and all(not is_dir and spark_hidden(name) for _, name, is_dir in names):
+        hidden = str(names[0][0].getPath().toString())
+    for st, _, is_dir in names:
+        if not is_dir or recursive or beside is not None:
             continue
         partitions = fsys.globStatus(st.getPath().suffix("/*=*")) or []
-        if not any(partitions[j].isDirectory() for j in range(min(len(partitions), 8))):
+        if not any(partitions[j].isDirectory() for j in range(min(len(partitions), 64))):
             continue
         it = fsys.listStatusIterator(st.getPath())
         while it.hasNext():
@@ -364,12 +365,11 @@ def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str |
 
 def _local_unread_files(path: str, recursive: bool) -> tuple[str | None, str | None]:
     hidden = beside = None
-    for match in sorted(globmod.glob(local_path(path)))[:SUMMARY_DRIVER_FILES]:
-        if not os.path.isdir(match):
-            if hidden is None and spark_hidden(os.path.basename(match)):
-                hidden = _uri(match)
-            continue
-        if recursive or beside is not None:
+    matches = sorted(globmod.glob(local_path(path)))[:SUMMARY_DRIVER_FILES]
+    if matches and all(not os.path.isdir(m) and spark_hidden(os.path.basename(m)) for m in matches):
+        hidden = _uri(matches[0])
+    for match in matches:
+        if not os.path.isdir(match) or recursive or beside is not None:
             continue
         with os.scandir(match) as entries:
             children = list(entries)

@@ -181,7 +181,8 @@ def read_input(
     fmt = canonical_format(fmt)
     if not fs.path_exists(spark, path):
         raise InputError(f"input path {path!r} does not exist")
-    _refuse_unread_files(spark, path, options or {})
+    if fmt in ("parquet", "jsonl") or fmt.lower() in _FILE_INDEX_FORMATS:
+        _refuse_unread_files(spark, path, options or {})
     if fmt == "parquet":
         checked = (None if defer_text_check else text_col, id_col)
         return _read_parquet(spark, path, [c for c in checked if c], id_col, options)
@@ -192,13 +193,17 @@ def read_input(
     return _read_source(spark, path, fmt, id_col, options or {})
 
 
+#: The data sources that list files as Spark's file index does (a table format such as Delta
+#: reads the files its log names, whatever sits beside them).
+_FILE_INDEX_FORMATS = {"json", "parquet", "orc", "csv", "text", "avro"}
+
+
 def _refuse_unread_files(spark: SparkSession, path: str, options: dict[str, str]) -> None:
     """InputError for input files Spark's readers would skip without a word (`fs.unread_files`):
-    their rows would be neither kept nor removed nor counted."""
-    recursive = any(
-        key.lower() == "recursivefilelookup" and str(value).lower() == "true"
-        for key, value in options.items()
-    )
+    their rows would be neither kept nor removed nor counted. A ``pathGlobFilter`` chooses the
+    files itself: the files beside partitions are then not looked at."""
+    lowered = {key.lower(): str(value).lower() for key, value in options.items()}
+    recursive = lowered.get("recursivefilelookup") == "true" or "pathglobfilter" in lowered
     hidden, beside = fs.unread_files(spark, path, recursive)
     if hidden is not None:
         raise InputError(

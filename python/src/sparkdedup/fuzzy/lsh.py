@@ -134,14 +134,14 @@ def bucket_anchors(
     partitions: int | None = None,
     *,
     needs: str | None = None,
-    order: Sequence[str] = (),
+    order: Sequence[str] = (),  # at most one column
 ) -> DataFrame:
     """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and anchor
     ``src``, for buckets of two or more documents (and, with `needs`, a boolean column of
     `keys`, only buckets where it is true on some member).
 
-    The anchor is the smallest id, or with `order` (columns of `keys`) the id of the member
-    smallest by those columns, then by id. The keys are shuffled once, by bucket (`partitions`
+    The anchor is the smallest id, or with `order` (one column of `keys`) the id of a member
+    smallest by it. The keys are shuffled once, by bucket (`partitions`
     partitions, or Spark's default): the aggregation and the hash join both read that one
     shuffle.
     """
@@ -150,7 +150,9 @@ def bucket_anchors(
         if partitions
         else keys.repartition("band", "bucket")
     )
-    anchor = F.min(F.struct(*order, "id"))["id"] if order else F.min("id")
+    # min_by keeps a hash aggregation (a struct's min would sort every key); rows tied on the
+    # order are rows of one text, any of which anchors the same comparisons.
+    anchor = F.min_by("id", order[0]) if order else F.min("id")
     sizes = [anchor.alias("src"), F.count(F.lit(1)).alias("n")]
     wanted = F.col("n") > 1
     if needs is not None:
@@ -188,11 +190,12 @@ def band_group_edges(
     The anchor is the smallest id: which rows carry band keys (the first of each text in an
     Arrow batch) follows the input's layout, but not the components, so plain LSH needs no
     more. With `by_text` (the verified mode, which checks only the anchor's edges, so that the
-    anchor decides what is removed) it is a row of the text with the smallest hash ``t1, t2``
-    (columns of `table`): a choice made by the texts alone, whatever rows carry the keys and
-    whatever their ids, so that the same texts are compared in every layout.
+    anchor decides what is removed) it is a row of the text with the smallest 64-bit hash
+    ``t1`` (a column of `table`): a choice made by the texts alone, whatever rows carry the
+    keys and whatever their ids, so that the same texts are compared in every layout (two
+    texts of one bucket would have to share ``t1``, a 2^-64 chance, for the rows to decide).
     """
-    order = ["t1", "t2"] if by_text else []
+    order = ["t1"] if by_text else []
     keys = group_keys(table, bands, order)
     return (
         bucket_anchors(keys, partitions, order=order)
