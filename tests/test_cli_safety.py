@@ -1311,3 +1311,46 @@ def test_input_files_spark_would_skip_without_a_word_are_refused(spark, tmp_path
     (tmp_path / "q" / "_SUCCESS").write_text("")
     code, text = run(str(tmp_path / "q"))
     assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 20, text
+
+
+def test_compressed_files_spark_would_misread_are_refused(spark, tmp_path, capsys, monkeypatch):
+    """A text input's compressed files that Spark would misread are refused before any job,
+    naming the file: a suffix no codec of Spark's reads (.xz: its bytes would be lines), a
+    .lz4 or .snappy file in the lz4 or snappy tools' frame format (it stopped the driver JVM
+    for lack of memory) or a plain file so named (read as no rows). Spark's own .lz4 and
+    .snappy files (Hadoop's block format) read as before; so does a listing made by a job."""
+    import lzma
+
+    from sparkdedup import fs
+
+    lines = "".join(json.dumps({"id": i, "text": f"doc {i} " * 9}) + "\n" for i in range(40))
+
+    def run(source: Path) -> tuple[int, str]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        argv = ["exact", "--input", str(source), "--input-format", "jsonl", "--id-col", "id"]
+        code = cli.main([*argv, "--output", str(out)])
+        stats = out / "stats.json"
+        return code, capsys.readouterr().err + (stats.read_text() if stats.exists() else "")
+
+    cases = {
+        "xz/a.jsonl.xz": lzma.compress(lines.encode()),
+        "frame/a.jsonl.lz4": bytes.fromhex("04224d18") + bytes(range(60)),
+        "framed/a.jsonl.snappy": bytes.fromhex("ff060000734e61507059") + bytes(40),
+        "plain/a.jsonl.lz4": lines.encode(),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).parent.mkdir()
+        (tmp_path / name).write_bytes(data)
+        code, text = run((tmp_path / name).parent)
+        assert code == 2 and name.split("/")[1] in text, (name, text)
+        assert "no codec" in text or "block format" in text, text
+    for codec in ("lz4", "snappy"):
+        written = tmp_path / f"spark-{codec}"
+        rows = spark.read.json(spark.sparkContext.parallelize(lines.splitlines()))
+        rows.coalesce(2).write.option("compression", codec).json(str(written))
+        code, text = run(written)
+        assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 40, text
+    monkeypatch.setattr(fs, "SUMMARY_DRIVER_FILES", 1)  # listed by a Spark job
+    (tmp_path / "xz" / "b.jsonl").write_text(lines)
+    code, text = run(tmp_path / "xz")
+    assert code == 2 and "a.jsonl.xz: Spark has no codec for .xz files" in text, text

@@ -115,8 +115,8 @@ def test_file_summary_of_many_files_is_a_spark_job(spark, tmp_path, monkeypatch,
 
     monkeypatch.setattr(fs, "SUMMARY_DRIVER_FILES", driver_files)
     jobs = []
-    real_job = fs._job_file_summary
-    monkeypatch.setattr(fs, "_job_file_summary", lambda *a: jobs.append(a) or real_job(*a))
+    real_job = fs._job_listing
+    monkeypatch.setattr(fs, "_job_listing", lambda *a: jobs.append(a) or real_job(*a))
     data = tmp_path / "data"
     (data / "sub").mkdir(parents=True)
     for i in range(6):

@@ -385,14 +385,37 @@ def _local_unread_files(path: str, recursive: bool) -> tuple[str | None, str | N
 SUMMARY_DRIVER_FILES = 64
 
 
+#: Compressed files Spark's text readers (JSONL, CSV, text) have no codec for: they would read
+#: the compressed bytes as lines. And those of Hadoop's own block formats (Lz4Codec,
+#: SnappyCodec), which the lz4 and snappy tools' frame formats are not.
+NO_CODEC_SUFFIXES = (".xz", ".lzma", ".7z", ".zip", ".rar", ".tar", ".lzo", ".br")
+BLOCK_CODEC_SUFFIXES = (".lz4", ".snappy")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What `input_listing` found: ``summary`` (files, bytes, latest modification in ms,
+    digest) and, for the codec checks, the first file with a suffix of `NO_CODEC_SUFFIXES` and
+    of `BLOCK_CODEC_SUFFIXES` (None for none)."""
+
+    summary: tuple[int, int, int, str]
+    no_codec: str | None = None
+    block_codec: str | None = None
+
+
 def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
     """(files, bytes, latest modification in ms, digest) of the data files under `path` (a
     file, a directory or a glob): those Spark's file sources read (`spark_hidden`). The digest
     covers every file's path below `path` (its part before any glob), size and modification
-    time: a file replaced by another of its size, or one older than the newest, changes it.
+    time: a file replaced by another of its size, or one older than the newest, changes it."""
+    return input_listing(spark, path).summary
+
+
+def input_listing(spark: SparkSession, path: str) -> Listing:
+    """`file_summary` and the codec checks' files of `path`, from one listing.
 
     Up to `SUMMARY_DRIVER_FILES` files are listed here; more are summarised by a Spark job
-    (`_job_file_summary`: the listing aggregated on the executors, nothing per file on the
+    (`_job_listing`: the listing aggregated on the executors, nothing per file on the
     driver), whose digest is another function of the same listing.
     """
     listing = (
@@ -401,24 +424,31 @@ def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
         else _hadoop_listing(spark, path, SUMMARY_DRIVER_FILES + 1)
     )
     if len(listing) > SUMMARY_DRIVER_FILES:
-        return _job_file_summary(spark, path)
-    return _summary(listing)
+        return _job_listing(spark, path)
+
+    def first(suffixes: tuple[str, ...]) -> str | None:
+        named = sorted(full for _, _, _, full in listing if full.lower().endswith(suffixes))
+        return named[0] if named else None
+
+    summary = _summary([entry[:3] for entry in listing])
+    return Listing(summary, first(NO_CODEC_SUFFIXES), first(BLOCK_CODEC_SUFFIXES))
 
 
-def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[str, int, int]]:
-    """(path below its match of `path`, size, mtime) of up to `limit` data files."""
+def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[str, int, int, str]]:
+    """(path below its match of `path`, size, mtime, path) of up to `limit` data files."""
     fsys, hpath = hadoop_path(spark, path)
-    listing: list[tuple[str, int, int]] = []
+    listing: list[tuple[str, int, int, str]] = []
     for st in fsys.globStatus(hpath) or []:
         root = st.getPath().toString()
         it = fsys.listFiles(st.getPath(), True)
         while it.hasNext():
             f = it.next()
             name = f.getPath().getName()
-            rel = f.getPath().toString()[len(root) :] or name
+            full = str(f.getPath().toString())
+            rel = full[len(root) :] or name
             if _hidden_below(rel):  # as Spark lists (a named file's own name included)
                 continue
-            listing.append((rel, int(f.getLen()), int(f.getModificationTime())))
+            listing.append((rel, int(f.getLen()), int(f.getModificationTime()), full))
             if len(listing) >= limit:
                 return listing
     return listing
@@ -429,12 +459,13 @@ def _literal_prefix(path: str) -> str:
     parts = path.split("/")
     for i, part in enumerate(parts):
         if any(c in part for c in "*?[{\\"):
-            return "/".join(parts[:i]) or ("/" if path.startswith("/") else ".")
+            prefix = "/".join(parts[:i]) or ("/" if path.startswith("/") else ".")
+            return prefix + "/" if prefix.endswith(":") else prefix  # file:/*.jsonl
     return path
 
 
-def _job_file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
-    """`file_summary` by one Spark job: the ``binaryFile`` source lists the files (Spark's
+def _job_listing(spark: SparkSession, path: str) -> Listing:
+    """`input_listing` by one Spark job: the ``binaryFile`` source lists the files (Spark's
     file index: hidden names left out, as its readers do) and its tasks give each file's path,
     size and modification time, never its content; the executors sum two 64-bit hashes of
     each file's (path below `path`, size, mtime), so the driver gets one row."""
@@ -460,15 +491,44 @@ def _job_file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, st
     def hashed(seed: int) -> Column:
         return F.sum(F.xxhash64(F.lit(seed), rel, "length", "mtime").cast("decimal(38,0)"))
 
+    def first(suffixes: tuple[str, ...]) -> Column:
+        named = F.lower(F.col("path"))
+        hit = named.endswith(suffixes[0])
+        for suffix in suffixes[1:]:
+            hit = hit | named.endswith(suffix)
+        return F.min(F.when(hit, F.col("path")))
+
     row = files.agg(
         F.count(F.lit(1)).alias("files"),
         F.sum("length").alias("bytes"),
         F.max("mtime").alias("latest"),
         hashed(1).alias("h1"),
         hashed(2).alias("h2"),
+        first(NO_CODEC_SUFFIXES).alias("no_codec"),
+        first(BLOCK_CODEC_SUFFIXES).alias("block_codec"),
     ).collect()[0]
     digest = hashlib.sha256(f"{row['files']}\t{row['h1']}\t{row['h2']}".encode()).hexdigest()
-    return int(row["files"]), int(row["bytes"] or 0), int(row["latest"] or 0), digest
+    summary = (int(row["files"]), int(row["bytes"] or 0), int(row["latest"] or 0), digest)
+    return Listing(summary, row["no_codec"], row["block_codec"])
+
+
+def read_head(spark: SparkSession, path: str, size: int) -> bytes:
+    """The first `size` bytes of file `path` (fewer when it is shorter)."""
+    if is_connect(spark):
+        with open(local_path(path), "rb") as handle:
+            return handle.read(size)
+    fsys, hpath = hadoop_path(spark, path)
+    stream = fsys.open(hpath)
+    try:
+        out = bytearray()
+        while len(out) < size:
+            value = stream.read()  # one byte, -1 at the end
+            if value < 0:
+                break
+            out.append(value)
+        return bytes(out)
+    finally:
+        stream.close()
 
 
 def _summary(listing: list[tuple[str, int, int]]) -> tuple[int, int, int, str]:
@@ -621,8 +681,8 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
     return {field.name: str(field.type) for field in schema}
 
 
-def _local_listing(path: str, limit: int) -> list[tuple[str, int, int]]:
-    listing: list[tuple[str, int, int]] = []
+def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
+    listing: list[tuple[str, int, int, str]] = []
     for match in globmod.glob(local_path(path)):
         walked: Any = [(os.path.dirname(match), [], [os.path.basename(match)])]
         if os.path.isdir(match):
@@ -634,7 +694,7 @@ def _local_listing(path: str, limit: int) -> list[tuple[str, int, int]]:
                 if _hidden_below(rel):
                     continue
                 st = os.stat(file)
-                listing.append((rel, int(st.st_size), int(st.st_mtime * 1000)))
+                listing.append((rel, int(st.st_size), int(st.st_mtime * 1000), _uri(file)))
                 if len(listing) >= limit:
                     return listing
     return listing

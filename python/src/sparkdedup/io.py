@@ -33,6 +33,7 @@ from pyspark.sql import types as T
 
 from sparkdedup import fs
 from sparkdedup.columns import named
+from sparkdedup.compat import is_connect
 from sparkdedup.config import check_sort_direction
 from sparkdedup.errors import ConfigError, InputError, SchemaError
 
@@ -107,7 +108,9 @@ def content_columns(df: DataFrame) -> list[str]:
     return [c for c in df.columns if c not in READER_COLS and c != ID_COL]
 
 
-def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
+def input_fingerprint(
+    spark: SparkSession, path: str, listing: fs.Listing | None = None
+) -> dict[str, Any]:
     """The qualified path, count, total size and latest modification time of the files under
     `path`, and a digest of each file's name, size and modification time.
 
@@ -115,9 +118,11 @@ def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
     and another spelling of the same input (relative, through a link, a trailing slash) is.
     The files are listed, not read: a file rewritten in place with its size and modification
     time kept (``touch -r``, or a copy that keeps times over a file of the same size) looks
-    unchanged; such an input needs a new ``--cache-path``, or the cache deleted.
+    unchanged; such an input needs a new ``--cache-path``, or the cache deleted. `listing`:
+    the path's `fs.input_listing`, when it has been listed already.
     """
-    files, bytes_total, latest, digest = fs.file_summary(spark, path)
+    listing = listing if listing is not None else fs.input_listing(spark, path)
+    files, bytes_total, latest, digest = listing.summary
     return {
         "path": fs.qualified(spark, path),
         "files": files,
@@ -125,6 +130,62 @@ def input_fingerprint(spark: SparkSession, path: str) -> dict[str, Any]:
         "mtime": latest,
         "listing": digest,
     }
+
+
+#: The formats Spark reads as lines of text, through Hadoop's compression codecs.
+_TEXT_FORMATS = ("jsonl", "csv", "text")
+#: The largest block Hadoop's block codecs write (their buffer is 256 KiB by default); the
+#: lz4 frame format's magic number read as such a length is 66 MiB.
+_MAX_BLOCK = 64 * 1024**2
+
+
+def check_codecs(spark: SparkSession, listing: fs.Listing, fmt: str) -> None:
+    """InputError for a compressed file of a text input (JSONL, CSV, text) that Spark would
+    misread (`fs.input_listing` names the first of each kind): one with a suffix no codec of
+    Spark's reads (``.xz``, ``.zip``, ...: its bytes would be read as lines), or a ``.lz4`` or
+    ``.snappy`` file not in Hadoop's block format, the only one Hadoop's Lz4Codec and
+    SnappyCodec read (a file from the lz4 or snappy tools, in their frame format, stops the
+    driver JVM for lack of memory; a plain file so named reads as no rows). A session with
+    codecs of its own (``io.compression.codecs`` set) is trusted with them."""
+    if canonical_format(fmt) not in _TEXT_FORMATS or _own_codecs(spark):
+        return
+    if listing.no_codec is not None:
+        suffix = listing.no_codec.rsplit(".", 1)[-1]
+        raise InputError(
+            f"input file {listing.no_codec}: Spark has no codec for .{suffix} files, so it "
+            "would read the compressed bytes as lines of text; decompress the files, or "
+            "recompress them with gzip, bzip2 or zstd (.gz, .bz2, .zst)"
+        )
+    if listing.block_codec is not None and not _hadoop_block_file(spark, listing.block_codec):
+        suffix = listing.block_codec.rsplit(".", 1)[-1]
+        raise InputError(
+            f"input file {listing.block_codec} is not in Hadoop's .{suffix} block format, the "
+            f"only .{suffix} files Spark reads (files from the {suffix} command-line tool are "
+            "in its frame format, which stops the JVM for lack of memory; a plain file so "
+            "named reads as no rows); decompress the files, or recompress them with gzip, "
+            "bzip2 or zstd (.gz, .bz2, .zst)"
+        )
+
+
+def _own_codecs(spark: SparkSession) -> bool:
+    key = "io.compression.codecs"
+    if is_connect(spark):
+        return bool(spark.conf.get(f"spark.hadoop.{key}", None))
+    return bool(spark.sparkContext._jsc.hadoopConfiguration().get(key))
+
+
+def _hadoop_block_file(spark: SparkSession, path: str) -> bool:
+    """Whether `path` starts as Hadoop's block codecs write: a block's length (at most
+    `_MAX_BLOCK`) and its first compressed chunk's (within the file); or is an empty one."""
+    entry = fs.status(spark, path)
+    size = entry.size if entry is not None else 0
+    head = fs.read_head(spark, path, 8)
+    if size == 0 or (size == 4 and head == bytes(4)):  # no rows: what Spark writes for none
+        return True
+    if len(head) < 8:
+        return False
+    block, chunk = int.from_bytes(head[:4], "big"), int.from_bytes(head[4:], "big")
+    return 0 < block <= _MAX_BLOCK and 0 < chunk <= size - 8
 
 
 def read_input(
