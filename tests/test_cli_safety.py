@@ -1354,3 +1354,17 @@ def test_compressed_files_spark_would_misread_are_refused(spark, tmp_path, capsy
     (tmp_path / "xz" / "b.jsonl").write_text(lines)
     code, text = run(tmp_path / "xz")
     assert code == 2 and "a.jsonl.xz: Spark has no codec for .xz files" in text, text
+
+
+def test_ignore_corrupt_files_is_a_warning(spark, tmp_path, capsys, caplog):
+    """Spark's ignoreCorruptFiles drops what it cannot read of a file without a count: a run
+    with it says so (the README's "nothing is left out without being counted" cannot hold)."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": f"t {i} " * 5}) + "\n" for i in range(5)))
+    argv = ["exact", "--input", str(src), "--input-format", "jsonl", "--id-col", "id"]
+    with caplog.at_level("WARNING", logger="sparkdedup"):
+        code = cli.main(
+            [*argv, "--output", str(tmp_path / "o"), "--read-option", "ignoreCorruptFiles=TRUE"]
+        )
+    assert code == 0, capsys.readouterr().err
+    assert "ignoreCorruptFiles is on" in caplog.text

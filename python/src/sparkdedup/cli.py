@@ -1537,6 +1537,13 @@ def _read_fields(
     from sparkdedup.fs import input_listing, path_exists
     from sparkdedup.io import check_codecs
 
+    options = _options(args.read_option, "--read-option")
+    ignored = {k.lower(): str(v).lower() for k, v in options.items()}.get("ignorecorruptfiles")
+    if (ignored or spark.conf.get("spark.sql.files.ignoreCorruptFiles", "false")) == "true":
+        log.warning(
+            "sparkdedup: ignoreCorruptFiles is on: Spark skips what it cannot read of a "
+            "corrupt file without a count, so rows lost there are in no figure of this run"
+        )
     if path_exists(spark, args.input):  # else read_input says so
         # Before any job reads a file: a compressed file Spark cannot read is named here.
         # The listing is the stage cache's fingerprint too (`_run_workflow`).
