@@ -160,3 +160,17 @@ def test_file_summary_lists_the_files_spark_reads(spark, tmp_path, session) -> N
         False,
         True,
     ]
+
+
+def test_local_globs_read_as_hadoop_globs(tmp_path) -> None:
+    """Over Spark Connect the paths are globbed here, with Hadoop's syntax as the server reads
+    it: {a,b} alternatives (nested too) and [^x] (Python's glob has neither)."""
+    spark = _ConnectSession()
+    for name in ["f1.jsonl", "f2.jsonl", "f3.jsonl", "g1.jsonl"]:
+        (tmp_path / name).write_text("x")
+    names = lambda pattern: [p.rsplit("/", 1)[1] for p in fs.glob_matches(spark, pattern)]  # noqa: E731
+    assert names(f"{tmp_path}/f{{1,2}}.jsonl") == ["f1.jsonl", "f2.jsonl"]
+    assert names(f"{tmp_path}/{{f{{1,3}},g1}}.jsonl") == ["f1.jsonl", "f3.jsonl", "g1.jsonl"]
+    assert names(f"{tmp_path}/f[^1].jsonl") == ["f2.jsonl", "f3.jsonl"]
+    assert fs.path_exists(spark, f"{tmp_path}/f{{1,9}}.jsonl")
+    assert fs.file_summary(spark, f"{tmp_path}/f{{1,2}}.jsonl")[:2] == (2, 2)

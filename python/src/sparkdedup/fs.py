@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob as globmod
 import hashlib
 import os
+import re
 import shutil
 import threading
 from dataclasses import dataclass
@@ -365,7 +366,7 @@ def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str |
 
 def _local_unread_files(path: str, recursive: bool) -> tuple[str | None, str | None]:
     hidden = beside = None
-    matches = sorted(globmod.glob(local_path(path)))[:SUMMARY_DRIVER_FILES]
+    matches = _local_glob(path)[:SUMMARY_DRIVER_FILES]
     if matches and all(not os.path.isdir(m) and spark_hidden(os.path.basename(m)) for m in matches):
         hidden = _uri(matches[0])
     for match in matches:
@@ -571,8 +572,39 @@ def _local_exists(path: str) -> bool:
     return os.path.exists(local_path(path))
 
 
+def _local_glob(path: str) -> list[str]:
+    """The local paths `path` matches, with Hadoop's glob syntax: Python's plus ``{a,b}``
+    alternatives (nested too) and ``[^x]`` for ``[!x]``; sorted."""
+    found: set[str] = set()
+    for pattern in _braces(local_path(path)):
+        found.update(globmod.glob(re.sub(r"\[\^", "[!", pattern)))
+    return sorted(found)
+
+
+def _braces(pattern: str) -> list[str]:
+    """`pattern` with its first ``{a,b}`` group (and then the rest) expanded."""
+    start = pattern.find("{")
+    if start < 0:
+        return [pattern]
+    depth, parts, begin = 0, [], start + 1
+    for i in range(start, len(pattern)):
+        char = pattern[i]
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                parts.append(pattern[begin:i])
+                head, tail = pattern[:start], pattern[i + 1 :]
+                return [x for part in parts for x in _braces(head + part + tail)]
+        elif char == "," and depth == 1:
+            parts.append(pattern[begin:i])
+            begin = i + 1
+    return [pattern]  # an unclosed brace: a literal
+
+
 def _local_glob_matches(path: str) -> list[str]:
-    return sorted(_uri(os.path.abspath(p)) for p in globmod.glob(local_path(path)))
+    return [_uri(os.path.abspath(p)) for p in _local_glob(path)]
 
 
 def _local_entry(local: str) -> Entry:
@@ -683,7 +715,7 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
 
 def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
     listing: list[tuple[str, int, int, str]] = []
-    for match in globmod.glob(local_path(path)):
+    for match in _local_glob(path):
         walked: Any = [(os.path.dirname(match), [], [os.path.basename(match)])]
         if os.path.isdir(match):
             walked = os.walk(match)
