@@ -677,6 +677,24 @@ def test_parquet_files_with_conflicting_types_are_named(spark, tmp_path, capsys)
     assert _digest(d) == before
 
 
+def test_a_type_conflict_reads_a_bounded_number_of_footers(spark, tmp_path, capsys, monkeypatch):
+    """Naming the files of a type conflict reads footers on the driver, one at a time: at most
+    `_CONFLICT_FOOTERS` of them (a million would take hours); past that the error still says
+    that the schemas do not merge, with Spark's words."""
+    from sparkdedup import io
+
+    monkeypatch.setattr(io, "_CONFLICT_FOOTERS", 1)
+    d = tmp_path / "pq"
+    d.mkdir()
+    pq.write_table(pa.Table.from_pylist(_docs(10)), d / "a.parquet")
+    rows = [dict(r, id=str(r["id"])) for r in _docs(10, start=10)]
+    pq.write_table(pa.Table.from_pylist(rows), d / "b.parquet")
+    argv = ["fuzzy", "--input", str(d), "--input-format", "parquet"]
+    code, lines = _run(capsys, *argv, "--output", str(tmp_path / "o"))
+    line = _error_line(lines)
+    assert code == 2 and "have schemas that cannot be merged (the first 1 data files" in line
+
+
 def test_parquet_files_with_conflicting_nested_types_are_named(spark, tmp_path, capsys):
     """A list of doubles in one file and of floats in another (embedding columns): the error
     names the column and the files, as for a top-level type."""

@@ -435,6 +435,15 @@ def input_listing(spark: SparkSession, path: str) -> Listing:
     return Listing(summary, first(NO_CODEC_SUFFIXES), first(BLOCK_CODEC_SUFFIXES))
 
 
+def data_files(spark: SparkSession, path: str, limit: int) -> list[str]:
+    """The first `limit` data files under `path` (those Spark's file sources read), as
+    listed: their qualified paths."""
+    listing = (
+        _local_listing(path, limit) if is_connect(spark) else _hadoop_listing(spark, path, limit)
+    )
+    return [full for *_, full in listing]
+
+
 def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[str, int, int, str]]:
     """(path below its match of `path`, size, mtime, path) of up to `limit` data files."""
     fsys, hpath = hadoop_path(spark, path)

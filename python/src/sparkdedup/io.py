@@ -372,7 +372,7 @@ def _read_parquet(
         df = spark.read.option("mergeSchema", "true").options(**(options or {})).parquet(path)
     except SPARK_ERRORS as err:
         if spark_condition(err) in ("CANNOT_MERGE_SCHEMAS", "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE"):
-            raise SchemaError(_type_conflict(spark, path)) from err
+            raise SchemaError(_type_conflict(spark, path, err)) from err
         raise InputError(
             f"input path {path!r} cannot be read as parquet: {first_line(err)}"
         ) from err
@@ -484,28 +484,34 @@ def _refuse_missing(spark: SparkSession, files: list[str], column: str) -> None:
         )
 
 
-def _type_conflict(spark: SparkSession, path: str) -> str:
+#: Parquet footers `_type_conflict` reads on the driver, at most (a million files' footers
+#: read in turn would take hours before the error).
+_CONFLICT_FOOTERS = 1000
+
+
+def _type_conflict(spark: SparkSession, path: str, err: BaseException | None = None) -> str:
     """Which column the Parquet files disagree on, and which files hold which type (read from
-    the footers on the driver: this runs only when schema merging has already failed)."""
+    the footers on the driver, of the first `_CONFLICT_FOOTERS` data files: this runs only
+    when schema merging has already failed)."""
     types: dict[str, dict[str, list[str]]] = {}
-    for match in fs.glob_matches(spark, path):
-        for rel in fs.list_files(spark, match) or [""]:
-            name = rel.rsplit("/", 1)[-1]
-            if name.startswith((".", "_")) or (rel and rel.endswith(".crc")):
-                continue
-            file = f"{match.rstrip('/')}/{rel}" if rel else match
-            for column, kind in fs.parquet_columns(spark, file).items():
-                types.setdefault(column, {}).setdefault(kind, []).append(file)
+    files = fs.data_files(spark, path, _CONFLICT_FOOTERS)
+    for file in files:
+        for column, kind in fs.parquet_columns(spark, file).items():
+            types.setdefault(column, {}).setdefault(kind, []).append(file)
     for column, kinds in types.items():
         if len(kinds) > 1:
             parts = "; ".join(
-                f"{kind} in {_files_message(files)}" for kind, files in sorted(kinds.items())
+                f"{kind} in {_files_message(found)}" for kind, found in sorted(kinds.items())
             )
             return (
                 f"input files disagree on the type of column {column!r}: {parts}. "
                 "Rewrite them with one type, or read them separately"
             )
-    return f"the Parquet files under {path!r} have schemas that cannot be merged"
+    read = (
+        f" (the first {len(files):,} data files agree)" if len(files) == _CONFLICT_FOOTERS else ""
+    )
+    spark_says = f": {first_line(err)}" if err is not None else ""
+    return f"the Parquet files under {path!r} have schemas that cannot be merged{read}{spark_says}"
 
 
 # -------------------------------------------------------------------------------------- JSONL
