@@ -9,6 +9,8 @@ sorted or held whole by one task.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -118,13 +120,15 @@ def keep_one_per_group(
     ascending: bool = False,
     order: str | None = None,
     partitions: int | None = None,
+    carry: Sequence[str] = (),
 ) -> DataFrame:
     """``[id, kept_id]`` for every member of `members` (``[id, <group>, <priority>]``, `group`
     one column or several) that is not its group's keeper: the best `priority` (largest, or
     smallest with `ascending`; nulls and NaN rank last, `rank_value`), ties and no priority
     going to the smallest id, or to the smallest `order` column when given (a struct that ends
     with the id). With `order`, the rows also carry the member's and the keeper's `order`
-    values, as ``_dedup_order`` and ``_dedup_kept_order``.
+    values, as ``_dedup_order`` and ``_dedup_kept_order``; with `carry` (columns of
+    `members`), the member's and the keeper's values of those, as ``c`` and ``kept_c``.
 
     The members are shuffled once, by group; the aggregations and hash joins all read it.
     """
@@ -133,8 +137,13 @@ def keep_one_per_group(
         members = members.withColumn(priority, rank_value(members, priority))
     shuffled = members.repartition(partitions, *by) if partitions else members.repartition(*by)
     first = F.min("id") if order is None else F.min(order)
+    # The keeper's own values: those of the row `first` picks (ids and orders are unique).
+    kept_values = [
+        F.min_by(c, F.col("id") if order is None else F.col(order)).alias(f"kept_{c}")
+        for c in carry
+    ]
     if priority is None:
-        keepers = shuffled.groupBy(*by).agg(first.alias("kept_id"))
+        keepers = shuffled.groupBy(*by).agg(first.alias("kept_id"), *kept_values)
     else:
         best = shuffled.groupBy(*by).agg(
             (F.min(priority) if ascending else F.max(priority)).alias("_dedup_best")
@@ -145,9 +154,10 @@ def keep_one_per_group(
             shuffled.join(best.hint("shuffle_hash"), on=by)
             .where(top)
             .groupBy(*by)
-            .agg(first.alias("kept_id"))
+            .agg(first.alias("kept_id"), *kept_values)
         )
-    columns = [F.col("id"), F.col("kept_id")]
+    carried = [F.col(c) for c in carry] + [F.col(f"kept_{c}") for c in carry]
+    columns = [F.col("id"), F.col("kept_id"), *carried]
     if order is not None:
         kept = F.col("kept_id")
         columns = [
@@ -155,6 +165,7 @@ def keep_one_per_group(
             kept["id"].alias("kept_id"),
             F.col(order).alias("_dedup_order"),
             kept.alias("_dedup_kept_order"),
+            *carried,
         ]
     # Null-safe, so that no null filter is inferred for one side only (see `not_anchor`).
     return (
@@ -173,6 +184,7 @@ def group_duplicates(
     order: str | None = None,
     partitions: int | None = None,
     indexed: DataFrame | None = None,
+    texts: bool = False,
 ) -> DataFrame:
     """The documents to remove, from the scan table and the components of its band-key rows.
 
@@ -192,6 +204,8 @@ def group_duplicates(
         documents of `table`, each with the smallest indexed id of the component as
         ``kept_id``; the other groups keep one document as usual. The rows then carry
         `BY_INDEX`, true on those removed for an indexed document.
+    texts : the rows also carry the removed document's text hash ``t1, t2`` and its keeper's,
+        ``kept_t1, kept_t2`` (not with `indexed`).
 
     Returns
     -------
@@ -237,6 +251,7 @@ def group_duplicates(
             "id", "kept_id"
         )
         members = members.join(hit.hint("shuffle_hash"), on="_dedup_group", how="left_anti")
+    assert not (texts and indexed is not None), "text hashes are not carried against an index"
     removed = keep_one_per_group(
         members,
         group="_dedup_group",
@@ -244,6 +259,7 @@ def group_duplicates(
         ascending=priority_ascending,
         order=order,
         partitions=partitions,
+        carry=("t1", "t2") if texts else (),
     )
     if removed_by_index is None:
         return removed

@@ -10,7 +10,7 @@ are MinHashed once per Arrow batch and join their text's group without going thr
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -312,6 +312,7 @@ def run_fuzzy(
     if config.verify != "jaccard":
         runner.release("edges")
     dup_fp = dict(cc_fp, priority_ascending=config.priority_ascending)
+    verified_mode = config.verify == "jaccard"
     indexed = None
     if index is not None:
         # The components' documents that are not new are indexed ones (new ids and the
@@ -333,13 +334,19 @@ def run_fuzzy(
             order="_dedup_order" if derived else None,
             partitions=doc_parts,
             indexed=indexed,
+            texts=verified_mode,
         ),
         derived=derived,
         partitions=doc_parts,
         count_groups=count_groups,
         # Counted on the stage's write: the documents removed for an indexed one.
         metrics={"near_indexed": F.count(F.when(F.col(BY_INDEX), 1))} if index else None,
+        carry=_TEXT_PAIR if verified_mode else (),
     )
+    # The verified mode's duplicates carry both documents' text hashes, for `_kept_jaccard`.
+    with_texts = duplicates
+    if verified_mode:
+        duplicates = duplicates.select("id", "kept_id")
     stats = {
         **run_stats(runner, summary, counts, derived=derived),
         "minhashed_docs": summary["nodes"],
@@ -361,7 +368,7 @@ def run_fuzzy(
         kept_jaccard = runner.run(
             "kept_jaccard",
             dup_fp,
-            lambda: _kept_jaccard(scored, duplicates, keys, scan, derived=derived),
+            lambda: _kept_jaccard(scored, with_texts),
             partitions=doc_parts,
         )
         runner.release("verify")
@@ -416,17 +423,22 @@ def run_stats(
     }
 
 
-def _kept_jaccard(
-    scored: DataFrame, duplicates: DataFrame, keys: DataFrame, scan: DataFrame, *, derived: bool
-) -> DataFrame:
+#: The text hashes the verified mode's duplicates carry: the document's and its keeper's.
+_TEXT_PAIR = ("t1", "t2", "kept_t1", "kept_t2")
+
+
+def _kept_jaccard(scored: DataFrame, duplicates: DataFrame) -> DataFrame:
     """``[id, jaccard]``: each removed document's verified Jaccard to the document kept in its
     group: 1.0 for an exact copy of it, else from a scored edge between their two texts (the
     edges' ends carry their texts' hashes), whichever rows of those texts it joined; null when
     no edge joins the two texts (the document joined the group through others). Which rows of
-    a text carry the edges follows the input's layout; their texts do not. Narrow: the edges,
-    the duplicates and the scan's text hashes, no text."""
-    text_a = F.struct(F.col("src_t1").alias("t1"), F.col("src_t2").alias("t2"))
-    text_b = F.struct(F.col("dst_t1").alias("t1"), F.col("dst_t2").alias("t2"))
+    a text carry the edges follows the input's layout; their texts do not. Narrow: the edges
+    and the duplicates, which carry both documents' text hashes (`_TEXT_PAIR`), no text."""
+
+    def text(t1: str, t2: str) -> Column:
+        return F.struct(F.col(t1).alias("t1"), F.col(t2).alias("t2"))
+
+    text_a, text_b = text("src_t1", "src_t2"), text("dst_t1", "dst_t2")
     edges = (
         scored.select(
             F.least(text_a, text_b).alias("_dedup_a"),
@@ -436,32 +448,12 @@ def _kept_jaccard(
         .groupBy("_dedup_a", "_dedup_b")
         .agg(F.max(JACCARD).alias(JACCARD))  # one value a pair of texts
     )
-    # Both documents of each pair, in one join with the scan's text hashes.
-    ends = duplicates.select(
-        F.col("id").alias("_dedup_pair"),
-        F.explode(
-            F.array(
-                F.struct(F.col("id").alias("id"), F.lit(0).alias("_dedup_end")),
-                F.struct(F.col("kept_id").alias("id"), F.lit(1).alias("_dedup_end")),
-            )
-        ).alias("_dedup_e"),
-    ).select("_dedup_pair", "_dedup_e.id", "_dedup_e._dedup_end")
-    text = F.struct("t1", "t2").alias("_dedup_text")
-    if derived:
-        # The duplicates name derived ids, the scan input positions: the key table maps.
-        ends = ends.join(keys.select("id", POS), on="id")
-        hashed = ends.join(scan.select(POS, text), on=POS)
-    else:
-        hashed = ends.join(scan.select("id", text), on="id")
-    pairs = hashed.groupBy(F.col("_dedup_pair").alias("id")).agg(
-        F.max(F.when(F.col("_dedup_end") == 0, F.col("_dedup_text"))).alias("_dedup_doc"),
-        F.max(F.when(F.col("_dedup_end") == 1, F.col("_dedup_text"))).alias("_dedup_kept"),
-    )
-    pairs = pairs.select(
+    doc, kept = text("t1", "t2"), text("kept_t1", "kept_t2")
+    pairs = duplicates.select(
         "id",
-        (F.col("_dedup_doc") == F.col("_dedup_kept")).alias("_dedup_copy"),
-        F.least("_dedup_doc", "_dedup_kept").alias("_dedup_a"),
-        F.greatest("_dedup_doc", "_dedup_kept").alias("_dedup_b"),
+        (doc == kept).alias("_dedup_copy"),
+        F.least(doc, kept).alias("_dedup_a"),
+        F.greatest(doc, kept).alias("_dedup_b"),
     )
     return pairs.join(edges, on=["_dedup_a", "_dedup_b"], how="left").select(
         "id", F.when(F.col("_dedup_copy"), F.lit(1.0)).otherwise(F.col(JACCARD)).alias(JACCARD)
@@ -491,6 +483,7 @@ def keep_rule_stages(
     partitions: int,
     count_groups: bool = True,
     metrics: dict[str, Column] | None = None,
+    carry: Sequence[str] = (),
 ) -> tuple[DataFrame, DataFrame, dict[str, int]]:
     """The last stages of the fuzzy and exact workflows: ``duplicates`` from `pairs` (for
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
@@ -498,7 +491,8 @@ def keep_rule_stages(
     (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, a distinct
     count of the keepers: three small jobs). `metrics` (aggregates over the rows `pairs`
     returns, whose columns past ``id`` and ``kept_id`` the duplicates then drop; user ids only)
-    are observed on the stage's write, their values in ``runner.observed["duplicates"]``."""
+    are observed on the stage's write, their values in ``runner.observed["duplicates"]``.
+    `carry`: columns of `pairs` past ``id`` and ``kept_id`` that the duplicates keep."""
     assert not (derived and metrics), "duplicates metrics need user ids"
     if derived:
         # The rows named carry their keeper's and their own id order (`keep_one_per_group`),
@@ -512,6 +506,7 @@ def keep_rule_stages(
                 "kept_id",
                 F.col("_dedup_order.p").alias(_PREFIX),
                 F.col("_dedup_kept_order.p").alias(_KEPT_PREFIX),
+                *carry,
             ),
             partitions=partitions,
         )
@@ -526,7 +521,7 @@ def keep_rule_stages(
         duplicates = runner.run(
             "duplicates",
             fingerprint,
-            lambda: _with_derived_ids(grouped, keys, join_hint(spark, runner.rows["ids"])),
+            lambda: _with_derived_ids(grouped, keys, join_hint(spark, runner.rows["ids"]), carry),
             partitions=partitions,
         )
         runner.release("groups")
@@ -534,7 +529,7 @@ def keep_rule_stages(
         grouped = runner.run(
             "duplicates", fingerprint, pairs, partitions=partitions, metrics=metrics
         )
-        keys, duplicates = scan.select("id"), grouped.select("id", "kept_id")
+        keys, duplicates = scan.select("id"), grouped.select("id", "kept_id", *carry)
     removed = runner.rows["duplicates"]
     counts = {"removed_docs": removed}
     if count_groups:
@@ -573,15 +568,17 @@ def _output_ids(scan: DataFrame, pairs: DataFrame, hint: str) -> DataFrame:
     )
 
 
-def _with_derived_ids(pairs: DataFrame, keys: DataFrame, hint: str) -> DataFrame:
-    """`pairs` (input positions) as ``[id, kept_id]`` of derived ids; `hint`: the strategy of
-    the joins with the key table."""
+def _with_derived_ids(
+    pairs: DataFrame, keys: DataFrame, hint: str, carry: Sequence[str] = ()
+) -> DataFrame:
+    """`pairs` (input positions) as ``[id, kept_id, (carry)]`` of derived ids; `hint`: the
+    strategy of the joins with the key table."""
     ids = keys.select(F.col(POS), F.col("id").alias("_dedup_derived"))
     return (
         pairs.join(ids.withColumnRenamed(POS, "id").hint(hint), on="id")
-        .select(F.col("_dedup_derived").alias("id"), "kept_id")
+        .select(F.col("_dedup_derived").alias("id"), "kept_id", *carry)
         .join(ids.withColumnRenamed(POS, "kept_id").hint(hint), on="kept_id")
-        .select("id", F.col("_dedup_derived").alias("kept_id"))
+        .select("id", F.col("_dedup_derived").alias("kept_id"), *carry)
     )
 
 
