@@ -184,7 +184,7 @@ def group_duplicates(
     order: str | None = None,
     partitions: int | None = None,
     indexed: DataFrame | None = None,
-    texts: bool = False,
+    with_texts: bool = False,
 ) -> DataFrame:
     """The documents to remove, from the scan table and the components of its band-key rows.
 
@@ -204,7 +204,7 @@ def group_duplicates(
         documents of `table`, each with the smallest indexed id of the component as
         ``kept_id``; the other groups keep one document as usual. The rows then carry
         `BY_INDEX`, true on those removed for an indexed document.
-    texts : the rows also carry the removed document's text hash ``t1, t2`` and its keeper's,
+    with_texts : the rows also carry the removed document's text hash ``t1, t2`` and its keeper's,
         ``kept_t1, kept_t2`` (not with `indexed`).
 
     Returns
@@ -251,7 +251,7 @@ def group_duplicates(
             "id", "kept_id"
         )
         members = members.join(hit.hint("shuffle_hash"), on="_dedup_group", how="left_anti")
-    assert not (texts and indexed is not None), "text hashes are not carried against an index"
+    assert not (with_texts and indexed is not None), "no text hashes are carried for an index"
     removed = keep_one_per_group(
         members,
         group="_dedup_group",
@@ -259,7 +259,7 @@ def group_duplicates(
         ascending=priority_ascending,
         order=order,
         partitions=partitions,
-        carry=("t1", "t2") if texts else (),
+        carry=("t1", "t2") if with_texts else (),
     )
     if removed_by_index is None:
         return removed

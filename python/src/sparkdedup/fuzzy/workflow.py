@@ -334,7 +334,7 @@ def run_fuzzy(
             order="_dedup_order" if derived else None,
             partitions=doc_parts,
             indexed=indexed,
-            texts=verified_mode,
+            with_texts=verified_mode,
         ),
         derived=derived,
         partitions=doc_parts,
