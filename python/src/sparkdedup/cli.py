@@ -1534,7 +1534,7 @@ def _read_fields(
     if args.input_table is not None:
         df = read_table(spark, args.input_table, args.id_col)
         return df, good_records(df, args.bad_records)
-    from sparkdedup.fs import input_listing, path_exists
+    from sparkdedup.fs import input_listing
     from sparkdedup.io import check_codecs
 
     options = _options(args.read_option, "--read-option")
@@ -1544,11 +1544,10 @@ def _read_fields(
             "sparkdedup: ignoreCorruptFiles is on: Spark skips what it cannot read of a "
             "corrupt file without a count, so rows lost there are in no figure of this run"
         )
-    if path_exists(spark, args.input):  # else read_input says so
-        # Before any job reads a file: a compressed file Spark cannot read is named here.
-        # The listing is the stage cache's fingerprint too (`_run_workflow`).
-        args.input_listing = input_listing(spark, args.input)
-        check_codecs(spark, args.input_listing, args.input_format)
+    # Before any job reads a file (the path exists: `_check_paths`): a compressed file Spark
+    # cannot read is named here. The listing is the stage cache's fingerprint too.
+    args.input_listing = input_listing(spark, args.input)
+    check_codecs(spark, args.input_listing, args.input_format)
     df = read_input(
         spark,
         args.input,
@@ -1679,7 +1678,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             fingerprint = {"input_table": table_fingerprint(spark, args.input_table)}
         else:
             fingerprint = {
-                "input": input_fingerprint(spark, args.input, getattr(args, "input_listing", None)),
+                "input": input_fingerprint(spark, args.input, args.input_listing),
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
                 "read_options": _options(args.read_option, "--read-option"),

@@ -242,7 +242,7 @@ def read_input(
     fmt = canonical_format(fmt)
     if not fs.path_exists(spark, path):
         raise InputError(f"input path {path!r} does not exist")
-    if fmt in ("parquet", "jsonl") or fmt.lower() in _FILE_INDEX_FORMATS:
+    if fmt in _FILE_INDEX_FORMATS:
         _refuse_unread_files(spark, path, options or {})
     if fmt == "parquet":
         checked = (None if defer_text_check else text_col, id_col)
@@ -256,7 +256,7 @@ def read_input(
 
 #: The data sources that list files as Spark's file index does (a table format such as Delta
 #: reads the files its log names, whatever sits beside them).
-_FILE_INDEX_FORMATS = {"json", "parquet", "orc", "csv", "text", "avro"}
+_FILE_INDEX_FORMATS = {"jsonl", "parquet", "orc", "csv", "text", "avro"}
 
 
 def _refuse_unread_files(spark: SparkSession, path: str, options: dict[str, str]) -> None:

@@ -134,13 +134,13 @@ def bucket_anchors(
     partitions: int | None = None,
     *,
     needs: str | None = None,
-    order: Sequence[str] = (),  # at most one column
+    order: str | None = None,
 ) -> DataFrame:
     """``keys`` ``[id, band, bucket, ...]`` joined to their bucket's size ``n`` and anchor
     ``src``, for buckets of two or more documents (and, with `needs`, a boolean column of
     `keys`, only buckets where it is true on some member).
 
-    The anchor is the smallest id, or with `order` (one column of `keys`) the id of a member
+    The anchor is the smallest id, or with `order` (a column of `keys`) the id of a member
     smallest by it. The keys are shuffled once, by bucket (`partitions`
     partitions, or Spark's default): the aggregation and the hash join both read that one
     shuffle.
@@ -152,7 +152,7 @@ def bucket_anchors(
     )
     # min_by keeps a hash aggregation (a struct's min would sort every key); rows tied on the
     # order are rows of one text, any of which anchors the same comparisons.
-    anchor = F.min_by("id", order[0]) if order else F.min("id")
+    anchor = F.min("id") if order is None else F.min_by("id", order)
     sizes = [anchor.alias("src"), F.count(F.lit(1)).alias("n")]
     wanted = F.col("n") > 1
     if needs is not None:
@@ -195,8 +195,8 @@ def band_group_edges(
     keys and whatever their ids, so that the same texts are compared in every layout (two
     texts of one bucket would have to share ``t1``, a 2^-64 chance, for the rows to decide).
     """
-    order = ["t1"] if by_text else []
-    keys = group_keys(table, bands, order)
+    order = "t1" if by_text else None
+    keys = group_keys(table, bands, [order] if order else [])
     return (
         bucket_anchors(keys, partitions, order=order)
         .where(not_anchor())
