@@ -49,10 +49,10 @@ def assert_matches_brute_force(vectors, scores, index) -> None:
         assert expected_scores[j] > 0 and index[j] < j, j
         assert exact[index[j], j] >= expected_scores[j] - 2 * TOL, j
     for eps in (0.0, 1e-3, 0.01, 0.05, 0.1, 0.5):
-        threshold = np.float32(1 - eps)
-        removed = scores >= threshold
-        exact_removed = expected_scores >= float(threshold)
-        near = np.abs(expected_scores - float(threshold)) <= TOL
+        threshold = 1 - eps  # float64, as NeMo Curator's filter compares
+        removed = scores.astype(np.float64) >= threshold
+        exact_removed = expected_scores >= threshold
+        near = np.abs(expected_scores - threshold) <= TOL
         assert np.array_equal(removed[~near], exact_removed[~near]), eps
 
 
@@ -119,8 +119,7 @@ def test_float32_scores_at_the_threshold_edge() -> None:
     as32 = vectors.astype(np.float32)
     scores, index = pairwise_max_similarity(as32, 4)
     assert_matches_brute_force(as32, scores, index)
-    threshold = np.float32(1 - eps)
-    decided = (scores[1::2] >= threshold).tolist()
+    decided = (scores[1::2].astype(np.float64) >= 1 - eps).tolist()
     assert decided[:2] == [False, False] and decided[-2:] == [True, True]  # clear of the edge
     scores64, _ = pairwise_max_similarity(vectors, 4)
     np.testing.assert_allclose(scores64, scores, atol=TOL, rtol=0)

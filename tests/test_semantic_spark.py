@@ -11,6 +11,8 @@ import tracemalloc
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
@@ -249,27 +251,38 @@ def test_threshold_just_above_and_below(spark) -> None:
         (1, 1, 0.0),
         (2, 1, 0.9501),  # above 1 - eps
         (3, 1, 0.9499),  # below
-        (4, 1, 0.95),  # float32(0.95) = 0.949999988 = 1 - eps in float32, as in NeMo Curator
+        (4, 1, 0.95),  # float32(0.95) = 0.949999988 < 1 - eps in float64, as in NeMo Curator
         (5, 2, 1.0),
         (6, 6, 0.0),
     ]
     pairwise = spark.createDataFrame(rows, "id long, max_id long, cosine_sim_score float")
     removed = {r["id"] for r in identify_duplicates(pairwise, eps=eps).collect()}
-    assert removed == {2, 4, 5}
+    assert removed == {2, 5}
     everything = {r["id"] for r in identify_duplicates(pairwise, eps=1.0).collect()}
     assert everything == {2, 3, 4, 5}  # documents with max_id == id are always kept
 
 
-@pytest.mark.parametrize("eps", [0.0, 0.01, 0.05, 0.1, 0.3])
-def test_threshold_is_float32_one_minus_eps(spark, eps) -> None:
-    at = np.float32(1 - eps)  # what pandas/cuDF compare a float32 score with (NEP 50)
-    below = np.nextafter(at, np.float32(0))
-    assert (pd.Series([at, below], dtype=np.float32) >= 1 - eps).tolist() == [True, False]
-    rows = [(1, 9, float(at)), (2, 9, float(below))]
+@pytest.mark.parametrize("eps", [0.0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.3])
+def test_threshold_decides_as_curators_pyarrow_filter(spark, tmp_path, eps) -> None:
+    """NeMo Curator removes the rows its pyarrow filter ``cosine_sim_score >= 1.0 - eps`` keeps
+    in its float32 score files: the float32 scores around ``1 - eps`` decide here as there (for
+    eps 0.05, 0.1 and 0.3 float32(1 - eps) lies below 1 - eps and is kept)."""
+    at = np.float32(1 - eps)
+    scores = np.array(
+        [np.nextafter(at, np.float32(0)), at, np.nextafter(at, np.float32(2))], np.float32
+    )
+    scores = scores[scores <= 1]
+    ids = list(range(1, len(scores) + 1))
+    path = str(tmp_path / "scores.parquet")
+    pq.write_table(pa.table({"id": ids, "cosine_sim_score": scores}), path)
+    curator = pq.read_table(path, filters=[("cosine_sim_score", ">=", 1.0 - eps)])
+    expected = sorted(curator.column("id").to_pylist())
+    rows = [(i, 99, float(s)) for i, s in zip(ids, scores, strict=True)]
     for dtype in ("float", "double"):
         pairwise = spark.createDataFrame(rows, f"id long, max_id long, cosine_sim_score {dtype}")
-        assert [r["id"] for r in identify_duplicates(pairwise, eps=eps).collect()] == [1]
-    assert removal_threshold(eps) == float(at)
+        got = sorted(r["id"] for r in identify_duplicates(pairwise, eps=eps).collect())
+        assert got == expected, dtype
+    assert removal_threshold(eps) == 1.0 - eps
 
 
 def test_random_ranking_ignores_partitioning(spark) -> None:

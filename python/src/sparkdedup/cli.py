@@ -755,7 +755,7 @@ def explain(args: argparse.Namespace, config: Any) -> str:
             ),
             (
                 "duplicates",
-                f"score >= float32(1 - eps), eps {', '.join(f'{e:g}' for e in args.eps)}",
+                f"float32 score >= 1 - eps (in float64), eps {', '.join(f'{e:g}' for e in args.eps)}",
             ),
             ("write", "the corpus again: the removed rows dropped by an anti-join"),
         ]

@@ -264,7 +264,7 @@ class SemanticConfig:
         seeded hash of the id picks them, whatever the partitioning), then assign every
         document to its nearest centroid, as NeMo Curator's ``kmeans_fit_data_fraction``.
     eps : a document is removed iff its cosine similarity to a higher-ranked document of its
-        cluster is >= 1 - eps (compared in float32, as NeMo Curator does).
+        cluster is >= 1 - eps (the float32 score compared in float64, as NeMo Curator does).
     which_to_keep : "hard" keeps the documents farthest from the centroid, "easy" the nearest,
         "random" a seeded random order.
     sort_cols : custom ranking: each entry ``"col"`` or ``"col:desc"`` (descending) or

@@ -7,8 +7,7 @@ cluster, even one that is itself removed.
 
 from __future__ import annotations
 
-import numpy as np
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from sparkdedup.errors import ConfigError
@@ -16,15 +15,24 @@ from sparkdedup.ids import require_columns
 
 
 def removal_threshold(eps: float) -> float:
-    """``1 - eps`` rounded to float32, the threshold `identify_duplicates` compares with.
+    """``1 - eps`` as a Python float (float64), the threshold `identify_duplicates` compares with.
 
-    NeMo Curator compares its float32 score column with the Python float ``1 - eps``; pandas
-    and cuDF treat the Python float as a weak scalar (NEP 50) and compare in float32, so
-    ``np.float32(0.95) >= 1 - 0.05`` is true although ``float(np.float32(0.95)) < 0.95``.
+    NeMo Curator selects the removed documents with a pyarrow filter,
+    ``("cosine_sim_score", ">=", 1.0 - eps)``, on its float32 score column: Arrow widens the
+    column to float64 for the comparison, so with ``eps=0.05`` a score of
+    ``float32(0.95) = 0.949999988`` is below ``0.95`` and the document is kept.
     """
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
         raise ConfigError(f"eps must be a number between 0 and 1, got {eps!r}")
-    return float(np.float32(1.0 - float(eps)))
+    return 1.0 - float(eps)
+
+
+def _score_reaches(eps: float) -> Column:
+    """The removal rule on a pairwise row: the score, as the float32 NeMo Curator stores,
+    widened to float64 and compared with ``1 - eps``; a row whose ``max_id`` is itself (no
+    higher-ranked document scored above 0) never reaches it."""
+    score = F.col("cosine_sim_score").cast("float").cast("double")
+    return (score >= F.lit(removal_threshold(eps))) & (F.col("max_id") != F.col("id"))
 
 
 def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
@@ -44,20 +52,17 @@ def identify_duplicates(pairwise: DataFrame, *, eps: float = 0.01) -> DataFrame:
 
     Notes
     -----
-    The comparison is done in float32, as in NeMo Curator, so the decision matches it bit for
-    bit: the score (float32, or cast to float32) is compared with ``1 - eps`` rounded to the
-    nearest float32 (`removal_threshold`). For ``eps=0.05`` a score of
-    ``float32(0.95) = 0.949999988`` is removed, and the next float32 below it is kept.
+    The decision matches NeMo Curator's bit for bit: the score, float32 as Curator stores it
+    (a double score is rounded to float32 first), is widened to float64 and compared with the
+    float64 ``1 - eps``, as Curator's pyarrow filter does (`removal_threshold`). For
+    ``eps=0.05`` a score of ``float32(0.95) = 0.949999988`` is kept, and the next float32 above
+    it is removed.
     """
-    threshold = removal_threshold(eps)
+    rule = _score_reaches(eps)
     require_columns(
         pairwise, {"id": "id", "max_id": "max_id", "cosine_sim_score": "cosine_sim_score"}
     )
-    # The threshold is a float32 value, so the cast of the literal is exact.
-    score = F.col("cosine_sim_score").cast("float")
-    return pairwise.filter(
-        (score >= F.lit(threshold).cast("float")) & (F.col("max_id") != F.col("id"))
-    ).select("id", "max_id", "cosine_sim_score")
+    return pairwise.filter(rule).select("id", "max_id", "cosine_sim_score")
 
 
 def eps_summary(pairwise: DataFrame, eps_values: list[float]) -> list[dict[str, float | int]]:
@@ -69,15 +74,8 @@ def eps_summary(pairwise: DataFrame, eps_values: list[float]) -> list[dict[str, 
     )
     if not eps_values:
         return []
-    score = F.col("cosine_sim_score").cast("float")
     counts = [
-        F.count(
-            F.when(
-                (score >= F.lit(removal_threshold(eps)).cast("float"))
-                & (F.col("max_id") != F.col("id")),
-                1,
-            )
-        ).alias(f"removed_{i}")
+        F.count(F.when(_score_reaches(eps), 1)).alias(f"removed_{i}")
         for i, eps in enumerate(eps_values)
     ]
     row = pairwise.agg(*counts).first()
