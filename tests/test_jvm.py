@@ -260,12 +260,14 @@ def test_minhash_matches_public_python_minhash(jspark, use_64_bit_hash: bool) ->
 
 
 # Strings holding invalid UTF-8, as CAST(BINARY AS STRING) or files with bad bytes give them:
-# a stray 0xff, a truncated 2-byte sequence, leading continuation bytes, a lone surrogate's
-# encoding, only continuation bytes; and the U+FFFD text a decoded Java String would hold.
+# a stray 0xff, a truncated 2-byte sequence, leading continuation bytes (before fewer code points
+# than the width, too), a lone surrogate's encoding, only continuation bytes; and the U+FFFD text
+# a decoded Java String would hold.
 INVALID_UTF8 = [
     "6162ff636465c3",
     "c3",
     "8080616263",
+    "808061",
     "61eda080626364",
     "80bf",
     "6162efbfbd636465efbfbd",

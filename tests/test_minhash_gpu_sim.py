@@ -29,6 +29,19 @@ UNICODE_TEXTS = [
     "\U0010ffffß\u0000Ω" * 3,
 ]
 
+# Strings that are not UTF-8 (hex): a stray continuation byte, a stray 0xff, a 2-byte sequence
+# cut at the end, leading continuation bytes (before fewer code points than a shingle's width, too),
+# a lone surrogate's encoding, only continuation bytes.
+INVALID_UTF8 = [
+    "6162806364",
+    "6162ff636465c3",
+    "c3",
+    "8080616263",
+    "808061",
+    "61eda080626364",
+    "80bf",
+]
+
 SIM_SCRIPT = textwrap.dedent(
     """
     import json, sys, warnings
@@ -46,10 +59,21 @@ SIM_SCRIPT = textwrap.dedent(
     for use64, key in ((False, "expected_32"), (True, "expected_64")):
         dtype = np.uint64 if use64 else np.uint32
         a, b = np.array(v["a"], dtype), np.array(v["b"], dtype)
+        got = minhash_numba_cuda(pa.array(v["docs"]), a, b, v["seed"], v["width"], use64)
+        if got.tolist() != v[key]:
+            failures.append(("cudf_cpp_permuted", key, got.tolist()))
         # A slice: the kernel must honour the Arrow offset.
         got = minhash_numba_cuda(pa.array(v["docs"])[2:], a, b, v["seed"], v["width"], use64)
         if got.tolist() != v[key][2:]:
-            failures.append(("cudf_cpp_permuted", key, got.tolist()))
+            failures.append(("cudf_cpp_permuted sliced", key, got.tolist()))
+    # cuDF's wide-string vector: its first document (the 1 MiB one runs on a real GPU only).
+    v = vectors["cudf_cpp_wide"]
+    for use64, key in ((False, "expected_32"), (True, "expected_64")):
+        dtype = np.uint64 if use64 else np.uint32
+        a, b = np.array(v["a"], dtype), np.array(v["b"], dtype)
+        got = minhash_numba_cuda(pa.array(["x" * 2048]), a, b, v["seed"], v["width"], use64)
+        if got.tolist() != v[key][:1]:
+            failures.append(("cudf_cpp_wide", key, got.tolist()))
     for name, use64 in (("cudf_python_docstring_32", False), ("cudf_python_docstring_64", True)):
         v = vectors[name]
         dtype = np.uint64 if use64 else np.uint32
@@ -80,6 +104,18 @@ SIM_SCRIPT = textwrap.dedent(
             ref = minhash_reference(long_texts[1:], a, b, 99, width, use64)
             if not np.array_equal(got, ref):
                 failures.append(("chunked", use64, width, got.tolist(), ref.tolist()))
+    # Bytes that are not UTF-8 (Spark strings may hold them): as the CPU kernel shingles them.
+    from sparkdedup.kernels.minhash_cpu import minhash_arrow_cpu
+    raw = pa.array([bytes.fromhex(h) for h in json.loads(sys.argv[3])], pa.binary())
+    raw = raw.view(pa.string())
+    for use64 in (False, True):
+        dtype = np.uint64 if use64 else np.uint32
+        a, b = np.array([3, 5, 7, 11, 2**31 - 1], dtype), np.array([1, 2, 3, 4, 5], dtype)
+        for width in (1, 2, 3, 5):
+            got = minhash_numba_cuda(raw, a, b, 7, width, use64)
+            ref = minhash_arrow_cpu(raw, a, b, 7, width, use64)
+            if not np.array_equal(got, ref):
+                failures.append(("invalid utf-8", use64, width, got.tolist(), ref.tolist()))
     from sparkdedup.device import gpu_kernel_runs
     for use64 in (False, True):
         if gpu_kernel_runs(use64) != (True, ""):
@@ -92,7 +128,14 @@ SIM_SCRIPT = textwrap.dedent(
 def test_cuda_kernel_under_simulator() -> None:
     env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
     proc = subprocess.run(
-        [sys.executable, "-c", SIM_SCRIPT, VECTORS, json.dumps(UNICODE_TEXTS)],
+        [
+            sys.executable,
+            "-c",
+            SIM_SCRIPT,
+            VECTORS,
+            json.dumps(UNICODE_TEXTS),
+            json.dumps(INVALID_UTF8),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -247,3 +290,50 @@ def test_gpu_kernel_runs_on_the_tasks_gpu(monkeypatch, backend: str) -> None:
     a = np.arange(1, 5, dtype=np.uint32)
     minhash_gpu.minhash_arrow_gpu(pa.array(["some text"]), a, a, 1, 3, False)
     assert seen == [3] and current == [0]
+
+
+@pytest.mark.parametrize("numba_present", [True, False])
+def test_cudf_gets_only_batches_of_valid_utf8(monkeypatch, numba_present: bool) -> None:
+    """cuDF shingles bytes that are not UTF-8 differently from sparkdedup's kernels (a stray
+    continuation byte is a character of no bytes; a character cut at a string's end is read
+    past it), so a batch holding such bytes goes to the numba kernel or, without numba, to the
+    CPU kernel: the signatures are those of every other backend."""
+    import contextlib
+    import types
+
+    import numba
+    from sparkdedup import device
+    from sparkdedup.kernels import minhash_gpu
+    from sparkdedup.kernels.minhash_cpu import minhash_arrow_cpu
+
+    called: list[str] = []
+
+    def by(name: str):
+        def kernel(array, a, b, seed, width, use64):
+            called.append(name)
+            return minhash_arrow_cpu(array, a, b, seed, width, use64)
+
+        return kernel
+
+    def nowhere(ordinal: int):
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(device, "task_gpu", lambda: 0)
+    monkeypatch.setattr(minhash_gpu, "cudf_available", lambda: True)
+    monkeypatch.setattr(minhash_gpu, "numba_cuda_available", lambda: numba_present)
+    monkeypatch.setattr(minhash_gpu, "_minhash_cudf", by("cudf"))
+    monkeypatch.setattr(minhash_gpu, "minhash_numba_cuda", by("numba"))
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(Device=nowhere))
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    gpus = type("Gpus", (), {"__getitem__": lambda self, i: nowhere(i)})()
+    monkeypatch.setattr(numba, "cuda", types.SimpleNamespace(gpus=gpus), raising=False)
+    a = np.arange(1, 9, dtype=np.uint32)
+    valid = pa.array(UNICODE_TEXTS)
+    minhash_gpu.minhash_arrow_gpu(valid, a, a, 1, 3, False)
+    assert called == ["cudf"]
+    raw = pa.array([bytes.fromhex(h) for h in INVALID_UTF8], pa.binary()).view(pa.string())
+    for batch in (raw, pa.concat_arrays([valid, raw]), raw.slice(1)):
+        called.clear()
+        got = minhash_gpu.minhash_arrow_gpu(batch, a, a, 1, 3, False)
+        assert called == (["numba"] if numba_present else [])
+        np.testing.assert_array_equal(got, minhash_arrow_cpu(batch, a, a, 1, 3, False))

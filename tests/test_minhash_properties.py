@@ -307,3 +307,19 @@ def test_long_document_hashed_in_pieces(width, use_64_bit_hash):
         windows, char_ngrams=width, num_hashes=16, use_64_bit_hash=use_64_bit_hash
     )
     assert np.array_equal(whole[0], pieces.min(axis=0))
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_a_text_without_a_cudf_shingle_has_the_largest_signature(use64: bool) -> None:
+    """cuDF starts a shingle only at a byte that starts a code point, and allows a short one
+    (fewer code points than the width) only at the text's first byte: a text of continuation
+    bytes alone, or one that begins with them before fewer code points than the width, hashes
+    no shingle and keeps cuDF's initial value, the largest one; an empty text is all zeros."""
+    dtype = np.uint64 if use64 else np.uint32
+    a, b = np.array([3, 5, 7], dtype), np.array([1, 2, 3], dtype)
+    texts = [b"\x80\xbf", b"\x80\x80a", b"\x80\x80ab", b"", b"\x80\x80abc", b"ab"]
+    raw = pa.array(texts, pa.binary()).view(pa.string())
+    got = minhash_arrow(raw, a, b, 11, 3, use64)
+    top = np.iinfo(dtype).max
+    assert (got[:3] == top).all() and (got[3] == 0).all()
+    assert (got[4:] != top).all() and (got[4:] != 0).all()

@@ -422,10 +422,15 @@ def _runs(
     # bytes apart (the byte size of their first characters) and span equal byte counts.
     # runs[r] = (first byte, shingle count, byte length, stride); returns (run count, shingle
     # count), stopping early once the runs are too many to be worth it (see _SHORT_RUNS).
-    # limit < 0 marks a piece of a long document: the short-document rule (one
-    # shingle of the whole text) is not for a piece.
+    # limit < 0 marks a whole document (limit >= 0 a piece of a long one): only a whole
+    # document has the short-document rule (one shingle of the whole text when it has fewer
+    # than `width` code points), and, as in cuDF, only when its first byte starts a code point
+    # (a text of bytes that are not UTF-8 may begin with continuation bytes, or hold nothing
+    # else: it then has no shingle, and its signature is the largest value's).
     w = min(width, ncp) if limit < 0 else width
     nsh = max(ncp - w + 1, 0) if limit < 0 else max(min(ncp - w + 1, limit), 0)
+    if limit < 0 and ncp < width and (ncp == 0 or starts[0] != 0):
+        nsh = 0
     nruns = 0
     i = 0
     while i < nsh:

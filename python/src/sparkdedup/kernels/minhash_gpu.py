@@ -1,4 +1,5 @@
-"""GPU kernel of the fuzzy-dedup MinHash step: cuDF when present, else a numba CUDA kernel.
+"""GPU kernel of the fuzzy-dedup MinHash step: cuDF when present, else a numba CUDA kernel
+(a batch holding invalid UTF-8 skips cuDF: `_valid_utf8`).
 
 Same signature and values as `minhash_cpu.minhash_arrow_cpu` (shared/reference/ALGORITHMS.md,
 "Signature of one document"). cuDF's `str.minhash` / `minhash64` is the reference NeMo Curator
@@ -16,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from sparkdedup.errors import BackendUnavailableError
-from sparkdedup.kernels.minhash_cpu import arrow_string_buffers
+from sparkdedup.kernels.minhash_cpu import arrow_string_buffers, minhash_arrow_cpu
 from sparkdedup.kernels.murmur import murmur3_32_py, murmur3_64_py
 
 _INSTALL_HINT = (
@@ -256,7 +257,8 @@ def minhash_arrow_gpu(
     # On the GPU Spark gave the task (as the SemDeDup kernels do): where an executor sees
     # several GPUs, its Python workers would otherwise all take device 0.
     ordinal = task_gpu()
-    if cudf_available():
+    with_cudf = cudf_available()
+    if with_cudf and _valid_utf8(array):
         import cupy
 
         with cupy.cuda.Device(ordinal):
@@ -266,4 +268,23 @@ def minhash_arrow_gpu(
 
         with cuda.gpus[ordinal]:
             return minhash_numba_cuda(array, a, b, murmur_seed, width, use_64_bit_hash)
+    if with_cudf:
+        return minhash_arrow_cpu(array, a, b, murmur_seed, width, use_64_bit_hash)
     raise BackendUnavailableError(f"device='gpu' MinHash needs a CUDA GPU: {_INSTALL_HINT}")
+
+
+def _valid_utf8(array: pa.Array) -> bool:
+    """Whether every string of `array` is valid UTF-8 (Spark strings need not be:
+    ``CAST(binary AS STRING)``, Parquet from other tools).
+
+    cuDF shingles a stray continuation byte as a character of no bytes and reads past the end
+    of a string cut inside a character (into the next string of the column, so the value
+    depends on the batch); sparkdedup's kernels (CPU, numba CUDA, JVM) give such a byte to the
+    character before it. A batch holding one goes to those kernels, so the signatures are the
+    same on every backend. Checked on the host, at memory speed (simdutf).
+    """
+    try:
+        array.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True

@@ -5,8 +5,9 @@
  *
  * The signatures are functions of the text's UTF-8 bytes as stored (the *Utf8 methods), so that
  * a Spark string holding invalid UTF-8 (CAST of BINARY, files with bad bytes) hashes exactly as
- * in cuDF and the Python kernel: every byte that is not a continuation byte (10xxxxxx) starts a
- * code point, and the bytes are hashed unchanged. The SQL functions hand over those bytes
+ * in the Python and CUDA kernels: every byte that is not a continuation byte (10xxxxxx) starts a
+ * code point, and the bytes are hashed unchanged (cuDF agrees on valid UTF-8; on other bytes it
+ * differs, and sparkdedup's GPU path does not give it such a batch). The SQL functions hand over those bytes
  * (Udfs). The String methods encode a Java string first, which cannot carry invalid sequences.
  */
 package io.sparkdedup;
@@ -117,14 +118,28 @@ public final class MinHash {
       return null;
     }
     long[] hashes = shingleHashes64(utf8, width, murmurSeed);
+    if (hashes.length == 0) {
+      // No shingle: every entry keeps cuDF's initial value, the largest uint64 (above the
+      // 2^61 - 1 bound of every permuted value).
+      long[] none = new long[a.length];
+      Arrays.fill(none, -1L);
+      return none;
+    }
     return VectorSupport.AVAILABLE
         ? VectorMinHash.permutedMin64(hashes, a, b)
         : permutedMin64(hashes, a, b);
   }
 
-  /** Number of shingles of a text of n > 0 code points: one when it is shorter than width. */
-  private static int numShingles(int n, int width) {
-    return n < width ? 1 : n - width + 1;
+  /**
+   * Number of shingles of a non-empty text of n code points: one when it is shorter than width,
+   * as in cuDF only if its first byte starts a code point (bytes that are not UTF-8 may begin
+   * with continuation bytes, or hold nothing else: no shingle then).
+   */
+  private static int numShingles(byte[] utf8, int n, int width) {
+    if (n >= width) {
+      return n - width + 1;
+    }
+    return n > 0 && (utf8[0] & 0xc0) != 0x80 ? 1 : 0;
   }
 
   /** {@code max(h, 1)} of the MurmurHash3_x86_32 of every shingle of a non-empty UTF-8 text. */
@@ -132,7 +147,7 @@ public final class MinHash {
     int[] offsets = codePointOffsets(utf8);
     int n = offsets.length - 1;
     int span = Math.min(width, n);
-    int[] hashes = new int[numShingles(n, width)];
+    int[] hashes = new int[numShingles(utf8, n, width)];
     for (int s = 0; s < hashes.length; s++) {
       int start = offsets[s];
       int h = MurmurHash3.hash32(utf8, start, offsets[s + span] - start, murmurSeed);
@@ -146,7 +161,7 @@ public final class MinHash {
     int[] offsets = codePointOffsets(utf8);
     int n = offsets.length - 1;
     int span = Math.min(width, n);
-    long[] hashes = new long[numShingles(n, width)];
+    long[] hashes = new long[numShingles(utf8, n, width)];
     for (int s = 0; s < hashes.length; s++) {
       int start = offsets[s];
       long h = MurmurHash3.hash64(utf8, start, offsets[s + span] - start, murmurSeed);
