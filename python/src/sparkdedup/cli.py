@@ -128,9 +128,10 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
         "--remote",
         default=None,
         metavar="URL",
-        help="run on a Spark Connect server: sc://host:port (Databricks, any Spark 4 Connect "
-        "endpoint), or local[N] for a local one pyspark starts; paths are then reached "
-        "through this machine's file system (default: a classic session, see --master)",
+        help="run on a Spark Connect server: sc://host:port (Databricks, a Spark 4.1+ Connect "
+        "endpoint; JSONL input needs a pyspark 4.2+ client), or local[N] for a local one "
+        "pyspark starts; paths are then reached through this machine's file system (default: "
+        "a classic session, see --master)",
     )
     p.add_argument(
         "--spark-conf",
@@ -145,8 +146,12 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
         choices=BAD_RECORDS,
         help="a record that cannot be used (malformed JSON, invalid UTF-8, a field of another "
         "type, a missing id): fail names its file and line; skip leaves it out; quarantine "
-        "also writes it to OUTPUT/quarantine/. Skipped rows are counted in stats.json "
-        "(default: %(default)s)",
+        + (
+            "is not for remove, which writes only the kept rows. "
+            if dataset
+            else "also writes it to OUTPUT/quarantine/. Skipped rows are counted in stats.json "
+        )
+        + "(default: %(default)s)",
     )
     p.add_argument(
         "--overwrite",
@@ -164,7 +169,12 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
 
 
 def _workflow_common(p: argparse.ArgumentParser, *, device: bool = True) -> None:
-    _common(p, output_help="output directory: duplicates/, deduplicated/, stats.json")
+    _common(
+        p,
+        output_help="output directory: duplicates/, deduplicated/, stats.json (and groups/ "
+        "for fuzzy and exact, quarantine/ with --bad-records quarantine, cache/ unless "
+        "--cache-path puts the stage cache elsewhere)",
+    )
     p.add_argument(
         "--cache-path",
         default=None,
@@ -250,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         "of --cc-backend driver); 0, the default, takes 131,072 (2 MiB at 16 bytes an edge), or a "
         "quarter of spark.driver.maxResultSize when that is smaller",
     )
-    _keep_rule_options(f)
+    _keep_rule_options(f, against=True)
     _normalize_option(f, _FUZZY["normalize"])
     f.add_argument(
         "--verify",
@@ -301,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--text-col", default=_EXACT["text_col"], help="text column (default: %(default)s)"
     )
     _normalize_option(e, _EXACT["normalize"])
-    _keep_rule_options(e)
+    _keep_rule_options(e, against=False)
 
     s = sub.add_parser(
         "semantic", help="semantic near-duplicates (SemDeDup: embeddings + KMeans + cosine)"
@@ -412,14 +422,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _keep_rule_options(p: argparse.ArgumentParser) -> None:
+def _keep_rule_options(p: argparse.ArgumentParser, *, against: bool) -> None:
     """The id check and keep rule options of the fuzzy and exact commands."""
     p.add_argument(
         "--assume-unique-ids",
         action="store_true",
         help="skip the check that --id-col is unique (one shuffle of the ids, a few bytes a "
-        "row) and, with --against, that no new id is in the index already (a read of the "
-        "index's ids); a repeated id then gives wrong output without an error",
+        "row)"
+        + (
+            " and, with --against, that no new id is in the index already (a read of the "
+            "index's ids)"
+            if against
+            else ""
+        )
+        + "; a repeated id then gives wrong output without an error",
     )
     p.add_argument(
         "--priority-col",

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sparkdedup")
 
 _GPU_HINT = (
-    "install the GPU extra (pip install 'sparkdedup[gpu]', plus cudf from RAPIDS) where the "
+    "install the GPU extra (pip install 'sparkdedup[gpu]', which brings cuDF) where the "
     "executors run, give them GPUs (spark.executor.resource.gpu.amount, or the rapids-gpu "
     "profile), or pass device='cpu'"
 )

@@ -1,8 +1,8 @@
 """Shuffle sizing: every shuffle the workflows own is cut into partitions of a target size.
 
 A shuffle of about B bytes gets ``ceil(B / target)`` partitions (target: the Spark setting
-``spark.sparkdedup.partitionBytes``, default 128 MiB), but at least as many as the cluster has
-cores once there are 8 MiB or more to spread: a few dozen documents take one task, a corpus of
+``spark.sparkdedup.partitionBytes``, default 128 MiB), and at least one per 8 MiB to spread up
+to as many as the cluster has cores: a few dozen documents take one task, a corpus of
 10^10 documents tens of thousands. Memory per task then follows the target, not the corpus.
 """
 
