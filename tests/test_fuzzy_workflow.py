@@ -351,3 +351,82 @@ def test_detached_result_outlives_its_stages(spark, monkeypatch, tmp_path):
     assert over_rdd.is_cached and over_rdd.count() == 143
     assert written.count() == 143 and checkpointed.count() == 143
     assert any(p.name.startswith("result-") for p in (tmp_path / "ck").iterdir())
+
+
+def test_overlapping_temporary_settings_restore_the_sessions_own(spark):
+    """Calls that overlap on one session (threads, notebook cells) each hold their settings
+    for a while: the session's own values come back when the last one ends, whatever the
+    order they end in (each saving and restoring on its own left a temporary value behind)."""
+    from sparkdedup.sizing import shuffle_partitions, temporary_conf
+
+    key, unset = "spark.sql.shuffle.partitions", "spark.sparkdedup.testSetting"
+    spark.conf.set(key, "17")
+    first = shuffle_partitions(spark, 3)
+    second = temporary_conf(spark, {key: "5", unset: "x"})
+    first.__enter__()
+    second.__enter__()
+    assert spark.conf.get(key) == "5" and spark.conf.get(unset) == "x"
+    first.__exit__(None, None, None)
+    assert spark.conf.get(key) == "5"  # the block still running keeps its value
+    second.__exit__(None, None, None)
+    assert spark.conf.get(key) == "17" and spark.conf.get(unset, None) is None
+    with temporary_conf(spark, {key: "2"}), temporary_conf(spark, {key: "4"}):
+        assert spark.conf.get(key) == "4"
+    assert spark.conf.get(key) == "17"
+
+    import threading
+
+    barrier = threading.Barrier(4)
+
+    def hold(value: str) -> None:
+        with temporary_conf(spark, {key: value}):
+            barrier.wait()
+
+    threads = [threading.Thread(target=hold, args=(str(v),)) for v in range(1, 5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert spark.conf.get(key) == "17"
+
+
+def test_an_interrupted_computation_leaves_nothing_persisted(spark):
+    """A stage computed into the cache that fails (a cancelled job, Ctrl-C) is unpersisted
+    before the error goes on: nothing outlives the call that made it."""
+    from pyspark.sql.functions import udf
+    from sparkdedup.stages import StageRunner, persisted_now
+
+    @udf("long")
+    def fails(x):
+        if x == 77:
+            raise ValueError("interrupted")
+        return x
+
+    before = spark.sparkContext._jsc.sc().getPersistentRDDs().size()
+    broken = spark.range(100).select(fails("id").alias("id"))
+    with pytest.raises(Exception, match="interrupted"):
+        persisted_now(broken)
+    assert not broken.is_cached
+    with StageRunner(spark) as runner, pytest.raises(Exception, match="interrupted"):
+        runner.materialise("stage", "part", spark.range(100).select(fails("id").alias("id")))
+    assert spark.sparkContext._jsc.sc().getPersistentRDDs().size() == before
+
+
+def test_distributed_rounds_leave_only_the_result_in_the_checkpoint_directory(spark, corpus_df):
+    """The session's checkpoint directory (the test session has one) gets the rounds of the
+    distributed connected components while they run; each is deleted once the next exists,
+    and only the result, the caller's, stays."""
+    import glob
+
+    root = spark.sparkContext.getCheckpointDir().replace("file:", "")
+
+    def checkpoints() -> set[str]:
+        return set(glob.glob(f"{root}/rdd-*"))
+
+    before = checkpoints()
+    dups = sparkdedup.fuzzy_duplicates(
+        corpus_df.filter(F.col("id") < 300), id_col="id", cc_backend="distributed"
+    )
+    added = checkpoints() - before
+    assert dups.count() > 0
+    assert len(added) == 1, sorted(added)  # the result

@@ -268,3 +268,35 @@ def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, mo
     refit.transform(other).count()
     assert embedded.value == 3 * n + 50
     assert refit._fitted_embeddings is None
+
+
+def test_a_model_never_transformed_lets_its_fitted_embeddings_go(spark, text_docs, monkeypatch):
+    """The embeddings a fit keeps for a transform of the same data are released when the model
+    is garbage collected without one (a model refitted in a notebook, or used for its
+    centroids only), not kept persisted for the rest of the session."""
+    import gc
+
+    from sparkdedup import ml as ml_module
+    from sparkdedup.ids import ID_COL
+    from sparkdedup.semantic import workflow as semantic_workflow
+
+    docs, _ = text_docs
+
+    @F.pandas_udf("array<float>")
+    def embed(texts: pd.Series) -> pd.Series:
+        return texts.map(lambda t: [float(len(t) % 7 + 1), float(sum(map(ord, t)) % 11), 1.0])
+
+    def stand_in(documents, config, device):
+        return documents.select(
+            F.col(ID_COL).alias("id"), embed(config.text_col).alias("embedding")
+        )
+
+    monkeypatch.setattr(ml_module, "_vectors", stand_in)
+    monkeypatch.setattr(semantic_workflow, "require_embedding_backend", lambda: None)
+    before = _persisted_rdd_ids(spark)
+    model = SemanticDeduplicator(idCol="id", nClusters=3, device="cpu").fit(docs)
+    assert model._fitted_embeddings is not None and _persisted_rdd_ids(spark) - before
+    assert model.clusterCenters().shape == (3, 3)
+    del model
+    gc.collect()
+    assert _persisted_rdd_ids(spark) - before == set()

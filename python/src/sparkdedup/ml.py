@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import weakref
 from typing import Any
 
 import numpy as np
@@ -246,8 +247,15 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
         model = self._copyValues(SemanticDeduplicatorModel(centers))
         if embedded is not None:
-            model._fitted_embeddings = (dataset, embedded)
+            model._hold_fitted(dataset, embedded)
         return model
+
+
+def _unpersist_quietly(df: DataFrame) -> None:
+    try:
+        df.unpersist()
+    except Exception:  # noqa: BLE001 - a session already stopped holds nothing
+        log.debug("sparkdedup: could not release a model's fitted embeddings", exc_info=True)
 
 
 class SemanticDeduplicatorModel(
@@ -271,11 +279,23 @@ class SemanticDeduplicatorModel(
         #: that same DataFrame uses them instead of embedding again, then releases them; a
         #: transform of other data releases them unused.
         self._fitted_embeddings: tuple[DataFrame, DataFrame] | None = None
+        self._release_fitted: weakref.finalize | None = None
+
+    def _hold_fitted(self, dataset: DataFrame, embedded: DataFrame) -> None:
+        """Keep the fitted data's persisted embeddings for a first transform of that data;
+        released then, or when the model is garbage collected before one (a model refitted,
+        saved or used for its centroids only)."""
+        self._fitted_embeddings = (dataset, embedded)
+        self._release_fitted = weakref.finalize(self, _unpersist_quietly, embedded)
+        self._release_fitted.atexit = False
 
     def _embeddings_of(self, dataset: DataFrame) -> DataFrame | None:
         """The fitted data's embeddings when `dataset` is that data (the same plan), else
         None; either way the model lets go of them."""
         fitted, self._fitted_embeddings = self._fitted_embeddings, None
+        if self._release_fitted is not None:
+            self._release_fitted.detach()
+            self._release_fitted = None
         if fitted is None:
             return None
         source, embedded = fitted

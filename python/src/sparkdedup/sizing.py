@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from pyspark.sql import SparkSession
 
@@ -76,16 +78,63 @@ ARROW_BATCH_BYTES = 64 * 1024**2
 _ARROW_BYTES_CONF = "spark.sql.execution.arrow.maxBytesPerBatch"
 
 
+#: The settings `temporary_conf` holds, by session and key: the session's own value (None when
+#: unset) and the values of the blocks inside which it holds, the latest last.
+_HELD: dict[tuple[Any, str], tuple[str | None, list[tuple[object, str]]]] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _session_key(spark: SparkSession) -> Any:
+    """One key per session, whichever Python object stands for it."""
+    session_id = getattr(spark, "session_id", None)  # Spark Connect
+    if isinstance(session_id, str):
+        return session_id
+    try:
+        return ("jvm", int(spark._jsparkSession.hashCode()))
+    except Exception:  # noqa: BLE001 - any other session object
+        return ("object", id(spark))
+
+
 @contextmanager
 def temporary_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
-    """Run the queries inside with `settings`, then restore the session's values."""
-    before = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
+    """Run the queries inside with `settings`, then restore the session's values.
+
+    A session's settings are shared by every thread using it, so calls that overlap (notebook
+    cells, threads) must not each save and restore them: one would save the other's temporary
+    value and restore it last. The session's own value is saved by the first block to set a
+    key and restored when the last one inside which it is held ends; in between, the value of
+    the latest block still running holds."""
+    if not settings:
+        yield
+        return
+    token, session = object(), _session_key(spark)
+    taken: list[str] = []
     try:
+        with _HELD_LOCK:
+            for key, value in settings.items():
+                if (session, key) not in _HELD:
+                    _HELD[(session, key)] = (spark.conf.get(key, None), [])
+                _HELD[(session, key)][1].append((token, value))
+                taken.append(key)
+                spark.conf.set(key, value)
         yield
     finally:
-        for key, value in before.items():
+        _let_go(spark, session, token, taken)
+
+
+def _let_go(spark: SparkSession, session: Any, token: object, keys: list[str]) -> None:
+    """End `token`'s hold on `keys`: the bookkeeping first, then the session's settings."""
+    with _HELD_LOCK:
+        values: list[tuple[str, str | None]] = []
+        for key in keys:
+            own, held = _HELD[(session, key)]
+            held[:] = [(t, v) for t, v in held if t is not token]
+            if held:
+                values.append((key, held[-1][1]))
+            else:
+                del _HELD[(session, key)]
+                values.append((key, own))
+        for key, value in values:
             if value is None:
                 spark.conf.unset(key)
             else:

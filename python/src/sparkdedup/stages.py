@@ -61,6 +61,17 @@ class StageRunner:
         self.observed: dict[str, dict[str, Any]] = {}
         self._persisted: dict[str, DataFrame] = {}
         self._work: dict[str, list[DataFrame]] = {}
+        #: Checkpoint files of intermediate results (`owned`), deleted by `close`.
+        self._checkpoints: list[str] = []
+
+    def owned(self, df: DataFrame) -> DataFrame:
+        """`df`, an intermediate result this run made, whose checkpoint files (when it is a
+        reliable checkpoint in the SparkContext's directory) are deleted by `close`: nothing
+        the run no longer needs is left in a directory the user set for their own use."""
+        path = checkpoint_file(df)
+        if path is not None:
+            self._checkpoints.append(path)
+        return df
 
     def stage_path(self, name: str) -> str | None:
         return f"{self.cache_path}/{name}" if self.cache_path else None
@@ -188,8 +199,7 @@ class StageRunner:
                 if not self.resumable:
                     self._written[f"{where}/{label}"] = df.schema
             else:
-                out = df.persist(StorageLevel.MEMORY_AND_DISK)
-                out.count()
+                out = persisted_now(df)
         self._work.setdefault(stage, []).append(out)
         return out
 
@@ -228,8 +238,12 @@ class StageRunner:
         return self
 
     def close(self) -> None:
-        """Release every persisted stage, and remove a work directory with what it holds."""
+        """Release every persisted stage, and remove a work directory with what it holds and
+        the checkpoint files of the intermediate results."""
         self.unpersist()
+        checkpoints, self._checkpoints = self._checkpoints, []
+        for path in checkpoints:
+            delete(self.spark, path)
         if self.cache_path is not None and not self.resumable:
             written, self._written = self._written, {}
             discard(self.spark, self.cache_path, written)
@@ -319,10 +333,32 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
         df.write.parquet(path)
         return spark.read.parquet(path)
     if connect_35(spark):
-        out = df.persist(StorageLevel.MEMORY_AND_DISK)
-        out.count()
-        return out
+        return persisted_now(df)
     return computed_copy(df)[0]
+
+
+def checkpoint_file(df: DataFrame) -> str | None:
+    """Where a classic session's reliable `DataFrame.checkpoint` wrote `df` (the directory of
+    its RDD's checkpoint), else None (a local checkpoint, a persisted copy, Spark Connect)."""
+    if is_connect(df.sparkSession):
+        return None
+    try:
+        found = df._jdf.queryExecution().logical().rdd().getCheckpointFile()
+    except Exception:  # noqa: BLE001 - a plan that is not a checkpoint's
+        return None
+    return str(found.get()) if found.isDefined() else None
+
+
+def persisted_now(df: DataFrame) -> DataFrame:
+    """`df` persisted and computed at once; freed again when the computation fails (a
+    cancelled job, an interrupt), so that no cached plan outlives the call that made it."""
+    out = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        out.count()
+    except BaseException:
+        out.unpersist()
+        raise
+    return out
 
 
 def computed_copy(df: DataFrame) -> tuple[DataFrame, bool]:
@@ -347,6 +383,4 @@ def computed_copy(df: DataFrame) -> tuple[DataFrame, bool]:
         return df.checkpoint(eager=True), False
     # The same rows over the result's RDD: a plan that no longer names the stages.
     jdf = spark._jsparkSession.createDataFrame(df._jdf.rdd(), df._jdf.schema())
-    out = DataFrame(jdf, spark).persist(StorageLevel.MEMORY_AND_DISK)
-    out.count()
-    return out, True
+    return persisted_now(DataFrame(jdf, spark)), True

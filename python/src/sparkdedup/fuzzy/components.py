@@ -42,7 +42,7 @@ from sparkdedup.errors import (
     DedupError,
     SchemaError,
 )
-from sparkdedup.fs import discard
+from sparkdedup.fs import delete, discard
 from sparkdedup.ids import INTEGRAL
 from sparkdedup.sizing import driver_result_bytes
 
@@ -452,10 +452,14 @@ class _Rounds:
         self._previous: DataFrame | None = None
         self._paths: list[str] = []
         self._schema: T.StructType | None = None
+        # The checkpoint files of the round before (a classic session's checkpoint directory:
+        # the rounds are sparkdedup's own, deleted once the next round is made; the result is
+        # the caller's).
+        self._checkpoint: str | None = None
 
     def materialise(self, df: DataFrame, round_no: int) -> DataFrame:
         """Round `round_no` of the rounds, or with 0 the result (kept by `close`)."""
-        from sparkdedup.stages import computed_copy
+        from sparkdedup.stages import checkpoint_file, computed_copy
 
         persisted = False
         if self.dir is not None:
@@ -473,17 +477,27 @@ class _Rounds:
         if self._previous is not None:
             self._previous.unpersist()
         self._previous = out if persisted else None
+        self._drop_checkpoint()
+        if round_no and not persisted and self.dir is None:
+            self._checkpoint = checkpoint_file(out)
         if not round_no:
             self._previous = None  # the result: the caller's
         return out
 
+    def _drop_checkpoint(self) -> None:
+        if self._checkpoint is not None:
+            delete(self.spark, self._checkpoint)
+        self._checkpoint = None
+
     def close(self) -> None:
         """Free what the rounds left once the result is made (or the rounds failed): the last
-        persisted round and the round directories (over Spark Connect, out of this machine's
-        reach, emptied through Spark: `fs.discard`); the result stays."""
+        persisted round, the last round's checkpoint files and the round directories (over
+        Spark Connect, out of this machine's reach, emptied through Spark: `fs.discard`); the
+        result stays."""
         if self._previous is not None:
             self._previous.unpersist()
         self._previous = None
+        self._drop_checkpoint()
         for path in self._paths:
             discard(self.spark, path, {path: self._schema})
         self._paths = []

@@ -298,15 +298,18 @@ def run_fuzzy(
     components = runner.run(
         "components",
         cc_fp,
-        lambda: connected_components(
-            graph,
-            backend=config.cc_backend,
-            max_driver_edges=config.driver_cc_max_edges,
-            checkpoint_dir=runner.scratch("components") or config.checkpoint_dir,
-            # The driver path solves on the driver: cuGraph when the driver has it and a GPU.
-            device="cpu" if device == "cpu" else "auto",
-            # The edges stage holds distinct pairs (the smaller id first), none null.
-            edge_count=verified,
+        lambda: runner.owned(
+            connected_components(
+                graph,
+                backend=config.cc_backend,
+                max_driver_edges=config.driver_cc_max_edges,
+                checkpoint_dir=runner.scratch("components") or config.checkpoint_dir,
+                # The driver path solves on the driver: cuGraph when the driver has it and a
+                # GPU.
+                device="cpu" if device == "cpu" else "auto",
+                # The edges stage holds distinct pairs (the smaller id first), none null.
+                edge_count=verified,
+            )
         ),
     )
     if config.verify != "jaccard":
