@@ -162,6 +162,29 @@ def test_file_summary_lists_the_files_spark_reads(spark, tmp_path, session) -> N
     ]
 
 
+@pytest.mark.parametrize("session", ["classic", "connect", "job"])
+def test_a_directory_a_glob_matches_is_in_the_digest(spark, tmp_path, monkeypatch, session):
+    """A glob over partition directories (`gp/*`): renaming a matched directory (`src=a` to
+    `src=z`, a partition column's value) changes the digest, on the driver's listing (classic
+    and Connect) as in the Spark job's."""
+    import os
+
+    on = spark if session == "classic" else _ConnectSession()
+    if session == "job":
+        on = spark
+        monkeypatch.setattr(fs, "SUMMARY_DRIVER_FILES", 1)
+    root = tmp_path / "gp"
+    for part in ("src=a", "src=b"):
+        (root / part).mkdir(parents=True)
+        (root / part / "f.parquet").write_text("x")
+        os.utime(root / part / "f.parquet", (10**6, 10**6))
+    glob = f"{root}/*"
+    before = fs.file_summary(on, glob)
+    (root / "src=a").rename(root / "src=z")
+    after = fs.file_summary(on, glob)
+    assert after[:3] == before[:3] and after[3] != before[3]
+
+
 def test_local_globs_read_as_hadoop_globs(tmp_path) -> None:
     """Over Spark Connect the paths are globbed here, with Hadoop's syntax as the server reads
     it: {a,b} alternatives (nested too) and [^x] (Python's glob has neither)."""

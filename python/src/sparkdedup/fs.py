@@ -445,8 +445,12 @@ def data_files(spark: SparkSession, path: str, limit: int) -> list[str]:
 
 
 def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[str, int, int, str]]:
-    """(path below its match of `path`, size, mtime, path) of up to `limit` data files."""
+    """(path below `path`'s part before any glob, size, mtime, path) of up to `limit` data
+    files: the matched names are part of the first (a renamed ``k=v`` directory that a glob
+    matches changes the listing's digest), as in `_job_listing`."""
     fsys, hpath = hadoop_path(spark, path)
+    base_fs, base_path = hadoop_path(spark, _literal_prefix(path))
+    base = str(base_fs.makeQualified(base_path).toString()).rstrip("/") + "/"
     listing: list[tuple[str, int, int, str]] = []
     for st in fsys.globStatus(hpath) or []:
         root = st.getPath().toString()
@@ -458,7 +462,8 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[st
             rel = full[len(root) :] or name
             if _hidden_below(rel):  # as Spark lists (a named file's own name included)
                 continue
-            listing.append((rel, int(f.getLen()), int(f.getModificationTime()), full))
+            key = full[len(base) :] if full.startswith(base) else name
+            listing.append((key, int(f.getLen()), int(f.getModificationTime()), full))
             if len(listing) >= limit:
                 return listing
     return listing
@@ -723,6 +728,8 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
 
 
 def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
+    """`_hadoop_listing` of a local path (Spark Connect)."""
+    base = local_path(_literal_prefix(path)).rstrip("/") + "/"
     listing: list[tuple[str, int, int, str]] = []
     for match in _local_glob(path):
         walked: Any = [(os.path.dirname(match), [], [os.path.basename(match)])]
@@ -735,7 +742,8 @@ def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
                 if _hidden_below(rel):
                     continue
                 st = os.stat(file)
-                listing.append((rel, int(st.st_size), int(st.st_mtime * 1000), _uri(file)))
+                key = file[len(base) :] if file.startswith(base) else name
+                listing.append((key, int(st.st_size), int(st.st_mtime * 1000), _uri(file)))
                 if len(listing) >= limit:
                     return listing
     return listing
