@@ -226,8 +226,61 @@ def run(work: str) -> dict[str, Any]:
     kept = spark.read.parquet(os.path.join(hive_out, "deduplicated"))
     out["hive_kept_texts"] = kept.count()
     out["hive_kept_distinct"] = kept.distinct().count()
+    out["fingerprint_changes"] = _fingerprint_changes(spark, work)
     spark.stop()
     return out
+
+
+def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
+    """Whether `table_fingerprint` (the stage cache's key of an --input-table) changes with
+    each change to the rows a table or view gives, and stays for an unchanged one."""
+    import pyarrow.parquet as pq
+    from sparkdedup.tables import table_fingerprint
+
+    def fp(table: str) -> dict[str, Any]:
+        return table_fingerprint(spark, table)
+
+    changes: dict[str, bool] = {}
+    spark.sql("CREATE TABLE corpus.fp_src (id bigint, text string, q double) USING parquet")
+    spark.sql("INSERT INTO corpus.fp_src VALUES (1, 'a', 0.5), (2, 'b', 0.7)")
+    spark.sql("CREATE VIEW corpus.fp_view AS SELECT id, text, 1 - q AS q FROM corpus.fp_src")
+    before = fp("corpus.fp_view")
+    changes["view_unchanged"] = before != fp("corpus.fp_view")
+    spark.sql("CREATE OR REPLACE VIEW corpus.fp_view AS SELECT id, text, q FROM corpus.fp_src")
+    changes["view_sql"] = before != fp("corpus.fp_view")
+
+    spark.sql(
+        "CREATE TABLE corpus.fp_parts (id bigint, text string) PARTITIONED BY (src string) "
+        "STORED AS PARQUET"
+    )
+    spark.sql("INSERT INTO corpus.fp_parts PARTITION (src='a') VALUES (1, 'x')")
+    spark.sql("INSERT INTO corpus.fp_parts PARTITION (src='c') VALUES (2, 'y')")
+    before = fp("corpus.fp_parts")
+    spark.sql("ALTER TABLE corpus.fp_parts PARTITION (src='a') RENAME TO PARTITION (src='z')")
+    changes["partition_renamed"] = before != fp("corpus.fp_parts")
+
+    ext, outside = os.path.join(work, "ext"), os.path.join(work, "outside", "p1")
+    spark.sql(
+        "CREATE EXTERNAL TABLE corpus.fp_ext (id bigint, text string) PARTITIONED BY (p string) "
+        f"STORED AS PARQUET LOCATION '{ext}'"
+    )
+    spark.sql(f"ALTER TABLE corpus.fp_ext ADD PARTITION (p='out') LOCATION '{outside}'")
+    spark.sql("INSERT INTO corpus.fp_ext PARTITION (p='out') VALUES (5, 'x')")
+    spark.sql("INSERT INTO corpus.fp_ext PARTITION (p='in') VALUES (6, 'y')")
+    before = fp("corpus.fp_ext")
+    changes["external_unchanged"] = before != fp("corpus.fp_ext")
+    # A file of the partition outside the table's location rewritten in place, same name.
+    (name,) = [n for n in os.listdir(outside) if n.endswith(".parquet")]
+    table = pq.read_table(os.path.join(outside, name))
+    pq.write_table(
+        table.set_column(1, "text", [["a longer text than before"]]), os.path.join(outside, name)
+    )
+    spark.catalog.refreshTable("corpus.fp_ext")
+    rewritten = fp("corpus.fp_ext")
+    changes["outside_rewritten"] = before != rewritten
+    spark.sql("ALTER TABLE corpus.fp_ext DROP PARTITION (p='in')")  # external: the files stay
+    changes["partition_dropped"] = rewritten != fp("corpus.fp_ext")
+    return changes
 
 
 if __name__ == "__main__":

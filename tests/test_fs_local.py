@@ -197,3 +197,21 @@ def test_local_globs_read_as_hadoop_globs(tmp_path) -> None:
     assert names(f"{tmp_path}/f[^1].jsonl") == ["f2.jsonl", "f3.jsonl"]
     assert fs.path_exists(spark, f"{tmp_path}/f{{1,9}}.jsonl")
     assert fs.file_summary(spark, f"{tmp_path}/f{{1,2}}.jsonl")[:2] == (2, 2)
+
+
+def test_the_cache_key_of_a_delta_table_follows_its_log(spark, tmp_path, monkeypatch) -> None:
+    """A Delta commit that writes no data file (RESTORE, a DELETE of whole files) changes only
+    the transaction log, which Spark's listing hides: the table's stage-cache key lists it."""
+    from sparkdedup import tables
+
+    table = tmp_path / "t"
+    (table / "_delta_log").mkdir(parents=True)
+    (table / "part-0.parquet").write_text("data")
+    (table / "_delta_log" / "00000000000000000000.json").write_text("{}")
+    info = tables.TableInfo("db.t", "delta", f"file:{table}", {})
+    monkeypatch.setattr(tables, "describe", lambda spark, name: info)
+    before = tables.table_fingerprint(spark, "db.t")
+    assert tables.table_fingerprint(spark, "db.t") == before
+    (table / "_delta_log" / "00000000000000000001.json").write_text("{}")
+    after = tables.table_fingerprint(spark, "db.t")
+    assert after["listing"] == before["listing"] and after != before

@@ -123,3 +123,21 @@ def test_missing_local_model_path(spark) -> None:
     df = spark.createDataFrame([(1, "x")], "id long, text string")
     with pytest.raises(ConfigError, match="does not exist"):
         embed.embed_texts(df, model="/nonexistent/model-dir")
+
+
+def test_the_cache_key_of_a_local_model_follows_its_files(tmp_path) -> None:
+    """A model directory retrained or replaced at the same path changes the embeddings stage's
+    key (a rerun reused the old model's embeddings before); a sentence-transformers name keys
+    by itself."""
+    import os
+
+    model = tmp_path / "model"
+    (model / "pooling").mkdir(parents=True)
+    (model / "config.json").write_text('{"pooling": "mean"}')
+    (model / "pooling" / "config.json").write_text("{}")
+    before = embed.model_fingerprint(str(model))
+    assert before is not None and embed.model_fingerprint(str(model)) == before
+    (model / "config.json").write_text('{"pooling": "cls!"}')  # the same size
+    os.utime(model / "config.json", (10**6, 10**6))
+    assert embed.model_fingerprint(str(model)) not in (None, before)
+    assert embed.model_fingerprint("sentence-transformers/some-model") is None

@@ -89,6 +89,22 @@ def test_hive_serde_table_with_derived_ids(cases: dict) -> None:
     assert cases["hive_kept_texts"] == cases["hive_kept_distinct"] == len(cases["table_kept"])
 
 
+@pytest.mark.slow
+def test_the_cache_key_of_a_table_sees_every_change_to_its_rows(cases: dict) -> None:
+    """A view's SQL replaced, a partition renamed or dropped (its files left in place), a file
+    of a partition outside the table's location rewritten: each changes the stage cache's key
+    of an --input-table (a rerun resumed every stage before, and removed other documents);
+    an unchanged table or view keeps it."""
+    assert cases["fingerprint_changes"] == {
+        "view_unchanged": False,
+        "view_sql": True,
+        "partition_renamed": True,
+        "external_unchanged": False,
+        "outside_rewritten": True,
+        "partition_dropped": True,
+    }
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -484,7 +484,6 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
     file index: hidden names left out, as its readers do) and its tasks give each file's path,
     size and modification time, never its content; the executors sum two 64-bit hashes of
     each file's (path below `path`, size, mtime), so the driver gets one row."""
-    from pyspark.sql import functions as F
 
     prefix = _literal_prefix(path)
     if is_connect(spark):
@@ -492,16 +491,30 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
     else:
         fsys, hpath = hadoop_path(spark, prefix)
         root = str(fsys.makeQualified(hpath).toString())
-    root = root.rstrip("/") + "/"
+    return _listing_job(spark, [path], root.rstrip("/") + "/")
+
+
+def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
+    """A digest of every data file under `paths` (directories or files, anywhere): each one's
+    full path, size and modification time, from one Spark job (`_job_listing`)."""
+    return _listing_job(spark, paths, None).summary[3]
+
+
+def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Listing:
+    """`_job_listing` of `paths`, each file named by its path below `root` (else in full)."""
+    from pyspark.sql import functions as F
+
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
-        .load(path)
+        .load(paths)
         .select("path", "length", F.expr("unix_millis(modificationTime)").alias("mtime"))
     )
-    rel = F.when(
-        F.col("path").startswith(root), F.expr(f"substring(path, {len(root) + 1})")
-    ).otherwise(F.col("path"))
+    rel = F.col("path")
+    if root is not None:
+        rel = F.when(rel.startswith(root), F.expr(f"substring(path, {len(root) + 1})")).otherwise(
+            rel
+        )
 
     def hashed(seed: int) -> Column:
         return F.sum(F.xxhash64(F.lit(seed), rel, "length", "mtime").cast("decimal(38,0)"))

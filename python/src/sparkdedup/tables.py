@@ -28,12 +28,14 @@ import hashlib
 import logging
 import re
 from typing import Any
+from urllib.parse import urlparse
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from sparkdedup import __version__
 from sparkdedup.columns import named
+from sparkdedup.compat import is_connect
 from sparkdedup.errors import ConfigError, DedupError, InputError
 from sparkdedup.io import SPARK_ERRORS
 from sparkdedup.outputs import OutputLease
@@ -64,6 +66,8 @@ class TableInfo:
     provider: str
     location: str | None
     properties: dict[str, str]
+    #: A view's SQL (None for a table).
+    view_text: str | None = None
 
 
 def check_name(name: str, option: str) -> None:
@@ -107,7 +111,8 @@ def describe(spark: SparkSession, name: str) -> TableInfo:
     properties = table_properties(spark, name)
     provider = info.get("Provider", "").strip().lower() or "hive"
     location = info.get("Location", "").strip() or None
-    return TableInfo(name, provider, location, properties)
+    view_text = info.get("View Original Text") or info.get("View Text") or None
+    return TableInfo(name, provider, location, properties, view_text)
 
 
 def output_format(info: TableInfo) -> str:
@@ -140,20 +145,77 @@ def read_table(spark: SparkSession, name: str, id_col: str | None) -> DataFrame:
 
 
 def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
-    """Part of the stage-cache fingerprint: the table and its files (count, bytes, latest
-    modification) when it has a location this session can list, else its data files' names."""
+    """Part of the stage-cache fingerprint of ``--input-table``: what the table's rows come
+    from, so that a rerun after any change to them recomputes its stages.
+
+    - A table whose location this session lists: every data file under it (its path below the
+      location, size and modification time: `fs.file_summary`); for a Delta table also its
+      transaction log's files (a commit that writes no data file, a ``RESTORE`` or a
+      metadata-only ``DELETE``, changes the rows read).
+    - A partitioned table: its partitions (``SHOW PARTITIONS``: one added, dropped or renamed
+      while the files stay), and the files it reads outside its location (partitions added
+      with a ``LOCATION`` of their own), by path, size and modification time.
+    - A view: its SQL, and the names of the data files it reads.
+    - Anything else: the names of the data files it reads.
+    """
     from sparkdedup import fs
 
     info = describe(spark, name)
-    if info.location is not None:
+    key: dict[str, Any] = {"table": name}
+    if info.view_text is not None:
+        key["view"] = hashlib.sha256(info.view_text.encode()).hexdigest()
+    listed = False
+    if info.location is not None and info.view_text is None:
         try:
-            files, size, latest, _ = fs.file_summary(spark, info.location)
-            return {"table": name, "files": files, "bytes": size, "mtime": latest}
+            files, size, latest, digest = fs.file_summary(spark, info.location)
+            key.update(files=files, bytes=size, mtime=latest, listing=digest)
+            if info.provider == "delta":
+                key["log"] = fs.file_summary(spark, f"{info.location.rstrip('/')}/_delta_log")[3]
+            listed = True
         except (DedupError, *SPARK_ERRORS, OSError):
             pass  # a location this session cannot list (Spark Connect, a remote store)
-    files = sorted(spark.read.table(name).inputFiles())
-    digest = hashlib.sha256("\n".join(files).encode()).hexdigest()
-    return {"table": name, "files": len(files), "names": digest}
+    partitions = _partitions(spark, name) if info.provider != "delta" else None
+    if partitions is not None:
+        key["partitions"] = hashlib.sha256("\n".join(partitions).encode()).hexdigest()
+    if not listed:
+        names = sorted(input_files(spark, name))
+        key.update(files=len(names), names=hashlib.sha256("\n".join(names).encode()).hexdigest())
+    elif partitions is not None:
+        outside = sorted(
+            {f.rsplit("/", 1)[0] for f in input_files(spark, name) if not _under(f, info.location)}
+        )
+        if outside:
+            key["outside"] = fs.dirs_digest(spark, outside)
+    return key
+
+
+def input_files(spark: SparkSession, name: str) -> list[str]:
+    """The data files a scan of table `name` reads, in one call (a classic session's array
+    crosses py4j as one string, not a call a file)."""
+    df = spark.read.table(name)
+    if is_connect(spark):
+        return list(df.inputFiles())
+    joined = spark._jvm.org.apache.hadoop.util.StringUtils.join("\n", df._jdf.inputFiles())
+    return str(joined).split("\n") if joined else []
+
+
+def _partitions(spark: SparkSession, name: str) -> list[str] | None:
+    """The partitions of a partitioned table (``SHOW PARTITIONS``), else None."""
+    try:
+        if not any(c.isPartition for c in spark.catalog.listColumns(name)):
+            return None
+        return sorted(str(r[0]) for r in spark.sql(f"SHOW PARTITIONS {name}").collect())
+    except SPARK_ERRORS:
+        return None  # a source without partition metadata
+
+
+def _under(path: str, root: str) -> bool:
+    """Whether `path` lies under directory `root` (``file:/x`` and ``file:///x`` alike)."""
+    a, b = urlparse(path), urlparse(root)
+    if (a.scheme or "file", a.netloc) != (b.scheme or "file", b.netloc):
+        return False
+    top = b.path.rstrip("/") + "/"
+    return a.path.startswith(top)
 
 
 class OutputTable:

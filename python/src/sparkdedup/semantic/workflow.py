@@ -32,6 +32,7 @@ from sparkdedup.removal import mark_ids
 from sparkdedup.semantic.embed import (
     document_embeddings,
     embedding_array,
+    model_fingerprint,
     require_embedding_backend,
 )
 from sparkdedup.semantic.identify import eps_summary, identify_duplicates
@@ -136,7 +137,12 @@ def run_semantic(
     if config.embedding_col is None:
         # The batch size and the device change embeddings only by float rounding, so they are
         # not part of the fingerprint: changing them reuses the cached embeddings.
-        source_fp = dict(base, text_col=config.text_col, model=config.model)
+        source_fp = dict(
+            base,
+            text_col=config.text_col,
+            model=config.model,
+            model_files=model_fingerprint(config.model),
+        )
 
         vectors = runner.run(
             "embeddings",
