@@ -201,8 +201,10 @@ def test_local_globs_read_as_hadoop_globs(tmp_path) -> None:
 
 def test_the_cache_key_of_a_delta_table_follows_its_log(spark, tmp_path, monkeypatch) -> None:
     """A Delta commit that writes no data file (RESTORE, a DELETE of whole files) changes only
-    the transaction log, which Spark's listing hides: the table's stage-cache key lists it."""
+    the transaction log, which Spark's listing hides: the stage-cache key of the table, and of
+    the Delta directory given as --input, lists it."""
     from sparkdedup import tables
+    from sparkdedup.io import input_fingerprint
 
     table = tmp_path / "t"
     (table / "_delta_log").mkdir(parents=True)
@@ -211,7 +213,9 @@ def test_the_cache_key_of_a_delta_table_follows_its_log(spark, tmp_path, monkeyp
     info = tables.TableInfo("db.t", "delta", f"file:{table}", {})
     monkeypatch.setattr(tables, "describe", lambda spark, name: info)
     before = tables.table_fingerprint(spark, "db.t")
+    by_path = input_fingerprint(spark, str(table), fmt="delta")
     assert tables.table_fingerprint(spark, "db.t") == before
     (table / "_delta_log" / "00000000000000000001.json").write_text("{}")
     after = tables.table_fingerprint(spark, "db.t")
     assert after["listing"] == before["listing"] and after != before
+    assert input_fingerprint(spark, str(table), fmt="delta") != by_path  # --input, Delta

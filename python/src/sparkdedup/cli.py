@@ -1694,7 +1694,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             fingerprint = {"input_table": table_fingerprint(spark, args.input_table)}
         else:
             fingerprint = {
-                "input": input_fingerprint(spark, args.input, args.input_listing),
+                "input": input_fingerprint(
+                    spark, args.input, args.input_listing, fmt=args.input_format
+                ),
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
                 "read_options": _options(args.read_option, "--read-option"),

@@ -109,7 +109,7 @@ def content_columns(df: DataFrame) -> list[str]:
 
 
 def input_fingerprint(
-    spark: SparkSession, path: str, listing: fs.Listing | None = None
+    spark: SparkSession, path: str, listing: fs.Listing | None = None, fmt: str | None = None
 ) -> dict[str, Any]:
     """The qualified path, count, total size and latest modification time of the files under
     `path`, and a digest of each file's name, size and modification time.
@@ -119,17 +119,22 @@ def input_fingerprint(
     The files are listed, not read: a file rewritten in place with its size and modification
     time kept (``touch -r``, or a copy that keeps times over a file of the same size) looks
     unchanged; such an input needs a new ``--cache-path``, or the cache deleted. `listing`:
-    the path's `fs.input_listing`, when it has been listed already.
+    the path's `fs.input_listing`, when it has been listed already. A Delta table (`fmt`)
+    also has its transaction log's files listed: a commit that writes no data file (RESTORE, a
+    DELETE of whole files) changes the rows read.
     """
     listing = listing if listing is not None else fs.input_listing(spark, path)
     files, bytes_total, latest, digest = listing.summary
-    return {
+    found = {
         "path": fs.qualified(spark, path),
         "files": files,
         "bytes": bytes_total,
         "mtime": latest,
         "listing": digest,
     }
+    if fmt is not None and canonical_format(fmt) == "delta":
+        found["log"] = fs.file_summary(spark, f"{path.rstrip('/')}/_delta_log")[3]
+    return found
 
 
 #: The formats Spark reads as lines of text, through Hadoop's compression codecs.
