@@ -323,3 +323,52 @@ def test_a_text_without_a_cudf_shingle_has_the_largest_signature(use64: bool) ->
     top = np.iinfo(dtype).max
     assert (got[:3] == top).all() and (got[3] == 0).all()
     assert (got[4:] != top).all() and (got[4:] != 0).all()
+
+
+def _shingle_oracle(doc: bytes, width: int, a, b, seed, use64: bool) -> np.ndarray:
+    """The signature of `doc` by the shingle rule every backend follows (a shingle at each
+    code point start with `width` code points from it; fewer in all: the whole text when its
+    first byte starts a code point), each shingle hashed on its own (by the compiled MurmurHash3,
+    which the test vectors check)."""
+    from sparkdedup.kernels.minhash_cpu import _murmur32, _murmur64
+
+    data = np.frombuffer(doc, np.uint8)
+    starts = np.flatnonzero((data & 0xC0) != 0x80).tolist() + [len(doc)]
+    spans = [(starts[i], starts[i + width]) for i in range(len(starts) - width)]
+    if not spans and len(starts) > 1 and starts[0] == 0:
+        spans = [(0, len(doc))]
+    dtype = np.uint64 if use64 else np.uint32
+    if not spans:
+        return np.full(a.size, np.iinfo(dtype).max, dtype)
+    if use64:
+        hashes = {max(int(_murmur64(data, lo, hi, np.uint64(seed))), 1) for lo, hi in spans}
+        h = np.array(sorted(hashes), np.uint64)[:, None]
+        with np.errstate(over="ignore"):
+            return ((h * a.astype(np.uint64) + b.astype(np.uint64)) % np.uint64(2**61 - 1)).min(0)
+    hashes = {max(int(_murmur32(data, lo, hi, np.uint32(seed))), 1) for lo, hi in spans}
+    h = np.array(sorted(hashes), np.uint64)[:, None]
+    v = (h * a.astype(np.uint64) + b.astype(np.uint64)) % np.uint64(2**32)
+    return v.min(0).astype(np.uint32)
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_long_texts_of_bytes_that_are_not_utf8(use64: bool) -> None:
+    """A text over a piece's size (1 MiB) whose bytes are not UTF-8 (long runs of continuation
+    bytes) is hashed shingle by shingle, not in pieces sized for UTF-8: a run past a piece's
+    end wrote past its scratch (the worker died: "double free or corruption"), and a text of
+    fewer code points than the width lost its one shingle. Each gets the shingles of the
+    other backends."""
+    from sparkdedup.kernels.minhash_cpu import CHUNK_BYTES
+
+    dtype = np.uint64 if use64 else np.uint32
+    a, b = np.array([3, 5, 7], dtype), np.array([1, 2, 3], dtype)
+    docs = [
+        b"a" * CHUNK_BYTES + b"bc" + b"\x80" * 200_000 + b"defgh",  # a run past the piece
+        b"a" + b"\x80" * (CHUNK_BYTES + 5) + b"bc" + b"\x80" * 9 + b"d",  # fewer than 5
+        b"\x80\x80" + b"a" + b"\xbf" * (CHUNK_BYTES + 1) + b"bcdefgh",  # leading ones too
+    ]
+    raw = pa.array(docs, pa.binary()).view(pa.string())
+    got = minhash_arrow(raw, a, b, 11, 5, use64)
+    for i, doc in enumerate(docs):
+        np.testing.assert_array_equal(got[i], _shingle_oracle(doc, 5, a, b, 11, use64))
+    assert (got[1] != np.iinfo(dtype).max).all()

@@ -12,6 +12,7 @@ import pyarrow as pa
 from numba import njit
 
 from sparkdedup.errors import SchemaError
+from sparkdedup.kernels.murmur import murmur3_32_py, murmur3_64_py
 
 # Speed comes from two layouts. Every byte position of a document gets its little-endian 4-byte
 # (8-byte in 64-bit mode) window, so a MurmurHash block is one load. Consecutive shingles that
@@ -558,6 +559,73 @@ def _pieces(s: int, e: int, width: int) -> bool:
 
 
 @njit(cache=True, nogil=True)
+def _irregular(data: np.ndarray, s: int, e: int, width: int) -> bool:
+    # Whether a long document cannot go in pieces: one holding more than 3 continuation bytes
+    # in a row (bytes that are not UTF-8: a code point of more than 4 bytes, which a piece's
+    # scratch, sized for UTF-8, does not hold), or fewer than `width` code points (its one
+    # shingle is the whole text).
+    run, ncp = 0, 0
+    for p in range(s, e):
+        if (data[p] & 0xC0) == 0x80:
+            run += 1
+            if run > 3:
+                return True
+        else:
+            run = 0
+            ncp += 1
+    return ncp < width
+
+
+_murmur32 = njit(cache=True, nogil=True)(murmur3_32_py)
+_murmur64 = njit(cache=True, nogil=True)(murmur3_64_py)
+
+
+@njit(cache=True, nogil=True)
+def _fold32(data, start, end, seed, a, b, row):  # noqa: ANN001, ANN202
+    h = max(_murmur32(data, start, end, seed), np.uint32(1))
+    for j in range(a.size):
+        row[j] = min(row[j], np.uint32(h * a[j] + b[j]))
+
+
+@njit(cache=True, nogil=True)
+def _fold64(data, start, end, seed, a, b, row):  # noqa: ANN001, ANN202
+    h = max(_murmur64(data, start, end, seed), np.uint64(1))
+    for j in range(a.size):
+        v = h * a[j] + b[j]
+        v = (v & _MERSENNE_61) + (v >> _S61)
+        row[j] = min(row[j], min(v, v - _MERSENNE_61))
+
+
+@njit(cache=True, nogil=True)
+def _shingles_one_by_one(data, s, e, width, a, b, seed, row, use64):  # noqa: ANN001, ANN202
+    # The document's shingles hashed one at a time, each over its bytes in `data` (no scratch
+    # but the last width + 1 code point starts): for the `_irregular` long documents. The
+    # shingles are the other paths': one at each code point start with `width` code points
+    # from it (to the next start or the end); a text of fewer has one, the whole text, when
+    # its first byte starts a code point.
+    ring = np.empty(width + 1, np.int64)
+    n = 0
+    for p in range(s, e + 1):
+        if p < e and (data[p] & 0xC0) == 0x80:
+            continue
+        if n >= width:
+            first = ring[(n - width) % (width + 1)]
+            if use64:
+                _fold64(data, first, p, seed, a, b, row)
+            else:
+                _fold32(data, first, p, seed, a, b, row)
+        if p == e:
+            break
+        ring[n % (width + 1)] = p
+        n += 1
+    if 0 < n < width and (data[s] & 0xC0) != 0x80:
+        if use64:
+            _fold64(data, s, e, seed, a, b, row)
+        else:
+            _fold32(data, s, e, seed, a, b, row)
+
+
+@njit(cache=True, nogil=True)
 def _minhash32_kernel(
     offsets: np.ndarray,
     data: np.ndarray,
@@ -583,6 +651,10 @@ def _minhash32_kernel(
             _minhash32_piece(
                 data, s, e, e, width, a, b, seed, starts, runs, win, spread, hs, order, out[d], True
             )
+            continue
+        if _irregular(data, s, e, width):
+            out[d][:] = _MAX32
+            _shingles_one_by_one(data, s, e, width, a, b, seed, out[d], False)
             continue
         # A long document: its shingles in pieces by start position; the minimum of the
         # pieces' minima is the document's.
@@ -683,6 +755,10 @@ def _minhash64_kernel(
                 out[d],
                 True,
             )
+            continue
+        if _irregular(data, s, e, width):
+            out[d][:] = _MAX64
+            _shingles_one_by_one(data, s, e, width, a, b, seed, out[d], True)
             continue
         first, ps = True, s
         while ps < e:
