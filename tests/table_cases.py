@@ -246,8 +246,11 @@ def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
     spark.sql("CREATE VIEW corpus.fp_view AS SELECT id, text, 1 - q AS q FROM corpus.fp_src")
     before = fp("corpus.fp_view")
     changes["view_unchanged"] = before != fp("corpus.fp_view")
+    spark.sql("CREATE VIEW corpus.fp_outer AS SELECT * FROM corpus.fp_view")
+    outer = fp("corpus.fp_outer")
     spark.sql("CREATE OR REPLACE VIEW corpus.fp_view AS SELECT id, text, q FROM corpus.fp_src")
     changes["view_sql"] = before != fp("corpus.fp_view")
+    changes["inner_view_sql"] = outer != fp("corpus.fp_outer")
 
     spark.sql(
         "CREATE TABLE corpus.fp_parts (id bigint, text string) PARTITIONED BY (src string) "
@@ -280,6 +283,24 @@ def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
     changes["outside_rewritten"] = before != rewritten
     spark.sql("ALTER TABLE corpus.fp_ext DROP PARTITION (p='in')")  # external: the files stay
     changes["partition_dropped"] = rewritten != fp("corpus.fp_ext")
+
+    # A Hive-format table (its scan names its location, not its files), a partition outside.
+    hive, away = os.path.join(work, "hive_text"), os.path.join(work, "away", "p1")
+    spark.sql(
+        "CREATE EXTERNAL TABLE corpus.fp_text (id bigint, text string) PARTITIONED BY (p string) "
+        f"STORED AS TEXTFILE LOCATION '{hive}'"
+    )
+    spark.sql(f"ALTER TABLE corpus.fp_text ADD PARTITION (p='out') LOCATION '{away}'")
+    spark.sql("INSERT INTO corpus.fp_text PARTITION (p='out') VALUES (5, 'x')")
+    spark.sql("INSERT INTO corpus.fp_text PARTITION (p='in') VALUES (6, 'y')")
+    before = fp("corpus.fp_text")
+    spark.sql("CREATE TABLE corpus.fp_sibling (id bigint) STORED AS TEXTFILE")
+    spark.sql("INSERT INTO corpus.fp_sibling VALUES (1)")  # another table of the database
+    changes["hive_sibling_written"] = before != fp("corpus.fp_text")
+    (name,) = [n for n in os.listdir(away) if not n.startswith((".", "_"))]
+    with open(os.path.join(away, name), "a", encoding="utf-8") as handle:
+        handle.write("7\tz\n")
+    changes["hive_outside_rewritten"] = before != fp("corpus.fp_text")
     return changes
 
 

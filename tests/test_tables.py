@@ -91,17 +91,21 @@ def test_hive_serde_table_with_derived_ids(cases: dict) -> None:
 
 @pytest.mark.slow
 def test_the_cache_key_of_a_table_sees_every_change_to_its_rows(cases: dict) -> None:
-    """A view's SQL replaced, a partition renamed or dropped (its files left in place), a file
-    of a partition outside the table's location rewritten: each changes the stage cache's key
-    of an --input-table (a rerun resumed every stage before, and removed other documents);
-    an unchanged table or view keeps it."""
+    """A view's SQL replaced (or that of a view it reads), a partition renamed or dropped (its
+    files left in place), a file of a partition outside the table's location rewritten (also
+    of a Hive-format table, whose scan names no file): each changes the stage cache's key of
+    an --input-table (a rerun resumed every stage before, and removed other documents); an
+    unchanged table or view keeps it, as does a write to another table of its database."""
     assert cases["fingerprint_changes"] == {
         "view_unchanged": False,
         "view_sql": True,
+        "inner_view_sql": True,
         "partition_renamed": True,
         "external_unchanged": False,
         "outside_rewritten": True,
         "partition_dropped": True,
+        "hive_sibling_written": False,
+        "hive_outside_rewritten": True,
     }
 
 

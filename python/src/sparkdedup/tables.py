@@ -152,10 +152,12 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
       location, size and modification time: `fs.file_summary`); for a Delta table also its
       transaction log's files (a commit that writes no data file, a ``RESTORE`` or a
       metadata-only ``DELETE``, changes the rows read).
-    - A partitioned table: its partitions (``SHOW PARTITIONS``: one added, dropped or renamed
-      while the files stay), and the files it reads outside its location (partitions added
-      with a ``LOCATION`` of their own), by path, size and modification time.
-    - A view: its SQL, and the names of the data files it reads.
+    - A partitioned table: its partitions (``SHOW PARTITIONS``, hashed by Spark: one added,
+      dropped or renamed while the files stay), and the files of its partitions outside its
+      location (added with a ``LOCATION`` of their own: from the session catalog's partition
+      locations, else the files the table reads), by path, size and modification time.
+    - A view: its SQL (on a classic session its analyzed plan, so views it reads count too),
+      and the names of the data files it reads.
     - Anything else: the names of the data files it reads.
     """
     from sparkdedup import fs
@@ -163,7 +165,7 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
     info = describe(spark, name)
     key: dict[str, Any] = {"table": name}
     if info.view_text is not None:
-        key["view"] = hashlib.sha256(info.view_text.encode()).hexdigest()
+        key["view"] = hashlib.sha256(_view_plan(spark, name, info.view_text).encode()).hexdigest()
     listed = False
     if info.location is not None and info.view_text is None:
         try:
@@ -176,17 +178,50 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
             pass  # a location this session cannot list (Spark Connect, a remote store)
     partitions = _partitions(spark, name) if info.provider != "delta" else None
     if partitions is not None:
-        key["partitions"] = hashlib.sha256("\n".join(partitions).encode()).hexdigest()
+        key["partitions"] = partitions
     if not listed:
         names = sorted(input_files(spark, name))
         key.update(files=len(names), names=hashlib.sha256("\n".join(names).encode()).hexdigest())
-    elif partitions is not None:
-        outside = sorted(
-            {f.rsplit("/", 1)[0] for f in input_files(spark, name) if not _under(f, info.location)}
-        )
+    elif partitions is not None and info.location is not None:
+        places = _partition_locations(spark, name)
+        if places is None:  # the files the table reads outside it: each one's directory
+            files = input_files(spark, name)
+            places = [f.rsplit("/", 1)[0] for f in files if not _under(f, info.location)]
+        outside = sorted({p for p in places if not _under(p, info.location)})
         if outside:
             key["outside"] = fs.dirs_digest(spark, outside)
     return key
+
+
+def _view_plan(spark: SparkSession, name: str, text: str) -> str:
+    """A view's SQL, or on a classic session its analyzed plan without expression ids (the
+    views it reads expanded in it)."""
+    if is_connect(spark):
+        return text
+    try:
+        plan = str(spark.read.table(name)._jdf.queryExecution().analyzed().toString())
+    except Exception:  # noqa: BLE001 - the SQL alone, then
+        return text
+    return re.sub(r"#\d+L?", "", plan)
+
+
+def _partition_locations(spark: SparkSession, name: str) -> list[str] | None:
+    """The location of each partition of `name`, from a classic session's catalog (a Hive
+    format table's scan names no file); None where the catalog does not say."""
+    if is_connect(spark):
+        return None
+    try:
+        state = spark._jsparkSession.sessionState()
+        ident = state.sqlParser().parseTableIdentifier(name)
+        parts = state.catalog().listPartitions(ident, spark._jvm.scala.Option.empty()).iterator()
+        places = []
+        while parts.hasNext():
+            location = parts.next().storage().locationUri()
+            if location.isDefined():
+                places.append(str(location.get().toString()))
+        return places
+    except Exception:  # noqa: BLE001 - a catalog other than the session's (Unity, v2)
+        return None
 
 
 def input_files(spark: SparkSession, name: str) -> list[str]:
@@ -199,23 +234,35 @@ def input_files(spark: SparkSession, name: str) -> list[str]:
     return str(joined).split("\n") if joined else []
 
 
-def _partitions(spark: SparkSession, name: str) -> list[str] | None:
-    """The partitions of a partitioned table (``SHOW PARTITIONS``), else None."""
+def _partitions(spark: SparkSession, name: str) -> str | None:
+    """A digest of a partitioned table's partitions (``SHOW PARTITIONS``, hashed by Spark: one
+    row reaches the driver), else None."""
     try:
         if not any(c.isPartition for c in spark.catalog.listColumns(name)):
             return None
-        return sorted(str(r[0]) for r in spark.sql(f"SHOW PARTITIONS {name}").collect())
+        shown = spark.sql(f"SHOW PARTITIONS {name}")
+        row = shown.agg(
+            F.count(F.lit(1)).alias("n"),
+            *(
+                F.sum(F.xxhash64(F.lit(seed), shown.columns[0]).cast("decimal(38,0)")).alias(
+                    f"h{seed}"
+                )
+                for seed in (1, 2)
+            ),
+        ).first()
     except SPARK_ERRORS:
         return None  # a source without partition metadata
+    return f"{row['n']}:{row['h1']}:{row['h2']}"
 
 
 def _under(path: str, root: str) -> bool:
-    """Whether `path` lies under directory `root` (``file:/x`` and ``file:///x`` alike)."""
+    """Whether `path` is directory `root` or lies under it (``file:/x`` and ``file:///x``
+    alike)."""
     a, b = urlparse(path), urlparse(root)
     if (a.scheme or "file", a.netloc) != (b.scheme or "file", b.netloc):
         return False
-    top = b.path.rstrip("/") + "/"
-    return a.path.startswith(top)
+    top = b.path.rstrip("/")
+    return a.path.rstrip("/") == top or a.path.startswith(top + "/")
 
 
 class OutputTable:
