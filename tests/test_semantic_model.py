@@ -127,9 +127,11 @@ def test_missing_local_model_path(spark) -> None:
 
 def test_the_cache_key_of_a_local_model_follows_its_files(tmp_path) -> None:
     """A model directory retrained or replaced at the same path changes the embeddings stage's
-    key (a rerun reused the old model's embeddings before); a sentence-transformers name keys
-    by itself."""
+    key (a rerun reused the old model's embeddings before); the same files elsewhere or copied
+    anew (another environment, other times) keep it; a sentence-transformers name keys by
+    itself."""
     import os
+    import shutil
 
     model = tmp_path / "model"
     (model / "pooling").mkdir(parents=True)
@@ -137,7 +139,9 @@ def test_the_cache_key_of_a_local_model_follows_its_files(tmp_path) -> None:
     (model / "pooling" / "config.json").write_text("{}")
     before = embed.model_fingerprint(str(model))
     assert before is not None and embed.model_fingerprint(str(model)) == before
+    shutil.copytree(model, tmp_path / "copy")
+    os.utime(tmp_path / "copy" / "config.json", (10**6, 10**6))
+    assert embed.model_fingerprint(str(tmp_path / "copy")) == before
     (model / "config.json").write_text('{"pooling": "cls!"}')  # the same size
-    os.utime(model / "config.json", (10**6, 10**6))
     assert embed.model_fingerprint(str(model)) not in (None, before)
     assert embed.model_fingerprint("sentence-transformers/some-model") is None

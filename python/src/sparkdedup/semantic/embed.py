@@ -62,10 +62,11 @@ def resolve_model_path(model: str) -> str:
 
 
 def model_fingerprint(model: str) -> str | None:
-    """A digest of the model's files (each one's path below the model's directory, size and
-    modification time) when `model` is a local directory (or the bundled model), for the stage
-    cache: a model retrained or replaced at the same path changes it. None for a
-    sentence-transformers name, which names its model by itself."""
+    """For the stage cache: a digest of the model's files (each one's path below the model's
+    directory and its bytes) when `model` is a directory on this machine (the bundled model
+    too), so that a model retrained or replaced at the same path is embedded again, and the
+    same files installed anew (a new environment, other modification times) are not. About a
+    second a GB, once a run. None for a sentence-transformers name, which names its model."""
     root = resolve_model_path(model)
     if not os.path.isdir(root):
         return None
@@ -74,9 +75,13 @@ def model_fingerprint(model: str) -> str | None:
         dirs.sort()
         for name in sorted(names):
             path = os.path.join(folder, name)
-            st = os.stat(path)
-            rel = os.path.relpath(path, root)
-            digest.update(f"{rel}\t{st.st_size}\t{int(st.st_mtime * 1000)}\n".encode())
+            digest.update(f"{os.path.relpath(path, root)}\n".encode())
+            try:
+                with open(path, "rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):  # noqa: B023
+                        digest.update(block)
+            except OSError:  # a broken link (a download cut short): its name alone
+                digest.update(b"\0unreadable\n")
     return digest.hexdigest()
 
 

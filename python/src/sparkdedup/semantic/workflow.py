@@ -141,7 +141,8 @@ def run_semantic(
             base,
             text_col=config.text_col,
             model=config.model,
-            model_files=model_fingerprint(config.model),
+            # Read only where a stage may be resumed (the CLI's cache).
+            model_files=model_fingerprint(config.model) if runner.resumable else None,
         )
 
         vectors = runner.run(
