@@ -34,7 +34,7 @@ from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.ids import ID_COL
 from sparkdedup.ml_params import ConfigParams, config_params
 from sparkdedup.removal import mark_ids, remove_duplicates
-from sparkdedup.stages import StageRunner, detach, run_dir
+from sparkdedup.stages import StageRunner, detach, release_later, run_dir
 
 __all__ = ["FuzzyDeduplicator", "SemanticDeduplicator", "SemanticDeduplicatorModel"]
 
@@ -251,13 +251,6 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         return model
 
 
-def _unpersist_quietly(df: DataFrame) -> None:
-    try:
-        df.unpersist()
-    except Exception:  # noqa: BLE001 - a session already stopped holds nothing
-        log.debug("sparkdedup: could not release a model's fitted embeddings", exc_info=True)
-
-
 class SemanticDeduplicatorModel(
     Model, _SemanticDeduplicatorParams, _Readable, DefaultParamsWritable
 ):
@@ -284,9 +277,9 @@ class SemanticDeduplicatorModel(
     def _hold_fitted(self, dataset: DataFrame, embedded: DataFrame) -> None:
         """Keep the fitted data's persisted embeddings for a first transform of that data;
         released then, or when the model is garbage collected before one (a model refitted,
-        saved or used for its centroids only)."""
+        saved or used for its centroids only): at the next sparkdedup call after that."""
         self._fitted_embeddings = (dataset, embedded)
-        self._release_fitted = weakref.finalize(self, _unpersist_quietly, embedded)
+        self._release_fitted = weakref.finalize(self, release_later, embedded)
         self._release_fitted.atexit = False
 
     def _embeddings_of(self, dataset: DataFrame) -> DataFrame | None:

@@ -8,6 +8,7 @@ to as many as the cluster has cores: a few dozen documents take one task, a corp
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import threading
@@ -18,6 +19,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from sparkdedup.errors import ConfigError
+
+log = logging.getLogger("sparkdedup")
 
 TARGET_CONF = "spark.sparkdedup.partitionBytes"
 DEFAULT_TARGET_BYTES = 128 * 1024**2
@@ -88,9 +91,9 @@ def _session_key(spark: SparkSession) -> Any:
     """One key per session, whichever Python object stands for it."""
     session_id = getattr(spark, "session_id", None)  # Spark Connect
     if isinstance(session_id, str):
-        return session_id
+        return ("connect", session_id)
     try:
-        return ("jvm", int(spark._jsparkSession.hashCode()))
+        return ("jvm", str(spark._jsparkSession.sessionUUID()))
     except Exception:  # noqa: BLE001 - any other session object
         return ("object", id(spark))
 
@@ -114,8 +117,8 @@ def temporary_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[No
             for key, value in settings.items():
                 if (session, key) not in _HELD:
                     _HELD[(session, key)] = (spark.conf.get(key, None), [])
-                _HELD[(session, key)][1].append((token, value))
                 taken.append(key)
+                _HELD[(session, key)][1].append((token, value))
                 spark.conf.set(key, value)
         yield
     finally:
@@ -127,7 +130,10 @@ def _let_go(spark: SparkSession, session: Any, token: object, keys: list[str]) -
     with _HELD_LOCK:
         values: list[tuple[str, str | None]] = []
         for key in keys:
-            own, held = _HELD[(session, key)]
+            entry = _HELD.get((session, key))
+            if entry is None:
+                continue
+            own, held = entry
             held[:] = [(t, v) for t, v in held if t is not token]
             if held:
                 values.append((key, held[-1][1]))
@@ -135,10 +141,13 @@ def _let_go(spark: SparkSession, session: Any, token: object, keys: list[str]) -
                 del _HELD[(session, key)]
                 values.append((key, own))
         for key, value in values:
-            if value is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, value)
+            try:
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
+            except Exception as err:  # noqa: BLE001 - a stopped session; keep the first error
+                log.warning("sparkdedup: could not restore the session setting %s: %s", key, err)
 
 
 #: A `limit(n).collect()` scans one partition, then four times more, and so on: a job each

@@ -12,6 +12,7 @@ closed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -39,6 +40,23 @@ _FINGERPRINT_FILE = "_sparkdedup_stage.json"
 _ROWS = "_sparkdedup_rows"
 
 
+#: DataFrames to unpersist at the next StageRunner (`release_later`): a garbage collector's
+#: finalizer may run in the middle of a py4j call, so it only queues them.
+_PENDING: list[DataFrame] = []
+
+
+def release_later(df: DataFrame) -> None:
+    """Unpersist `df` when the next sparkdedup call starts (safe from a finalizer)."""
+    _PENDING.append(df)
+
+
+def _release_pending() -> None:
+    while _PENDING:
+        df = _PENDING.pop()
+        with contextlib.suppress(Exception):  # its session may be gone
+            df.unpersist()
+
+
 class StageRunner:
     """Runs named stages, each at most once, and records their row counts and seconds."""
 
@@ -47,6 +65,7 @@ class StageRunner:
     ) -> None:
         if cache_path and work_dir:
             raise ValueError("a StageRunner takes a cache path or a work directory, not both")
+        _release_pending()
         self.spark = spark
         #: Resumable stages (a cache path), or stages written for this run alone (a work dir).
         self.resumable = bool(cache_path)
@@ -356,7 +375,8 @@ def persisted_now(df: DataFrame) -> DataFrame:
     try:
         out.count()
     except BaseException:
-        out.unpersist()
+        with contextlib.suppress(Exception):  # a session gone too: the first error tells
+            out.unpersist()
         raise
     return out
 
