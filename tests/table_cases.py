@@ -231,6 +231,20 @@ def run(work: str) -> dict[str, Any]:
     return out
 
 
+def _outside_partition(spark: Any, table: str, stored: str, work: str, name: str) -> str:
+    """An external table partitioned by p, a row in partition p='in' under its location and
+    one in p='out' at a location of its own (returned)."""
+    location, outside = os.path.join(work, name), os.path.join(work, f"{name}_outside", "p1")
+    spark.sql(
+        f"CREATE EXTERNAL TABLE {table} (id bigint, text string) PARTITIONED BY (p string) "
+        f"STORED AS {stored} LOCATION '{location}'"
+    )
+    spark.sql(f"ALTER TABLE {table} ADD PARTITION (p='out') LOCATION '{outside}'")
+    spark.sql(f"INSERT INTO {table} PARTITION (p='out') VALUES (5, 'x')")
+    spark.sql(f"INSERT INTO {table} PARTITION (p='in') VALUES (6, 'y')")
+    return outside
+
+
 def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
     """Whether `table_fingerprint` (the stage cache's key of an --input-table) changes with
     each change to the rows a table or view gives, and stays for an unchanged one."""
@@ -262,14 +276,7 @@ def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
     spark.sql("ALTER TABLE corpus.fp_parts PARTITION (src='a') RENAME TO PARTITION (src='z')")
     changes["partition_renamed"] = before != fp("corpus.fp_parts")
 
-    ext, outside = os.path.join(work, "ext"), os.path.join(work, "outside", "p1")
-    spark.sql(
-        "CREATE EXTERNAL TABLE corpus.fp_ext (id bigint, text string) PARTITIONED BY (p string) "
-        f"STORED AS PARQUET LOCATION '{ext}'"
-    )
-    spark.sql(f"ALTER TABLE corpus.fp_ext ADD PARTITION (p='out') LOCATION '{outside}'")
-    spark.sql("INSERT INTO corpus.fp_ext PARTITION (p='out') VALUES (5, 'x')")
-    spark.sql("INSERT INTO corpus.fp_ext PARTITION (p='in') VALUES (6, 'y')")
+    outside = _outside_partition(spark, "corpus.fp_ext", "PARQUET", work, "ext")
     before = fp("corpus.fp_ext")
     changes["external_unchanged"] = before != fp("corpus.fp_ext")
     # A file of the partition outside the table's location rewritten in place, same name.
@@ -285,14 +292,7 @@ def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
     changes["partition_dropped"] = rewritten != fp("corpus.fp_ext")
 
     # A Hive-format table (its scan names its location, not its files), a partition outside.
-    hive, away = os.path.join(work, "hive_text"), os.path.join(work, "away", "p1")
-    spark.sql(
-        "CREATE EXTERNAL TABLE corpus.fp_text (id bigint, text string) PARTITIONED BY (p string) "
-        f"STORED AS TEXTFILE LOCATION '{hive}'"
-    )
-    spark.sql(f"ALTER TABLE corpus.fp_text ADD PARTITION (p='out') LOCATION '{away}'")
-    spark.sql("INSERT INTO corpus.fp_text PARTITION (p='out') VALUES (5, 'x')")
-    spark.sql("INSERT INTO corpus.fp_text PARTITION (p='in') VALUES (6, 'y')")
+    away = _outside_partition(spark, "corpus.fp_text", "TEXTFILE", work, "hive_text")
     before = fp("corpus.fp_text")
     spark.sql("CREATE TABLE corpus.fp_sibling (id bigint) STORED AS TEXTFILE")
     spark.sql("INSERT INTO corpus.fp_sibling VALUES (1)")  # another table of the database

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from sparkdedup import jvm
 from sparkdedup.errors import BackendUnavailableError
+from utf8_cases import INVALID_UTF8
 
 needs_jar = pytest.mark.skipif(
     jvm.jar_path() is None or jvm.unsupported_reason() is not None,
@@ -259,21 +260,6 @@ def test_minhash_matches_public_python_minhash(jspark, use_64_bit_hash: bool) ->
                 np.testing.assert_array_equal(got[i], expected[i], err_msg=repr(text))
 
 
-# Strings holding invalid UTF-8, as CAST(BINARY AS STRING) or files with bad bytes give them:
-# a stray 0xff, a truncated 2-byte sequence, leading continuation bytes (before fewer code points
-# than the width, too), a lone surrogate's encoding, only continuation bytes; and the U+FFFD text
-# a decoded Java String would hold.
-INVALID_UTF8 = [
-    "6162ff636465c3",
-    "c3",
-    "8080616263",
-    "808061",
-    "61eda080626364",
-    "80bf",
-    "6162efbfbd636465efbfbd",
-]
-
-
 @pytest.mark.jvm
 @needs_jar
 @pytest.mark.parametrize("use_64_bit_hash", [False, True])
@@ -302,7 +288,8 @@ def test_minhash_hashes_invalid_utf8_bytes_as_the_python_path(
     dtype = np.int64 if use_64_bit_hash else np.int32
     for i in range(len(INVALID_UTF8)):
         np.testing.assert_array_equal(by_jvm[i], expected[i].view(dtype), err_msg=INVALID_UTF8[i])
-    assert by_jvm[0] != by_jvm[len(INVALID_UTF8) - 1]  # the bytes, not "ab\ufffdcde\ufffd"
+    stray = INVALID_UTF8.index("6162ff636465c3")
+    assert by_jvm[stray] != by_jvm[len(INVALID_UTF8) - 1]  # the bytes, not "ab\ufffdcde\ufffd"
 
 
 @pytest.mark.jvm

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 from sparkdedup.kernels.minhash import minhash_arrow, permutation_params
 from sparkdedup.kernels.minhash_ref import minhash_reference
+from utf8_cases import INVALID_UTF8
 
 VECTORS = os.path.join(os.path.dirname(__file__), "data", "test_vectors.json")
 
@@ -29,18 +30,6 @@ UNICODE_TEXTS = [
     "\U0010ffffß\u0000Ω" * 3,
 ]
 
-# Strings that are not UTF-8 (hex): a stray continuation byte, a stray 0xff, a 2-byte sequence
-# cut at the end, leading continuation bytes (before fewer code points than a shingle's width, too),
-# a lone surrogate's encoding, only continuation bytes.
-INVALID_UTF8 = [
-    "6162806364",
-    "6162ff636465c3",
-    "c3",
-    "8080616263",
-    "808061",
-    "61eda080626364",
-    "80bf",
-]
 
 SIM_SCRIPT = textwrap.dedent(
     """

@@ -232,15 +232,13 @@ def test_transforms_release_their_persisted_stages(spark, text_docs, embedding_d
     assert removed.count() >= 12
 
 
-def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, monkeypatch):
-    """The embeddings computed to fit stay with the model for one transform of the same
-    DataFrame; other data is embedded (and the kept embeddings let go). Rows embedded are
-    counted by an accumulator in a stand-in embedding step."""
+def _stand_in_embeddings(spark, monkeypatch):
+    """Replace the semantic model by a cheap embedding step (no model needed); returns the
+    accumulator counting the rows it embeds."""
     from sparkdedup import ml as ml_module
     from sparkdedup.ids import ID_COL
     from sparkdedup.semantic import workflow as semantic_workflow
 
-    docs, _ = text_docs
     embedded = spark.sparkContext.accumulator(0)
 
     @F.pandas_udf("array<float>")
@@ -256,6 +254,15 @@ def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, mo
     monkeypatch.setattr(ml_module, "_vectors", stand_in)
     # The stand-in needs no model: the check for torch and sentence-transformers is moot.
     monkeypatch.setattr(semantic_workflow, "require_embedding_backend", lambda: None)
+    return embedded
+
+
+def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, monkeypatch):
+    """The embeddings computed to fit stay with the model for one transform of the same
+    DataFrame; other data is embedded (and the kept embeddings let go). Rows embedded are
+    counted by an accumulator in a stand-in embedding step."""
+    docs, _ = text_docs
+    embedded = _stand_in_embeddings(spark, monkeypatch)
     n = docs.count()
     model = SemanticDeduplicator(idCol="id", nClusters=3, device="cpu").fit(docs)
     assert embedded.value == n
@@ -277,24 +284,10 @@ def test_a_model_never_transformed_lets_its_fitted_embeddings_go(spark, text_doc
     session."""
     import gc
 
-    from sparkdedup import ml as ml_module
-    from sparkdedup.ids import ID_COL
-    from sparkdedup.semantic import workflow as semantic_workflow
     from sparkdedup.stages import StageRunner
 
     docs, _ = text_docs
-
-    @F.pandas_udf("array<float>")
-    def embed(texts: pd.Series) -> pd.Series:
-        return texts.map(lambda t: [float(len(t) % 7 + 1), float(sum(map(ord, t)) % 11), 1.0])
-
-    def stand_in(documents, config, device):
-        return documents.select(
-            F.col(ID_COL).alias("id"), embed(config.text_col).alias("embedding")
-        )
-
-    monkeypatch.setattr(ml_module, "_vectors", stand_in)
-    monkeypatch.setattr(semantic_workflow, "require_embedding_backend", lambda: None)
+    _stand_in_embeddings(spark, monkeypatch)
     before = _persisted_rdd_ids(spark)
     model = SemanticDeduplicator(idCol="id", nClusters=3, device="cpu").fit(docs)
     assert model._fitted_embeddings is not None and _persisted_rdd_ids(spark) - before
