@@ -516,9 +516,6 @@ def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Lis
             rel
         )
 
-    def hashed(seed: int) -> Column:
-        return F.sum(F.xxhash64(F.lit(seed), rel, "length", "mtime").cast("decimal(38,0)"))
-
     def first(suffixes: tuple[str, ...]) -> Column:
         named = F.lower(F.col("path"))
         hit = named.endswith(suffixes[0])
@@ -530,14 +527,22 @@ def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Lis
         F.count(F.lit(1)).alias("files"),
         F.sum("length").alias("bytes"),
         F.max("mtime").alias("latest"),
-        hashed(1).alias("h1"),
-        hashed(2).alias("h2"),
+        hash_sum(1, rel, F.col("length"), F.col("mtime")).alias("h1"),
+        hash_sum(2, rel, F.col("length"), F.col("mtime")).alias("h2"),
         first(NO_CODEC_SUFFIXES).alias("no_codec"),
         first(BLOCK_CODEC_SUFFIXES).alias("block_codec"),
     ).collect()[0]
     digest = hashlib.sha256(f"{row['files']}\t{row['h1']}\t{row['h2']}".encode()).hexdigest()
     summary = (int(row["files"]), int(row["bytes"] or 0), int(row["latest"] or 0), digest)
     return Listing(summary, row["no_codec"], row["block_codec"])
+
+
+def hash_sum(seed: int, *columns: Column) -> Column:
+    """The sum of a 64-bit hash of `columns` over the rows (as an exact decimal): a digest of
+    a set of rows that is the same in any order, computed on the executors."""
+    from pyspark.sql import functions as F
+
+    return F.sum(F.xxhash64(F.lit(seed), *columns).cast("decimal(38,0)"))
 
 
 def read_head(spark: SparkSession, path: str, size: int) -> bytes:

@@ -182,7 +182,7 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
     if not listed:
         names = sorted(input_files(spark, name))
         key.update(files=len(names), names=hashlib.sha256("\n".join(names).encode()).hexdigest())
-    elif partitions is not None and info.location is not None:
+    elif partitions is not None:
         places = _partition_locations(spark, name)
         if places is None:  # the files the table reads outside it: each one's directory
             files = input_files(spark, name)
@@ -207,21 +207,19 @@ def _view_plan(spark: SparkSession, name: str, text: str) -> str:
 
 def _partition_locations(spark: SparkSession, name: str) -> list[str] | None:
     """The location of each partition of `name`, from a classic session's catalog (a Hive
-    format table's scan names no file); None where the catalog does not say."""
+    format table's scan names no file), in one py4j call (the partitions' descriptions, one
+    ``Location:`` line each); None where the catalog does not say."""
     if is_connect(spark):
         return None
     try:
         state = spark._jsparkSession.sessionState()
         ident = state.sqlParser().parseTableIdentifier(name)
-        parts = state.catalog().listPartitions(ident, spark._jvm.scala.Option.empty()).iterator()
-        places = []
-        while parts.hasNext():
-            location = parts.next().storage().locationUri()
-            if location.isDefined():
-                places.append(str(location.get().toString()))
-        return places
+        parts = state.catalog().listPartitions(ident, spark._jvm.scala.Option.empty())
+        count, text = int(parts.size()), str(parts.mkString("\n"))
     except Exception:  # noqa: BLE001 - a catalog other than the session's (Unity, v2)
         return None
+    places = re.findall(r"^\tLocation: (.*)$", text, re.MULTILINE)
+    return places if len(places) == count else None
 
 
 def input_files(spark: SparkSession, name: str) -> list[str]:
@@ -237,18 +235,17 @@ def input_files(spark: SparkSession, name: str) -> list[str]:
 def _partitions(spark: SparkSession, name: str) -> str | None:
     """A digest of a partitioned table's partitions (``SHOW PARTITIONS``, hashed by Spark: one
     row reaches the driver), else None."""
+    from sparkdedup import fs
+
     try:
         if not any(c.isPartition for c in spark.catalog.listColumns(name)):
             return None
         shown = spark.sql(f"SHOW PARTITIONS {name}")
+        column = F.col(shown.columns[0])
         row = shown.agg(
             F.count(F.lit(1)).alias("n"),
-            *(
-                F.sum(F.xxhash64(F.lit(seed), shown.columns[0]).cast("decimal(38,0)")).alias(
-                    f"h{seed}"
-                )
-                for seed in (1, 2)
-            ),
+            fs.hash_sum(1, column).alias("h1"),
+            fs.hash_sum(2, column).alias("h2"),
         ).first()
     except SPARK_ERRORS:
         return None  # a source without partition metadata
