@@ -549,6 +549,31 @@ def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, cap
     capsys.readouterr()
 
 
+def test_a_changed_session_time_zone_recomputes_the_cached_stages(spark, tmp_path, capsys):
+    """A CSV's timestamps are parsed in the session's time zone, and derived ids hash them: a
+    rerun into the same output under another zone does not resume the other zone's stages
+    (whose ids no longer match the rows: a conservation error at every rerun)."""
+    src = tmp_path / "csv"
+    src.mkdir()
+    rows = [f"2024-01-0{1 + i % 5} 10:00:00,text number {i // 2}" for i in range(10)]
+    (src / "part-0.csv").write_text("ts,text\n" + "\n".join(rows) + "\n")
+    argv = ["exact", "--input", str(src), "--input-format", "csv", "--output", str(tmp_path / "o")]
+    argv += ["--read-option", "header=true", "--read-option", "inferSchema=true"]
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    try:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
+        assert cli.main(argv) == 0
+        spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+        assert cli.main([*argv, "--overwrite"]) == 0
+        stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+        assert stats["resumed_stages"] == [] and stats["input_docs"] == 10, stats
+        assert cli.main([*argv, "--overwrite"]) == 0  # the same zone: resumed
+        assert json.loads((tmp_path / "o" / "stats.json").read_text())["resumed_stages"]
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)
+    capsys.readouterr()
+
+
 def test_a_file_replaced_by_one_of_its_size_recomputes_the_cached_stages(spark, tmp_path, capsys):
     """The cache knows the input by every file's name, size and time: a file rewritten with
     other texts of the same length, kept older than the newest file, is a changed input."""

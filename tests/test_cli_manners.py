@@ -279,3 +279,24 @@ def test_a_python_workers_error_is_summed_up_by_its_exception() -> None:
         "OSError: We couldn't connect to 'https://huggingface.co' to load this model"
     )
     assert first_line(RuntimeError("plain\nsecond")) == "plain"
+
+
+def test_python_dash_m_runs_the_command_and_a_wrong_spark_home_is_named(tmp_path) -> None:
+    """``python -m sparkdedup`` is the command; a SPARK_HOME without Spark in it (pyspark runs
+    its bin/spark-submit) is an error naming it, exit code 2, not an internal error."""
+    import subprocess
+
+    env = dict(os.environ, SPARK_HOME=str(tmp_path / "no-spark-here"))
+    (tmp_path / "in.jsonl").write_text('{"id": 1, "text": "a text"}\n')
+    argv = [sys.executable, "-m", "sparkdedup", "exact", "--input", str(tmp_path / "in.jsonl")]
+    argv += ["--input-format", "jsonl", "--output", str(tmp_path / "out"), "--master", "local[1]"]
+    run = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300, check=False)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert lines[-1].startswith(
+        f"sparkdedup: error: SPARK_HOME={str(tmp_path / 'no-spark-here')!r}"
+    )
+    assert "bin/spark-submit" in lines[-1] and not (tmp_path / "out").exists()
+    helped = subprocess.run([sys.executable, "-m", "sparkdedup", "--help"], capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: sparkdedup "), helped.stdout

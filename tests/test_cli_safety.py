@@ -533,6 +533,35 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
     assert not (tmp_path / "o2" / LEASE).exists() and not (cache / LEASE).exists()
 
 
+def test_a_lease_that_cannot_be_created_nor_read_is_an_error_not_a_loop(spark, tmp_path):
+    """A lease file the file system reports as there when it is created and as absent when it
+    is read (two views of one path: a JVM that spells a name otherwise than Python did) is a
+    ConfigError naming it after a few tries, not a loop that never ends."""
+    from sparkdedup.errors import ConfigError
+    from sparkdedup.outputs import OutputLease
+
+    lease = OutputLease(spark, str(tmp_path / "lease.json"), "out", "--output")
+    calls = []
+    lease._create = lambda body: calls.append(body) is not None  # "exists": never created
+    lease._read = lambda: None
+    raised: list[BaseException] = []
+
+    def acquire() -> None:
+        try:
+            lease.acquire()
+        except BaseException as err:  # noqa: BLE001 - handed to the test's thread
+            raised.append(err)
+
+    worker = threading.Thread(target=acquire, daemon=True)
+    worker.start()
+    worker.join(60)
+    lease._create = lambda body: True  # a loop still running ends
+    assert not worker.is_alive(), f"still trying after {len(calls)} creates"
+    assert len(raised) == 1 and isinstance(raised[0], ConfigError), raised
+    assert "cannot be created, as if it existed, yet is not there" in str(raised[0])
+    assert 5 <= len(calls) <= 100, len(calls)
+
+
 def test_an_interrupted_run_gives_its_output_back(spark, corpus, tmp_path, monkeypatch):
     """Ctrl-C in a notebook or a shell: the run's staging directory and its lease go, so the
     next run of that output (in the same process, too) starts at once."""
@@ -1087,6 +1116,69 @@ def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path, cluster_conf):
     err = bad.stderr.strip().splitlines()
     assert err[-1].startswith("sparkdedup: error: bad input record in ") and "line 31" in err[-1]
     assert not [line for line in err if "ERROR" in line or line.startswith("\tat ")], err[-30:]
+
+
+def test_paths_are_read_as_named_whatever_their_characters(spark, tmp_path, capsys):
+    """Directories named as users name them: an input below a crawl snapshot's time (a colon,
+    which Hadoop's glob cannot take in a component), an output, its cache and an index whose
+    names hold glob characters, beside siblings that those would match as globs. Each run
+    reads its own stages and index, never a sibling's, and a rerun resumes from its own
+    cache."""
+    snap = tmp_path / "2024-01-01T00:00:00" / "in"
+    _jsonl(snap / "a.jsonl", _docs(20))
+    other = tmp_path / "other"
+    _jsonl(other / "a.jsonl", _docs(20, start=100))
+    outs = tmp_path / "outs"
+    for sibling in ("run1", "stXar"):
+        code, lines = _run(capsys, "fuzzy", "--input", str(other), *FUZZY, "--output",
+                           str(outs / sibling / "out"), "--index-out", str(outs / sibling / "ix"))  # fmt: skip
+        assert code == 0, lines[-5:]
+    before = _digest(outs)
+    for month, name in enumerate(("run[1]", "st*ar")):
+        argv = ["fuzzy", "--input", str(snap), *FUZZY, "--output", str(outs / name / "out")]
+        argv += ["--index-out", str(outs / name / "ix")]
+        code, lines = _run(capsys, *argv)
+        assert code == 0, lines[-5:]
+        stats = json.loads((outs / name / "out" / "stats.json").read_text())
+        assert (stats["input_docs"], stats["removed_docs"], stats["kept_docs"]) == (20, 10, 10)
+        # Another month against that index: copies of indexed texts, all removed; ids that
+        # the sibling's index holds (100, 102), which reading it would refuse.
+        new = tmp_path / f"new-{month}"
+        _jsonl(new / "a.jsonl", [{**d, "id": d["id"] + 100} for d in _docs(4)])
+        code, lines = _run(capsys, "fuzzy", "--input", str(new), *FUZZY, "--output",
+                           str(outs / name / "next"), "--against", str(outs / name / "ix"))  # fmt: skip
+        assert code == 0, lines[-5:]
+        stats = json.loads((outs / name / "next" / "stats.json").read_text())
+        assert (stats["input_docs"], stats["removed_docs"]) == (4, 4), stats
+        code, lines = _run(capsys, *argv, "--overwrite")
+        assert code == 0, lines[-5:]
+        stats = json.loads((outs / name / "out" / "stats.json").read_text())
+        assert stats["resumed_stages"] == ["minhash", "edges", "components", "duplicates"], stats
+        assert (stats["input_docs"], stats["removed_docs"]) == (20, 10)
+    assert {
+        k: v for k, v in _digest(outs).items() if "/run[1]/" not in k and "/st*ar/" not in k
+    } == before
+
+
+@pytest.mark.slow
+def test_a_local_path_the_driver_jvm_cannot_spell_is_refused(tmp_path):
+    """Under LC_ALL=C the driver's JVM names local files in ASCII and would write an output
+    path's other characters as '?' (in a directory the user never named), while Python writes
+    them as they are: the path is refused before anything is written, naming it and the
+    locale."""
+    corpus = tmp_path / "c"
+    _jsonl(corpus / "a.jsonl", _docs(10))
+    out = tmp_path / "é中" / "out"
+    env = {**ENV, "LC_ALL": "C", "LANG": "C"}
+    run = subprocess.run(
+        [sys.executable, "-m", "sparkdedup", "fuzzy", "--input", str(corpus), *FUZZY,
+         "--output", str(out), "--master", "local[1]", "--spark-conf", "spark.ui.enabled=false"],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr[-3000:]
+    line = _error_line(run.stderr.strip().splitlines())
+    assert f"path {str(out)!r}" in line and "LC_ALL=C.UTF-8" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"], list(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------------------ bad records

@@ -469,6 +469,26 @@ def _format_name(text: str) -> str:
     return text
 
 
+#: Formats whose files hold typed values: the session's settings do not change how they read.
+_TYPED_FORMATS = ("parquet", "orc", "delta", "avro")
+#: Session settings that change the values a text format's reader makes (a timestamp parsed in
+#: the session's time zone, as a TIMESTAMP or TIMESTAMP_NTZ, by which parser), and with them
+#: the derived ids, which hash every column.
+_PARSING_SETTINGS = (
+    "spark.sql.session.timeZone",
+    "spark.sql.legacy.timeParserPolicy",
+    "spark.sql.timestampType",
+)
+
+
+def _parsing_settings(spark: Any, fmt: str | None) -> dict[str, Any]:
+    """The stage cache's key's part for the session settings a text format's reader follows
+    (`_PARSING_SETTINGS`); none for typed formats."""
+    if fmt in _TYPED_FORMATS:
+        return {}
+    return {"parsing": {key: spark.conf.get(key, None) for key in _PARSING_SETTINGS}}
+
+
 def _options(items: list[str], flag: str) -> dict[str, str]:
     """KEY=VALUE items as a dict; ConfigError naming `flag` for a malformed one."""
     out = {}
@@ -1028,7 +1048,17 @@ def _session(args: argparse.Namespace) -> tuple[Any, bool]:
         options = driver_java_options(conf)
         if options is not None:
             builder = builder.config(JAVA_OPTIONS, options)
-    spark = builder.getOrCreate()
+    try:
+        spark = builder.getOrCreate()
+    except FileNotFoundError as err:  # pyspark runs $SPARK_HOME/bin/spark-submit
+        home = os.environ.get("SPARK_HOME")
+        if not home or os.path.isfile(os.path.join(home, "bin", "spark-submit")):
+            raise
+        raise ConfigError(
+            f"SPARK_HOME={home!r} holds no bin/spark-submit, which pyspark runs to start Spark: "
+            "point it at a Spark installation of pyspark's version, or unset it to use "
+            "pyspark's own"
+        ) from err
     spark.sparkContext.setLogLevel(conf.get("spark.log.level", spark_level))
     if started:
         _quiet_accumulator_server(spark.sparkContext)
@@ -1327,6 +1357,7 @@ def _write_results(
     )
     report = None
     if args.command in ("fuzzy", "exact"):
+        from sparkdedup.fs import literal
         from sparkdedup.reports import group_members, histogram
 
         # From the duplicates just written: a narrow table, read back, not recomputed.
@@ -1335,7 +1366,7 @@ def _write_results(
         # The size histogram rides on this write (no job of its own).
         sizes_obs = Observation("group_sizes")
         members = group_members(
-            spark.read.parquet(out.path("duplicates")),
+            spark.read.parquet(literal(out.path("duplicates"))),
             broadcast=broadcastable(spark, result.stats["removed_docs"]),
             observe=sizes_obs,
         )
@@ -1700,6 +1731,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
                 "read_options": _options(args.read_option, "--read-option"),
+                **_parsing_settings(spark, args.input_format),
             }
         if args.command == "fuzzy":
             from sparkdedup.fuzzy.workflow import run_fuzzy
@@ -1939,13 +1971,13 @@ def _read_duplicates(spark: Any, path: str) -> Any:
     from py4j.protocol import Py4JJavaError
     from pyspark.errors import PySparkException
 
-    from sparkdedup.fs import path_exists
+    from sparkdedup.fs import exists, literal
     from sparkdedup.io import first_line
 
-    if not path_exists(spark, path):
+    if not exists(spark, path):
         raise InputError(f"--duplicates {path!r} does not exist")
     try:
-        table = spark.read.parquet(path)
+        table = spark.read.parquet(literal(path))
     except (PySparkException, Py4JJavaError) as err:
         raise InputError(
             f"--duplicates {path!r} cannot be read as parquet: {first_line(err)}"

@@ -38,11 +38,60 @@ class Entry:
 
 
 def hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """(FileSystem, Path) of `path` in the session's Hadoop configuration."""
+    """(FileSystem, Path) of `path` in the session's Hadoop configuration. A local path the
+    driver's JVM cannot spell (`check_jvm_can_spell`) is an InputError naming it."""
     jvm = spark.sparkContext._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not path.isascii():
+        check_jvm_can_spell(spark, fs, hpath, path)
     return fs, hpath
+
+
+def check_jvm_can_spell(spark: SparkSession, fs: Any, hpath: Any, path: str) -> None:
+    """InputError when `path` is on the local disk and holds characters the driver's JVM
+    cannot write in a file name. The JVM names local files in the encoding of the locale it
+    started under (``sun.jnu.encoding``; US-ASCII under ``LC_ALL=C``), where each character
+    it lacks becomes ``?``: it would read and write ``out/??/`` while this process's Python,
+    in UTF-8 whatever the locale, writes ``out/é中/``. Other file systems take any name."""
+    if str(fs.makeQualified(hpath).toUri().getScheme()) != "file":
+        return
+    encoding = str(spark.sparkContext._jvm.java.lang.System.getProperty("sun.jnu.encoding"))
+    try:
+        path.encode(encoding)  # Python knows Java's names of them (ANSI_X3.4-1968: ASCII)
+    except LookupError:  # an encoding Python does not know: let the I/O decide
+        return
+    except UnicodeEncodeError:
+        raise InputError(
+            f"path {path!r} holds characters that the Spark driver's JVM cannot write in a "
+            f"local file name: it names files in {encoding} (from the locale it started "
+            "under, LC_ALL/LC_CTYPE/LANG) and would turn them into '?'. Start it under a "
+            "UTF-8 locale (for example LC_ALL=C.UTF-8) or use an ASCII path"
+        ) from None
+
+
+#: The characters that make a path a glob for Spark's readers (`SparkHadoopUtil.isGlobPath`).
+GLOB_CHARS = "{}[]*?\\"
+
+
+def is_glob(path: str) -> bool:
+    return any(c in GLOB_CHARS for c in path)
+
+
+def literal(path: str) -> str:
+    """`path` with its glob characters escaped, for Spark's readers, which glob every path
+    they are given: a directory sparkdedup wrote itself (a stage, an index segment) named
+    ``run[1]/`` or ``st*ar/`` is then read, and not its siblings ``run1/`` or ``stXar/``."""
+    return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
+
+
+def _glob_status(fsys: Any, hpath: Any) -> list[Any]:
+    """The FileStatus of each match of `hpath`, globbed only when it holds a glob character,
+    as Spark's readers do: Hadoop's glob rebuilds every component as a Path of its own, which
+    fails on a literal one with a colon (``snapshot/2024-01-01T00:00:00/``)."""
+    if is_glob(str(hpath.toString())):
+        return list(fsys.globStatus(hpath) or [])
+    return [fsys.getFileStatus(hpath)] if fsys.exists(hpath) else []
 
 
 def qualified(spark: SparkSession, path: str) -> str:
@@ -72,6 +121,8 @@ def glob_matches(spark: SparkSession, path: str) -> list[str]:
     if is_connect(spark):
         return _local_glob_matches(path)
     fs, hpath = hadoop_path(spark, path)
+    if not is_glob(str(hpath.toString())):
+        return [str(st.getPath().toString()) for st in _glob_status(fs, hpath)]
     # The paths in one call (a glob may match a million files: a call each would take an
     # hour): Spark's own glob (its file sources use it), its paths joined in the JVM.
     try:
@@ -91,7 +142,7 @@ def path_exists(spark: SparkSession, path: str) -> bool:
     if is_connect(spark):
         return bool(_local_glob_matches(path))
     fs, hpath = hadoop_path(spark, path)
-    return bool(fs.globStatus(hpath))
+    return bool(_glob_status(fs, hpath))
 
 
 def status(spark: SparkSession, path: str) -> Entry | None:
@@ -343,7 +394,7 @@ def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str |
     if is_connect(spark):
         return _local_unread_files(path, recursive)
     fsys, hpath = hadoop_path(spark, path)
-    matches = fsys.globStatus(hpath) or []
+    matches = _glob_status(fsys, hpath)
     hidden = beside = None
     first = [matches[i] for i in range(min(len(matches), SUMMARY_DRIVER_FILES))]
     names = [(st, str(st.getPath().getName()), bool(st.isDirectory())) for st in first]
@@ -352,16 +403,25 @@ def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str |
     for st, _, is_dir in names:
         if not is_dir or recursive or beside is not None:
             continue
-        partitions = fsys.globStatus(st.getPath().suffix("/*=*")) or []
-        if not any(partitions[j].isDirectory() for j in range(min(len(partitions), 64))):
-            continue
-        it = fsys.listStatusIterator(st.getPath())
-        while it.hasNext():
-            child = it.next()
-            if not child.isDirectory() and not spark_hidden(str(child.getPath().getName())):
-                beside = str(child.getPath().toString())
-                break
+        beside = _file_beside_partitions(fsys, st.getPath())
     return hidden, beside
+
+
+def _file_beside_partitions(fsys: Any, directory: Any) -> str | None:
+    """A data file directly in `directory` when it also holds a ``key=value`` directory (one
+    listing, stopped once both are seen; a glob of ``*=*`` would list it whole too, and fails
+    below a component with a colon)."""
+    partition = False
+    first_file = None
+    it = fsys.listStatusIterator(directory)
+    while it.hasNext() and not (partition and first_file):
+        child = it.next()
+        name = str(child.getPath().getName())
+        if child.isDirectory():
+            partition = partition or "=" in name
+        elif first_file is None and not spark_hidden(name):
+            first_file = str(child.getPath().toString())
+    return first_file if partition else None
 
 
 def _local_unread_files(path: str, recursive: bool) -> tuple[str | None, str | None]:
@@ -452,7 +512,7 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[st
     base_fs, base_path = hadoop_path(spark, _literal_prefix(path))
     base = str(base_fs.makeQualified(base_path).toString()).rstrip("/") + "/"
     listing: list[tuple[str, int, int, str]] = []
-    for st in fsys.globStatus(hpath) or []:
+    for st in _glob_status(fsys, hpath):
         root = st.getPath().toString()
         it = fsys.listFiles(st.getPath(), True)
         while it.hasNext():
@@ -497,7 +557,7 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
 def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
     """A digest of every data file under `paths` (directories or files, anywhere): each one's
     full path, size and modification time, from one Spark job (`_job_listing`)."""
-    return _listing_job(spark, paths, None).summary[3]
+    return _listing_job(spark, [literal(p) for p in paths], None).summary[3]
 
 
 def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Listing:

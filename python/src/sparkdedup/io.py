@@ -20,7 +20,6 @@ Used by the CLI and the notebooks; the DataFrame API itself does no I/O.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping, Sequence
 from functools import reduce
 from typing import Any
@@ -884,7 +883,7 @@ def _literal_path(uri: str) -> str:
     """A data file's URI from ``_metadata.file_path`` (percent-encoded) as a path Spark's
     readers take literally: decoded, with the glob characters escaped."""
     parsed = urlparse(uri)
-    path = re.sub(r"([\\*?\[\]{}])", r"\\\1", unquote(parsed.path))
+    path = fs.literal(unquote(parsed.path))
     if not parsed.scheme:
         return path
     return (

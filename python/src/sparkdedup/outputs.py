@@ -176,6 +176,9 @@ def _writable(option: str, path: str) -> Iterator[None]:
 #: Tokens of the leases this process holds and renews: a lease naming this process and none of
 #: them was left by an earlier run of this process that stopped without giving it back.
 _HELD: set[str] = set()
+#: Times in a row a lease may be found absent right after its create found it present (another
+#: run giving it back between the two, each time) before that is an error, not a race.
+_LEASE_VANISHED_TRIES = 20
 _HELD_LOCK = threading.Lock()
 
 
@@ -294,13 +297,24 @@ class OutputLease:
 
     def _wait_and_take(self, waited_since: float) -> None:
         first_seen: float | None = None
+        vanished = 0
         while True:
             if self._create(self._body()):
                 return
             holder = self._holder()
             if holder is None:  # given back meanwhile
                 self._check_not_foreign()
+                vanished += 1
+                if vanished >= _LEASE_VANISHED_TRIES:  # not a race: the two views differ
+                    raise ConfigError(
+                        f"{self.option} {self.display!r}: the lease file {self.path!r} cannot be "
+                        "created, as if it existed, yet is not there when read "
+                        f"({_LEASE_VANISHED_TRIES} tries): the file system gives two views of "
+                        "that path; check it by hand"
+                    )
+                time.sleep(0.02 * vanished)
                 continue
+            vanished = 0
             age = time.time() - float(holder["renewed"])
             why = _gone(holder)
             if why is None and (

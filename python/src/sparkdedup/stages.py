@@ -31,7 +31,7 @@ from pyspark.sql.types import StructType
 
 from sparkdedup import __version__
 from sparkdedup.compat import connect_35, is_connect
-from sparkdedup.fs import delete, discard, path_exists, read_text, write_text
+from sparkdedup.fs import delete, discard, exists, literal, read_text, write_text
 from sparkdedup.sizing import persist_conf, shuffle_partitions, temporary_conf
 
 log = logging.getLogger("sparkdedup")
@@ -136,7 +136,9 @@ class StageRunner:
         stored = self._read_fingerprint(path) if path is not None and self.resumable else None
         if stored is not None and stored.get("key") == key:
             # With its schema given, reading it back lists the files but reads no footer.
-            df = self.spark.read.schema(StructType.fromJson(stored["schema"])).parquet(path)
+            df = self.spark.read.schema(StructType.fromJson(stored["schema"])).parquet(
+                literal(path)
+            )
             observed = stored["observed"]
             self.resumed.append(name)
             how = "resumed from cache"
@@ -146,7 +148,7 @@ class StageRunner:
                 columns = [F.count(F.lit(1)).alias(_ROWS), *_named(metrics)]
                 if connect_35(self.spark):  # no Observations: a job over the written stage
                     out.write.mode("overwrite").parquet(path)
-                    written = self.spark.read.schema(out.schema).parquet(path)
+                    written = self.spark.read.schema(out.schema).parquet(literal(path))
                     observed = _plain(written.agg(*columns).first().asDict())
                 else:
                     observation = Observation(f"sparkdedup_{name}_{uuid.uuid4().hex[:8]}")
@@ -156,7 +158,7 @@ class StageRunner:
                 self._write_fingerprint(path, key, observed, out.schema)
             else:
                 self._written[path] = out.schema
-            df = self.spark.read.schema(out.schema).parquet(path)
+            df = self.spark.read.schema(out.schema).parquet(literal(path))
             how = f"written to {path}"
         else:
             # A cached plan is planned when it is persisted: the settings must hold by then.
@@ -214,7 +216,7 @@ class StageRunner:
             if where is not None:
                 df.write.mode("overwrite").parquet(f"{where}/{label}")
                 # With its schema given, reading it back lists the files but reads no footer.
-                out = self.spark.read.schema(df.schema).parquet(f"{where}/{label}")
+                out = self.spark.read.schema(df.schema).parquet(literal(f"{where}/{label}"))
                 if not self.resumable:
                     self._written[f"{where}/{label}"] = df.schema
             else:
@@ -228,7 +230,7 @@ class StageRunner:
         where = self.scratch(stage)
         # A work directory is removed whole by `close` (over Spark Connect it may be out of
         # this machine's reach).
-        if where is not None and self.resumable and path_exists(self.spark, where):
+        if where is not None and self.resumable and exists(self.spark, where):
             delete(self.spark, where)
 
     def keep(self, name: str) -> DataFrame | None:
@@ -275,7 +277,7 @@ class StageRunner:
     def _read_fingerprint(self, path: str) -> dict[str, Any] | None:
         """``{"key", "observed", "schema"}`` of a complete cached stage; None when there is none or it is
         unreadable (then the stage is recomputed)."""
-        if not path_exists(self.spark, f"{path}/_SUCCESS"):
+        if not exists(self.spark, f"{path}/_SUCCESS"):
             return None
         text = read_text(self.spark, f"{path}/{_FINGERPRINT_FILE}")
         try:
@@ -350,7 +352,7 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     if checkpoint_dir is not None:
         path = f"{checkpoint_dir.rstrip('/')}/result-{uuid.uuid4().hex[:12]}"
         df.write.parquet(path)
-        return spark.read.parquet(path)
+        return spark.read.parquet(literal(path))
     if connect_35(spark):
         return persisted_now(df)
     return computed_copy(df)[0]

@@ -42,7 +42,7 @@ from sparkdedup.errors import (
     DedupError,
     SchemaError,
 )
-from sparkdedup.fs import delete, discard
+from sparkdedup.fs import delete, discard, literal
 from sparkdedup.ids import INTEGRAL
 from sparkdedup.sizing import driver_result_bytes
 
@@ -227,7 +227,7 @@ class _Pairs:
             self._path = f"{self.dir}/pairs-{uuid.uuid4().hex[:12]}"
             self.current.write.parquet(self._path)
             spark = self.current.sparkSession
-            self.current = spark.read.schema(self.current.schema).parquet(self._path)
+            self.current = spark.read.schema(self.current.schema).parquet(literal(self._path))
         return self.current
 
     def release(self) -> None:
@@ -471,7 +471,7 @@ class _Rounds:
             if round_no and path not in self._paths:
                 self._paths.append(path)
                 self._schema = df.schema
-            out = self.spark.read.parquet(path)
+            out = self.spark.read.parquet(literal(path))
         else:
             out, persisted = computed_copy(df)
         if self._previous is not None:

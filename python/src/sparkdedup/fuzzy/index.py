@@ -219,7 +219,9 @@ class FuzzyIndex:
         paths = self._segments()
         if not paths:
             return self.spark.createDataFrame([], self._schema(columns))
-        return self.spark.read.schema(self._schema()).parquet(*paths).select(*columns)
+        return (
+            self.spark.read.schema(self._schema()).parquet(*map(fs.literal, paths)).select(*columns)
+        )
 
     def _schema(self, columns: list[str] | None = None) -> str:
         bands = int(self.manifest["params"]["num_bands"])
@@ -512,7 +514,7 @@ class IndexWriter:
         if counted is not None:
             self._rows = int(counted.get.get("rows") or 0)
         else:  # counted from the Parquet footers
-            self._rows = int(self.spark.read.parquet(self._staging).count())
+            self._rows = int(self.spark.read.parquet(fs.literal(self._staging)).count())
         return self._rows
 
     def commit(self) -> dict[str, Any]:

@@ -1,0 +1,7 @@
+"""``python -m sparkdedup``: the `sparkdedup` command (`sparkdedup.cli.main`)."""
+
+import sys
+
+from sparkdedup.cli import main
+
+sys.exit(main())
