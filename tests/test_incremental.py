@@ -765,6 +765,36 @@ def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     assert bad == 2 and "--output" in capsys.readouterr().err
 
 
+def test_a_month_with_no_new_documents_merges_the_segments_elsewhere(spark, tmp_path, capsys):
+    """A run with no new documents is a run like any other (a JSONL reader that saw no record
+    types the ids as strings: it is not an id-type error against a bigint index), and written
+    elsewhere it merges the index's segments into one, the way the README gives."""
+    months = []
+    for m in range(2):
+        path = tmp_path / f"m{m}.jsonl"
+        rows = [{"id": m * 100 + i, "text": f"month {m} text {i // 2} " * 6} for i in range(8)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        months.append(path)
+    empty = tmp_path / "none.jsonl"
+    empty.write_text("")
+    index, merged = str(tmp_path / "ix"), str(tmp_path / "ix-merged")
+    base = ["fuzzy", "--input-format", "jsonl", "--id-col", "id", "--char-ngrams", "5"]
+    for m, path in enumerate([*months, empty]):
+        out = ["--output", str(tmp_path / f"o{m}"), "--input", str(path)]
+        where = ["--index-out", index] if m == 0 else ["--against", index, "--index-out", index]
+        if path == empty:
+            where[-1] = merged
+        assert main([*base, *out, *where]) == 0, capsys.readouterr().err[-2000:]
+    stats = json.loads((tmp_path / "o2" / "stats.json").read_text())
+    assert stats["input_docs"] == 0 and stats["removed_docs"] == 0
+    old = json.loads((tmp_path / "ix" / "_sparkdedup_index.json").read_text())
+    new = json.loads((tmp_path / "ix-merged" / "_sparkdedup_index.json").read_text())
+    assert len(old["segments"]) == 2 and len(new["segments"]) == 1
+    assert new["documents"] == old["documents"] == 8 and new["id_type"] == "bigint"
+    ids = sorted(r.id for r in FuzzyIndex.open(spark, merged).table(["id"]).collect())
+    assert ids == [0, 2, 4, 6, 100, 102, 104, 106]
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
