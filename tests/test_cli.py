@@ -551,25 +551,40 @@ def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, cap
 
 def test_a_changed_session_time_zone_recomputes_the_cached_stages(spark, tmp_path, capsys):
     """A CSV's timestamps are parsed in the session's time zone, and derived ids hash them: a
-    rerun into the same output under another zone does not resume the other zone's stages
-    (whose ids no longer match the rows: a conservation error at every rerun)."""
+    rerun into the same output under another zone, set or (unset) the JVM's own, does not
+    resume the other zone's stages (whose ids no longer match the rows: a conservation error
+    at every rerun)."""
     src = tmp_path / "csv"
     src.mkdir()
     rows = [f"2024-01-0{1 + i % 5} 10:00:00,text number {i // 2}" for i in range(10)]
     (src / "part-0.csv").write_text("ts,text\n" + "\n".join(rows) + "\n")
     argv = ["exact", "--input", str(src), "--input-format", "csv", "--output", str(tmp_path / "o")]
-    argv += ["--read-option", "header=true", "--read-option", "inferSchema=true"]
-    zone = spark.conf.get("spark.sql.session.timeZone")
+    argv += ["--read-option", "header=true", "--read-option", "inferSchema=true", "--overwrite"]
+    jvm = spark.sparkContext._jvm
+    zone, default = (
+        spark.conf.get("spark.sql.session.timeZone"),
+        jvm.java.util.TimeZone.getDefault(),
+    )
+
+    def resumed() -> list[str]:
+        assert cli.main(argv) == 0, capsys.readouterr().err[-2000:]
+        stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+        assert stats["input_docs"] == 10 and stats["removed_docs"] == 5, stats
+        return stats["resumed_stages"]
+
     try:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
-        assert cli.main(argv) == 0
+        assert resumed() == []
         spark.conf.set("spark.sql.session.timeZone", "America/New_York")
-        assert cli.main([*argv, "--overwrite"]) == 0
-        stats = json.loads((tmp_path / "o" / "stats.json").read_text())
-        assert stats["resumed_stages"] == [] and stats["input_docs"] == 10, stats
-        assert cli.main([*argv, "--overwrite"]) == 0  # the same zone: resumed
-        assert json.loads((tmp_path / "o" / "stats.json").read_text())["resumed_stages"]
+        assert resumed() == []
+        assert resumed()  # the same zone: resumed
+        spark.conf.unset("spark.sql.session.timeZone")  # the JVM's zone, then
+        jvm.java.util.TimeZone.setDefault(jvm.java.util.TimeZone.getTimeZone("Asia/Tokyo"))
+        assert resumed() == []
+        jvm.java.util.TimeZone.setDefault(jvm.java.util.TimeZone.getTimeZone("Europe/Paris"))
+        assert resumed() == []
     finally:
+        jvm.java.util.TimeZone.setDefault(default)
         spark.conf.set("spark.sql.session.timeZone", zone)
     capsys.readouterr()
 

@@ -197,6 +197,49 @@ def test_local_globs_read_as_hadoop_globs(tmp_path) -> None:
     assert names(f"{tmp_path}/f[^1].jsonl") == ["f2.jsonl", "f3.jsonl"]
     assert fs.path_exists(spark, f"{tmp_path}/f{{1,9}}.jsonl")
     assert fs.file_summary(spark, f"{tmp_path}/f{{1,2}}.jsonl")[:2] == (2, 2)
+    # Hadoop's escapes name a directory whose name holds glob characters, as on the server.
+    (tmp_path / "out[1]").mkdir()
+    (tmp_path / "out1").mkdir()
+    assert names(f"{tmp_path}/out\\[1\\]") == ["out[1]"]
+    assert names(f"{tmp_path}/out[1]") == ["out1"]
+
+
+@pytest.mark.parametrize("session", ["classic", "connect"])
+def test_paths_sparkdedup_reads_back_are_literal(spark, tmp_path, monkeypatch, session) -> None:
+    """What sparkdedup wrote is read back literally: not a sibling its name would match as a
+    glob, also for a relative path from a working directory whose name would; and a path
+    the user gives for sparkdedup's own data is no glob to the output checks either."""
+    from sparkdedup.errors import ConfigError
+    from sparkdedup.outputs import check_separate
+
+    session_ = spark if session == "classic" else _ConnectSession()
+    for name, n in [("w[1]", 3), ("w1", 5)]:
+        spark.range(n).write.parquet(str(tmp_path / name / "p"))
+        spark.range(n).write.parquet(str(tmp_path / name / "p[2]"))
+        spark.range(n + 1).write.parquet(str(tmp_path / name / "p2"))
+    assert spark.read.parquet(fs.literal(session_, str(tmp_path / "w[1]" / "p"))).count() == 3
+    # Relative paths, from a working directory w[1]: the JVM's Hadoop one (classic), this
+    # process's (Connect: a local server's paths are this machine's).
+    local, _ = fs.hadoop_path(spark, "/")
+    before = local.getWorkingDirectory()
+    monkeypatch.chdir(tmp_path / "w[1]")
+    try:
+        local.setWorkingDirectory(
+            spark.sparkContext._jvm.org.apache.hadoop.fs.Path(str(tmp_path / "w[1]"))
+        )
+        assert spark.read.parquet(fs.literal(session_, "p")).count() == 3
+        assert spark.read.parquet(fs.literal(session_, "p[2]")).count() == 3
+    finally:
+        local.setWorkingDirectory(before)
+    assert fs.literal(session_, "/plain/path") == "/plain/path"
+    # --output w[1] beside an --index-out w1: two places, whatever w[1] would match.
+    check_separate(session_, {"--output": str(tmp_path / "w[1]")},
+                   {"--index-out": str(tmp_path / "w1")}, others_are_outputs=True)  # fmt: skip
+    check_separate(session_, {"--against": str(tmp_path / "w[1]")},
+                   {"--output": str(tmp_path / "w1" / "o")})  # fmt: skip
+    with pytest.raises(ConfigError, match="--input"):
+        check_separate(session_, {"--input": str(tmp_path / "w[1]")},
+                       {"--output": str(tmp_path / "w1" / "o")})  # fmt: skip
 
 
 def test_the_cache_key_of_a_delta_table_follows_its_log(spark, tmp_path, monkeypatch) -> None:

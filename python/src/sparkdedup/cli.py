@@ -469,8 +469,9 @@ def _format_name(text: str) -> str:
     return text
 
 
-#: Formats whose files hold typed values: the session's settings do not change how they read.
-_TYPED_FORMATS = ("parquet", "orc", "delta", "avro")
+#: Formats whose values need no parsing (typed files, or lines of text): the session's settings
+#: do not change how they read.
+_UNPARSED_FORMATS = ("parquet", "orc", "delta", "avro", "text")
 #: Session settings that change the values a text format's reader makes (a timestamp parsed in
 #: the session's time zone, as a TIMESTAMP or TIMESTAMP_NTZ, by which parser), and with them
 #: the derived ids, which hash every column.
@@ -478,15 +479,28 @@ _PARSING_SETTINGS = (
     "spark.sql.session.timeZone",
     "spark.sql.legacy.timeParserPolicy",
     "spark.sql.timestampType",
+    "spark.sql.legacy.csv.enableDateTimeParsingFallback",
+    "spark.sql.legacy.json.enableDateTimeParsingFallback",
 )
 
 
 def _parsing_settings(spark: Any, fmt: str | None) -> dict[str, Any]:
     """The stage cache's key's part for the session settings a text format's reader follows
-    (`_PARSING_SETTINGS`); none for typed formats."""
-    if fmt in _TYPED_FORMATS:
+    (`_PARSING_SETTINGS`, as in force: the time zone unset is the JVM's); none for the
+    formats that parse nothing. A table's format is not looked up: it always gets them."""
+    from sparkdedup.io import canonical_format
+
+    if fmt is not None and canonical_format(fmt) in _UNPARSED_FORMATS:
         return {}
-    return {"parsing": {key: spark.conf.get(key, None) for key in _PARSING_SETTINGS}}
+    return {"parsing": {key: _setting(spark, key) for key in _PARSING_SETTINGS}}
+
+
+def _setting(spark: Any, key: str) -> str | None:
+    """A session setting as in force (its default when unset); None where Spark has none."""
+    try:
+        return spark.conf.get(key)
+    except Exception:  # noqa: BLE001 - a setting this Spark does not know, with no default
+        return None
 
 
 def _options(items: list[str], flag: str) -> dict[str, str]:
@@ -1366,7 +1380,7 @@ def _write_results(
         # The size histogram rides on this write (no job of its own).
         sizes_obs = Observation("group_sizes")
         members = group_members(
-            spark.read.parquet(literal(out.path("duplicates"))),
+            spark.read.parquet(literal(spark, out.path("duplicates"))),
             broadcast=broadcastable(spark, result.stats["removed_docs"]),
             observe=sizes_obs,
         )
@@ -1722,7 +1736,10 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             cache_lease.acquire()
         runner = StageRunner(spark, _cache_path(args))
         if args.input_table is not None:
-            fingerprint = {"input_table": table_fingerprint(spark, args.input_table)}
+            fingerprint = {
+                "input_table": table_fingerprint(spark, args.input_table),
+                **_parsing_settings(spark, None),
+            }
         else:
             fingerprint = {
                 "input": input_fingerprint(
@@ -1977,7 +1994,7 @@ def _read_duplicates(spark: Any, path: str) -> Any:
     if not exists(spark, path):
         raise InputError(f"--duplicates {path!r} does not exist")
     try:
-        table = spark.read.parquet(literal(path))
+        table = spark.read.parquet(literal(spark, path))
     except (PySparkException, Py4JJavaError) as err:
         raise InputError(
             f"--duplicates {path!r} cannot be read as parquet: {first_line(err)}"

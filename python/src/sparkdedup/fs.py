@@ -10,11 +10,13 @@ I/O.
 
 from __future__ import annotations
 
+import codecs
 import glob as globmod
 import hashlib
 import os
 import re
 import shutil
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -39,35 +41,45 @@ class Entry:
 
 def hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
     """(FileSystem, Path) of `path` in the session's Hadoop configuration. A local path the
-    driver's JVM cannot spell (`check_jvm_can_spell`) is an InputError naming it."""
+    driver's JVM would spell otherwise than this process (`check_jvm_spells_as_python`) is an
+    InputError naming it."""
     jvm = spark.sparkContext._jvm
     hpath = jvm.org.apache.hadoop.fs.Path(path)
     fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not path.isascii():
-        check_jvm_can_spell(spark, fs, hpath, path)
+        check_jvm_spells_as_python(spark, fs, hpath, path)
     return fs, hpath
 
 
-def check_jvm_can_spell(spark: SparkSession, fs: Any, hpath: Any, path: str) -> None:
-    """InputError when `path` is on the local disk and holds characters the driver's JVM
-    cannot write in a file name. The JVM names local files in the encoding of the locale it
-    started under (``sun.jnu.encoding``; US-ASCII under ``LC_ALL=C``), where each character
-    it lacks becomes ``?``: it would read and write ``out/??/`` while this process's Python,
-    in UTF-8 whatever the locale, writes ``out/é中/``. Other file systems take any name."""
-    if str(fs.makeQualified(hpath).toUri().getScheme()) != "file":
-        return
-    encoding = str(spark.sparkContext._jvm.java.lang.System.getProperty("sun.jnu.encoding"))
+#: The driver JVM's file-name encoding, by SparkContext (it is fixed when the JVM starts).
+_JVM_NAME_ENCODING: dict[int, str] = {}
+
+
+def check_jvm_spells_as_python(spark: SparkSession, fs: Any, hpath: Any, path: str) -> None:
+    """InputError when `path` is on the local disk, holds characters outside ASCII, and the
+    driver's JVM names local files in another encoding than this process: the JVM's is the
+    locale's it started under (``sun.jnu.encoding``; ASCII under ``LC_ALL=C``, where each
+    character it lacks becomes ``?``), Python's is UTF-8 under that locale (PEP 540). It would
+    read and write ``out/??/`` while this process writes ``out/é中/``. Other file systems
+    take any name. Spark Connect sessions never get here: their server names the files."""
+    key = id(spark.sparkContext)
+    if key not in _JVM_NAME_ENCODING:
+        prop = spark.sparkContext._jvm.java.lang.System.getProperty("sun.jnu.encoding")
+        _JVM_NAME_ENCODING[key] = str(prop or "")
     try:
-        path.encode(encoding)  # Python knows Java's names of them (ANSI_X3.4-1968: ASCII)
-    except LookupError:  # an encoding Python does not know: let the I/O decide
+        jvm = codecs.lookup(_JVM_NAME_ENCODING[key]).name
+        ours = codecs.lookup(sys.getfilesystemencoding()).name
+    except LookupError:  # an encoding Python does not know (ANSI_X3.4-1968 it does): no check
         return
-    except UnicodeEncodeError:
-        raise InputError(
-            f"path {path!r} holds characters that the Spark driver's JVM cannot write in a "
-            f"local file name: it names files in {encoding} (from the locale it started "
-            "under, LC_ALL/LC_CTYPE/LANG) and would turn them into '?'. Start it under a "
-            "UTF-8 locale (for example LC_ALL=C.UTF-8) or use an ASCII path"
-        ) from None
+    if jvm == ours or str(fs.makeQualified(hpath).toUri().getScheme()) != "file":
+        return
+    raise InputError(
+        f"path {path!r} holds characters outside ASCII, which the Spark driver's JVM names in "
+        f"{_JVM_NAME_ENCODING[key]} (from the locale it started under, LC_ALL/LC_CTYPE/LANG) "
+        f"and this process in {ours}: one would write files the other cannot find (in ASCII, "
+        "as '?'). Start both under a UTF-8 locale (for example LC_ALL=C.UTF-8) or use an "
+        "ASCII path"
+    )
 
 
 #: The characters that make a path a glob for Spark's readers (`SparkHadoopUtil.isGlobPath`).
@@ -78,20 +90,41 @@ def is_glob(path: str) -> bool:
     return any(c in GLOB_CHARS for c in path)
 
 
-def literal(path: str) -> str:
-    """`path` with its glob characters escaped, for Spark's readers, which glob every path
-    they are given: a directory sparkdedup wrote itself (a stage, an index segment) named
-    ``run[1]/`` or ``st*ar/`` is then read, and not its siblings ``run1/`` or ``stXar/``."""
+def escape_glob(path: str) -> str:
+    """`path` with its glob characters escaped (``\\[``), which Hadoop's glob matches
+    literally."""
     return re.sub(r"([\\*?\[\]{}])", r"\\\1", path)
+
+
+def literal(spark: SparkSession, path: str) -> str:
+    """`path` as Spark's readers take it literally, for a directory sparkdedup wrote itself (a
+    stage, an index segment): they glob every path, so ``run[1]/`` would read a sibling
+    ``run1/``. A relative path is qualified first: the working directory it resolves against
+    may hold one too."""
+    if not _is_absolute(path):
+        path = qualified(spark, path)
+    return escape_glob(path) if is_glob(path) else path
+
+
+def _is_absolute(path: str) -> bool:
+    return path.startswith("/") or bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path))
 
 
 def _glob_status(fsys: Any, hpath: Any) -> list[Any]:
     """The FileStatus of each match of `hpath`, globbed only when it holds a glob character,
     as Spark's readers do: Hadoop's glob rebuilds every component as a Path of its own, which
-    fails on a literal one with a colon (``snapshot/2024-01-01T00:00:00/``)."""
+    fails on a literal one with a colon (``snapshot/2024-01-01T00:00:00/``). One call for a
+    plain path."""
     if is_glob(str(hpath.toString())):
         return list(fsys.globStatus(hpath) or [])
-    return [fsys.getFileStatus(hpath)] if fsys.exists(hpath) else []
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        return [fsys.getFileStatus(hpath)]
+    except Py4JJavaError as err:
+        if str(err.java_exception.getClass().getName()) == "java.io.FileNotFoundException":
+            return []
+        raise
 
 
 def qualified(spark: SparkSession, path: str) -> str:
@@ -403,25 +436,24 @@ def unread_files(spark: SparkSession, path: str, recursive: bool) -> tuple[str |
     for st, _, is_dir in names:
         if not is_dir or recursive or beside is not None:
             continue
-        beside = _file_beside_partitions(fsys, st.getPath())
+        beside = _file_beside_partitions(spark.sparkContext._jvm, fsys, st.getPath())
     return hidden, beside
 
 
-def _file_beside_partitions(fsys: Any, directory: Any) -> str | None:
-    """A data file directly in `directory` when it also holds a ``key=value`` directory (one
-    listing, stopped once both are seen; a glob of ``*=*`` would list it whole too, and fails
-    below a component with a colon)."""
-    partition = False
-    first_file = None
+def _file_beside_partitions(jvm: Any, fsys: Any, directory: Any) -> str | None:
+    """A data file directly in `directory` when it also holds a ``key=value`` directory. The
+    ``*=*`` entries come from one listing filtered in the JVM (a glob of ``dir/*=*`` fails
+    below a component with a colon), the first file from a second only when one of the first
+    64 is a directory."""
+    named = fsys.listStatus(directory, jvm.org.apache.hadoop.fs.GlobFilter("*=*")) or []
+    if not any(named[j].isDirectory() for j in range(min(len(named), 64))):
+        return None
     it = fsys.listStatusIterator(directory)
-    while it.hasNext() and not (partition and first_file):
+    while it.hasNext():
         child = it.next()
-        name = str(child.getPath().getName())
-        if child.isDirectory():
-            partition = partition or "=" in name
-        elif first_file is None and not spark_hidden(name):
-            first_file = str(child.getPath().toString())
-    return first_file if partition else None
+        if not child.isDirectory() and not spark_hidden(str(child.getPath().getName())):
+            return str(child.getPath().toString())
+    return None
 
 
 def _local_unread_files(path: str, recursive: bool) -> tuple[str | None, str | None]:
@@ -557,7 +589,7 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
 def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
     """A digest of every data file under `paths` (directories or files, anywhere): each one's
     full path, size and modification time, from one Spark job (`_job_listing`)."""
-    return _listing_job(spark, [literal(p) for p in paths], None).summary[3]
+    return _listing_job(spark, [escape_glob(p) for p in paths], None).summary[3]
 
 
 def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Listing:
@@ -669,7 +701,10 @@ def _local_glob(path: str) -> list[str]:
     alternatives (nested too) and ``[^x]`` for ``[!x]``; sorted."""
     found: set[str] = set()
     for pattern in _braces(local_path(path)):
-        found.update(globmod.glob(re.sub(r"\[\^", "[!", pattern)))
+        pattern = re.sub(r"\[\^", "[!", pattern)
+        # Hadoop's escapes (\c: the character c itself) as Python's ([c]).
+        pattern = re.sub(r"\\(.)", lambda m: "[" + m.group(1) + "]", pattern)
+        found.update(globmod.glob(pattern))
     return sorted(found)
 
 

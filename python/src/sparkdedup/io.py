@@ -883,7 +883,7 @@ def _literal_path(uri: str) -> str:
     """A data file's URI from ``_metadata.file_path`` (percent-encoded) as a path Spark's
     readers take literally: decoded, with the glob characters escaped."""
     parsed = urlparse(uri)
-    path = fs.literal(unquote(parsed.path))
+    path = fs.escape_glob(unquote(parsed.path))
     if not parsed.scheme:
         return path
     return (

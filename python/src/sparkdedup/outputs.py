@@ -70,6 +70,10 @@ def _related(a: str, b: str) -> bool:
     return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
+#: The path options read as Spark reads a path, a glob; sparkdedup reads the others literally.
+GLOB_OPTIONS = ("--input",)
+
+
 def check_separate(
     spark: SparkSession,
     inputs: Mapping[str, str],
@@ -81,7 +85,8 @@ def check_separate(
 
     Parameters
     ----------
-    inputs : option name -> input path (a file, directory or glob; globs are expanded).
+    inputs : option name -> input path (a file or directory; `GLOB_OPTIONS`' may be globs,
+        which are expanded; the others are taken literally, as they are read).
     outputs : option name -> output path (need not exist).
     others_are_outputs : `inputs` are the run's other outputs, not what it reads (the message
         says so).
@@ -93,7 +98,9 @@ def check_separate(
     """
     resolved_inputs = []
     for option, path in inputs.items():
-        matches = [_local_real(m) for m in fs.glob_matches(spark, path)]
+        matches = []
+        if option in GLOB_OPTIONS and not others_are_outputs:
+            matches = [_local_real(m) for m in fs.glob_matches(spark, path)]
         resolved_inputs.append((option, path, matches or [fs.qualified(spark, path)]))
     for out_option, out_path in outputs.items():
         target = fs.qualified(spark, out_path)
@@ -307,10 +314,10 @@ class OutputLease:
                 vanished += 1
                 if vanished >= _LEASE_VANISHED_TRIES:  # not a race: the two views differ
                     raise ConfigError(
-                        f"{self.option} {self.display!r}: the lease file {self.path!r} cannot be "
+                        f"{self.option} {self.display!r}: its lease {self.path!r} cannot be "
                         "created, as if it existed, yet is not there when read "
-                        f"({_LEASE_VANISHED_TRIES} tries): the file system gives two views of "
-                        "that path; check it by hand"
+                        f"({_LEASE_VANISHED_TRIES} tries): where it is kept gives two views of "
+                        "it; check it by hand"
                     )
                 time.sleep(0.02 * vanished)
                 continue

@@ -137,7 +137,7 @@ class StageRunner:
         if stored is not None and stored.get("key") == key:
             # With its schema given, reading it back lists the files but reads no footer.
             df = self.spark.read.schema(StructType.fromJson(stored["schema"])).parquet(
-                literal(path)
+                literal(self.spark, path)
             )
             observed = stored["observed"]
             self.resumed.append(name)
@@ -148,7 +148,7 @@ class StageRunner:
                 columns = [F.count(F.lit(1)).alias(_ROWS), *_named(metrics)]
                 if connect_35(self.spark):  # no Observations: a job over the written stage
                     out.write.mode("overwrite").parquet(path)
-                    written = self.spark.read.schema(out.schema).parquet(literal(path))
+                    written = self.spark.read.schema(out.schema).parquet(literal(self.spark, path))
                     observed = _plain(written.agg(*columns).first().asDict())
                 else:
                     observation = Observation(f"sparkdedup_{name}_{uuid.uuid4().hex[:8]}")
@@ -158,7 +158,7 @@ class StageRunner:
                 self._write_fingerprint(path, key, observed, out.schema)
             else:
                 self._written[path] = out.schema
-            df = self.spark.read.schema(out.schema).parquet(literal(path))
+            df = self.spark.read.schema(out.schema).parquet(literal(self.spark, path))
             how = f"written to {path}"
         else:
             # A cached plan is planned when it is persisted: the settings must hold by then.
@@ -216,7 +216,9 @@ class StageRunner:
             if where is not None:
                 df.write.mode("overwrite").parquet(f"{where}/{label}")
                 # With its schema given, reading it back lists the files but reads no footer.
-                out = self.spark.read.schema(df.schema).parquet(literal(f"{where}/{label}"))
+                out = self.spark.read.schema(df.schema).parquet(
+                    literal(self.spark, f"{where}/{label}")
+                )
                 if not self.resumable:
                     self._written[f"{where}/{label}"] = df.schema
             else:
@@ -352,7 +354,7 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
     if checkpoint_dir is not None:
         path = f"{checkpoint_dir.rstrip('/')}/result-{uuid.uuid4().hex[:12]}"
         df.write.parquet(path)
-        return spark.read.parquet(literal(path))
+        return spark.read.parquet(literal(spark, path))
     if connect_35(spark):
         return persisted_now(df)
     return computed_copy(df)[0]

@@ -227,7 +227,9 @@ class _Pairs:
             self._path = f"{self.dir}/pairs-{uuid.uuid4().hex[:12]}"
             self.current.write.parquet(self._path)
             spark = self.current.sparkSession
-            self.current = spark.read.schema(self.current.schema).parquet(literal(self._path))
+            self.current = spark.read.schema(self.current.schema).parquet(
+                literal(spark, self._path)
+            )
         return self.current
 
     def release(self) -> None:
@@ -471,7 +473,7 @@ class _Rounds:
             if round_no and path not in self._paths:
                 self._paths.append(path)
                 self._schema = df.schema
-            out = self.spark.read.parquet(literal(path))
+            out = self.spark.read.parquet(literal(self.spark, path))
         else:
             out, persisted = computed_copy(df)
         if self._previous is not None:

@@ -220,7 +220,9 @@ class FuzzyIndex:
         if not paths:
             return self.spark.createDataFrame([], self._schema(columns))
         return (
-            self.spark.read.schema(self._schema()).parquet(*map(fs.literal, paths)).select(*columns)
+            self.spark.read.schema(self._schema())
+            .parquet(*(fs.literal(self.spark, p) for p in paths))
+            .select(*columns)
         )
 
     def _schema(self, columns: list[str] | None = None) -> str:
@@ -514,7 +516,7 @@ class IndexWriter:
         if counted is not None:
             self._rows = int(counted.get.get("rows") or 0)
         else:  # counted from the Parquet footers
-            self._rows = int(self.spark.read.parquet(fs.literal(self._staging)).count())
+            self._rows = int(self.spark.read.parquet(fs.literal(self.spark, self._staging)).count())
         return self._rows
 
     def commit(self) -> dict[str, Any]:
