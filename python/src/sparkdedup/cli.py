@@ -1499,6 +1499,22 @@ def _ids_description(
     }
 
 
+def _empty_ids_typed(spark: Any, args: argparse.Namespace, raw: Any, df: Any) -> tuple[Any, Any]:
+    """`raw, df`, the id column of `df` cast to the --against index's id type when the input
+    has no rows: a JSONL reader that saw no record types it as strings, which is no id type
+    error (a month with no new documents; one job over the ids, only then). `raw`, the rows
+    written out, has none."""
+    from sparkdedup.columns import named
+    from sparkdedup.fuzzy.index import FuzzyIndex
+
+    wanted = FuzzyIndex.open(spark, args.against, "--against").manifest["id_type"]
+    if args.id_col not in df.columns or df.schema[args.id_col].dataType.simpleString() != "string":
+        return raw, df
+    if wanted == "string" or not df.select(named(args.id_col)).isEmpty():
+        return raw, df
+    return raw, df.withColumn(args.id_col, named(args.id_col).cast(wanted))
+
+
 def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | None:
     """Refuse a `remove` whose id options cannot fit the duplicates list (no Spark job), and
     return what its ids file says (None without one). Derived ids are checked against the
@@ -1722,6 +1738,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     # The input is checked before anything is created: a run refused for its input (a mistyped
     # path, a missing column) leaves no output directory and no cache behind.
     raw, df = _read(spark, args, config)
+    if getattr(args, "against", None) is not None and args.input_format is not None:
+        raw, df = _empty_ids_typed(spark, args, raw, df)
     _validate(df, config, args.command)
     out.prepare()
     cache_lease, table = None, None

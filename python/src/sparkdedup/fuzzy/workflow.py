@@ -31,7 +31,6 @@ from sparkdedup.fuzzy.index import (
     against_shuffle_keys,
     check_config,
     check_disjoint,
-    id_type,
     index_rows,
     index_writer,
 )
@@ -151,14 +150,8 @@ def run_fuzzy(
         check_config(config, "against")
         index = FuzzyIndex.open(spark, config.against, "against")
         index.check_params(config, "against")
-        # From the schema, before the scan: ids of another type than the index's. An input
-        # with no rows has no ids to type (a JSONL reader that saw no record makes them
-        # strings): a month with no new documents is checked against the index as one.
-        ids = df.select(id_column(df, config.id_col).alias("id"))
-        if id_type(ids) != index.manifest["id_type"] and df.isEmpty():
-            df = df.withColumn(config.id_col, named(config.id_col).cast(index.manifest["id_type"]))
-            ids = df.select(id_column(df, config.id_col).alias("id"))
-        index.check_ids(ids, config.id_col)
+        # From the schema, before the scan: ids of another type than the index's.
+        index.check_ids(df.select(id_column(df, config.id_col).alias("id")), config.id_col)
     device = resolve_device(config.device, spark, config.use_64_bit_hash)
     requested = (config.num_bands, config.minhashes_per_band)
     if config.verify == "jaccard":
