@@ -468,12 +468,16 @@ def _texts(df: DataFrame, config: FuzzyConfig) -> DataFrame:
     keyed as the workflow keys rows: the user's id, or the input position for derived ids."""
     text = named(config.text_col)
     if config.id_col is not None:
-        keys = [id_column(df, config.id_col).alias("id")]
+        keys, carried = [id_column(df, config.id_col).alias("id")], []
         source = df
     else:
-        source, keys = with_content_keys(df), [F.col(POS).alias("id")]
+        # The content hash is carried to the end: a position is then taken over every column,
+        # as in the scan. Had Spark pruned the columns the texts do not need, a round-robin
+        # repartition in the input (which sorts the rows it deals out by their columns) would
+        # place other rows at the positions, and each text would be checked as another's.
+        source, keys, carried = with_content_keys(df), [F.col(POS).alias("id"), F.col(H1)], [H1]
     hashed = hashed_texts(source, keys, [], text, config.normalize)
-    return hashed.select("id", F.col(TEXT_COL).alias("text"), "t1", "t2")
+    return hashed.select("id", F.col(TEXT_COL).alias("text"), "t1", "t2", *carried)
 
 
 def keep_rule_stages(
