@@ -14,7 +14,7 @@ from pyspark.ml.feature import SQLTransformer
 from pyspark.sql import functions as F
 from sparkdedup.config import FuzzyConfig, SemanticConfig
 from sparkdedup.datagen import generate_corpus
-from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.errors import ConfigError, InputError, SchemaError
 from sparkdedup.evaluate import evaluate
 from sparkdedup.ml import (
     FuzzyDeduplicator,
@@ -296,3 +296,26 @@ def test_a_model_never_transformed_lets_its_fitted_embeddings_go(spark, text_doc
     gc.collect()
     with StageRunner(spark):  # the next sparkdedup call releases them (not the collector)
         assert _persisted_rdd_ids(spark) - before == set()
+
+
+def test_inputs_read_more_than_once_are_data_not_a_random_plan(spark, text_docs, embedding_docs):
+    """A transform that reads its input twice (the duplicates, then the rows to drop) and the
+    semantic workflow, which reads it for the ids, KMeans and the rows, refuse an input whose
+    plan gives other values at each read (ids from monotonically_increasing_id() after a
+    shuffle, uuid()), before any work, naming the remedy; the same rows materialised pass."""
+    docs, _ = text_docs
+    random_ids = docs.drop("id").withColumn("id", F.monotonically_increasing_id())
+    with pytest.raises(InputError, match="non-deterministic .* FuzzyDeduplicator reads it twice"):
+        FuzzyDeduplicator(idCol="id").transform(random_ids)
+    data = random_ids.localCheckpoint()
+    kept = FuzzyDeduplicator(idCol="id").transform(data)
+    assert 0 < kept.count() < data.count()
+    uuids = embedding_docs.withColumn("doc", F.expr("uuid()"))
+    with pytest.raises(InputError, match="semantic dedup reads it more than once"):
+        semantic_duplicates(uuids, embedding_col="emb", id_col="doc", n_clusters=2)
+    estimator = SemanticDeduplicator(embeddingCol="emb", idCol="doc", nClusters=2)
+    with pytest.raises(InputError, match="SemanticDeduplicator.fit reads it more than once"):
+        estimator.fit(uuids)
+    model = SemanticDeduplicatorModel(np.eye(4)).setEmbeddingCol("emb").setIdCol("doc")
+    with pytest.raises(InputError, match="the semantic model's transform reads it more than"):
+        model.transform(uuids)

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.columns import binary_strings, named
-from sparkdedup.errors import SchemaError
+from sparkdedup.errors import InputError, SchemaError
 from sparkdedup.io import READER_COLS, RECORD_COL
 
 #: Internal id column added to the user's rows; never part of user-facing output.
@@ -44,6 +44,29 @@ def check_batch(df: DataFrame) -> None:
         raise SchemaError(
             "the input is a streaming DataFrame; sparkdedup deduplicates a batch DataFrame "
             "(read the data with spark.read, or deduplicate each micro-batch in foreachBatch)"
+        )
+
+
+def check_deterministic(df: DataFrame, why: str) -> None:
+    """InputError when `df`'s plan is non-deterministic (``rand()``, ``uuid()``,
+    ``monotonically_increasing_id()``, a UDF marked non-deterministic) and the caller reads it
+    more than once (`why` says so): each read would see other values, and the reads' results
+    would not fit together. A persisted or checkpointed DataFrame is data, and passes. Spark's
+    flag does not cover ``limit`` without an order or ``sample``, nor a plain UDF that is not
+    a function of its input; nor is there a plan to look at over Spark Connect."""
+    jdf = getattr(df.select("*"), "_jdf", None)  # a fresh plan sees the persisted data
+    if jdf is None:
+        return
+    try:
+        deterministic = bool(jdf.queryExecution().withCachedData().deterministic())
+    except Exception:  # noqa: BLE001 - a Spark without it: no check
+        return
+    if not deterministic:
+        raise InputError(
+            "the input DataFrame's plan is non-deterministic (rand(), uuid(), "
+            "monotonically_increasing_id() or a non-deterministic UDF) and "
+            f"{why}: each read would see other values. Materialise it first: "
+            "df = df.localCheckpoint() (or persist it, or write it and read it back)"
         )
 
 

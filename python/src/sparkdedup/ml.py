@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 from sparkdedup.columns import named
 from sparkdedup.config import FuzzyConfig, SemanticConfig, sort_keys
 from sparkdedup.errors import ConfigError, SchemaError
-from sparkdedup.ids import ID_COL
+from sparkdedup.ids import ID_COL, check_deterministic
 from sparkdedup.ml_params import ConfigParams, config_params
 from sparkdedup.removal import mark_ids, remove_duplicates
 from sparkdedup.stages import StageRunner, detach, release_later, run_dir
@@ -141,6 +141,11 @@ class FuzzyDeduplicator(Transformer, _FuzzyDeduplicatorParams, _Readable, _Writa
 
         config, mode = self.getConfig(), self._output_mode()
         spark = dataset.sparkSession
+        if mode != "duplicates":
+            check_deterministic(
+                dataset,
+                "FuzzyDeduplicator reads it twice (to find the duplicates, then to drop them)",
+            )
         # As `fuzzy_duplicates`: keep the small results (the duplicates and, for derived ids,
         # the keys of the rows to drop), free the stages.
         with StageRunner(spark, work_dir=run_dir(config.checkpoint_dir)) as runner:
@@ -226,6 +231,7 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         config = self.getConfig()
         self._output_mode()  # a bad one is refused before the fit, not after it
         validate_input(dataset, config)
+        check_deterministic(dataset, "SemanticDeduplicator.fit reads it more than once")
         check_kmeans_session(dataset.sparkSession)
         device = resolve_device(config.device, dataset.sparkSession)
         with StageRunner(dataset.sparkSession, work_dir=run_dir(config.checkpoint_dir)) as runner:
@@ -330,6 +336,7 @@ class SemanticDeduplicatorModel(
         from sparkdedup.semantic.pairwise import pairwise_similarity  # noqa: PLC0415
         from sparkdedup.semantic.workflow import documents_with_ids  # noqa: PLC0415
 
+        check_deterministic(dataset, "the semantic model's transform reads it more than once")
         documents = documents_with_ids(dataset, config, runner, {}, persist=False)
         if config.embedding_col is None:
             vectors = self._embeddings_of(dataset)

@@ -22,6 +22,7 @@ from sparkdedup.ids import (
     ID_COL,
     assign_ids,
     check_batch,
+    check_deterministic,
     check_reserved_names,
     check_user_ids,
     id_column,
@@ -128,6 +129,7 @@ def run_semantic(
     each of them, from the same pairwise scores (the duplicates are ``config.eps``'s).
     """
     validate_input(df, config)
+    check_deterministic(df, "semantic dedup reads it more than once (ids, KMeans, the rows)")
     check_kmeans_session(df.sparkSession)
     device = resolve_device(config.device, df.sparkSession)
     base = dict(fingerprint or {})
