@@ -175,12 +175,19 @@ def test_semantic_errors_name_the_users_embedding_column(spark, embedding_docs) 
     bad = spark.createDataFrame(
         [("a", [1.0, float("nan")]), ("b", [0.5, 0.5])], "doc string, emb array<double>"
     )
-    estimator = SemanticDeduplicator(embeddingCol="emb", idCol="doc", nClusters=2)
+    estimator, model = _estimator_and_model(dim=2)
     with pytest.raises(SchemaError, match="embedding column 'emb' has 1 vector"):
         estimator.fit(bad)
-    model = SemanticDeduplicatorModel(np.eye(2)).setEmbeddingCol("emb").setIdCol("doc")
     with pytest.raises(SchemaError, match="embedding column 'emb' has 1 vector"):
         model.transform(bad)
+
+
+def _estimator_and_model(dim: int) -> tuple[SemanticDeduplicator, SemanticDeduplicatorModel]:
+    """An estimator of 2 clusters and a model of `dim` unit centroids, over ``doc`` and
+    ``emb``."""
+    estimator = SemanticDeduplicator(embeddingCol="emb", idCol="doc", nClusters=2)
+    model = SemanticDeduplicatorModel(np.eye(dim)).setEmbeddingCol("emb").setIdCol("doc")
+    return estimator, model
 
 
 def test_semantic_pipeline_fit_on_sample_save_load(spark, embedding_docs, tmp_path) -> None:
@@ -313,9 +320,8 @@ def test_inputs_read_more_than_once_are_data_not_a_random_plan(spark, text_docs,
     uuids = embedding_docs.withColumn("doc", F.expr("uuid()"))
     with pytest.raises(InputError, match="semantic dedup reads it more than once"):
         semantic_duplicates(uuids, embedding_col="emb", id_col="doc", n_clusters=2)
-    estimator = SemanticDeduplicator(embeddingCol="emb", idCol="doc", nClusters=2)
+    estimator, model = _estimator_and_model(dim=4)
     with pytest.raises(InputError, match="SemanticDeduplicator.fit reads it more than once"):
         estimator.fit(uuids)
-    model = SemanticDeduplicatorModel(np.eye(4)).setEmbeddingCol("emb").setIdCol("doc")
     with pytest.raises(InputError, match="the semantic model's transform reads it more than"):
         model.transform(uuids)
