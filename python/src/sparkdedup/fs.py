@@ -107,7 +107,7 @@ def literal(spark: SparkSession, path: str) -> str:
 
 
 def _is_absolute(path: str) -> bool:
-    return path.startswith("/") or bool(re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path))
+    return path.startswith("/") or bool(urlparse(path).scheme)
 
 
 def _glob_status(fsys: Any, hpath: Any) -> list[Any]:
@@ -565,7 +565,7 @@ def _literal_prefix(path: str) -> str:
     """`path` up to its first component holding a glob character."""
     parts = path.split("/")
     for i, part in enumerate(parts):
-        if any(c in part for c in "*?[{\\"):
+        if is_glob(part):
             prefix = "/".join(parts[:i]) or ("/" if path.startswith("/") else ".")
             return prefix + "/" if prefix.endswith(":") else prefix  # file:/*.jsonl
     return path

@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.columns import binary_strings, named
+from sparkdedup.compat import is_connect
 from sparkdedup.errors import InputError, SchemaError
 from sparkdedup.io import READER_COLS, RECORD_COL
 
@@ -54,11 +55,11 @@ def check_deterministic(df: DataFrame, why: str) -> None:
     would not fit together. A persisted or checkpointed DataFrame is data, and passes. Spark's
     flag does not cover ``limit`` without an order or ``sample``, nor a plain UDF that is not
     a function of its input; nor is there a plan to look at over Spark Connect."""
-    jdf = getattr(df.select("*"), "_jdf", None)  # a fresh plan sees the persisted data
-    if jdf is None:
+    if is_connect(df.sparkSession):
         return
-    try:
-        deterministic = bool(jdf.queryExecution().withCachedData().deterministic())
+    try:  # (a fresh plan, which sees the persisted data)
+        plan = df.select("*")._jdf.queryExecution().withCachedData()
+        deterministic = bool(plan.deterministic())
     except Exception:  # noqa: BLE001 - a Spark without it: no check
         return
     if not deterministic:
