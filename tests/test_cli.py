@@ -532,7 +532,9 @@ def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys,
 def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, capsys):
     """The stage cache's key holds --read-option: Latin-1 texts that differ only in an
     accented letter read as UTF-8 all become the same text (U+FFFD), and a rerun that reads
-    them right, into the same output, does not take the wrong parse's stages from the cache."""
+    them right, into the same output, does not take the wrong parse's stages from the cache.
+    Credentials among the options are not written down (the key holds them redacted), and a
+    rotated one resumes the stages: it changes who reads the files, not their rows."""
     src = tmp_path / "latin1"
     src.mkdir()
     lines = ["id,text"] + [
@@ -543,9 +545,20 @@ def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, cap
     argv += ["--read-option", "header=true", "--output", str(tmp_path / "out")]
     assert cli.main(argv) == 0
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["removed_docs"] == 5
-    assert cli.main([*argv, "--read-option", "encoding=ISO-8859-1", "--overwrite"]) == 0
+    argv += ["--read-option", "encoding=ISO-8859-1", "--overwrite"]
+
+    def with_keys(marker: str) -> list[str]:
+        account = f"fs.azure.account.key.acct.dfs.core.windows.net={marker}-1"
+        return [*argv, "--read-option", account, "--read-option", f"fs.s3a.secret.key={marker}-2"]
+
+    assert cli.main(with_keys("KEY-ONE")) == 0
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["removed_docs"] == 0 and stats["resumed_stages"] == [], stats
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert written and not [p for p in written if b"KEY-ONE" in p.read_bytes()]
+    assert cli.main(with_keys("KEY-TWO")) == 0
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["removed_docs"] == 0 and stats["resumed_stages"], stats
     capsys.readouterr()
 
 

@@ -514,6 +514,31 @@ def _options(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
+#: Spark's default `spark.redaction.regex`, and option names of credentials it does not cover
+#: (an Azure account key, a GCS private key, credential files and providers' settings).
+_SPARK_REDACTION = "(?i)secret|password|token|access[.]key"
+_CREDENTIALS = re.compile(r"(?i)account[.]key|private[.]key|credential|sas[.]|signature")
+REDACTED = "*********(redacted)"
+
+
+def _redacted(spark: Any, options: dict[str, str]) -> dict[str, str]:
+    """`options` with the values of credentials replaced, for what sparkdedup writes down (the
+    stage cache's key): an option is one when its name or value matches the session's
+    `spark.redaction.regex` (as Spark redacts its UI and logs) or names a credential Spark's
+    default misses (`_CREDENTIALS`). A credential changes who reads the files, not what they
+    hold, so leaving its value out of the key recomputes nothing that could differ."""
+    try:
+        spark_rule = re.compile(_setting(spark, "spark.redaction.regex") or _SPARK_REDACTION)
+    except re.error:  # a Java pattern Python does not read: Spark's default, and ours
+        spark_rule = re.compile(_SPARK_REDACTION)
+    return {
+        key: REDACTED
+        if any(rule.search(text) for rule in (spark_rule, _CREDENTIALS) for text in (key, value))
+        else value
+        for key, value in options.items()
+    }
+
+
 def _write_options(args: argparse.Namespace) -> dict[str, str]:
     """The deduplicated output's writer options: the reader's, overridden by --write-option."""
     return {
@@ -1765,7 +1790,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 ),
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
-                "read_options": _options(args.read_option, "--read-option"),
+                "read_options": _redacted(spark, _options(args.read_option, "--read-option")),
                 **_parsing_settings(spark, args.input_format),
             }
         if args.command == "fuzzy":
