@@ -121,10 +121,32 @@ def run(work: str) -> dict[str, Any]:
             files,
             "--output-table",
             "corpus.from_files",
+            # A credential for the input is not stored with the table; a writer option is.
+            "--read-option",
+            "fs.azure.account.key.acct.dfs.core.windows.net=READ-KEY-MARKER",
+            "--write-option",
+            "compression=gzip",
         ]
     )
     out["files_kept"] = _ids(spark, "corpus.from_files")
     out["files_describe"] = _describe(spark, "corpus.from_files")
+    out["files_ddl"] = spark.sql("SHOW CREATE TABLE corpus.from_files").collect()[0][0]
+    out["files_secret_write"] = _cli(
+        [
+            *fuzzy,
+            "--input",
+            os.path.join(work, "docs.parquet"),
+            "--input-format",
+            "parquet",
+            "--output",
+            os.path.join(work, "files-secret"),
+            "--output-table",
+            "corpus.from_files_secret",
+            "--write-option",
+            "fs.s3a.secret.key=WRITE-KEY-MARKER",
+        ]
+    )
+    out["files_secret_table"] = spark.catalog.tableExists("corpus.from_files_secret")
 
     # Output rules.
     again = os.path.join(work, "run2")

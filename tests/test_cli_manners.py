@@ -300,3 +300,107 @@ def test_python_dash_m_runs_the_command_and_a_wrong_spark_home_is_named(tmp_path
     helped = subprocess.run([sys.executable, "-m", "sparkdedup", "--help"], capture_output=True,
                             text=True, timeout=60, check=False)  # fmt: skip
     assert helped.returncode == 0 and helped.stdout.startswith("usage: sparkdedup "), helped.stdout
+
+
+def _session_with(settings: dict[str, str]) -> argparse.Namespace:
+    """A stand-in session: its settings, and a stop that does nothing."""
+    conf = argparse.Namespace(get=lambda key, default=None: settings.get(key, default))
+    return argparse.Namespace(conf=conf, stop=lambda: None)
+
+
+def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(capsys, monkeypatch) -> None:
+    """A password in a URI (Hadoop's FTP and SFTP file systems take ``user:password@``) is
+    starred in the CLI's lines and log lines; credentials among reader and writer options are
+    redacted by Spark's rule (the session's `spark.redaction.regex`) or by name, never stored
+    with an output table (a writer's is refused, a reader's left out)."""
+    import logging
+
+    from sparkdedup import redact
+    from sparkdedup.errors import ConfigError, InputError
+
+    assert redact.uri("input path 'ftp://alice:pw:x@host:21/in' is") == (
+        "input path 'ftp://alice:*****@host:21/in' is"
+    )
+    for kept in ("wasbs://box@acct.blob.core.windows.net/p", "s3a://bucket/a:b@c", "/x/a:b@c"):
+        assert redact.uri(kept) == kept
+    record = logging.LogRecord(
+        "sparkdedup", logging.INFO, "", 0, "to %s", ("sftp://u:p@h/o",), None
+    )
+    assert redact.Formatter("%(message)s").format(record) == "to sftp://u:*****@h/o"
+
+    spark = _session_with({})
+    given = {
+        "fs.s3a.secret.key": "a",
+        "fs.azure.account.key.acct.dfs.core.windows.net": "b",
+        "header": "true",
+        "note": "my password is c",
+    }
+    assert redact.options(spark, given) == {
+        "fs.s3a.secret.key": redact.REDACTED,
+        "fs.azure.account.key.acct.dfs.core.windows.net": redact.REDACTED,
+        "header": "true",
+        "note": redact.REDACTED,
+    }
+    own_rule = _session_with({"spark.redaction.regex": "(?i)header"})
+    assert redact.options(own_rule, {"header": "true", "sep": ","}) == {
+        "header": redact.REDACTED,
+        "sep": ",",
+    }
+    java_only = _session_with({"spark.redaction.regex": "(?i)secret|\\p{javaLowerCase}x{"})
+    assert redact.options(java_only, {"fs.s3a.secret.key": "a"})["fs.s3a.secret.key"] == (
+        redact.REDACTED
+    )
+
+    argv = ["exact", "--input", "in/", "--input-format", "parquet", "--id-col", "id"]
+    table = [*argv, "--output", "out/", "--output-table", "db.t"]
+    args = cli.build_parser().parse_args(
+        [*table, "--read-option", "fs.s3a.access.key=r", "--write-option", "compression=gzip"]
+    )
+    assert cli._table_options(spark, args) == {"compression": "gzip"}
+    args = cli.build_parser().parse_args([*table, "--write-option", "fs.s3a.secret.key=w"])
+    with pytest.raises(ConfigError, match="spark.hadoop.fs.s3a.secret.key=...") as info:
+        cli._table_options(spark, args)
+    assert "=w" not in str(info.value)
+
+    # The CLI's lines.
+    monkeypatch.setattr(cli, "_session", lambda args: (_session_with({}), True))
+
+    def missing(args, spark):
+        raise InputError(f"input path {args.input!r} does not exist")
+
+    monkeypatch.setattr(cli, "_run_workflow", missing)
+    secret_input = ["--input", "ftp://alice:PW-MARKER@host/in"]
+    assert cli.main([*argv, *secret_input, "--output", "out/"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "sparkdedup: error: input path 'ftp://alice:*****@host/in' does not exist"
+    )
+    monkeypatch.setattr(cli, "_run_workflow", lambda args, spark: {"input_docs": 3})
+    assert cli.main([*argv, "--output", "sftp://bob:PW-MARKER@host/out"]) == 0
+    out = capsys.readouterr().out
+    assert "-> sftp://bob:*****@host/out" in out and "PW-MARKER" not in out
+
+
+def test_an_output_table_in_a_catalog_that_ends_with_the_run_is_refused(
+    capsys, monkeypatch
+) -> None:
+    """A session the command starts with an in-memory catalog loses its tables when the
+    command ends (their files left in spark-warehouse/): --output-table is refused there
+    before any work, not in a session that outlives the command or a catalog that persists."""
+    ran: list[bool] = []
+    monkeypatch.setattr(cli, "_run_workflow", lambda args, spark: ran.append(True) or {})
+    argv = ["exact", "--input", "in/", "--input-format", "parquet", "--id-col", "id"]
+    argv += ["--output", "out/", "--output-table", "db.t"]
+    memory = {"spark.sql.catalogImplementation": "in-memory"}
+    monkeypatch.setattr(cli, "_session", lambda args: (_session_with(memory), True))
+    assert cli.main(argv) == 2 and not ran
+    err = capsys.readouterr().err
+    assert "--output-table 'db.t': the session's catalog is in-memory" in err, err
+    assert cli.main([*argv, "--remote", "local[2]"]) == 2 and not ran
+    assert "the session's catalog is in-memory" in capsys.readouterr().err
+    assert cli.main([*argv, "--remote", "sc://cluster:15002"]) == 0 and ran
+    monkeypatch.setattr(cli, "_session", lambda args: (_session_with(memory), False))
+    assert cli.main(argv) == 0 and len(ran) == 2
+    hive = {"spark.sql.catalogImplementation": "hive"}
+    monkeypatch.setattr(cli, "_session", lambda args: (_session_with(hive), True))
+    assert cli.main(argv) == 0 and len(ran) == 3
+    capsys.readouterr()

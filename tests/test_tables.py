@@ -59,6 +59,13 @@ def test_the_same_rows_from_files_or_a_table_give_the_same_output(cases: dict) -
     assert cases["files_run"] == [0, ""]
     assert cases["files_kept"] == cases["table_kept"]
     assert cases["files_describe"]["Provider"] == "parquet"  # the --input-format
+    # The table keeps its writer's options, never a credential: the reader's account key
+    # is left out, and a credential among the writer's options is refused before any work.
+    assert "'compression' = 'gzip'" in cases["files_ddl"], cases["files_ddl"]
+    assert "READ-KEY-MARKER" not in cases["files_ddl"] and "account.key" not in cases["files_ddl"]
+    code, message = cases["files_secret_write"]
+    assert code == 2 and "--write-option fs.s3a.secret.key is a credential" in message, message
+    assert "WRITE-KEY-MARKER" not in message and not cases["files_secret_table"]
     assert cases["remove_run"] == [0, ""]
     assert cases["remove_kept"] == cases["table_kept"]
 

@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from sparkdedup import __version__
+from sparkdedup import __version__, redact
 from sparkdedup.config import (
     CC_BACKENDS,
     DEVICES,
@@ -514,31 +514,6 @@ def _options(items: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-#: Spark's default `spark.redaction.regex`, and option names of credentials it does not cover
-#: (an Azure account key, a GCS private key, credential files and providers' settings).
-_SPARK_REDACTION = "(?i)secret|password|token|access[.]key"
-_CREDENTIALS = re.compile(r"(?i)account[.]key|private[.]key|credential|sas[.]|signature")
-REDACTED = "*********(redacted)"
-
-
-def _redacted(spark: Any, options: dict[str, str]) -> dict[str, str]:
-    """`options` with the values of credentials replaced, for what sparkdedup writes down (the
-    stage cache's key): an option is one when its name or value matches the session's
-    `spark.redaction.regex` (as Spark redacts its UI and logs) or names a credential Spark's
-    default misses (`_CREDENTIALS`). A credential changes who reads the files, not what they
-    hold, so leaving its value out of the key recomputes nothing that could differ."""
-    try:
-        spark_rule = re.compile(_setting(spark, "spark.redaction.regex") or _SPARK_REDACTION)
-    except re.error:  # a Java pattern Python does not read: Spark's default, and ours
-        spark_rule = re.compile(_SPARK_REDACTION)
-    return {
-        key: REDACTED
-        if any(rule.search(text) for rule in (spark_rule, _CREDENTIALS) for text in (key, value))
-        else value
-        for key, value in options.items()
-    }
-
-
 def _write_options(args: argparse.Namespace) -> dict[str, str]:
     """The deduplicated output's writer options: the reader's, overridden by --write-option."""
     return {
@@ -970,10 +945,51 @@ def _output_table(spark: Any, args: argparse.Namespace) -> Any:
         overwrite=args.overwrite,
         like=args.input_table,
         fmt=args.input_format or "parquet",
-        options=_write_options(args),
+        options=_table_options(spark, args),
     )
     table.prepare()
     return table
+
+
+def _table_options(spark: Any, args: argparse.Namespace) -> dict[str, str]:
+    """The writer options of an --output-table from files. A table keeps its writer's options
+    as its OPTIONS in the catalog, shown to whoever can describe it, so none may be a
+    credential (`redact.is_credential`): the --read-option credentials, given for the input,
+    are left out, and one among --write-option is an error naming the remedy (the session's
+    Hadoop settings, which no table stores)."""
+    given = _options(args.write_option, "--write-option")
+    for key, value in given.items():
+        if redact.is_credential(spark, key, value):
+            raise ConfigError(
+                f"--write-option {key} is a credential, and --output-table "
+                f"{args.output_table!r} would store it with its OPTIONS in the catalog (shown "
+                "to whoever can describe the table); give it to the session instead: "
+                f"--spark-conf spark.hadoop.{key}=..."
+            )
+    read = _options(args.read_option, "--read-option")
+    return {
+        **{k: v for k, v in read.items() if not redact.is_credential(spark, k, v)},
+        **given,
+    }
+
+
+def _check_catalog_outlives_run(spark: Any, args: argparse.Namespace, started: bool) -> None:
+    """ConfigError for an --output-table in an in-memory catalog that ends with this run (a
+    session, or local Connect server, the command started): the table would be gone when the
+    command returns, its files left in the working directory's ``spark-warehouse/``."""
+    if args.output_table is None or not started:
+        return
+    if args.remote and not args.remote.startswith("local"):
+        return  # a server of its own, whose catalog outlives the run
+    if _setting(spark, "spark.sql.catalogImplementation") != "in-memory":
+        return
+    raise ConfigError(
+        f"--output-table {args.output_table!r}: the session's catalog is in-memory "
+        "(spark.sql.catalogImplementation=in-memory), so the table would be gone when this "
+        "command ends, its files left in spark.sql.warehouse.dir; write to a persistent catalog "
+        "(--spark-conf spark.sql.catalogImplementation=hive, a metastore, Unity Catalog) or to "
+        "--output"
+    )
 
 
 def _write_kept(args: argparse.Namespace, kept: Any, path: str | None, table: Any) -> None:
@@ -1002,7 +1018,7 @@ def _check_writer(spark: Any, args: argparse.Namespace, raw: Any, out: Any) -> N
     try:
         write_output(raw.limit(0), probe, args.write_format, options)
     except Exception as err:  # noqa: BLE001 - the writer's refusal, named as the options'
-        given = ", ".join(f"{k}={v}" for k, v in options.items())
+        given = ", ".join(f"{k}={v}" for k, v in redact.options(spark, options).items())
         raise ConfigError(
             f"the {args.write_format} writer refuses the options {given} (--write-option, "
             f"or --read-option, which the writer takes too): {first_line(err)}"
@@ -1493,7 +1509,9 @@ def _write_results(
             "written to quarantine/" if args.bad_records == "quarantine" else "skipped",
         )
     write_text(
-        spark, out.path("stats.json"), json.dumps(stats, indent=2, sort_keys=True, default=str)
+        spark,
+        out.path("stats.json"),
+        redact.uri(json.dumps(stats, indent=2, sort_keys=True, default=str)),
     )
     return stats
 
@@ -1790,7 +1808,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 ),
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
-                "read_options": _redacted(spark, _options(args.read_option, "--read-option")),
+                "read_options": redact.options(spark, _options(args.read_option, "--read-option")),
                 **_parsing_settings(spark, args.input_format),
             }
         if args.command == "fuzzy":
@@ -2152,9 +2170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format="%(asctime)s %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)  # used when the process has no logging set up
+    handler.setFormatter(redact.Formatter("%(asctime)s %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level), handlers=[handler])
     log.setLevel(getattr(logging, args.log_level))
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if args.log_level != "DEBUG":
@@ -2169,7 +2187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             config = workflow_config(args)
         except DedupError as err:
-            print(f"sparkdedup: error: {err}", file=sys.stderr)
+            print(redact.uri(f"sparkdedup: error: {err}"), file=sys.stderr)
             return 2
         print(explain(args, config))
         return 0
@@ -2178,15 +2196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spark, started = _session(args)
         _check_connect_versions(spark, args)
+        _check_catalog_outlives_run(spark, args, started)
         stats = _run_remove(args, spark) if args.command == "remove" else _run_workflow(args, spark)
     except DedupError as err:
-        print(f"sparkdedup: error: {err}", file=sys.stderr)
+        print(redact.uri(f"sparkdedup: error: {err}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, as for errors
         text = "sparkdedup: interrupted; an output not yet committed is left unwritten"
         if args.command != "remove":
             text += f" (a rerun of the same command resumes from the stages in {_cache_path(args)})"
-        print(text, file=sys.stderr)
+        print(redact.uri(text), file=sys.stderr)
         if argv is not None:  # called from Python (a notebook): the caller stops too
             raise
         return 130  # the command: the shell's 128 + SIGINT
@@ -2196,12 +2215,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         exited = _driver_jvm_exit(err) if started else None
         if exited is not None:
             log.debug("sparkdedup: the driver JVM exited", exc_info=True)
-            print(f"sparkdedup: error: {_lost_driver(args, exited)}", file=sys.stderr)
+            print(redact.uri(f"sparkdedup: error: {_lost_driver(args, exited)}"), file=sys.stderr)
             return 1
         log.debug("sparkdedup: internal error", exc_info=True)
         print(
-            f"sparkdedup: internal error: {type(err).__name__}: {first_line(err)} (rerun with "
-            "--log-level DEBUG for the traceback)",
+            redact.uri(
+                f"sparkdedup: internal error: {type(err).__name__}: {first_line(err)} (rerun "
+                "with --log-level DEBUG for the traceback)"
+            ),
             file=sys.stderr,
         )
         return 1
@@ -2223,7 +2244,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     target = args.output if args.output is not None else f"table {args.output_table}"
     if args.command != "remove" and args.output_table is not None:
         target += f" and table {args.output_table}"
-    print(f"sparkdedup {args.command}: {json.dumps(summary)} in {seconds:.1f} s -> {target}")
+    line = f"sparkdedup {args.command}: {json.dumps(summary)} in {seconds:.1f} s -> {target}"
+    print(redact.uri(line))
     for row in stats.get("eps_summary", []):
         print(f"sparkdedup semantic: eps={row['eps']:g} removes {row['removed_docs']} documents")
     return 0

@@ -30,7 +30,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup import fs
+from sparkdedup import fs, redact
 from sparkdedup.columns import named
 from sparkdedup.compat import is_connect
 from sparkdedup.config import check_sort_direction
@@ -125,7 +125,7 @@ def input_fingerprint(
     listing = listing if listing is not None else fs.input_listing(spark, path)
     files, bytes_total, latest, digest = listing.summary
     found = {
-        "path": fs.qualified(spark, path),
+        "path": redact.uri(fs.qualified(spark, path)),
         "files": files,
         "bytes": bytes_total,
         "mtime": latest,

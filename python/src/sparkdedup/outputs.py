@@ -31,7 +31,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
-from sparkdedup import __version__, fs
+from sparkdedup import __version__, fs, redact
 from sparkdedup.errors import ConfigError
 
 log = logging.getLogger("sparkdedup")
@@ -502,7 +502,7 @@ class OutputDir:
             fs.write_text(
                 self.spark,
                 f"{self.staging}/{_STAGING_MARKER}",
-                json.dumps({"sparkdedup_version": __version__, "target": self.root}),
+                json.dumps({"sparkdedup_version": __version__, "target": redact.uri(self.root)}),
             )
 
     def _clear_stale_dataset_staging(self, parent: str, name: str) -> None:
@@ -519,7 +519,7 @@ class OutputDir:
                 )
             except ValueError:
                 continue
-            if not isinstance(staged, dict) or staged.get("target") != self.root:
+            if not isinstance(staged, dict) or staged.get("target") != redact.uri(self.root):
                 continue
             if fs.exists(self.spark, f"{child.path}/replaced") and not fs.exists(
                 self.spark, self.root
