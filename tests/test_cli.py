@@ -560,6 +560,11 @@ def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, cap
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["removed_docs"] == 0 and stats["resumed_stages"], stats
     capsys.readouterr()
+    # A writer's refusal names the options given, credentials redacted.
+    assert cli.main([*with_keys("KEY-THREE"), "--write-option", "compression=brotli"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "refuses the options" in err and "compression=brotli" in err, err
+    assert "fs.s3a.secret.key=*********(redacted)" in err and "KEY-THREE" not in err, err
 
 
 def test_a_changed_session_time_zone_recomputes_the_cached_stages(spark, tmp_path, capsys):
