@@ -6,6 +6,7 @@ new ones (Spark local[2], planted corpora)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
@@ -68,7 +69,7 @@ def _expected(spark, indexed, new) -> set:
     return removed
 
 
-def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path) -> None:
+def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path, caplog) -> None:
     old, new = corpus
     index = str(tmp_path / "index")
     old_dups = sparkdedup.fuzzy_duplicates(old, index_out=index, **CFG)
@@ -88,8 +89,13 @@ def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path) -> Non
     final_plan = edges._jdf.queryExecution().executedPlan().toString().split("Initial Plan")[0]
     assert "ReusedExchange" in final_plan, final_plan
 
-    got = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
+    with caplog.at_level(logging.INFO, logger="sparkdedup"):
+        got = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
     new_ids = {r["id"] for r in new.select("id").collect()}
+    # The documents in groups are input documents: not the indexed ones keeping groups.
+    (stats,) = [r.args for r in caplog.records if r.msg == "sparkdedup fuzzy: %s"]
+    keepers = set(got.values())
+    assert stats["docs_in_groups"] == len(got) + len(keepers & new_ids) < len(got) + len(keepers)
     indexed_ids = {r["id"] for r in kept_old.select("id").collect()}
     assert set(got) <= new_ids  # only new documents are ever removed
     expected = _expected(spark, kept_old, new)
@@ -760,6 +766,22 @@ def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     near = removed.join(new.select(F.col("id").alias("kept_id")), "kept_id", "left_anti").count()
     assert stats2["against"]["removed_near_indexed"] == near
     assert set(stats2) >= {"groups", "docs_in_groups"} and "near_indexed" not in stats2
+    # The group report describes this input: each group's members here and its kept document,
+    # indexed (not in the input) when the group holds an indexed document; docs_in_groups
+    # counts input documents only.
+    groups = spark.read.parquet(str(tmp_path / "o2" / "groups")).toPandas()
+    assert list(groups.columns) == ["group", "id", "kept", "size", "indexed"]
+    new_ids = {r["id"] for r in new.select("id").collect()}
+    by_group = groups.groupby("group")
+    assert (by_group["id"].count() == by_group["size"].first()).all()
+    kept_rows = groups[groups["kept"]]
+    assert (kept_rows["group"] == kept_rows["id"]).all() and len(kept_rows) == stats2["groups"]
+    assert set(kept_rows[kept_rows["indexed"]]["id"]).isdisjoint(new_ids)
+    assert set(kept_rows[~kept_rows["indexed"]]["id"]) <= new_ids
+    assert not groups[~groups["kept"]]["indexed"].any()
+    in_groups = set(groups["id"]) & new_ids
+    assert len(in_groups) == stats2["docs_in_groups"] < len(groups)
+    assert stats2["against"]["groups_kept_by_index"] == int(kept_rows["indexed"].sum()) > 0
     # The index is an input of the run and never an output of another kind.
     bad = main([*second, "--output", index + "/out", "--against", index])
     assert bad == 2 and "--output" in capsys.readouterr().err

@@ -1420,8 +1420,13 @@ def _write_results(
 
         # The size histogram rides on this write (no job of its own).
         sizes_obs = Observation("group_sizes")
+        # Against an index, the duplicates stage's rows say which groups an indexed
+        # document keeps (read from the stage, not recomputed).
+        by_index = getattr(result, "by_index", None)
         members = group_members(
-            spark.read.parquet(literal(spark, out.path("duplicates"))),
+            by_index
+            if by_index is not None
+            else spark.read.parquet(literal(spark, out.path("duplicates"))),
             broadcast=broadcastable(spark, result.stats["removed_docs"]),
             observe=sizes_obs,
         )
@@ -1433,6 +1438,7 @@ def _write_results(
             )
         members.write.parquet(out.path("groups"))
         report = histogram(sizes_obs.get)
+        indexed_groups = int(sizes_obs.get.get("indexed_groups") or 0)
     # The digests of the rows read and kept ride on the write job itself: no extra pass.
     read_obs, source_obs, kept_obs = Observation("read"), Observation("rows"), Observation("kept")
     observed = raw.observe(read_obs, F.count(F.col(BAD_COL)).alias("bad"))
@@ -1478,7 +1484,10 @@ def _write_results(
     if report is not None:
         # The workflow left the group count to this report (`count_groups=False`).
         stats["groups"] = report["groups"]
-        stats["docs_in_groups"] = stats["removed_docs"] + report["groups"]
+        # Input documents only: a group an indexed document keeps has no kept one here.
+        stats["docs_in_groups"] = stats["removed_docs"] + report["groups"] - indexed_groups
+        if "against" in stats:
+            stats["against"] = dict(stats["against"], groups_kept_by_index=indexed_groups)
         stats["group_sizes"] = report
         stats["candidate_edges"] = stats.get("edges", 0)
         if "verified_edges" not in stats and args.command == "fuzzy":

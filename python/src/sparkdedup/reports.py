@@ -13,12 +13,21 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation
 from pyspark.sql import functions as F
 
+from sparkdedup.fuzzy.identify import BY_INDEX
+
 
 def group_members(
     duplicates: DataFrame, *, broadcast: bool = False, observe: Observation | None = None
 ) -> DataFrame:
     """``[group, id, kept, size]``: every member of every group (the kept document with
     ``kept`` true), ``group`` the kept document's id and ``size`` the group's member count.
+
+    Duplicates found against an index (`duplicates` with `BY_INDEX`, true on the documents
+    removed for an indexed one) give ``[group, id, kept, size, indexed]``: a group is the
+    input's members of one group, with its kept document, which is indexed (``indexed`` true,
+    not in the input) when the group holds an indexed document; the group's other indexed
+    documents are not listed, and ``size`` counts the rows listed. The count of groups kept
+    by an indexed document is observed too (``indexed_groups``).
 
     The sizes (one row a group, from an aggregation that combines each task's rows first) join
     the removed rows by a broadcast when `broadcast` (the caller knows they are few: there
@@ -31,15 +40,24 @@ def group_members(
     `observe`: filled with the size histogram's metrics (`size_metrics`, read by `histogram`)
     when the result is written, observed on the kept rows, one a group: no job of their own,
     and nothing evaluated on the removed rows."""
+    against = BY_INDEX in duplicates.columns
+    # Every row of a group kept by an indexed document was removed for it.
+    indexed = [F.max(F.col(BY_INDEX)).alias("indexed")] if against else []
     sizes = duplicates.groupBy(F.col("kept_id").alias("group")).agg(
-        (F.count(F.lit(1)) + 1).alias("size")
+        (F.count(F.lit(1)) + 1).alias("size"), *indexed
     )
-    kept = sizes.select("group", F.col("group").alias("id"), F.lit(True).alias("kept"), "size")
+    flag = ["indexed"] if against else []
+    kept = sizes.select(
+        "group", F.col("group").alias("id"), F.lit(True).alias("kept"), "size", *flag
+    )
     if observe is not None:
-        kept = _with_size_bucket(kept).observe(observe, *size_metrics()).drop(_K)
-    removed = duplicates.select(
-        F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept")
-    ).join(sizes.hint("broadcast" if broadcast else "merge"), on="group")
+        counted = [F.count(F.when(F.col("indexed"), 1)).alias("indexed_groups")] if against else []
+        kept = _with_size_bucket(kept).observe(observe, *size_metrics(), *counted).drop(_K)
+    removed = (
+        duplicates.select(F.col("kept_id").alias("group"), F.col("id"), F.lit(False).alias("kept"))
+        .join(sizes.select("group", "size").hint("broadcast" if broadcast else "merge"), on="group")
+        .select("group", "id", "kept", "size", *[F.lit(False).alias(c) for c in flag])
+    )
     return removed.unionByName(kept)
 
 

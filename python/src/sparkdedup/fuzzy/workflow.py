@@ -88,6 +88,9 @@ class FuzzyResult:
     kept_jaccard: DataFrame | None = None
     #: The scan table (``[id, t1, t2, (priority), b0 ..]``): what an index is written from.
     scan: DataFrame | None = None
+    #: Against an index: ``[id, kept_id, _dedup_by_index]``, the duplicates with whether each
+    #: was removed for an indexed document (then its whole group was: its kept one is indexed).
+    by_index: DataFrame | None = None
 
 
 def _as_config(config: FuzzyConfig | None, params: dict[str, Any]) -> FuzzyConfig:
@@ -344,11 +347,13 @@ def run_fuzzy(
         count_groups=count_groups,
         # Counted on the stage's write: the documents removed for an indexed one.
         metrics={"near_indexed": F.count(F.when(F.col(BY_INDEX), 1))} if index else None,
-        carry=_TEXT_PAIR if verified_mode else (),
+        carry=(*(_TEXT_PAIR if verified_mode else ()), *((BY_INDEX,) if index else ())),
     )
-    # The verified mode's duplicates carry both documents' text hashes, for `_kept_jaccard`.
+    # The verified mode's duplicates carry both documents' text hashes, for `_kept_jaccard`;
+    # against an index, whether each was removed for an indexed document, for the reports.
     with_texts = duplicates
-    if verified_mode:
+    by_index = duplicates.select("id", "kept_id", BY_INDEX) if index is not None else None
+    if verified_mode or index is not None:
         duplicates = duplicates.select("id", "kept_id")
     stats = {
         **run_stats(runner, summary, counts, derived=derived),
@@ -390,6 +395,7 @@ def run_fuzzy(
         stats=stats,
         kept_jaccard=kept_jaccard,
         scan=scan,
+        by_index=by_index,
     )
 
 
@@ -495,8 +501,9 @@ def keep_rule_stages(
     """The last stages of the fuzzy and exact workflows: ``duplicates`` from `pairs` (for
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
     and ``duplicates``). Returns the key table, the duplicates and their counts
-    (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, a distinct
-    count of the keepers: three small jobs). `metrics` (aggregates over the rows `pairs`
+    (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, from a distinct
+    count of the keepers: three small jobs; ``docs_in_groups`` counts input documents only, so
+    not the indexed documents that keep groups against an index). `metrics` (aggregates over the rows `pairs`
     returns, whose columns past ``id`` and ``kept_id`` the duplicates then drop; user ids only)
     are observed on the stage's write, their values in ``runner.observed["duplicates"]``.
     `carry`: columns of `pairs` past ``id`` and ``kept_id`` that the duplicates keep."""
@@ -540,8 +547,13 @@ def keep_rule_stages(
     removed = runner.rows["duplicates"]
     counts = {"removed_docs": removed}
     if count_groups:
-        groups = duplicates.select(F.countDistinct("kept_id")).first()[0] if removed else 0
-        counts.update(groups=groups, docs_in_groups=removed + groups)
+        # A group kept by an indexed document (against an index) holds no kept input document.
+        by_index = F.countDistinct(F.when(F.col(BY_INDEX), F.col("kept_id")))
+        indexed = by_index if BY_INDEX in duplicates.columns else F.lit(0)
+        groups, kept_indexed = (
+            duplicates.select(F.countDistinct("kept_id"), indexed).first() if removed else (0, 0)
+        )
+        counts.update(groups=groups, docs_in_groups=removed + groups - kept_indexed)
     return keys, duplicates, counts
 
 
