@@ -381,11 +381,13 @@ def run_fuzzy(
         )
         runner.release("verify")
     if stats["null_or_empty_text_docs"]:
+        once = "" if config.normalize == "none" else f" (once normalised: {config.normalize})"
         log.warning(
-            "sparkdedup: %d documents have a null or empty %r; they have no shingles, are never "
-            "grouped and are always kept",
+            "sparkdedup: %d documents have a null or empty %r%s; they have no shingles, are "
+            "never grouped and are always kept",
             stats["null_or_empty_text_docs"],
             config.text_col,
+            once,
         )
     return FuzzyResult(
         documents=_documents(df, config),
