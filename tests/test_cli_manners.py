@@ -308,39 +308,56 @@ def _session_with(settings: dict[str, str]) -> argparse.Namespace:
     return argparse.Namespace(conf=conf, stop=lambda: None)
 
 
-def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(capsys, monkeypatch) -> None:
-    """A password in a URI (Hadoop's FTP and SFTP file systems take ``user:password@``) is
-    starred in the CLI's lines and log lines; credentials among reader and writer options are
-    redacted by Spark's rule (the session's `spark.redaction.regex`) or by name, never stored
-    with an output table (a writer's is refused, a reader's left out)."""
+def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(
+    capsys, caplog, monkeypatch
+) -> None:
+    """A password in a URI (Hadoop's FTP and SFTP file systems take ``user:password@``) and a
+    Connect URL's token are starred in the CLI's lines and log lines; options named as
+    credentials (the session's `spark.redaction.regex`, or names Spark's default misses) are
+    redacted, never stored with an output table (a writer's is refused, a reader's left out)."""
     import logging
 
     from sparkdedup import redact
     from sparkdedup.errors import ConfigError, InputError
 
-    assert redact.uri("input path 'ftp://alice:pw:x@host:21/in' is") == (
-        "input path 'ftp://alice:*****@host:21/in' is"
+    assert redact.uri("path 'ftp://alice:p@ss:x@host:21/in' and x_sftp://b:q@h2/o") == (
+        "path 'ftp://alice:*****@host:21/in' and x_sftp://b:*****@h2/o"
     )
-    for kept in ("wasbs://box@acct.blob.core.windows.net/p", "s3a://bucket/a:b@c", "/x/a:b@c"):
+    assert redact.uri("--remote sc://host:15002/;user_id=me;token=abc/x") == (
+        "--remote sc://host:15002/;user_id=me;token=*****/x"
+    )
+    for kept in (
+        "wasbs://box@acct.blob.core.windows.net/p",
+        "s3a://bucket/a:b@c",
+        "/x/a:b@c",
+        "hdfs://nn:8020?x=a@b",
+        "http://[fe80::1%25eth0]:80@x",
+        "sftp://user@host/x",
+    ):
         assert redact.uri(kept) == kept
-    record = logging.LogRecord(
-        "sparkdedup", logging.INFO, "", 0, "to %s", ("sftp://u:p@h/o",), None
-    )
-    assert redact.Formatter("%(message)s").format(record) == "to sftp://u:*****@h/o"
 
     spark = _session_with({})
     given = {
         "fs.s3a.secret.key": "a",
+        "fs.s3a.accessKey": "k",
         "fs.azure.account.key.acct.dfs.core.windows.net": "b",
         "header": "true",
-        "note": "my password is c",
+        # Values are data (a glob, a schema), and a column name after # is not the option's.
+        "pathGlobFilter": "*token*.jsonl",
+        "parquet.bloom.filter.enabled#token_ids": "true",
     }
     assert redact.options(spark, given) == {
         "fs.s3a.secret.key": redact.REDACTED,
+        "fs.s3a.accessKey": redact.REDACTED,
         "fs.azure.account.key.acct.dfs.core.windows.net": redact.REDACTED,
         "header": "true",
-        "note": redact.REDACTED,
+        "pathGlobFilter": "*token*.jsonl",
+        "parquet.bloom.filter.enabled#token_ids": "true",
     }
+    digests = redact.options(spark, {"fs.s3a.secret.key": "a"}, digest=True)
+    assert digests["fs.s3a.secret.key"] == (
+        "sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
+    )
     own_rule = _session_with({"spark.redaction.regex": "(?i)header"})
     assert redact.options(own_rule, {"header": "true", "sep": ","}) == {
         "header": redact.REDACTED,
@@ -361,19 +378,32 @@ def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(capsys, monk
     with pytest.raises(ConfigError, match="spark.hadoop.fs.s3a.secret.key=...") as info:
         cli._table_options(spark, args)
     assert "=w" not in str(info.value)
+    # A table created LIKE the input table takes no writer options at all.
+    like = ["exact", "--input-table", "db.in", "--id-col", "id", "--output", "out/"]
+    args = cli.build_parser().parse_args(
+        [*like, "--output-table", "db.t", "--write-option", "fs.s3a.secret.key=w"]
+    )
+    assert cli._table_options(spark, args) == {}
 
     # The CLI's lines.
     monkeypatch.setattr(cli, "_session", lambda args: (_session_with({}), True))
 
     def missing(args, spark):
+        logging.getLogger("sparkdedup.stages").warning("reading %s", args.input)
         raise InputError(f"input path {args.input!r} does not exist")
 
     monkeypatch.setattr(cli, "_run_workflow", missing)
     secret_input = ["--input", "ftp://alice:PW-MARKER@host/in"]
-    assert cli.main([*argv, *secret_input, "--output", "out/"]) == 2
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert cli.main([*argv, *secret_input, "--output", "out/"]) == 2
     assert capsys.readouterr().err.strip() == (
         "sparkdedup: error: input path 'ftp://alice:*****@host/in' does not exist"
     )
+    assert "reading ftp://alice:*****@host/in" in caplog.text and "PW-MARKER" not in caplog.text
+    assert cli.main([*argv, *secret_input, "--output", "out/", "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "ftp://alice:*****@host/in" in out and "PW-MARKER" not in out
     monkeypatch.setattr(cli, "_run_workflow", lambda args, spark: {"input_docs": 3})
     assert cli.main([*argv, "--output", "sftp://bob:PW-MARKER@host/out"]) == 0
     out = capsys.readouterr().out
@@ -403,4 +433,18 @@ def test_an_output_table_in_a_catalog_that_ends_with_the_run_is_refused(
     hive = {"spark.sql.catalogImplementation": "hive"}
     monkeypatch.setattr(cli, "_session", lambda args: (_session_with(hive), True))
     assert cli.main(argv) == 0 and len(ran) == 3
+    # Tables of other catalogs are theirs: named, the default one, a session catalog plugin.
+    for settings, name in (
+        ({}, "iceberg.db.t"),
+        ({"spark.sql.defaultCatalog": "unity"}, "db.t"),
+        ({"spark.sql.catalog.spark_catalog": "io.unitycatalog.spark.UCSingleCatalog"}, "db.t"),
+    ):
+        session = _session_with({**memory, **settings})
+        monkeypatch.setattr(cli, "_session", lambda args, session=session: (session, True))
+        assert cli.main([*argv[:-1], name]) == 0, capsys.readouterr().err
+    assert len(ran) == 6
+    delta = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+    with_delta = _session_with({**memory, "spark.sql.catalog.spark_catalog": delta})
+    monkeypatch.setattr(cli, "_session", lambda args: (with_delta, True))
+    assert cli.main([*argv[:-1], "spark_catalog.db.t"]) == 2 and len(ran) == 6
     capsys.readouterr()

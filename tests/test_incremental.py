@@ -89,6 +89,7 @@ def test_against_removes_what_a_full_run_defines(spark, corpus, tmp_path, caplog
     final_plan = edges._jdf.queryExecution().executedPlan().toString().split("Initial Plan")[0]
     assert "ReusedExchange" in final_plan, final_plan
 
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="sparkdedup"):
         got = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
     new_ids = {r["id"] for r in new.select("id").collect()}

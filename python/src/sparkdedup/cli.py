@@ -952,36 +952,45 @@ def _output_table(spark: Any, args: argparse.Namespace) -> Any:
 
 
 def _table_options(spark: Any, args: argparse.Namespace) -> dict[str, str]:
-    """The writer options of an --output-table from files. A table keeps its writer's options
-    as its OPTIONS in the catalog, shown to whoever can describe it, so none may be a
-    credential (`redact.is_credential`): the --read-option credentials, given for the input,
-    are left out, and one among --write-option is an error naming the remedy (the session's
-    Hadoop settings, which no table stores)."""
+    """The writer options of an --output-table from files (none for a table created LIKE the
+    --input-table, which takes no options). A table keeps its writer's options as its OPTIONS
+    in the catalog, shown to whoever can describe it, so none may be a credential
+    (`redact.is_credential`): the --read-option credentials, given for the input, are left
+    out, and one among --write-option is an error naming the remedy (the session's Hadoop
+    settings, which no table stores)."""
+    if args.input_table is not None:
+        return {}
     given = _options(args.write_option, "--write-option")
-    for key, value in given.items():
-        if redact.is_credential(spark, key, value):
+    for key in given:
+        if redact.is_credential(spark, key):
             raise ConfigError(
                 f"--write-option {key} is a credential, and --output-table "
                 f"{args.output_table!r} would store it with its OPTIONS in the catalog (shown "
                 "to whoever can describe the table); give it to the session instead: "
-                f"--spark-conf spark.hadoop.{key}=..."
+                f"--spark-conf spark.hadoop.{key}=..., with a spark.redaction.regex that "
+                "matches it so that Spark's UI and event log hide it too"
             )
     read = _options(args.read_option, "--read-option")
-    return {
-        **{k: v for k, v in read.items() if not redact.is_credential(spark, k, v)},
-        **given,
-    }
+    return {**{k: v for k, v in read.items() if not redact.is_credential(spark, k)}, **given}
 
 
 def _check_catalog_outlives_run(spark: Any, args: argparse.Namespace, started: bool) -> None:
-    """ConfigError for an --output-table in an in-memory catalog that ends with this run (a
-    session, or local Connect server, the command started): the table would be gone when the
-    command returns, its files left in the working directory's ``spark-warehouse/``."""
+    """ConfigError for an --output-table in Spark's built-in in-memory catalog when that ends
+    with this run (a session, or local Connect server, the command started): the table would
+    be gone when the command returns, its files left in the working directory's
+    ``spark-warehouse/``. Tables of other catalogs (``cat.db.t``, a default catalog set, a
+    session catalog plugin such as Unity Catalog's or Iceberg's) are their catalog's."""
     if args.output_table is None or not started:
         return
     if args.remote and not args.remote.startswith("local"):
         return  # a server of its own, whose catalog outlives the run
     if _setting(spark, "spark.sql.catalogImplementation") != "in-memory":
+        return
+    parts = [p.strip("`").lower() for p in args.output_table.strip().split(".")]
+    named = parts[0] if len(parts) == 3 else None
+    catalog = named or (_setting(spark, "spark.sql.defaultCatalog") or "spark_catalog").lower()
+    plugin = _setting(spark, "spark.sql.catalog.spark_catalog") or ""
+    if catalog != "spark_catalog" or (plugin and not plugin.endswith(".DeltaCatalog")):
         return
     raise ConfigError(
         f"--output-table {args.output_table!r}: the session's catalog is in-memory "
@@ -1817,7 +1826,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 ),
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
-                "read_options": redact.options(spark, _options(args.read_option, "--read-option")),
+                "read_options": redact.options(
+                    spark, _options(args.read_option, "--read-option"), digest=True
+                ),
                 **_parsing_settings(spark, args.input_format),
             }
         if args.command == "fuzzy":
@@ -2179,9 +2190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_args(parser, args)
-    handler = logging.StreamHandler(sys.stderr)  # used when the process has no logging set up
-    handler.setFormatter(redact.Formatter("%(asctime)s %(message)s"))
-    logging.basicConfig(level=getattr(logging, args.log_level), handlers=[handler])
+    logging.basicConfig(
+        level=getattr(logging, args.log_level), format="%(asctime)s %(message)s", stream=sys.stderr
+    )
     log.setLevel(getattr(logging, args.log_level))
     logging.getLogger("py4j").setLevel(logging.WARNING)
     if args.log_level != "DEBUG":
@@ -2192,13 +2203,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger().addFilter(_PY4J_ON_ROOT)
     else:
         logging.getLogger().removeFilter(_PY4J_ON_ROOT)
+    # URIs with a password are starred in sparkdedup's log lines while the command runs,
+    # whichever handlers print them (a notebook's own included).
+    starring, handlers = redact.LogFilter(), list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(starring)
+    try:
+        return _command(args, argv)
+    finally:
+        for handler in handlers:
+            handler.removeFilter(starring)
+
+
+def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """`main` once its arguments are parsed and its logging set up."""
     if getattr(args, "explain", False):
         try:
             config = workflow_config(args)
         except DedupError as err:
             print(redact.uri(f"sparkdedup: error: {err}"), file=sys.stderr)
             return 2
-        print(explain(args, config))
+        print(redact.uri(explain(args, config)))
         return 0
     start = time.perf_counter()
     spark, started = None, False

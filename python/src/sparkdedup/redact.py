@@ -4,29 +4,36 @@ Outputs are shared (datasets are published, catalogs are browsed, job logs land 
 UIs), so a credential given to a run is used for its reads and writes and never written into
 its files, a catalog table's options or its messages:
 
-- reader and writer options that are credentials (`is_credential`): their values are redacted
-  in the stage cache's key and in messages, and never stored as a table's options;
+- reader and writer options whose name is a credential's (`is_credential`): in the stage
+  cache's key as a SHA-256 digest, in messages as `REDACTED`, and never stored with a table;
 - a password in a URI's user information (``ftp://user:password@host/...``, as Hadoop's FTP
-  and SFTP file systems take it): replaced by ``*****`` in stats.json, the stage cache's key,
-  the output's staging marker and every line the CLI prints or logs (`uri`, `Formatter`).
-  The claim file of an index's commit keeps its output's URI whole: a later run reads that
-  output's stats.json through it.
+  and SFTP file systems take it) and a Spark Connect URL's ``;token=``: starred (`uri`) in
+  stats.json, the stage cache's key, the output's staging marker, the CLI's lines and the log
+  records of sparkdedup's loggers while the CLI runs (`LogFilter`). The claim file of an
+  index's commit keeps its output's URI whole: a later run reads that output's stats.json
+  through it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from typing import Any
 
-#: Spark's default ``spark.redaction.regex``, what Spark redacts in its UI and logs.
-SPARK_DEFAULT = "(?i)secret|password|token|access[.]key"
+#: Spark's default ``spark.redaction.regex`` (4.x; 3.5's lacks ``credential`` and needs the
+#: dot in ``access.key``), what Spark redacts in its UI and logs.
+SPARK_DEFAULT = "(?i)secret|password|token|access[.]?key|credential"
 #: Names of credentials Spark's default misses: an Azure account key, a GCS private key,
-#: credential files and providers, SAS tokens, signatures.
-_MORE = re.compile(r"(?i)account[.]key|private[.]key|credential|sas[.]|signature")
+#: SAS tokens, signatures.
+_MORE = re.compile(r"(?i)account[.]key|private[.]key|sas[.]|signature")
 REDACTED = "*********(redacted)"
-#: ``scheme://user:password@`` (the password: up to the authority's end).
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@")
+#: ``scheme://user:password@`` (RFC 3986 user information; the password may hold ``@``).
+_USERINFO = re.compile(
+    r"(?i)(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*://[\w.~%!$&'()*+,;=-]*):[\w.~%!$&'()*+,;=:@-]*@"
+)
+#: A Spark Connect URL's token parameter (``sc://host:15002/;token=...``).
+_TOKEN = re.compile(r"(?i)(;\s*token\s*=)[^;/\s]*")
 
 
 def _spark_rule(spark: Any) -> re.Pattern[str]:
@@ -40,26 +47,42 @@ def _spark_rule(spark: Any) -> re.Pattern[str]:
         return re.compile(SPARK_DEFAULT)
 
 
-def is_credential(spark: Any, key: str, value: str) -> bool:
-    """Whether the option `key`=`value` is a credential: its name or value matches the
-    session's ``spark.redaction.regex`` (as Spark judges its settings) or names one that
-    Spark's default misses."""
-    rule = _spark_rule(spark)
-    return any(r.search(text) for r in (rule, _MORE) for text in (key, value))
+def is_credential(spark: Any, key: str) -> bool:
+    """Whether the option named `key` is a credential: its name (before a ``#column`` suffix,
+    as Parquet's per-column options have) matches the session's ``spark.redaction.regex`` or
+    names one that Spark's default misses. Names only: a value that mentions a token (a glob,
+    a schema) is data, not a secret."""
+    name = key.split("#", 1)[0]
+    return any(rule.search(name) for rule in (_spark_rule(spark), _MORE))
 
 
-def options(spark: Any, given: dict[str, str]) -> dict[str, str]:
-    """`given` with the values of credentials replaced by `REDACTED`."""
-    return {k: REDACTED if is_credential(spark, k, v) else v for k, v in given.items()}
+def options(spark: Any, given: dict[str, str], *, digest: bool = False) -> dict[str, str]:
+    """`given` with the values of credentials replaced: by `REDACTED`, or with `digest` by
+    their SHA-256 (for a key that must change when they do)."""
+
+    def hidden(value: str) -> str:
+        return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}" if digest else REDACTED
+
+    return {k: hidden(v) if is_credential(spark, k) else v for k, v in given.items()}
 
 
 def uri(text: str) -> str:
-    """`text` with the password of every ``scheme://user:password@`` in it replaced."""
-    return _USERINFO.sub(r"\1:*****@", text)
+    """`text` with the password of every ``scheme://user:password@`` and the value of every
+    ``;token=`` in it starred."""
+    return _TOKEN.sub(r"\1*****", _USERINFO.sub(r"\1:*****@", text))
 
 
-class Formatter(logging.Formatter):
-    """A log formatter whose lines go through `uri`."""
+class LogFilter(logging.Filter):
+    """Stars URIs (`uri`) in the records of sparkdedup's loggers, their tracebacks included,
+    on the handlers it is added to."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        return uri(super().format(record))
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "sparkdedup" and not record.name.startswith("sparkdedup."):
+            return True
+        message = record.getMessage()
+        starred = uri(message)
+        if starred != message:
+            record.msg, record.args = starred, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = uri(logging.Formatter().formatException(record.exc_info))
+        return True

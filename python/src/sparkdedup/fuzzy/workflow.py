@@ -17,6 +17,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from sparkdedup import redact
 from sparkdedup.columns import named
 from sparkdedup.config import ExactConfig, FuzzyConfig
 from sparkdedup.device import resolve_device
@@ -185,7 +186,11 @@ def run_fuzzy(
         keys_fp["splits"] = split_settings(spark)
     scan_fp = dict(keys_fp)
     if index is not None:
-        keys_fp["against"] = {"path": index.path, "segments": index.manifest["segments"]}
+        # (A password in the index's URI is starred: the key is written down.)
+        keys_fp["against"] = {
+            "path": redact.uri(index.path),
+            "segments": index.manifest["segments"],
+        }
 
     scan = runner.run(
         "minhash",
@@ -355,6 +360,7 @@ def run_fuzzy(
     by_index = duplicates.select("id", "kept_id", BY_INDEX) if index is not None else None
     if verified_mode or index is not None:
         duplicates = duplicates.select("id", "kept_id")
+    kept_by_index = counts.pop("groups_kept_by_index", None)
     stats = {
         **run_stats(runner, summary, counts, derived=derived),
         "minhashed_docs": summary["nodes"],
@@ -370,6 +376,8 @@ def run_fuzzy(
             "removed_near_indexed": near,
             "removed_within_new": counts["removed_docs"] - near,
         }
+        if kept_by_index is not None:
+            stats["against"]["groups_kept_by_index"] = kept_by_index
     kept_jaccard = None
     if config.verify == "jaccard":
         stats.update(verified_edges=verified, rejected_edges=candidates - verified)
@@ -556,6 +564,8 @@ def keep_rule_stages(
             duplicates.select(F.countDistinct("kept_id"), indexed).first() if removed else (0, 0)
         )
         counts.update(groups=groups, docs_in_groups=removed + groups - kept_indexed)
+        if BY_INDEX in duplicates.columns:
+            counts["groups_kept_by_index"] = kept_indexed
     return keys, duplicates, counts
 
 
