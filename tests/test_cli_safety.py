@@ -416,6 +416,73 @@ def test_tree_staging_holding_an_earlier_output_moved_aside_is_kept(spark, tmp_p
     assert not os.path.exists(os.path.join(target, "_sparkdedup_lease.json"))
 
 
+def test_a_commit_that_fails_midway_leaves_the_earlier_output(spark, tmp_path, monkeypatch):
+    """A move that fails during the commit (a permission, a full disk, a copy on an object
+    store) puts back what the commit had moved: the failed run's abort leaves the earlier
+    output as it was, in both layouts, whichever move failed."""
+    from sparkdedup import fs
+    from sparkdedup.outputs import OutputDir
+
+    entries = ["deduplicated", "duplicates", "groups", "stats.json"]
+
+    def local(path: str) -> str:
+        return path.split(":", 1)[-1]
+
+    def stage(out: OutputDir, text: str, names) -> None:
+        for name in names:
+            path = local(out.path(name))
+            os.makedirs(path)
+            with open(os.path.join(path, "part-0.txt"), "w") as fh:
+                fh.write(f"{text} {name}")
+
+    def files(root: str) -> dict[str, str]:
+        found = {}
+        for folder, _, names in os.walk(root):
+            for name in names:
+                if not name.startswith((".", "_sparkdedup_lease")):
+                    with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                        found[os.path.relpath(os.path.join(folder, name), root)] = fh.read()
+        return found
+
+    rename = fs.rename
+    for layout, failing in (
+        ("tree", "_replaced/groups"),  # moving the earlier entries aside
+        ("tree", "out/groups"),  # moving the new entries in
+        ("dataset", "out"),  # the new dataset into the place of the earlier one
+    ):
+        target = str(tmp_path / layout / failing.replace("/", "-") / "out")
+        names = entries if layout == "tree" else [None]
+        first = OutputDir(spark, target, entries if layout == "tree" else None)
+        first.prepare()
+        stage(first, "earlier", names[:3])
+        first.commit()
+        before = files(target)
+        assert before
+
+        failed: list[str] = []
+
+        def failing_rename(spark_, source, dest, failing=failing, failed=failed):
+            if dest.endswith("/" + failing) and not failed:  # once: putting back works
+                failed.append(dest)
+                raise OSError(f"could not move {source!r} to {dest!r}")
+            return rename(spark_, source, dest)
+
+        monkeypatch.setattr(fs, "rename", failing_rename)
+        second = OutputDir(spark, target, entries if layout == "tree" else None, overwrite=True)
+        second.prepare()
+        stage(second, "later", names[:3])
+        with pytest.raises(OSError, match="could not move"):
+            second.commit()
+        second.abort()
+        monkeypatch.setattr(fs, "rename", rename)
+        assert failed and files(target) == before, (layout, failing)
+        assert sorted(os.listdir(os.path.dirname(target))) == ["out"] or layout == "tree"
+        if layout == "tree":
+            assert sorted(os.listdir(target)) == sorted(
+                ["_sparkdedup_output.json", "deduplicated", "duplicates", "groups"]
+            )
+
+
 def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, caplog, monkeypatch):
     """A run holds a lease on its --output from its checks to its commit, renewed while it
     runs. Another run is refused while the holder renews it (its staging and the cache are

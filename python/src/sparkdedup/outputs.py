@@ -611,7 +611,7 @@ class OutputDir:
         for child in children:
             if not _ours_staging(self.spark, child):
                 continue
-            aside = self._moved_aside(child)
+            aside = self._moved_aside(child.path)
             if aside:
                 log.warning(
                     "sparkdedup: %s holds the earlier output's %s, moved aside by a run that "
@@ -622,10 +622,10 @@ class OutputDir:
                 continue
             fs.delete(self.spark, child.path)  # left by a run that did not finish
 
-    def _moved_aside(self, staging: fs.Entry) -> list[str]:
+    def _moved_aside(self, staging: str) -> list[str]:
         """The entries of an earlier output that a commit stopped midway (`_commit_tree`) left
-        moved aside in `staging`: those whose place in the output is empty."""
-        replaced = fs.list_dir(self.spark, f"{staging.path}/_replaced") or []
+        moved aside in the directory `staging`: those whose place in the output is empty."""
+        replaced = fs.list_dir(self.spark, f"{staging}/_replaced") or []
         return [e.name for e in replaced if not fs.exists(self.spark, f"{self.root}/{e.name}")]
 
     # ------------------------------------------------------------------------ writing
@@ -676,7 +676,11 @@ class OutputDir:
         fs.write_text(self.spark, f"{data}/{MARKER}", self._marker_text({".": files}))
         if fs.exists(self.spark, self.root):
             fs.rename(self.spark, self.root, f"{self.staging}/replaced")
-        fs.rename(self.spark, data, self.root)
+        try:
+            fs.rename(self.spark, data, self.root)
+        except BaseException:
+            self._put_back()  # the earlier output back in its place
+            raise
 
     def _commit_tree(self) -> None:
         assert self.entries is not None and self.staging is not None
@@ -696,20 +700,56 @@ class OutputDir:
         # Replaced in one step (on the local disk): a run stopped while the marker is written
         # must not leave it empty, which would make these outputs no longer sparkdedup's.
         fs.replace_text(self.spark, marker_path, self._marker_text(union))
-        for name in sorted(set(previous) | set(new)):
-            target = f"{self.root}/{name}"
-            if fs.exists(self.spark, target):
-                fs.rename(self.spark, target, f"{self.staging}/_replaced/{name}")
-        for name in new:
-            fs.rename(self.spark, f"{self.staging}/{name}", f"{self.root}/{name}")
-        fs.replace_text(self.spark, marker_path, self._marker_text(new))
+        moved_in: list[str] = []
+        try:
+            for name in sorted(set(previous) | set(new)):
+                target = f"{self.root}/{name}"
+                if fs.exists(self.spark, target):
+                    fs.rename(self.spark, target, f"{self.staging}/_replaced/{name}")
+            for name in new:
+                fs.rename(self.spark, f"{self.staging}/{name}", f"{self.root}/{name}")
+                moved_in.append(name)
+            fs.replace_text(self.spark, marker_path, self._marker_text(new))
+        except BaseException:
+            # A move that failed midway (a permission, a full disk, a copy on an object
+            # store): the new entries go back to the staging directory and the earlier ones
+            # to their places, so that the failed run leaves the earlier output as it was.
+            for name in reversed(moved_in):
+                fs.rename(self.spark, f"{self.root}/{name}", f"{self.staging}/{name}")
+            self._put_back()
+            if previous:
+                fs.replace_text(self.spark, marker_path, self._marker_text(previous))
+            raise
+
+    def _put_back(self) -> None:
+        """Move the entries of the earlier output that a commit moved aside (`_moved_aside`;
+        the whole of it in the single-dataset layout) back to their empty places."""
+        assert self.staging is not None
+        aside = f"{self.staging}/replaced"
+        if self.entries is None and fs.exists(self.spark, aside):
+            if not fs.exists(self.spark, self.root):
+                fs.rename(self.spark, aside, self.root)
+            return
+        for name in self._moved_aside(self.staging):
+            fs.rename(self.spark, f"{self.staging}/_replaced/{name}", f"{self.root}/{name}")
 
     def abort(self) -> None:
         """Remove the staging directory, give the lease back; earlier outputs stay as they
-        were."""
+        were (what a failed commit moved aside is put back first; when that fails too, the
+        staging directory is left, and the next run says where they are)."""
         try:
             if self.staging is not None:
-                fs.delete(self.spark, self.staging)
+                try:
+                    self._put_back()
+                except Exception as err:  # noqa: BLE001 - keep the run's own error
+                    log.warning(
+                        "sparkdedup: the earlier output's entries moved aside in %s could not "
+                        "be put back (%s); they are left there",
+                        self.staging,
+                        err,
+                    )
+                else:
+                    fs.delete(self.spark, self.staging)
                 self.staging = None
         finally:
             self._release()
