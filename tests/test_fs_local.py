@@ -3,6 +3,8 @@ machine's file system for local paths and file: URIs, a clear error for other sc
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sparkdedup import fs
 from sparkdedup.errors import InputError
@@ -262,3 +264,39 @@ def test_the_cache_key_of_a_delta_table_follows_its_log(spark, tmp_path, monkeyp
     after = tables.table_fingerprint(spark, "db.t")
     assert after["listing"] == before["listing"] and after != before
     assert input_fingerprint(spark, str(table), fmt="delta") != by_path  # --input, Delta
+
+
+def test_a_full_disk_leaves_no_empty_claim_nor_temporary_file(tmp_path, monkeypatch) -> None:
+    """A write that fails (here: no space left) removes what it created: an empty lease or
+    commit claim left by `create_new` would hold off every later run (one that cannot be
+    read looks like another run's), and a temporary file of `replace_text` would make the
+    output hold a file sparkdedup does not recognise as its own."""
+    import errno
+    import io
+
+    spark = _ConnectSession()
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(fs.os, "fdopen", lambda fd, *a, **k: (os.close(fd), Full())[1])
+    with pytest.raises(OSError, match="No space left"):
+        fs.create_new(spark, str(tmp_path / "claim.json"), "{}")
+    assert not (tmp_path / "claim.json").exists()
+    monkeypatch.setattr(fs.os, "fdopen", real_fdopen)
+    assert fs.create_new(spark, str(tmp_path / "claim.json"), "{}") is True
+
+    (tmp_path / "marker.json").write_text("old")
+
+    def creating(path, *args, **kwargs):  # creates the file, then fails to write it
+        with open(path, "w"):
+            pass
+        return Full()
+
+    monkeypatch.setattr(fs, "open", creating, raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        fs.replace_text(spark, str(tmp_path / "marker.json"), "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claim.json", "marker.json"]
+    assert (tmp_path / "marker.json").read_text() == "old"

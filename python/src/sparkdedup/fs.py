@@ -11,6 +11,7 @@ I/O.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import glob as globmod
 import hashlib
 import os
@@ -334,9 +335,13 @@ def _hadoop_create_new(fs: Any, hpath: Any, text: str) -> bool:
             return False
         raise
     try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
+        try:
+            out.write(bytearray(text.encode("utf-8")))
+        finally:
+            out.close()
+    except BaseException:
+        fs.delete(hpath, False)  # never an empty claim that nobody holds (a full disk)
+        raise
     return True
 
 
@@ -801,8 +806,13 @@ def _local_write_text(path: str, text: str) -> None:
 def _local_replace_text(path: str, text: str) -> None:
     local = local_path(path)
     temporary = f"{local}.tmp-{os.getpid()}-{threading.get_ident()}"
-    with open(temporary, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with open(temporary, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except BaseException:  # a full disk: no temporary file left beside `path`
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
     # The checksum Hadoop's local file system wrote beside the file's earlier content would
     # fail its next read through Hadoop: removed first (the file stays readable without it).
     head, name = os.path.split(local)
@@ -820,8 +830,13 @@ def _local_create_new(path: str, text: str) -> bool:
         fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         return False
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except BaseException:  # a full disk: never an empty claim or lease that nobody holds
+        with contextlib.suppress(OSError):
+            os.remove(local)
+        raise
     return True
 
 
