@@ -728,3 +728,38 @@ def test_fuzzy_cli_on_orc_and_csv_keeps_the_format(spark, tmp_path, capsys):
         cli.main([*argv, str(tmp_path / "o2"), "--read-option", "header"])
     assert exc.value.code == 2
     assert "--read-option must be KEY=VALUE" in capsys.readouterr().err
+
+
+def test_an_input_file_replaced_during_the_run_commits_nothing(
+    spark, tmp_path, capsys, monkeypatch
+):
+    """A file of the input replaced while the run works, by one of as many rows (which the
+    final write's row count cannot see), is caught by listing the input again before the
+    commit: exit 2 naming the input, no output, and the rerun recomputes."""
+    import pandas as pd
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(2):
+        texts = [f"text {i % 3} of file {k}" for i in range(6)]
+        frame = pd.DataFrame({"id": [10 * k + i for i in range(6)], "text": texts})
+        frame.to_parquet(src / f"part-{k}.parquet")
+    real = cli._write_results
+
+    def replacing(*args, **kwargs):
+        stats = real(*args, **kwargs)
+        frame = pd.DataFrame({"id": list(range(10, 16)), "text": [f"new {i}" for i in range(6)]})
+        frame.to_parquet(src / "part-1.parquet")  # as many rows, other texts
+        return stats
+
+    monkeypatch.setattr(cli, "_write_results", replacing)
+    argv = ["exact", "--input", str(src), "--input-format", "parquet", "--id-col", "id"]
+    out = tmp_path / "out"
+    assert cli.main([*argv, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--input '{src}' changed during the run" in err and "2 files" in err, err
+    assert not (out / "stats.json").exists() and not (out / "deduplicated").exists()
+    monkeypatch.setattr(cli, "_write_results", real)
+    assert cli.main([*argv, "--output", str(out)]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["resumed_stages"] == [] and stats["removed_docs"] == 3, stats

@@ -1848,6 +1848,7 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             more = tuple(args.eps[1:])
             result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
         stats = _write_results(spark, args, result, runner, config, out, raw, table)
+        _check_input_unchanged(spark, args, fingerprint)
         if index is not None:
             index.claim()  # before any output is committed: of two runs, one commits
         if table is not None:
@@ -1869,6 +1870,32 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     finally:
         if cache_lease is not None:
             cache_lease.release()
+
+
+def _check_input_unchanged(
+    spark: Any, args: argparse.Namespace, fingerprint: dict[str, Any]
+) -> None:
+    """DedupError when the input's files changed during the run (a file replaced, added or
+    removed: its listing differs from the one the run started from), before any output is
+    committed: the rows counted again on the final write catch a changed count, not a file
+    replaced by one of as many rows. One more listing of the input (of a table's files)."""
+    from sparkdedup.io import input_fingerprint
+    from sparkdedup.tables import table_fingerprint
+
+    if args.input_table is not None:
+        before, now = fingerprint["input_table"], table_fingerprint(spark, args.input_table)
+        what = f"--input-table {args.input_table!r}"
+    else:
+        before = fingerprint["input"]
+        now = input_fingerprint(spark, args.input, None, fmt=args.input_format)
+        what = f"--input {args.input!r}"
+    if now != before:
+        raise DedupError(
+            f"{what} changed during the run (its files were replaced, added or removed: "
+            f"{before.get('files')} files of {before.get('bytes')} bytes at the start, "
+            f"{now.get('files')} of {now.get('bytes')} now); no output was written: rerun "
+            "once the input is complete (the stages already computed are recomputed)"
+        )
 
 
 def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
