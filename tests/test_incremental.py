@@ -717,6 +717,32 @@ def test_a_run_stopped_between_its_output_and_its_index_is_caught(
     assert FuzzyIndex.open(spark, index).manifest["commit"] == 3
 
 
+def test_an_index_commit_that_fails_after_the_output_keeps_its_claim(
+    spark, corpus, tmp_path, capsys, monkeypatch
+) -> None:
+    """An index commit that fails (a full disk) once the run's output is committed leaves its
+    claim, as a killed run does (the test above takes such a claim over): exit 2 saying the
+    output is in place and how to add its documents, and other runs are refused meanwhile."""
+    old, new = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old.where(F.col("id") < 200), index, **CFG)
+    new.where(F.col("id") < N_OLD + 30).write.parquet(str(tmp_path / "feb"))
+    argv = ["fuzzy", "--input-format", "parquet", "--id-col", "id", "--master", "local[2]"]
+    argv += ["--device", "cpu", "--against", index, "--index-out", index]
+    argv += ["--input", str(tmp_path / "feb"), "--output", str(tmp_path / "o-feb")]
+
+    def full_disk(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(IndexWriter, "_commit", full_disk)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"the output '{tmp_path / 'o-feb'}' is committed, but its documents" in err, err
+    assert "No space left on device" in err and "again with --overwrite" in err, err
+    assert (tmp_path / "o-feb" / "stats.json").exists()
+    assert (tmp_path / "index" / "_sparkdedup_index_commit-00000002.json").exists()
+
+
 def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:
     """A mistyped --against, an index of other parameters and an --index-out on --output are
     errors naming the option, before the run touches its output."""

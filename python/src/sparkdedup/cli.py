@@ -1855,8 +1855,20 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             table.commit()
         out.commit()
         if index is not None:
-            # After the outputs: an index never lists documents whose run failed.
-            index.commit()
+            # After the outputs: an index never lists documents whose run failed. Should its
+            # commit fail now, the claim stays for this command's rerun to take over.
+            index.outputs_committed()
+            try:
+                index.commit()
+            except Exception as err:
+                from sparkdedup.io import first_line
+
+                raise DedupError(
+                    f"the output {args.output!r} is committed, but its documents could not be "
+                    f"added to the index {args.index_out!r} ({first_line(err)}): run the same "
+                    "command again with --overwrite to add them; until then other runs writing "
+                    "the index are refused (its commit claim names this output)"
+                ) from err
         return stats
     except BaseException as err:  # interrupted too: the staging and the output's lease go
         out.abort()

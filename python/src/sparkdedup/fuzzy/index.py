@@ -298,6 +298,9 @@ class IndexWriter:
             self.copy = FuzzyIndex.open(spark, config.against, "against")
         self._staging: str | None = None
         self._name: str | None = None
+        #: Set once the run's other outputs are committed (`outputs_committed`): from then on
+        #: a commit that fails leaves its claim, as a killed run does.
+        self._keep_claim = False
         self._rows = 0
         self._id_type = ""
         # The segments the index listed when this run started: its commit is refused when
@@ -448,11 +451,20 @@ class IndexWriter:
             entry = fs.status(self.spark, path)
             return None if entry is None else time.time() - entry.mtime / 1000
 
+    def outputs_committed(self) -> None:
+        """The run's other outputs are in place: should the index's commit fail now, its claim
+        stays (naming the output), so that other runs are refused until the same command,
+        run again, takes it over and adds the documents, which later runs would otherwise
+        keep copies of."""
+        self._keep_claim = True
+
     def _release(self) -> None:
-        """Give the claim back unless its commit took place (the manifest carries its number)."""
+        """Give the claim back unless its commit took place (the manifest carries its number)
+        or the run's outputs are committed (`outputs_committed`)."""
         if self._claim is None:
             return
-        if _commit_number(_manifest(self.spark, self.path)) != self._number:
+        done = _commit_number(_manifest(self.spark, self.path)) == self._number
+        if not done and not self._keep_claim:
             fs.delete(self.spark, self._claim)
         self._claim = None
 
