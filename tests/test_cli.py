@@ -763,3 +763,26 @@ def test_an_input_file_replaced_during_the_run_commits_nothing(
     assert cli.main([*argv, "--output", str(out)]) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert stats["resumed_stages"] == [] and stats["removed_docs"] == 3, stats
+
+
+def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, capsys, monkeypatch):
+    """A store that refuses the connection, or a directory that cannot be listed (no
+    permission), is a usage error naming the input (exit 2), not an internal error."""
+    from sparkdedup import fs
+
+    argv = ["exact", "--input-format", "parquet", "--id-col", "id"]
+    unreachable = "ftp://reader:PW@127.0.0.1:1/corpus"  # nothing listens on port 1
+    assert cli.main([*argv, "--input", unreachable, "--output", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "input path 'ftp://reader:*****@127.0.0.1:1/corpus' cannot be reached" in err, err
+    (tmp_path / "in").mkdir()
+
+    def denied(spark_, path):
+        raise OSError(f"{path}: Permission denied")
+
+    monkeypatch.setattr(fs, "input_listing", denied)
+    argv += ["--input", str(tmp_path / "in"), "--output", str(tmp_path / "b")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--input '{tmp_path / 'in'}' cannot be listed: " in err, err
+    assert "Permission denied" in err and not (tmp_path / "b").exists()

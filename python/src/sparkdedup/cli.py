@@ -34,7 +34,7 @@ from sparkdedup.config import (
     sort_keys,
 )
 from sparkdedup.errors import ConfigError, DedupError, InputError, SchemaError
-from sparkdedup.io import BAD_RECORDS
+from sparkdedup.io import BAD_RECORDS, SPARK_ERRORS
 
 log = logging.getLogger("sparkdedup")
 
@@ -1235,9 +1235,18 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
     from sparkdedup.outputs import check_separate
     from sparkdedup.tables import describe, exists
 
-    if args.input is not None and not path_exists(spark, args.input):
-        # Before the device probe starts: its log line would follow this error's.
-        raise InputError(f"input path {args.input!r} does not exist")
+    if args.input is not None:
+        try:
+            found = path_exists(spark, args.input)
+        except (*SPARK_ERRORS, OSError) as err:  # a store not reached, a path not readable
+            from sparkdedup.io import first_line
+
+            raise InputError(
+                f"input path {args.input!r} cannot be reached: {first_line(err)}"
+            ) from err
+        if not found:
+            # Before the device probe starts: its log line would follow this error's.
+            raise InputError(f"input path {args.input!r} does not exist")
     inputs = {"--input": args.input} if args.input is not None else {}
     if args.input_table is not None and exists(spark, args.input_table):
         location = describe(spark, args.input_table).location
@@ -1684,7 +1693,12 @@ def _read_fields(
         )
     # Before any job reads a file (the path exists: `_check_paths`): a compressed file Spark
     # cannot read is named here. The listing is the stage cache's fingerprint too.
-    args.input_listing = input_listing(spark, args.input)
+    try:
+        args.input_listing = input_listing(spark, args.input)
+    except (*SPARK_ERRORS, OSError) as err:  # a directory not readable, a store not reached
+        from sparkdedup.io import first_line
+
+        raise InputError(f"--input {args.input!r} cannot be listed: {first_line(err)}") from err
     check_codecs(spark, args.input_listing, args.input_format)
     df = read_input(
         spark,
