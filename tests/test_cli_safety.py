@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -416,12 +417,14 @@ def test_tree_staging_holding_an_earlier_output_moved_aside_is_kept(spark, tmp_p
     assert not os.path.exists(os.path.join(target, "_sparkdedup_lease.json"))
 
 
-def test_a_commit_that_fails_midway_leaves_the_earlier_output(spark, tmp_path, monkeypatch):
+def test_a_commit_that_fails_midway_leaves_the_earlier_output(spark, tmp_path, monkeypatch, caplog):
     """A move that fails during the commit (a permission, a full disk, a copy on an object
-    store) puts back what the commit had moved: the failed run's abort leaves the earlier
-    output as it was, in both layouts, whichever move failed."""
+    store) puts back what the commit had moved: the failed run leaves the earlier output as
+    it was, in both layouts, whichever move failed, and no marker where there was none. When
+    putting back fails too, the earlier entries stay in the staging directory (kept, with a
+    warning), never deleted."""
     from sparkdedup import fs
-    from sparkdedup.outputs import OutputDir
+    from sparkdedup.outputs import MARKER, STAGING_PREFIX, OutputDir, prepare_cache
 
     entries = ["deduplicated", "duplicates", "groups", "stats.json"]
 
@@ -432,7 +435,7 @@ def test_a_commit_that_fails_midway_leaves_the_earlier_output(spark, tmp_path, m
         for name in names:
             path = local(out.path(name))
             os.makedirs(path)
-            with open(os.path.join(path, "part-0.txt"), "w") as fh:
+            with open(os.path.join(path, f"part-{text}.txt"), "w") as fh:
                 fh.write(f"{text} {name}")
 
     def files(root: str) -> dict[str, str]:
@@ -445,42 +448,73 @@ def test_a_commit_that_fails_midway_leaves_the_earlier_output(spark, tmp_path, m
         return found
 
     rename = fs.rename
-    for layout, failing in (
-        ("tree", "_replaced/groups"),  # moving the earlier entries aside
-        ("tree", "out/groups"),  # moving the new entries in
-        ("dataset", "out"),  # the new dataset into the place of the earlier one
-    ):
-        target = str(tmp_path / layout / failing.replace("/", "-") / "out")
-        names = entries if layout == "tree" else [None]
-        first = OutputDir(spark, target, entries if layout == "tree" else None)
-        first.prepare()
-        stage(first, "earlier", names[:3])
-        first.commit()
-        before = files(target)
-        assert before
 
-        failed: list[str] = []
+    def failing(*endings: str):
+        """fs.rename failing once for each target matching one of `endings` (patterns of
+        the path's end)."""
+        left = list(endings)
 
-        def failing_rename(spark_, source, dest, failing=failing, failed=failed):
-            if dest.endswith("/" + failing) and not failed:  # once: putting back works
-                failed.append(dest)
-                raise OSError(f"could not move {source!r} to {dest!r}")
+        def move(spark_, source, dest):
+            for ending in left:
+                if re.search(f"/{ending}$", dest):
+                    left.remove(ending)
+                    raise OSError(f"could not move {source!r} to {dest!r}")
             return rename(spark_, source, dest)
 
-        monkeypatch.setattr(fs, "rename", failing_rename)
-        second = OutputDir(spark, target, entries if layout == "tree" else None, overwrite=True)
+        return move, left
+
+    earlier, later = entries[:3], ["deduplicated", "duplicates", "stats.json"]
+    for layout, endings in (
+        ("tree", ("_replaced/groups",)),  # moving the earlier entries aside
+        ("tree", ("out/stats.json",)),  # moving the new entries in (groups only earlier)
+        ("dataset", ("out",)),  # the new dataset into the place of the earlier one
+        # ... and moving the new duplicates/ back to the staging directory fails too.
+        ("tree", ("out/stats.json", "_sparkdedup_staging-[0-9a-f]+/duplicates")),
+    ):
+        target = str(tmp_path / layout / "-".join(endings).replace("/", "_") / "out")
+        tree = layout == "tree"
+        first = OutputDir(spark, target, entries if tree else None)
+        first.prepare()
+        stage(first, "earlier", earlier if tree else [None])
+        first.commit()
+        before = files(target)
+        move, left = failing(*endings)
+        monkeypatch.setattr(fs, "rename", move)
+        second = OutputDir(spark, target, entries if tree else None, overwrite=True)
         second.prepare()
-        stage(second, "later", names[:3])
-        with pytest.raises(OSError, match="could not move"):
+        stage(second, "later", later if tree else [None])
+        with pytest.raises(OSError, match="could not move|find their places taken"):
             second.commit()
-        second.abort()
+        with caplog.at_level("WARNING", logger="sparkdedup"):
+            second.abort()
         monkeypatch.setattr(fs, "rename", rename)
-        assert failed and files(target) == before, (layout, failing)
-        assert sorted(os.listdir(os.path.dirname(target))) == ["out"] or layout == "tree"
-        if layout == "tree":
-            assert sorted(os.listdir(target)) == sorted(
-                ["_sparkdedup_output.json", "deduplicated", "duplicates", "groups"]
-            )
+        assert not left, (layout, endings)
+        if len(endings) == 1:
+            assert files(target) == before, (layout, endings)
+            staged = [p for p in os.listdir(os.path.dirname(target)) if p != "out"]
+            assert staged == [] and not os.path.exists(os.path.join(target, STAGING_PREFIX))
+        else:
+            # duplicates/ could not go back: its new files hold its place, its earlier ones
+            # are kept in the staging directory, which abort leaves, saying so.
+            assert "could not be put back" in caplog.text
+            now = files(target)
+            kept = {k.split("/_replaced/", 1)[1]: v for k, v in now.items() if "/_replaced/" in k}
+            assert kept == {"duplicates/part-earlier.txt": "earlier duplicates"}
+            others = {k: v for k, v in before.items() if not k.startswith(("duplicates", MARKER))}
+            assert {k: v for k, v in now.items() if k in others} == others
+    # A first commit into a directory that held only a cache: no marker is left.
+    target = str(tmp_path / "fresh" / "out")
+    prepare_cache(spark, os.path.join(target, "cache"))
+    out = OutputDir(spark, target, entries, keep=("cache",))
+    out.prepare()
+    stage(out, "first", later)
+    move, _ = failing("out/duplicates")
+    monkeypatch.setattr(fs, "rename", move)
+    with pytest.raises(OSError, match="could not move"):
+        out.commit()
+    out.abort()
+    monkeypatch.setattr(fs, "rename", rename)
+    assert sorted(os.listdir(target)) == ["cache"]
 
 
 def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, caplog, monkeypatch):

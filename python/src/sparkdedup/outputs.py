@@ -19,6 +19,7 @@ Two layouts: a workflow writes several entries (``duplicates/``, ``deduplicated/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -648,8 +649,17 @@ class OutputDir:
             self._commit_dataset()
         else:
             self._commit_tree()
-        fs.delete(self.spark, self.staging)
-        self.staging = None
+        # Committed: from here on nothing is put back, whatever fails.
+        staging, self.staging = self.staging, None
+        try:
+            fs.delete(self.spark, staging)
+        except Exception as err:  # noqa: BLE001 - the output is in place; the next run deletes it
+            log.warning(
+                "sparkdedup: the output is committed, but its staging directory %s could not be "
+                "deleted (%s); the next run writing it deletes it",
+                staging,
+                err,
+            )
         self._release()
 
     def _release(self) -> None:
@@ -685,7 +695,8 @@ class OutputDir:
     def _commit_tree(self) -> None:
         assert self.entries is not None and self.staging is not None
         marker_path = f"{self.root}/{MARKER}"
-        previous = (_read_marker(self.spark, marker_path) or {"entries": {}})["entries"]
+        marker = _read_marker(self.spark, marker_path)
+        previous = (marker or {"entries": {}})["entries"]
         new = {}
         for name in self.entries:
             files = self._files(f"{self.staging}/{name}")
@@ -714,24 +725,45 @@ class OutputDir:
             # A move that failed midway (a permission, a full disk, a copy on an object
             # store): the new entries go back to the staging directory and the earlier ones
             # to their places, so that the failed run leaves the earlier output as it was.
+            # Entry by entry: one that cannot go back keeps its earlier one moved aside
+            # (`_put_back` says so, and `abort` then keeps the staging directory).
             for name in reversed(moved_in):
-                fs.rename(self.spark, f"{self.root}/{name}", f"{self.staging}/{name}")
+                with contextlib.suppress(Exception):
+                    fs.rename(self.spark, f"{self.root}/{name}", f"{self.staging}/{name}")
             self._put_back()
-            if previous:
+            if marker is not None:
                 fs.replace_text(self.spark, marker_path, self._marker_text(previous))
+            else:
+                fs.delete(self.spark, marker_path)
             raise
 
     def _put_back(self) -> None:
-        """Move the entries of the earlier output that a commit moved aside (`_moved_aside`;
-        the whole of it in the single-dataset layout) back to their empty places."""
+        """Move the entries of the earlier output that a commit moved aside (the whole of it
+        in the single-dataset layout) back to their places; OSError, after putting back the
+        others, for those whose place is taken (by a new entry that could not be moved back):
+        they stay in the staging directory."""
         assert self.staging is not None
-        aside = f"{self.staging}/replaced"
-        if self.entries is None and fs.exists(self.spark, aside):
-            if not fs.exists(self.spark, self.root):
+        if self.entries is None:
+            aside = f"{self.staging}/replaced"
+            if fs.exists(self.spark, aside):
+                if fs.exists(self.spark, self.root):
+                    raise OSError(
+                        f"the earlier output, moved aside to {aside}, finds its place taken"
+                    )
                 fs.rename(self.spark, aside, self.root)
             return
-        for name in self._moved_aside(self.staging):
-            fs.rename(self.spark, f"{self.staging}/_replaced/{name}", f"{self.root}/{name}")
+        taken = []
+        for entry in fs.list_dir(self.spark, f"{self.staging}/_replaced") or []:
+            target = f"{self.root}/{entry.name}"
+            if fs.exists(self.spark, target):
+                taken.append(entry.name)
+            else:
+                fs.rename(self.spark, f"{self.staging}/_replaced/{entry.name}", target)
+        if taken:
+            raise OSError(
+                f"the earlier output's {_names(taken)}, moved aside to {self.staging}/_replaced, "
+                "find their places taken"
+            )
 
     def abort(self) -> None:
         """Remove the staging directory, give the lease back; earlier outputs stay as they
