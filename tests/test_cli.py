@@ -763,6 +763,10 @@ def test_an_input_file_replaced_during_the_run_commits_nothing(
     assert cli.main([*argv, "--output", str(out)]) == 0
     stats = json.loads((out / "stats.json").read_text())
     assert stats["resumed_stages"] == [] and stats["removed_docs"] == 3, stats
+    # A glob whose fixed part holds this run's own output: its files, written meanwhile,
+    # are no change of the input.
+    glob = ["exact", "--input", f"{src}/*", "--input-format", "parquet", "--id-col", "id"]
+    assert cli.main([*glob, "--output", str(src / "out")]) == 0, capsys.readouterr().err
 
 
 def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, capsys, monkeypatch):
@@ -786,3 +790,12 @@ def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--input '{tmp_path / 'in'}' cannot be listed: " in err, err
     assert "Permission denied" in err and not (tmp_path / "b").exists()
+    # Spark's own failures (a listing job that lost its executors) are not the input's.
+    from pyspark.errors import PySparkException
+
+    def lost(spark_, path):
+        raise PySparkException("Job aborted: executor lost")
+
+    monkeypatch.setattr(fs, "input_listing", lost)
+    assert cli.main(argv) == 1
+    assert "internal error" in capsys.readouterr().err

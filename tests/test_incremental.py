@@ -18,6 +18,7 @@ from sparkdedup.cli import main
 from sparkdedup.config import FuzzyConfig
 from sparkdedup.datagen import generate_corpus
 from sparkdedup.errors import ConfigError, InputError, SchemaError
+from sparkdedup.fuzzy import index as index_module
 from sparkdedup.fuzzy.index import (
     CLAIM_STALE_SECONDS,
     FuzzyIndex,
@@ -741,6 +742,19 @@ def test_an_index_commit_that_fails_after_the_output_keeps_its_claim(
     assert "No space left on device" in err and "again with --overwrite" in err, err
     assert (tmp_path / "o-feb" / "stats.json").exists()
     assert (tmp_path / "index" / "_sparkdedup_index_commit-00000002.json").exists()
+    # The rerun takes the claim over; a failure after its manifest is in place (tidying up)
+    # is a commit that took place: exit 0, the documents added once.
+    monkeypatch.undo()
+    switch = index_module.switch_manifest
+
+    def switched_then_failed(*args, **kwargs):
+        switch(*args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index_module, "switch_manifest", switched_then_failed)
+    assert main([*argv, "--overwrite"]) == 0, capsys.readouterr().err
+    stats = json.loads((tmp_path / "o-feb" / "stats.json").read_text())
+    assert FuzzyIndex.open(spark, index).documents == 200 + stats["kept_docs"]
 
 
 def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:

@@ -1241,6 +1241,8 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
         except (*SPARK_ERRORS, OSError) as err:  # a store not reached, a path not readable
             from sparkdedup.io import first_line
 
+            if not _io_failure(spark, err):
+                raise
             raise InputError(
                 f"input path {args.input!r} cannot be reached: {first_line(err)}"
             ) from err
@@ -1271,6 +1273,23 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
             others["--against"] = against
         check_separate(spark, others, {"--index-out": index_out})
         check_separate(spark, outputs, {"--index-out": index_out}, others_are_outputs=True)
+
+
+def _io_failure(spark: Any, err: BaseException) -> bool:
+    """Whether `err` is the file system's (an OSError, or a JVM error caused by a
+    java.io.IOException: a permission, a connection refused), not Spark's or sparkdedup's."""
+    if isinstance(err, OSError):
+        return True
+    cause = getattr(err, "java_exception", None)
+    try:
+        io_error = spark._jvm.java.lang.Class.forName("java.io.IOException")
+        while cause is not None:
+            if io_error.isInstance(cause):
+                return True
+            cause = cause.getCause()
+    except Exception:  # noqa: BLE001 - no JVM to ask (Spark Connect): not known to be one
+        return False
+    return False
 
 
 def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
@@ -1698,6 +1717,8 @@ def _read_fields(
     except (*SPARK_ERRORS, OSError) as err:  # a directory not readable, a store not reached
         from sparkdedup.io import first_line
 
+        if not _io_failure(spark, err):
+            raise
         raise InputError(f"--input {args.input!r} cannot be listed: {first_line(err)}") from err
     check_codecs(spark, args.input_listing, args.input_format)
     df = read_input(
@@ -1874,6 +1895,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             index.outputs_committed()
             try:
                 index.commit()
+            except DedupError:
+                raise  # its own words (a claim cleared as stale by another run)
             except Exception as err:
                 from sparkdedup.io import first_line
 
@@ -1904,14 +1927,27 @@ def _check_input_unchanged(
     """DedupError when the input's files changed during the run (a file replaced, added or
     removed: its listing differs from the one the run started from), before any output is
     committed: the rows counted again on the final write catch a changed count, not a file
-    replaced by one of as many rows. One more listing of the input (of a table's files)."""
-    from sparkdedup.io import input_fingerprint
+    replaced by one of as many rows. One more listing of the input (of a table's files; a
+    view's plan is not compared, a sample's seed in it differs at every parse). Not for a
+    Delta input (its log gains checkpoints, and its old files go, with its rows unchanged: a
+    commit meanwhile is caught by the row count), nor for a glob that may match this run's
+    own outputs (written under the glob's fixed part since the first listing)."""
+    from sparkdedup.fs import is_glob, literal_prefix, qualified
+    from sparkdedup.io import canonical_format, input_fingerprint
     from sparkdedup.tables import table_fingerprint
 
     if args.input_table is not None:
         before, now = fingerprint["input_table"], table_fingerprint(spark, args.input_table)
+        before, now = ({k: v for k, v in key.items() if k != "view"} for key in (before, now))
         what = f"--input-table {args.input_table!r}"
     else:
+        if canonical_format(args.input_format or "") == "delta":
+            return
+        if is_glob(args.input):
+            fixed = qualified(spark, literal_prefix(args.input)).rstrip("/") + "/"
+            written = [args.output, _cache_path(args), getattr(args, "index_out", None)]
+            if any(p and (qualified(spark, p) + "/").startswith(fixed) for p in written):
+                return
         before = fingerprint["input"]
         now = input_fingerprint(spark, args.input, None, fmt=args.input_format)
         what = f"--input {args.input!r}"

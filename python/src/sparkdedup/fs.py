@@ -340,7 +340,8 @@ def _hadoop_create_new(fs: Any, hpath: Any, text: str) -> bool:
         finally:
             out.close()
     except BaseException:
-        fs.delete(hpath, False)  # never an empty claim that nobody holds (a full disk)
+        with contextlib.suppress(Exception):  # the write's error is the one to tell
+            fs.delete(hpath, False)  # never an empty claim that nobody holds (a full disk)
         raise
     return True
 
@@ -546,7 +547,7 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[st
     files: the matched names are part of the first (a renamed ``k=v`` directory that a glob
     matches changes the listing's digest), as in `_job_listing`."""
     fsys, hpath = hadoop_path(spark, path)
-    base_fs, base_path = hadoop_path(spark, _literal_prefix(path))
+    base_fs, base_path = hadoop_path(spark, literal_prefix(path))
     base = str(base_fs.makeQualified(base_path).toString()).rstrip("/") + "/"
     listing: list[tuple[str, int, int, str]] = []
     for st in _glob_status(fsys, hpath):
@@ -566,7 +567,7 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[st
     return listing
 
 
-def _literal_prefix(path: str) -> str:
+def literal_prefix(path: str) -> str:
     """`path` up to its first component holding a glob character."""
     parts = path.split("/")
     for i, part in enumerate(parts):
@@ -582,7 +583,7 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
     size and modification time, never its content; the executors sum two 64-bit hashes of
     each file's (path below `path`, size, mtime), so the driver gets one row."""
 
-    prefix = _literal_prefix(path)
+    prefix = literal_prefix(path)
     if is_connect(spark):
         root = _uri(local_path(prefix))
     else:
@@ -857,7 +858,7 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
 
 def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
     """`_hadoop_listing` of a local path (Spark Connect)."""
-    base = local_path(_literal_prefix(path)).rstrip("/") + "/"
+    base = local_path(literal_prefix(path)).rstrip("/") + "/"
     listing: list[tuple[str, int, int, str]] = []
     for match in _local_glob(path):
         walked: Any = [(os.path.dirname(match), [], [os.path.basename(match)])]

@@ -537,20 +537,31 @@ class IndexWriter:
         self.claim()
         try:
             manifest = self._commit()
-        except BaseException:
-            self._release()
-            raise
+        except BaseException as err:
+            switched = self._claim is not None and _manifest(self.spark, self.path)
+            if not switched or _commit_number(switched) != self._number:
+                self._release()
+                raise
+            # The manifest is in place (what failed came after it): committed.
+            log.warning("sparkdedup: index %s committed, then: %s", self.path, err)
+            manifest = switched
         self._staging = self._claim = None
         listed = {s["name"] for s in manifest["segments"]}
-        for entry in fs.list_dir(self.spark, self.path):
-            # Claims of earlier commits (the one before stays, for a run checking just now),
-            # and the segments no manifest lists: a replaced index's, and those of runs
-            # stopped between moving their segment into place and switching the manifest
-            # (commits go one at a time, under their claims: no other run's is under way).
-            old_claim = entry.name.startswith(_CLAIM) and entry.name < _claim_name(self._number - 1)
-            unlisted = entry.name.startswith("segment=") and entry.name not in listed
-            if old_claim or unlisted:
-                fs.delete(self.spark, entry.path)
+        try:
+            for entry in fs.list_dir(self.spark, self.path):
+                # Claims of earlier commits (the one before stays, for a run checking just
+                # now), and the segments no manifest lists: a replaced index's, and those of
+                # runs stopped between moving their segment into place and switching the
+                # manifest (commits go one at a time, under their claims: no other run's is
+                # under way).
+                old_claim = entry.name.startswith(_CLAIM) and entry.name < _claim_name(
+                    self._number - 1
+                )
+                unlisted = entry.name.startswith("segment=") and entry.name not in listed
+                if old_claim or unlisted:
+                    fs.delete(self.spark, entry.path)
+        except Exception as err:  # noqa: BLE001 - committed; the next commit tidies up
+            log.warning("sparkdedup: index %s committed; tidying it up failed: %s", self.path, err)
         log.info(
             "sparkdedup: index %s: %s with %d documents (%d in all)",
             self.path,
