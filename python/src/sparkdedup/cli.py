@@ -34,7 +34,7 @@ from sparkdedup.config import (
     sort_keys,
 )
 from sparkdedup.errors import ConfigError, DedupError, InputError, SchemaError
-from sparkdedup.io import BAD_RECORDS, SPARK_ERRORS
+from sparkdedup.io import BAD_RECORDS, SPARK_ERRORS, first_line
 
 log = logging.getLogger("sparkdedup")
 
@@ -1018,7 +1018,7 @@ def _check_writer(spark: Any, args: argparse.Namespace, raw: Any, out: Any) -> N
     write: the input's columns, no rows, written under the output's staging directory and
     deleted. Nothing to check, and no job, without options or with --output-table."""
     from sparkdedup.fs import delete
-    from sparkdedup.io import first_line, write_output
+    from sparkdedup.io import write_output
 
     options = _write_options(args)
     if not options or args.output_table is not None:
@@ -1239,8 +1239,6 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
         try:
             found = path_exists(spark, args.input)
         except (*SPARK_ERRORS, OSError) as err:  # a store not reached, a path not readable
-            from sparkdedup.io import first_line
-
             if not _io_failure(spark, err):
                 raise
             raise InputError(
@@ -1715,8 +1713,6 @@ def _read_fields(
     try:
         args.input_listing = input_listing(spark, args.input)
     except (*SPARK_ERRORS, OSError) as err:  # a directory not readable, a store not reached
-        from sparkdedup.io import first_line
-
         if not _io_failure(spark, err):
             raise
         raise InputError(f"--input {args.input!r} cannot be listed: {first_line(err)}") from err
@@ -1760,7 +1756,7 @@ def _explain_failure(
     """Turn a failure the input caused into an InputError naming the file (and the line or
     row of a bad record; `text_col`: the text field the input was read with); anything else
     is left to `main` as an internal error."""
-    from sparkdedup.io import BAD_RECORD_PREFIX, first_bad_record, first_line, spark_condition
+    from sparkdedup.io import BAD_RECORD_PREFIX, first_bad_record, spark_condition
 
     condition = spark_condition(err) or ""
     # Spark 3.5's raise_error has no error class (a failed write reports its own): the
@@ -1898,8 +1894,6 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             except DedupError:
                 raise  # its own words (a claim cleared as stale by another run)
             except Exception as err:
-                from sparkdedup.io import first_line
-
                 raise DedupError(
                     f"the output {args.output!r} is committed, but its documents could not be "
                     f"added to the index {args.index_out!r} ({first_line(err)}): run the same "
@@ -2159,7 +2153,6 @@ def _read_duplicates(spark: Any, path: str) -> Any:
     from pyspark.errors import PySparkException
 
     from sparkdedup.fs import exists, literal
-    from sparkdedup.io import first_line
 
     if not exists(spark, path):
         raise InputError(f"--duplicates {path!r} does not exist")
@@ -2333,8 +2326,6 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             raise
         return 130  # the command: the shell's 128 + SIGINT
     except Exception as err:  # noqa: BLE001 - the CLI's last resort: one line, exit code 1
-        from sparkdedup.io import first_line
-
         exited = _driver_jvm_exit(err) if started else None
         if exited is not None:
             log.debug("sparkdedup: the driver JVM exited", exc_info=True)

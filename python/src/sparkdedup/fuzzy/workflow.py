@@ -511,10 +511,11 @@ def keep_rule_stages(
     """The last stages of the fuzzy and exact workflows: ``duplicates`` from `pairs` (for
     derived ids: ``groups`` by input position, then ``ids``, the derived ids of the rows named,
     and ``duplicates``). Returns the key table, the duplicates and their counts
-    (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, from a distinct
-    count of the keepers: three small jobs; ``docs_in_groups`` counts input documents only, so
-    not the indexed documents that keep groups against an index). `metrics` (aggregates over the rows `pairs`
-    returns, whose columns past ``id`` and ``kept_id`` the duplicates then drop; user ids only)
+    (``removed_docs``; with `count_groups` also ``groups`` and ``docs_in_groups``, from a
+    distinct count of the keepers: three small jobs; ``docs_in_groups`` counts input documents
+    only, not the indexed documents that keep groups against an index). `metrics` (aggregates
+    over the rows `pairs` returns, whose columns past ``id`` and ``kept_id`` the duplicates
+    then drop; user ids only)
     are observed on the stage's write, their values in ``runner.observed["duplicates"]``.
     `carry`: columns of `pairs` past ``id`` and ``kept_id`` that the duplicates keep."""
     assert not (derived and metrics), "duplicates metrics need user ids"
@@ -558,13 +559,15 @@ def keep_rule_stages(
     counts = {"removed_docs": removed}
     if count_groups:
         # A group kept by an indexed document (against an index) holds no kept input document.
-        by_index = F.countDistinct(F.when(F.col(BY_INDEX), F.col("kept_id")))
-        indexed = by_index if BY_INDEX in duplicates.columns else F.lit(0)
+        against = BY_INDEX in duplicates.columns
+        indexed = (
+            F.countDistinct(F.when(F.col(BY_INDEX), F.col("kept_id"))) if against else F.lit(0)
+        )
         groups, kept_indexed = (
             duplicates.select(F.countDistinct("kept_id"), indexed).first() if removed else (0, 0)
         )
         counts.update(groups=groups, docs_in_groups=removed + groups - kept_indexed)
-        if BY_INDEX in duplicates.columns:
+        if against:
             counts["groups_kept_by_index"] = kept_indexed
     return keys, duplicates, counts
 
