@@ -409,6 +409,47 @@ def test_the_manifest_is_read_while_commits_switch_it(spark, corpus, tmp_path) -
     assert len(reads) > 100 and all(r == text for r in reads), sum(r is None for r in reads)
 
 
+def test_a_manifest_being_switched_in_is_waited_for(spark, corpus, tmp_path, monkeypatch) -> None:
+    """A read that falls inside a commit's switch (no manifest under either name, the new one
+    still under its staging name) waits for the rename, for at most SWITCH_SECONDS; a staging
+    file older than that is a stopped commit's, and a path without an index costs no wait."""
+    import os
+    import threading
+
+    from sparkdedup.fuzzy import index as index_module
+
+    index = tmp_path / "index"
+    sparkdedup.write_index(corpus[0].limit(20), str(index), **CFG)
+    manifest = index / index_module.MANIFEST
+    text = manifest.read_text()
+    staged = index / f"{index_module._STAGING}0123456789ab.json"
+    manifest.rename(staged)
+    timer = threading.Timer(0.5, lambda: staged.rename(manifest))
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert index_module.read_manifest(spark, str(index)) == text
+    finally:
+        timer.join()
+    assert time.monotonic() - started >= 0.4
+
+    manifest.rename(staged)
+    os.utime(staged)  # written just now, as a commit's is: waited for until it is stale
+    monkeypatch.setattr(index_module, "SWITCH_SECONDS", 1)
+    started = time.monotonic()
+    assert index_module.read_manifest(spark, str(index)) is None
+    assert 0.5 < time.monotonic() - started < 5
+    manifest.write_text("")  # listed but unreadable: an error once the wait is over
+    (index / f".{manifest.name}.crc").unlink()
+    with pytest.raises(InputError, match=r"lists _sparkdedup_index\.json but .* for 1 s \(empty"):
+        index_module.read_manifest(spark, str(index))
+    manifest.unlink()
+    started = time.monotonic()
+    assert index_module.read_manifest(spark, str(index)) is None
+    assert index_module.read_manifest(spark, str(tmp_path / "none")) is None
+    assert time.monotonic() - started < 1
+
+
 def test_against_errors(spark, corpus, tmp_path) -> None:
     old, new = corpus
     index = str(tmp_path / "index")

@@ -760,9 +760,13 @@ def _local_list_dir(path: str) -> list[Entry]:
     local = local_path(path)
     if not os.path.isdir(local):
         return []
-    return sorted(
-        (_local_entry(os.path.join(local, n)) for n in os.listdir(local)), key=lambda e: e.name
-    )
+    entries = []
+    for name in os.listdir(local):
+        try:
+            entries.append(_local_entry(os.path.join(local, name)))
+        except FileNotFoundError:  # renamed or deleted since the listing: not a child now
+            continue
+    return sorted(entries, key=lambda e: e.name)
 
 
 def _local_list_files(path: str) -> list[str]:

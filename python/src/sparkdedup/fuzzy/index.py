@@ -61,23 +61,58 @@ _CLAIM = "_sparkdedup_index_commit-"
 #: A claim this old, with no commit of its number, was left by a run stopped mid-commit (a
 #: commit takes seconds): it is cleared. A younger one is another run's commit in progress.
 CLAIM_STALE_SECONDS = 3600
+#: How long a reader waits for a manifest that a commit is switching (`read_manifest`): a
+#: switch is two renames and a deletion, milliseconds on HDFS and seconds on an object store.
+SWITCH_SECONDS = 30
 #: The parameters a run against an index must share with it: they decide the band buckets.
 PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
 
 
 def read_manifest(spark: SparkSession, path: str) -> str | None:
     """The text of the index manifest at `path`: the current one, else the one a commit
-    stopped between its renames left (`PREVIOUS_MANIFEST`); None when there is neither."""
+    stopped between its renames left (`PREVIOUS_MANIFEST`); None when there is neither.
+
+    A commit's switch may fall between the two reads (the manifest renamed away before the
+    first, the previous one deleted before the second). When both miss, the directory is
+    listed: while it shows a manifest, or a manifest being switched in (written in the last
+    `SWITCH_SECONDS`: older, it is a stopped commit's), the reads are tried again, for at
+    most `SWITCH_SECONDS`. A path with no index costs one listing more."""
     base = path.rstrip("/")
-    for _ in range(3):
-        # A commit's switch may fall between these reads (the manifest renamed away before the
-        # first, the previous one deleted before the second): the new one is then in place,
-        # read on the next round.
+    deadline = None
+    while True:
         for name in (MANIFEST, PREVIOUS_MANIFEST):
             text = fs.read_text(spark, f"{base}/{name}")
             if text:
                 return text
-    return None
+        switching = _switching(spark, base)
+        if not switching:
+            return None
+        now = time.monotonic()
+        deadline = now + SWITCH_SECONDS if deadline is None else deadline
+        if now > deadline:
+            raise InputError(
+                f"the index {path!r} lists {', '.join(switching)} but no manifest could be "
+                f"read there for {SWITCH_SECONDS} s (empty, or commits kept switching it); "
+                "run the command again, and if this persists restore the manifest from a copy"
+            )
+        time.sleep(0.01)
+
+
+def _switching(spark: SparkSession, base: str) -> list[str]:
+    """The manifests listed in the index at `base`, and the manifests written in the last
+    `SWITCH_SECONDS` that a commit is switching in (`switch_manifest`'s staging files): []
+    when neither (no index, or a commit stopped before its manifest was in place)."""
+    now_ms = time.time() * 1000
+    return [
+        e.name
+        for e in fs.list_dir(spark, base)
+        if e.name in (MANIFEST, PREVIOUS_MANIFEST)
+        or (
+            e.name.startswith(_STAGING)
+            and e.name.endswith(".json")
+            and now_ms - e.mtime < SWITCH_SECONDS * 1000
+        )
+    ]
 
 
 def switch_manifest(spark: SparkSession, path: str, text: str) -> None:
