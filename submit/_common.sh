@@ -197,9 +197,9 @@ sys.stdout.write("".join(word + "\0" for word in words))' word words_file why
     export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
     local -a cmd=("$submit" "${conf_args[@]}" ${submit_args[@]+"${submit_args[@]}"} "$SPARKDEDUP_MAIN" "$@")
     if [ -n "$dry_run" ]; then
-        printf '%q ' "${cmd[@]}"
-        echo
-        exit 0
+        # Shell-quoted, credentials' values redacted: a dry run's line is pasted into tickets.
+        "$py" -m sparkdedup.redact "${cmd[@]}"
+        exit $?
     fi
     exec "${cmd[@]}"
 }

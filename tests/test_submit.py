@@ -123,6 +123,27 @@ def test_launcher_options_and_submit_args_are_read_as_a_shell_would(tmp_path) ->
     assert flag.returncode == 2 and "option --dry-run takes no value" in flag.stderr
 
 
+def test_a_dry_run_shows_no_credential() -> None:
+    """--dry-run prints the command with each credential's value redacted (its line is pasted
+    into tickets), in launcher confs and the command's options alike; a malformed one is
+    refused without its value."""
+    run = _launch(
+        "local-cpu.sh", "--conf", "spark.hadoop.fs.s3a.secret.key=KEY-1", "--dry-run",
+        "fuzzy", "--input", "ftp://me:PASSWORD-2@host/in", "--read-option",
+        "fs.azure.account.key.a.dfs.core.windows.net=KEY-3", "--read-option=sas.token=KEY-4",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert not any(f"KEY-{n}" in run.stdout for n in (1, 3, 4)), run.stdout
+    assert "PASSWORD-2" not in run.stdout, run.stdout
+    words = shlex.split(run.stdout)
+    assert "spark.hadoop.fs.s3a.secret.key=*********(redacted)" in words
+    assert "--read-option=sas.token=*********(redacted)" in words
+    assert "ftp://me:*****@host/in" in words and "spark.master=local[*]" in words
+    bad = _launch("local-cpu.sh", "--conf", "spark.hadoop.fs.s3a.secret.key:KEY-5", "fuzzy")
+    assert bad.returncode == 2 and "naming a credential (not shown)" in bad.stderr, bad.stderr
+    assert "KEY-5" not in bad.stderr
+
+
 def test_launcher_refuses_a_python_without_pyspark(tmp_path) -> None:
     bare = tmp_path / "python"
     bare.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')  # no site-packages

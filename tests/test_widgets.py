@@ -50,3 +50,18 @@ def test_a_widget_of_the_wrong_type_names_itself() -> None:
         apply_widgets({"N_DOCS": 1}, ["N_DOCS"], _DBUtils({"N_DOCS": "many"}))
     with pytest.raises(ConfigError, match="widget 'FLAG' must be true or false"):
         apply_widgets({"FLAG": False}, ["FLAG"], _DBUtils({"FLAG": "maybe"}))
+
+
+def test_the_changed_spark_conf_is_shown_without_its_credentials() -> None:
+    """The notebook prints what the widgets changed: a SPARK_CONF credential's value is
+    redacted there, and the session gets it whole."""
+    typed = '{"spark.hadoop.fs.s3a.secret.key": "KEY-1", "spark.sql.shuffle.partitions": "8"}'
+    ns = {"SPARK_CONF": {}}
+    changed = apply_widgets(ns, ["SPARK_CONF"], _DBUtils({"SPARK_CONF": typed}))
+    assert changed == {
+        "SPARK_CONF": {
+            "spark.hadoop.fs.s3a.secret.key": "*********(redacted)",
+            "spark.sql.shuffle.partitions": "8",
+        }
+    }
+    assert ns["SPARK_CONF"]["spark.hadoop.fs.s3a.secret.key"] == "KEY-1"

@@ -509,7 +509,7 @@ def _options(items: list[str], flag: str) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"{flag} must be KEY=VALUE, got {item!r}")
+            raise ConfigError(f"{flag} must be KEY=VALUE, got {redact.malformed(item)}")
         out[key.strip()] = value
     return out
 

@@ -11,7 +11,9 @@ its files, a catalog table's options or its messages:
   stats.json, the stage cache's key, the output's staging marker, the CLI's lines and the log
   records of sparkdedup's loggers while the CLI runs (`LogFilter`). The claim file of an
   index's commit keeps its output's URI whole: a later run reads that output's stats.json
-  through it.
+  through it;
+- the launchers' ``--dry-run`` line (`words`), the settings a notebook's widgets changed, and
+  a KEY=VALUE item refused as malformed (`malformed`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,39 @@ def uri(text: str) -> str:
     return _TOKEN.sub(r"\1*****", _USERINFO.sub(r"\1:*****@", text))
 
 
+def malformed(item: str) -> str:
+    """A KEY=VALUE item that could not be split, as an error shows it: quoted, or not at all
+    when it names a credential (where its value starts is unknown)."""
+    if is_credential(None, item):
+        return "an item naming a credential (not shown)"
+    return repr(uri(item))
+
+
+def words(spark: Any, command: list[str]) -> list[str]:
+    """The words of a command line as it may be shown: the value of each ``KEY=VALUE`` word
+    whose key is a credential's replaced by `REDACTED`, and URIs starred (`uri`)."""
+
+    def shown(word: str) -> str:
+        if word.startswith("--") and "=" in word:  # --conf=KEY=VALUE
+            flag, _, rest = word.partition("=")
+            return f"{flag}={shown(rest)}"
+        key, sep, _ = word.partition("=")
+        return f"{key}={REDACTED}" if sep and key and is_credential(spark, key) else uri(word)
+
+    return [shown(word) for word in command]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m sparkdedup.redact WORD...``: the command, shell-quoted and redacted
+    (`words`), on one line (the launchers' ``--dry-run``)."""
+    import shlex
+    import sys
+
+    command = sys.argv[1:] if argv is None else argv
+    print(" ".join(shlex.quote(w) for w in words(None, command)))
+    return 0
+
+
 class LogFilter(logging.Filter):
     """Stars URIs (`uri`) in the records of sparkdedup's loggers, their tracebacks included,
     on the handlers it is added to."""
@@ -86,3 +121,7 @@ class LogFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = uri(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from sparkdedup import redact
 from sparkdedup.config import check_int
 from sparkdedup.errors import BackendUnavailableError, ConfigError, DedupError
 
@@ -420,7 +421,7 @@ def _parse_conf(items: Sequence[str]) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--conf must be KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--conf must be KEY=VALUE, got {redact.malformed(item)}")
         extra[key] = value
     return extra
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
+from sparkdedup import redact
 from sparkdedup.errors import ConfigError
 
 
@@ -54,7 +55,9 @@ def apply_widgets(
     namespace: MutableMapping[str, Any], names: Sequence[str], dbutils: Any
 ) -> dict[str, Any]:
     """Create a text widget per parameter in `names` (default: its value in `namespace`), read
-    them all back into `namespace`, and return the parameters whose value changed.
+    them all back into `namespace`, and return the parameters whose value changed, as the
+    notebook prints them: the values of credentials in a dict (``SPARK_CONF``) redacted
+    (`redact.options`).
 
     Raises ConfigError naming the widget when a value does not convert to its parameter's type.
     """
@@ -64,6 +67,6 @@ def apply_widgets(
         dbutils.widgets.text(name, _shown(default))
         value = _convert(name, dbutils.widgets.get(name), default)
         if value != default:
-            changed[name] = value
+            changed[name] = redact.options(None, value) if isinstance(value, dict) else value
         namespace[name] = value
     return changed
