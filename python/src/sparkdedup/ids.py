@@ -104,8 +104,16 @@ def require_string_column(df: DataFrame, name: str, role: str = "text") -> None:
     require_columns(df, {role: name})
     dtype = df.schema[name].dataType
     if not isinstance(dtype, T.StringType):
+        hint = ""
+        if isinstance(dtype, T.IntegerType):
+            # Parquet stores Arrow's null type (pandas' column of None only) as an int32 of
+            # no values, which Spark reads as int.
+            hint = (
+                " (a Parquet column that holds no values, written from Arrow's null type, "
+                "as pandas writes a column of None only, reads as int: write it as string)"
+            )
         raise SchemaError(
-            f"{role} column {name!r} must be of string type, got {dtype.simpleString()}"
+            f"{role} column {name!r} must be of string type, got {dtype.simpleString()}{hint}"
         )
 
 
