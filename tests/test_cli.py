@@ -771,6 +771,24 @@ def test_an_input_file_replaced_during_the_run_commits_nothing(
     # are no change of the input.
     glob = ["exact", "--input", f"{src}/*", "--input-format", "parquet", "--id-col", "id"]
     assert cli.main([*glob, "--output", str(src / "out")]) == 0, capsys.readouterr().err
+    # `remove` alike: a file replaced by one of the same ids (their digest cannot see it).
+    (src / "out").rename(tmp_path / "glob-out")
+    write_kept = cli._write_kept
+
+    def replacing_kept(*args, **kwargs):
+        write_kept(*args, **kwargs)
+        frame = pd.DataFrame({"id": list(range(10, 16)), "text": [f"other {i}" for i in range(6)]})
+        frame.to_parquet(src / "part-1.parquet")
+
+    monkeypatch.setattr(cli, "_write_kept", replacing_kept)
+    remove = ["remove", *argv[1:], "--duplicates", str(out / "duplicates")]
+    assert cli.main([*remove, "--output", str(tmp_path / "clean")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--input '{src}' changed during the run" in err, err
+    assert not (tmp_path / "clean" / "part-00000.parquet").exists()
+    assert not list((tmp_path / "clean").glob("part-*"))
+    monkeypatch.setattr(cli, "_write_kept", write_kept)
+    assert cli.main([*remove, "--output", str(tmp_path / "clean")]) == 0
 
 
 def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, capsys, monkeypatch):

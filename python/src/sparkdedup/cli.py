@@ -1792,10 +1792,8 @@ def _validate(df: Any, config: Any, command: str) -> None:
 
 def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     from sparkdedup.device import probe_in_background
-    from sparkdedup.io import input_fingerprint
     from sparkdedup.outputs import LEASE, OutputDir, OutputLease, prepare_cache
     from sparkdedup.stages import StageRunner
-    from sparkdedup.tables import table_fingerprint
 
     config = workflow_config(args)
     args.write_format = _output_format(spark, args)
@@ -1846,15 +1844,10 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             cache_lease.acquire()
         runner = StageRunner(spark, _cache_path(args))
         if args.input_table is not None:
-            fingerprint = {
-                "input_table": table_fingerprint(spark, args.input_table),
-                **_parsing_settings(spark, None),
-            }
+            fingerprint = {**_input_key(spark, args), **_parsing_settings(spark, None)}
         else:
             fingerprint = {
-                "input": input_fingerprint(
-                    spark, args.input, args.input_listing, fmt=args.input_format
-                ),
+                **_input_key(spark, args),
                 "format": args.input_format,
                 # How the files are parsed decides the rows and texts as much as the files do.
                 "read_options": redact.options(
@@ -1915,6 +1908,19 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             cache_lease.release()
 
 
+def _input_key(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """What the input is made of now, as `_check_input_unchanged` compares it: the files of
+    its listing (`input_fingerprint`, from the listing `_read` made), or a table's."""
+    from sparkdedup.io import input_fingerprint
+    from sparkdedup.tables import table_fingerprint
+
+    if args.input_table is not None:
+        return {"input_table": table_fingerprint(spark, args.input_table)}
+    return {
+        "input": input_fingerprint(spark, args.input, args.input_listing, fmt=args.input_format)
+    }
+
+
 def _check_input_unchanged(
     spark: Any, args: argparse.Namespace, fingerprint: dict[str, Any]
 ) -> None:
@@ -1939,7 +1945,8 @@ def _check_input_unchanged(
             return
         if is_glob(args.input):
             fixed = qualified(spark, literal_prefix(args.input)).rstrip("/") + "/"
-            written = [args.output, _cache_path(args), getattr(args, "index_out", None)]
+            cache = _cache_path(args) if args.output and hasattr(args, "cache_path") else None
+            written = [args.output, cache, getattr(args, "index_out", None)]
             if any(p and (qualified(spark, p) + "/").startswith(fixed) for p in written):
                 return
         before = fingerprint["input"]
@@ -1985,6 +1992,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     duplicates = _read_duplicates(spark, args.duplicates)
     made = _check_ids_match(spark, args)
     raw, _ = _read(spark, args, parsed=(made or {}).get("parsed"))
+    started_from = _input_key(spark, args)  # listed again before the commit
     table = _output_table(spark, args)
     out = None
     if table is None:
@@ -2063,6 +2071,7 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 .first()
             )
             _check_removed(args, int(found["rows"]), listed["rows"], found=int(found["ids"]))
+        _check_input_unchanged(spark, args, started_from)
         if table is not None:
             table.commit()
         else:
