@@ -450,6 +450,34 @@ def test_a_manifest_being_switched_in_is_waited_for(spark, corpus, tmp_path, mon
     assert time.monotonic() - started < 1
 
 
+def test_an_index_that_cannot_be_written_is_refused_before_the_work(
+    spark, corpus, tmp_path, capsys, monkeypatch
+) -> None:
+    """An --index-out that cannot be written (here under a file) is an error naming it when
+    the run starts, not once every stage has run; a writable new path is left as it was (the
+    probe's directory removed) when the run is refused for its input."""
+    from sparkdedup import stages
+
+    (tmp_path / "a-file").write_text("x")
+    blocked = str(tmp_path / "a-file" / "index")
+    with pytest.raises(ConfigError, match=r"index_out '.*a-file/index' cannot be written: "):
+        sparkdedup.fuzzy_duplicates(corpus[0], index_out=blocked, **CFG)
+    src = tmp_path / "in"
+    corpus[0].limit(30).write.parquet(str(src))
+    ran = []
+    monkeypatch.setattr(stages.StageRunner, "run", lambda *a, **k: ran.append(a) or 1 / 0)
+    argv = ["fuzzy", "--input", str(src), "--input-format", "parquet", "--id-col", "id"]
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main([*argv, "--output", str(out), "--index-out", blocked]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--index-out {blocked!r} cannot be written" in err, err
+    assert not ran and not out.exists()
+    fresh = tmp_path / "new-index"
+    assert main([*argv, "--text-col", "body", "--output", str(out), "--index-out", str(fresh)]) == 2
+    assert "'body'" in capsys.readouterr().err and not fresh.exists() and not out.exists()
+
+
 def test_against_errors(spark, corpus, tmp_path) -> None:
     old, new = corpus
     index = str(tmp_path / "index")

@@ -242,6 +242,24 @@ def delete(spark: SparkSession, path: str) -> None:
         fs.delete(hpath, True)
 
 
+def remove_empty_dir(spark: SparkSession, path: str) -> None:
+    """Delete the directory `path` if it is empty (another process may have written in it
+    since: then it stays)."""
+    if is_connect(spark):
+        try:
+            os.rmdir(local_path(path))
+        except OSError:
+            pass
+        return
+    from py4j.protocol import Py4JJavaError
+
+    fs, hpath = hadoop_path(spark, path)
+    try:
+        fs.delete(hpath, False)  # refused for a directory that holds anything
+    except Py4JJavaError:
+        pass
+
+
 def reachable(spark: SparkSession, path: str) -> bool:
     """Whether this process reaches `path` to list or delete it: always on a classic session
     (Hadoop file systems), over Spark Connect only through this machine's file system."""

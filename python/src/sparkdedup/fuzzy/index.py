@@ -351,6 +351,28 @@ class IndexWriter:
         #: that a run stopped between committing that output and the index is recognised
         #: (`check_claim`).
         self.output: str | None = None
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        """ConfigError naming the path when the index cannot be written there (a parent that
+        is a file, a directory without write permission, a read-only store): found before the
+        run's work, not once every stage has run. A probe file is created and deleted, and the
+        index's directory with it when the probe made it."""
+        from py4j.protocol import Py4JJavaError
+
+        from sparkdedup.io import first_line
+
+        made = fs.status(self.spark, self.path) is None
+        probe = f"{self.path}/{_STAGING}probe-{uuid.uuid4().hex[:12]}"
+        try:
+            fs.create_new(self.spark, probe, "")
+        except (OSError, Py4JJavaError) as err:
+            raise ConfigError(
+                f"{self.option} {self.path!r} cannot be written: {first_line(err)}"
+            ) from err
+        fs.delete(self.spark, probe)
+        if made:
+            fs.remove_empty_dir(self.spark, self.path)
 
     def check_unchanged(self) -> None:
         """InputError when another run has committed to the index since this writer was made.
