@@ -791,6 +791,34 @@ def test_an_input_file_replaced_during_the_run_commits_nothing(
     assert cli.main([*remove, "--output", str(tmp_path / "clean")]) == 0
 
 
+def test_a_full_disk_names_where_the_run_writes(spark, tmp_path, capsys, monkeypatch):
+    """A run that fails because a disk filled up (however deep in the failure's chain) says
+    so, naming where it writes with the space left there, instead of an internal error."""
+    import re
+
+    import pandas as pd
+
+    src = tmp_path / "in"
+    src.mkdir()
+    pd.DataFrame({"id": [1, 2], "text": ["a b", "a b"]}).to_parquet(src / "p.parquet")
+
+    def full(*args, **kwargs):
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as err:
+            raise RuntimeError("Job aborted due to stage failure") from err
+
+    monkeypatch.setattr(cli, "_write_results", full)
+    out = tmp_path / "out"
+    argv = ["exact", "--input", str(src), "--input-format", "parquet", "--id-col", "id"]
+    assert cli.main([*argv, "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("sparkdedup: error: a disk filled up during the run (No space left"), err
+    assert re.search(rf"--output {re.escape(str(out))}, [0-9.]+ GiB free; the stage cache ", err)
+    assert "spark.local.dir " in err and f"resumes from the stages in {out}/cache" in err, err
+    assert not (out / "stats.json").exists()
+
+
 def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, capsys, monkeypatch):
     """A store that refuses the connection, or a directory that cannot be listed (no
     permission), is a usage error naming the input (exit 2), not an internal error."""

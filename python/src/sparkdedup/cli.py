@@ -2238,6 +2238,60 @@ def _going_down(err: BaseException | None) -> bool:
         return True
 
 
+#: What a failure says when a disk (or a user's quota) is full, wherever in its chain.
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
+
+
+def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str | None:
+    """The one line for a run that failed because a disk filled up (None for another
+    failure): where the run writes (--output, the stage cache, --index-out, and Spark's
+    scratch space, spark.local.dir, under a local master), with the space left on each that
+    is on this machine's disks."""
+    import shutil
+    import tempfile
+
+    from sparkdedup.fs import local_path
+
+    seen, chain = [], err
+    while chain is not None and len(seen) < 16:
+        seen.append(str(chain))
+        chain = chain.__cause__ or chain.__context__
+    full = next((m for m in _DISK_FULL if any(m in text for text in seen)), None)
+    if full is None:
+        return None
+    places = [("--output", args.output)]
+    if hasattr(args, "cache_path") and args.output:
+        places.append(("the stage cache", _cache_path(args)))
+    places.append(("--index-out", getattr(args, "index_out", None)))
+    try:
+        if spark is not None and str(spark.sparkContext.master).startswith("local"):
+            scratch = os.environ.get("SPARK_LOCAL_DIRS") or spark.conf.get("spark.local.dir", None)
+            places.append(("spark.local.dir", scratch or tempfile.gettempdir()))
+    except Exception:  # noqa: BLE001 - a Connect session has no SparkContext: not named
+        pass
+    shown = []
+    for name, path in places:
+        if not path:
+            continue
+        for one in str(path).split(","):
+            free = ""
+            try:
+                local = local_path(one)
+                while not os.path.exists(local) and os.path.dirname(local) != local:
+                    local = os.path.dirname(local)
+                free = f", {shutil.disk_usage(local).free / 2**30:.1f} GiB free"
+            except (DedupError, OSError):  # not on this machine's disks
+                pass
+            shown.append(f"{name} {redact.uri(one)}{free}")
+    text = (
+        f"a disk filled up during the run ({full}): make room where the run writes "
+        f"({'; '.join(shown)}), or point it elsewhere, and run the command again"
+    )
+    if args.command != "remove":
+        text += f" (it resumes from the stages in {_cache_path(args)})"
+    return text
+
+
 def _lost_driver(args: argparse.Namespace, status: int) -> str:
     """The one line for a run whose driver JVM exited under it with `status`."""
     import signal
@@ -2341,6 +2395,10 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             print(redact.uri(f"sparkdedup: error: {_lost_driver(args, exited)}"), file=sys.stderr)
             return 1
         log.debug("sparkdedup: internal error", exc_info=True)
+        full = _disk_full(spark, args, err)
+        if full is not None:
+            print(redact.uri(f"sparkdedup: error: {full}"), file=sys.stderr)
+            return 1
         print(
             redact.uri(
                 f"sparkdedup: internal error: {type(err).__name__}: {first_line(err)} (rerun "
