@@ -819,6 +819,34 @@ def test_a_full_disk_names_where_the_run_writes(spark, tmp_path, capsys, monkeyp
     assert not (out / "stats.json").exists()
 
 
+def test_a_cache_file_removed_during_the_run_is_named_as_the_caches(
+    spark, tmp_path, capsys, monkeypatch
+):
+    """A file of the stage cache removed while the run reads it is named as the cache's (a
+    rerun recomputes), not as an input file."""
+    import pandas as pd
+    from sparkdedup.stages import StageRunner
+
+    src = tmp_path / "in"
+    src.mkdir()
+    texts = [f"document {i % 5} about things" for i in range(40)]
+    pd.DataFrame({"id": range(40), "text": texts}).to_parquet(src / "p.parquet")
+    out = tmp_path / "out"
+    real = StageRunner.run
+
+    def removing(self, name, *args, **kwargs):
+        for part in (out / "cache").glob("*/part-*"):
+            part.unlink()  # what the earlier stages wrote
+        return real(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(StageRunner, "run", removing)
+    argv = ["fuzzy", "--input", str(src), "--input-format", "parquet", "--id-col", "id"]
+    assert cli.main([*argv, "--output", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"a file of the stage cache '{out}/cache' cannot be read" in err, err
+    assert "an input file" not in err
+
+
 def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, capsys, monkeypatch):
     """A store that refuses the connection, or a directory that cannot be listed (no
     permission), is a usage error naming the input (exit 2), not an internal error."""

@@ -1777,7 +1777,33 @@ def _explain_failure(
                 "(or quarantine) to leave such records out"
             ) from err
     if condition.startswith("FAILED_READ_FILE"):
+        message = str(err)
+        ours = []
+        if hasattr(args, "cache_path") and args.output:
+            ours.append(("the stage cache", _cache_path(args)))
+        ours.append(("--index-out", getattr(args, "index_out", None)))
+        ours.append(("--against", getattr(args, "against", None)))
+        for name, path in ours:
+            if path and _names_file_under(spark, message, path):
+                raise DedupError(
+                    f"a file of {name} {path!r} cannot be read (removed or changed during "
+                    f"the run?): {first_line(err)}"
+                ) from err
         raise InputError(f"an input file cannot be read: {first_line(err)}") from err
+
+
+def _names_file_under(spark: Any, message: str, path: str) -> bool:
+    """Whether `message` names a file under the directory `path` (as given, or qualified)."""
+    from sparkdedup.fs import qualified
+
+    forms = {path.rstrip("/")}
+    if "://" not in path and not path.startswith("file:"):
+        forms.add(os.path.abspath(path))
+    try:
+        forms.add(qualified(spark, path).rstrip("/"))
+    except Exception:  # noqa: BLE001 - a path this session cannot qualify: as given
+        pass
+    return any(f"{form}/" in message for form in forms if form)
 
 
 def _validate(df: Any, config: Any, command: str) -> None:
