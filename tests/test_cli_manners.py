@@ -261,6 +261,15 @@ def test_connect_refusal_is_checked_on_connect_sessions_only(monkeypatch) -> Non
     cli._check_connect_versions(
         ConnectSession(), argparse.Namespace(input="/d", input_format="parquet")
     )
+    # Before a session: the client's own version, when --remote is given (a 3.5 client has
+    # no local Connect server to start).
+    cli._check_connect_versions(None, argparse.Namespace(remote=None, input=None))
+    monkeypatch.setattr(pyspark, "__version__", "3.5.9")
+    remote = argparse.Namespace(remote="local[2]", input="/d", input_format="parquet")
+    with pytest.raises(ConfigError, match=r"4\.1 or later .* \(here: pyspark 3\.5\.9\): "):
+        cli._check_connect_versions(None, remote)
+    monkeypatch.setattr(pyspark, "__version__", "4.3.0")
+    cli._check_connect_versions(None, remote)
 
 
 def test_a_python_workers_error_is_summed_up_by_its_exception() -> None:

@@ -1164,9 +1164,9 @@ def _connect_session(args: argparse.Namespace, conf: dict[str, str]) -> tuple[An
         return builder.getOrCreate(), True
 
 
-def connect_refusal(client: str, server: str, jsonl: bool) -> str | None:
+def connect_refusal(client: str, server: str | None, jsonl: bool) -> str | None:
     """Why the CLI cannot run over a Spark Connect session of pyspark `client` against Spark
-    `server`, or None when it can.
+    `server` (None: not known yet, the client alone is judged), or None when it can.
 
     A 4.0 (or 3.5) Connect session does not return every metric the CLI observes on its final
     write (its checks that kept + removed = input would fail after the work, or worse), and
@@ -1179,11 +1179,12 @@ def connect_refusal(client: str, server: str, jsonl: bool) -> str | None:
         found = re.match(r"(\d+)(?:\.(\d+))?", text)
         return (int(found[1]), int(found[2] or 0)) if found else (0, 0)
 
-    oldest = min(version(client), version(server))
+    oldest = min(version(client), version(server or client))
     if oldest < (4, 1):
+        here = f"pyspark {client}" + ("" if server is None else f", server {server}")
         return (
             f"the sparkdedup CLI over Spark Connect needs Spark 4.1 or later on the client and "
-            f"the server (here: pyspark {client}, server {server}): older Connect sessions do "
+            f"the server (here: {here}): older Connect sessions do "
             "not return the metrics its checks observe on the final write. Run it on a classic "
             "session (--master, spark-submit), or call the Python API"
         )
@@ -1199,19 +1200,23 @@ def connect_refusal(client: str, server: str, jsonl: bool) -> str | None:
 
 
 def _check_connect_versions(spark: Any, args: argparse.Namespace) -> None:
-    """`connect_refusal` for a Connect session, before any work."""
-    from sparkdedup.compat import is_connect
-
-    if not is_connect(spark):
-        return
+    """`connect_refusal` for a Connect session, before any work; with no session yet (None),
+    for the client alone when --remote is given: before a session is made (pyspark 3.5 has no
+    local Connect server to start, and a server not reached is waited for)."""
     import pyspark
 
+    from sparkdedup.compat import is_connect
     from sparkdedup.io import canonical_format
 
+    if spark is None:
+        if not getattr(args, "remote", None):
+            return
+    elif not is_connect(spark):
+        return
     fmt = getattr(args, "input_format", None)
     jsonl = getattr(args, "input", None) is not None and isinstance(fmt, str)
     jsonl = jsonl and canonical_format(fmt) == "jsonl"
-    why = connect_refusal(pyspark.__version__, spark.version, jsonl)
+    why = connect_refusal(pyspark.__version__, None if spark is None else spark.version, jsonl)
     if why is not None:
         raise ConfigError(why)
 
@@ -2399,6 +2404,7 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     start = time.perf_counter()
     spark, started = None, False
     try:
+        _check_connect_versions(None, args)  # the client's own version, before a session
         spark, started = _session(args)
         _check_connect_versions(spark, args)
         _check_catalog_outlives_run(spark, args, started)
