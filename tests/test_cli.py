@@ -819,6 +819,29 @@ def test_a_full_disk_names_where_the_run_writes(spark, tmp_path, capsys, monkeyp
     assert not (out / "stats.json").exists()
 
 
+def test_a_truncated_input_file_is_an_input_error(spark, tmp_path, capsys):
+    """A compressed input file cut short is exit 2 and 'an input file cannot be read', on
+    Spark 3.5 too (which wraps the read's failure in the stage's write), naming the file
+    where Spark says which (4.x)."""
+    import gzip
+
+    import pyspark
+
+    src = tmp_path / "in"
+    src.mkdir()
+    lines = "".join(
+        json.dumps({"id": i, "text": f"text number {i} " * 20}) + "\n" for i in range(400)
+    )
+    whole = gzip.compress(lines.encode())
+    (src / "a.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    argv = ["fuzzy", "--input", str(src), "--input-format", "jsonl", "--id-col", "id"]
+    assert cli.main([*argv, "--output", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "sparkdedup: error: an input file cannot be read" in err, err
+    if int(pyspark.__version__.split(".")[0]) >= 4:
+        assert "a.jsonl.gz): " in err, err
+
+
 def test_a_cache_file_removed_during_the_run_is_named_as_the_caches(
     spark, tmp_path, capsys, monkeypatch
 ):

@@ -1781,20 +1781,49 @@ def _explain_failure(
                 f"bad input record in {bad}; fix or remove it, or pass --bad-records skip "
                 "(or quarantine) to leave such records out"
             ) from err
-    if condition.startswith("FAILED_READ_FILE"):
-        message = str(err)
+    if condition.startswith("FAILED_READ_FILE") or _read_failure(spark, err):
+        # Spark 4 names the file it was reading; 3.5 only a file gone (its message may name
+        # the stage's output being written, which is not the file that failed).
+        found = re.search(
+            r"while reading file (\S+?)\.?(?:\s|$)|File (\S+) does not exist", str(err)
+        )
+        named = None if found is None else (found[1] or found[2])
         ours = []
         if hasattr(args, "cache_path") and args.output:
             ours.append(("the stage cache", _cache_path(args)))
         ours.append(("--index-out", getattr(args, "index_out", None)))
         ours.append(("--against", getattr(args, "against", None)))
         for name, path in ours:
-            if path and _names_file_under(spark, message, path):
+            if named and path and _names_file_under(spark, named, path):
                 raise DedupError(
                     f"a file of {name} {path!r} cannot be read (removed or changed during "
                     f"the run?): {first_line(err)}"
                 ) from err
-        raise InputError(f"an input file cannot be read: {first_line(err)}") from err
+        where = f" ({redact.uri(named)})" if named else ""
+        raise InputError(f"an input file cannot be read{where}: {first_line(err)}") from err
+
+
+def _read_failure(spark: Any, err: BaseException) -> bool:
+    """Whether `err` was caused by an IOException thrown while a task read an input file (a
+    frame of Spark's file scan in its stack): Spark 4 says so with FAILED_READ_FILE, Spark
+    3.5 wraps it in whatever the task did (a failed write of a stage). A full disk is not one
+    (`_disk_full`), nor a Python worker that died (its socket's error has no scan frame)."""
+    if any(m in str(err) for m in _DISK_FULL):
+        return False
+    cause = getattr(err, "java_exception", None)
+    try:
+        io_error = spark._jvm.java.lang.Class.forName("java.io.IOException")
+        for _ in range(16):
+            if cause is None:
+                return False
+            if io_error.isInstance(cause) and any(
+                "FileScanRDD" in str(frame.getClassName()) for frame in cause.getStackTrace()
+            ):
+                return True
+            cause = cause.getCause()
+    except Exception:  # noqa: BLE001 - no JVM to ask (Spark Connect): not known to be one
+        return False
+    return False
 
 
 def _names_file_under(spark: Any, message: str, path: str) -> bool:
