@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import sys
+import uuid
 from typing import Any
 
 #: Spark Connect's client alone (``pip install pyspark-client``: no JVM, no py4j), which make
@@ -107,6 +108,13 @@ def run_all(spark: Any, work: str) -> dict[str, Any]:
         docs, id_col="id", device="cpu", cc_backend="distributed", checkpoint_dir=f"{work}/ck"
     )
     out["fuzzy_distributed_written"] = sorted((r["id"], r["kept_id"]) for r in written.collect())
+
+    # An index written, then deduplicated against (a Connect-only client has no py4j).
+    index = f"{work}/index-{uuid.uuid4().hex[:8]}"
+    odd = F.col("id") % 2 == 1
+    sparkdedup.write_index(docs.where(~odd), index, id_col="id", device="cpu")
+    against = sparkdedup.fuzzy_duplicates(docs.where(odd), against=index, id_col="id", device="cpu")
+    out["against"] = sorted(r["id"] for r in against.collect())
 
     model = FuzzyDeduplicator(idCol="id", device="cpu")
     out["transformer_kept"] = sorted(r["id"] for r in model.transform(docs).select("id").collect())

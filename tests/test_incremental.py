@@ -473,9 +473,10 @@ def test_an_index_that_cannot_be_written_is_refused_before_the_work(
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert f"--index-out {blocked!r} cannot be written" in err, err
     assert not ran and not out.exists()
-    fresh = tmp_path / "new-index"
+    fresh = tmp_path / "new" / "indexes" / "index"
     assert main([*argv, "--text-col", "body", "--output", str(out), "--index-out", str(fresh)]) == 2
-    assert "'body'" in capsys.readouterr().err and not fresh.exists() and not out.exists()
+    assert "'body'" in capsys.readouterr().err and not out.exists()
+    assert not (tmp_path / "new").exists()  # nor the directories the probe made
 
 
 def test_against_errors(spark, corpus, tmp_path) -> None:

@@ -140,8 +140,12 @@ def test_a_dry_run_shows_no_credential() -> None:
     assert "--read-option=sas.token=*********(redacted)" in words
     assert "ftp://me:*****@host/in" in words and "spark.master=local[*]" in words
     bad = _launch("local-cpu.sh", "--conf", "spark.hadoop.fs.s3a.secret.key:KEY-5", "fuzzy")
-    assert bad.returncode == 2 and "naming a credential (not shown)" in bad.stderr, bad.stderr
+    assert (
+        bad.returncode == 2 and "naming a credential or without a key (not shown)" in bad.stderr
+    ), bad.stderr
     assert "KEY-5" not in bad.stderr
+    path = _launch("local-cpu.sh", "--dry-run", "fuzzy", "--input", "/data/secret_docs/year=2020")
+    assert "/data/secret_docs/year=2020" in shlex.split(path.stdout), path.stdout
 
 
 def test_launcher_refuses_a_python_without_pyspark(tmp_path) -> None:

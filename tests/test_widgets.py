@@ -65,3 +65,17 @@ def test_the_changed_spark_conf_is_shown_without_its_credentials() -> None:
         }
     }
     assert ns["SPARK_CONF"]["spark.hadoop.fs.s3a.secret.key"] == "KEY-1"
+
+
+def test_a_widget_shows_no_credential() -> None:
+    """A URI's password or token is starred in what the widgets changed, and a setting's JSON
+    that does not parse is refused without its text."""
+    ns = {"SPARK_REMOTE": None, "INPUT_PATH": "", "SPARK_CONF": {}}
+    typed = {"SPARK_REMOTE": "sc://h:443/;token=TOK-1", "INPUT_PATH": "ftp://u:PW-2@h/x"}
+    changed = apply_widgets(ns, list(ns), _DBUtils(typed))
+    assert changed == {"SPARK_REMOTE": "sc://h:443/;token=*****", "INPUT_PATH": "ftp://u:*****@h/x"}
+    assert ns["SPARK_REMOTE"] == typed["SPARK_REMOTE"] and ns["INPUT_PATH"] == typed["INPUT_PATH"]
+    bad = _DBUtils({"SPARK_CONF": '{"spark.hadoop.fs.s3a.secret.key": "KEY-3",}'})
+    with pytest.raises(ConfigError, match="widget 'SPARK_CONF' must be JSON of a dict") as err:
+        apply_widgets({"SPARK_CONF": {}}, ["SPARK_CONF"], bad)
+    assert "KEY-3" not in str(err.value)

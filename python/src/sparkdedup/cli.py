@@ -1209,7 +1209,12 @@ def _check_connect_versions(spark: Any, args: argparse.Namespace) -> None:
     from sparkdedup.io import canonical_format
 
     if spark is None:
-        if not getattr(args, "remote", None):
+        conf = _spark_conf(args) if hasattr(args, "spark_conf") else {}
+        if not (
+            getattr(args, "remote", None)
+            or conf.get("spark.remote")
+            or os.environ.get("SPARK_REMOTE")
+        ):
             return
     elif not is_connect(spark):
         return
@@ -1826,18 +1831,15 @@ def _read_failure(spark: Any, err: BaseException) -> bool:
     return False
 
 
-def _names_file_under(spark: Any, message: str, path: str) -> bool:
-    """Whether `message` names a file under the directory `path` (as given, or qualified)."""
+def _names_file_under(spark: Any, file: str, path: str) -> bool:
+    """Whether the file `file` (as a failure names it) lies under the directory `path`, both
+    qualified."""
     from sparkdedup.fs import qualified
 
-    forms = {path.rstrip("/")}
-    if "://" not in path and not path.startswith("file:"):
-        forms.add(os.path.abspath(path))
     try:
-        forms.add(qualified(spark, path).rstrip("/"))
-    except Exception:  # noqa: BLE001 - a path this session cannot qualify: as given
-        pass
-    return any(f"{form}/" in message for form in forms if form)
+        return qualified(spark, file).startswith(qualified(spark, path).rstrip("/") + "/")
+    except Exception:  # noqa: BLE001 - a path this session cannot qualify: not known to be
+        return False
 
 
 def _validate(df: Any, config: Any, command: str) -> None:
@@ -1931,7 +1933,11 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 
             more = tuple(args.eps[1:])
             result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
-        stats = _write_results(spark, args, result, runner, config, out, raw, table)
+        try:
+            stats = _write_results(spark, args, result, runner, config, out, raw, table)
+        except DedupError:  # its checks of the counts: a changed input says so first
+            _check_input_unchanged(spark, args, fingerprint)
+            raise
         _check_input_unchanged(spark, args, fingerprint)
         if index is not None:
             index.claim()  # before any output is committed: of two runs, one commits
@@ -2110,27 +2116,33 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             None if out is None else out.path(),
             table,
         )
-        if keys_obs is not None and made is not None:
-            seen = keys_obs.get
-            here = {"rows": int(seen["rows"]), "checksum": str(seen["sum"] or 0)}
-            _check_same_rows(args, made, here)
-        whole, kept_rows = _observed(whole_obs.get), _observed(kept_obs.get)
-        removed = whole["rows"] - kept_rows["rows"]
-        if args.id_col is None:
-            _check_removed(args, removed, listed["rows"], exact=made is not None)
-        elif (removed, whole["checksum"] - kept_rows["checksum"]) != (
-            listed["rows"],
-            listed["checksum"],
-        ):
-            # Not each listed id removing one row: which listed ids this input holds, and how
-            # many rows they name (a read of its id column, only in this case).
-            found = (
-                df.select(id_column(df, args.id_col).alias("k"))
-                .join(listed_keys.hint(join_hint(spark, listed["rows"])), on="k", how="left_semi")
-                .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("k").alias("ids"))
-                .first()
-            )
-            _check_removed(args, int(found["rows"]), listed["rows"], found=int(found["ids"]))
+        try:  # kept + removed against the list: a changed input says so first
+            if keys_obs is not None and made is not None:
+                seen = keys_obs.get
+                here = {"rows": int(seen["rows"]), "checksum": str(seen["sum"] or 0)}
+                _check_same_rows(args, made, here)
+            whole, kept_rows = _observed(whole_obs.get), _observed(kept_obs.get)
+            removed = whole["rows"] - kept_rows["rows"]
+            if args.id_col is None:
+                _check_removed(args, removed, listed["rows"], exact=made is not None)
+            elif (removed, whole["checksum"] - kept_rows["checksum"]) != (
+                listed["rows"],
+                listed["checksum"],
+            ):
+                # Not each listed id removing one row: which listed ids this input holds, and how
+                # many rows they name (a read of its id column, only in this case).
+                found = (
+                    df.select(id_column(df, args.id_col).alias("k"))
+                    .join(
+                        listed_keys.hint(join_hint(spark, listed["rows"])), on="k", how="left_semi"
+                    )
+                    .agg(F.count(F.lit(1)).alias("rows"), F.countDistinct("k").alias("ids"))
+                    .first()
+                )
+                _check_removed(args, int(found["rows"]), listed["rows"], found=int(found["ids"]))
+        except DedupError:
+            _check_input_unchanged(spark, args, started_from)
+            raise
         _check_input_unchanged(spark, args, started_from)
         if table is not None:
             table.commit()
@@ -2308,9 +2320,8 @@ def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str 
     scratch space, spark.local.dir, under a local master), with the space left on each that
     is on this machine's disks."""
     import shutil
-    import tempfile
 
-    from sparkdedup.fs import local_path
+    from sparkdedup.fs import local_path, qualified
 
     seen, chain = [], err
     while chain is not None and len(seen) < 16:
@@ -2326,7 +2337,8 @@ def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str 
     try:
         if spark is not None and str(spark.sparkContext.master).startswith("local"):
             scratch = os.environ.get("SPARK_LOCAL_DIRS") or spark.conf.get("spark.local.dir", None)
-            places.append(("spark.local.dir", scratch or tempfile.gettempdir()))
+            jvm_tmp = spark.sparkContext._jvm.java.lang.System.getProperty("java.io.tmpdir")
+            places.append(("spark.local.dir", scratch or str(jvm_tmp)))
     except Exception:  # noqa: BLE001 - a Connect session has no SparkContext: not named
         pass
     shown = []
@@ -2336,16 +2348,19 @@ def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str 
         for one in str(path).split(","):
             free = ""
             try:
-                local = local_path(one)
-                while not os.path.exists(local) and os.path.dirname(local) != local:
-                    local = os.path.dirname(local)
-                free = f", {shutil.disk_usage(local).free / 2**30:.1f} GiB free"
-            except (DedupError, OSError):  # not on this machine's disks
+                where = one if name == "spark.local.dir" else qualified(spark, one)
+                if where.startswith("file:") or name == "spark.local.dir":
+                    local = local_path(where)
+                    while not os.path.exists(local) and os.path.dirname(local) != local:
+                        local = os.path.dirname(local)
+                    free = f", {shutil.disk_usage(local).free / 2**30:.1f} GiB free"
+            except Exception:  # noqa: BLE001 - not on this machine's disks: no figure
                 pass
             shown.append(f"{name} {redact.uri(one)}{free}")
+    where = f" ({'; '.join(shown)})" if shown else ""
     text = (
-        f"a disk filled up during the run ({full}): make room where the run writes "
-        f"({'; '.join(shown)}), or point it elsewhere, and run the command again"
+        f"a disk filled up during the run ({full}): make room where the run writes{where}, "
+        "or point it elsewhere, and run the command again"
     )
     if args.command != "remove":
         text += f" (it resumes from the stages in {_cache_path(args)})"

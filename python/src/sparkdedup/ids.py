@@ -109,8 +109,9 @@ def require_string_column(df: DataFrame, name: str, role: str = "text") -> None:
             # Parquet stores Arrow's null type (pandas' column of None only) as an int32 of
             # no values, which Spark reads as int.
             hint = (
-                " (a Parquet column that holds no values, written from Arrow's null type, "
-                "as pandas writes a column of None only, reads as int: write it as string)"
+                " (if it is a Parquet column that holds no values: written from Arrow's null "
+                "type, as pandas writes a column of None only, it reads as int; write it as "
+                "string)"
             )
         raise SchemaError(
             f"{role} column {name!r} must be of string type, got {dtype.simpleString()}{hint}"

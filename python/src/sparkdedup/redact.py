@@ -77,8 +77,8 @@ def uri(text: str) -> str:
 def malformed(item: str) -> str:
     """A KEY=VALUE item that could not be split, as an error shows it: quoted, or not at all
     when it names a credential (where its value starts is unknown)."""
-    if is_credential(None, item):
-        return "an item naming a credential (not shown)"
+    if is_credential(None, item) or item.lstrip().startswith("="):
+        return "an item naming a credential or without a key (not shown)"
     return repr(uri(item))
 
 
@@ -91,7 +91,8 @@ def words(spark: Any, command: list[str]) -> list[str]:
             flag, _, rest = word.partition("=")
             return f"{flag}={shown(rest)}"
         key, sep, _ = word.partition("=")
-        return f"{key}={REDACTED}" if sep and key and is_credential(spark, key) else uri(word)
+        setting = sep and key and "/" not in key  # not a path's "year=2020" part
+        return f"{key}={REDACTED}" if setting and is_credential(spark, key) else uri(word)
 
     return [shown(word) for word in command]
 

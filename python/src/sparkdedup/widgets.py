@@ -37,8 +37,14 @@ def _convert(name: str, text: str, default: Any) -> Any:
                 raise ValueError
             return value
     except ValueError as err:
+        if isinstance(default, (dict, list)):  # settings may hold a credential: not shown
+            raise ConfigError(
+                f"widget {name!r} must be JSON of a {type(default).__name__} like "
+                f"{json.dumps(default)}; its text is not (not shown, it may hold credentials)"
+            ) from err
         raise ConfigError(
-            f"widget {name!r} must be {type(default).__name__} like {default!r}, got {text!r}"
+            f"widget {name!r} must be {type(default).__name__} like {default!r}, got "
+            f"{redact.uri(text)!r}"
         ) from err
     return text
 
@@ -57,7 +63,7 @@ def apply_widgets(
     """Create a text widget per parameter in `names` (default: its value in `namespace`), read
     them all back into `namespace`, and return the parameters whose value changed, as the
     notebook prints them: the values of credentials in a dict (``SPARK_CONF``) redacted
-    (`redact.options`).
+    (`redact.options`), passwords and tokens in a URI (``SPARK_REMOTE``, a path) starred.
 
     Raises ConfigError naming the widget when a value does not convert to its parameter's type.
     """
@@ -67,6 +73,12 @@ def apply_widgets(
         dbutils.widgets.text(name, _shown(default))
         value = _convert(name, dbutils.widgets.get(name), default)
         if value != default:
-            changed[name] = redact.options(None, value) if isinstance(value, dict) else value
+            changed[name] = (
+                redact.options(None, value)
+                if isinstance(value, dict)
+                else redact.uri(value)
+                if isinstance(value, str)
+                else value
+            )
         namespace[name] = value
     return changed

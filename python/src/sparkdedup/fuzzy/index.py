@@ -78,7 +78,7 @@ def read_manifest(spark: SparkSession, path: str) -> str | None:
     `SWITCH_SECONDS`: older, it is a stopped commit's), the reads are tried again, for at
     most `SWITCH_SECONDS`. A path with no index costs one listing more."""
     base = path.rstrip("/")
-    deadline = None
+    deadline, pause = None, 0.01
     while True:
         for name in (MANIFEST, PREVIOUS_MANIFEST):
             text = fs.read_text(spark, f"{base}/{name}")
@@ -95,7 +95,8 @@ def read_manifest(spark: SparkSession, path: str) -> str | None:
                 f"read there for {SWITCH_SECONDS} s (empty, or commits kept switching it); "
                 "run the command again, and if this persists restore the manifest from a copy"
             )
-        time.sleep(0.01)
+        time.sleep(pause)  # 10 ms, doubling to 1 s: an object store's rename takes seconds
+        pause = min(pause * 2, 1.0)
 
 
 def _switching(spark: SparkSession, base: str) -> list[str]:
@@ -357,22 +358,31 @@ class IndexWriter:
         """ConfigError naming the path when the index cannot be written there (a parent that
         is a file, a directory without write permission, a read-only store): found before the
         run's work, not once every stage has run. A probe file is created and deleted, and the
-        index's directory with it when the probe made it."""
-        from py4j.protocol import Py4JJavaError
+        directories the probe made, when empty."""
+        from sparkdedup.io import _py4j_errors, first_line
 
-        from sparkdedup.io import first_line
-
-        made = fs.status(self.spark, self.path) is None
+        errors = (OSError, *_py4j_errors())
+        made = []  # the directories the probe makes, deepest first
+        here = self.path
+        while len(made) < 16 and fs.status(self.spark, here) is None:
+            made.append(here)
+            parent = here.rsplit("/", 1)[0] if "/" in here.rstrip("/") else ""
+            if not parent or parent.endswith((":", ":/", "//")) or parent == here:
+                break
+            here = parent
         probe = f"{self.path}/{_STAGING}probe-{uuid.uuid4().hex[:12]}"
         try:
             fs.create_new(self.spark, probe, "")
-        except (OSError, Py4JJavaError) as err:
+        except errors as err:
             raise ConfigError(
                 f"{self.option} {self.path!r} cannot be written: {first_line(err)}"
             ) from err
-        fs.delete(self.spark, probe)
-        if made:
-            fs.remove_empty_dir(self.spark, self.path)
+        try:
+            fs.delete(self.spark, probe)  # another run's commit may have deleted it already
+        except errors:
+            pass
+        for directory in made:
+            fs.remove_empty_dir(self.spark, directory)
 
     def check_unchanged(self) -> None:
         """InputError when another run has committed to the index since this writer was made.
