@@ -1286,18 +1286,24 @@ def _check_paths(spark: Any, args: argparse.Namespace) -> None:
 def _io_failure(spark: Any, err: BaseException) -> bool:
     """Whether `err` is the file system's (an OSError, or a JVM error caused by a
     java.io.IOException: a permission, a connection refused), not Spark's or sparkdedup's."""
-    if isinstance(err, OSError):
-        return True
-    cause = getattr(err, "java_exception", None)
+    return isinstance(err, OSError) or bool(_io_causes(spark, err))
+
+
+def _io_causes(spark: Any, err: BaseException) -> list[Any]:
+    """The JVM causes of `err` that are java.io.IOExceptions, outermost first (at most 16
+    links of the chain); [] without a JVM to ask (Spark Connect)."""
+    found, cause = [], getattr(err, "java_exception", None)
     try:
         io_error = spark._jvm.java.lang.Class.forName("java.io.IOException")
-        while cause is not None:
+        for _ in range(16):
+            if cause is None:
+                break
             if io_error.isInstance(cause):
-                return True
+                found.append(cause)
             cause = cause.getCause()
     except Exception:  # noqa: BLE001 - no JVM to ask (Spark Connect): not known to be one
-        return False
-    return False
+        return []
+    return found
 
 
 def _check_cache_beside_output(spark: Any, args: argparse.Namespace) -> None:
@@ -1793,12 +1799,8 @@ def _explain_failure(
             r"while reading file (\S+?)\.?(?:\s|$)|File (\S+) does not exist", str(err)
         )
         named = None if found is None else (found[1] or found[2])
-        ours = []
-        if hasattr(args, "cache_path") and args.output:
-            ours.append(("the stage cache", _cache_path(args)))
-        ours.append(("--index-out", getattr(args, "index_out", None)))
-        ours.append(("--against", getattr(args, "against", None)))
-        for name, path in ours:
+        ours = [(n, p) for n, p in _written(args) if n != "--output"]
+        for name, path in [*ours, ("--against", getattr(args, "against", None))]:
             if named and path and _names_file_under(spark, named, path):
                 raise DedupError(
                     f"a file of {name} {path!r} cannot be read (removed or changed during "
@@ -1813,22 +1815,13 @@ def _read_failure(spark: Any, err: BaseException) -> bool:
     frame of Spark's file scan in its stack): Spark 4 says so with FAILED_READ_FILE, Spark
     3.5 wraps it in whatever the task did (a failed write of a stage). A full disk is not one
     (`_disk_full`), nor a Python worker that died (its socket's error has no scan frame)."""
-    if any(m in str(err) for m in _DISK_FULL):
+    if _full_disk_message(err) is not None:
         return False
-    cause = getattr(err, "java_exception", None)
-    try:
-        io_error = spark._jvm.java.lang.Class.forName("java.io.IOException")
-        for _ in range(16):
-            if cause is None:
-                return False
-            if io_error.isInstance(cause) and any(
-                "FileScanRDD" in str(frame.getClassName()) for frame in cause.getStackTrace()
-            ):
-                return True
-            cause = cause.getCause()
-    except Exception:  # noqa: BLE001 - no JVM to ask (Spark Connect): not known to be one
-        return False
-    return False
+    return any(
+        "FileScanRDD" in str(frame.getClassName())
+        for cause in _io_causes(spark, err)
+        for frame in cause.getStackTrace()
+    )
 
 
 def _names_file_under(spark: Any, file: str, path: str) -> bool:
@@ -1987,6 +1980,16 @@ def _input_key(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _written(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Where this command writes, by name: --output, the stage cache (the dedup commands'),
+    --index-out; those given only."""
+    places = [("--output", args.output)]
+    if args.output and hasattr(args, "cache_path"):
+        places.append(("the stage cache", _cache_path(args)))
+    places.append(("--index-out", getattr(args, "index_out", None)))
+    return [(name, path) for name, path in places if path]
+
+
 def _check_input_unchanged(
     spark: Any, args: argparse.Namespace, fingerprint: dict[str, Any]
 ) -> None:
@@ -2011,9 +2014,8 @@ def _check_input_unchanged(
             return
         if is_glob(args.input):
             fixed = qualified(spark, literal_prefix(args.input)).rstrip("/") + "/"
-            cache = _cache_path(args) if args.output and hasattr(args, "cache_path") else None
-            written = [args.output, cache, getattr(args, "index_out", None)]
-            if any(p and (qualified(spark, p) + "/").startswith(fixed) for p in written):
+            written = [path for _, path in _written(args)]
+            if any((qualified(spark, p) + "/").startswith(fixed) for p in written):
                 return
         before = fingerprint["input"]
         now = input_fingerprint(spark, args.input, None, fmt=args.input_format)
@@ -2314,6 +2316,15 @@ def _going_down(err: BaseException | None) -> bool:
 _DISK_FULL = ("No space left on device", "Disk quota exceeded")
 
 
+def _full_disk_message(err: BaseException) -> str | None:
+    """Which of `_DISK_FULL` the failure `err` says, in it or its causes; None for neither."""
+    seen, chain = [], err
+    while chain is not None and len(seen) < 16:
+        seen.append(str(chain))
+        chain = chain.__cause__ or chain.__context__
+    return next((m for m in _DISK_FULL if any(m in text for text in seen)), None)
+
+
 def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str | None:
     """The one line for a run that failed because a disk filled up (None for another
     failure): where the run writes (--output, the stage cache, --index-out, and Spark's
@@ -2323,17 +2334,10 @@ def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str 
 
     from sparkdedup.fs import local_path, qualified
 
-    seen, chain = [], err
-    while chain is not None and len(seen) < 16:
-        seen.append(str(chain))
-        chain = chain.__cause__ or chain.__context__
-    full = next((m for m in _DISK_FULL if any(m in text for text in seen)), None)
+    full = _full_disk_message(err)
     if full is None:
         return None
-    places = [("--output", args.output)]
-    if hasattr(args, "cache_path") and args.output:
-        places.append(("the stage cache", _cache_path(args)))
-    places.append(("--index-out", getattr(args, "index_out", None)))
+    places = _written(args)
     try:
         if spark is not None and str(spark.sparkContext.master).startswith("local"):
             scratch = os.environ.get("SPARK_LOCAL_DIRS") or spark.conf.get("spark.local.dir", None)
@@ -2343,8 +2347,6 @@ def _disk_full(spark: Any, args: argparse.Namespace, err: BaseException) -> str 
         pass
     shown = []
     for name, path in places:
-        if not path:
-            continue
         for one in str(path).split(","):
             free = ""
             try:
