@@ -342,8 +342,16 @@ def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(
         "hdfs://nn:8020?x=a@b",
         "http://[fe80::1%25eth0]:80@x",
         "sftp://user@host/x",
+        "s3a://b/tokenizer=gpt2/sig=1/x",  # partitions, not a query
     ):
         assert redact.uri(kept) == kept
+    # A credential in a URL's query: an Azure SAS's signature, a pre-signed URL's.
+    assert redact.uri("'https://a.blob.core.windows.net/c/f?sv=2022&sig=S%2F1&sp=r' x") == (
+        "'https://a.blob.core.windows.net/c/f?sv=2022&sig=*****&sp=r' x"
+    )
+    assert redact.uri("s3a://b/k?X-Amz-Signature=s&X-Amz-Credential=c&part=1") == (
+        "s3a://b/k?X-Amz-Signature=*****&X-Amz-Credential=*****&part=1"
+    )
 
     spark = _session_with({})
     given = {
@@ -367,6 +375,13 @@ def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(
     assert digests["fs.s3a.secret.key"] == (
         "sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"
     )
+    # A credential set inside another value is starred there, or the value digested.
+    java = {"spark.driver.extraJavaOptions": "-Dfs.s3a.secret.key=S -Dx=1"}
+    assert redact.options(spark, java) == {
+        "spark.driver.extraJavaOptions": "-Dfs.s3a.secret.key=***** -Dx=1"
+    }
+    digested = redact.options(spark, java, digest=True)["spark.driver.extraJavaOptions"]
+    assert digested.startswith("sha256:") and "S " not in digested
     own_rule = _session_with({"spark.redaction.regex": "(?i)header"})
     assert redact.options(own_rule, {"header": "true", "sep": ","}) == {
         "header": redact.REDACTED,

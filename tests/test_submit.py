@@ -131,14 +131,18 @@ def test_a_dry_run_shows_no_credential() -> None:
         "local-cpu.sh", "--conf", "spark.hadoop.fs.s3a.secret.key=KEY-1", "--dry-run",
         "fuzzy", "--input", "ftp://me:PASSWORD-2@host/in", "--read-option",
         "fs.azure.account.key.a.dfs.core.windows.net=KEY-3", "--read-option=sas.token=KEY-4",
+        "--conf", "spark.driver.extraJavaOptions=-Dfs.s3a.secret.key=KEY-6 -Dx=1",
+        "--index-out", "https://a.blob.core.windows.net/c/i?sv=1&sig=KEY-7",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert not any(f"KEY-{n}" in run.stdout for n in (1, 3, 4)), run.stdout
+    assert not any(f"KEY-{n}" in run.stdout for n in (1, 3, 4, 6, 7)), run.stdout
     assert "PASSWORD-2" not in run.stdout, run.stdout
     words = shlex.split(run.stdout)
     assert "spark.hadoop.fs.s3a.secret.key=*********(redacted)" in words
     assert "--read-option=sas.token=*********(redacted)" in words
     assert "ftp://me:*****@host/in" in words and "spark.master=local[*]" in words
+    assert "spark.driver.extraJavaOptions=-Dfs.s3a.secret.key=***** -Dx=1" in words
+    assert "https://a.blob.core.windows.net/c/i?sv=1&sig=*****" in words
     bad = _launch("local-cpu.sh", "--conf", "spark.hadoop.fs.s3a.secret.key:KEY-5", "fuzzy")
     assert (
         bad.returncode == 2 and "naming a credential or without a key (not shown)" in bad.stderr

@@ -7,13 +7,15 @@ its files, a catalog table's options or its messages:
 - reader and writer options whose name is a credential's (`is_credential`): in the stage
   cache's key as a SHA-256 digest, in messages as `REDACTED`, and never stored with a table;
 - a password in a URI's user information (``ftp://user:password@host/...``, as Hadoop's FTP
-  and SFTP file systems take it) and a Spark Connect URL's ``;token=``: starred (`uri`) in
+  and SFTP file systems take it), a Spark Connect URL's ``;token=`` and a credential in a
+  URL's query (an Azure SAS's ``?sig=``, a pre-signed URL's signature): starred (`uri`) in
   stats.json, the stage cache's key, the output's staging marker, the CLI's lines and the log
   records of sparkdedup's loggers while the CLI runs (`LogFilter`). The claim file of an
   index's commit keeps its output's URI whole: a later run reads that output's stats.json
   through it;
 - the launchers' ``--dry-run`` line (`words`), the settings a notebook's widgets changed, and
-  a KEY=VALUE item refused as malformed (`malformed`).
+  a KEY=VALUE item refused as malformed (`malformed`); there a credential set inside another
+  value (``extraJavaOptions=-Dfs.s3a.secret.key=...``) is starred too (`inside`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,14 @@ _USERINFO = re.compile(
 )
 #: A Spark Connect URL's token parameter (``sc://host:15002/;token=...``).
 _TOKEN = re.compile(r"(?i)(;\s*token\s*=)[^;/\s]*")
+#: A URL (``scheme://...``) up to the next blank or quote; its query's parameters (`_PARAM`).
+_URL = re.compile(r"(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s'\"]*")
+_PARAM = re.compile(r"([?&;])([^=&#;?\s]+)=([^&#;\s]*)")
+#: Query parameters that carry a credential under a name Spark's rule and `_MORE` miss: an
+#: Azure SAS's ``sig``, an API ``key``.
+_QUERY_NAMES = re.compile(r"(?i)^(sig|pwd|passwd|key|apikey|api[-_]key)$")
+#: A ``NAME=VALUE`` inside a value (``-Dfs.s3a.secret.key=...`` in ``extraJavaOptions``).
+_INSIDE = re.compile(r"(?<![^\s'\"])(-D)?([A-Za-z_][\w.-]*)=([^\s'\"]*)")
 
 
 def _spark_rule(spark: Any) -> re.Pattern[str]:
@@ -60,18 +70,51 @@ def is_credential(spark: Any, key: str) -> bool:
 
 def options(spark: Any, given: dict[str, str], *, digest: bool = False) -> dict[str, str]:
     """`given` with the values of credentials replaced: by `REDACTED`, or with `digest` by
-    their SHA-256 (for a key that must change when they do)."""
+    their SHA-256 (for a key that must change when they do). A credential set inside another
+    value (`inside`) is starred there, or with `digest` the whole value is digested."""
 
     def hidden(value: str) -> str:
         return f"sha256:{hashlib.sha256(value.encode()).hexdigest()}" if digest else REDACTED
 
-    return {k: hidden(v) if is_credential(spark, k) else v for k, v in given.items()}
+    def shown(key: str, value: str) -> str:
+        if is_credential(spark, key):
+            return hidden(value)
+        starred = inside(spark, value)
+        return value if starred == value else hidden(value) if digest else starred
+
+    return {k: shown(k, v) for k, v in given.items()}
+
+
+def inside(spark: Any, value: str) -> str:
+    """`value` with every ``NAME=VALUE`` in it (a JVM option ``-DNAME=VALUE`` too) whose name
+    is a credential's starred."""
+
+    def star(match: re.Match[str]) -> str:
+        flag, name, _ = match.groups()
+        return f"{flag or ''}{name}=*****" if is_credential(spark, name) else match.group(0)
+
+    return _INSIDE.sub(star, value)
 
 
 def uri(text: str) -> str:
-    """`text` with the password of every ``scheme://user:password@`` and the value of every
-    ``;token=`` in it starred."""
-    return _TOKEN.sub(r"\1*****", _USERINFO.sub(r"\1:*****@", text))
+    """`text` with the password of every ``scheme://user:password@``, the value of every
+    ``;token=`` and of every credential in a URL's query (``?sig=``, ``X-Amz-Signature=``,
+    ``access_token=``) in it starred."""
+    return _URL.sub(_query, _TOKEN.sub(r"\1*****", _USERINFO.sub(r"\1:*****@", text)))
+
+
+def _query(url: re.Match[str]) -> str:
+    text = url.group(0)
+    cut = text.find("?")
+    if cut < 0:
+        return text
+
+    def star(param: re.Match[str]) -> str:
+        sep, name, _ = param.groups()
+        secret = _QUERY_NAMES.match(name) or is_credential(None, name)
+        return f"{sep}{name}=*****" if secret else param.group(0)
+
+    return text[:cut] + _PARAM.sub(star, text[cut:])
 
 
 def malformed(item: str) -> str:
@@ -90,9 +133,11 @@ def words(spark: Any, command: list[str]) -> list[str]:
         if word.startswith("--") and "=" in word:  # --conf=KEY=VALUE
             flag, _, rest = word.partition("=")
             return f"{flag}={shown(rest)}"
-        key, sep, _ = word.partition("=")
+        key, sep, value = word.partition("=")
         setting = sep and key and "/" not in key  # not a path's "year=2020" part
-        return f"{key}={REDACTED}" if setting and is_credential(spark, key) else uri(word)
+        if setting and is_credential(spark, key):
+            return f"{key}={REDACTED}"
+        return f"{key}={inside(spark, uri(value))}" if setting else uri(word)
 
     return [shown(word) for word in command]
 
