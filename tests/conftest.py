@@ -104,14 +104,21 @@ def stage_tasks(spark):
 
 @pytest.fixture
 def stage_confs(monkeypatch) -> dict:
-    """The Spark settings each `StageRunner.run` call of the test asks for, by stage name."""
+    """The Spark settings each `StageRunner.run` call of the test asks for, by stage name (made
+    when asked for, as the runner makes them)."""
     from sparkdedup.stages import StageRunner
 
     confs: dict = {}
     run = StageRunner.run
 
     def spy(self, name, fingerprint, compute, **kwargs):
-        confs[name] = kwargs.get("conf")
+        conf = kwargs.get("conf")
+        if callable(conf):
+            made = conf()
+            kwargs["conf"] = made
+            confs[name] = made
+        else:
+            confs[name] = conf
         return run(self, name, fingerprint, compute, **kwargs)
 
     monkeypatch.setattr(StageRunner, "run", spy)

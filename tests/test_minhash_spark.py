@@ -11,6 +11,7 @@ import contextlib
 import random
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import sparkdedup
 from pyspark.sql import functions as F
@@ -121,3 +122,52 @@ def test_columns_and_parameters_are_checked_before_any_job(spark) -> None:
         minhash_signatures(df, device="auto")
     with pytest.raises(ConfigError, match="bands"):
         minhash_band_buckets(df, num_bands=4, minhashes_per_band=2, bands=[4])
+
+
+def test_arrow_batches_are_bounded_by_bytes_on_every_spark(spark, monkeypatch, stage_confs):
+    """A batch of long texts stays near the byte limit on Spark 3.5 too, which has no
+    ``maxBytesPerBatch``: there the rows per batch are cut to what keeps a batch of texts of
+    the mean size of the first rows at the limit (one job over the first partition's first
+    rows). On 4.x the byte limit does it and the rows are left alone. The workflow's Python
+    stages ask for those settings, the verify stage for pairs of texts."""
+    from sparkdedup import sizing
+
+    rows_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    limit = 2**20
+    monkeypatch.setattr(sizing, "ARROW_BATCH_BYTES", limit)
+    # 1,000 texts of 10,250 bytes in one partition: a 10 MB batch under the row limit alone.
+    texts = spark.range(0, 1000, 1, 1).select(
+        "id", F.concat(F.lpad(F.col("id").cast("string"), 10, "0"), F.repeat(F.lit("x"), 10240))
+    )
+    texts = texts.toDF("id", "text")
+
+    def batch_rows(batches):
+        for batch in batches:
+            yield pa.RecordBatch.from_pydict({"n": [batch.num_rows]})
+
+    def batches_seen(settings: dict) -> list[int]:
+        with sizing.temporary_conf(spark, settings):
+            return [r.n for r in texts.mapInArrow(batch_rows, "n long").collect()]
+
+    unbounded = {rows_key: "10000", sizing._ARROW_BYTES_CONF: str(2**31 - 1)}
+    assert batches_seen(unbounded) == [1000]  # (the check below can fail)
+    with sizing.temporary_conf(spark, unbounded):
+        settings = sizing.arrow_batch_conf(spark, sizing.text_sizes(texts, "text"))
+        # A plan with a shuffle would run its whole map side to read a first row: not sized.
+        assert rows_key not in sizing.arrow_batch_conf(
+            spark, sizing.text_sizes(texts.repartition(2), "text")
+        )
+    seen = batches_seen({**unbounded, **settings})
+    assert sum(seen) == 1000 and 50 <= max(seen) <= limit // 10250 + 2, seen
+    if sizing.spark_major(spark) < 4:
+        assert settings[rows_key] == str(limit // 10250)
+    else:
+        assert rows_key not in settings and settings[sizing._ARROW_BYTES_CONF] == str(limit)
+
+    with sizing.temporary_conf(spark, unbounded):
+        sparkdedup.fuzzy_duplicates(texts, id_col="id", verify="jaccard")
+    assert stage_confs["minhash"] == settings
+    pairs = {k: v for k, v in settings.items() if k != rows_key}
+    if sizing.spark_major(spark) < 4:
+        pairs[rows_key] = str(limit // (2 * 10250))
+    assert stage_confs["verify"] == pairs

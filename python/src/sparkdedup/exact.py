@@ -44,7 +44,7 @@ from sparkdedup.ids import (
     with_content_keys,
 )
 from sparkdedup.removal import mark_ids
-from sparkdedup.sizing import arrow_batch_conf, partitions_for
+from sparkdedup.sizing import arrow_batch_conf, partitions_for, text_sizes
 from sparkdedup.stages import StageRunner, detach, run_dir
 
 log = logging.getLogger("sparkdedup")
@@ -105,7 +105,10 @@ def run_exact(
         fp,
         lambda: exact_scan(df, config),
         metrics=metrics,
-        conf=arrow_batch_conf(spark),
+        # (Without normalisation the texts are hashed in the JVM: no batches to size.)
+        conf=lambda: arrow_batch_conf(
+            spark, text_sizes(df, config.text_col) if config.normalize != "none" else None
+        ),
     )
     summary = dict(runner.observed["hashes"], rows=runner.rows["hashes"])
     summary.setdefault("checksum", 0)

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
+from sparkdedup.columns import named
 from sparkdedup.errors import ConfigError
 
 log = logging.getLogger("sparkdedup")
@@ -174,11 +176,7 @@ def persist_conf(spark: SparkSession) -> dict[str, str]:
     (and 3.4.0-3.4.1) the setting gives wrong join results (SPARK-45592), and 3.5.1 onwards
     never merges a cached query's last shuffle anyway; there, the workflows' own sizing
     (`partitions_for`) is what keeps small inputs to few tasks."""
-    try:
-        major = int(str(spark.version).split(".", 1)[0])
-    except (ValueError, AttributeError):
-        return {}
-    return {_CACHED_AQE: "true"} if major >= 4 else {}
+    return {_CACHED_AQE: "true"} if spark_major(spark) >= 4 else {}
 
 
 def shuffle_partitions(spark: SparkSession, partitions: int):  # noqa: ANN201 - a context manager
@@ -187,12 +185,141 @@ def shuffle_partitions(spark: SparkSession, partitions: int):  # noqa: ANN201 - 
     return temporary_conf(spark, {key: str(int(partitions)) for key in _PARTITION_CONFS})
 
 
-def arrow_batch_conf(spark: SparkSession) -> dict[str, str]:
-    """The byte limit of Arrow batches for the Python UDFs, unless the session sets one."""
+def arrow_batch_conf(spark: SparkSession, sizes: DataFrame | None = None) -> dict[str, str]:
+    """The byte limit of Arrow batches for the Python UDFs, unless the session sets one.
+
+    Spark 3.5 has no byte limit (``maxBytesPerBatch`` came with Spark 4.0): a batch holds
+    ``maxRecordsPerBatch`` rows whatever their size. There, when `sizes` is given (one column:
+    the bytes a row of the query brings to a batch, its texts), the rows per batch are cut to
+    what keeps a batch of rows of the mean size seen at ARROW_BATCH_BYTES (`_rows_for_bytes`)."""
+    settings: dict[str, str] = {}
     current = spark.conf.get(_ARROW_BYTES_CONF, None)
-    if current is not None and parse_bytes(current, _ARROW_BYTES_CONF) < 2**31 - 1:
-        return {}
-    return {_ARROW_BYTES_CONF: str(ARROW_BATCH_BYTES)}
+    if current is None or parse_bytes(current, _ARROW_BYTES_CONF) >= 2**31 - 1:
+        settings[_ARROW_BYTES_CONF] = str(ARROW_BATCH_BYTES)
+    if sizes is not None and spark_major(spark) < 4:
+        rows = _rows_for_bytes(spark, sizes)
+        if rows is not None:
+            settings[_ARROW_ROWS_CONF] = str(rows)
+    return settings
+
+
+def text_sizes(df: DataFrame, text_col: str, per_row: int = 1) -> DataFrame:
+    """`arrow_batch_conf`'s `sizes` for a query whose rows hold `per_row` texts of `df`'s
+    `text_col` each."""
+    return df.select(F.octet_length(named(text_col)) * F.lit(int(per_row)))
+
+
+_ARROW_ROWS_CONF = "spark.sql.execution.arrow.maxRecordsPerBatch"
+#: On Spark 3.5 the mean bytes per row are taken from at most this many rows of the query's
+#: first partition.
+SIZE_SAMPLE_ROWS = 1000
+#: Logical plan nodes that need no shuffle: with only these, the first partition's first rows
+#: are read alone (a plan with a join, an aggregate or a repartition would run its whole map
+#: side first: there the session's rows per batch are kept).
+_NARROW_NODES = frozenset(
+    {
+        "Project",
+        "Filter",
+        "LogicalRelation",
+        "LogicalRDD",
+        "InMemoryRelation",
+        "HiveTableRelation",
+        "DataSourceV2Relation",
+        "DataSourceV2ScanRelation",
+        "LocalRelation",
+        "Range",
+        "Union",
+        "Sample",
+        "Generate",
+        "LocalLimit",
+        "MapInPandas",
+        "PythonMapInArrow",
+        "MapInArrow",
+        "BatchEvalPython",
+        "ArrowEvalPython",
+        "SerializeFromObject",
+        "DeserializeToObject",
+        "MapPartitions",
+        "ExternalRDD",
+    }
+)
+
+
+def spark_major(spark: SparkSession) -> int:
+    """The session's Spark major version (the server's over Spark Connect); 4 if unknown."""
+    try:
+        return int(str(spark.version).split(".", 1)[0])
+    except (ValueError, AttributeError):
+        return 4
+
+
+def _narrow_plan(sizes: DataFrame) -> bool:
+    """Whether `sizes`'s optimised plan (persisted parts as they are cached) needs no shuffle."""
+    try:
+        # (The optimised plan is made from the one with the persisted parts as cached.)
+        pending = [sizes._jdf.queryExecution().optimizedPlan()]
+        seen = 0
+        while pending:
+            node = pending.pop()
+            seen += 1
+            name = str(node.nodeName())
+            if name not in _NARROW_NODES or seen > 200:
+                return False
+            children = node.children()
+            pending.extend(children.apply(i) for i in range(children.size()))
+        return True
+    except Exception:  # noqa: BLE001 - Spark Connect (no plan to see) or another Spark
+        return False
+
+
+def _rows_for_bytes(spark: SparkSession, sizes: DataFrame) -> int | None:
+    """Rows per Arrow batch for rows of the mean size of `sizes`'s first rows, when fewer than
+    the session's ``maxRecordsPerBatch`` (None otherwise, or when those rows cannot be read
+    alone: a plan with a shuffle, Spark Connect, an empty first partition).
+
+    One small job reads the first SIZE_SAMPLE_ROWS rows of the first partition only. A
+    corpus whose long documents come after its short ones is not seen as long: set the rows
+    (README, "Memory per task")."""
+    try:
+        rows = int(spark.conf.get(_ARROW_ROWS_CONF, None) or 10_000)
+    except ValueError:  # (Spark's own error comes with the stage's first query)
+        return None
+    if rows <= 0:  # Spark: no row limit
+        rows = 2**31 - 1
+    if not _narrow_plan(sizes):
+        return None
+    limit = SIZE_SAMPLE_ROWS
+
+    def first_rows(rows_in: Iterator[Any]) -> list[tuple[int, int]]:
+        total = count = 0
+        for seen, row in enumerate(rows_in, 1):
+            if row[0] is not None:  # (a null text is not sent as bytes)
+                total += int(row[0])
+                count += 1
+            if seen >= limit:
+                break
+        return [(total, count)]
+
+    rdd = sizes.rdd
+    if rdd.getNumPartitions() == 0:
+        return None
+    ((total, count),) = spark.sparkContext.runJob(rdd, first_rows, [0])
+    if count == 0:
+        return None
+    mean = max(1, math.ceil(total / count))
+    fit = max(1, ARROW_BATCH_BYTES // mean)
+    if fit >= rows:
+        return None
+    log.info(
+        "Spark %s has no byte limit on Arrow batches: %d rows per batch (was %d) for rows "
+        "of %d bytes on average (the first %d rows)",
+        spark.version,
+        fit,
+        rows,
+        mean,
+        count,
+    )
+    return fit
 
 
 #: A small table is sent to every task that joins it (no shuffle of the large side) when its

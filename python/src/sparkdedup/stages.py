@@ -57,6 +57,10 @@ def _release_pending() -> None:
             df.unpersist()
 
 
+def _settings(conf: dict[str, str] | Callable[[], dict[str, str]] | None) -> dict[str, str]:
+    return (conf() if callable(conf) else conf) or {}
+
+
 class StageRunner:
     """Runs named stages, each at most once, and records their row counts and seconds."""
 
@@ -103,7 +107,7 @@ class StageRunner:
         *,
         persist: bool = True,
         partitions: int | None = None,
-        conf: dict[str, str] | None = None,
+        conf: dict[str, str] | Callable[[], dict[str, str]] | None = None,
         metrics: dict[str, Column] | None = None,
     ) -> DataFrame:
         """Return the stage's output, computed by `compute` or read back from the cache.
@@ -111,7 +115,8 @@ class StageRunner:
         Without a cache path the output is written under the work directory, else persisted
         (memory and disk), unless `persist` is False, for stages that are cheap to recompute
         (and may be read once the runner is closed). `partitions` sizes the shuffles of the
-        stage's final query (`sparkdedup.sizing`); `conf` holds settings for its queries.
+        stage's final query (`sparkdedup.sizing`); `conf` holds settings for its queries (or
+        makes them, only when the stage is computed: they may cost a job).
         `metrics` (aggregate columns by name) are computed over the output and kept in
         ``observed[name]``: with a cache path they ride on the write job (an Observation) and
         are stored with the fingerprint, as is the row count, so neither costs a job of its
@@ -143,7 +148,7 @@ class StageRunner:
             self.resumed.append(name)
             how = "resumed from cache"
         elif path is not None and (persist or self.resumable):
-            with self._sized(partitions), temporary_conf(self.spark, conf or {}):
+            with self._sized(partitions), temporary_conf(self.spark, _settings(conf)):
                 out = compute()
                 columns = [F.count(F.lit(1)).alias(_ROWS), *_named(metrics)]
                 if connect_35(self.spark):  # no Observations: a job over the written stage
@@ -162,7 +167,9 @@ class StageRunner:
             how = f"written to {path}"
         else:
             # A cached plan is planned when it is persisted: the settings must hold by then.
-            settings = {**persist_conf(self.spark), **(conf or {})} if persist else conf or {}
+            settings = _settings(conf)
+            if persist:
+                settings = {**persist_conf(self.spark), **settings}
             with self._sized(partitions), temporary_conf(self.spark, settings):
                 df = compute()
                 if persist:

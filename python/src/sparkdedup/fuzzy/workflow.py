@@ -55,7 +55,13 @@ from sparkdedup.ids import (
     with_content_keys,
 )
 from sparkdedup.removal import mark_ids
-from sparkdedup.sizing import arrow_batch_conf, broadcastable, join_hint, partitions_for
+from sparkdedup.sizing import (
+    arrow_batch_conf,
+    broadcastable,
+    join_hint,
+    partitions_for,
+    text_sizes,
+)
 from sparkdedup.stages import StageRunner, detach, run_dir
 from sparkdedup.tuning import verify_bands
 
@@ -196,7 +202,7 @@ def run_fuzzy(
         "minhash",
         scan_fp,
         lambda: _scan(df, config, device),
-        conf=arrow_batch_conf(spark),
+        conf=lambda: arrow_batch_conf(spark, text_sizes(df, config.text_col)),
         metrics=_summary_metrics(config),
     )
     summary = dict(runner.observed["minhash"], rows=runner.rows["minhash"])
@@ -298,6 +304,8 @@ def run_fuzzy(
                 keep=lambda texts: runner.materialise("verify", "texts", texts, verify_parts),
             ),
             partitions=verify_parts,
+            # Each pair brings both texts to the Python workers.
+            conf=lambda: arrow_batch_conf(spark, text_sizes(df, config.text_col, per_row=2)),
             metrics={"verified": F.count(F.when(at_least, 1))},
         )
         verified = int(runner.observed["verify"].get("verified") or 0)
@@ -769,7 +777,10 @@ def write_index(
     device = resolve_device(cfg.device, spark, cfg.use_64_bit_hash)
     with StageRunner(spark, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         scan = runner.run(
-            "minhash", {}, lambda: _scan(df, cfg, device), conf=arrow_batch_conf(spark)
+            "minhash",
+            {},
+            lambda: _scan(df, cfg, device),
+            conf=lambda: arrow_batch_conf(spark, text_sizes(df, cfg.text_col)),
         )
         if not cfg.assume_unique_ids:
             # As a run with index_out: unique ids, and none the index already holds.

@@ -39,7 +39,7 @@ from sparkdedup.semantic.embed import (
 from sparkdedup.semantic.identify import eps_summary, identify_duplicates
 from sparkdedup.semantic.kmeans import check_kmeans_session, kmeans_clusters
 from sparkdedup.semantic.pairwise import pairwise_similarity
-from sparkdedup.sizing import arrow_batch_conf, partitions_for
+from sparkdedup.sizing import arrow_batch_conf, partitions_for, text_sizes
 from sparkdedup.stages import StageRunner, detach, run_dir
 
 log = logging.getLogger("sparkdedup")
@@ -159,7 +159,7 @@ def run_semantic(
                 device=device,
             ),
             # The texts reach the model's Python workers in Arrow batches bounded by bytes too.
-            conf=arrow_batch_conf(df.sparkSession),
+            conf=lambda: arrow_batch_conf(df.sparkSession, text_sizes(df, config.text_col)),
         )
         vector_col = "embedding"
     else:
