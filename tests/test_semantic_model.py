@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import pytest
 from sparkdedup.config import SemanticConfig
@@ -87,17 +88,64 @@ def test_embed_texts_null_and_blank(spark) -> None:
     assert out[1]["embedding"] is None and out[2]["embedding"] is None
 
 
+@needs_model
+def test_bytes_that_are_not_utf8_are_embedded_as_replacement_characters(spark, tmp_path) -> None:
+    """A Parquet string column is not checked for UTF-8 on read: a text holding a Latin-1 byte
+    failed the embeddings stage (pandas cannot take it), an internal error. It is embedded as
+    U+FFFD; the document's text is written back as read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = b"hello worldcaf\xe9 au lait is good"
+    offsets = pa.py_buffer(bytes([0, 0, 0, 0, 11, 0, 0, 0, len(data), 0, 0, 0]))
+    texts = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(data)])
+    pq.write_table(pa.table({"id": [1, 2], "t": texts}), str(tmp_path / "bad.parquet"))
+    df = spark.read.parquet(str(tmp_path / "bad.parquet"))
+    out = {r["id"]: r["embedding"] for r in embed.embed_texts(df, text_col="t").collect()}
+    fixed = spark.createDataFrame([(2, "caf\ufffd au lait is good")], "id long, t string")
+    (expected,) = [r["embedding"] for r in embed.embed_texts(fixed, text_col="t").collect()]
+    assert out[2] == pytest.approx(expected, abs=1e-5) and len(out[1]) == 384
+
+
+@needs_model
+def test_long_texts_embed_from_a_head_as_the_whole(spark) -> None:
+    """The model reads 256 word pieces of a text but tokenised all of it first (2 GB of worker
+    memory for 40 texts of 1 MB): a head that gives more tokens than the model reads is
+    embedded instead, with the same result; a head of mostly spaces is not enough, and the
+    whole text is embedded."""
+    import random
+
+    from sentence_transformers import SentenceTransformer
+
+    rng = random.Random(5)
+    words = ["river", "market", "council", "budget", "garden", "engine", "winter", "signal"]
+    long_text = " ".join(rng.choice(words) for _ in range(20_000))
+    spaced = "budget " + " " * 9000 + " ".join(rng.choice(words) for _ in range(400))
+    texts = [long_text, spaced, "a short one"]
+    encoder = SentenceTransformer(embed.resolve_model_path(embed.DEFAULT_MODEL), device="cpu")
+    assert embed._model_head(encoder, long_text, encoder.max_seq_length) != long_text
+    assert embed._model_head(encoder, spaced, encoder.max_seq_length) == spaced
+    expected = encoder.encode(texts, convert_to_numpy=True)
+    df = spark.createDataFrame(list(enumerate(texts)), "id long, t string")
+    got = {r["id"]: r["embedding"] for r in embed.embed_texts(df, text_col="t").collect()}
+    for i in range(len(texts)):
+        assert got[i] == pytest.approx(expected[i].tolist(), abs=1e-5)
+
+
 def test_blank_texts_are_whitespace_as_str_isspace_has_it(spark) -> None:
     """No-break, ideographic and other Unicode spaces make a text blank (Java's \\s alone is
-    ASCII): such texts would all embed alike and be removed as copies of each other."""
+    ASCII), and so do the control and format characters that BERT-style tokenizers drop (a
+    zero-width space, a soft hyphen, U+0000, U+FFFD): such texts would all embed alike and be
+    removed as copies of each other (0.0 apart: the model saw no token in any)."""
     every = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+    invisible = ["\u200b", "\x00", "\x07\x08", "\u00ad\u00ad", "\u2060", "\ufeff \u200b", "\ufffd"]
     texts = [
         "\u00a0", "\u3000\u3000", "\u2003", " \u00a0 ", "\x1c\x85\u2028", every, " \t\n", "",
-        None, "\u200b", "a\u00a0", "\u3000x",
+        None, *invisible, "a\u00a0", "\u3000x", "\u200bx\u00ad",
     ]  # fmt: skip
     df = spark.createDataFrame(list(enumerate(texts)), "id long, t string")
-    got = {r["id"] for r in df.where(embed.has_text("t")).collect()}
-    assert got == {i for i, t in enumerate(texts) if t is not None and t.strip()} == {9, 10, 11}
+    got = {texts[r["id"]] for r in df.where(embed.has_text("t")).collect()}
+    assert got == {"a\u00a0", "\u3000x", "\u200bx\u00ad"}
 
 
 @needs_model
@@ -123,6 +171,48 @@ def test_missing_local_model_path(spark) -> None:
     df = spark.createDataFrame([(1, "x")], "id long, text string")
     with pytest.raises(ConfigError, match="does not exist"):
         embed.embed_texts(df, model="/nonexistent/model-dir")
+
+
+def test_a_model_that_cannot_be_loaded_is_refused_before_any_job(
+    spark, tmp_path, monkeypatch
+) -> None:
+    """A name not in the Hugging Face cache while the Hub is offline, a directory with no model
+    in it, a file, a ``~`` path that does not exist: a ConfigError naming the model from the
+    input checks, before any Spark job (the executors failed after the ids stage, an internal
+    error). A ``~`` path to a model is expanded for the loader and the cache key (the library
+    took ``~/m`` for a Hub name)."""
+    import sparkdedup
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "docs.jsonl").write_text("{}\n")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    df = spark.createDataFrame([(1, "some text")], "id long, text string")
+    refused = {
+        "sparkdedup-tests/no-such-model": "not in the Hugging Face cache, and the Hub is offline",
+        str(tmp_path / "empty"): "is a directory with no model in it",
+        str(tmp_path / "docs.jsonl"): "is a file",
+        "~/no-such-model": "looks like a local path but does not exist",
+    }
+    sc = spark.sparkContext
+    sc.setJobGroup("model-check", "no job before the model is known to load")
+    try:
+        for model, why in refused.items():
+            with pytest.raises(ConfigError, match=f"model {re.escape(repr(model))} .*{why}"):
+                sparkdedup.semantic_duplicates(df, text_col="text", id_col="id", model=model)
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    assert list(sc.statusTracker().getJobIdsForGroup("model-check")) == []
+
+    embed.check_model("~/m")
+    assert embed.resolve_model_path("~/m") == str(tmp_path / "m")
+    assert embed.model_fingerprint("~/m") == embed.model_fingerprint(str(tmp_path / "m"))
+    assert embed.model_fingerprint("~/m") is not None
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    embed.check_model("sparkdedup-tests/no-such-model")  # left to the Hub, which may be reached
 
 
 def test_the_cache_key_of_a_local_model_follows_its_files(tmp_path) -> None:

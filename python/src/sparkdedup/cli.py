@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedding-batch-size",
         type=int,
         default=_SEMANTIC["embedding_batch_size"],
-        help="texts per model call (default: %(default)s)",
+        help="texts per forward pass of the model (default: %(default)s)",
     )
     s.add_argument(
         "--n-clusters",

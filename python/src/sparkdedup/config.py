@@ -258,7 +258,7 @@ class SemanticConfig:
         integers, or ml Vector).
     id_col : unique id column, or None for derived ids (as FuzzyConfig).
     model : sentence-transformers model name or local path.
-    embedding_batch_size : texts per model call.
+    embedding_batch_size : texts per forward pass of the model (each call of it gets up to 2,048 texts).
     n_clusters, max_iter, tol, seed : KMeans parameters (`seed` seeds KMeans only).
     fit_fraction : fit KMeans on about this fraction of the embedded documents (0 < f <= 1; a
         seeded hash of the id picks them, whatever the partitioning), then assign every

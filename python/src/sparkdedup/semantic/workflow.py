@@ -31,6 +31,7 @@ from sparkdedup.ids import (
 )
 from sparkdedup.removal import mark_ids
 from sparkdedup.semantic.embed import (
+    check_model,
     document_embeddings,
     embedding_array,
     model_fingerprint,
@@ -76,6 +77,7 @@ def validate_input(df: DataFrame, config: SemanticConfig) -> None:
     else:
         require_string_column(df, config.text_col, "text")
         require_embedding_backend()
+        check_model(config.model)
     require_columns(df, {"id": config.id_col})
     names = [name for name, _ in sort_keys(config.sort_cols)]
     for name in names:
