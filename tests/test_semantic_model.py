@@ -173,6 +173,7 @@ def test_missing_local_model_path(spark) -> None:
         embed.embed_texts(df, model="/nonexistent/model-dir")
 
 
+@needs_model  # (the embedding backend is checked first)
 def test_a_model_that_cannot_be_loaded_is_refused_before_any_job(
     spark, tmp_path, monkeypatch
 ) -> None:
