@@ -210,7 +210,57 @@ def run(work: str) -> dict[str, Any]:
         ]
     )
     out["overwrite_kept"] = _ids(spark, "corpus.dedup")
+    # The session catalog's three-part names (Spark's DDL takes two there), and a commit whose
+    # rename fails: the earlier table is put back (it was dropped first, then the rename
+    # failed: no table at all).
+    from sparkdedup import tables
+
+    three = [*fuzzy, "--input-table", "spark_catalog.corpus.docs", "--output", again]
+    three += ["--output-table", "spark_catalog.corpus.dedup", "--overwrite"]
+    out["three_part_run"] = _cli(three)
+    out["three_part_kept"] = _ids(spark, "corpus.dedup")
+    real, calls = tables._rename_target, []
+
+    def failing(name: str) -> str:
+        calls.append(name)
+        if len(calls) == 2:  # the staged table's rename into place
+            raise RuntimeError("rename refused")
+        return real(name)
+
+    tables._rename_target = failing
+    try:
+        out["failed_commit"] = _cli(three)
+    finally:
+        tables._rename_target = real
+    out["failed_commit_kept"] = _ids(spark, "corpus.dedup")
+    # A run stopped between its renames left the earlier table aside: the next run puts it
+    # back, then applies the output rules to it.
+    spark.sql("ALTER TABLE corpus.dedup RENAME TO corpus.dedup__sparkdedup_replaced")
+    fresh = [*fuzzy, "--input-table", "corpus.docs", "--output", os.path.join(work, "run3")]
+    out["aside_no_overwrite"] = _cli([*fresh, "--output-table", "spark_catalog.corpus.dedup"])
+    out["aside_kept"] = _ids(spark, "corpus.dedup")
     out["tables"] = sorted(r.tableName for r in spark.sql("SHOW TABLES IN corpus").collect())
+
+    # A partitioned Hive TEXTFILE table into an output table like it (Hive's strict dynamic
+    # partition mode refused the insert), and a null id in such a table: a bad record.
+    spark.sql(
+        "CREATE TABLE corpus.htp (id bigint, text string) PARTITIONED BY (source string) "
+        "STORED AS TEXTFILE"
+    )
+    spark.conf.set("hive.exec.dynamic.partition.mode", "nonstrict")
+    df.select("id", "text", "source").write.insertInto("corpus.htp")
+    spark.conf.unset("hive.exec.dynamic.partition.mode")
+    out["hive_parts_run"] = _cli(
+        [*fuzzy, "--input-table", "corpus.htp", "--output", os.path.join(work, "htp")]
+        + ["--output-table", "corpus.htp_out"]
+    )
+    out["hive_parts_kept"] = _ids(spark, "corpus.htp_out")
+    out["hive_parts"] = sorted(r[0] for r in spark.sql("SHOW PARTITIONS corpus.htp_out").collect())
+    spark.sql("CREATE TABLE corpus.htnull (id bigint, text string) STORED AS TEXTFILE")
+    spark.sql("INSERT INTO corpus.htnull VALUES (1, 'some text'), (NULL, 'no id here')")
+    out["hive_null_id"] = _cli(
+        [*fuzzy, "--input-table", "corpus.htnull", "--output", os.path.join(work, "htnull")]
+    )
 
     # remove: from a table, into a table.
     out["remove_run"] = _cli(
@@ -323,6 +373,14 @@ def _fingerprint_changes(spark: Any, work: str) -> dict[str, bool]:
     with open(os.path.join(away, name), "a", encoding="utf-8") as handle:
         handle.write("7\tz\n")
     changes["hive_outside_rewritten"] = before != fp("corpus.fp_text")
+
+    # A view over a Hive-format table: the table rewritten with as many rows.
+    spark.sql("CREATE TABLE corpus.fp_ht (id bigint, text string) STORED AS TEXTFILE")
+    spark.sql("INSERT INTO corpus.fp_ht VALUES (1, 'a'), (2, 'b')")
+    spark.sql("CREATE VIEW corpus.fp_vht AS SELECT id, text FROM corpus.fp_ht")
+    before = fp("corpus.fp_vht")
+    spark.sql("INSERT OVERWRITE TABLE corpus.fp_ht VALUES (1, 'c'), (2, 'dd')")
+    changes["hive_view_rewritten"] = before != fp("corpus.fp_vht")
     return changes
 
 

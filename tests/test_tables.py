@@ -86,7 +86,30 @@ def test_output_table_rules(cases: dict) -> None:
     # A staging table a crashed run left is replaced; --overwrite replaces sparkdedup's table.
     assert cases["overwrite_run"] == [0, ""]
     assert cases["overwrite_kept"] == cases["table_kept"]
-    assert not [t for t in cases["tables"] if "staging" in t or "lease" in t]
+    # spark_catalog.db.t names the session catalog's db.t.
+    assert cases["three_part_run"] == [0, ""]
+    assert cases["three_part_kept"] == cases["table_kept"]
+    # A commit whose rename fails leaves the earlier table as it was.
+    code, message = cases["failed_commit"]
+    assert code == 1 and "rename refused" in message
+    assert cases["failed_commit_kept"] == cases["table_kept"]
+    # An earlier table a stopped run left aside is put back, and is sparkdedup's output.
+    code, message = cases["aside_no_overwrite"]
+    assert code == 2 and "already holds the output of an earlier sparkdedup run" in message
+    assert cases["aside_kept"] == cases["table_kept"]
+    assert not [t for t in cases["tables"] if "__sparkdedup" in t]
+
+
+@pytest.mark.slow
+def test_partitioned_hive_format_tables_in_and_out(cases: dict) -> None:
+    """A partitioned Hive TEXTFILE table is written like itself (Hive's strict dynamic
+    partition mode refused every insert, after all the work); a null id in a Hive-format table
+    is a bad record (its rows were looked up in Parquet files: an internal error)."""
+    assert cases["hive_parts_run"] == [0, ""]
+    assert cases["hive_parts_kept"] == cases["table_kept"]
+    assert cases["hive_parts"] == ["source=src0", "source=src1", "source=src2"]
+    code, message = cases["hive_null_id"]
+    assert code == 2 and "bad input record in corpus.htnull" in message, message
 
 
 @pytest.mark.slow
@@ -100,7 +123,7 @@ def test_hive_serde_table_with_derived_ids(cases: dict) -> None:
 def test_the_cache_key_of_a_table_sees_every_change_to_its_rows(cases: dict) -> None:
     """A view's SQL replaced (or that of a view it reads), a partition renamed or dropped (its
     files left in place), a file of a partition outside the table's location rewritten (also
-    of a Hive-format table, whose scan names no file): each changes the stage cache's key of
+    of a Hive-format table, whose scan names no file; a view over one rewritten): each changes the stage cache's key of
     an --input-table (a rerun resumed every stage before, and removed other documents); an
     unchanged table or view keeps it, as does a write to another table of its database."""
     assert cases["fingerprint_changes"] == {
@@ -113,6 +136,7 @@ def test_the_cache_key_of_a_table_sees_every_change_to_its_rows(cases: dict) -> 
         "partition_dropped": True,
         "hive_sibling_written": False,
         "hive_outside_rewritten": True,
+        "hive_view_rewritten": True,
     }
 
 
@@ -131,7 +155,11 @@ def test_the_cache_key_of_a_table_sees_every_change_to_its_rows(cases: dict) -> 
         (["--input-table", "a b", "--output", "o"], "--input-table must be a table name"),
         (
             ["--input-table", "t", "--output", "o", "--output-table", "db.`T__SparkDedup_Lease`"],
-            "ends with a name sparkdedup keeps for the staging and lease tables",
+            "ends with a name sparkdedup keeps for the staging, lease and replaced tables",
+        ),
+        (
+            ["--input-table", "t", "--output", "o", "--output-table", "d__sparkdedup_replaced"],
+            "ends with a name sparkdedup keeps",
         ),
         (
             ["--input-table", "t", "--output", "o", "--output-table", "d__sparkdedup_staging"],

@@ -847,7 +847,7 @@ _MASTER_URL = re.compile(
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage rules argparse cannot state: --input needs its format, a table keeps its own."""
-    from sparkdedup.tables import check_name
+    from sparkdedup.tables import check_name, session_name
 
     if getattr(args, "threshold", None) is not None and args.verify != "jaccard":
         parser.error(
@@ -917,6 +917,10 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 check_name(name, option)
             except ConfigError as err:
                 parser.error(str(err))
+    # (spark_catalog.db.t is db.t: Spark's DDL takes at most two parts in the session catalog.)
+    for attribute in ("input_table", "output_table"):
+        if getattr(args, attribute, None) is not None:
+            setattr(args, attribute, session_name(getattr(args, attribute)))
 
 
 def _output_format(spark: Any, args: argparse.Namespace) -> str:
@@ -924,13 +928,16 @@ def _output_format(spark: Any, args: argparse.Namespace) -> str:
     when it is a file source, else Parquet)."""
     from sparkdedup.tables import describe, exists, output_format
 
+    args.input_provider = None
     if args.input_table is None:
         return args.input_format
     if not exists(spark, args.input_table):
         raise InputError(
             f"--input-table {args.input_table!r} does not exist in the session's catalog"
         )
-    return output_format(describe(spark, args.input_table))
+    info = describe(spark, args.input_table)
+    args.input_provider = info.provider
+    return output_format(info)
 
 
 def _output_table(spark: Any, args: argparse.Namespace) -> Any:
@@ -1782,7 +1789,9 @@ def _explain_failure(
         bad = first_bad_record(
             spark,
             raw,
-            args.write_format,
+            # A Hive format table's rows come from files of its serde (or from no file the
+            # scan names): no Parquet file to number its rows in.
+            "table" if getattr(args, "input_provider", None) == "hive" else args.write_format,
             id_col=args.id_col,
             text_col=text_col,
             options=_options(args.read_option, "--read-option"),

@@ -39,6 +39,7 @@ from sparkdedup.compat import is_connect
 from sparkdedup.errors import ConfigError, DedupError, InputError
 from sparkdedup.io import SPARK_ERRORS
 from sparkdedup.outputs import OutputLease
+from sparkdedup.sizing import temporary_conf
 
 log = logging.getLogger("sparkdedup")
 
@@ -49,6 +50,12 @@ STAGING = "sparkdedup.staging"
 STAGING_SUFFIX = "__sparkdedup_staging"
 #: The lease of an output table (`TableLease`): an empty table, its record in a table property.
 LEASE_SUFFIX = "__sparkdedup_lease"
+_DYNAMIC_PARTITIONS = {
+    "hive.exec.dynamic.partition": "true",
+    "hive.exec.dynamic.partition.mode": "nonstrict",
+}
+#: An earlier output table while the new one is renamed into its place (`OutputTable.commit`).
+REPLACED_SUFFIX = "__sparkdedup_replaced"
 LEASE_PROPERTY = "sparkdedup.lease"
 
 #: Providers whose files the CLI can also write into a directory, as the table holds them.
@@ -78,11 +85,31 @@ def check_name(name: str, option: str) -> None:
             f"they hold other characters), got {name!r}"
         )
     table = name.strip().rstrip("`").lower()
-    if option == "--output-table" and table.endswith((STAGING_SUFFIX, LEASE_SUFFIX)):
+    if option == "--output-table" and table.endswith(
+        (STAGING_SUFFIX, LEASE_SUFFIX, REPLACED_SUFFIX)
+    ):
         raise ConfigError(
-            f"{option} {name!r} ends with a name sparkdedup keeps for the staging and lease "
-            f"tables of an output table ({STAGING_SUFFIX}, {LEASE_SUFFIX}); choose another"
+            f"{option} {name!r} ends with a name sparkdedup keeps for the staging, lease and "
+            f"replaced tables of an output table ({STAGING_SUFFIX}, {LEASE_SUFFIX}, "
+            f"{REPLACED_SUFFIX}); choose another"
         )
+
+
+def session_name(name: str) -> str:
+    """`name` without a leading ``spark_catalog.``, the session catalog's own name: Spark's
+    ``CREATE TABLE ... LIKE`` (3.5) and ``ALTER TABLE ... RENAME TO`` take at most
+    ``database.table`` there."""
+    parts = _split(name.strip())
+    if len(parts) == 3 and _unquote(parts[0]).lower() == "spark_catalog":
+        return ".".join(parts[1:])
+    return name.strip()
+
+
+def _rename_target(name: str) -> str:
+    """`name` as ``ALTER TABLE ... RENAME TO`` takes it: without its catalog, which a rename
+    keeps (Spark takes a v2 catalog's new name within the table's own catalog)."""
+    parts = _split(name)
+    return ".".join(parts[-2:]) if len(parts) == 3 else name
 
 
 def _error(err: BaseException) -> str:
@@ -157,7 +184,8 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
       location (added with a ``LOCATION`` of their own: from the session catalog's partition
       locations, else the files the table reads), by path, size and modification time.
     - A view: its SQL (on a classic session its analyzed plan, so views it reads count too),
-      and the names of the data files it reads.
+      and the data files it reads, by name and by each one's path, size and modification time
+      (`fs.dirs_digest`: a Hive-format table's scan names its directories, listed then).
     - Anything else: the names of the data files it reads.
     """
     from sparkdedup import fs
@@ -182,6 +210,14 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
     if not listed:
         names = sorted(input_files(spark, name))
         key.update(files=len(names), names=hashlib.sha256("\n".join(names).encode()).hexdigest())
+        if info.view_text is not None and names:
+            # A view reads tables it does not own: their files as they are now, each one's size
+            # and time (a Hive format table's scan names its directory, not its files: an
+            # INSERT OVERWRITE of new texts left the key as it was and stale stages resumed).
+            try:
+                key["listing"] = fs.dirs_digest(spark, names)
+            except (DedupError, *SPARK_ERRORS, OSError):
+                pass  # a place this session cannot list (Spark Connect, a remote store)
     elif partitions is not None:
         places = _partition_locations(spark, name)
         if places is None:  # the files the table reads outside it: each one's directory
@@ -281,8 +317,9 @@ class OutputTable:
     ) -> None:
         check_name(name, "--output-table")
         self.spark = spark
-        self.name = name.strip()
+        self.name = session_name(name)
         self.staging = _staging_name(self.name)
+        self.replaced = _suffixed(self.name, REPLACED_SUFFIX)
         self.overwrite = overwrite
         self.like = like
         self.fmt = fmt
@@ -308,6 +345,31 @@ class OutputTable:
         self.lease = lease
 
     def _check(self) -> None:
+        if exists(self.spark, self.replaced):
+            # Left by a run that stopped while committing (this run holds the lease).
+            info = describe(self.spark, self.replaced)
+            if WRITTEN_BY not in info.properties:
+                raise ConfigError(
+                    f"table {self.replaced!r} exists and was not written by sparkdedup; "
+                    f"--output-table {self.name!r} renames its earlier output aside under that "
+                    "name while committing: drop or rename it"
+                )
+            if exists(self.spark, self.name):
+                log.warning(
+                    "sparkdedup: dropping %s, the earlier output of %s that a run stopped "
+                    "while committing left",
+                    self.replaced,
+                    self.name,
+                )
+                self.spark.sql(f"DROP TABLE {self.replaced}")
+            else:
+                log.warning(
+                    "sparkdedup: putting back %s as %s, the earlier output that a run stopped "
+                    "while committing left aside",
+                    self.replaced,
+                    self.name,
+                )
+                self.spark.sql(f"ALTER TABLE {self.replaced} RENAME TO {_rename_target(self.name)}")
         if exists(self.spark, self.name):
             info = describe(self.spark, self.name)
             if WRITTEN_BY not in info.properties:
@@ -357,8 +419,11 @@ class OutputTable:
                     f"the deduplicated rows lack the columns {missing} of --input-table "
                     f"{self.like!r}"
                 )
-            # insertInto matches by position: the table's own column order.
-            df.select(*[named(c) for c in target]).write.insertInto(self.staging)
+            # insertInto matches by position: the table's own column order. A partitioned Hive
+            # format table takes all its partitions from the rows (Hive's default strict mode
+            # wants one given: every insert of a TEXTFILE or Avro table failed).
+            with temporary_conf(self.spark, _DYNAMIC_PARTITIONS):
+                df.select(*[named(c) for c in target]).write.insertInto(self.staging)
         else:
             fmt = canonical_format(self.fmt)
             fmt = "json" if fmt == "jsonl" else fmt
@@ -378,9 +443,20 @@ class OutputTable:
             self.lease.check()  # taken over meanwhile: the other run's table is left alone
         self._mark(WRITTEN_BY)
         self.spark.sql(f"ALTER TABLE {self.staging} UNSET TBLPROPERTIES IF EXISTS ('{STAGING}')")
-        if exists(self.spark, self.name):
-            self.spark.sql(f"DROP TABLE {self.name}")
-        self.spark.sql(f"ALTER TABLE {self.staging} RENAME TO {self.name}")
+        # The earlier table is renamed aside, not dropped, until the new one is in its place:
+        # a rename that fails (a name the catalog refuses, a directory left at the table's
+        # location) puts it back, and the run fails with the earlier output as it was.
+        aside = exists(self.spark, self.name)
+        if aside:
+            self.spark.sql(f"ALTER TABLE {self.name} RENAME TO {_rename_target(self.replaced)}")
+        try:
+            self.spark.sql(f"ALTER TABLE {self.staging} RENAME TO {_rename_target(self.name)}")
+        except BaseException:
+            if aside:
+                self.spark.sql(f"ALTER TABLE {self.replaced} RENAME TO {_rename_target(self.name)}")
+            raise
+        if aside:
+            self.spark.sql(f"DROP TABLE {self.replaced}")
         self.written = False
         self._release()
 
