@@ -181,6 +181,20 @@ def probe_in_background(device: str, spark: SparkSession, warm_64_bit: bool | No
 
 
 def _start(target: Any, args: tuple, name: str) -> None:
+    # What the thread's mapInArrow job imports on the driver is imported here first: a thread
+    # importing pandas (and, on Spark 3.5, setuptools' version checks) while the main thread
+    # imports the kernels (numba) was once seen stuck on the module lock of a module both
+    # needed (pathlib), on Python 3.11.
+    try:
+        from pyspark.sql.pandas.utils import (  # noqa: PLC0415
+            require_minimum_pandas_version,
+            require_minimum_pyarrow_version,
+        )
+
+        require_minimum_pandas_version()
+        require_minimum_pyarrow_version()
+    except Exception:  # noqa: BLE001 - the job itself says what is missing
+        pass
     thread = threading.Thread(target=target, args=args, name=name, daemon=True)
     with _PENDING_LOCK:
         _BACKGROUND[:] = [t for t in _BACKGROUND if t.is_alive()] + [thread]
