@@ -217,6 +217,11 @@ def run(work: str) -> dict[str, Any]:
 
     three = [*fuzzy, "--input-table", "spark_catalog.corpus.docs", "--output", again]
     three += ["--output-table", "spark_catalog.corpus.dedup", "--overwrite"]
+    # (A staging table a commit stopped after marking it written is dropped too.)
+    spark.sql(
+        "CREATE TABLE corpus.dedup__sparkdedup_staging (id bigint) USING parquet "
+        "TBLPROPERTIES ('sparkdedup.written_by' = 'x')"
+    )
     out["three_part_run"] = _cli(three)
     out["three_part_kept"] = _ids(spark, "corpus.dedup")
     real, calls = tables._rename_target, []
@@ -239,6 +244,10 @@ def run(work: str) -> dict[str, Any]:
     fresh = [*fuzzy, "--input-table", "corpus.docs", "--output", os.path.join(work, "run3")]
     out["aside_no_overwrite"] = _cli([*fresh, "--output-table", "spark_catalog.corpus.dedup"])
     out["aside_kept"] = _ids(spark, "corpus.dedup")
+    # A new table's location already taken (a table dropped without its files): refused
+    # before any work, not at the commit's rename.
+    os.makedirs(os.path.join(work, "warehouse", "corpus.db", "leftover", "part"))
+    out["location_taken"] = _cli([*fresh, "--overwrite", "--output-table", "corpus.leftover"])
     out["tables"] = sorted(r.tableName for r in spark.sql("SHOW TABLES IN corpus").collect())
 
     # A partitioned Hive TEXTFILE table into an output table like it (Hive's strict dynamic

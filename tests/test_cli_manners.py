@@ -352,6 +352,7 @@ def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(
     assert redact.uri("s3a://b/k?X-Amz-Signature=s&X-Amz-Credential=c&part=1") == (
         "s3a://b/k?X-Amz-Signature=*****&X-Amz-Credential=*****&part=1"
     )
+    assert redact.uri("(https://h/p?sig=abc), next") == "(https://h/p?sig=*****), next"
 
     spark = _session_with({})
     given = {
@@ -382,6 +383,13 @@ def test_credentials_are_kept_out_of_what_the_cli_prints_and_stores(
     }
     digested = redact.options(spark, java, digest=True)["spark.driver.extraJavaOptions"]
     assert digested.startswith("sha256:") and "S " not in digested
+    quoted = {"spark.driver.extraJavaOptions": '-Dpassword="a b" -Dx=1'}
+    assert redact.options(spark, quoted)["spark.driver.extraJavaOptions"] == (
+        "-Dpassword=***** -Dx=1"
+    )
+    assert redact.options(spark, {"path": "https://h/p?sig=S&x=1"}) == {
+        "path": "https://h/p?sig=*****&x=1"
+    }
     own_rule = _session_with({"spark.redaction.regex": "(?i)header"})
     assert redact.options(own_rule, {"header": "true", "sep": ","}) == {
         "header": redact.REDACTED,

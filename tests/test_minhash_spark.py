@@ -157,6 +157,19 @@ def test_arrow_batches_are_bounded_by_bytes_on_every_spark(spark, monkeypatch, s
         assert rows_key not in sizing.arrow_batch_conf(
             spark, sizing.text_sizes(texts.repartition(2), "text")
         )
+    # Nor a subquery (a job of its own), nor a persisted plan not yet computed (reading its
+    # first rows would compute all of it); computed, it is read as it is.
+    texts.createOrReplaceTempView("sized_texts")
+    sub = spark.sql(
+        "SELECT * FROM sized_texts WHERE length(text) >= (SELECT avg(length(text)) FROM sized_texts)"
+    )
+    assert sizing._narrow_plan(sizing.text_sizes(texts, "text"))
+    assert not sizing._narrow_plan(sizing.text_sizes(sub, "text"))
+    kept = texts.persist()
+    assert not sizing._narrow_plan(sizing.text_sizes(kept, "text"))
+    kept.count()
+    assert sizing._narrow_plan(sizing.text_sizes(kept, "text"))
+    kept.unpersist()
     seen = batches_seen({**unbounded, **settings})
     assert sum(seen) == 1000 and 50 <= max(seen) <= limit // 10250 + 2, seen
     if sizing.spark_major(spark) < 4:

@@ -121,7 +121,10 @@ def test_long_texts_embed_from_a_head_as_the_whole(spark) -> None:
     words = ["river", "market", "council", "budget", "garden", "engine", "winter", "signal"]
     long_text = " ".join(rng.choice(words) for _ in range(20_000))
     spaced = "budget " + " " * 9000 + " ".join(rng.choice(words) for _ in range(400))
-    texts = [long_text, spaced, "a short one"]
+    # A 128-character word across the head's end, within the tokens the model reads: one
+    # unknown token whole, word pieces cut short (a head cut there embedded otherwise).
+    crossing = ("river " * 250).ljust(4060) + "a4" * 64 + " " + long_text[:20_000]
+    texts = [long_text, spaced, "a short one", crossing]
     encoder = SentenceTransformer(embed.resolve_model_path(embed.DEFAULT_MODEL), device="cpu")
     assert embed._model_head(encoder, long_text, encoder.max_seq_length) != long_text
     assert embed._model_head(encoder, spaced, encoder.max_seq_length) == spaced
@@ -211,6 +214,16 @@ def test_a_model_that_cannot_be_loaded_is_refused_before_any_job(
     assert embed.resolve_model_path("~/m") == str(tmp_path / "m")
     assert embed.model_fingerprint("~/m") == embed.model_fingerprint(str(tmp_path / "m"))
     assert embed.model_fingerprint("~/m") is not None
+    # A model sentence-transformers downloaded into SENTENCE_TRANSFORMERS_HOME is found there.
+    home = tmp_path / "st_home" / "models--acme--m"
+    (home / "refs").mkdir(parents=True)
+    (home / "refs" / "main").write_text("abc")
+    (home / "snapshots" / "abc").mkdir(parents=True)
+    (home / "snapshots" / "abc" / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="not in the Hugging Face cache"):
+        embed.check_model("acme/m")
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "st_home"))
+    embed.check_model("acme/m")
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     embed.check_model("sparkdedup-tests/no-such-model")  # left to the Hub, which may be reached

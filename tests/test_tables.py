@@ -98,6 +98,31 @@ def test_output_table_rules(cases: dict) -> None:
     assert code == 2 and "already holds the output of an earlier sparkdedup run" in message
     assert cases["aside_kept"] == cases["table_kept"]
     assert not [t for t in cases["tables"] if "__sparkdedup" in t]
+    code, message = cases["location_taken"]
+    assert code == 2 and "'corpus.leftover' is new, but its location" in message, message
+
+
+def test_spark_catalog_names_are_two_parts_only_while_it_is_the_current_catalog() -> None:
+    """``spark_catalog.db.t`` is ``db.t`` for Spark's DDL while the session catalog is the
+    current one; with another current (Unity, Iceberg) ``db.t`` would be that one's table."""
+    from sparkdedup.tables import _rename_target, session_name
+
+    class Catalog:
+        def __init__(self, current: str) -> None:
+            self.current = current
+
+        def currentCatalog(self) -> str:  # noqa: N802 - pyspark's name
+            return self.current
+
+    class Session:
+        def __init__(self, current: str) -> None:
+            self.catalog = Catalog(current)
+
+    assert session_name(Session("spark_catalog"), "spark_catalog.db.t") == "db.t"
+    assert session_name(Session("spark_catalog"), "`Spark_Catalog`.db.`t x`") == "db.`t x`"
+    assert session_name(Session("main"), "spark_catalog.db.t") == "spark_catalog.db.t"
+    assert session_name(Session("spark_catalog"), "main.db.t") == "main.db.t"
+    assert _rename_target("main.db.`t x`") == "db.`t x`" and _rename_target("db.t") == "db.t"
 
 
 @pytest.mark.slow

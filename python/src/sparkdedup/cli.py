@@ -847,7 +847,7 @@ _MASTER_URL = re.compile(
 
 def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Usage rules argparse cannot state: --input needs its format, a table keeps its own."""
-    from sparkdedup.tables import check_name, session_name
+    from sparkdedup.tables import check_name
 
     if getattr(args, "threshold", None) is not None and args.verify != "jaccard":
         parser.error(
@@ -917,10 +917,16 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
                 check_name(name, option)
             except ConfigError as err:
                 parser.error(str(err))
-    # (spark_catalog.db.t is db.t: Spark's DDL takes at most two parts in the session catalog.)
+
+
+def _session_table_names(spark: Any, args: argparse.Namespace) -> None:
+    """``spark_catalog.db.t`` as ``db.t`` while the session catalog is the current one (Spark's
+    DDL takes two parts there: ``CREATE TABLE LIKE`` on 3.5, ``RENAME TO``)."""
+    from sparkdedup.tables import session_name
+
     for attribute in ("input_table", "output_table"):
         if getattr(args, attribute, None) is not None:
-            setattr(args, attribute, session_name(getattr(args, attribute)))
+            setattr(args, attribute, session_name(spark, getattr(args, attribute)))
 
 
 def _output_format(spark: Any, args: argparse.Namespace) -> str:
@@ -936,7 +942,9 @@ def _output_format(spark: Any, args: argparse.Namespace) -> str:
             f"--input-table {args.input_table!r} does not exist in the session's catalog"
         )
     info = describe(spark, args.input_table)
-    args.input_provider = info.provider
+    # A Hive-format table's rows come from files of its serde (Parquet ones are read as such).
+    parquet = "parquet" in (info.serde or "").lower()
+    args.input_provider = "parquet" if info.provider == "hive" and parquet else info.provider
     return output_format(info)
 
 
@@ -1789,8 +1797,8 @@ def _explain_failure(
         bad = first_bad_record(
             spark,
             raw,
-            # A Hive format table's rows come from files of its serde (or from no file the
-            # scan names): no Parquet file to number its rows in.
+            # A Hive-format table of another serde (its rows from ORC or text files, or from
+            # no file the scan names): no Parquet file to number its rows in.
             "table" if getattr(args, "input_provider", None) == "hive" else args.write_format,
             id_col=args.id_col,
             text_col=text_col,
@@ -2463,6 +2471,7 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         spark, started = _session(args)
         _check_connect_versions(spark, args)
         _check_catalog_outlives_run(spark, args, started)
+        _session_table_names(spark, args)
         stats = _run_remove(args, spark) if args.command == "remove" else _run_workflow(args, spark)
     except DedupError as err:
         print(redact.uri(f"sparkdedup: error: {err}"), file=sys.stderr)

@@ -40,12 +40,12 @@ _USERINFO = re.compile(
 _TOKEN = re.compile(r"(?i)(;\s*token\s*=)[^;/\s]*")
 #: A URL (``scheme://...``) up to the next blank or quote; its query's parameters (`_PARAM`).
 _URL = re.compile(r"(?i)(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*://[^\s'\"]*")
-_PARAM = re.compile(r"([?&;])([^=&#;?\s]+)=([^&#;\s]*)")
+_PARAM = re.compile(r"([?&;])([^=&#;?\s]+)=([^&#;\s)\]},]*)")
 #: Query parameters that carry a credential under a name Spark's rule and `_MORE` miss: an
 #: Azure SAS's ``sig``, an API ``key``.
 _QUERY_NAMES = re.compile(r"(?i)^(sig|pwd|passwd|key|apikey|api[-_]key)$")
 #: A ``NAME=VALUE`` inside a value (``-Dfs.s3a.secret.key=...`` in ``extraJavaOptions``).
-_INSIDE = re.compile(r"(?<![^\s'\"])(-D)?([A-Za-z_][\w.-]*)=([^\s'\"]*)")
+_INSIDE = re.compile(r"(?<![^\s'\"])(-D)?([A-Za-z_][\w.-]*)=(\"[^\"]*\"|'[^']*'|[^\s'\"]*)")
 
 
 def _spark_rule(spark: Any) -> re.Pattern[str]:
@@ -79,7 +79,7 @@ def options(spark: Any, given: dict[str, str], *, digest: bool = False) -> dict[
     def shown(key: str, value: str) -> str:
         if is_credential(spark, key):
             return hidden(value)
-        starred = inside(spark, value)
+        starred = inside(spark, uri(value))
         return value if starred == value else hidden(value) if digest else starred
 
     return {k: shown(k, v) for k, v in given.items()}

@@ -176,7 +176,8 @@ def persist_conf(spark: SparkSession) -> dict[str, str]:
     (and 3.4.0-3.4.1) the setting gives wrong join results (SPARK-45592), and 3.5.1 onwards
     never merges a cached query's last shuffle anyway; there, the workflows' own sizing
     (`partitions_for`) is what keeps small inputs to few tasks."""
-    return {_CACHED_AQE: "true"} if spark_major(spark) >= 4 else {}
+    major = spark_major(spark)
+    return {_CACHED_AQE: "true"} if major is not None and major >= 4 else {}
 
 
 def shuffle_partitions(spark: SparkSession, partitions: int):  # noqa: ANN201 - a context manager
@@ -196,7 +197,8 @@ def arrow_batch_conf(spark: SparkSession, sizes: DataFrame | None = None) -> dic
     current = spark.conf.get(_ARROW_BYTES_CONF, None)
     if current is None or parse_bytes(current, _ARROW_BYTES_CONF) >= 2**31 - 1:
         settings[_ARROW_BYTES_CONF] = str(ARROW_BATCH_BYTES)
-    if sizes is not None and spark_major(spark) < 4:
+    major = spark_major(spark)
+    if sizes is not None and major is not None and major < 4:
         rows = _rows_for_bytes(spark, sizes)
         if rows is not None:
             settings[_ARROW_ROWS_CONF] = str(rows)
@@ -245,12 +247,12 @@ _NARROW_NODES = frozenset(
 )
 
 
-def spark_major(spark: SparkSession) -> int:
-    """The session's Spark major version (the server's over Spark Connect); 4 if unknown."""
+def spark_major(spark: SparkSession) -> int | None:
+    """The session's Spark major version (the server's over Spark Connect); None if unknown."""
     try:
         return int(str(spark.version).split(".", 1)[0])
     except (ValueError, AttributeError):
-        return 4
+        return None
 
 
 def _narrow_plan(sizes: DataFrame) -> bool:
@@ -263,8 +265,10 @@ def _narrow_plan(sizes: DataFrame) -> bool:
             node = pending.pop()
             seen += 1
             name = str(node.nodeName())
-            if name not in _NARROW_NODES or seen > 200:
-                return False
+            if name not in _NARROW_NODES or seen > 200 or node.subqueries().nonEmpty():
+                return False  # (a subquery is a job of its own: an aggregate, a join)
+            if name == "InMemoryRelation" and not node.cacheBuilder().isCachedColumnBuffersLoaded():
+                return False  # persisted, not yet computed: reading it computes all of it
             children = node.children()
             pending.extend(children.apply(i) for i in range(children.size()))
         return True
@@ -303,7 +307,11 @@ def _rows_for_bytes(spark: SparkSession, sizes: DataFrame) -> int | None:
     rdd = sizes.rdd
     if rdd.getNumPartitions() == 0:
         return None
-    ((total, count),) = spark.sparkContext.runJob(rdd, first_rows, [0])
+    try:
+        ((total, count),) = spark.sparkContext.runJob(rdd, first_rows, [0])
+    except Exception as err:  # noqa: BLE001 - the stage's own query says what is wrong
+        log.debug("sparkdedup: the text sizes of the first rows could not be read: %s", err)
+        return None
     if count == 0:
         return None
     mean = max(1, math.ceil(total / count))

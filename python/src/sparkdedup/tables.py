@@ -53,6 +53,11 @@ LEASE_SUFFIX = "__sparkdedup_lease"
 _DYNAMIC_PARTITIONS = {
     "hive.exec.dynamic.partition": "true",
     "hive.exec.dynamic.partition.mode": "nonstrict",
+    # Hive's defaults (1,000 partitions, 100,000 files) would fail a corpus partitioned by day
+    # or by source after all the work: the input table holds as many.
+    "hive.exec.max.dynamic.partitions": str(10**7),
+    "hive.exec.max.dynamic.partitions.pernode": str(10**7),
+    "hive.exec.max.created.files": str(10**9),
 }
 #: An earlier output table while the new one is renamed into its place (`OutputTable.commit`).
 REPLACED_SUFFIX = "__sparkdedup_replaced"
@@ -75,6 +80,8 @@ class TableInfo:
     properties: dict[str, str]
     #: A view's SQL (None for a table).
     view_text: str | None = None
+    #: A Hive-format table's serde class (None for a data source table).
+    serde: str | None = None
 
 
 def check_name(name: str, option: str) -> None:
@@ -95,14 +102,19 @@ def check_name(name: str, option: str) -> None:
         )
 
 
-def session_name(name: str) -> str:
-    """`name` without a leading ``spark_catalog.``, the session catalog's own name: Spark's
-    ``CREATE TABLE ... LIKE`` (3.5) and ``ALTER TABLE ... RENAME TO`` take at most
-    ``database.table`` there."""
+def session_name(spark: SparkSession, name: str) -> str:
+    """`name` without a leading ``spark_catalog.``, the session catalog's own name, while that
+    catalog is the current one (a two-part name then means the same table): Spark's ``CREATE
+    TABLE ... LIKE`` (3.5) and ``ALTER TABLE ... RENAME TO`` take at most ``database.table``
+    there. With another catalog current the name is kept whole."""
     parts = _split(name.strip())
-    if len(parts) == 3 and _unquote(parts[0]).lower() == "spark_catalog":
-        return ".".join(parts[1:])
-    return name.strip()
+    if len(parts) != 3 or _unquote(parts[0]).lower() != "spark_catalog":
+        return name.strip()
+    try:
+        current = str(spark.catalog.currentCatalog()).lower()
+    except Exception:  # noqa: BLE001 - a session that cannot say: the name as given
+        return name.strip()
+    return ".".join(parts[1:]) if current == "spark_catalog" else name.strip()
 
 
 def _rename_target(name: str) -> str:
@@ -139,7 +151,8 @@ def describe(spark: SparkSession, name: str) -> TableInfo:
     provider = info.get("Provider", "").strip().lower() or "hive"
     location = info.get("Location", "").strip() or None
     view_text = info.get("View Original Text") or info.get("View Text") or None
-    return TableInfo(name, provider, location, properties, view_text)
+    serde = info.get("Serde Library", "").strip() or None
+    return TableInfo(name, provider, location, properties, view_text, serde)
 
 
 def output_format(info: TableInfo) -> str:
@@ -192,8 +205,10 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
 
     info = describe(spark, name)
     key: dict[str, Any] = {"table": name}
+    plan = ""
     if info.view_text is not None:
-        key["view"] = hashlib.sha256(_view_plan(spark, name, info.view_text).encode()).hexdigest()
+        plan = _view_plan(spark, name, info.view_text)
+        key["view"] = hashlib.sha256(plan.encode()).hexdigest()
     listed = False
     if info.location is not None and info.view_text is None:
         try:
@@ -210,7 +225,8 @@ def table_fingerprint(spark: SparkSession, name: str) -> dict[str, Any]:
     if not listed:
         names = sorted(input_files(spark, name))
         key.update(files=len(names), names=hashlib.sha256("\n".join(names).encode()).hexdigest())
-        if info.view_text is not None and names:
+        hive = "HiveTableRelation" in plan or plan == info.view_text  # (no plan: maybe)
+        if info.view_text is not None and names and hive:
             # A view reads tables it does not own: their files as they are now, each one's size
             # and time (a Hive format table's scan names its directory, not its files: an
             # INSERT OVERWRITE of new texts left the key as it was and stale stages resumed).
@@ -317,7 +333,7 @@ class OutputTable:
     ) -> None:
         check_name(name, "--output-table")
         self.spark = spark
-        self.name = session_name(name)
+        self.name = session_name(spark, name)
         self.staging = _staging_name(self.name)
         self.replaced = _suffixed(self.name, REPLACED_SUFFIX)
         self.overwrite = overwrite
@@ -347,13 +363,12 @@ class OutputTable:
     def _check(self) -> None:
         if exists(self.spark, self.replaced):
             # Left by a run that stopped while committing (this run holds the lease).
-            info = describe(self.spark, self.replaced)
-            if WRITTEN_BY not in info.properties:
-                raise ConfigError(
-                    f"table {self.replaced!r} exists and was not written by sparkdedup; "
-                    f"--output-table {self.name!r} renames its earlier output aside under that "
-                    "name while committing: drop or rename it"
-                )
+            self._require_ours(
+                self.replaced,
+                f"table {self.replaced!r} exists and was not written by sparkdedup; "
+                f"--output-table {self.name!r} renames its earlier output aside under that "
+                "name while committing: drop or rename it",
+            )
             if exists(self.spark, self.name):
                 log.warning(
                     "sparkdedup: dropping %s, the earlier output of %s that a run stopped "
@@ -371,21 +386,23 @@ class OutputTable:
                 )
                 self.spark.sql(f"ALTER TABLE {self.replaced} RENAME TO {_rename_target(self.name)}")
         if exists(self.spark, self.name):
-            info = describe(self.spark, self.name)
-            if WRITTEN_BY not in info.properties:
-                raise ConfigError(
-                    f"--output-table {self.name!r} exists and was not written by sparkdedup (no "
-                    f"{WRITTEN_BY} table property); choose a new table name (--overwrite never "
-                    "replaces a table sparkdedup did not write)"
-                )
+            self._require_ours(
+                self.name,
+                f"--output-table {self.name!r} exists and was not written by sparkdedup (no "
+                f"{WRITTEN_BY} table property); choose a new table name (--overwrite never "
+                "replaces a table sparkdedup did not write)",
+            )
             if not self.overwrite:
                 raise ConfigError(
                     f"--output-table {self.name!r} already holds the output of an earlier "
                     "sparkdedup run; pass --overwrite to replace it, or choose a new table name"
                 )
+        else:
+            self._check_location_free()
         if exists(self.spark, self.staging):
             info = describe(self.spark, self.staging)
-            if STAGING not in info.properties:
+            # (A commit marks the staged table as written before its renames.)
+            if STAGING not in info.properties and WRITTEN_BY not in info.properties:
                 raise ConfigError(
                     f"table {self.staging!r} exists and is not a sparkdedup staging table; "
                     f"--output-table {self.name!r} stages its rows under that name: drop or "
@@ -397,6 +414,34 @@ class OutputTable:
                 self.staging,
             )
             self.spark.sql(f"DROP TABLE {self.staging}")
+
+    def _require_ours(self, name: str, refusal: str) -> None:
+        """ConfigError(`refusal`) unless sparkdedup wrote table `name`."""
+        if WRITTEN_BY not in describe(self.spark, name).properties:
+            raise ConfigError(refusal)
+
+    def _check_location_free(self) -> None:
+        """ConfigError when a new table's default location (a session catalog's managed table)
+        already holds something: the staged table's rename into it would fail, after all the
+        work (Spark's LOCATION_ALREADY_EXISTS)."""
+        from sparkdedup import fs
+
+        if is_connect(self.spark) or len(_split(self.name)) > 2:
+            return
+        try:
+            if str(self.spark.catalog.currentCatalog()).lower() != "spark_catalog":
+                return
+            state = self.spark._jsparkSession.sessionState()
+            ident = state.sqlParser().parseTableIdentifier(self.name)
+            place = str(state.catalog().defaultTablePath(ident).toString())
+        except Exception:  # noqa: BLE001 - another catalog: its own rules
+            return
+        if fs.exists(self.spark, place):
+            raise ConfigError(
+                f"--output-table {self.name!r} is new, but its location {place} already "
+                "exists (left by a table dropped without its files?); remove it, or choose "
+                "another table name"
+            )
 
     def write(self, df: DataFrame) -> None:
         """Write `df`'s content columns into the staging table."""

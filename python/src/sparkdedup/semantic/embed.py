@@ -85,14 +85,17 @@ def _in_hub_cache(model: str) -> bool:
         from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
     except ImportError:
         return True  # (no way to tell: loading it will)
-    for name in _hub_names(model):
-        for file in _MODEL_FILES:
-            try:
-                found = try_to_load_from_cache(repo_id=name, filename=file)
-            except Exception:  # noqa: BLE001 - not a valid Hub name
-                found = None
-            if isinstance(found, str):
-                return True
+    # sentence-transformers keeps its downloads in SENTENCE_TRANSFORMERS_HOME when it is set.
+    places = [None, os.environ.get("SENTENCE_TRANSFORMERS_HOME") or None]
+    for place in dict.fromkeys(places):
+        for name in _hub_names(model):
+            for file in _MODEL_FILES:
+                try:
+                    found = try_to_load_from_cache(repo_id=name, filename=file, cache_dir=place)
+                except Exception:  # noqa: BLE001 - not a valid Hub name
+                    found = None
+                if isinstance(found, str):
+                    return True
     return False
 
 
@@ -196,12 +199,21 @@ def _model_head(encoder: Any, text: str, limit: int | None) -> str:
     """`text`, or a head of it that the model reads as it reads the whole: the model embeds at
     most `limit` tokens (its ``max_seq_length``; 256 word pieces for all-MiniLM-L6-v2) but
     tokenises all of the text first, about 28 bytes of worker memory per byte of text (a 1 MB
-    text: 2 GB in a batch of 40). A head of ``_CHARS_PER_TOKEN * limit`` characters is used
-    when it alone gives more than ``limit + _TOKEN_MARGIN`` tokens: the model's first `limit`
-    tokens are then the same."""
+    text: 2 GB in a batch of 40). A head of at most ``_CHARS_PER_TOKEN * limit`` characters,
+    cut at a space or a line break, is used when it alone gives more than
+    ``limit + _TOKEN_MARGIN`` tokens: the model's first `limit` tokens are then the same (for
+    tokenizers that split words at blanks, as BERT's WordPiece and SentencePiece do)."""
     if not limit or len(text) <= _CHARS_PER_TOKEN * limit:
         return text
-    head = text[: _CHARS_PER_TOKEN * limit]
+    # Cut at a blank, so that every word of the head is whole (a word cut short tokenises
+    # otherwise, at its start too: a 128-character word is one unknown token, its first
+    # characters are word pieces); a head without one is not used.
+    cut = max(
+        text.rfind(" ", 0, _CHARS_PER_TOKEN * limit), text.rfind("\n", 0, _CHARS_PER_TOKEN * limit)
+    )
+    if cut <= 0:
+        return text
+    head = text[:cut]
     try:
         tokens = encoder.tokenizer(head, add_special_tokens=False)["input_ids"]
     except Exception:  # noqa: BLE001 - a model without a tokenizer of this kind: all of it
