@@ -50,18 +50,20 @@ STAGING = "sparkdedup.staging"
 STAGING_SUFFIX = "__sparkdedup_staging"
 #: The lease of an output table (`TableLease`): an empty table, its record in a table property.
 LEASE_SUFFIX = "__sparkdedup_lease"
+LEASE_PROPERTY = "sparkdedup.lease"
+#: An earlier output table while the new one is renamed into its place (`OutputTable.commit`).
+REPLACED_SUFFIX = "__sparkdedup_replaced"
+#: Settings of an insert into a partitioned Hive-format table (`OutputTable.write`): every
+#: partition from the rows (Hive's strict mode wants one given), and as many as the input has
+#: (Hive's defaults, 1,000 partitions and 100,000 files, would fail a corpus partitioned by day
+#: or by source after all the work).
 _DYNAMIC_PARTITIONS = {
     "hive.exec.dynamic.partition": "true",
     "hive.exec.dynamic.partition.mode": "nonstrict",
-    # Hive's defaults (1,000 partitions, 100,000 files) would fail a corpus partitioned by day
-    # or by source after all the work: the input table holds as many.
     "hive.exec.max.dynamic.partitions": str(10**7),
     "hive.exec.max.dynamic.partitions.pernode": str(10**7),
     "hive.exec.max.created.files": str(10**9),
 }
-#: An earlier output table while the new one is renamed into its place (`OutputTable.commit`).
-REPLACED_SUFFIX = "__sparkdedup_replaced"
-LEASE_PROPERTY = "sparkdedup.lease"
 
 #: Providers whose files the CLI can also write into a directory, as the table holds them.
 FILE_PROVIDERS = ("parquet", "orc", "json", "csv", "avro", "delta", "text")
