@@ -135,6 +135,11 @@ def test_arrow_batches_are_bounded_by_bytes_on_every_spark(spark, monkeypatch, s
     rows_key = "spark.sql.execution.arrow.maxRecordsPerBatch"
     limit = 2**20
     monkeypatch.setattr(sizing, "ARROW_BATCH_BYTES", limit)
+    # An input Spark estimates at under 4 MB is not sampled (it fits a batch): this one's
+    # texts are made from a range of 8 KB.
+    small = spark.range(0, 1000, 1, 1).select("id", F.lit("x").alias("text"))
+    assert not sizing._narrow_plan(sizing.text_sizes(small, "text"))
+    monkeypatch.setattr(sizing, "UNSAMPLED_BYTES", 0)
     # 1,000 texts of 10,250 bytes in one partition: a 10 MB batch under the row limit alone.
     texts = spark.range(0, 1000, 1, 1).select(
         "id", F.concat(F.lpad(F.col("id").cast("string"), 10, "0"), F.repeat(F.lit("x"), 10240))

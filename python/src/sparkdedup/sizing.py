@@ -255,12 +255,18 @@ def spark_major(spark: SparkSession) -> int | None:
         return None
 
 
+#: Inputs Spark estimates at fewer bytes than this (the sum of its plan's leaves: files as
+#: stored, in-memory data) are not sampled: even text compressed 16 times over fits one batch.
+UNSAMPLED_BYTES = ARROW_BATCH_BYTES // 16
+
+
 def _narrow_plan(sizes: DataFrame) -> bool:
-    """Whether `sizes`'s optimised plan (persisted parts as they are cached) needs no shuffle."""
+    """Whether `sizes`'s optimised plan (persisted parts as they are cached) needs no shuffle,
+    and reads at least UNSAMPLED_BYTES as Spark estimates them."""
     try:
         # (The optimised plan is made from the one with the persisted parts as cached.)
         pending = [sizes._jdf.queryExecution().optimizedPlan()]
-        seen = 0
+        seen = stored = 0
         while pending:
             node = pending.pop()
             seen += 1
@@ -270,8 +276,10 @@ def _narrow_plan(sizes: DataFrame) -> bool:
             if name == "InMemoryRelation" and not node.cacheBuilder().isCachedColumnBuffersLoaded():
                 return False  # persisted, not yet computed: reading it computes all of it
             children = node.children()
+            if children.size() == 0:
+                stored += int(str(node.stats().sizeInBytes()))
             pending.extend(children.apply(i) for i in range(children.size()))
-        return True
+        return stored >= UNSAMPLED_BYTES
     except Exception:  # noqa: BLE001 - Spark Connect (no plan to see) or another Spark
         return False
 
