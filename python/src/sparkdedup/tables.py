@@ -112,11 +112,16 @@ def session_name(spark: SparkSession, name: str) -> str:
     parts = _split(name.strip())
     if len(parts) != 3 or _unquote(parts[0]).lower() != "spark_catalog":
         return name.strip()
+    return ".".join(parts[1:]) if _session_catalog_current(spark) else name.strip()
+
+
+def _session_catalog_current(spark: SparkSession) -> bool:
+    """Whether the session catalog (``spark_catalog``) is the current one; False when the
+    session cannot say."""
     try:
-        current = str(spark.catalog.currentCatalog()).lower()
-    except Exception:  # noqa: BLE001 - a session that cannot say: the name as given
-        return name.strip()
-    return ".".join(parts[1:]) if current == "spark_catalog" else name.strip()
+        return str(spark.catalog.currentCatalog()).lower() == "spark_catalog"
+    except Exception:  # noqa: BLE001 - a session without catalogs' names
+        return False
 
 
 def _rename_target(name: str) -> str:
@@ -430,9 +435,9 @@ class OutputTable:
 
         if is_connect(self.spark) or len(_split(self.name)) > 2:
             return
+        if not _session_catalog_current(self.spark):
+            return
         try:
-            if str(self.spark.catalog.currentCatalog()).lower() != "spark_catalog":
-                return
             state = self.spark._jsparkSession.sessionState()
             ident = state.sqlParser().parseTableIdentifier(self.name)
             place = str(state.catalog().defaultTablePath(ident).toString())
