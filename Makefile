@@ -34,6 +34,7 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 # writers, derived ids, both components backends, the pipeline wrappers, KMeans, the semantic
 # CLI, index updates and runs against an index).
 SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
+	tests/test_semantic_spark.py::test_exact_copies_are_ranked_as_one_whatever_their_embedding_rounding \
 	tests/test_fuzzy_workflow.py::test_derived_id_joins_broadcast_only_tables_that_fit \
 	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \
 	tests/test_components.py::test_int_ids_keep_their_type_whatever_the_rounds_are_kept_in \

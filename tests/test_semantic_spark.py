@@ -373,6 +373,14 @@ def test_fit_then_assign_uses_nearest_centroid(spark) -> None:
     nearest = np.argmin(((unit[:, None, :] - centers[None]) ** 2).sum(-1), axis=1)
     assert [got[i] for i in range(len(raw))] == nearest.tolist()
     assert len(set(nearest[:30])) == 1 and len(set(nearest)) == 3
+    # The copy keys of embedded texts (`document_embeddings`) go on to the ranking as they are.
+    from sparkdedup.semantic.embed import COPY_KEYS
+
+    keyed = df.select("*", (F.col("id") * 3).alias(COPY_KEYS[0]), F.lit(-1).alias(COPY_KEYS[1]))
+    out = assign_clusters(keyed, centers, embedding_col="e")
+    assert out.columns == [*CLUSTER_COLUMNS, *COPY_KEYS]
+    assert {(r["id"], r["centroid"]) for r in out.collect()} == set(got.items())
+    assert all(r[COPY_KEYS[0]] == 3 * r["id"] and r[COPY_KEYS[1]] == -1 for r in out.collect())
 
 
 # --- one cluster, extreme and integer vectors -------------------------------------------------
@@ -633,6 +641,70 @@ def test_split_clusters_equal_the_whole_computation(spark, caplog, which_to_keep
     assert {split[i][0] for i in later} < {3, 40, 41}
     with pytest.raises(ConfigError, match="max_cluster_size"):
         pairwise_similarity(df, max_cluster_size=-1)
+
+
+@pytest.mark.parametrize("which_to_keep", ["hard", "easy"])
+def test_exact_copies_are_ranked_as_one_whatever_their_embedding_rounding(
+    spark, which_to_keep
+) -> None:
+    """A model's embeddings of exact copies differ by float rounding with the batches they were
+    embedded in, so which copy the distance ranking kept depended on the partitioning. With
+    the copy keys (a text hash) the copies take the distances of the one of smallest id and
+    the tie is decided by id: the same copy is kept whichever of them came out farther, in a
+    cluster compared whole and in one split into blocks."""
+    from sparkdedup.semantic.embed import COPY_KEYS
+
+    rng = np.random.default_rng(11)
+    n, d = 24, 8
+    vectors = l2_normalize(rng.normal(size=(n, d))).astype(np.float32)
+    copies = [4, 9, 17]  # one text three times
+    vectors[copies] = vectors[4]
+    hashes = np.arange(n, dtype=np.int64) * 1_000_003
+    hashes[copies] = 77
+
+    def frame(noisy_first: int) -> pd.DataFrame:
+        noise = np.zeros((n, d), dtype=np.float32)
+        noise[noisy_first] = 1e-7  # the rounding of one batch
+        distances = rng.random(n) * 0.1 + 0.2
+        distances[copies] = 0.25
+        distances[noisy_first] += 1e-7
+        return pd.DataFrame(
+            {
+                "id": np.arange(n, dtype=np.int64),
+                "centroid": np.zeros(n, dtype=np.int32),
+                "l2_dist_to_cent": distances,
+                "cosine_dist_to_cent": distances,
+                "embedding": list(vectors + noise),
+                COPY_KEYS[0]: hashes,
+                COPY_KEYS[1]: -hashes,
+            }
+        )
+
+    def kept(noisy_first: int, limit: int, keyed: bool = True) -> set[int]:
+        df = spark.createDataFrame(frame(noisy_first))
+        if not keyed:
+            df = df.drop(*COPY_KEYS)
+        out = pairwise_similarity(
+            df, which_to_keep=which_to_keep, batch_size=4, max_cluster_size=limit
+        )
+        removed = {r["id"] for r in identify_duplicates(out, eps=0.01).collect()}
+        return set(copies) - removed
+
+    # Hard ranks the farthest first, then the largest id; easy the nearest, then the smallest.
+    expected = {17} if which_to_keep == "hard" else {4}
+    for limit in (10**6, 5):
+        assert kept(4, limit) == kept(17, limit) == expected, limit
+        # Without the keys, the copy the rounding put first is kept: what the keys are for.
+        assert kept(9 if which_to_keep == "hard" else 4, limit, keyed=False) == {9}, limit
+
+
+def test_copy_representatives_are_the_smallest_id_of_each_copy_set() -> None:
+    h1 = np.array([5, 3, 5, 3, 8, 5], dtype=np.int64)
+    h2 = np.array([1, 2, 1, 2, 1, 9], dtype=np.int64)
+    ids = np.array(["d", "b", "a", "c", "e", "f"], dtype=object)
+    first = pairwise_module.copy_representatives(h1, h2, ids)
+    assert first.tolist() == [2, 1, 2, 1, 4, 5]
+    assert pairwise_module.copy_representatives(h1[:0], h2[:0], ids[:0]).tolist() == []
 
 
 def _ranked_whole_and_split(df, sort_col: str, limit: int) -> dict:

@@ -269,12 +269,17 @@ def _hashable(field: T.StructField) -> Column:
     return _explicit(column, dtype)
 
 
+def value_hashes(*columns: Column) -> tuple[Column, Column]:
+    """(h1, h2): two independent 64-bit hashes (xxhash64 with two seeds) of `columns`."""
+    return F.xxhash64(*columns), F.xxhash64(F.lit(_SECOND_SEED), *columns)
+
+
 def row_hashes(df: DataFrame) -> tuple[Column, Column]:
     """(h1, h2): two 64-bit hashes of a row's content columns (`content_fields`)."""
     columns = [_hashable(f) for f in content_fields(df)]
     if not columns:
         return F.lit(0).cast("bigint"), F.lit(0).cast("bigint")
-    return F.xxhash64(*columns), F.xxhash64(F.lit(_SECOND_SEED), *columns)
+    return value_hashes(*columns)
 
 
 def h1_prefix() -> Column:

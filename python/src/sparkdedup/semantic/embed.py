@@ -30,7 +30,7 @@ from sparkdedup.compat import is_connect
 from sparkdedup.config import check_int
 from sparkdedup.device import resolve_device, task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError, SchemaError
-from sparkdedup.ids import require_columns, require_string_column
+from sparkdedup.ids import require_columns, require_string_column, value_hashes
 from sparkdedup.sizing import parallelism
 
 log = logging.getLogger("sparkdedup")
@@ -188,6 +188,11 @@ def has_text(text_col: str) -> Column:
     return named(text_col).isNotNull() & ~named(text_col).rlike(_BLANK)
 
 
+#: Columns of `document_embeddings` holding a 128-bit hash of each document's text (the same
+#: for exact copies), carried through the clustering to the pairwise ranking.
+COPY_KEYS = ("_dedup_copy_h1", "_dedup_copy_h2")
+
+
 #: Characters per token of a text's head that is tokenised first (`_model_head`).
 _CHARS_PER_TOKEN = 16
 #: Tokens past the model's limit the head must give to stand for the whole text: the head's
@@ -334,10 +339,20 @@ def document_embeddings(
     batch_size: int,
     device: str,
 ) -> DataFrame:
-    """``[id, embedding]`` of the documents with a non-blank text (blank ones are left out and
-    kept by the workflows), spread over at least the cluster's parallelism."""
+    """``[id, embedding, *COPY_KEYS]`` of the documents with a non-blank text (blank ones are
+    left out and kept by the workflows), spread over at least the cluster's parallelism.
+
+    `COPY_KEYS` are a 128-bit hash of the text: exact copies share them. The model's embedding
+    of a text changes by float rounding (about 1e-7) with the other texts of its batch, so
+    copies embedded in different batches differ that much, and which of them a distance
+    ranking keeps would depend on the partitioning; `pairwise_similarity` ranks and compares
+    the copies of a cluster as one vector instead."""
+    h1, h2 = value_hashes(named(text_col))
     docs = documents.filter(has_text(text_col)).select(
-        named(id_col).alias("id"), named(text_col).alias(text_col)
+        named(id_col).alias("id"),
+        named(text_col).alias(text_col),
+        h1.alias(COPY_KEYS[0]),
+        h2.alias(COPY_KEYS[1]),
     )
     if not is_connect(documents.sparkSession):
         # Spark Connect has no partition count to look at: its input is taken as it is split.
@@ -346,7 +361,7 @@ def document_embeddings(
             docs = docs.repartition(cores)
     return embed_texts(
         docs, text_col=text_col, model=model, batch_size=batch_size, device=device
-    ).select("id", "embedding")
+    ).select("id", "embedding", *COPY_KEYS)
 
 
 def embedding_array(df: DataFrame, embedding_col: str) -> Column:

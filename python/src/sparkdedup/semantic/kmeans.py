@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from sparkdedup.config import check_fraction, check_int
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
-from sparkdedup.semantic.embed import embedding_array, embedding_stats
+from sparkdedup.semantic.embed import COPY_KEYS, embedding_array, embedding_stats
 
 log = logging.getLogger("sparkdedup")
 
@@ -102,6 +102,8 @@ def _distance_batches(
             unit = l2_normalize(_flat_matrix(batch.column(1), batch.num_rows, dim))
             labels = _labels(unit, centers, device)
             l2, cosine = centroid_distances(unit, centers, labels)
+            # Columns after the embedding (the copy keys) go on as they are.
+            carried = batch.schema.names[2:]
             yield pa.RecordBatch.from_arrays(
                 [
                     batch.column(0),
@@ -109,14 +111,22 @@ def _distance_batches(
                     pa.array(l2),
                     pa.array(cosine),
                     _float_lists(unit),
+                    *[batch.column(name) for name in carried],
                 ],
-                names=["id", "centroid", "l2_dist_to_cent", "cosine_dist_to_cent", "embedding"],
+                names=[
+                    "id",
+                    "centroid",
+                    "l2_dist_to_cent",
+                    "cosine_dist_to_cent",
+                    "embedding",
+                    *carried,
+                ],
             )
 
     return distances
 
 
-def _output_schema(id_type: T.DataType) -> T.StructType:
+def _output_schema(id_type: T.DataType, carried: Sequence[T.StructField] = ()) -> T.StructType:
     return T.StructType(
         [
             T.StructField("id", id_type, False),
@@ -124,6 +134,7 @@ def _output_schema(id_type: T.DataType) -> T.StructType:
             T.StructField("l2_dist_to_cent", T.DoubleType(), False),
             T.StructField("cosine_dist_to_cent", T.DoubleType(), False),
             T.StructField("embedding", T.ArrayType(T.FloatType(), False), False),
+            *carried,
         ]
     )
 
@@ -244,9 +255,15 @@ def _rows_and_distinct(normalized: DataFrame) -> tuple[int, int]:
     return int(row["rows"]), int(row["n"])
 
 
-def _vectors(embeddings: DataFrame, id_col: str, embedding_col: str) -> DataFrame:
+def _vectors(
+    embeddings: DataFrame, id_col: str, embedding_col: str, *, copy_keys: bool = False
+) -> DataFrame:
+    """``[id, embedding]``, and the `COPY_KEYS` after them when asked for and present."""
+    carried = [c for c in COPY_KEYS if copy_keys and c in embeddings.columns]
     return embeddings.select(
-        named(id_col).alias("id"), embedding_array(embeddings, embedding_col).alias("embedding")
+        named(id_col).alias("id"),
+        embedding_array(embeddings, embedding_col).alias("embedding"),
+        *carried,
     )
 
 
@@ -386,13 +403,14 @@ def assign_clusters(
     -------
     DataFrame
         ``[id, centroid int, l2_dist_to_cent double, cosine_dist_to_cent double,
-        embedding array<float>]``, as `kmeans_clusters`. The nearest centroid is found by
+        embedding array<float>]``, as `kmeans_clusters`, then `embeddings`' `COPY_KEYS` when it
+        has them (`document_embeddings`' text hashes). The nearest centroid is found by
         `sparkdedup.kernels.normalize.nearest_centroid` (float32 products in blocks of at most
         32 MiB, near ties decided in float64; smallest index on ties), so the assignment is
         the same on every device and for every batch.
     """
-    vectors = _vectors(embeddings, id_col, embedding_col)
-    schema = _output_schema(vectors.schema["id"].dataType)
+    vectors = _vectors(embeddings, id_col, embedding_col, copy_keys=True)
+    schema = _output_schema(vectors.schema["id"].dataType, vectors.schema.fields[2:])
     centers = np.asarray(centroids, dtype=np.float64)
     if centers.size == 0:  # fitted on no documents
         return embeddings.sparkSession.createDataFrame([], schema)
@@ -425,7 +443,8 @@ def kmeans_clusters(
         embedding array<float>]``: one row per document, ``id`` with the type of `id_col`,
         ``embedding`` L2-normalised (float32), ``centroid`` the nearest centroid C,
         ``l2_dist_to_cent = ||e - C||`` with the raw centroid and
-        ``cosine_dist_to_cent = 1 - e . C/||C||``. Empty input gives an empty result.
+        ``cosine_dist_to_cent = 1 - e . C/||C||``. Empty input gives an empty result. The
+        `COPY_KEYS` of `embeddings` follow when it has them.
     """
     centers = fit_centroids(
         embeddings,

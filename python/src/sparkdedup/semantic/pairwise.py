@@ -23,6 +23,7 @@ from sparkdedup.errors import ConfigError
 from sparkdedup.fuzzy.identify import check_rank_type, rank_value
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
+from sparkdedup.semantic.embed import COPY_KEYS
 from sparkdedup.sizing import parse_bytes
 
 log = logging.getLogger("sparkdedup")
@@ -86,13 +87,43 @@ def rank_ordered_matrix(embeddings: np.ndarray, order: np.ndarray) -> np.ndarray
     return flat.astype(np.float32, copy=False).reshape(len(rows), len(rows[0]))
 
 
+def copy_representatives(h1: np.ndarray, h2: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """For each row, the position of the row with the smallest id among the rows with its
+    ``(h1, h2)`` (its exact copies, `COPY_KEYS`); a row without copies is its own."""
+    order = (
+        pd.DataFrame({"h1": h1, "h2": h2, "id": ids})
+        .sort_values(["h1", "h2", "id"], kind="mergesort")
+        .index.to_numpy()
+    )
+    a, b = h1[order], h2[order]
+    starts = np.ones(len(order), dtype=bool)
+    starts[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    representatives = np.empty(len(order), dtype=np.int64)
+    representatives[order] = order[first]
+    return representatives
+
+
 def _cluster_fn(
-    keys: list[str], ascending: list[bool], batch_size: int, device: str
+    keys: list[str], ascending: list[bool], batch_size: int, device: str, copies: list[str] | None
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The pandas function of a whole cluster. With `copies` (the distance keys among `keys`),
+    the cluster carries `COPY_KEYS` and each set of exact copies is ranked and compared with
+    the distances and the vector of its smallest id."""
+
     def cluster_pairwise(cluster: pd.DataFrame) -> pd.DataFrame:
+        embeddings = cluster["embedding"].to_numpy()
+        if copies is not None:
+            first = copy_representatives(
+                cluster[COPY_KEYS[0]].to_numpy(),
+                cluster[COPY_KEYS[1]].to_numpy(),
+                cluster["id"].to_numpy(),
+            )
+            embeddings = embeddings[first]
+            cluster = cluster.assign(**{k: cluster[k].to_numpy()[first] for k in copies})
         order = rank_order(cluster, keys, ascending)
         ids = cluster["id"].to_numpy()[order]
-        vectors = rank_ordered_matrix(cluster["embedding"].to_numpy(), order)
+        vectors = rank_ordered_matrix(embeddings, order)
         if device == "gpu":
             with on_task_gpu() as cupy:
                 scores, index = pairwise_max_similarity(cupy.asarray(vectors), batch_size, xp=cupy)
@@ -123,7 +154,13 @@ def pairwise_similarity(
     Parameters
     ----------
     assignments : ``[id, centroid, l2_dist_to_cent, cosine_dist_to_cent, embedding]`` from
-        `kmeans_clusters` (unit-norm embeddings), plus the `sort_cols` when given.
+        `kmeans_clusters` (unit-norm embeddings), plus the `sort_cols` when given, and the
+        `COPY_KEYS` when they are there (`document_embeddings`: a hash of the text). A model's
+        embeddings of exact copies differ by float rounding with the batches they were
+        embedded in (about 1e-7), so which copy a distance ranking keeps would depend on the
+        partitioning: with the keys, the copies of a cluster are ranked with the distances of
+        the one of smallest id (the tie is then decided by id, as for identical vectors) and,
+        in a cluster compared whole, compared with its vector.
     which_to_keep, sim_metric, sort_cols : the ranking inside a cluster, see `ranking`.
     seed : seed of the "random" ranking: documents are ordered by ``xxhash64(seed, id)``, so the
         order depends only on the seed and the ids, never on partitioning.
@@ -189,8 +226,11 @@ def pairwise_similarity(
     if user_keys:
         keys = own + keys[len(user_keys) :]
     ranked = set(own)
+    has_copies = all(c in assignments.columns for c in COPY_KEYS)
+    distances = [k for k in keys if k in _DISTANCE_COLS.values()]
     frame = frame.select(
         *dict.fromkeys([*_BASE, *[k for k in keys if k not in ranked]]),
+        *(COPY_KEYS if has_copies else ()),
         *[
             rank_value(frame, name).alias(key)
             for (name, _), key in zip(user_keys, own, strict=True)
@@ -217,7 +257,9 @@ def pairwise_similarity(
         else:
             whole_keys.append(key)
             whole_ascending.append(up)
-    whole = _cluster_fn(whole_keys, whole_ascending, batch_size, device)
+    whole = _cluster_fn(
+        whole_keys, whole_ascending, batch_size, device, distances if has_copies else None
+    )
     for_whole = frame.drop(*replaced)  # what goes to pandas: the replaced keys stay in Spark
     limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
     if limit is None:  # no rows
@@ -242,7 +284,14 @@ def pairwise_similarity(
     in_large = F.col("centroid").isin(large)
     small_part = for_whole.where(~in_large).groupBy("centroid").applyInPandas(whole, schema)
     split_part = _split_clusters(
-        frame.where(in_large), keys, ascending, limit, batch_size, device, schema
+        frame.where(in_large),
+        keys,
+        ascending,
+        limit,
+        batch_size,
+        device,
+        schema,
+        distances if has_copies else [],
     )
     return small_part.unionByName(split_part)
 
@@ -330,17 +379,29 @@ def _split_clusters(
     batch_size: int,
     device: str,
     schema: T.StructType,
+    copies: list[str],
 ) -> DataFrame:
-    """`pairwise_similarity` for clusters of more than `limit` documents, a block pair a task."""
+    """`pairwise_similarity` for clusters of more than `limit` documents, a block pair a task.
+    Exact copies (`COPY_KEYS`) take the `copies` distances of the one of smallest id; their
+    vectors are not replaced (that would be another shuffle of the cluster's vectors)."""
     order = [
         F.col(k).asc_nulls_last() if up else F.col(k).desc_nulls_last()
         for k, up in zip(keys, ascending, strict=True)
     ]
     by_cluster = Window.partitionBy("centroid")
+    narrow = frame.select(
+        "id", "centroid", *[k for k in keys if k != "id"], *(COPY_KEYS if copies else ())
+    )
+    if copies:
+        by_copies = Window.partitionBy("centroid", *COPY_KEYS).orderBy("id")
+        narrow = narrow.select(
+            "id",
+            "centroid",
+            *[F.first(k).over(by_copies).alias(k) if k in copies else k for k in keys if k != "id"],
+        )
     # The rank of every document in its cluster, from its narrow keys only.
     ranks = (
-        frame.select("id", "centroid", *[k for k in keys if k != "id"])
-        .withColumn(_RANK, F.row_number().over(by_cluster.orderBy(*order)) - 1)
+        narrow.withColumn(_RANK, F.row_number().over(by_cluster.orderBy(*order)) - 1)
         .withColumn(_BLOCKS, F.ceil(F.count(F.lit(1)).over(by_cluster) / F.lit(limit)))
         .select("id", _RANK, _BLOCKS)
     )
