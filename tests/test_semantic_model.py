@@ -68,6 +68,53 @@ def test_minilm_finds_exact_and_edited_copies(spark) -> None:
     assert "embeddings" in stats["seconds"]
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, as on the executors (a Python worker per core, one thread each)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@needs_model
+def test_a_text_embeds_the_same_in_any_batch(one_torch_thread) -> None:
+    """sentence-transformers pads a batch to its longest text, which moved a text's embedding
+    by about 1e-7 with its batch. Padded to its own length (rounded up to 8 tokens), a text
+    embeds bit for bit alike whatever the other texts and the batch size, and as ``encode``
+    does up to that rounding."""
+    import random
+    from types import SimpleNamespace
+
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    encoder = SentenceTransformer(embed.resolve_model_path(embed.DEFAULT_MODEL), device="cpu")
+    padded = embed.text_padded_encoder(encoder)
+    assert padded is not None
+    rng = random.Random(3)
+    words = "storm city budget bread river mountain phone camera the a of to and in".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 90))) for _ in range(120)]
+    whole = padded(texts, 64)
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    for start, size, batch in ((0, 50, 3), (50, 70, 128)):
+        part = order[start : start + size]
+        got = padded([texts[i] for i in part], batch)
+        assert np.array_equal(got, whole[part]), np.abs(got - whole[part]).max()
+    by_encode = encoder.encode(texts, batch_size=16, convert_to_numpy=True)
+    assert np.abs(by_encode - whole).max() < 1e-5
+    # A tokenizer that pads on the left, or a model with a default prompt: encode as it is.
+    left = SimpleNamespace(tokenizer=SimpleNamespace(padding_side="left", pad_token_id=0))
+    prompted = SimpleNamespace(
+        tokenizer=encoder.tokenizer, tokenize=encoder.tokenize, default_prompt_name="query"
+    )
+    assert embed.text_padded_encoder(left) is None
+    assert embed.text_padded_encoder(prompted) is None
+
+
 @pytest.mark.slow  # two model runs over 450 texts
 @needs_model
 def test_which_exact_copy_is_kept_does_not_depend_on_the_partitioning(spark) -> None:
@@ -89,9 +136,21 @@ def test_which_exact_copy_is_kept_does_not_depend_on_the_partitioning(spark) -> 
     hashed = embed.document_embeddings(
         df, id_col="id", text_col="text", model=embed.DEFAULT_MODEL, batch_size=64, device="cpu"
     )
-    keys = {r["id"]: (r[embed.COPY_KEYS[0]], r[embed.COPY_KEYS[1]]) for r in hashed.collect()}
+    got = hashed.collect()
+    keys = {r["id"]: (r[embed.COPY_KEYS[0]], r[embed.COPY_KEYS[1]]) for r in got}
     assert all(keys[1000 + i] == keys[i] for i in range(0, 300, 2))
     assert len(set(keys.values())) == 300
+    # Each text is padded to its own length: the same vectors in other batches and partitions.
+    again = embed.document_embeddings(
+        df.repartition(5),
+        id_col="id",
+        text_col="text",
+        model=embed.DEFAULT_MODEL,
+        batch_size=7,
+        device="cpu",
+    )
+    vectors = {r["id"]: r["embedding"] for r in got}
+    assert {r["id"]: r["embedding"] for r in again.collect()} == vectors
 
     def removed(frame, batch_size):
         dups = semantic_duplicates(

@@ -226,6 +226,96 @@ def _model_head(encoder: Any, text: str, limit: int | None) -> str:
     return head if len(tokens) > limit + _TOKEN_MARGIN else text
 
 
+#: Token counts are rounded up to a multiple of this for padding (`text_padded_encoder`).
+_PAD_MULTIPLE = 8
+#: Fewest tokens (rows x padded length) in a forward pass: a smaller one is filled with
+#: repeats of its first text. The CPU's matrix products take another path for tiny inputs:
+#: one text of 8 tokens alone embedded otherwise than in any larger batch (no other size of
+#: 1 to 12 texts of 8 to 256 tokens did).
+_MIN_BATCH_TOKENS = 128
+
+
+def text_padded_encoder(encoder: Any) -> Callable[[list[str], int], np.ndarray] | None:
+    """An embedding function for `encoder` (a SentenceTransformer) in which a text's padding
+    depends on the text alone, or None for a model it does not fit.
+
+    sentence-transformers pads each batch to its longest text, and a text's embedding changes
+    by float rounding (about 1e-7) with the length it is padded to: with the other texts of
+    its batch, and so with the partitioning. Here every text is padded to its own token count
+    rounded up to `_PAD_MULTIPLE` (within the model's limit), and batches are made of texts
+    padded alike: on the CPU a text then embeds bit for bit the same in any batch (the rows of
+    a batch do not change one another's products). It is also faster than ``encode``'s
+    batches, which it replaces: 0.76x the time for 2,048 texts of a median 24 words and 0.91x
+    for 512 of 150-400 words (one thread, medians of 3, batch 128).
+
+    Fits models whose first module tokenises to 2-d tensors padded on the right, with no
+    default prompt and no truncated dimension; others get ``encode`` (None here).
+    """
+    tokenizer = getattr(encoder, "tokenizer", None)
+    tokenize = getattr(encoder, "preprocess", None) or getattr(encoder, "tokenize", None)
+    if (
+        tokenize is None
+        or getattr(tokenizer, "padding_side", None) != "right"
+        or getattr(tokenizer, "pad_token_id", None) is None
+        or getattr(encoder, "default_prompt_name", None) is not None
+        or getattr(encoder, "truncate_dim", None) is not None
+    ):
+        return None
+    import torch  # noqa: PLC0415 - executor side only
+
+    def padded(features: dict[str, Any], rows: Any, length: int) -> dict[str, Any]:
+        batch = {}
+        for name, value in features.items():
+            if torch.is_tensor(value):
+                value = value[rows, :length]
+                if value.shape[1] < length:
+                    fill = tokenizer.pad_token_id if name == "input_ids" else 0
+                    value = torch.nn.functional.pad(value, (0, length - value.shape[1]), value=fill)
+                value = value.to(encoder.device)
+            batch[name] = value
+        return batch
+
+    def embed(texts: list[str], batch_size: int) -> np.ndarray:
+        features = tokenize(texts)
+        mask = features.get("attention_mask")
+        if (
+            mask is None
+            or "input_ids" not in features
+            or any(
+                v.ndim != 2 or v.shape != mask.shape
+                for v in features.values()
+                if torch.is_tensor(v)
+            )
+        ):
+            return encoder.encode(
+                texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+            )
+        counts = mask.sum(dim=1).cpu().numpy()
+        lengths = -(-counts // _PAD_MULTIPLE) * _PAD_MULTIPLE
+        # Never past the model's limit (texts are truncated to it): 250 tokens pad to 256,
+        # 510 of a 510-token model to 510.
+        limit = getattr(encoder, "max_seq_length", None)
+        if limit:
+            lengths = np.minimum(lengths, max(int(limit), int(counts.max())))
+        out: np.ndarray | None = None
+        encoder.eval()
+        with torch.inference_mode():
+            for length in np.unique(lengths):
+                rows = np.flatnonzero(lengths == length)
+                for start in range(0, len(rows), batch_size):
+                    part = rows[start : start + batch_size]
+                    fill = max(0, -(-_MIN_BATCH_TOKENS // int(length)) - len(part))
+                    taken = np.concatenate([part, np.repeat(part[:1], fill)])
+                    found = encoder(padded(features, torch.as_tensor(taken), int(length)))
+                    vectors = found["sentence_embedding"][: len(part)].float().cpu().numpy()
+                    if out is None:
+                        out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+                    out[part] = vectors
+        return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+    return embed
+
+
 def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], Any]:
     def make_predict_fn() -> Callable[[np.ndarray], np.ndarray]:
         # Runs once per Python worker (predict_batch_udf caches the returned function).
@@ -252,17 +342,19 @@ def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], A
         dim = get_dim() or encoder.encode([""], convert_to_numpy=True).shape[1]
 
         limit = getattr(encoder, "max_seq_length", None)
+        padded = text_padded_encoder(encoder)
 
         def predict(texts: np.ndarray) -> np.ndarray:
             present = ~pd.isna(texts)
             out = np.zeros((len(texts), dim), dtype=np.float32)
             if present.any():
-                out[present] = encoder.encode(
-                    [_model_head(encoder, t, limit) for t in texts[present].tolist()],
-                    batch_size=batch_size,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
+                heads = [_model_head(encoder, t, limit) for t in texts[present].tolist()]
+                if padded is not None:
+                    out[present] = padded(heads, batch_size)
+                else:
+                    out[present] = encoder.encode(
+                        heads, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
+                    )
             return out
 
         return predict
