@@ -454,7 +454,7 @@ def test_remove_refuses_ids_that_do_not_fit_the_input(spark, tmp_path, capsys):
     # Ids derived by an earlier version, whose ids file names no scheme, are refused.
     ids_file = tmp_path / "out" / "duplicates" / "_sparkdedup_ids.json"
     made = json.loads(ids_file.read_text())
-    assert made["scheme"] == 2
+    assert made["scheme"] == 3
     ids_file.write_text(json.dumps({k: v for k, v in made.items() if k != "scheme"}))
     (ids_file.parent / f".{ids_file.name}.crc").unlink(missing_ok=True)  # Hadoop's checksum
     code, err = run(

@@ -80,6 +80,56 @@ def test_derived_ids_tell_where_the_nulls_are(spark):
     assert {tuple(map(str, r[:5])): r[ID_COL] for r in assign_ids(flipped).collect()} == first
 
 
+def test_derived_ids_tell_negative_zero_from_zero(spark):
+    """Spark's hash takes -0.0 as 0.0: rows differing only there (a float, a double, in an
+    array or a struct) shared their hashes and got ids by input position, so another order
+    kept the other row. Other values hash as before (scheme 2's hashes)."""
+    from sparkdedup.ids import H1, with_content_keys
+
+    schema = "t string, d double, f float, a array<double>, s struct<x: float>"
+    rows = [
+        ("t", 0.0, 1.0, [1.0], (1.0,)),
+        ("t", -0.0, 1.0, [1.0], (1.0,)),
+        ("t", 1.0, 0.0, [1.0], (1.0,)),
+        ("t", 1.0, -0.0, [1.0], (1.0,)),
+        ("t", 1.0, 1.0, [0.0], (1.0,)),
+        ("t", 1.0, 1.0, [-0.0], (1.0,)),
+        ("t", 1.0, 1.0, [1.0], (0.0,)),
+        ("t", 1.0, 1.0, [1.0], (-0.0,)),
+        ("t", None, float("nan"), None, None),
+    ]
+    df = spark.createDataFrame(rows, schema)
+    assert len({r[H1] for r in with_content_keys(df).collect()}) == len(rows)
+
+    def ids(frame):
+        return {tuple(map(repr, r[:5])): r[ID_COL] for r in assign_ids(frame).collect()}
+
+    first = ids(df)
+    assert ids(spark.createDataFrame(rows[::-1], schema).repartition(3)) == first
+    # Without a -0.0, a row hashes as scheme 2 did: each value as (is null, value).
+    flat = spark.createDataFrame(
+        [("t", 0.0), ("t", 2.5), ("t", None), ("t", -0.0)], "t string, d double"
+    )
+    scheme2 = F.xxhash64(
+        *[F.struct(F.col(c).isNull().alias("n"), F.col(c).alias("v")) for c in ("d", "t")]
+    )
+    same = [
+        r["same"]
+        for r in with_content_keys(flat).select((F.col(H1) == scheme2).alias("same")).collect()
+    ]
+    assert same == [True, True, True, False]
+    # Exact dedup of the same text with 0.0 and -0.0; either order keeps the same row.
+    import sparkdedup
+
+    pair = [("the same text", 0.0), ("the same text", -0.0)]
+    kept = set()
+    for order in (pair, pair[::-1]):
+        docs = spark.createDataFrame(order, "text string, score double").coalesce(1)
+        left = remove_duplicates(docs, sparkdedup.exact_duplicates(docs)).collect()
+        kept.add(repr(left[0]["score"]))
+    assert len(kept) == 1
+
+
 def test_derived_ids_ignore_column_order(spark):
     df = spark.createDataFrame(ROWS, "text string, k int, src string")
     reordered = df.select("src", "k", "text").repartition(3)

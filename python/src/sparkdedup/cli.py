@@ -1664,8 +1664,8 @@ def _check_ids_match(spark: Any, args: argparse.Namespace) -> dict[str, Any] | N
     if made["ids"] == "derived" and made.get("scheme", 1) != DERIVED_ID_SCHEME:
         raise InputError(
             f"the duplicates in {args.duplicates!r} hold ids derived by another version of "
-            "sparkdedup, which hashed rows another way (nulls skipped); run the workflow "
-            "again to list them with this version's ids"
+            "sparkdedup, which hashed rows another way (nulls skipped, or -0.0 taken as "
+            "0.0); run the workflow again to list them with this version's ids"
         )
     return made
 

@@ -213,14 +213,26 @@ _UNHASHABLE = (T.VariantType,) if hasattr(T, "VariantType") else ()
 #: How derived ids hash a row (`row_hashes`); recorded with lists of derived ids, so that ids
 #: derived by another scheme are refused rather than matched to other rows. Scheme 2 makes
 #: every null explicit (scheme 1 hashed with nulls skipped: ``(null, "a")`` and ``("a",
-#: null)`` collided, and so did ``[]`` and a null array).
-DERIVED_ID_SCHEME = 2
+#: null)`` collided, and so did ``[]`` and a null array). Scheme 3 tells a float's -0.0 from
+#: 0.0 (Spark's hash takes them as one); rows without a -0.0 hash as in scheme 2.
+DERIVED_ID_SCHEME = 3
 
 
 def _explicit(column: Column, dtype: T.DataType) -> Column:
     """`column` as a value without nulls for xxhash64, which skips a null (so that ``(null,
     "a")`` and ``("a", null)``, or ``[]``, ``[null]`` and null, would hash alike): each value,
-    at every depth, becomes ``(is null, value)``; a map becomes its entries sorted by key."""
+    at every depth, becomes ``(is null, value)``; a map becomes its entries sorted by key.
+    A float or double also gets a third field, true for -0.0 and null otherwise: Spark's hash
+    takes -0.0 as 0.0, so rows differing only there shared their hashes and got ids by input
+    position (and the null field leaves every other value's hash as it was)."""
+    if isinstance(dtype, (T.FloatType, T.DoubleType)):
+        # Without a division (an error under ANSI): only -0.0 is zero and prints with a sign.
+        negative_zero = (column == 0) & column.cast("string").startswith("-")
+        return F.struct(
+            column.isNull().alias("n"),
+            column.alias("v"),
+            F.when(negative_zero, F.lit(True)).alias("z"),
+        )
     inner = column
     if isinstance(dtype, T.ArrayType):
         element = dtype.elementType

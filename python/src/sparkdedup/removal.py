@@ -63,7 +63,8 @@ def check_listed_ids(duplicates: DataFrame, id_col: str | None) -> None:
     if listed == "derived" and field.metadata.get(SCHEME_META, 1) != DERIVED_ID_SCHEME:
         raise SchemaError(
             "the duplicates hold ids derived by another version of sparkdedup, which hashed "
-            "rows another way (nulls skipped): find the duplicates again with this version"
+            "rows another way (nulls skipped, or -0.0 taken as 0.0): find the duplicates "
+            "again with this version"
         )
     if listed == "user" and id_col != listed_col:
         got = "without id_col" if id_col is None else f"not of id_col {id_col!r}"
