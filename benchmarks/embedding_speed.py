@@ -7,7 +7,8 @@ default model (all-MiniLM-L6-v2) two ways, in one run:
   model loaded once per Python worker, one torch thread per worker) on `local[2]`, forced with a
   `noop` write: a first pass (Python workers start and load the model) and timed warm passes;
 - the same model in one process with sentence-transformers `encode`, with 1 and with 2 torch
-  threads, for comparison.
+  threads, for comparison, and with `text_padded_encoder` (what the workers run on the CPU
+  instead of `encode`) with 1 thread.
 
     .venv/bin/python benchmarks/embedding_speed.py --docs 10000 --repeats 3 --json /tmp/embed.json
 """
@@ -53,7 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark.sql import SparkSession
     from sentence_transformers import SentenceTransformer
     from sparkdedup.datagen import generate_corpus
-    from sparkdedup.semantic.embed import DEFAULT_MODEL, document_embeddings, resolve_model_path
+    from sparkdedup.semantic.embed import (
+        DEFAULT_MODEL,
+        document_embeddings,
+        resolve_model_path,
+        text_padded_encoder,
+    )
 
     docs, _ = generate_corpus(args.docs, mean_words=args.mean_words, seed=1)
     texts = docs["text"].tolist()
@@ -98,6 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             lambda: encoder.encode(texts, batch_size=args.batch_size, show_progress_bar=False),
             args.repeats,
         )
+    # What the workers run on the CPU instead of encode (each text padded to its own length).
+    torch.set_num_threads(1)
+    padded = text_padded_encoder(encoder)
+    direct["padded"] = _timed(
+        "text_padded_encoder, 1 thread", lambda: padded(texts, args.batch_size), args.repeats
+    )
 
     results = {
         "docs": args.docs,
@@ -111,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "spark_warm_pass_s": spark_warm,
         "direct_1_thread_s": direct[1],
         "direct_2_threads_s": direct[2],
+        "padded_1_thread_s": direct["padded"],
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -126,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| sentence-transformers, 1 thread (median) | {median(direct[1]):.1f} | "
         f"{args.docs / median(direct[1]):,.0f} |\n"
         f"| sentence-transformers, 2 threads (median) | {median(direct[2]):.1f} | "
-        f"{args.docs / median(direct[2]):,.0f} |"
+        f"{args.docs / median(direct[2]):,.0f} |\n"
+        f"| text_padded_encoder, 1 thread (median) | {median(direct['padded']):.1f} | "
+        f"{args.docs / median(direct['padded']):,.0f} |"
     )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
