@@ -105,7 +105,11 @@ def copy_representatives(h1: np.ndarray, h2: np.ndarray, ids: np.ndarray) -> np.
 
 
 def _cluster_fn(
-    keys: list[str], ascending: list[bool], batch_size: int, device: str, copies: list[str] | None
+    keys: list[str],
+    ascending: list[bool],
+    batch_size: int,
+    device: str,
+    copies: list[str] | None = None,
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """The pandas function of a whole cluster. With `copies` (the distance keys among `keys`),
     the cluster carries `COPY_KEYS` and each set of exact copies is ranked and compared with
