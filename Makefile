@@ -34,6 +34,10 @@ SPARK35_TESTS := tests/test_fuzzy_workflow.py tests/test_fuzzy_steps.py tests/te
 # writers, derived ids, both components backends, the pipeline wrappers, KMeans, the semantic
 # CLI, index updates and runs against an index).
 SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
+	tests/test_incremental.py::test_a_run_against_an_index_in_band_groups \
+	tests/test_incremental.py::test_against_errors \
+	tests/test_components.py::test_persisted_rounds_are_planned_on_their_own \
+	tests/test_semantic_spark.py::test_derived_ids_vectors_and_clamped_k \
 	tests/test_semantic_spark.py::test_exact_copies_are_ranked_as_one_whatever_their_embedding_rounding \
 	tests/test_fuzzy_workflow.py::test_derived_id_joins_broadcast_only_tables_that_fit \
 	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \

@@ -277,6 +277,7 @@ def test_fuzzy_duplicates_releases_its_stages(spark, corpus_df):
     assert dups.count() > 0
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_checkpoint_dir_holds_every_intermediate_result(spark, corpus_df, monkeypatch, tmp_path):
     """With checkpoint_dir the Python API caches and checkpoints nothing (Databricks serverless
     may refuse both): every stage and round is written under it and removed when the call

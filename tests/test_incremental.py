@@ -732,6 +732,7 @@ def test_cli_run_whose_index_changed_commits_nothing(
     assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00001"]
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_a_run_stopped_between_its_output_and_its_index_is_caught(
     spark, corpus, tmp_path, capsys, monkeypatch
 ) -> None:
@@ -898,6 +899,7 @@ def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     assert bad == 2 and "--output" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_a_month_with_no_new_documents_merges_the_segments_elsewhere(spark, tmp_path, capsys):
     """A run with no new documents is a run like any other (a JSONL reader that saw no record
     types the ids as strings: it is not an id-type error against a bigint index), and written

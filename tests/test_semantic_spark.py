@@ -120,6 +120,7 @@ def test_derived_ids_vectors_and_clamped_k(spark, caplog) -> None:
     assert len(names) == 4 and len({"t0", "copy"} & set(names)) == 1
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_checkpoint_dir_holds_every_intermediate_result(spark, corpus, monkeypatch, tmp_path):
     """As the fuzzy API's (tests/test_fuzzy_workflow.py): with checkpoint_dir nothing is cached
     or checkpointed (persist, cache and both checkpoints fail here), each stage is written

@@ -193,6 +193,7 @@ def test_cli_verify_stats_and_group_jaccard(spark, corpus, tmp_path, capsys) -> 
             assert row["jaccard"] >= 0.8
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_verified_mode_with_derived_ids_whatever_the_partitioning(spark, corpus, verified):
     """Derived ids key the texts the check reads again by input position, over every column,
     as the scan does: a round-robin repartition of the input (which sorts the rows it is
