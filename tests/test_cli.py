@@ -215,6 +215,7 @@ def test_fuzzy_cli_parquet_with_derived_ids_and_remove(jsonl_corpus, tmp_path):
     assert sorted(clean["text"]) == sorted(kept["text"])
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_jsonl_derived_ids_then_remove(spark, jsonl_corpus, tmp_path, monkeypatch):
     """JSONL rows are their lines: `remove` parses every field where the fuzzy run parsed the
     text only, and still derives the same ids (it was refused as "other rows" before), so it
@@ -566,6 +567,7 @@ def test_a_changed_read_option_recomputes_the_cached_stages(spark, tmp_path, cap
     assert "fs.s3a.secret.key=*********(redacted)" in err and "KEY-THREE" not in err, err
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_a_changed_session_time_zone_recomputes_the_cached_stages(spark, tmp_path, capsys):
     """A CSV's timestamps are parsed in the session's time zone, and derived ids hash them: a
     rerun into the same output under another zone, set or (unset) the JVM's own, does not

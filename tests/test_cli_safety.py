@@ -1219,6 +1219,7 @@ def test_cli_stops_its_session_cleanly_on_a_cluster(tmp_path, cluster_conf):
     assert not [line for line in err if "ERROR" in line or line.startswith("\tat ")], err[-30:]
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_paths_are_read_as_named_whatever_their_characters(spark, tmp_path, capsys):
     """Directories named as users name them: an input below a crawl snapshot's time (a colon,
     which Hadoop's glob cannot take in a component), an output, its cache and an index whose

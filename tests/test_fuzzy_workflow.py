@@ -91,6 +91,7 @@ def _broadcast_rows(spark, after: int) -> tuple[int, list[int]]:
     return last, rows
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 def test_derived_id_joins_broadcast_only_tables_that_fit(corpus_df, spark):
     """The joins of a derived-id run with its groups, keys and duplicates (tables that grow
     with the corpus) broadcast them while their hash tables fit spark.sparkdedup.broadcastBytes,

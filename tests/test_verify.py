@@ -259,6 +259,7 @@ def _copies_and_variants() -> list[tuple[int, str]]:
     return rows
 
 
+@pytest.mark.slow  # 30-80 s in make test, which must stay under 25 minutes
 @pytest.mark.parametrize("ids", ["user", "derived"])
 def test_verified_mode_is_the_same_whatever_the_arrow_batches(spark, ids: str) -> None:
     """The verified mode compares each bucket's anchor with its members only, so the anchor
