@@ -325,9 +325,10 @@ def text_padded_encoder(encoder: Any) -> Callable[[list[str], int], np.ndarray] 
         out = dict(shared)
         for name in rows[0]:
             fill = tokenizer.pad_token_id if name == "input_ids" else 0
-            values = torch.full((len(rows), length), fill, dtype=rows[0][name].dtype)
-            for i, row in enumerate(rows):
-                values[i, : len(row[name])] = row[name]
+            values = torch.nn.utils.rnn.pad_sequence(
+                [row[name] for row in rows], batch_first=True, padding_value=fill
+            )
+            values = torch.nn.functional.pad(values, (0, length - values.shape[1]), value=fill)
             out[name] = values.to(encoder.device)
         return out
 
