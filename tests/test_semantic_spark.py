@@ -699,6 +699,56 @@ def test_exact_copies_are_ranked_as_one_whatever_their_embedding_rounding(
         assert kept(9 if which_to_keep == "hard" else 4, limit, keyed=False) == {9}, limit
 
 
+def test_exact_copies_that_kmeans_splits_are_compared_in_one_cluster(spark) -> None:
+    """Exact copies whose embeddings differ by rounding can sit on either side of the boundary
+    between two clusters, where they were never compared: every copy was kept. With the copy
+    keys they are moved to the cluster of their smallest id and ranked as one, whole and
+    split."""
+    from sparkdedup.semantic.embed import COPY_KEYS
+
+    rng = np.random.default_rng(5)
+    d = 16
+    centers = np.zeros((2, d))
+    centers[0, 0] = centers[1, 1] = 1.0
+    vectors = centers[rng.integers(0, 2, size=30)] * 3 + rng.normal(size=(30, d))
+    between = np.zeros(d)
+    between[:2] = 1.0
+    copies = [3, 10, 20]  # one text three times, embedded in three batches
+    for i, nudge in zip(copies, (1e-6, -1e-6, 2e-6), strict=True):
+        vectors[i] = between
+        vectors[i, 0] += nudge
+    hashes = np.arange(30, dtype=np.int64) * 1_000_003 + 1
+    hashes[copies] = 77
+    df = spark.createDataFrame(
+        pd.DataFrame(
+            {
+                "id": np.arange(30, dtype=np.int64),
+                "embedding": list(vectors.astype(np.float32)),
+                COPY_KEYS[0]: hashes,
+                COPY_KEYS[1]: -hashes,
+            }
+        )
+    )
+    assigned = assign_clusters(df, centers).persist()
+    where = {r["id"]: r["centroid"] for r in assigned.collect()}
+    assert [where[i] for i in copies] == [0, 1, 0]  # split by KMeans, the case tested
+
+    def removed(frame, limit: int) -> dict:
+        out = pairwise_similarity(frame, batch_size=4, max_cluster_size=limit)
+        dups = identify_duplicates(out, eps=0.01).collect()
+        return {r["id"]: r["max_id"] for r in dups}
+
+    for limit in (10**6, 4):
+        # Hard ranking: the farthest copy first, then the largest id (all take 3's distances).
+        assert removed(assigned, limit) == {10: 20, 3: 20}, limit
+        moved = pairwise_similarity(assigned, batch_size=4, max_cluster_size=limit)
+        assert {r["id"]: r["centroid"] for r in moved.collect()}[10] == 0, limit
+        # Without the keys the copy KMeans put apart is kept beside one of the others.
+        alone = removed(assigned.drop(*COPY_KEYS), limit)
+        assert len(alone) == 1 and set(alone) < {3, 20}, limit
+    assigned.unpersist()
+
+
 def test_copy_representatives_are_the_smallest_id_of_each_copy_set() -> None:
     h1 = np.array([5, 3, 5, 3, 8, 5], dtype=np.int64)
     h2 = np.array([1, 2, 1, 2, 1, 9], dtype=np.int64)

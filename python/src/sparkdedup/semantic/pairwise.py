@@ -24,7 +24,7 @@ from sparkdedup.fuzzy.identify import check_rank_type, rank_value
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
 from sparkdedup.semantic.embed import COPY_KEYS
-from sparkdedup.sizing import parse_bytes
+from sparkdedup.sizing import join_hint, parse_bytes
 
 log = logging.getLogger("sparkdedup")
 
@@ -36,6 +36,7 @@ _BASE = ("id", "centroid", "embedding")
 WORKER_BYTES_CONF = "spark.sparkdedup.pairwiseWorkerBytes"
 DEFAULT_WORKER_BYTES = 1024**3
 _DISTANCE_COLS = {"cosine": "cosine_dist_to_cent", "l2": "l2_dist_to_cent"}
+_MOVED = "_dedup_copies_centroid"
 
 
 def ranking(
@@ -104,6 +105,51 @@ def copy_representatives(h1: np.ndarray, h2: np.ndarray, ids: np.ndarray) -> np.
     return representatives
 
 
+def copies_in_one_cluster(frame: DataFrame) -> DataFrame:
+    """`frame` with every set of exact copies (rows of one `COPY_KEYS`) in the cluster of its
+    smallest id.
+
+    KMeans puts identical vectors in one cluster, but a model's embeddings of exact copies can
+    differ by float rounding with the batches they were embedded in (on GPUs, and for the
+    models `text_padded_encoder` leaves to ``encode``); copies near the boundary of two clusters
+    then land in both, and documents of different clusters are never compared: every copy would
+    be kept. Only the centroid moves: both ranking paths give a cluster's copies the distances
+    (and, ranked whole, the vector) of its copy of smallest id.
+
+    Cost: one job aggregating the narrow keys (about 32 bytes a row, one shuffle); a join
+    follows only when some copies are split, broadcast while the split texts' table fits
+    `sparkdedup.sizing.broadcast_bytes` (else a sort merge join, a shuffle of the rows).
+    """
+    keyed = frame.where(F.col(COPY_KEYS[0]).isNotNull() & F.col(COPY_KEYS[1]).isNotNull())
+    split = (
+        keyed.groupBy(*COPY_KEYS)
+        .agg(
+            F.min("centroid").alias("lo"),
+            F.max("centroid").alias("hi"),
+            F.min_by("centroid", "id").alias(_MOVED),
+        )
+        .where(F.col("lo") != F.col("hi"))
+        .select(*COPY_KEYS, _MOVED)
+    )
+    texts = split.count()
+    if not texts:
+        return frame
+    log.info(
+        "sparkdedup pairwise: %d texts have exact copies in several clusters (their embeddings "
+        "differ by rounding); each is compared in the cluster of its smallest id",
+        texts,
+    )
+    joined = frame.join(
+        split.hint(join_hint(frame.sparkSession, texts)), on=list(COPY_KEYS), how="left"
+    )
+    return joined.select(
+        *[
+            F.coalesce(F.col(_MOVED), F.col(c)).alias(c) if c == "centroid" else F.col(c)
+            for c in frame.columns
+        ]
+    )
+
+
 def _cluster_fn(
     keys: list[str],
     ascending: list[bool],
@@ -164,7 +210,9 @@ def pairwise_similarity(
         embedded in (about 1e-7), so which copy a distance ranking keeps would depend on the
         partitioning: with the keys, the copies of a cluster are ranked with the distances of
         the one of smallest id (the tie is then decided by id, as for identical vectors) and,
-        in a cluster compared whole, compared with its vector.
+        in a cluster compared whole, compared with its vector. Copies that KMeans put in
+        different clusters (vectors on either side of a boundary) are first moved to the
+        cluster of the one of smallest id (`copies_in_one_cluster`), so they are compared.
     which_to_keep, sim_metric, sort_cols : the ranking inside a cluster, see `ranking`.
     seed : seed of the "random" ranking: documents are ordered by ``xxhash64(seed, id)``, so the
         order depends only on the seed and the ids, never on partitioning.
@@ -240,6 +288,8 @@ def pairwise_similarity(
             for (name, _), key in zip(user_keys, own, strict=True)
         ],
     )
+    if has_copies:
+        frame = copies_in_one_cluster(frame)
     # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie, and a
     # timestamp as datetime64[ns], which fails beyond 2262 (a 9999-12-31 "open end" sentinel):
     # the whole-cluster ranking gets such a key (a timestamp as microseconds since the epoch)
