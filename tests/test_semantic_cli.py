@@ -168,9 +168,10 @@ def test_several_eps_are_counted_from_one_set_of_scores(spark, corpus, capsys) -
     assert spark.read.parquet(f"{out}/duplicates").count() == summary[0.5]
     printed = capsys.readouterr().out
     assert "eps=0.01 removes 15 documents" in printed and "eps=1 removes" in printed
-    with pytest.raises(SystemExit):
-        cli.main(_args(path, str(root / "bad-eps"), "--eps", "0.1,2"))
-    assert "between 0 and 1" in capsys.readouterr().err
+    for bad in ("0.1,2", ",0.1", "0.01,,0.1"):  # a blank entry is a typo, not skipped
+        with pytest.raises(SystemExit):
+            cli.main(_args(path, str(root / "bad-eps"), "--eps", bad))
+        assert "between 0 and 1" in capsys.readouterr().err, bad
 
 
 def test_semantic_cli_errors(spark, corpus, capsys) -> None:

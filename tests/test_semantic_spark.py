@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyspark.ml.linalg import Vectors
+from pyspark.ml.linalg import Vectors, VectorUDT
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from sparkdedup.config import SemanticConfig
@@ -185,7 +185,11 @@ def _frame(spark, rows, dtype="array<double>"):
 @pytest.mark.parametrize(
     ("rows", "message"),
     [
-        ([(1, [1.0, 2.0]), (2, [1.0, 2.0, 3.0])], "mixes dimensions: vectors have between 2 and 3"),
+        (
+            [(1, [1.0, 2.0]), (2, [1.0, 2.0, 3.0]), (3, [4.0, 5.0, 6.0])],
+            r"mixes dimensions: 1 vector\(s\) are not of the most common length, 3 elements "
+            r"\(lengths from 2 to 3\) \(e.g. ids 1\)",
+        ),
         ([(1, [1.0, 2.0]), (2, None)], "1 null value"),
         ([(1, [1.0, float("nan")]), (2, [1.0, 2.0])], r"1 vector\(s\) with NaN"),
         ([(1, [1.0, float("inf")])], "infinite"),
@@ -211,6 +215,26 @@ def test_embedding_errors_name_the_users_column(spark, rows, message) -> None:
     df = spark.createDataFrame(rows, "doc long, v array<double>")
     with pytest.raises(SchemaError, match=f"embedding column {message}"):
         semantic_duplicates(df, embedding_col="v", id_col="doc", n_clusters=2)
+
+
+def test_a_null_ml_vector_is_named_as_a_null_array_is(spark) -> None:
+    """``vector_to_array`` fails its task on a null Vector: the check counts it instead."""
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("e", VectorUDT())])
+    df = spark.createDataFrame([(1, Vectors.dense([1.0, 2.0])), (2, None)], schema)
+    with pytest.raises(SchemaError, match=r"'e' has 1 null value\(s\) \(e.g. ids 2\)"):
+        embedding_stats(df, "e", id_col="id")
+
+
+def test_number_parameters_refuse_nan_and_numpy_scalars_say_so() -> None:
+    with pytest.raises(ConfigError, match="tol must be a number >= 0, got nan"):
+        SemanticConfig(tol=float("nan"))
+    with pytest.raises(ConfigError, match="tol must be a number >= 0"):
+        kmeans_module._check_params(2, 10, float("nan"), 0, "cpu")
+    with pytest.raises(ConfigError, match=r"eps must be a number between 0 and 1.*float\(eps\)"):
+        SemanticConfig(eps=np.float32(0.01))
+    with pytest.raises(ConfigError, match="eps must be a number between 0 and 1, got nan"):
+        removal_threshold(float("nan"))
+    assert removal_threshold(0.25) == 0.75 and SemanticConfig(tol=0, eps=1).eps == 1
 
 
 def test_bad_embedding_types_fail_before_any_job(spark) -> None:

@@ -525,7 +525,7 @@ def _write_options(args: argparse.Namespace) -> dict[str, str]:
 def _eps_list(text: str) -> list[float]:
     """``--eps``: one number or several, comma-separated, each in [0, 1]."""
     try:
-        values = [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",")]  # a blank entry is a ValueError
     except ValueError:
         values = []
     if not values or not all(0 <= v <= 1 for v in values):

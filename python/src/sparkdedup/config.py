@@ -68,6 +68,16 @@ def check_fraction(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
 
 
+def check_number(name: str, value: Any, minimum: float, maximum: float | None = None) -> None:
+    """ConfigError unless `value` is a Python int or float (not a bool, not NaN) in
+    [minimum, maximum], naming `name`."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not number or value != value or value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
+        hint = "" if number or not hasattr(value, "item") else f" (pass float({name}))"
+        raise ConfigError(f"{name} must be a number {allowed}, got {value!r}{hint}")
+
+
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
     """Raise ConfigError unless `value` is an integer in [minimum, maximum] (naming `name`)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -320,15 +330,9 @@ class SemanticConfig:
         check_int("rank_seed", self.rank_seed, 0, 2**32 - 1)
         check_int("pairwise_batch_size", self.pairwise_batch_size, 1)
         check_int("max_cluster_size", self.max_cluster_size, 0)
-        if isinstance(self.tol, bool) or not isinstance(self.tol, (int, float)) or self.tol < 0:
-            raise ConfigError(f"tol must be a number >= 0, got {self.tol!r}")
+        check_number("tol", self.tol, 0)
         check_fraction("fit_fraction", self.fit_fraction)
-        if (
-            isinstance(self.eps, bool)
-            or not isinstance(self.eps, (int, float))
-            or not 0 <= self.eps <= 1
-        ):
-            raise ConfigError(f"eps must be a number between 0 and 1, got {self.eps!r}")
+        check_number("eps", self.eps, 0, 1)
         check_choice("which_to_keep", self.which_to_keep, WHICH_TO_KEEP)
         check_choice("sim_metric", self.sim_metric, SIM_METRICS)
         check_choice("device", self.device, DEVICES)

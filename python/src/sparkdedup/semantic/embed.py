@@ -515,7 +515,9 @@ def embedding_array(df: DataFrame, embedding_col: str) -> Column:
     require_columns(df, {"embedding": embedding_col})
     dtype = df.schema[embedding_col].dataType
     if isinstance(dtype, VectorUDT):
-        return vector_to_array(named(embedding_col), "float64")
+        # vector_to_array fails its task on a null Vector: nulls stay nulls, for the checks.
+        column = named(embedding_col)
+        return F.when(column.isNotNull(), vector_to_array(column, "float64"))
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _ARRAY_ELEMENTS):
         return named(embedding_col)
     if isinstance(dtype, T.ArrayType) and isinstance(dtype.elementType, _CAST_ELEMENTS):
@@ -585,9 +587,14 @@ def embedding_stats(
             "document needs an embedding"
         )
     if row["rows"] and row["min_dim"] != row["max_dim"]:
+        # The error path only: one more job, the lengths' counts (a row per length).
+        common = frame.groupBy(F.size(e).alias("n")).count().orderBy(F.desc("count"), "n").first()
+        checks["mixed"] = F.size(e) != F.lit(common["n"])
         raise SchemaError(
-            f"embedding column {col} mixes dimensions: vectors have between {row['min_dim']} and "
-            f"{row['max_dim']} elements; all must have the same length"
+            f"embedding column {col} mixes dimensions: {row['rows'] - common['count']} "
+            f"vector(s) are not of the most common length, {common['n']} elements (lengths "
+            f"from {row['min_dim']} to {row['max_dim']}){examples('mixed')}; all must have the "
+            "same length"
         )
     if row["rows"] and row["min_dim"] == 0:
         raise SchemaError(f"embedding column {col} holds empty vectors (0 elements)")

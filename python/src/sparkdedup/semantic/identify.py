@@ -10,7 +10,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.errors import ConfigError
+from sparkdedup.config import check_number
 from sparkdedup.ids import require_columns
 
 
@@ -22,8 +22,7 @@ def removal_threshold(eps: float) -> float:
     column to float64 for the comparison, so with ``eps=0.05`` a score of
     ``float32(0.95) = 0.949999988`` is below ``0.95`` and the document is kept.
     """
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ConfigError(f"eps must be a number between 0 and 1, got {eps!r}")
+    check_number("eps", eps, 0, 1)
     return 1.0 - float(eps)
 
 

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from sparkdedup.columns import named
-from sparkdedup.config import check_fraction, check_int
+from sparkdedup.config import check_fraction, check_int, check_number
 from sparkdedup.device import on_task_gpu
 from sparkdedup.errors import BackendUnavailableError, ConfigError
 from sparkdedup.kernels.normalize import centroid_distances, l2_normalize, nearest_centroid
@@ -187,8 +187,7 @@ def _check_params(n_clusters: int, max_iter: int, tol: float, seed: int, device:
     check_int("n_clusters", n_clusters, 1)
     check_int("max_iter", max_iter, 1)
     check_int("seed", seed, 0, 2**32 - 1)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or tol < 0:
-        raise ConfigError(f"tol must be a number >= 0, got {tol!r}")
+    check_number("tol", tol, 0)
     if device not in ("cpu", "gpu"):
         raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
     if device == "gpu" and seed > _CUML_MAX_SEED:
