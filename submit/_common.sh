@@ -22,7 +22,7 @@ sparkdedup_help() {
     cat <<EOF
 usage: $SPARKDEDUP_USAGE
 
-Runs 'sparkdedup COMMAND ARGS' (fuzzy, exact, semantic or remove; see 'sparkdedup COMMAND --help')
+Runs 'sparkdedup COMMAND ARGS' (fuzzy, exact, semantic, remove or compact-index; see 'sparkdedup COMMAND --help')
 through spark-submit with the '$SPARKDEDUP_PROFILE' settings of sparkdedup.session.
 
 Launcher options (before the command):
@@ -132,10 +132,10 @@ sparkdedup_launch() {
             *) break ;;
         esac
     done
-    [ $# -gt 0 ] || sparkdedup_usage_error "missing command: fuzzy, exact, semantic or remove"
+    [ $# -gt 0 ] || sparkdedup_usage_error "missing command: fuzzy, exact, semantic, remove or compact-index"
     case "$1" in
-        fuzzy | exact | semantic | remove) ;;
-        *) sparkdedup_usage_error "unknown command '$1': expected fuzzy, exact, semantic or remove" ;;
+        fuzzy | exact | semantic | remove | compact-index) ;;
+        *) sparkdedup_usage_error "unknown command '$1': expected fuzzy, exact, semantic, remove or compact-index" ;;
     esac
     if [ -z "$master" ] && [ -n "${SPARKDEDUP_MASTER_REQUIRED:-}" ]; then
         sparkdedup_usage_error "--master is required (e.g. spark://host:7077, yarn, k8s://https://host:6443)"

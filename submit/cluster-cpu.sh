@@ -5,7 +5,7 @@
 # sparkdedup and its dependencies must be installed in the executors' Python (PYSPARK_PYTHON).
 SPARKDEDUP_LAUNCHER="cluster-cpu.sh"
 SPARKDEDUP_PROFILE="cluster-cpu"
-SPARKDEDUP_USAGE="submit/cluster-cpu.sh --master URL [options] {fuzzy|exact|semantic|remove} ARGS..."
+SPARKDEDUP_USAGE="submit/cluster-cpu.sh --master URL [options] {fuzzy|exact|semantic|remove|compact-index} ARGS..."
 SPARKDEDUP_MASTER_REQUIRED=1
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 sparkdedup_launch "$@"

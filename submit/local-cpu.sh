@@ -4,7 +4,7 @@
 # See submit/README.md; the Spark settings come from `python -m sparkdedup.session`.
 SPARKDEDUP_LAUNCHER="local-cpu.sh"
 SPARKDEDUP_PROFILE="local-cpu"
-SPARKDEDUP_USAGE="submit/local-cpu.sh [--master local[N]] [options] {fuzzy|exact|semantic|remove} ARGS..."
+SPARKDEDUP_USAGE="submit/local-cpu.sh [--master local[N]] [options] {fuzzy|exact|semantic|remove|compact-index} ARGS..."
 MASTER="local[*]"
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"
 sparkdedup_launch "$@"

@@ -6,7 +6,7 @@
 # Without --master it runs on this machine (local[*]; Spark does not schedule GPUs there).
 SPARKDEDUP_LAUNCHER="rapids-gpu.sh"
 SPARKDEDUP_PROFILE="rapids-gpu"
-SPARKDEDUP_USAGE="submit/rapids-gpu.sh [--master URL] [options] {fuzzy|exact|semantic|remove} ARGS..."
+SPARKDEDUP_USAGE="submit/rapids-gpu.sh [--master URL] [options] {fuzzy|exact|semantic|remove|compact-index} ARGS..."
 SPARKDEDUP_GPU_OPTIONS=1
 MASTER="local[*]"
 source "$(dirname "${BASH_SOURCE[0]}")/_common.sh"

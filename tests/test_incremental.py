@@ -11,6 +11,7 @@ import os
 import time
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import sparkdedup
 from pyspark.sql import functions as F
@@ -928,6 +929,124 @@ def test_a_month_with_no_new_documents_merges_the_segments_elsewhere(spark, tmp_
     assert new["documents"] == old["documents"] == 8 and new["id_type"] == "bigint"
     ids = sorted(r.id for r in FuzzyIndex.open(spark, merged).table(["id"]).collect())
     assert ids == [0, 2, 4, 6, 100, 102, 104, 106]
+
+
+def _segments(index: str) -> list[str]:
+    """The segment directories at `index`, listed or not."""
+    return sorted(n for n in os.listdir(index) if n.startswith("segment="))
+
+
+def test_compact_index_merges_the_segments_in_place(spark, corpus, tmp_path) -> None:
+    """Three segments become one holding the same rows, under a new commit number; the old
+    segments are deleted, and a run against the index removes what it removed before."""
+    new = corpus[1].where(F.col("id") < N_OLD + 150)
+    index, rows = _indexed(spark, corpus, tmp_path, 50)
+    config = FuzzyConfig(**CFG)
+    for shift in (10**6, 2 * 10**6):
+        writer = IndexWriter(spark, index, config, append=True)
+        writer.stage(rows(shift))
+        writer.commit()
+    opened = FuzzyIndex.open(spark, index)
+    names = opened._schema_names()
+    before = sorted(tuple(r) for r in opened.table(names).collect())
+    assert len(before) == opened.documents and len(opened.manifest["segments"]) == 3
+    removed = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
+    assert removed  # some near indexed documents
+    manifest = sparkdedup.compact_index(spark, index)
+    assert [s["name"] for s in manifest["segments"]] == ["segment=00003"]
+    assert manifest["documents"] == len(before)
+    assert manifest["commit"] == opened.manifest["commit"] + 1
+    assert manifest["params"] == opened.manifest["params"]
+    assert manifest["id_type"] == "bigint" and manifest["id_col"] == "id"
+    assert _segments(index) == ["segment=00003"]
+    after = FuzzyIndex.open(spark, index)
+    assert sorted(tuple(r) for r in after.table(names).collect()) == before
+    assert _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG)) == removed
+    # An index of one segment is left as it is.
+    assert sparkdedup.compact_index(spark, index) == manifest
+    assert _segments(index) == ["segment=00003"]
+
+
+def test_a_compaction_commits_nothing_when_the_index_changes_or_loses_rows(
+    spark, corpus, tmp_path, monkeypatch
+) -> None:
+    """A run committing to the index while it is compacted: the compaction commits nothing.
+    A run that started before a compaction commits nothing after it. Rows missing from a
+    segment's files (the manifest counts more): nothing is committed."""
+    index, rows = _indexed(spark, corpus, tmp_path, 50)
+    config = FuzzyConfig(**CFG)
+    first = IndexWriter(spark, index, config, append=True)
+    first.stage(rows(10**6))
+    first.commit()
+    other = IndexWriter(spark, index, config, append=True)
+    other.stage(rows(2 * 10**6))
+    staging = IndexWriter.stage
+
+    def stage_then_the_other_commits(self, table):
+        written = staging(self, table)
+        if self.compact:
+            other.commit()
+        return written
+
+    monkeypatch.setattr(IndexWriter, "stage", stage_then_the_other_commits)
+    with pytest.raises(InputError, match="compaction is not committed"):
+        sparkdedup.compact_index(spark, index)
+    monkeypatch.undo()
+    listed = [s["name"] for s in FuzzyIndex.open(spark, index).manifest["segments"]]
+    assert listed == ["segment=00000", "segment=00001", "segment=00002"]
+    assert _segments(index) == listed
+    assert not [n for n in os.listdir(index) if n.startswith("_sparkdedup_index_staging")]
+    # A commit as the compaction starts (after its first read of the manifest, before its
+    # writer notes it): the compaction holds that commit's documents too.
+    documents = FuzzyIndex.open(spark, index).documents
+    late = IndexWriter(spark, index, config, append=True)
+    late.stage(rows(3 * 10**6))
+    quick = IndexWriter(spark, index, config, append=True)
+    quick.stage(rows(5 * 10**6))
+    making = IndexWriter.__init__
+
+    def the_other_commits_then_made(self, *args, **kwargs):
+        if kwargs.get("compact"):
+            quick.commit()
+        making(self, *args, **kwargs)
+
+    monkeypatch.setattr(IndexWriter, "__init__", the_other_commits_then_made)
+    merged = sparkdedup.compact_index(spark, index)
+    monkeypatch.undo()
+    assert _segments(index) == ["segment=00004"]
+    ids = [r["id"] for r in FuzzyIndex.open(spark, index).table(["id"]).collect()]
+    assert merged["documents"] == len(set(ids)) == documents + 50
+    assert 5 * 10**6 in ids and 2 * 10**6 in ids and 3 * 10**6 not in ids
+    # A run that started before the compaction is refused after it.
+    with pytest.raises(InputError, match=r"segment=00004 added; segment=00000"):
+        late.commit()
+    late.abort()
+    assert _segments(index) == ["segment=00004"]
+    # A part file gone from a segment: the read finds fewer rows than the manifest lists.
+    more = IndexWriter(spark, index, config, append=True)
+    more.stage(rows(4 * 10**6))
+    more.commit()
+    parts = sorted((tmp_path / "index" / "segment=00004").glob("part-*.parquet"))
+    parts = [p for p in parts if pq.ParquetFile(p).metadata.num_rows]
+    os.remove(parts[0])
+    with pytest.raises(InputError, match="manifest lists .*nothing was changed"):
+        sparkdedup.compact_index(spark, index)
+    assert _segments(index) == ["segment=00004", "segment=00005"]
+    assert not [n for n in os.listdir(index) if n.startswith("_sparkdedup_index_staging")]
+
+
+def test_cli_compact_index(spark, corpus, tmp_path, capsys) -> None:
+    index, rows = _indexed(spark, corpus, tmp_path, 50)
+    writer = IndexWriter(spark, index, FuzzyConfig(**CFG), append=True)
+    writer.stage(rows(10**6))
+    writer.commit()
+    assert main(["compact-index", "--index", index]) == 0
+    line = capsys.readouterr().out
+    assert '"segments_before": 2, "segments": 1' in line, line
+    assert _segments(index) == ["segment=00002"]
+    assert main(["compact-index", "--index", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "--index" in err and "is not a sparkdedup index" in err, err
 
 
 @pytest.mark.parametrize(

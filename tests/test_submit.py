@@ -91,7 +91,7 @@ def test_launcher_usage_errors(args, message) -> None:
 
 
 def test_launcher_runs_every_cli_command() -> None:
-    for command in ("fuzzy", "exact", "semantic", "remove"):
+    for command in ("fuzzy", "exact", "semantic", "remove", "compact-index"):
         run = _launch("local-cpu.sh", "--dry-run", command, "--input", "x")
         assert run.returncode == 0, run.stderr
         words = shlex.split(run.stdout)

@@ -32,6 +32,7 @@ _EXPORTS = {
     "connected_components": "sparkdedup.fuzzy.components",
     "fuzzy_duplicates": "sparkdedup.fuzzy.workflow",
     "write_index": "sparkdedup.fuzzy.workflow",
+    "compact_index": "sparkdedup.fuzzy.index",
     "semantic_duplicates": "sparkdedup.semantic.workflow",
     "remove_duplicates": "sparkdedup.removal",
     "FuzzyDeduplicator": "sparkdedup.ml",

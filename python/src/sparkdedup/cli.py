@@ -118,6 +118,30 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
             default=None,
             help=table_help + "; deduplicated/ is then not written (default: none)",
         )
+    _session_options(p)
+    p.add_argument(
+        "--bad-records",
+        default="fail",
+        choices=BAD_RECORDS,
+        help="a record that cannot be used (malformed JSON, invalid UTF-8, a field of another "
+        "type, a missing id): fail names its file and line; skip leaves it out; quarantine "
+        + (
+            "is not for remove, which writes only the kept rows. "
+            if dataset
+            else "also writes it to OUTPUT/quarantine/. Skipped rows are counted in stats.json "
+        )
+        + "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the outputs of an earlier sparkdedup run at --output or --output-table "
+        "(files and tables sparkdedup did not write are never touched)",
+    )
+
+
+def _session_options(p: argparse.ArgumentParser) -> None:
+    """Where the command runs (--master, --remote, --spark-conf) and its --log-level."""
     p.add_argument(
         "--master",
         default=None,
@@ -139,25 +163,6 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
         default=[],
         metavar="KEY=VALUE",
         help="extra Spark setting (repeatable)",
-    )
-    p.add_argument(
-        "--bad-records",
-        default="fail",
-        choices=BAD_RECORDS,
-        help="a record that cannot be used (malformed JSON, invalid UTF-8, a field of another "
-        "type, a missing id): fail names its file and line; skip leaves it out; quarantine "
-        + (
-            "is not for remove, which writes only the kept rows. "
-            if dataset
-            else "also writes it to OUTPUT/quarantine/. Skipped rows are counted in stats.json "
-        )
-        + "(default: %(default)s)",
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace the outputs of an earlier sparkdedup run at --output or --output-table "
-        "(files and tables sparkdedup did not write are never touched)",
     )
     p.add_argument(
         "--log-level",
@@ -418,6 +423,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--duplicates", required=True, help="duplicates directory (Parquet with column id)"
+    )
+
+    c = sub.add_parser(
+        "compact-index",
+        help="merge the segments of a fuzzy index (--index-out) into one, in place",
+        description="Merge the segments of a fuzzy index into one, in place: each run "
+        "--against the index with --index-out of it adds a segment, and each segment adds its "
+        "files to every later read. One read and one write of the index; a run writing to the "
+        "index meanwhile makes this one commit nothing, and a run reading it while the old "
+        "segments are deleted fails: compact between runs.",
+    )
+    c.add_argument("--index", required=True, help="the index directory")
+    _session_options(c)
+    # What the commands that read and write corpora have, and this one has not.
+    c.set_defaults(
+        input=None,
+        input_table=None,
+        input_format=None,
+        output=None,
+        output_table=None,
+        overwrite=False,
+        bad_records="fail",
+        read_option=[],
+        write_option=[],
+        id_col=None,
+        verify="none",
     )
     return parser
 
@@ -2046,6 +2077,23 @@ def _check_input_unchanged(
         )
 
 
+def _run_compact(args: argparse.Namespace, spark: Any, start: float) -> int:
+    """`sparkdedup compact-index`: `sparkdedup.fuzzy.index.compact_index`, and its line."""
+    from sparkdedup.fuzzy.index import FuzzyIndex, compact_index
+
+    before = len(FuzzyIndex.open(spark, args.index, "--index").manifest["segments"])
+    manifest = compact_index(spark, args.index, option="--index")
+    summary = {
+        "segments_before": before,
+        "segments": len(manifest["segments"]),
+        "documents": manifest["documents"],
+    }
+    seconds = time.perf_counter() - start
+    line = f"sparkdedup compact-index: {json.dumps(summary)} in {seconds:.1f} s -> {args.index}"
+    print(redact.uri(line))
+    return 0
+
+
 def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     """Drop the rows a duplicates list names from --input, staged, and committed only once
     the checks pass: derived ids are those of these rows (their checksum, observed on the
@@ -2472,13 +2520,15 @@ def _command(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         _check_connect_versions(spark, args)
         _check_catalog_outlives_run(spark, args, started)
         _session_table_names(spark, args)
+        if args.command == "compact-index":
+            return _run_compact(args, spark, start)
         stats = _run_remove(args, spark) if args.command == "remove" else _run_workflow(args, spark)
     except DedupError as err:
         print(redact.uri(f"sparkdedup: error: {err}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, as for errors
         text = "sparkdedup: interrupted; an output not yet committed is left unwritten"
-        if args.command != "remove":
+        if args.command not in ("remove", "compact-index"):
             text += f" (a rerun of the same command resumes from the stages in {_cache_path(args)})"
         print(redact.uri(text), file=sys.stderr)
         if argv is not None:  # called from Python (a notebook): the caller stops too

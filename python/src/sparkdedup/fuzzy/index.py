@@ -11,9 +11,10 @@ An index is a directory::
 A run with ``--index-out`` writes the documents it keeps as one segment; a run ``--against``
 an index reads the segments its manifest lists (never recomputing their signatures), and
 ``--index-out`` of the same path appends the kept new documents as one more segment: the old
-segments are not rewritten. A segment is written under a staging name and renamed into place,
-and the manifest, rewritten last (`switch_manifest`: never a moment without one), lists only
-finished segments: a run that fails leaves the index as it was. A run whose index another run
+segments are not rewritten (`compact_index` merges them into one, in place, between runs). A
+segment is written under a staging name and renamed into place, and the manifest, rewritten
+last (`switch_manifest`: never a moment without one), lists only finished segments: a run
+that fails leaves the index as it was. A run whose index another run
 committed to while it ran is refused (`IndexWriter.check_unchanged`), and each commit first
 claims its number (`IndexWriter.claim`: a file created only if absent, one step where the file
 system allows), so of two overlapping runs one commits, even when they commit at once.
@@ -261,11 +262,14 @@ class FuzzyIndex:
             .select(*columns)
         )
 
-    def _schema(self, columns: list[str] | None = None) -> str:
+    def _schema_names(self) -> list[str]:
+        """Every column of the index's rows: ``id, t1, t2, b0 ..``."""
         bands = int(self.manifest["params"]["num_bands"])
-        names = ["id", TEXT_H1, TEXT_H2, *[band_col(k) for k in range(bands)]]
+        return ["id", TEXT_H1, TEXT_H2, *[band_col(k) for k in range(bands)]]
+
+    def _schema(self, columns: list[str] | None = None) -> str:
         types = {"id": self.manifest["id_type"]}
-        return ", ".join(f"{n} {types.get(n, 'bigint')}" for n in (columns or names))
+        return ", ".join(f"{n} {types.get(n, 'bigint')}" for n in (columns or self._schema_names()))
 
 
 def index_rows(scan: DataFrame, duplicates: DataFrame, num_bands: int) -> DataFrame:
@@ -303,10 +307,13 @@ class IndexWriter:
         append: bool = False,
         overwrite: bool = False,
         option: str = "--index-out",
+        compact: bool = False,
     ) -> None:
         check_config(config, option)
         self.spark, self.path, self.option = spark, path.rstrip("/"), option
         self.config = config
+        #: Rewriting the index's own documents as one segment (`compact_index`).
+        self.compact = compact
         self.base: FuzzyIndex | None = None
         entry = fs.status(spark, path)
         if entry is not None and not entry.is_dir:
@@ -404,7 +411,12 @@ class IndexWriter:
             changes = [f"{', '.join(added)} added"] if added else []
             changes += [f"{', '.join(gone)} removed"] if gone else []
             what = "; ".join(changes)
-        if self.base is not None:
+        if self.compact:
+            consequence = (
+                "the compaction is not committed and the index stays as that run left it; "
+                "compact it again"
+            )
+        elif self.base is not None:
             consequence = (
                 "this run's documents were deduplicated without those changes, so they are "
                 "not added to it. Run again against the index as it is now"
@@ -686,6 +698,66 @@ class IndexWriter:
             fs.delete(self.spark, self._staging)
             self._staging = None
         self._release()
+
+
+def compact_index(spark: SparkSession, path: str, *, option: str = "path") -> dict[str, Any]:
+    """Merge the segments of the index at `path` into one, in place; returns its manifest.
+
+    Every run with ``--index-out`` of the index it runs against adds one segment, and each
+    segment adds its files to every later read of the index (README, "Incremental dedup").
+    This rewrites the indexed documents, as they are, as one segment: a commit like a run's
+    (under a claim of the next commit number, the manifest switched last, so a failure leaves
+    the index as it was), after which the old segments are deleted. The count written must be
+    the manifest's, or nothing is committed. A run that commits to the index meanwhile makes
+    this one fail, committing nothing (`IndexWriter.check_unchanged`); a run reading the index
+    while its old segments are deleted fails (run it again): compact between runs. An index of
+    at most one segment is left as it is.
+
+    Cost: one read of the index and one write of it (about 180 bytes a document); nothing of it
+    reaches the driver. `option` names the path in errors (the CLI's ``--index``).
+    """
+    index = FuzzyIndex.open(spark, path, option)
+    manifest = index.manifest
+    if len(manifest["segments"]) <= 1:
+        log.info(
+            "sparkdedup: index %s has %d segment(s); nothing to compact",
+            index.path,
+            len(manifest["segments"]),
+        )
+        return manifest
+    params = {k: manifest["params"][k] for k in PARAMS}
+    config = FuzzyConfig(id_col=manifest.get("id_col") or "id", **params)
+    writer = IndexWriter(spark, index.path, config, overwrite=True, option=option, compact=True)
+    # The rows written are those of the manifest the writer's checks start from: read after
+    # it, so that a commit in between is seen (refused), never dropped from the index.
+    index = FuzzyIndex.open(spark, path, option)
+    if [s["name"] for s in index.manifest["segments"]] != writer._seen:
+        writer.check_unchanged()  # raises, naming the change
+        raise InputError(
+            f"{option} {index.path!r} changed as the compaction started; compact again"
+        )
+    index.check_params(config, option)
+    expected = index.documents
+    try:
+        written = writer.stage(index.table(index._schema_names()))
+        if written != expected:
+            raise InputError(
+                f"{option} {index.path!r}: {written} documents were read from its segments "
+                f"but its manifest lists {expected}; nothing was changed (a segment's files "
+                "were changed or removed by hand?)"
+            )
+        merged = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    log.info(
+        "sparkdedup: index %s: %d segments merged into %s (%d documents)",
+        index.path,
+        len(index.manifest["segments"]),
+        merged["segments"][-1]["name"],
+        merged["documents"],
+    )
+    return merged
 
 
 def _small(df: DataFrame, broadcast: bool) -> DataFrame:
