@@ -97,6 +97,11 @@ def run_all(spark: Any, work: str) -> dict[str, Any]:
     left = sparkdedup.remove_duplicates(texts, derived)
     out["derived_kept"] = sorted(r["text"] for r in left.collect())
     out["derived_removed"] = derived.count()
+    # With verification and normalisation too: a plan deeper than the client can wrap in a
+    # checkpoint command (the result is then a persisted copy).
+    verified = sparkdedup.fuzzy_duplicates(texts, device="cpu", verify="jaccard", normalize="nfkc")
+    left = sparkdedup.remove_duplicates(texts, verified)
+    out["derived_verified_kept"] = sorted(r["text"] for r in left.collect())
 
     # Distributed connected components: each round under a plan of its own (over Connect a
     # local checkpoint; persisting alone would let the plans double every round).
@@ -320,7 +325,8 @@ def parquet_missing_text_case(work: str, label: str, session_args: list[str]) ->
 def against_case(work: str, label: str, session_args: list[str]) -> dict[str, Any]:
     """Incremental dedup through the CLI: TEXTS indexed (``--index-out``), then new documents
     (exact copies of 0-4 and a new text) deduplicated ``--against`` that index, whose index
-    gains a segment; the removals, their counts and the index's documents after the update."""
+    gains a segment; the removals, their counts and the index's documents after the update,
+    then after ``compact-index`` (its segments, documents and ids)."""
     import os
 
     import pyarrow.parquet as pq
@@ -352,7 +358,13 @@ def against_case(work: str, label: str, session_args: list[str]) -> dict[str, An
     table = pq.read_table(os.path.join(target, "duplicates"))
     with open(os.path.join(index, "_sparkdedup_index.json"), encoding="utf-8") as fh:
         manifest = json.load(fh)
+    # Its two segments merged into one, in place.
+    assert cli.main(["compact-index", "--index", index, *session_args]) == 0, label
+    with open(os.path.join(index, "_sparkdedup_index.json"), encoding="utf-8") as fh:
+        compacted = json.load(fh)
+    ids = pq.read_table(os.path.join(index, compacted["segments"][0]["name"])).column("id")
     return {
+        "compacted": [len(compacted["segments"]), compacted["documents"], sorted(ids.to_pylist())],
         "duplicates": sorted(
             zip(table.column("id").to_pylist(), table.column("kept_id").to_pylist(), strict=True)
         ),

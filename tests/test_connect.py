@@ -67,6 +67,9 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     # The workloads are not vacuous: the planted copies are found and removed.
     assert [100, 0] in remote["fuzzy"] and [104, 4] in remote["fuzzy"]
     assert 100 not in remote["fuzzy_kept"] and remote["derived_removed"] == len(remote["fuzzy"])
+    verified_kept = remote["derived_verified_kept"]  # the exact copies 100-104 go, at least
+    documents = len(remote["fuzzy_kept"]) + len(remote["fuzzy"])
+    assert len(set(verified_kept)) == len(verified_kept) <= documents - 5
     assert remote["fuzzy_distributed"] == remote["fuzzy_distributed_written"] == remote["fuzzy"]
     assert remote["transformer_kept"] == remote["fuzzy_kept"] == remote["transformer_loaded_kept"]
     assert remote["semantic_model_kept"]  # a fitted, saved and loaded model transforms
@@ -84,6 +87,10 @@ def test_connect_session_gives_the_classic_results(spark, tmp_path) -> None:
     assert against["removed_near_indexed"] == 5
     assert against["segment_docs"][1:] == [1]  # the update appended a segment of one
     assert against["indexed_docs"] == sum(against["segment_docs"])
+    # compact-index: the segments merged into one holding every indexed document.
+    segments, documents, ids = against["compacted"]
+    assert segments == 1 and documents == against["indexed_docs"] == len(set(ids))
+    assert 300 in ids and not {100, 101, 102, 103, 104} & set(ids)
     # Catalog tables over Connect: table in, tables out, with the output rules and no table of
     # sparkdedup's own (staging, lease) left behind.
     assert tables["catalog"] == "hive"

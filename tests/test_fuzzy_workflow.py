@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import sparkdedup
 from pyspark.sql import functions as F
@@ -353,6 +355,33 @@ def test_detached_result_outlives_its_stages(spark, monkeypatch, tmp_path):
     assert over_rdd.is_cached and over_rdd.count() == 143
     assert written.count() == 143 and checkpointed.count() == 143
     assert any(p.name.startswith("result-") for p in (tmp_path / "ck").iterdir())
+
+
+def test_a_plan_too_deep_for_a_connect_checkpoint(spark, monkeypatch, caplog):
+    """A Spark Connect client cannot put a plan of over 100 nested messages in a checkpoint
+    command (protobuf's DecodeError): `detach` persists the small result instead, with a
+    warning; the distributed components' rounds, whose persisted plans would double every
+    round, ask for a checkpoint directory instead."""
+    from sparkdedup import stages
+    from sparkdedup.fuzzy.components import _Rounds
+
+    class DecodeError(Exception):
+        pass
+
+    def refuse(df):
+        raise DecodeError("Error parsing message: Exceeded upb_DecodeOptions_MaxDepth")
+
+    monkeypatch.setattr(stages, "computed_copy", refuse)
+    frame = spark.range(100).where("id % 3 = 0")
+    with caplog.at_level(logging.WARNING, logger="sparkdedup"):
+        copy = stages.detach(frame)
+    assert copy.is_cached and copy.count() == 34 and "too deep" in caplog.text
+    copy.unpersist()
+    with pytest.raises(ConfigError, match="pass checkpoint_dir"):
+        _Rounds(spark, None).materialise(frame, 1)
+    monkeypatch.setattr(stages, "computed_copy", lambda df: (_ for _ in ()).throw(OSError("x")))
+    with pytest.raises(OSError):  # other failures are not taken for a deep plan
+        stages.detach(frame)
 
 
 def test_overlapping_temporary_settings_restore_the_sessions_own(spark):

@@ -1022,10 +1022,20 @@ def test_a_compaction_commits_nothing_when_the_index_changes_or_loses_rows(
         late.commit()
     late.abort()
     assert _segments(index) == ["segment=00004"]
-    # A part file gone from a segment: the read finds fewer rows than the manifest lists.
     more = IndexWriter(spark, index, config, append=True)
     more.stage(rows(4 * 10**6))
     more.commit()
+    # A claim of the next commit (another run committing): refused before any read or write.
+    number = FuzzyIndex.open(spark, index).manifest["commit"] + 1
+    claim = os.path.join(index, index_module._claim_name(number))
+    with open(claim, "w") as fh:
+        json.dump({"claimed": time.time(), "run": "another", "output": None}, fh)
+    monkeypatch.setattr(IndexWriter, "stage", lambda *a: pytest.fail("staged"))
+    with pytest.raises(InputError, match="being committed to by another run.*compaction is not"):
+        sparkdedup.compact_index(spark, index)
+    monkeypatch.undo()
+    os.remove(claim)
+    # A part file gone from a segment: the read finds fewer rows than the manifest lists.
     parts = sorted((tmp_path / "index" / "segment=00004").glob("part-*.parquet"))
     parts = [p for p in parts if pq.ParquetFile(p).metadata.num_rows]
     os.remove(parts[0])

@@ -225,13 +225,14 @@ def test_a_null_ml_vector_is_named_as_a_null_array_is(spark) -> None:
         embedding_stats(df, "e", id_col="id")
 
 
-def test_number_parameters_refuse_nan_and_numpy_scalars_say_so() -> None:
+def test_number_parameters_refuse_nan_and_take_numpy_numbers() -> None:
     with pytest.raises(ConfigError, match="tol must be a number >= 0, got nan"):
         SemanticConfig(tol=float("nan"))
     with pytest.raises(ConfigError, match="tol must be a number >= 0"):
         kmeans_module._check_params(2, 10, float("nan"), 0, "cpu")
-    with pytest.raises(ConfigError, match=r"eps must be a number between 0 and 1.*float\(eps\)"):
-        SemanticConfig(eps=np.float32(0.01))
+    with pytest.raises(ConfigError, match="eps must be a number between 0 and 1, got True"):
+        SemanticConfig(eps=True)
+    assert removal_threshold(np.float32(0.5)) == 0.5  # NumPy numbers are numbers
     with pytest.raises(ConfigError, match="eps must be a number between 0 and 1, got nan"):
         removal_threshold(float("nan"))
     assert removal_threshold(0.25) == 0.75 and SemanticConfig(tol=0, eps=1).eps == 1
@@ -762,14 +763,20 @@ def test_exact_copies_that_kmeans_splits_are_compared_in_one_cluster(spark) -> N
         dups = identify_duplicates(out, eps=0.01).collect()
         return {r["id"]: r["max_id"] for r in dups}
 
-    for limit in (10**6, 4):
-        # Hard ranking: the farthest copy first, then the largest id (all take 3's distances).
-        assert removed(assigned, limit) == {10: 20, 3: 20}, limit
-        moved = pairwise_similarity(assigned, batch_size=4, max_cluster_size=limit)
-        assert {r["id"]: r["centroid"] for r in moved.collect()}[10] == 0, limit
-        # Without the keys the copy KMeans put apart is kept beside one of the others.
-        alone = removed(assigned.drop(*COPY_KEYS), limit)
-        assert len(alone) == 1 and set(alone) < {3, 20}, limit
+    # The split texts broadcast (collected once), and joined by a sort merge join.
+    try:
+        for broadcast, limit in [("64m", 10**6), ("64m", 4), ("0", 10**6), ("0", 4)]:
+            spark.conf.set("spark.sparkdedup.broadcastBytes", broadcast)
+            case = (broadcast, limit)
+            # Hard ranking: the farthest copy first, then the largest id (all take 3's distances).
+            assert removed(assigned, limit) == {10: 20, 3: 20}, case
+            moved = pairwise_similarity(assigned, batch_size=4, max_cluster_size=limit)
+            assert {r["id"]: r["centroid"] for r in moved.collect()}[10] == 0, case
+            # Without the keys the copy KMeans put apart is kept beside one of the others.
+            alone = removed(assigned.drop(*COPY_KEYS), limit)
+            assert len(alone) == 1 and set(alone) < {3, 20}, case
+    finally:
+        spark.conf.unset("spark.sparkdedup.broadcastBytes")
     assigned.unpersist()
 
 

@@ -92,11 +92,12 @@ def test_launcher_usage_errors(args, message) -> None:
 
 def test_launcher_runs_every_cli_command() -> None:
     for command in ("fuzzy", "exact", "semantic", "remove", "compact-index"):
-        run = _launch("local-cpu.sh", "--dry-run", command, "--input", "x")
+        option = "--index" if command == "compact-index" else "--input"
+        run = _launch("local-cpu.sh", "--dry-run", command, option, "x")
         assert run.returncode == 0, run.stderr
         words = shlex.split(run.stdout)
         main = words.index(os.path.join(ROOT, "python", "src", "sparkdedup", "cli.py"))
-        assert words[main + 1 :] == [command, "--input", "x"]
+        assert words[main + 1 :] == [command, option, "x"]
 
 
 def test_launcher_options_and_submit_args_are_read_as_a_shell_would(tmp_path) -> None:

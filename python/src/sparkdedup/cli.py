@@ -118,7 +118,7 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
             default=None,
             help=table_help + "; deduplicated/ is then not written (default: none)",
         )
-    _session_options(p)
+    _session_options(p, log_level=False)
     p.add_argument(
         "--bad-records",
         default="fail",
@@ -138,10 +138,11 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
         help="replace the outputs of an earlier sparkdedup run at --output or --output-table "
         "(files and tables sparkdedup did not write are never touched)",
     )
+    _log_level_option(p)
 
 
-def _session_options(p: argparse.ArgumentParser) -> None:
-    """Where the command runs (--master, --remote, --spark-conf) and its --log-level."""
+def _session_options(p: argparse.ArgumentParser, *, log_level: bool = True) -> None:
+    """Where the command runs (--master, --remote, --spark-conf), and its --log-level."""
     p.add_argument(
         "--master",
         default=None,
@@ -164,6 +165,11 @@ def _session_options(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="extra Spark setting (repeatable)",
     )
+    if log_level:
+        _log_level_option(p)
+
+
+def _log_level_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level",
         default="INFO",

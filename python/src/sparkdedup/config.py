@@ -69,13 +69,13 @@ def check_fraction(name: str, value: Any) -> None:
 
 
 def check_number(name: str, value: Any, minimum: float, maximum: float | None = None) -> None:
-    """ConfigError unless `value` is a Python int or float (not a bool, not NaN) in
-    [minimum, maximum], naming `name`."""
-    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    """ConfigError unless `value` is a number (int or float, NumPy's included; not a bool, not
+    NaN) in [minimum, maximum], naming `name`."""
+    kinds = (int, float, np.integer, np.floating)
+    number = not isinstance(value, (bool, np.bool_)) and isinstance(value, kinds)
     if not number or value != value or value < minimum or (maximum is not None and value > maximum):
         allowed = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
-        hint = "" if number or not hasattr(value, "item") else f" (pass float({name}))"
-        raise ConfigError(f"{name} must be a number {allowed}, got {value!r}{hint}")
+        raise ConfigError(f"{name} must be a number {allowed}, got {value!r}")
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:

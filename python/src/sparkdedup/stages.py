@@ -364,7 +364,26 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
         return spark.read.parquet(literal(spark, path))
     if connect_35(spark):
         return persisted_now(df)
-    return computed_copy(df)[0]
+    try:
+        return computed_copy(df)[0]
+    except Exception as err:
+        if not too_deep_to_checkpoint(err):
+            raise
+        # The server takes the plan; the result is small, and its persisted copy is computed
+        # whole now, so it stays when the stages its plan reads are freed.
+        log.warning(
+            "sparkdedup: the result's plan is too deep for this Spark Connect client to "
+            "checkpoint; it is persisted instead (pass checkpoint_dir to write it)"
+        )
+        return persisted_now(df)
+
+
+def too_deep_to_checkpoint(err: BaseException) -> bool:
+    """Whether `err` is a Spark Connect client refusing to build a checkpoint command for a
+    deep plan: the client copies the plan into the command through the protobuf runtime's
+    parser, which refuses more than 100 nested messages (the lineage of every stage of a run
+    with derived ids, verification and normalisation), though the server takes such plans."""
+    return type(err).__name__ == "DecodeError" and "MaxDepth" in str(err)
 
 
 def checkpoint_file(df: DataFrame) -> str | None:
@@ -403,7 +422,8 @@ def computed_copy(df: DataFrame) -> tuple[DataFrame, bool]:
     recomputed from the lineage). Over Spark Connect it is checkpointed when the server has
     ``spark.checkpoint.dir``, else locally checkpointed (lost with an executor: pass a
     directory of one's own for reliable copies). Not for a pyspark 3.5 Connect client, which
-    has no checkpoints.
+    has no checkpoints. Over Connect, a plan too deep for the client to put in a checkpoint
+    command raises `too_deep_to_checkpoint`'s error.
     """
     spark = df.sparkSession
     if is_connect(spark):

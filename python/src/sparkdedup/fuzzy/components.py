@@ -461,7 +461,7 @@ class _Rounds:
 
     def materialise(self, df: DataFrame, round_no: int) -> DataFrame:
         """Round `round_no` of the rounds, or with 0 the result (kept by `close`)."""
-        from sparkdedup.stages import checkpoint_file, computed_copy
+        from sparkdedup.stages import checkpoint_file, computed_copy, too_deep_to_checkpoint
 
         persisted = False
         if self.dir is not None:
@@ -475,7 +475,18 @@ class _Rounds:
                 self._schema = df.schema
             out = self.spark.read.parquet(literal(self.spark, path))
         else:
-            out, persisted = computed_copy(df)
+            try:
+                out, persisted = computed_copy(df)
+            except Exception as err:
+                if not too_deep_to_checkpoint(err):
+                    raise
+                # Persisted rounds would keep their lineage, which doubles every round.
+                raise ConfigError(
+                    "the distributed connected components' plans are too deep for this Spark "
+                    "Connect client to checkpoint (a run with derived ids, verification or "
+                    "normalisation): pass checkpoint_dir (a directory the server can write) "
+                    "so that each round is written there"
+                ) from err
         if self._previous is not None:
             self._previous.unpersist()
         self._previous = out if persisted else None

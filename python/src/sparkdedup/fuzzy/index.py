@@ -500,14 +500,19 @@ class IndexWriter:
                     f"committed its output {output!r} but was stopped before it added its "
                     "documents to the index, so later runs would keep copies of them: run "
                     "that command again (with --overwrite) to add them, or delete that file "
-                    "to go on without them"
+                    "to go on without them" + ("; then compact the index" if self.compact else "")
                 )
 
     def _refuse_busy(self, path: str, age: float) -> None:
+        consequence = (
+            "the compaction is not committed; compact the index once that run is done"
+            if self.compact
+            else "this run's documents were deduplicated without that run's, so they are not "
+            "added; runs writing one index must not overlap"
+        )
         raise InputError(
             f"{self.option} {self.path!r} is being committed to by another run (its claim "
-            f"{path!r} is {age:.0f} s old): this run's documents were deduplicated without "
-            "that run's, so they are not added; runs writing one index must not overlap. "
+            f"{path!r} is {age:.0f} s old): {consequence}. "
             "If no other run writes this index, the claim was left by a run stopped "
             "mid-commit: run that command again, or delete that file and run again (it is "
             f"cleared by itself after {CLAIM_STALE_SECONDS} s)"
@@ -713,8 +718,25 @@ def compact_index(spark: SparkSession, path: str, *, option: str = "path") -> di
     while its old segments are deleted fails (run it again): compact between runs. An index of
     at most one segment is left as it is.
 
+    Parameters
+    ----------
+    spark : the session.
+    path : the index directory (`FuzzyIndex`).
+    option : how errors name the path (the CLI's ``--index``).
+
+    Returns
+    -------
+    dict
+        The index's manifest: one segment, the same documents, the next commit number.
+
+    Raises
+    ------
+    InputError
+        No index at `path`; another run committing to it meanwhile, or a claim of its next
+        commit left there (before any work); fewer or more rows read than the manifest lists.
+
     Cost: one read of the index and one write of it (about 180 bytes a document); nothing of it
-    reaches the driver. `option` names the path in errors (the CLI's ``--index``).
+    reaches the driver.
     """
     index = FuzzyIndex.open(spark, path, option)
     manifest = index.manifest
@@ -728,6 +750,7 @@ def compact_index(spark: SparkSession, path: str, *, option: str = "path") -> di
     params = {k: manifest["params"][k] for k in PARAMS}
     config = FuzzyConfig(id_col=manifest.get("id_col") or "id", **params)
     writer = IndexWriter(spark, index.path, config, overwrite=True, option=option, compact=True)
+    writer.check_claim()  # a claim left by a stopped run refuses the commit: before the work
     # The rows written are those of the manifest the writer's checks start from: read after
     # it, so that a commit in between is seen (refused), never dropped from the index.
     index = FuzzyIndex.open(spark, path, option)

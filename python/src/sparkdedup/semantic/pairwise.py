@@ -24,7 +24,7 @@ from sparkdedup.fuzzy.identify import check_rank_type, rank_value
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
 from sparkdedup.semantic.embed import COPY_KEYS
-from sparkdedup.sizing import join_hint, parse_bytes
+from sparkdedup.sizing import broadcastable, parse_bytes
 
 log = logging.getLogger("sparkdedup")
 
@@ -116,9 +116,11 @@ def copies_in_one_cluster(frame: DataFrame) -> DataFrame:
     be kept. Only the centroid moves: both ranking paths give a cluster's copies the distances
     (and, ranked whole, the vector) of its copy of smallest id.
 
-    Cost: one job aggregating the narrow keys (about 32 bytes a row, one shuffle); a join
-    follows only when some copies are split, broadcast while the split texts' table fits
-    `sparkdedup.sizing.broadcast_bytes` (else a sort merge join, a shuffle of the rows).
+    Cost: one job aggregating the narrow keys (about 32 bytes a row, one shuffle). Only when
+    some copies are split does a join follow: while the split texts' table fits
+    `sparkdedup.sizing.broadcast_bytes` it is collected once (as a broadcast would be) and
+    broadcast to the tasks reading the rows; past that, a sort merge join whose query runs the
+    aggregation again (a shuffle of the rows by text).
     """
     keyed = frame.where(F.col(COPY_KEYS[0]).isNotNull() & F.col(COPY_KEYS[1]).isNotNull())
     split = (
@@ -139,9 +141,12 @@ def copies_in_one_cluster(frame: DataFrame) -> DataFrame:
         "differ by rounding); each is compared in the cluster of its smallest id",
         texts,
     )
-    joined = frame.join(
-        split.hint(join_hint(frame.sparkSession, texts)), on=list(COPY_KEYS), how="left"
-    )
+    spark = frame.sparkSession
+    if broadcastable(spark, texts):
+        table = F.broadcast(spark.createDataFrame(split.collect(), split.schema))
+    else:
+        table = split.hint("merge")
+    joined = frame.join(table, on=list(COPY_KEYS), how="left")
     return joined.select(
         *[
             F.coalesce(F.col(_MOVED), F.col(c)).alias(c) if c == "centroid" else F.col(c)
@@ -288,6 +293,8 @@ def pairwise_similarity(
             for (name, _), key in zip(user_keys, own, strict=True)
         ],
     )
+    # The default block size reads one embedding's length: before the copies' join.
+    limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
     if has_copies:
         frame = copies_in_one_cluster(frame)
     # pandas gets a bigint column with nulls as float64, where values beyond 2**53 tie, and a
@@ -315,7 +322,6 @@ def pairwise_similarity(
         whole_keys, whole_ascending, batch_size, device, distances if has_copies else None
     )
     for_whole = frame.drop(*replaced)  # what goes to pandas: the replaced keys stay in Spark
-    limit = max_cluster_size or auto_max_cluster_size(frame, batch_size)
     if limit is None:  # no rows
         return for_whole.groupBy("centroid").applyInPandas(whole, schema)
     sizes = {r["centroid"]: r["count"] for r in frame.groupBy("centroid").count().collect()}
