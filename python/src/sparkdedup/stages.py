@@ -373,7 +373,10 @@ def detach(df: DataFrame, checkpoint_dir: str | None = None) -> DataFrame:
         # whole now, so it stays when the stages its plan reads are freed.
         log.warning(
             "sparkdedup: the result's plan is too deep for this Spark Connect client to "
-            "checkpoint; it is persisted instead (pass checkpoint_dir to write it)"
+            "checkpoint; it is persisted instead, its plan held by the server while the result "
+            "is (megabytes for derived ids with verification, normalisation or distributed "
+            "components, analysed again by each query that reads it): pass checkpoint_dir (a "
+            "directory the server can write) to have the stages and the result written there"
         )
         return persisted_now(df)
 
