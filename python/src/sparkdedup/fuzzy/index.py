@@ -751,8 +751,9 @@ def compact_index(spark: SparkSession, path: str, *, option: str = "path") -> di
     config = FuzzyConfig(id_col=manifest.get("id_col") or "id", **params)
     writer = IndexWriter(spark, index.path, config, overwrite=True, option=option, compact=True)
     writer.check_claim()  # a claim left by a stopped run refuses the commit: before the work
-    # The rows written are those of the manifest the writer's checks start from: read after
-    # it, so that a commit in between is seen (refused), never dropped from the index.
+    # The rows written are those of the manifest the writer's checks start from, read after
+    # it: a commit before the writer was made is included, one after it refused (never
+    # dropped from the index).
     index = FuzzyIndex.open(spark, path, option)
     if [s["name"] for s in index.manifest["segments"]] != writer._seen:
         writer.check_unchanged()  # raises, naming the change
