@@ -24,7 +24,7 @@ from sparkdedup.fuzzy.identify import check_rank_type, rank_value
 from sparkdedup.ids import require_columns
 from sparkdedup.kernels.pairwise import cross_max_similarity, pairwise_max_similarity
 from sparkdedup.semantic.embed import COPY_KEYS
-from sparkdedup.sizing import broadcastable, parse_bytes
+from sparkdedup.sizing import RELATION_ROW_BYTES, broadcast_bytes, parse_bytes
 
 log = logging.getLogger("sparkdedup")
 
@@ -116,11 +116,11 @@ def copies_in_one_cluster(frame: DataFrame) -> DataFrame:
     be kept. Only the centroid moves: both ranking paths give a cluster's copies the distances
     (and, ranked whole, the vector) of its copy of smallest id.
 
-    Cost: one job aggregating the narrow keys (about 32 bytes a row, one shuffle). Only when
-    some copies are split does a join follow: while the split texts' table fits
-    `sparkdedup.sizing.broadcast_bytes` it is collected once (as a broadcast would be) and
-    broadcast to the tasks reading the rows; past that, a sort merge join whose query runs the
-    aggregation again (a shuffle of the rows by text).
+    Cost: one job aggregating the narrow keys (about 32 bytes a row, one shuffle), which
+    collects the split texts' table while it fits `sparkdedup.sizing.broadcast_bytes` (as a
+    broadcast would) and one row past it. Only when some copies are split does a join follow:
+    that table broadcast to the tasks reading the rows, or past the limit a sort merge join
+    whose query runs the aggregation again (a shuffle of the rows by text).
     """
     keyed = frame.where(F.col(COPY_KEYS[0]).isNotNull() & F.col(COPY_KEYS[1]).isNotNull())
     split = (
@@ -133,17 +133,20 @@ def copies_in_one_cluster(frame: DataFrame) -> DataFrame:
         .where(F.col("lo") != F.col("hi"))
         .select(*COPY_KEYS, _MOVED)
     )
-    texts = split.count()
-    if not texts:
+    # One job: at most one row past what a broadcast holds reaches the driver (three numbers a
+    # row, as the broadcast's own table would), which also tells an empty table from a large one.
+    spark = frame.sparkSession
+    most = broadcast_bytes(spark) // RELATION_ROW_BYTES
+    rows = split.limit(most + 1).collect()
+    if not rows:
         return frame
     log.info(
-        "sparkdedup pairwise: %d texts have exact copies in several clusters (their embeddings "
+        "sparkdedup pairwise: %s texts have exact copies in several clusters (their embeddings "
         "differ by rounding); each is compared in the cluster of its smallest id",
-        texts,
+        len(rows) if len(rows) <= most else f"over {most}",
     )
-    spark = frame.sparkSession
-    if broadcastable(spark, texts):
-        table = F.broadcast(spark.createDataFrame(split.collect(), split.schema))
+    if len(rows) <= most:
+        table = F.broadcast(spark.createDataFrame(rows, split.schema))
     else:
         table = split.hint("merge")
     joined = frame.join(table, on=list(COPY_KEYS), how="left")
