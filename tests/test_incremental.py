@@ -343,7 +343,7 @@ def test_a_commit_stopped_between_its_renames_leaves_a_readable_index(
 ) -> None:
     """The manifest is switched by renames, the old one kept until the new one is in place: a
     run stopped in between leaves the old index readable, and the next run goes on from it;
-    replacing an index removes the old segments only once the new manifest lists its own."""
+    replacing an index retires the old segments only once the new manifest lists its own."""
     from sparkdedup import fs
 
     old, new = corpus
@@ -369,12 +369,15 @@ def test_a_commit_stopped_between_its_renames_leaves_a_readable_index(
     assert manifest["documents"] == 45 and not (index / "_sparkdedup_index.previous.json").exists()
     assert [s["name"] for s in manifest["segments"]] == ["segment=00000", "segment=00002"]
     assert not (index / "segment=00001").exists()  # the stopped run's, never listed: removed
-    # Replaced for good: only the new segment is left.
+    # Replaced for good: the new segment is listed, the old ones retired (kept for the runs
+    # reading them: `test_replaced_segments_stay_for_the_runs_reading_them`).
     replaced = sparkdedup.write_index(new.limit(10), str(index), overwrite=True, **CFG)
     assert [s["name"] for s in replaced["segments"]] == ["segment=00003"]
+    assert [r["name"] for r in replaced["retired"]] == ["segment=00000", "segment=00002"]
     left = sorted(p.name for p in index.iterdir() if not p.name.startswith("."))  # .crc files
     claims = ["_sparkdedup_index_commit-00000002.json", "_sparkdedup_index_commit-00000003.json"]
-    assert left == ["_sparkdedup_index.json", *claims, "segment=00003"]
+    old_segments = ["segment=00000", "segment=00002"]
+    assert left == ["_sparkdedup_index.json", *claims, *old_segments, "segment=00003"]
     assert FuzzyIndex.open(spark, str(index)).table(["id"]).count() == 10
 
 
@@ -938,7 +941,8 @@ def _segments(index: str) -> list[str]:
 
 def test_compact_index_merges_the_segments_in_place(spark, corpus, tmp_path) -> None:
     """Three segments become one holding the same rows, under a new commit number; the old
-    segments are deleted, and a run against the index removes what it removed before."""
+    segments are retired (deleted at once with ``retain_hours=0``), and a run against the
+    index removes what it removed before."""
     new = corpus[1].where(F.col("id") < N_OLD + 150)
     index, rows = _indexed(spark, corpus, tmp_path, 50)
     config = FuzzyConfig(**CFG)
@@ -952,8 +956,9 @@ def test_compact_index_merges_the_segments_in_place(spark, corpus, tmp_path) -> 
     assert len(before) == opened.documents and len(opened.manifest["segments"]) == 3
     removed = _pairs(sparkdedup.fuzzy_duplicates(new, against=index, **CFG))
     assert removed  # some near indexed documents
-    manifest = sparkdedup.compact_index(spark, index)
+    manifest = sparkdedup.compact_index(spark, index, retain_hours=0)
     assert [s["name"] for s in manifest["segments"]] == ["segment=00003"]
+    assert manifest["retired"] == []
     assert manifest["documents"] == len(before)
     assert manifest["commit"] == opened.manifest["commit"] + 1
     assert manifest["params"] == opened.manifest["params"]
@@ -1011,7 +1016,7 @@ def test_a_compaction_commits_nothing_when_the_index_changes_or_loses_rows(
         making(self, *args, **kwargs)
 
     monkeypatch.setattr(IndexWriter, "__init__", the_other_commits_then_made)
-    merged = sparkdedup.compact_index(spark, index)
+    merged = sparkdedup.compact_index(spark, index, retain_hours=0)
     monkeypatch.undo()
     assert _segments(index) == ["segment=00004"]
     ids = [r["id"] for r in FuzzyIndex.open(spark, index).table(["id"]).collect()]
@@ -1045,6 +1050,68 @@ def test_a_compaction_commits_nothing_when_the_index_changes_or_loses_rows(
     assert not [n for n in os.listdir(index) if n.startswith("_sparkdedup_index_staging")]
 
 
+def _age_retired(index: str, hours: float) -> None:
+    """Make the index's retired segments `hours` older, in its manifest."""
+    path = os.path.join(index, index_module.MANIFEST)
+    with open(path) as fh:
+        manifest = json.load(fh)
+    for entry in manifest["retired"]:
+        then = time.time() - hours * 3600
+        entry["retired"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(then))
+    with open(path, "w") as fh:
+        json.dump(manifest, fh)
+    os.remove(os.path.join(index, f".{index_module.MANIFEST}.crc"))  # the local FS's checksum
+
+
+def test_replaced_segments_stay_for_the_runs_reading_them(spark, corpus, tmp_path) -> None:
+    """A compaction (and an index replaced with overwrite) keeps the segments it replaces for
+    `retain_hours`: a read planned before it still reads them; no reader after takes them; a
+    later commit deletes them once older, and a compaction of a one-segment index with
+    ``retain_hours=0`` deletes them at once."""
+    index, rows = _indexed(spark, corpus, tmp_path, 50)
+    config = FuzzyConfig(**CFG)
+    writer = IndexWriter(spark, index, config, append=True)
+    writer.stage(rows(10**6))
+    writer.commit()
+    opened = FuzzyIndex.open(spark, index)
+    reading = opened.table(["id"])  # a run's read, planned (its files listed) before
+    manifest = sparkdedup.compact_index(spark, index)
+    assert [s["name"] for s in manifest["segments"]] == ["segment=00002"]
+    retired = [(r["name"], r["documents"]) for r in manifest["retired"]]
+    assert retired == [(s["name"], s["documents"]) for s in opened.manifest["segments"]]
+    assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002"]
+    ids = sorted(r["id"] for r in reading.collect())
+    assert len(ids) == opened.documents
+    now = FuzzyIndex.open(spark, index)
+    assert sorted(r["id"] for r in now.table(["id"]).collect()) == ids
+    # A later commit within the hours keeps them listed; past them it deletes them.
+    writer = IndexWriter(spark, index, config, append=True)
+    writer.stage(rows(2 * 10**6))
+    assert [r["name"] for r in writer.commit()["retired"]] == ["segment=00000", "segment=00001"]
+    assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002", "segment=00003"]
+    _age_retired(index, 25)
+    writer = IndexWriter(spark, index, config, append=True)
+    writer.stage(rows(3 * 10**6))
+    assert writer.commit()["retired"] == []
+    assert _segments(index) == ["segment=00002", "segment=00003", "segment=00004"]
+    # Replaced with overwrite: retired too. A compaction of the one segment left, at 0 hours,
+    # deletes them and leaves the manifest as it was.
+    writer = IndexWriter(spark, index, config, overwrite=True)
+    writer.stage(rows(4 * 10**6))
+    replaced = writer.commit()
+    assert [r["name"] for r in replaced["retired"]] == [
+        "segment=00002",
+        "segment=00003",
+        "segment=00004",
+    ]
+    assert sparkdedup.compact_index(spark, index) == replaced  # within the hours: kept
+    assert len(_segments(index)) == 4
+    assert sparkdedup.compact_index(spark, index, retain_hours=0) == replaced
+    assert _segments(index) == ["segment=00005"]
+    with pytest.raises(ConfigError, match="retain_hours must be a number >= 0"):
+        sparkdedup.compact_index(spark, index, retain_hours=-1)
+
+
 def test_cli_compact_index(spark, corpus, tmp_path, capsys) -> None:
     index, rows = _indexed(spark, corpus, tmp_path, 50)
     writer = IndexWriter(spark, index, FuzzyConfig(**CFG), append=True)
@@ -1052,8 +1119,16 @@ def test_cli_compact_index(spark, corpus, tmp_path, capsys) -> None:
     writer.commit()
     assert main(["compact-index", "--index", index]) == 0
     line = capsys.readouterr().out
-    assert '"segments_before": 2, "segments": 1' in line, line
+    assert '"segments_before": 2, "segments": 1, "documents": 750, "retired_segments": 2' in line
+    assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002"]
+    # Deleted at once: the index has one segment, so this deletes and commits nothing.
+    assert main(["compact-index", "--index", index, "--retain-hours", "0"]) == 0
+    assert '"segments_before": 1, "segments": 1' in capsys.readouterr().out
     assert _segments(index) == ["segment=00002"]
+    for hours in ("-1", "nan", "soon"):
+        with pytest.raises(SystemExit):
+            main(["compact-index", "--index", index, "--retain-hours", hours])
+        assert "--retain-hours: must be a number of hours >= 0" in capsys.readouterr().err
     assert main(["compact-index", "--index", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert "--index" in err and "is not a sparkdedup index" in err, err

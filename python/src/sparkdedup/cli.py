@@ -24,6 +24,7 @@ from sparkdedup import __version__, redact
 from sparkdedup.config import (
     CC_BACKENDS,
     DEVICES,
+    INDEX_RETAIN_HOURS,
     NORMALIZE_MODES,
     SIM_METRICS,
     VERIFY_MODES,
@@ -437,10 +438,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Merge the segments of a fuzzy index into one, in place: each run "
         "--against the index with --index-out of it adds a segment, and each segment adds its "
         "files to every later read. One read and one write of the index; a run writing to the "
-        "index meanwhile makes this one commit nothing, and a run reading it while the old "
-        "segments are deleted fails: compact between runs.",
+        "index meanwhile makes this one commit nothing. The old segments stay on disk for "
+        "--retain-hours, for the runs reading the index as it was.",
     )
     c.add_argument("--index", required=True, help="the index directory")
+    c.add_argument(
+        "--retain-hours",
+        type=_hours,
+        default=INDEX_RETAIN_HOURS,
+        metavar="H",
+        help="how long the segments it replaces stay on disk, for runs that were reading them "
+        "(listed as retired in the manifest, read by no run that starts after), and the age "
+        "past which segments replaced earlier are deleted; 0 deletes them at once, and a run "
+        "reading them then fails (default: %(default)g)",
+    )
     _session_options(c)
     # What the commands that read and write corpora have, and this one has not.
     c.set_defaults(
@@ -494,6 +505,16 @@ def _normalize_option(p: argparse.ArgumentParser, default: str) -> None:
         "whitespace to one space, trimmed), lower (also Unicode lowercase), nfkc (also NFKC "
         "first); the output keeps the original texts (default: %(default)s, as NeMo Curator)",
     )
+
+
+def _hours(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = float("nan")
+    if not hours >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a number of hours >= 0, got {text!r}")
+    return hours
 
 
 def _format_name(text: str) -> str:
@@ -2088,11 +2109,12 @@ def _run_compact(args: argparse.Namespace, spark: Any, start: float) -> int:
     from sparkdedup.fuzzy.index import FuzzyIndex, compact_index
 
     before = len(FuzzyIndex.open(spark, args.index, "--index").manifest["segments"])
-    manifest = compact_index(spark, args.index, option="--index")
+    manifest = compact_index(spark, args.index, option="--index", retain_hours=args.retain_hours)
     summary = {
         "segments_before": before,
         "segments": len(manifest["segments"]),
         "documents": manifest["documents"],
+        "retired_segments": len(manifest.get("retired", [])),
     }
     seconds = time.perf_counter() - start
     line = f"sparkdedup compact-index: {json.dumps(summary)} in {seconds:.1f} s -> {args.index}"

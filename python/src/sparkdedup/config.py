@@ -26,6 +26,9 @@ SIM_METRICS = ("cosine", "l2")
 NORMALIZE_MODES = ("none", "whitespace", "lower", "nfkc")
 #: The fuzzy workflow's candidate check (`sparkdedup.fuzzy.verify`).
 VERIFY_MODES = ("none", "jaccard")
+#: How long a fuzzy index keeps the segments a commit replaces, for the runs reading them
+#: (`sparkdedup.fuzzy.index.compact_index`).
+INDEX_RETAIN_HOURS = 24.0
 
 #: `driver_cc_max_edges` = 0: the driver path takes up to 2 MiB of edges at 16 bytes an edge
 #: (131,072), or a quarter of spark.driver.maxResultSize when smaller

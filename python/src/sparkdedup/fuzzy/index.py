@@ -11,7 +11,9 @@ An index is a directory::
 A run with ``--index-out`` writes the documents it keeps as one segment; a run ``--against``
 an index reads the segments its manifest lists (never recomputing their signatures), and
 ``--index-out`` of the same path appends the kept new documents as one more segment: the old
-segments are not rewritten (`compact_index` merges them into one, in place, between runs). A
+segments are not rewritten (`compact_index` merges them into one, in place; the segments a
+commit replaces stay on disk for `RETAIN_HOURS`, listed as ``retired``, for the runs reading
+them). A
 segment is written under a staging name and renamed into place, and the manifest, rewritten
 last (`switch_manifest`: never a moment without one), lists only finished segments: a run
 that fails leaves the index as it was. A run whose index another run
@@ -25,6 +27,7 @@ band group, or the ids.
 
 from __future__ import annotations
 
+import calendar
 import json
 import logging
 import math
@@ -41,7 +44,7 @@ from pyspark.sql import functions as F
 
 from sparkdedup import __version__, fs
 from sparkdedup.compat import connect_35
-from sparkdedup.config import FuzzyConfig
+from sparkdedup.config import INDEX_RETAIN_HOURS, FuzzyConfig, check_number
 from sparkdedup.errors import ConfigError, InputError
 from sparkdedup.fuzzy.lsh import bucket_anchors, group_keys, not_anchor
 from sparkdedup.fuzzy.scan import TEXT_H1, TEXT_H2, band_col
@@ -65,6 +68,11 @@ CLAIM_STALE_SECONDS = 3600
 #: How long a reader waits for a manifest that a commit is switching (`read_manifest`): a
 #: switch is two renames and a deletion, milliseconds on HDFS and seconds on an object store.
 SWITCH_SECONDS = 30
+#: How long the segments a commit replaces (a compaction's, an index replaced with
+#: ``--overwrite``) stay on disk after it, for runs that were reading them: a later commit or
+#: compaction deletes them once older (`IndexWriter.commit`; `compact_index`'s
+#: ``retain_hours``). The manifest lists them under ``retired``; no reader takes them.
+RETAIN_HOURS = INDEX_RETAIN_HOURS
 #: The parameters a run against an index must share with it: they decide the band buckets.
 PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
 
@@ -308,8 +316,13 @@ class IndexWriter:
         overwrite: bool = False,
         option: str = "--index-out",
         compact: bool = False,
+        retain_hours: float = RETAIN_HOURS,
     ) -> None:
         check_config(config, option)
+        check_number("retain_hours", retain_hours, 0)
+        #: How long the segments this commit replaces are kept for their readers, and the age
+        #: past which those replaced earlier are deleted (`RETAIN_HOURS`).
+        self.retain_hours = float(retain_hours)
         self.spark, self.path, self.option = spark, path.rstrip("/"), option
         self.config = config
         #: Rewriting the index's own documents as one segment (`compact_index`).
@@ -631,13 +644,14 @@ class IndexWriter:
             manifest = switched
         self._staging = self._claim = None
         listed = {s["name"] for s in manifest["segments"]}
+        listed |= {r["name"] for r in manifest.get("retired", [])}
         try:
             for entry in fs.list_dir(self.spark, self.path):
                 # Claims of earlier commits (the one before stays, for a run checking just
-                # now), and the segments no manifest lists: a replaced index's, and those of
-                # runs stopped between moving their segment into place and switching the
-                # manifest (commits go one at a time, under their claims: no other run's is
-                # under way).
+                # now), and the segments no manifest lists: those replaced longer than
+                # `retain_hours` ago, and those of runs stopped between moving their segment
+                # into place and switching the manifest (commits go one at a time, under
+                # their claims: no other run's is under way).
                 old_claim = entry.name.startswith(_CLAIM) and entry.name < _claim_name(
                     self._number - 1
                 )
@@ -653,6 +667,7 @@ class IndexWriter:
             self._rows,
             manifest["documents"],
         )
+        _log_retired(self.path, manifest, self.retain_hours)
         return manifest
 
     def _commit(self) -> dict[str, Any]:
@@ -670,7 +685,9 @@ class IndexWriter:
                 "again against the index as it is now"
             )
         segments = list(self.base.manifest["segments"]) if self.base is not None else []
+        present = set()
         for entry in fs.list_dir(self.spark, self.path):
+            present.add(entry.name)
             # Staging directories of runs that failed before their commit.
             if entry.name.startswith(_STAGING) and not self._staging.endswith(entry.name):
                 fs.delete(self.spark, entry.path)
@@ -693,6 +710,9 @@ class IndexWriter:
             "id_col": self.config.id_col,
             "documents": int(sum(s["documents"] for s in segments)),
             "segments": segments,
+            "retired": _retired(
+                _manifest(self.spark, self.path), segments, present, self.retain_hours
+            ),
         }
         switch_manifest(self.spark, self.path, json.dumps(manifest, indent=2, sort_keys=True))
         return manifest
@@ -705,24 +725,105 @@ class IndexWriter:
         self._release()
 
 
-def compact_index(spark: SparkSession, path: str, *, option: str = "path") -> dict[str, Any]:
+def _stamp(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _expired(entry: dict[str, Any], hours: float, now: float) -> bool:
+    """Whether the segment `entry` of a manifest's ``retired`` list was replaced at least
+    `hours` before `now` (an entry whose time cannot be read counts as expired)."""
+    try:
+        replaced = calendar.timegm(time.strptime(entry["retired"], "%Y-%m-%dT%H:%M:%SZ"))
+    except (KeyError, TypeError, ValueError):
+        return True
+    return now - replaced >= hours * 3600
+
+
+def _retired(
+    current: dict[str, Any] | None,
+    segments: list[dict[str, Any]],
+    present: set[str],
+    hours: float,
+) -> list[dict[str, Any]]:
+    """The ``retired`` list of the manifest that replaces `current` and lists `segments`:
+    the segments `current` listed that the new one does not (replaced now), and those it
+    already held as retired, still on disk (`present`) and replaced less than `hours` ago.
+    Readers take only the listed segments; these stay for the runs that started before."""
+    if current is None:
+        return []
+    now = time.time()
+    names = {s["name"] for s in segments}
+    kept = [
+        r
+        for r in current.get("retired", [])
+        if r.get("name") in present and r["name"] not in names and not _expired(r, hours, now)
+    ]
+    if hours > 0:
+        kept += [
+            {"name": s["name"], "documents": s["documents"], "retired": _stamp(now)}
+            for s in current["segments"]
+            if s["name"] not in names
+        ]
+    return kept
+
+
+def _log_retired(path: str, manifest: dict[str, Any], hours: float) -> None:
+    retired = manifest.get("retired", [])
+    if retired:
+        log.info(
+            "sparkdedup: index %s: %d replaced segment(s) (%d documents) stay on disk for runs "
+            "that were reading them, each for %g hours after it was replaced; a later commit "
+            "or `sparkdedup compact-index` deletes them then (`--retain-hours 0`: at once)",
+            path,
+            len(retired),
+            sum(int(r.get("documents", 0)) for r in retired),
+            hours,
+        )
+
+
+def delete_retired(spark: SparkSession, path: str, hours: float) -> list[str]:
+    """Delete the segments the index at `path` lists as ``retired`` that were replaced at
+    least `hours` ago; their names. The manifest is not rewritten (the next commit drops
+    them from its list). Only segments no manifest reads since their replacement are
+    touched, so no commit in progress is."""
+    manifest = _manifest(spark, path)
+    now = time.time()
+    gone = []
+    for entry in (manifest or {}).get("retired", []):
+        name = str(entry.get("name", ""))
+        if name.startswith("segment=") and "/" not in name and _expired(entry, hours, now):
+            fs.delete(spark, f"{path.rstrip('/')}/{name}")
+            gone.append(name)
+    return gone
+
+
+def compact_index(
+    spark: SparkSession,
+    path: str,
+    *,
+    option: str = "path",
+    retain_hours: float = RETAIN_HOURS,
+) -> dict[str, Any]:
     """Merge the segments of the index at `path` into one, in place; returns its manifest.
 
     Every run with ``--index-out`` of the index it runs against adds one segment, and each
     segment adds its files to every later read of the index (README, "Incremental dedup").
     This rewrites the indexed documents, as they are, as one segment: a commit like a run's
     (under a claim of the next commit number, the manifest switched last, so a failure leaves
-    the index as it was), after which the old segments are deleted. The count written must be
-    the manifest's, or nothing is committed. A run that commits to the index meanwhile makes
-    this one fail, committing nothing (`IndexWriter.check_unchanged`); a run reading the index
-    while its old segments are deleted fails (run it again): compact between runs. An index of
-    at most one segment is left as it is.
+    the index as it was). The count written must be the manifest's, or nothing is committed.
+    A run that commits to the index meanwhile makes this one fail, committing nothing
+    (`IndexWriter.check_unchanged`). The old segments stay on disk for `retain_hours`, listed
+    as ``retired`` in the manifest, so that runs reading the index as it was go on; a later
+    commit or compaction deletes them (0: at once, and a run reading them then fails). An
+    index of at most one segment is left as it is, but for the retired segments of earlier
+    commits older than `retain_hours`, which are deleted.
 
     Parameters
     ----------
     spark : the session.
     path : the index directory (`FuzzyIndex`).
     option : how errors name the path (the CLI's ``--index``).
+    retain_hours : how long replaced segments stay for their readers (`RETAIN_HOURS`).
 
     Returns
     -------
@@ -738,18 +839,29 @@ def compact_index(spark: SparkSession, path: str, *, option: str = "path") -> di
     Cost: one read of the index and one write of it (about 180 bytes a document); nothing of it
     reaches the driver.
     """
+    check_number("retain_hours", retain_hours, 0)
     index = FuzzyIndex.open(spark, path, option)
     manifest = index.manifest
     if len(manifest["segments"]) <= 1:
+        gone = delete_retired(spark, index.path, retain_hours)
         log.info(
-            "sparkdedup: index %s has %d segment(s); nothing to compact",
+            "sparkdedup: index %s has %d segment(s); nothing to compact%s",
             index.path,
             len(manifest["segments"]),
+            f" (deleted the replaced {', '.join(gone)})" if gone else "",
         )
         return manifest
     params = {k: manifest["params"][k] for k in PARAMS}
     config = FuzzyConfig(id_col=manifest.get("id_col") or "id", **params)
-    writer = IndexWriter(spark, index.path, config, overwrite=True, option=option, compact=True)
+    writer = IndexWriter(
+        spark,
+        index.path,
+        config,
+        overwrite=True,
+        option=option,
+        compact=True,
+        retain_hours=retain_hours,
+    )
     writer.check_claim()  # a claim left by a stopped run refuses the commit: before the work
     # The rows written are those of the manifest the writer's checks start from, read after
     # it: a commit before the writer was made is included, one after it refused (never
