@@ -795,6 +795,49 @@ def test_an_input_file_replaced_during_the_run_commits_nothing(
     assert cli.main([*remove, "--output", str(tmp_path / "clean")]) == 0
 
 
+def test_stages_of_a_run_whose_input_changed_are_never_resumed(
+    spark, tmp_path, capsys, monkeypatch
+):
+    """A file replaced as the run starts computing (by one of the same size) is caught at the
+    end, and the stages computed from it, cached under the key of the input as it was, are
+    not resumed when the input is put back as it was (bytes and times): the rerun recomputes
+    them and removes what the restored input holds."""
+    import pandas as pd
+    from sparkdedup import exact
+
+    src = tmp_path / "in"
+    src.mkdir()
+
+    def write(k: int, texts: list[str]) -> None:
+        frame = pd.DataFrame({"id": [10 * k + i for i in range(6)], "text": texts})
+        # Uncompressed and plain-encoded: texts of the same lengths make files of one size.
+        frame.to_parquet(src / f"part-{k}.parquet", compression=None, use_dictionary=False)
+
+    for k in range(2):
+        write(k, [f"text {i % 3} of file {k}" for i in range(6)])
+    part = src / "part-1.parquet"
+    original, times = part.read_bytes(), os.stat(part)
+    real = exact.run_exact
+
+    def replacing(*args, **kwargs):
+        write(1, [f"text {i} of file 1" for i in range(6)])  # all distinct, as many bytes
+        assert part.stat().st_size == times.st_size
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exact, "run_exact", replacing)
+    argv = ["exact", "--input", str(src), "--input-format", "parquet", "--id-col", "id"]
+    out = tmp_path / "out"
+    assert cli.main([*argv, "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--input '{src}' changed during the run" in err, err
+    monkeypatch.setattr(exact, "run_exact", real)
+    part.write_bytes(original)
+    os.utime(part, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert cli.main([*argv, "--output", str(out)]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["resumed_stages"] == [] and stats["removed_docs"] == 6, stats
+
+
 def test_a_full_disk_names_where_the_run_writes(spark, tmp_path, capsys, monkeypatch):
     """A run that fails because a disk filled up (however deep in the failure's chain) says
     so, naming where it writes with the space left there, instead of an internal error."""

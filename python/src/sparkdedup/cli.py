@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from sparkdedup import __version__, redact
 from sparkdedup.config import (
@@ -36,6 +36,9 @@ from sparkdedup.config import (
 )
 from sparkdedup.errors import ConfigError, DedupError, InputError, SchemaError
 from sparkdedup.io import BAD_RECORDS, SPARK_ERRORS, first_line
+
+if TYPE_CHECKING:
+    from sparkdedup.stages import StageRunner
 
 log = logging.getLogger("sparkdedup")
 
@@ -2004,9 +2007,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
         try:
             stats = _write_results(spark, args, result, runner, config, out, raw, table)
         except DedupError:  # its checks of the counts: a changed input says so first
-            _check_input_unchanged(spark, args, fingerprint)
+            _check_input_unchanged(spark, args, fingerprint, runner)
             raise
-        _check_input_unchanged(spark, args, fingerprint)
+        _check_input_unchanged(spark, args, fingerprint, runner)
         if index is not None:
             index.claim()  # before any output is committed: of two runs, one commits
         if table is not None:
@@ -2066,7 +2069,10 @@ def _written(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def _check_input_unchanged(
-    spark: Any, args: argparse.Namespace, fingerprint: dict[str, Any]
+    spark: Any,
+    args: argparse.Namespace,
+    fingerprint: dict[str, Any],
+    runner: StageRunner | None = None,
 ) -> None:
     """DedupError when the input's files changed during the run (a file replaced, added or
     removed: its listing differs from the one the run started from), before any output is
@@ -2075,7 +2081,9 @@ def _check_input_unchanged(
     view's plan is not compared, a sample's seed in it differs at every parse). Not for a
     Delta input (its log gains checkpoints, and its old files go, with its rows unchanged: a
     commit meanwhile is caught by the row count), nor for a glob that may match this run's
-    own outputs (written under the glob's fixed part since the first listing)."""
+    own outputs (written under the glob's fixed part since the first listing). The stages
+    `runner` computed are made unresumable first (`StageRunner.forget_computed`): cached under
+    the input's key at the start, they may hold rows of the input as it is now."""
     from sparkdedup.fs import is_glob, literal_prefix, qualified
     from sparkdedup.io import canonical_format, input_fingerprint
     from sparkdedup.tables import table_fingerprint
@@ -2096,6 +2104,8 @@ def _check_input_unchanged(
         now = input_fingerprint(spark, args.input, None, fmt=args.input_format)
         what = f"--input {args.input!r}"
     if now != before:
+        if runner is not None:
+            runner.forget_computed()
         raise DedupError(
             f"{what} changed during the run (its files were replaced, added or removed: "
             f"{before.get('files')} files of {before.get('bytes')} bytes at the start, "

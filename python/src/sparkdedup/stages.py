@@ -86,6 +86,8 @@ class StageRunner:
         self._work: dict[str, list[DataFrame]] = {}
         #: Checkpoint files of intermediate results (`owned`), deleted by `close`.
         self._checkpoints: list[str] = []
+        #: The cached stages this run computed (not resumed), by path (`forget_computed`).
+        self._computed: list[str] = []
 
     def owned(self, df: DataFrame) -> DataFrame:
         """`df`, an intermediate result this run made, whose checkpoint files (when it is a
@@ -161,6 +163,7 @@ class StageRunner:
                     observed = _plain(observation.get)
             if self.resumable:
                 self._write_fingerprint(path, key, observed, out.schema)
+                self._computed.append(path)
             else:
                 self._written[path] = out.schema
             df = self.spark.read.schema(out.schema).parquet(literal(self.spark, path))
@@ -282,6 +285,16 @@ class StageRunner:
         # Callers that need only a small result write it elsewhere or checkpoint it inside the
         # block; every stage is released on the way out, also when a stage failed.
         self.close()
+
+    def forget_computed(self) -> None:
+        """Make the cached stages this run computed unresumable (their fingerprints deleted):
+        for a run whose input changed while it ran (`sparkdedup.cli`), whose stages may mix
+        the input as it was with the input as it is, under the key of the input as it was. A
+        rerun against the input restored as it was (files and times: the same key) would
+        otherwise resume them. Stages resumed from an earlier run stay."""
+        for path in self._computed:
+            delete(self.spark, f"{path}/{_FINGERPRINT_FILE}")
+        self._computed.clear()
 
     def _read_fingerprint(self, path: str) -> dict[str, Any] | None:
         """``{"key", "observed", "schema"}`` of a complete cached stage; None when there is none or it is
