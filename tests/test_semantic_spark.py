@@ -226,10 +226,15 @@ def test_a_null_ml_vector_is_named_as_a_null_array_is(spark) -> None:
 
 
 def test_number_parameters_refuse_nan_and_take_numpy_numbers() -> None:
-    with pytest.raises(ConfigError, match="tol must be a number >= 0, got nan"):
+    with pytest.raises(ConfigError, match="tol must be a finite number >= 0, got nan"):
         SemanticConfig(tol=float("nan"))
-    with pytest.raises(ConfigError, match="tol must be a number >= 0"):
+    with pytest.raises(ConfigError, match="tol must be a finite number >= 0"):
         kmeans_module._check_params(2, 10, float("nan"), 0, "cpu")
+    # An infinite tolerance would stop KMeans after one step, silently.
+    with pytest.raises(ConfigError, match="tol must be a finite number >= 0, got inf"):
+        SemanticConfig(tol=float("inf"))
+    with pytest.raises(ConfigError, match=r"tol must be a finite number >= 0, got .*inf"):
+        kmeans_module._check_params(2, 10, np.float64("inf"), 0, "cpu")
     with pytest.raises(ConfigError, match="eps must be a number between 0 and 1, got True"):
         SemanticConfig(eps=True)
     assert removal_threshold(np.float32(0.5)) == 0.5  # NumPy numbers are numbers

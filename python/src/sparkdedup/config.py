@@ -71,14 +71,18 @@ def check_fraction(name: str, value: Any) -> None:
         raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
 
 
-def check_number(name: str, value: Any, minimum: float, maximum: float | None = None) -> None:
+def check_number(
+    name: str, value: Any, minimum: float, maximum: float | None = None, *, finite: bool = False
+) -> None:
     """ConfigError unless `value` is a number (int or float, NumPy's included; not a bool, not
-    NaN) in [minimum, maximum], naming `name`."""
+    NaN; not infinite when `finite`) in [minimum, maximum], naming `name`."""
     kinds = (int, float, np.integer, np.floating)
     number = not isinstance(value, (bool, np.bool_)) and isinstance(value, kinds)
-    if not number or value != value or value < minimum or (maximum is not None and value > maximum):
+    wrong = not number or value != value or (finite and abs(value) == float("inf"))
+    if wrong or value < minimum or (maximum is not None and value > maximum):
         allowed = f">= {minimum:g}" if maximum is None else f"between {minimum:g} and {maximum:g}"
-        raise ConfigError(f"{name} must be a number {allowed}, got {value!r}")
+        kind = "a finite number" if finite else "a number"
+        raise ConfigError(f"{name} must be {kind} {allowed}, got {value!r}")
 
 
 def check_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -333,7 +337,7 @@ class SemanticConfig:
         check_int("rank_seed", self.rank_seed, 0, 2**32 - 1)
         check_int("pairwise_batch_size", self.pairwise_batch_size, 1)
         check_int("max_cluster_size", self.max_cluster_size, 0)
-        check_number("tol", self.tol, 0)
+        check_number("tol", self.tol, 0, finite=True)
         check_fraction("fit_fraction", self.fit_fraction)
         check_number("eps", self.eps, 0, 1)
         check_choice("which_to_keep", self.which_to_keep, WHICH_TO_KEEP)

@@ -187,7 +187,7 @@ def _check_params(n_clusters: int, max_iter: int, tol: float, seed: int, device:
     check_int("n_clusters", n_clusters, 1)
     check_int("max_iter", max_iter, 1)
     check_int("seed", seed, 0, 2**32 - 1)
-    check_number("tol", tol, 0)
+    check_number("tol", tol, 0, finite=True)
     if device not in ("cpu", "gpu"):
         raise ConfigError(f"device must be 'cpu' or 'gpu' (resolve 'auto' first), got {device!r}")
     if device == "gpu" and seed > _CUML_MAX_SEED:
