@@ -566,6 +566,15 @@ def test_one_run_at_a_time_writes_an_output(spark, corpus, tmp_path, capsys, cap
         held.commit()
     taker.abort()
     assert not lease.exists()
+    # The output moved away while a run ran: its lease is gone, which the error says (no
+    # other run took it over).
+    moved = OutputDir(spark, str(target), entries, keep=["cache"])
+    moved.prepare()
+    target.rename(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match=r"this run's lease .* is gone \(the output, or the"):
+        moved.commit()
+    moved.abort()
+    (tmp_path / "elsewhere").rename(target)
 
     def foreign(host: str, pid: int, age: float) -> None:
         now = time.time()

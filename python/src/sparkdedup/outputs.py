@@ -373,9 +373,16 @@ class OutputLease:
     def check(self) -> None:
         """ConfigError unless this run still holds its lease."""
         with self._lock:
-            lost = self._lost or (self._holder() or {}).get("run") != self.token
+            holder = self._holder()
+            lost = self._lost or (holder or {}).get("run") != self.token
         if lost:
             self._lost = True
+            if holder is None:
+                raise ConfigError(
+                    f"{self.option} {self.display!r}: this run's lease {self.path!r} is gone "
+                    "(the output, or the lease in it, was moved or deleted while this run "
+                    "ran): nothing of this run was moved into place; run it again"
+                )
             raise ConfigError(
                 f"{self.option} {self.display!r} was taken over by another run while this one "
                 f"ran (this run's lease {self.path!r} went {LEASE_STALE_SECONDS:.0f} s without "
