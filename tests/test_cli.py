@@ -837,6 +837,26 @@ def test_stages_of_a_run_whose_input_changed_are_never_resumed(
     stats = json.loads((out / "stats.json").read_text())
     assert stats["resumed_stages"] == [] and stats["removed_docs"] == 6, stats
 
+    # A change that fails the run before its end (ids that clash with another file's): the
+    # error names the change, and the stages computed go too.
+    def clashing(*args, **kwargs):
+        frame = pd.DataFrame({"id": range(6), "text": [f"text {i} of file 1" for i in range(6)]})
+        frame.to_parquet(part, compression=None, use_dictionary=False)
+        assert part.stat().st_size == times.st_size
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exact, "run_exact", clashing)
+    other = tmp_path / "other"
+    assert cli.main([*argv, "--output", str(other)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--input '{src}' changed during the run" in err, err
+    monkeypatch.setattr(exact, "run_exact", real)
+    part.write_bytes(original)
+    os.utime(part, ns=(times.st_atime_ns, times.st_mtime_ns))
+    assert cli.main([*argv, "--output", str(other)]) == 0, capsys.readouterr().err
+    stats = json.loads((other / "stats.json").read_text())
+    assert stats["resumed_stages"] == [] and stats["removed_docs"] == 6, stats
+
 
 def test_a_full_disk_names_where_the_run_writes(spark, tmp_path, capsys, monkeypatch):
     """A run that fails because a disk filled up (however deep in the failure's chain) says

@@ -1106,10 +1106,53 @@ def test_replaced_segments_stay_for_the_runs_reading_them(spark, corpus, tmp_pat
     ]
     assert sparkdedup.compact_index(spark, index) == replaced  # within the hours: kept
     assert len(_segments(index)) == 4
-    assert sparkdedup.compact_index(spark, index, retain_hours=0) == replaced
+    assert sparkdedup.compact_index(spark, index, retain_hours=0) == {**replaced, "retired": []}
     assert _segments(index) == ["segment=00005"]
-    with pytest.raises(ConfigError, match="retain_hours must be a number >= 0"):
-        sparkdedup.compact_index(spark, index, retain_hours=-1)
+    for hours in (-1, float("inf")):
+        with pytest.raises(ConfigError, match="retain_hours must be a finite number >= 0"):
+            sparkdedup.compact_index(spark, index, retain_hours=hours)
+
+
+def test_each_replaced_segment_keeps_its_own_hours(spark, corpus, tmp_path) -> None:
+    """The hours a compaction gives the segments it replaces hold whatever later commits use
+    (a run's default is shorter): only an explicit ``retain_hours`` shortens them, and 0
+    deletes them whatever their time says (a clock ahead of this one)."""
+    index, rows = _indexed(spark, corpus, tmp_path, 50)
+    config = FuzzyConfig(**CFG)
+    writer = IndexWriter(spark, index, config, append=True)
+    writer.stage(rows(10**6))
+    writer.commit()
+    manifest = sparkdedup.compact_index(spark, index, retain_hours=72)
+    assert [r["retain_hours"] for r in manifest["retired"]] == [72, 72]
+    _age_retired(index, 25)
+    writer = IndexWriter(spark, index, config, append=True)  # a run: the default 24 hours
+    writer.stage(rows(2 * 10**6))
+    assert len(writer.commit()["retired"]) == 2
+    assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002", "segment=00003"]
+    _age_retired(index, 73)
+    writer = IndexWriter(spark, index, config, append=True)
+    writer.stage(rows(3 * 10**6))
+    assert writer.commit()["retired"] == []
+    assert _segments(index) == ["segment=00002", "segment=00003", "segment=00004"]
+    # Shortened by an explicit compaction: to 24 hours of 72, after 25 (48 keeps them).
+    merged = sparkdedup.compact_index(spark, index, retain_hours=72)
+    names = [r["name"] for r in merged["retired"]]
+    assert names == [f"segment=0000{k}" for k in (2, 3, 4)]
+    _age_retired(index, 25)
+    for hours in (None, 48):  # the default shortens nothing
+        kept = sparkdedup.compact_index(spark, index, retain_hours=hours)["retired"]
+        assert [r["name"] for r in kept] == names and len(_segments(index)) == 4
+    assert sparkdedup.compact_index(spark, index, retain_hours=24)["retired"] == []
+    assert _segments(index) == ["segment=00005"]
+    # Replaced "in the future" (a clock ahead): 0 deletes them all the same.
+    writer = IndexWriter(spark, index, config, append=True)
+    writer.stage(rows(4 * 10**6))
+    writer.commit()
+    sparkdedup.compact_index(spark, index)
+    _age_retired(index, -5)
+    assert len(_segments(index)) == 3
+    assert sparkdedup.compact_index(spark, index, retain_hours=0)["retired"] == []
+    assert _segments(index) == ["segment=00007"]
 
 
 def test_cli_compact_index(spark, corpus, tmp_path, capsys) -> None:
@@ -1123,12 +1166,13 @@ def test_cli_compact_index(spark, corpus, tmp_path, capsys) -> None:
     assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002"]
     # Deleted at once: the index has one segment, so this deletes and commits nothing.
     assert main(["compact-index", "--index", index, "--retain-hours", "0"]) == 0
-    assert '"segments_before": 1, "segments": 1' in capsys.readouterr().out
+    assert '"segments": 1, "documents": 750, "retired_segments": 0' in capsys.readouterr().out
     assert _segments(index) == ["segment=00002"]
-    for hours in ("-1", "nan", "soon"):
+    for hours in ("-1", "nan", "inf", "soon"):
         with pytest.raises(SystemExit):
             main(["compact-index", "--index", index, "--retain-hours", hours])
-        assert "--retain-hours: must be a number of hours >= 0" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert "--retain-hours: must be a finite number of hours >= 0" in err, err
     assert main(["compact-index", "--index", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert "--index" in err and "is not a sparkdedup index" in err, err

@@ -448,12 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--retain-hours",
         type=_hours,
-        default=INDEX_RETAIN_HOURS,
+        default=None,
         metavar="H",
         help="how long the segments it replaces stay on disk, for runs that were reading them "
-        "(listed as retired in the manifest, read by no run that starts after), and the age "
-        "past which segments replaced earlier are deleted; 0 deletes them at once, and a run "
-        "reading them then fails (default: %(default)g)",
+        "(listed as retired in the manifest, read by no run that starts after; default: "
+        f"{INDEX_RETAIN_HOURS:g}); given, also the most that segments replaced earlier stay "
+        "(0 deletes them all at once, and a run still reading them then fails)",
     )
     _session_options(c)
     # What the commands that read and write corpora have, and this one has not.
@@ -515,8 +515,8 @@ def _hours(text: str) -> float:
         hours = float(text)
     except ValueError:
         hours = float("nan")
-    if not hours >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be a number of hours >= 0, got {text!r}")
+    if not 0 <= hours < float("inf"):  # NaN too
+        raise argparse.ArgumentTypeError(f"must be a finite number of hours >= 0, got {text!r}")
     return hours
 
 
@@ -1966,6 +1966,8 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
     _validate(df, config, args.command)
     out.prepare()
     cache_lease, table = None, None
+    runner: StageRunner | None = None
+    fingerprint: dict[str, Any] | None = None
     try:
         table = _output_table(spark, args)  # its lease is held from here: aborted on failure
         _check_writer(spark, args, raw, out)
@@ -2004,11 +2006,9 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
 
             more = tuple(args.eps[1:])
             result = run_semantic(df, config, runner, fingerprint=fingerprint, more_eps=more)
-        try:
-            stats = _write_results(spark, args, result, runner, config, out, raw, table)
-        except DedupError:  # its checks of the counts: a changed input says so first
-            _check_input_unchanged(spark, args, fingerprint, runner)
-            raise
+        # Its checks of the counts failing, a changed input says so first (as any failure:
+        # `_input_changed`).
+        stats = _write_results(spark, args, result, runner, config, out, raw, table)
         _check_input_unchanged(spark, args, fingerprint, runner)
         if index is not None:
             index.claim()  # before any output is committed: of two runs, one commits
@@ -2032,11 +2032,16 @@ def _run_workflow(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
                 ) from err
         return stats
     except BaseException as err:  # interrupted too: the staging and the output's lease go
+        changed = None
+        if fingerprint is not None and isinstance(err, Exception):
+            changed = _input_changed(spark, args, fingerprint, runner, err)
         out.abort()
         if table is not None:
             table.abort()
         if index is not None:
             index.abort()
+        if changed is not None:  # what the failure comes from, likely; the stages go
+            raise changed from err
         if isinstance(err, Exception) and not isinstance(err, DedupError):
             _explain_failure(spark, args, raw, err, _input_text_col(config))
         raise
@@ -2066,6 +2071,31 @@ def _written(args: argparse.Namespace) -> list[tuple[str, str]]:
         places.append(("the stage cache", _cache_path(args)))
     places.append(("--index-out", getattr(args, "index_out", None)))
     return [(name, path) for name, path in places if path]
+
+
+class _InputChanged(DedupError):
+    """The input's files changed while the run ran (`_check_input_unchanged`)."""
+
+
+def _input_changed(
+    spark: Any,
+    args: argparse.Namespace,
+    fingerprint: dict[str, Any],
+    runner: StageRunner | None,
+    err: Exception,
+) -> DedupError | None:
+    """For a run that failed with `err`: the error saying its input changed during the run
+    (and its computed stages made unresumable) when it did; None when it did not, or cannot
+    be listed now (`err` stands)."""
+    if isinstance(err, _InputChanged):
+        return None  # found and said already
+    try:
+        _check_input_unchanged(spark, args, fingerprint, runner)
+    except _InputChanged as found:
+        return found
+    except Exception:  # noqa: BLE001 - the listing failed too: the run's own error stands
+        log.debug("sparkdedup: listing the input again failed", exc_info=True)
+    return None
 
 
 def _check_input_unchanged(
@@ -2106,7 +2136,7 @@ def _check_input_unchanged(
     if now != before:
         if runner is not None:
             runner.forget_computed()
-        raise DedupError(
+        raise _InputChanged(
             f"{what} changed during the run (its files were replaced, added or removed: "
             f"{before.get('files')} files of {before.get('bytes')} bytes at the start, "
             f"{now.get('files')} of {now.get('bytes')} now); no output was written: rerun "

@@ -69,9 +69,10 @@ CLAIM_STALE_SECONDS = 3600
 #: switch is two renames and a deletion, milliseconds on HDFS and seconds on an object store.
 SWITCH_SECONDS = 30
 #: How long the segments a commit replaces (a compaction's, an index replaced with
-#: ``--overwrite``) stay on disk after it, for runs that were reading them: a later commit or
-#: compaction deletes them once older (`IndexWriter.commit`; `compact_index`'s
-#: ``retain_hours``). The manifest lists them under ``retired``; no reader takes them.
+#: ``--overwrite``) stay on disk after it, for runs that were reading them, unless the commit
+#: says otherwise (`compact_index`'s ``retain_hours``): the manifest lists them under
+#: ``retired``, each with its hours (no reader takes them), and a later commit or compaction
+#: deletes them once older (an explicit ``retain_hours`` of a compaction shortens them).
 RETAIN_HOURS = INDEX_RETAIN_HOURS
 #: The parameters a run against an index must share with it: they decide the band buckets.
 PARAMS = ("char_ngrams", "num_bands", "minhashes_per_band", "seed", "use_64_bit_hash", "normalize")
@@ -316,13 +317,14 @@ class IndexWriter:
         overwrite: bool = False,
         option: str = "--index-out",
         compact: bool = False,
-        retain_hours: float = RETAIN_HOURS,
+        retain_hours: float | None = None,
     ) -> None:
         check_config(config, option)
-        check_number("retain_hours", retain_hours, 0)
-        #: How long the segments this commit replaces are kept for their readers, and the age
-        #: past which those replaced earlier are deleted (`RETAIN_HOURS`).
-        self.retain_hours = float(retain_hours)
+        if retain_hours is not None:
+            check_number("retain_hours", retain_hours, 0, finite=True)
+        #: How long the segments this commit replaces are kept for their readers (None:
+        #: `RETAIN_HOURS`), and, given, the most those replaced earlier are kept (`_expired`).
+        self.retain_hours = None if retain_hours is None else float(retain_hours)
         self.spark, self.path, self.option = spark, path.rstrip("/"), option
         self.config = config
         #: Rewriting the index's own documents as one segment (`compact_index`).
@@ -667,7 +669,7 @@ class IndexWriter:
             self._rows,
             manifest["documents"],
         )
-        _log_retired(self.path, manifest, self.retain_hours)
+        _log_retired(self.path, manifest)
         return manifest
 
     def _commit(self) -> dict[str, Any]:
@@ -729,25 +731,41 @@ def _stamp(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def _expired(entry: dict[str, Any], hours: float, now: float) -> bool:
-    """Whether the segment `entry` of a manifest's ``retired`` list was replaced at least
-    `hours` before `now` (an entry whose time cannot be read counts as expired)."""
+def _replaced_at(entry: dict[str, Any]) -> float | None:
+    """When the segment `entry` of a manifest's ``retired`` list was replaced (epoch seconds);
+    None when its record cannot be read."""
     try:
-        replaced = calendar.timegm(time.strptime(entry["retired"], "%Y-%m-%dT%H:%M:%SZ"))
+        return float(calendar.timegm(time.strptime(entry["retired"], "%Y-%m-%dT%H:%M:%SZ")))
     except (KeyError, TypeError, ValueError):
-        return True
-    return now - replaced >= hours * 3600
+        return None
+
+
+def _entry_hours(entry: dict[str, Any]) -> float:
+    """The hours the retired segment `entry` is kept for (`RETAIN_HOURS` when unrecorded)."""
+    hours = entry.get("retain_hours", RETAIN_HOURS)
+    ok = isinstance(hours, (int, float)) and not isinstance(hours, bool) and 0 <= hours < math.inf
+    return float(hours) if ok else RETAIN_HOURS
+
+
+def _expired(entry: dict[str, Any], now: float, at_most: float | None = None) -> bool:
+    """Whether the retired segment `entry` is past its hours at `now`, or past `at_most`
+    hours when that is given and shorter (0: every entry, whatever its time says). An entry
+    whose time cannot be read counts as expired."""
+    hours = _entry_hours(entry) if at_most is None else min(_entry_hours(entry), at_most)
+    replaced = _replaced_at(entry)
+    return hours <= 0 or replaced is None or now - replaced >= hours * 3600
 
 
 def _retired(
     current: dict[str, Any] | None,
     segments: list[dict[str, Any]],
     present: set[str],
-    hours: float,
+    hours: float | None,
 ) -> list[dict[str, Any]]:
     """The ``retired`` list of the manifest that replaces `current` and lists `segments`:
-    the segments `current` listed that the new one does not (replaced now), and those it
-    already held as retired, still on disk (`present`) and replaced less than `hours` ago.
+    the segments `current` listed that the new one does not, replaced now and kept `hours`
+    (None: `RETAIN_HOURS`), and those `current` already held as retired, still on disk
+    (`present`) and not past their own hours (nor past `hours`, when given: `_expired`).
     Readers take only the listed segments; these stay for the runs that started before."""
     if current is None:
         return []
@@ -756,42 +774,49 @@ def _retired(
     kept = [
         r
         for r in current.get("retired", [])
-        if r.get("name") in present and r["name"] not in names and not _expired(r, hours, now)
+        if r.get("name") in present and r["name"] not in names and not _expired(r, now, hours)
     ]
-    if hours > 0:
+    keep = RETAIN_HOURS if hours is None else hours
+    if keep > 0:
         kept += [
-            {"name": s["name"], "documents": s["documents"], "retired": _stamp(now)}
+            {
+                "name": s["name"],
+                "documents": s["documents"],
+                "retired": _stamp(now),
+                "retain_hours": keep,
+            }
             for s in current["segments"]
             if s["name"] not in names
         ]
     return kept
 
 
-def _log_retired(path: str, manifest: dict[str, Any], hours: float) -> None:
+def _log_retired(path: str, manifest: dict[str, Any]) -> None:
     retired = manifest.get("retired", [])
     if retired:
+        until = max((_replaced_at(r) or 0.0) + _entry_hours(r) * 3600 for r in retired)
         log.info(
             "sparkdedup: index %s: %d replaced segment(s) (%d documents) stay on disk for runs "
-            "that were reading them, each for %g hours after it was replaced; a later commit "
-            "or `sparkdedup compact-index` deletes them then (`--retain-hours 0`: at once)",
+            "that were reading them, the last until %s; a later commit or `sparkdedup "
+            "compact-index` deletes them then (`--retain-hours 0`: at once)",
             path,
             len(retired),
             sum(int(r.get("documents", 0)) for r in retired),
-            hours,
+            _stamp(until),
         )
 
 
-def delete_retired(spark: SparkSession, path: str, hours: float) -> list[str]:
-    """Delete the segments the index at `path` lists as ``retired`` that were replaced at
-    least `hours` ago; their names. The manifest is not rewritten (the next commit drops
-    them from its list). Only segments no manifest reads since their replacement are
-    touched, so no commit in progress is."""
+def delete_retired(spark: SparkSession, path: str, hours: float | None = None) -> list[str]:
+    """Delete the segments the index at `path` lists as ``retired`` past their hours (or past
+    `hours`, when given and shorter: 0 deletes them all); their names. The manifest is not
+    rewritten (the next commit drops them from its list). Only segments no manifest reads
+    since their replacement are touched, so no commit in progress is."""
     manifest = _manifest(spark, path)
     now = time.time()
     gone = []
     for entry in (manifest or {}).get("retired", []):
         name = str(entry.get("name", ""))
-        if name.startswith("segment=") and "/" not in name and _expired(entry, hours, now):
+        if name.startswith("segment=") and "/" not in name and _expired(entry, now, hours):
             fs.delete(spark, f"{path.rstrip('/')}/{name}")
             gone.append(name)
     return gone
@@ -802,7 +827,7 @@ def compact_index(
     path: str,
     *,
     option: str = "path",
-    retain_hours: float = RETAIN_HOURS,
+    retain_hours: float | None = None,
 ) -> dict[str, Any]:
     """Merge the segments of the index at `path` into one, in place; returns its manifest.
 
@@ -814,16 +839,18 @@ def compact_index(
     A run that commits to the index meanwhile makes this one fail, committing nothing
     (`IndexWriter.check_unchanged`). The old segments stay on disk for `retain_hours`, listed
     as ``retired`` in the manifest, so that runs reading the index as it was go on; a later
-    commit or compaction deletes them (0: at once, and a run reading them then fails). An
-    index of at most one segment is left as it is, but for the retired segments of earlier
-    commits older than `retain_hours`, which are deleted.
+    commit or compaction deletes them (0: at once, and a run reading them then fails). Given,
+    `retain_hours` also shortens the hours of segments replaced earlier. An index of at most
+    one segment is left as it is, but for its retired segments past their hours, which are
+    deleted (the manifest returned no longer lists them).
 
     Parameters
     ----------
     spark : the session.
     path : the index directory (`FuzzyIndex`).
     option : how errors name the path (the CLI's ``--index``).
-    retain_hours : how long replaced segments stay for their readers (`RETAIN_HOURS`).
+    retain_hours : how long replaced segments stay for their readers (None: `RETAIN_HOURS`
+        for those this replaces, their own for earlier ones).
 
     Returns
     -------
@@ -839,11 +866,15 @@ def compact_index(
     Cost: one read of the index and one write of it (about 180 bytes a document); nothing of it
     reaches the driver.
     """
-    check_number("retain_hours", retain_hours, 0)
+    if retain_hours is not None:
+        check_number("retain_hours", retain_hours, 0, finite=True)
     index = FuzzyIndex.open(spark, path, option)
     manifest = index.manifest
     if len(manifest["segments"]) <= 1:
         gone = delete_retired(spark, index.path, retain_hours)
+        if gone:
+            left = [r for r in manifest.get("retired", []) if r.get("name") not in gone]
+            manifest = {**manifest, "retired": left}
         log.info(
             "sparkdedup: index %s has %d segment(s); nothing to compact%s",
             index.path,
