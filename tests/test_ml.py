@@ -5,6 +5,7 @@ semantic model's centroids. Small data: one planted text corpus, one planted emb
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -142,6 +143,63 @@ def test_params_set_to_none_save_and_load(spark, tmp_path) -> None:
     ranked = SemanticDeduplicator(sortCols=["length", "id"])
     ranked.write().save(str(tmp_path / "ranked"))
     assert SemanticDeduplicator.load(str(tmp_path / "ranked")).getSortCols() == ["length", "id"]
+
+
+def test_save_and_load_take_paths_literally(spark, tmp_path) -> None:
+    """A stage saved where the path holds glob characters loads back from that very path, not
+    from a sibling the glob matches (``run[1]`` matches ``run1``): the metadata and the
+    centroids are read literally, like every path sparkdedup reads back itself. Spaces, ``%``,
+    a trailing slash and ``file:`` URIs too."""
+    FuzzyDeduplicator(numBands=5).write().save(str(tmp_path / "run1"))
+    SemanticDeduplicatorModel(np.zeros((2, 3))).write().save(str(tmp_path / "model1"))
+    centers = np.arange(6.0).reshape(3, 2)
+    for name in ["[1]", "{1}", "?1", "*", " b%20c/"]:
+        path, model_path = f"{tmp_path}/run{name}", f"{tmp_path}/model{name}"
+        FuzzyDeduplicator(numBands=9).write().save(path)
+        assert FuzzyDeduplicator.load(path).getNumBands() == 9, name
+        SemanticDeduplicatorModel(centers).write().save(model_path)
+        np.testing.assert_array_equal(
+            SemanticDeduplicatorModel.load(model_path).clusterCenters(), centers
+        )
+    uri = f"file:{tmp_path}/uri[1]"
+    SemanticDeduplicatorModel(centers).write().save(uri)
+    np.testing.assert_array_equal(SemanticDeduplicatorModel.load(uri).clusterCenters(), centers)
+
+
+def test_load_names_a_path_that_holds_no_such_stage(spark, tmp_path) -> None:
+    """Loading a path that holds another class, no saved stage, or a model whose centroids are
+    gone or damaged is an InputError naming the path; the centroids are read in the order of
+    their index, whatever the order of the rows in the files."""
+    model_path, fuzzy_path = str(tmp_path / "model"), str(tmp_path / "fuzzy")
+    SemanticDeduplicatorModel(np.eye(3)).write().save(model_path)
+    FuzzyDeduplicator().write().save(fuzzy_path)
+    with pytest.raises(InputError, match=r"holds a saved sparkdedup.ml.SemanticDeduplicatorModel"):
+        FuzzyDeduplicator.load(model_path)
+    with pytest.raises(InputError, match=r"not a sparkdedup.ml.SemanticDeduplicator\b"):
+        SemanticDeduplicator.load(model_path)
+    with pytest.raises(InputError, match=r"holds a saved sparkdedup.ml.FuzzyDeduplicator"):
+        SemanticDeduplicatorModel.load(fuzzy_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("mine")
+    for missing in [tmp_path / "data", tmp_path / "nowhere"]:
+        with pytest.raises(InputError, match=f"{missing}.* no saved pyspark.ml stage"):
+            FuzzyDeduplicator.load(str(missing))
+
+    rows = [(2, [7.0, 8.0]), (0, [1.0, 2.0]), (1, [4.0, 5.0])]  # two files, in no order
+    frame = spark.createDataFrame(rows, "index int, center array<double>").repartition(2)
+    frame.write.mode("overwrite").parquet(f"{model_path}/centroids")
+    np.testing.assert_array_equal(
+        SemanticDeduplicatorModel.load(model_path).clusterCenters(), [[1, 2], [4, 5], [7, 8]]
+    )
+    damaged = [[(0, [1.0, 2.0]), (2, [7.0, 8.0])], [(0, [1.0, 2.0]), (1, [4.0])]]
+    for rows in damaged:
+        frame = spark.createDataFrame(rows, "index int, center array<double>")
+        frame.write.mode("overwrite").parquet(f"{model_path}/centroids")
+        with pytest.raises(InputError, match=f"centroids in '{model_path}/centroids' are damaged"):
+            SemanticDeduplicatorModel.load(model_path)
+    shutil.rmtree(f"{model_path}/centroids")
+    with pytest.raises(InputError, match=f"{model_path}/centroids"):
+        SemanticDeduplicatorModel.load(model_path)
 
 
 def test_semantic_fit_transform_equals_semantic_duplicates(spark, embedding_docs) -> None:

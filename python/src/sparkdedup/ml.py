@@ -10,6 +10,7 @@ from `FuzzyConfig` / `SemanticConfig`, with the field name in camelCase (``char_
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import weakref
@@ -30,7 +31,7 @@ from pyspark.sql import functions as F
 
 from sparkdedup.columns import named
 from sparkdedup.config import FuzzyConfig, SemanticConfig, sort_keys
-from sparkdedup.errors import ConfigError, SchemaError
+from sparkdedup.errors import ConfigError, InputError, SchemaError
 from sparkdedup.ids import ID_COL, check_deterministic
 from sparkdedup.ml_params import ConfigParams, config_params
 from sparkdedup.removal import mark_ids, remove_duplicates
@@ -73,15 +74,49 @@ class _Writable(DefaultParamsWritable):
 
 
 class _Reader(DefaultParamsReader):
+    """pyspark's reader, reading the metadata literally (pyspark's reads it as a glob, so a
+    stage saved under ``run[1]/`` loaded a sibling ``run1/``) and only that of its own class
+    (pyspark's returns whatever class the metadata names)."""
+
     def load(self, path: str) -> Any:
         _check_persistence(self.sparkSession)
-        return super().load(path)
+        metadata = _metadata(self.sparkSession, path, self.cls)
+        instance = self.cls()
+        instance._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(instance, metadata)
+        return instance
 
 
 class _Readable(DefaultParamsReadable):
     @classmethod
     def read(cls) -> MLReader:
         return _Reader(cls)
+
+
+def _metadata(spark: Any, path: str, cls: type) -> dict[str, Any]:
+    """The metadata of the `cls` stage saved at `path`, read literally; InputError naming the
+    path when it holds no saved stage or one of another class."""
+    from sparkdedup import fs  # noqa: PLC0415
+
+    where = f"{path.rstrip('/')}/metadata"
+    if fs.reachable(spark, path) and fs.status(spark, where) is None:
+        gone = "does not exist" if fs.status(spark, path) is None else "has no metadata/"
+        raise InputError(
+            f"{path!r} holds no saved pyspark.ml stage (it {gone}); give a path that a "
+            "stage's write().save(path) wrote"
+        )
+    line = spark.read.text(fs.literal(spark, where)).first()
+    if line is None:
+        raise InputError(f"{path!r} holds no saved pyspark.ml stage: {where!r} is empty")
+    metadata = json.loads(line[0])
+    expected = f"{cls.__module__}.{cls.__name__}"
+    if metadata.get("class") != expected:
+        found = str(metadata.get("class"))
+        raise InputError(
+            f"{path!r} holds a saved {found}, not a {expected}: load it with "
+            f"{found.rsplit('.', 1)[-1]}.load"
+        )
+    return metadata
 
 
 def _check_persistence(spark: Any) -> None:
@@ -411,8 +446,34 @@ class _SemanticModelWriter(_Writer):
 class _SemanticModelReader(_Reader):
     def load(self, path: str) -> SemanticDeduplicatorModel:
         model = super().load(path)
-        rows = self.sparkSession.read.parquet(os.path.join(path, "centroids")).collect()
-        rows.sort(key=lambda r: r["index"])
-        centers = np.array([r["center"] for r in rows], dtype=np.float64)
-        model._centers = centers.reshape(len(rows), -1) if rows else np.zeros((0, 0))
+        model._centers = _read_centers(self.sparkSession, f"{path.rstrip('/')}/centroids")
         return model
+
+
+def _read_centers(spark: Any, path: str) -> np.ndarray:
+    """The centroids `_SemanticModelWriter` wrote to `path`, read literally, in the order of
+    their index (the cluster ids); InputError naming `path` when they are gone or damaged."""
+    from sparkdedup import fs  # noqa: PLC0415
+
+    if fs.reachable(spark, path) and fs.status(spark, path) is None:
+        raise InputError(
+            f"the saved model has no centroids: {path!r} does not exist; save the model again"
+        )
+    rows = spark.read.parquet(fs.literal(spark, path)).select("index", "center").collect()
+    rows.sort(key=lambda r: (r["index"] is None, r["index"]))
+    indices = [r["index"] for r in rows]
+    dims = sorted({len(r["center"]) for r in rows if r["center"] is not None})
+    problem = None
+    if indices != list(range(len(rows))):
+        shown = ", ".join(map(str, indices[:10])) + (", ..." if len(indices) > 10 else "")
+        problem = (
+            f"their indices are {shown}, where {len(rows)} centroids have 0 to {len(rows) - 1}"
+        )
+    elif any(r["center"] is None for r in rows):
+        problem = "a centroid is null"
+    elif len(dims) > 1:
+        problem = f"they are of {' and '.join(map(str, dims))} dimensions, not of one"
+    if problem is not None:
+        raise InputError(f"the centroids in {path!r} are damaged: {problem}; save the model again")
+    centers = np.array([r["center"] for r in rows], dtype=np.float64)
+    return centers.reshape(len(rows), -1) if rows else np.zeros((0, 0))
