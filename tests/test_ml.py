@@ -202,6 +202,35 @@ def test_load_names_a_path_that_holds_no_such_stage(spark, tmp_path) -> None:
         SemanticDeduplicatorModel.load(model_path)
 
 
+def test_save_never_replaces_what_it_did_not_write(spark, tmp_path) -> None:
+    """``save`` refuses a path that holds anything, naming it; ``overwrite()`` replaces a
+    saved stage only, never a directory of other files or a file (pyspark's overwrite deletes
+    whatever is there)."""
+    mine = tmp_path / "data"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    (tmp_path / "file").write_text("mine too")
+    for path in [mine, tmp_path / "file"]:
+        for writer in [FuzzyDeduplicator().write(), FuzzyDeduplicator().write().overwrite()]:
+            with pytest.raises(ConfigError, match=f"{path}.*not a saved pyspark.ml stage"):
+                writer.save(str(path))
+        model_writer = SemanticDeduplicatorModel(np.eye(2)).write().overwrite()
+        with pytest.raises(ConfigError, match=f"{path}.*not a saved pyspark.ml stage"):
+            model_writer.save(str(path))
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "file").read_text() == "mine too"
+
+    saved = str(tmp_path / "saved")
+    FuzzyDeduplicator(numBands=5).write().save(saved)
+    with pytest.raises(ConfigError, match=r"holds a saved stage.*write\(\).overwrite\(\)"):
+        FuzzyDeduplicator(numBands=6).write().save(saved)
+    SemanticDeduplicatorModel(np.eye(2)).write().overwrite().save(saved)
+    np.testing.assert_array_equal(SemanticDeduplicatorModel.load(saved).clusterCenters(), np.eye(2))
+    (tmp_path / "empty").mkdir()
+    FuzzyDeduplicator(numBands=7).write().save(str(tmp_path / "empty"))
+    assert FuzzyDeduplicator.load(str(tmp_path / "empty")).getNumBands() == 7
+
+
 def test_semantic_fit_transform_equals_semantic_duplicates(spark, embedding_docs) -> None:
     params = dict(embeddingCol="emb", idCol="doc", nClusters=3, eps=0.01)
     with pytest.raises(ConfigError, match="outputMode"):  # before the fit's work, not after it

@@ -65,6 +65,7 @@ class _Writer(DefaultParamsWriter):
 
     def save(self, path: str) -> None:
         _check_persistence(self.sparkSession)
+        _check_target(self.sparkSession, path, overwrite=self.shouldOverwrite)
         super().save(path)
 
 
@@ -91,6 +92,34 @@ class _Readable(DefaultParamsReadable):
     @classmethod
     def read(cls) -> MLReader:
         return _Reader(cls)
+
+
+def _check_target(spark: Any, path: str, overwrite: bool) -> None:
+    """ConfigError when `path` holds anything but a saved pyspark.ml stage (a directory with
+    ``metadata/``), or holds one and `overwrite` is off: pyspark's ``overwrite()`` deletes
+    whatever is there and its ``save`` writes beside what is there. Not checked where this
+    process cannot reach `path` (over Spark Connect, a path that is not local)."""
+    from sparkdedup import fs  # noqa: PLC0415
+
+    if not fs.reachable(spark, path):
+        return
+    entry = fs.status(spark, path)
+    children = fs.list_dir(spark, path) if entry is not None and entry.is_dir else []
+    if entry is None or (entry.is_dir and not children):
+        return
+    if not any(child.name == "metadata" and child.is_dir for child in children):
+        names = ", ".join(child.name for child in children[:5]) + (
+            ", ..." if len(children) > 5 else ""
+        )
+        what = "a file" if not entry.is_dir else f"a directory of other files ({names})"
+        raise ConfigError(
+            f"cannot save to {path!r}: it is {what}, not a saved pyspark.ml stage, and "
+            "sparkdedup never replaces files it did not write; choose a new or empty directory"
+        )
+    if not overwrite:
+        raise ConfigError(
+            f"{path!r} holds a saved stage already; write().overwrite().save({path!r}) replaces it"
+        )
 
 
 def _metadata(spark: Any, path: str, cls: type) -> dict[str, Any]:
