@@ -371,6 +371,23 @@ def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, mo
     assert refit._fitted_embeddings is None
 
 
+def test_a_copy_of_a_fitted_model_shares_its_fitted_embeddings(spark, text_docs, monkeypatch):
+    """The embeddings a fit keeps for one transform of the same data are shared with the
+    model's copies (``transform(df, params)`` makes one): the first transform of that data,
+    by the copy, uses them; the model's own transform then embeds the data once, not once per
+    read of embeddings its copy released. Rows embedded are counted by the stand-in embedding
+    step."""
+    docs, _ = text_docs
+    embedded = _stand_in_embeddings(spark, monkeypatch)
+    n = docs.count()
+    model = SemanticDeduplicator(idCol="id", nClusters=3, device="cpu").fit(docs)
+    duplicates = model.transform(docs, {model.outputMode: "duplicates"}).count()
+    assert embedded.value == n  # the fitted data's embeddings, used by the copy
+    kept = model.transform(docs).count()
+    assert embedded.value == 2 * n
+    assert kept + duplicates == n and model._fitted_embeddings is None
+
+
 def test_a_model_never_transformed_lets_its_fitted_embeddings_go(spark, text_docs, monkeypatch):
     """The embeddings a fit keeps for a transform of the same data are released once the
     model is garbage collected without one (a model refitted in a notebook, or used for its

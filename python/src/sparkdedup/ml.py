@@ -321,6 +321,24 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         return model
 
 
+class _FittedEmbeddings:
+    """The data a model was fitted on and its persisted embeddings, held by the model and its
+    copies (shallow: pyspark's ``Params.copy``), for the first transform by any of them.
+    Released when none of them holds this any more."""
+
+    def __init__(self, source: DataFrame, embedded: DataFrame) -> None:
+        self._fitted: tuple[DataFrame, DataFrame] | None = (source, embedded)
+        self._release = weakref.finalize(self, release_later, embedded)
+        self._release.atexit = False
+
+    def take(self) -> tuple[DataFrame, DataFrame] | None:
+        """(the fitted data, its embeddings) for the caller to use or release; None once
+        taken."""
+        fitted, self._fitted = self._fitted, None
+        self._release.detach()
+        return fitted
+
+
 class SemanticDeduplicatorModel(
     Model, _SemanticDeduplicatorParams, _Readable, DefaultParamsWritable
 ):
@@ -338,27 +356,24 @@ class SemanticDeduplicatorModel(
     def __init__(self, centers: np.ndarray | None = None) -> None:
         super().__init__()
         self._centers = np.zeros((0, 0)) if centers is None else np.asarray(centers, np.float64)
-        #: (the DataFrame it was fitted on, its persisted embeddings): the first transform of
-        #: that same DataFrame uses them instead of embedding again, then releases them; a
-        #: transform of other data releases them unused.
-        self._fitted_embeddings: tuple[DataFrame, DataFrame] | None = None
-        self._release_fitted: weakref.finalize | None = None
+        #: The DataFrame it was fitted on and its persisted embeddings, shared with the
+        #: model's copies (``transform(df, params)`` makes one): the first transform of that
+        #: same DataFrame by any of them uses them instead of embedding again, then releases
+        #: them; a transform of other data releases them unused.
+        self._fitted_embeddings: _FittedEmbeddings | None = None
 
     def _hold_fitted(self, dataset: DataFrame, embedded: DataFrame) -> None:
         """Keep the fitted data's persisted embeddings for a first transform of that data;
-        released then, or when the model is garbage collected before one (a model refitted,
-        saved or used for its centroids only): at the next sparkdedup call after that."""
-        self._fitted_embeddings = (dataset, embedded)
-        self._release_fitted = weakref.finalize(self, release_later, embedded)
-        self._release_fitted.atexit = False
+        released then, or when the model and its copies are garbage collected before one (a
+        model refitted, saved or used for its centroids only): at the next sparkdedup call
+        after that."""
+        self._fitted_embeddings = _FittedEmbeddings(dataset, embedded)
 
     def _embeddings_of(self, dataset: DataFrame) -> DataFrame | None:
         """The fitted data's embeddings when `dataset` is that data (the same plan), else
-        None; either way the model lets go of them."""
-        fitted, self._fitted_embeddings = self._fitted_embeddings, None
-        if self._release_fitted is not None:
-            self._release_fitted.detach()
-            self._release_fitted = None
+        None; either way the model and its copies let go of them."""
+        held, self._fitted_embeddings = self._fitted_embeddings, None
+        fitted = held.take() if held is not None else None
         if fitted is None:
             return None
         source, embedded = fitted
