@@ -64,6 +64,18 @@ def test_param_names_setters_and_errors() -> None:
         FuzzyDeduplicator(outputMode="kept")._output_mode()
 
 
+def test_model_centroids_are_a_matrix_of_finite_numbers() -> None:
+    """The centroids a model is built from are a (k, dim) array of finite numbers: a vector or
+    a NaN is refused, naming it (a vector failed at the first transform with an IndexError, a
+    NaN centroid removed nothing)."""
+    with pytest.raises(ConfigError, match=r"centers must be a \(k, dim\) array.* shape \(2,\)"):
+        SemanticDeduplicatorModel(np.array([1.0, 0.0]))
+    with pytest.raises(ConfigError, match=r"centers must be finite.* row 1 holds NaN"):
+        SemanticDeduplicatorModel(np.array([[1.0, 0.0], [np.nan, 1.0]]))
+    assert SemanticDeduplicatorModel([[1, 0]]).clusterCenters().dtype == np.float64
+    assert SemanticDeduplicatorModel().clusterCenters().shape == (0, 0)
+
+
 # ------------------------------------------------------------------------------- fuzzy
 @pytest.fixture(scope="module")
 def text_docs(spark):
@@ -191,7 +203,11 @@ def test_load_names_a_path_that_holds_no_such_stage(spark, tmp_path) -> None:
     np.testing.assert_array_equal(
         SemanticDeduplicatorModel.load(model_path).clusterCenters(), [[1, 2], [4, 5], [7, 8]]
     )
-    damaged = [[(0, [1.0, 2.0]), (2, [7.0, 8.0])], [(0, [1.0, 2.0]), (1, [4.0])]]
+    damaged = [
+        [(0, [1.0, 2.0]), (2, [7.0, 8.0])],
+        [(0, [1.0, 2.0]), (1, [4.0])],
+        [(0, [1.0, 2.0]), (1, [4.0, float("nan")])],
+    ]
     for rows in damaged:
         frame = spark.createDataFrame(rows, "index int, center array<double>")
         frame.write.mode("overwrite").parquet(f"{model_path}/centroids")

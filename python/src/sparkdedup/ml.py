@@ -321,6 +321,20 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         return model
 
 
+def _checked_centers(centers: Any) -> np.ndarray:
+    """`centers` as a ``(k, dim)`` float64 array; ConfigError unless it is one of finite
+    numbers (a NaN centroid would take no document, a vector has no dimension)."""
+    array = np.asarray(centers, dtype=np.float64)
+    if array.ndim != 2:
+        raise ConfigError(f"centers must be a (k, dim) array of centroids, got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
+    if bad.size:
+        raise ConfigError(
+            f"centers must be finite numbers; row {int(bad[0])} holds NaN or infinity"
+        )
+    return array
+
+
 class _FittedEmbeddings:
     """The data a model was fitted on and its persisted embeddings, held by the model and its
     copies (shallow: pyspark's ``Params.copy``), for the first transform by any of them.
@@ -355,7 +369,7 @@ class SemanticDeduplicatorModel(
 
     def __init__(self, centers: np.ndarray | None = None) -> None:
         super().__init__()
-        self._centers = np.zeros((0, 0)) if centers is None else np.asarray(centers, np.float64)
+        self._centers = np.zeros((0, 0)) if centers is None else _checked_centers(centers)
         #: The DataFrame it was fitted on and its persisted embeddings, shared with the
         #: model's copies (``transform(df, params)`` makes one): the first transform of that
         #: same DataFrame by any of them uses them instead of embedding again, then releases
@@ -517,6 +531,8 @@ def _read_centers(spark: Any, path: str) -> np.ndarray:
         problem = "a centroid is null"
     elif len(dims) > 1:
         problem = f"they are of {' and '.join(map(str, dims))} dimensions, not of one"
+    elif not all(np.isfinite(np.asarray(r["center"], dtype=np.float64)).all() for r in rows):
+        problem = "a centroid holds NaN, infinity or a null"
     if problem is not None:
         raise InputError(f"the centroids in {path!r} are damaged: {problem}; save the model again")
     centers = np.array([r["center"] for r in rows], dtype=np.float64)
