@@ -41,6 +41,9 @@ SPARK35_SLOW := tests/test_cli.py::test_fuzzy_cli_end_to_end \
 	tests/test_semantic_spark.py::test_exact_copies_are_ranked_as_one_whatever_their_embedding_rounding \
 	tests/test_semantic_spark.py::test_exact_copies_that_kmeans_splits_are_compared_in_one_cluster \
 	tests/test_incremental.py::test_compact_index_merges_the_segments_in_place \
+	tests/test_incremental.py::test_replaced_segments_stay_for_the_runs_reading_them \
+	tests/test_incremental.py::test_each_replaced_segment_keeps_its_own_hours \
+	tests/test_cli.py::test_stages_of_a_run_whose_input_changed_are_never_resumed \
 	tests/test_fuzzy_workflow.py::test_backends_agree_and_64_bit_mode \
 	tests/test_components.py::test_int_ids_keep_their_type_whatever_the_rounds_are_kept_in \
 	tests/test_ml.py::test_transforms_release_their_persisted_stages \
