@@ -341,3 +341,40 @@ def test_sql_errors_name_the_argument(jspark) -> None:
         jspark.sql("SELECT sparkdedup_band_buckets(array(1.5D), 1, 1)")
     with pytest.raises(IllegalArgumentException, match="takes 1 to 5 arguments"):
         jspark.sql("SELECT sparkdedup_minhash()")
+
+
+@pytest.mark.jvm
+@needs_jar
+def test_named_arguments_go_to_their_parameters(jspark) -> None:
+    # Spark 4 passes `name => value` arguments to the builder as they are written: each must
+    # land on the parameter of that name, in any order, with defaults for those left out.
+    row = jspark.sql(
+        "SELECT sparkdedup_minhash('some text here', 3, 8, 7, true) AS positional, "
+        "sparkdedup_minhash(use_64_bit_hash => true, seed => 7, num_hashes => 8, "
+        "  char_ngrams => 3, text => 'some text here') AS named, "
+        "sparkdedup_minhash('some text here', 24, 260, 7) AS defaults, "
+        "sparkdedup_minhash('some text here', SEED => 7) AS skipped, "
+        "sparkdedup_band_buckets(array(1, 2, 3, 4), 2, 2) AS keys, "
+        "sparkdedup_band_buckets(minhashes_per_band => 2, num_bands => 2, "
+        "  signature => array(1, 2, 3, 4)) AS named_keys, "
+        "sparkdedup_band_bucket(signature => array(1, 2, 3, 4), band => 1, "
+        "  minhashes_per_band => 2) AS named_key"
+    ).collect()[0]
+    assert row.named == row.positional and len(row.named) == 8
+    assert row.skipped == row.defaults and len(row.skipped) == 260
+    assert row.named_keys == row.keys and row.named_key == row.keys[1]
+
+
+@pytest.mark.jvm
+@needs_jar
+def test_named_argument_errors_name_the_parameter(jspark) -> None:
+    from pyspark.errors import IllegalArgumentException
+
+    with pytest.raises(IllegalArgumentException, match="no parameter named 'width'"):
+        jspark.sql("SELECT sparkdedup_minhash('abc', width => 3)")
+    with pytest.raises(IllegalArgumentException, match="'char_ngrams' is given twice"):
+        jspark.sql("SELECT sparkdedup_minhash('abc', 3, char_ngrams => 4)")
+    with pytest.raises(IllegalArgumentException, match="'text' is required"):
+        jspark.sql("SELECT sparkdedup_minhash(char_ngrams => 4)")
+    with pytest.raises(IllegalArgumentException, match="char_ngrams must be between 2"):
+        jspark.sql("SELECT sparkdedup_minhash(text => 'abc', char_ngrams => 1)")

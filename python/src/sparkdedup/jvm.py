@@ -12,6 +12,8 @@ step and the LSH band keys of shared/reference/ALGORITHMS.md, bit-identical to t
 - ``sparkdedup_band_buckets(signature, num_bands, minhashes_per_band)``: ``array<bigint>`` of
   every band's key, for ``posexplode``.
 
+Arguments may be named (``sparkdedup_minhash(text, seed => 7)``), after the positional ones.
+
 When the jar is on the driver classpath as the session starts (``configure_builder``,
 ``--jars``), Spark's session-extension loader registers the functions by itself;
 ``register_udfs`` (re)registers them in a running session and checks that they are there.

@@ -1,14 +1,16 @@
 /*
  * sparkdedup's SQL functions: MinHash signatures and LSH band bucket keys of fuzzy dedup
  * (shared/reference/ALGORITHMS.md) for SQL users and as a JVM-only CPU path. Each function has a
- * builder that checks its arguments when the query is analysed, fills in defaults for omitted
- * trailing arguments, and wraps a Java UDF from {@link Udfs}.
+ * builder that puts named arguments ({@code name => value}) in their parameter's place, checks
+ * the arguments when the query is analysed, fills in defaults for omitted ones, and wraps a Java
+ * UDF from {@link Udfs}.
  */
 package io.sparkdedup.spark;
 
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.Locale;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.catalyst.FunctionIdentifier;
 import org.apache.spark.sql.catalyst.analysis.FunctionRegistry;
@@ -16,6 +18,7 @@ import org.apache.spark.sql.catalyst.expressions.Cast;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.ExpressionInfo;
 import org.apache.spark.sql.catalyst.expressions.Literal;
+import org.apache.spark.sql.catalyst.expressions.NamedArgumentExpression;
 import org.apache.spark.sql.classic.UserDefinedFunctionUtils;
 import org.apache.spark.sql.expressions.SparkUserDefinedFunction;
 import org.apache.spark.sql.functions;
@@ -131,7 +134,8 @@ public final class SparkDedupFunctions {
               + "      * use_64_bit_hash - constant BOOLEAN (default false).\n",
           "\n    Examples:\n"
               + "      > SELECT slice(_FUNC_('The quick brown fox'), 1, 2);\n"
-              + "      > SELECT _FUNC_(text, 24, 260, 42, true) FROM docs;\n",
+              + "      > SELECT _FUNC_(text, 24, 260, 42, true) FROM docs;\n"
+              + "      > SELECT _FUNC_(text, seed => 7, use_64_bit_hash => true) FROM docs;\n",
           SparkDedupFunctions::buildMinhash),
       new Definition(
           BAND_BUCKET,
@@ -212,13 +216,53 @@ public final class SparkDedupFunctions {
     return new IllegalArgumentException(name + ": " + message);
   }
 
-  private static void checkArity(String name, List<Expression> args, int min, int max,
-      String signature) {
+  /**
+   * The arguments of a call in parameter order: positional ones first, then named ones ({@code
+   * name => value}, which Spark hands over as written) at their parameter's place, matched
+   * without regard to case. A parameter given neither way is null in the result; the first
+   * {@code required} parameters must be given.
+   */
+  static Expression[] byParameter(String name, List<Expression> args, String[] params,
+      int required, String signature) {
     int n = args.size();
-    if (n < min || n > max) {
-      String count = min == max ? Integer.toString(min) : min + " to " + max;
+    if (n < required || n > params.length) {
+      String count = required == params.length
+          ? Integer.toString(required) : required + " to " + params.length;
       throw error(name, "takes " + count + " arguments " + signature + ", got " + n);
     }
+    Expression[] out = new Expression[params.length];
+    boolean named = false;
+    for (int i = 0; i < n; i++) {
+      Expression e = args.get(i);
+      if (!(e instanceof NamedArgumentExpression)) {
+        if (named) {
+          throw error(name, "a positional argument cannot follow a named one " + signature);
+        }
+        out[i] = e;
+        continue;
+      }
+      named = true;
+      NamedArgumentExpression arg = (NamedArgumentExpression) e;
+      int p = Arrays.asList(params).indexOf(arg.key().toLowerCase(Locale.ROOT));
+      if (p < 0) {
+        throw error(name, "has no parameter named '" + arg.key() + "'; its parameters are "
+            + signature);
+      }
+      if (out[p] != null) {
+        throw error(name, "parameter '" + params[p] + "' is given twice");
+      }
+      out[p] = arg.value();
+    }
+    for (int i = 0; i < required; i++) {
+      if (out[i] == null) {
+        throw error(name, "parameter '" + params[i] + "' is required " + signature);
+      }
+    }
+    return out;
+  }
+
+  private static Expression orDefault(Expression e, Expression otherwise) {
+    return e != null ? e : otherwise;
   }
 
   private static boolean isIntegral(DataType t) {
@@ -255,18 +299,19 @@ public final class SparkDedupFunctions {
   }
 
   static Expression buildMinhash(String name, List<Expression> args) {
-    checkArity(name, args, 1, 5,
+    Expression[] given = byParameter(name, args,
+        new String[] {"text", "char_ngrams", "num_hashes", "seed", "use_64_bit_hash"}, 1,
         "(text[, char_ngrams[, num_hashes[, seed[, use_64_bit_hash]]]])");
-    Expression text = args.get(0);
+    Expression text = given[0];
     DataType textType = text.dataType();
     if (!(textType instanceof StringType || textType instanceof NullType)) {
       throw error(name, "text must be a STRING, got " + textType.sql());
     }
-    Expression ngrams = args.size() > 1
-        ? args.get(1) : new Literal(DEFAULT_CHAR_NGRAMS, DataTypes.IntegerType);
-    Expression numHashes = args.size() > 2
-        ? args.get(2) : new Literal(DEFAULT_NUM_HASHES, DataTypes.IntegerType);
-    Expression seed = args.size() > 3 ? args.get(3) : new Literal(DEFAULT_SEED, DataTypes.LongType);
+    Expression ngrams =
+        orDefault(given[1], new Literal(DEFAULT_CHAR_NGRAMS, DataTypes.IntegerType));
+    Expression numHashes =
+        orDefault(given[2], new Literal(DEFAULT_NUM_HASHES, DataTypes.IntegerType));
+    Expression seed = orDefault(given[3], new Literal(DEFAULT_SEED, DataTypes.LongType));
     checkIntegral(name, "char_ngrams", ngrams);
     checkIntegral(name, "num_hashes", numHashes);
     checkIntegral(name, "seed", seed);
@@ -274,8 +319,8 @@ public final class SparkDedupFunctions {
     checkRange(name, "num_hashes", numHashes, 1, Integer.MAX_VALUE);
     checkRange(name, "seed", seed, 0, 0xffffffffL);
     boolean use64 = false;
-    if (args.size() > 4) {
-      Expression flag = args.get(4);
+    if (given[4] != null) {
+      Expression flag = given[4];
       if (!(flag.dataType() instanceof BooleanType) || !flag.foldable()) {
         throw error(name, "use_64_bit_hash must be a constant BOOLEAN (it decides the result "
             + "type: ARRAY<INT> or ARRAY<BIGINT>), got " + flag.sql());
@@ -304,22 +349,26 @@ public final class SparkDedupFunctions {
   }
 
   static Expression buildBandBucket(String name, List<Expression> args) {
-    checkArity(name, args, 3, 3, "(band, signature, minhashes_per_band)");
-    checkIntegral(name, "band", args.get(0));
-    checkSignature(name, args.get(1));
-    checkIntegral(name, "minhashes_per_band", args.get(2));
-    checkRange(name, "band", args.get(0), 0, Integer.MAX_VALUE);
-    checkRange(name, "minhashes_per_band", args.get(2), 1, Integer.MAX_VALUE);
-    return scalaUdf(BAND_BUCKET_UDF, args.get(0), args.get(1), args.get(2));
+    Expression[] a = byParameter(name, args,
+        new String[] {"band", "signature", "minhashes_per_band"}, 3,
+        "(band, signature, minhashes_per_band)");
+    checkIntegral(name, "band", a[0]);
+    checkSignature(name, a[1]);
+    checkIntegral(name, "minhashes_per_band", a[2]);
+    checkRange(name, "band", a[0], 0, Integer.MAX_VALUE);
+    checkRange(name, "minhashes_per_band", a[2], 1, Integer.MAX_VALUE);
+    return scalaUdf(BAND_BUCKET_UDF, a[0], a[1], a[2]);
   }
 
   static Expression buildBandBuckets(String name, List<Expression> args) {
-    checkArity(name, args, 3, 3, "(signature, num_bands, minhashes_per_band)");
-    checkSignature(name, args.get(0));
-    checkIntegral(name, "num_bands", args.get(1));
-    checkIntegral(name, "minhashes_per_band", args.get(2));
-    checkRange(name, "num_bands", args.get(1), 1, Integer.MAX_VALUE);
-    checkRange(name, "minhashes_per_band", args.get(2), 1, Integer.MAX_VALUE);
-    return scalaUdf(BAND_BUCKETS_UDF, args.get(0), args.get(1), args.get(2));
+    Expression[] a = byParameter(name, args,
+        new String[] {"signature", "num_bands", "minhashes_per_band"}, 3,
+        "(signature, num_bands, minhashes_per_band)");
+    checkSignature(name, a[0]);
+    checkIntegral(name, "num_bands", a[1]);
+    checkIntegral(name, "minhashes_per_band", a[2]);
+    checkRange(name, "num_bands", a[1], 1, Integer.MAX_VALUE);
+    checkRange(name, "minhashes_per_band", a[2], 1, Integer.MAX_VALUE);
+    return scalaUdf(BAND_BUCKETS_UDF, a[0], a[1], a[2]);
   }
 }

@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.Random;
 import org.apache.spark.sql.catalyst.expressions.Expression;
 import org.apache.spark.sql.catalyst.expressions.Literal;
+import org.apache.spark.sql.catalyst.expressions.NamedArgumentExpression;
 import org.apache.spark.sql.catalyst.expressions.XXH64;
 import org.apache.spark.sql.catalyst.util.ArrayData;
 import org.apache.spark.sql.catalyst.util.GenericArrayData;
@@ -197,6 +198,46 @@ public class SparkDedupFunctionsTest {
         "signature must be an ARRAY<INT> or ARRAY<BIGINT>");
     expectFailure(() -> SparkDedupFunctions.buildBandBuckets("sparkdedup_band_buckets",
         args(sig)), "takes 3 arguments");
+  }
+
+  private static NamedArgumentExpression named(String key, Expression value) {
+    return new NamedArgumentExpression(key, value);
+  }
+
+  @Test
+  public void buildersPutNamedArgumentsInTheirParametersPlace() {
+    String f = "sparkdedup_minhash";
+    String s = "some text here";
+    Expression positional = SparkDedupFunctions.buildMinhash(f, args(text(s),
+        lit(3, DataTypes.IntegerType), lit(8, DataTypes.IntegerType), lit(7L, DataTypes.LongType),
+        lit(true, DataTypes.BooleanType)));
+    Expression named = SparkDedupFunctions.buildMinhash(f, args(
+        named("use_64_bit_hash", lit(true, DataTypes.BooleanType)),
+        named("SEED", lit(7L, DataTypes.LongType)),
+        named("num_hashes", lit(8, DataTypes.IntegerType)),
+        named("char_ngrams", lit(3, DataTypes.IntegerType)), named("text", text(s))));
+    assertArrayEquals(((ArrayData) positional.eval(null)).toLongArray(),
+        ((ArrayData) named.eval(null)).toLongArray());
+    Expression skipped = SparkDedupFunctions.buildMinhash(f, args(text(s),
+        named("seed", lit(7, DataTypes.IntegerType))));
+    assertArrayEquals(MinHash.signature32(s, 24, PermutationParams.of(260, 7, false)),
+        ((ArrayData) skipped.eval(null)).toIntArray());
+    expectFailure(() -> SparkDedupFunctions.buildMinhash(f, args(text(s),
+        named("width", lit(3, DataTypes.IntegerType)))), "no parameter named 'width'");
+    expectFailure(() -> SparkDedupFunctions.buildMinhash(f, args(text(s),
+        lit(3, DataTypes.IntegerType), named("char_ngrams", lit(4, DataTypes.IntegerType)))),
+        "parameter 'char_ngrams' is given twice");
+    expectFailure(() -> SparkDedupFunctions.buildMinhash(f, args(
+        named("char_ngrams", lit(4, DataTypes.IntegerType)))), "parameter 'text' is required");
+    expectFailure(() -> SparkDedupFunctions.buildMinhash(f, args(
+        named("text", text(s)), lit(4, DataTypes.IntegerType))),
+        "a positional argument cannot follow a named one");
+    Expression sig = lit(new GenericArrayData(new Object[] {1, 2, 3, 4}),
+        new ArrayType(DataTypes.IntegerType, false));
+    Expression one = SparkDedupFunctions.buildBandBucket("sparkdedup_band_bucket", args(
+        named("minhashes_per_band", lit(2, DataTypes.IntegerType)), named("signature", sig),
+        named("band", lit(1, DataTypes.IntegerType))));
+    assertEquals(directBandHash(1, new long[] {1, 2, 3, 4}, 2, true), (long) (Long) one.eval(null));
   }
 
   @Test
