@@ -378,3 +378,13 @@ def test_named_argument_errors_name_the_parameter(jspark) -> None:
         jspark.sql("SELECT sparkdedup_minhash(char_ngrams => 4)")
     with pytest.raises(IllegalArgumentException, match="char_ngrams must be between 2"):
         jspark.sql("SELECT sparkdedup_minhash(text => 'abc', char_ngrams => 1)")
+
+
+@pytest.mark.jvm
+@needs_jar
+def test_band_bucket_refuses_a_band_past_the_signature_end(jspark) -> None:
+    # A band with fewer than minhashes_per_band values (the signature ends inside it) has no key
+    # in sparkdedup_band_buckets nor in the Python LSH step; sparkdedup_band_bucket refuses it too
+    # (when the job runs: the signature's length is only known then).
+    with pytest.raises(Exception, match="band must be in \\[0, 1\\)"):
+        jspark.sql("SELECT sparkdedup_band_bucket(1, array(1, 2, 3), 2)").collect()

@@ -143,7 +143,8 @@ public final class SparkDedupFunctions {
               + "signature: xxhash64(CAST(band AS INT), slice(signature, band * "
               + "minhashes_per_band + 1, minhashes_per_band)). NULL for a NULL signature.",
           "\n    Arguments:\n"
-              + "      * band - 0-based band index (INT).\n"
+              + "      * band - 0-based band index (INT), with (band + 1) * minhashes_per_band <= "
+              + "size(signature).\n"
               + "      * signature - ARRAY<INT> or ARRAY<BIGINT>.\n"
               + "      * minhashes_per_band - values per band, >= 1.\n",
           "\n    Examples:\n"

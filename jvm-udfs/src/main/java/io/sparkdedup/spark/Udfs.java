@@ -148,10 +148,14 @@ public final class Udfs {
       int b = toInt("band", band);
       int r = minhashesPerBand(minhashesPerBand);
       scala.collection.Seq<?> sig = toSeq(signature);
-      if (b < 0 || (long) b * r >= sig.length()) {
+      // A band must lie inside the signature: one that the signature ends in would be keyed
+      // on fewer than r values, which no band of sparkdedup_band_buckets or of the Python LSH
+      // step ever is.
+      if (b < 0 || ((long) b + 1) * r > sig.length()) {
         throw new IllegalArgumentException(
-            "band must be in [0, ceil(" + sig.length() + " / " + r + ")) for a signature of "
-                + sig.length() + " values and minhashes_per_band=" + r + ", got " + b);
+            "band must be in [0, " + sig.length() / r + ") (floor(" + sig.length() + " / " + r
+                + ")) for a signature of " + sig.length() + " values and minhashes_per_band="
+                + r + ", got " + b);
       }
       return bandHash(b, sig, r);
     }

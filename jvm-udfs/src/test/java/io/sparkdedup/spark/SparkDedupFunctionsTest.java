@@ -85,6 +85,8 @@ public class SparkDedupFunctionsTest {
   public void bandOutOfRangeFails() {
     expectFailure(() -> new Udfs.BandBucket().call(2, seq(1, 2, 3, 4), 2), "band must be in");
     expectFailure(() -> new Udfs.BandBucket().call(-1, seq(1, 2), 2), "band must be in");
+    // The signature ends inside band 1: it would be keyed on one value instead of two.
+    expectFailure(() -> new Udfs.BandBucket().call(1, seq(1, 2, 3), 2), "band must be in [0, 1)");
     expectFailure(() -> new Udfs.BandBuckets().call(seq(1, 2, 3), 2, 2), "num_bands must be");
     expectFailure(() -> new Udfs.BandBucket().call(0, seq(1, 2), 0), "minhashes_per_band");
   }
