@@ -818,44 +818,34 @@ def test_stages_of_a_run_whose_input_changed_are_never_resumed(
     part = src / "part-1.parquet"
     original, times = part.read_bytes(), os.stat(part)
     real = exact.run_exact
-
-    def replacing(*args, **kwargs):
-        write(1, [f"text {i} of file 1" for i in range(6)])  # all distinct, as many bytes
-        assert part.stat().st_size == times.st_size
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(exact, "run_exact", replacing)
     argv = ["exact", "--input", str(src), "--input-format", "parquet", "--id-col", "id"]
-    out = tmp_path / "out"
-    assert cli.main([*argv, "--output", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"--input '{src}' changed during the run" in err, err
-    monkeypatch.setattr(exact, "run_exact", real)
-    part.write_bytes(original)
-    os.utime(part, ns=(times.st_atime_ns, times.st_mtime_ns))
-    assert cli.main([*argv, "--output", str(out)]) == 0
-    stats = json.loads((out / "stats.json").read_text())
-    assert stats["resumed_stages"] == [] and stats["removed_docs"] == 6, stats
 
-    # A change that fails the run before its end (ids that clash with another file's): the
+    def changed_then_restored(out, ids: list[int]) -> None:
+        """A run whose part-1 is replaced (`ids`, distinct texts, as many bytes) as it starts
+        computing fails naming the change; with the file put back, the rerun resumes
+        nothing."""
+
+        def replacing(*args, **kwargs):
+            frame = pd.DataFrame({"id": ids, "text": [f"text {i} of file 1" for i in range(6)]})
+            frame.to_parquet(part, compression=None, use_dictionary=False)
+            assert part.stat().st_size == times.st_size
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(exact, "run_exact", replacing)
+        assert cli.main([*argv, "--output", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert f"--input '{src}' changed during the run" in err, err
+        monkeypatch.setattr(exact, "run_exact", real)
+        part.write_bytes(original)
+        os.utime(part, ns=(times.st_atime_ns, times.st_mtime_ns))
+        assert cli.main([*argv, "--output", str(out)]) == 0, capsys.readouterr().err
+        stats = json.loads((out / "stats.json").read_text())
+        assert stats["resumed_stages"] == [] and stats["removed_docs"] == 6, stats
+
+    changed_then_restored(tmp_path / "out", list(range(10, 16)))  # caught at the end
+    # A change that fails the run before its end (ids that clash with the other file's): the
     # error names the change, and the stages computed go too.
-    def clashing(*args, **kwargs):
-        frame = pd.DataFrame({"id": range(6), "text": [f"text {i} of file 1" for i in range(6)]})
-        frame.to_parquet(part, compression=None, use_dictionary=False)
-        assert part.stat().st_size == times.st_size
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(exact, "run_exact", clashing)
-    other = tmp_path / "other"
-    assert cli.main([*argv, "--output", str(other)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert f"--input '{src}' changed during the run" in err, err
-    monkeypatch.setattr(exact, "run_exact", real)
-    part.write_bytes(original)
-    os.utime(part, ns=(times.st_atime_ns, times.st_mtime_ns))
-    assert cli.main([*argv, "--output", str(other)]) == 0, capsys.readouterr().err
-    stats = json.loads((other / "stats.json").read_text())
-    assert stats["resumed_stages"] == [] and stats["removed_docs"] == 6, stats
+    changed_then_restored(tmp_path / "other", list(range(6)))
 
 
 def test_a_full_disk_names_where_the_run_writes(spark, tmp_path, capsys, monkeypatch):
