@@ -13,10 +13,9 @@ an index reads the segments its manifest lists (never recomputing their signatur
 ``--index-out`` of the same path appends the kept new documents as one more segment: the old
 segments are not rewritten (`compact_index` merges them into one, in place; the segments a
 commit replaces stay on disk for `RETAIN_HOURS`, listed as ``retired``, for the runs reading
-them). A
-segment is written under a staging name and renamed into place, and the manifest, rewritten
-last (`switch_manifest`: never a moment without one), lists only finished segments: a run
-that fails leaves the index as it was. A run whose index another run
+them). A segment is written under a staging name and renamed into place, and the manifest,
+rewritten last (`switch_manifest`: never a moment without one), lists only finished segments:
+a run that fails leaves the index as it was. A run whose index another run
 committed to while it ran is refused (`IndexWriter.check_unchanged`), and each commit first
 claims its number (`IndexWriter.claim`: a file created only if absent, one step where the file
 system allows), so of two overlapping runs one commits, even when they commit at once.
