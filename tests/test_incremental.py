@@ -1050,6 +1050,14 @@ def test_a_compaction_commits_nothing_when_the_index_changes_or_loses_rows(
     assert not [n for n in os.listdir(index) if n.startswith("_sparkdedup_index_staging")]
 
 
+def _append(spark, index: str, rows) -> dict:
+    """Commit `rows` to the index as one more segment, as a run with --index-out of the index
+    it ran against does; the manifest."""
+    writer = IndexWriter(spark, index, FuzzyConfig(**CFG), append=True)
+    writer.stage(rows)
+    return writer.commit()
+
+
 def _age_retired(index: str, hours: float) -> None:
     """Make the index's retired segments `hours` older, in its manifest."""
     path = os.path.join(index, index_module.MANIFEST)
@@ -1070,9 +1078,7 @@ def test_replaced_segments_stay_for_the_runs_reading_them(spark, corpus, tmp_pat
     ``retain_hours=0`` deletes them at once."""
     index, rows = _indexed(spark, corpus, tmp_path, 50)
     config = FuzzyConfig(**CFG)
-    writer = IndexWriter(spark, index, config, append=True)
-    writer.stage(rows(10**6))
-    writer.commit()
+    _append(spark, index, rows(10**6))
     opened = FuzzyIndex.open(spark, index)
     reading = opened.table(["id"])  # a run's read, planned (its files listed) before
     manifest = sparkdedup.compact_index(spark, index)
@@ -1085,14 +1091,11 @@ def test_replaced_segments_stay_for_the_runs_reading_them(spark, corpus, tmp_pat
     now = FuzzyIndex.open(spark, index)
     assert sorted(r["id"] for r in now.table(["id"]).collect()) == ids
     # A later commit within the hours keeps them listed; past them it deletes them.
-    writer = IndexWriter(spark, index, config, append=True)
-    writer.stage(rows(2 * 10**6))
-    assert [r["name"] for r in writer.commit()["retired"]] == ["segment=00000", "segment=00001"]
+    later = _append(spark, index, rows(2 * 10**6))
+    assert [r["name"] for r in later["retired"]] == ["segment=00000", "segment=00001"]
     assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002", "segment=00003"]
     _age_retired(index, 25)
-    writer = IndexWriter(spark, index, config, append=True)
-    writer.stage(rows(3 * 10**6))
-    assert writer.commit()["retired"] == []
+    assert _append(spark, index, rows(3 * 10**6))["retired"] == []
     assert _segments(index) == ["segment=00002", "segment=00003", "segment=00004"]
     # Replaced with overwrite: retired too. A compaction of the one segment left, at 0 hours,
     # deletes them and leaves the manifest as it was.
@@ -1118,21 +1121,15 @@ def test_each_replaced_segment_keeps_its_own_hours(spark, corpus, tmp_path) -> N
     (a run's default is shorter): only an explicit ``retain_hours`` shortens them, and 0
     deletes them whatever their time says (a clock ahead of this one)."""
     index, rows = _indexed(spark, corpus, tmp_path, 50)
-    config = FuzzyConfig(**CFG)
-    writer = IndexWriter(spark, index, config, append=True)
-    writer.stage(rows(10**6))
-    writer.commit()
+    _append(spark, index, rows(10**6))
     manifest = sparkdedup.compact_index(spark, index, retain_hours=72)
     assert [r["retain_hours"] for r in manifest["retired"]] == [72, 72]
     _age_retired(index, 25)
-    writer = IndexWriter(spark, index, config, append=True)  # a run: the default 24 hours
-    writer.stage(rows(2 * 10**6))
-    assert len(writer.commit()["retired"]) == 2
+    later = _append(spark, index, rows(2 * 10**6))  # a run: the default 24 hours
+    assert len(later["retired"]) == 2
     assert _segments(index) == ["segment=00000", "segment=00001", "segment=00002", "segment=00003"]
     _age_retired(index, 73)
-    writer = IndexWriter(spark, index, config, append=True)
-    writer.stage(rows(3 * 10**6))
-    assert writer.commit()["retired"] == []
+    assert _append(spark, index, rows(3 * 10**6))["retired"] == []
     assert _segments(index) == ["segment=00002", "segment=00003", "segment=00004"]
     # Shortened by an explicit compaction: to 24 hours of 72, after 25 (48 keeps them).
     merged = sparkdedup.compact_index(spark, index, retain_hours=72)
@@ -1145,9 +1142,7 @@ def test_each_replaced_segment_keeps_its_own_hours(spark, corpus, tmp_path) -> N
     assert sparkdedup.compact_index(spark, index, retain_hours=24)["retired"] == []
     assert _segments(index) == ["segment=00005"]
     # Replaced "in the future" (a clock ahead): 0 deletes them all the same.
-    writer = IndexWriter(spark, index, config, append=True)
-    writer.stage(rows(4 * 10**6))
-    writer.commit()
+    _append(spark, index, rows(4 * 10**6))
     sparkdedup.compact_index(spark, index)
     _age_retired(index, -5)
     assert len(_segments(index)) == 3
@@ -1157,9 +1152,7 @@ def test_each_replaced_segment_keeps_its_own_hours(spark, corpus, tmp_path) -> N
 
 def test_cli_compact_index(spark, corpus, tmp_path, capsys) -> None:
     index, rows = _indexed(spark, corpus, tmp_path, 50)
-    writer = IndexWriter(spark, index, FuzzyConfig(**CFG), append=True)
-    writer.stage(rows(10**6))
-    writer.commit()
+    _append(spark, index, rows(10**6))
     assert main(["compact-index", "--index", index]) == 0
     line = capsys.readouterr().out
     assert '"segments_before": 2, "segments": 1, "documents": 750, "retired_segments": 2' in line

@@ -531,9 +531,11 @@ def _read_centers(spark: Any, path: str) -> np.ndarray:
         problem = "a centroid is null"
     elif len(dims) > 1:
         problem = f"they are of {' and '.join(map(str, dims))} dimensions, not of one"
-    elif not all(np.isfinite(np.asarray(r["center"], dtype=np.float64)).all() for r in rows):
-        problem = "a centroid holds NaN, infinity or a null"
-    if problem is not None:
-        raise InputError(f"the centroids in {path!r} are damaged: {problem}; save the model again")
-    centers = np.array([r["center"] for r in rows], dtype=np.float64)
-    return centers.reshape(len(rows), -1) if rows else np.zeros((0, 0))
+    if problem is None and not rows:
+        return np.zeros((0, 0))
+    if problem is None:
+        try:  # a null value reads as NaN
+            return _checked_centers([r["center"] for r in rows])
+        except ConfigError as err:
+            problem = str(err)
+    raise InputError(f"the centroids in {path!r} are damaged: {problem}; save the model again")
