@@ -240,6 +240,28 @@ def test_null_and_empty_texts_are_kept_and_never_grouped(spark):
     assert sorted(r["id"] for r in kept.collect()) == [1, 3, 4, 5, 6, 7]
 
 
+def test_texts_that_start_no_shingle_are_not_grouped_with_each_other(spark, tmp_path):
+    """Short Latin-1 texts read as strings ("°C", "½ cup": a continuation byte first, fewer
+    code points than a shingle) have no shingles: each is kept unless it has a byte-identical
+    copy, though the MinHash kernel gives them all one signature. An index of the run holds
+    every kept document, those too."""
+    hexes = ["b043", "b046", "bd20637570", "bd20637570", "b12035", "80bf"]
+    rows = ", ".join(f"({i}, CAST(X'{h}' AS STRING))" for i, h in enumerate(hexes))
+    df = spark.sql(f"SELECT * FROM VALUES {rows} AS docs(id, text)")
+    got = sparkdedup.fuzzy_duplicates(df, id_col="id").toPandas()
+    assert got.values.tolist() == [[3, 2]]
+    derived = sparkdedup.fuzzy_duplicates(df.select("text"), id_col=None)
+    assert derived.count() == 1
+    kept = sparkdedup.remove_duplicates(df.select("text"), derived, id_col=None)
+    assert sorted(r.h for r in kept.selectExpr("hex(text) AS h").collect()) == sorted(
+        {h.upper() for h in hexes}
+    )
+    manifest = sparkdedup.write_index(
+        df, str(tmp_path / "index"), id_col="id", duplicates=spark.createDataFrame(got)
+    )
+    assert manifest["documents"] == 5
+
+
 def test_empty_input_is_a_result(spark):
     df = spark.createDataFrame([], "id long, text string")
     assert sparkdedup.fuzzy_duplicates(df, id_col="id").count() == 0

@@ -15,7 +15,7 @@ import pytest
 import sparkdedup
 from sparkdedup.errors import ConfigError, SchemaError
 from sparkdedup.kernels import murmur
-from sparkdedup.kernels.minhash import minhash_arrow, permutation_params
+from sparkdedup.kernels.minhash import minhash_arrow, permutation_params, without_shingles
 from sparkdedup.kernels.minhash_ref import (
     minhash_reference,
     murmur3_x64_128_h1,
@@ -323,6 +323,31 @@ def test_a_text_without_a_cudf_shingle_has_the_largest_signature(use64: bool) ->
     top = np.iinfo(dtype).max
     assert (got[:3] == top).all() and (got[3] == 0).all()
     assert (got[4:] != top).all() and (got[4:] != 0).all()
+
+
+@pytest.mark.parametrize("use64", [False, True])
+def test_texts_without_a_shingle_are_found_by_their_bytes(use64: bool) -> None:
+    """`without_shingles` marks exactly the non-empty texts that start no shingle, whatever
+    their signature: by the bytes of the rows whose first value is the largest one. A 32-bit
+    signature whose every value is the largest (a text with shingles, made up here) is not
+    marked, nor are nulls, empty texts or a sliced array's neighbours."""
+    dtype = np.uint64 if use64 else np.uint32
+    width = 3
+    a, b, seed = permutation_params(4, 1, use64)
+    texts = [b"\x80\xbf", b"\x80\x80a", b"\x80\x80ab", b"", b"\x80\x80abc", b"ab", None,
+             b"\xb0C", b"\xc3", b"\xbd cup", b"\xbd cups!"]  # fmt: skip
+    raw = pa.array(texts, pa.binary()).view(pa.string())
+    sig = minhash_arrow(raw, a, b, seed, width, use64)
+    expected = [True, True, True, False, False, False, False, True, False, False, False]
+    assert without_shingles(raw, sig, width).tolist() == expected
+    top = np.iinfo(dtype).max
+    assert ((sig == top).all(axis=1) == np.array(expected)).all()  # the kernel's own view
+    forged = sig.copy()
+    forged[5] = top  # "ab" has a shingle, whatever its values
+    assert without_shingles(raw, forged, width).tolist() == expected
+    part = raw.slice(6, 4)  # None, "\xb0C", "\xc3", "\xbd cup"
+    part_sig = minhash_arrow(part, a, b, seed, width, use64)
+    assert without_shingles(part, part_sig, width).tolist() == [False, True, False, False]
 
 
 def _shingle_oracle(doc: bytes, width: int, a, b, seed, use64: bool) -> np.ndarray:

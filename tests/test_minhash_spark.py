@@ -104,6 +104,20 @@ def test_fused_buckets_equal_xxhash64_of_signatures(spark) -> None:
     assert len(fused_rows) == len(bands) * sum(1 for t in texts if t)
 
 
+def test_texts_that_start_no_shingle_get_no_signature_and_no_bucket(spark) -> None:
+    """Bytes that are not UTF-8 and start no shingle (a Latin-1 "°C" or "½ cup" under a
+    5-code-point shingle: 1 and 4 code points) get a null signature and no band rows, like an empty text; their
+    bytes are not lost to a U+FFFD decoding, and a text of the same kind with a shingle keeps
+    its signature."""
+    hexes = ["b043", "bd20637570", "bd20637570730a", "80bf", "616263646566"]
+    rows = ", ".join(f"({i}, CAST(X'{h}' AS STRING))" for i, h in enumerate(hexes))
+    df = spark.sql(f"SELECT * FROM VALUES {rows} AS docs(id, text)")
+    got = {r.id: r.signature for r in minhash_signatures(df, num_hashes=6, char_ngrams=5).collect()}
+    assert [got[i] is None for i in range(len(hexes))] == [True, True, False, True, False]
+    fused = minhash_band_buckets(df, num_bands=3, minhashes_per_band=2, char_ngrams=5)
+    assert sorted({r.id for r in fused.collect()}) == [2, 4]
+
+
 def test_columns_and_parameters_are_checked_before_any_job(spark) -> None:
     df = spark.createDataFrame([(1, "a text", 3)], "id long, text string, n int")
     with pytest.raises(SchemaError, match=r"'body'.*available columns: id, text, n"):

@@ -6,7 +6,8 @@ step and the LSH band keys of shared/reference/ALGORITHMS.md, bit-identical to t
 
 - ``sparkdedup_minhash(text[, char_ngrams[, num_hashes[, seed[, use_64_bit_hash]]]])``:
   ``array<int>`` (uint32 bit patterns), or ``array<bigint>`` when the constant
-  ``use_64_bit_hash`` is true; defaults 24, 260, 42, false; null for null or empty text.
+  ``use_64_bit_hash`` is true; defaults 24, 260, 42, false; null for a text without shingles
+  (null, empty, or bytes that are not UTF-8 and start no shingle).
 - ``sparkdedup_band_bucket(band, signature, minhashes_per_band)``: ``bigint``, equal to
   ``xxhash64(CAST(band AS INT), slice(signature, band*r+1, r))``; null for a null signature.
 - ``sparkdedup_band_buckets(signature, num_bands, minhashes_per_band)``: ``array<bigint>`` of

@@ -283,7 +283,8 @@ class FuzzyIndex:
 def index_rows(scan: DataFrame, duplicates: DataFrame, num_bands: int) -> DataFrame:
     """``[id, t1, t2, b0 ..]`` of the documents a run keeps: its scan table without the
     duplicates. A kept exact copy whose scan row carries no buckets (only the first row of a
-    text in an Arrow batch does) takes them from a row of the same text."""
+    text in an Arrow batch does) takes them from a row of the same text; a text without
+    shingles (bytes that are not UTF-8 and start none) has none to take and keeps null ones."""
     bands = [band_col(k) for k in range(num_bands)]
     kept = scan.select("id", TEXT_H1, TEXT_H2, *bands).join(
         duplicates.select("id"), on="id", how="left_anti"
@@ -297,7 +298,9 @@ def index_rows(scan: DataFrame, duplicates: DataFrame, num_bands: int) -> DataFr
         .join(texts, on=[TEXT_H1, TEXT_H2], how="left_semi")
         .dropDuplicates([TEXT_H1, TEXT_H2])
     )
-    filled = missing.join(buckets, on=[TEXT_H1, TEXT_H2]).select("id", TEXT_H1, TEXT_H2, *bands)
+    filled = missing.join(buckets, on=[TEXT_H1, TEXT_H2], how="left").select(
+        "id", TEXT_H1, TEXT_H2, *bands
+    )
     return kept.where(has).unionByName(filled)
 
 

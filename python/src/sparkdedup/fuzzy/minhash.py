@@ -26,6 +26,7 @@ from sparkdedup.kernels.minhash import (
     check_minhash_params,
     kernel_for_device,
     permutation_params,
+    without_shingles,
 )
 
 _TEXT = "_dedup_text"
@@ -50,10 +51,12 @@ def _check_common(
         )
 
 
-def _has_shingles(texts: pa.Array) -> np.ndarray:
-    """Rows with a non-null, non-empty text (the others have no shingles)."""
+def _has_shingles(texts: pa.Array, signatures: np.ndarray, width: int) -> np.ndarray:
+    """Rows whose text has a shingle: not null, not empty, and not one of the texts of bytes
+    that are not UTF-8 and start no shingle (`without_shingles`)."""
     present = pc.and_kleene(pc.is_valid(texts), pc.greater(pc.binary_length(texts), 0))
-    return present.fill_null(False).to_numpy(zero_copy_only=False)
+    present = present.fill_null(False).to_numpy(zero_copy_only=False)
+    return present & ~without_shingles(texts, signatures, width)
 
 
 def minhash_signatures(
@@ -84,8 +87,10 @@ def minhash_signatures(
     -------
     DataFrame
         ``[id bigint|string, signature array<int>]`` (uint32 bit patterns stored as int; in
-        64-bit mode ``array<bigint>``), one row per input row. The signature is null for a null
-        or empty text, so such documents are never candidates and are always kept.
+        64-bit mode ``array<bigint>``), one row per input row. The signature is null for a
+        text without shingles (null, empty, or bytes that are not UTF-8 and start no shingle,
+        `sparkdedup.kernels.minhash.without_shingles`), so such documents are never candidates
+        and are always kept.
 
     Raises
     ------
@@ -115,7 +120,7 @@ def minhash_signatures(
             sig = kernel(texts, a, b, murmur_seed, width, use64)
             values = pa.array(sig.reshape(-1).view(signed))
             offsets = pa.array(np.arange(0, (n + 1) * k, k, dtype=np.int32))
-            missing = pa.array(~_has_shingles(texts))
+            missing = pa.array(~_has_shingles(texts, sig, width))
             lists = pa.ListArray.from_arrays(offsets, values, mask=missing)
             yield pa.RecordBatch.from_arrays([batch.column(0), lists], names=["id", "signature"])
 
@@ -152,7 +157,8 @@ def minhash_band_buckets(
     -------
     DataFrame
         ``[id bigint|string, band int, bucket bigint]``, one row per (document, band) for
-        documents with a non-empty text; null and empty texts give no rows.
+        documents with a shingle; null and empty texts (and texts of bytes that are not UTF-8
+        and start no shingle) give no rows.
     """
     check_int("num_bands", num_bands, 1)
     check_int("minhashes_per_band", minhashes_per_band, 1)
@@ -171,8 +177,9 @@ def minhash_band_buckets(
         kernel = kernel_for_device(device)
         for batch in batches:
             texts = batch.column(1)
-            rows = np.flatnonzero(_has_shingles(texts))
-            sig = kernel(texts, a_sub, b_sub, murmur_seed, width, use64)[rows]
+            sig = kernel(texts, a_sub, b_sub, murmur_seed, width, use64)
+            rows = np.flatnonzero(_has_shingles(texts, sig, width))
+            sig = sig[rows]
             buckets = band_hashes(sig.reshape(len(rows), nb, r), band_ids)
             ids = batch.column(0).take(pa.array(np.repeat(rows, nb)))
             yield pa.RecordBatch.from_arrays(

@@ -22,7 +22,7 @@ from sparkdedup.columns import named
 from sparkdedup.fuzzy.minhash import _check_common
 from sparkdedup.ids import H1, H2, POS, id_column, require_string_column, with_content_keys
 from sparkdedup.kernels.bandhash import band_hashes
-from sparkdedup.kernels.minhash import kernel_for_device, permutation_params
+from sparkdedup.kernels.minhash import kernel_for_device, permutation_params, without_shingles
 from sparkdedup.kernels.textnorm import check_normalize, normalize_arrow
 
 #: The text-hash columns: a document without shingles (null or empty text) has nulls there.
@@ -151,6 +151,8 @@ def scan_documents(
             if nodes.size:
                 texts = batch.column(_TEXT).take(pa.array(nodes))
                 sig = kernel(texts, a, b, murmur_seed, width, use64)
+                shingled = ~without_shingles(texts, sig, width)
+                nodes, sig = nodes[shingled], sig[shingled]
                 keys[nodes] = band_hashes(sig.reshape(nodes.size, num_bands, r), band_ids)
             missing = np.ones(n, dtype=bool)
             missing[nodes] = False

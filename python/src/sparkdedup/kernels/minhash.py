@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from sparkdedup.config import check_int
 from sparkdedup.errors import ConfigError, SchemaError
-from sparkdedup.kernels.minhash_cpu import minhash_arrow_cpu
+from sparkdedup.kernels.minhash_cpu import arrow_string_buffers, minhash_arrow_cpu
 
 #: Signature of a MinHash kernel: (array, a, b, murmur_seed, width, use_64_bit_hash) -> ndarray.
 MinHashKernel = Callable[[pa.Array, np.ndarray, np.ndarray, int, int, bool], np.ndarray]
@@ -94,6 +94,44 @@ def minhash_arrow(
         (len(array), len(a)) uint32 or uint64; all-zero rows for null and empty texts.
     """
     return minhash_arrow_cpu(array, a, b, murmur_seed, width, use_64_bit_hash)
+
+
+def without_shingles(array: pa.Array, signatures: np.ndarray, width: int) -> np.ndarray:
+    """Which non-empty texts of `array` have no shingle, from their kernel `signatures`.
+
+    A text of bytes that are not UTF-8 may start no code point early enough to make a shingle:
+    it holds only continuation bytes (10xxxxxx), or begins with one and holds fewer code points
+    than `width` (as in cuDF, the one short shingle starts at the first byte only when that
+    byte starts a code point). The kernels give it cuDF's initial value everywhere, the
+    largest integer: a signature that every such text shares, so that, banded, it would put
+    them all in one bucket. Only rows whose first value is that largest one are looked at, and
+    their bytes decide; every other row has a shingle.
+
+    Parameters
+    ----------
+    array : the texts, a pyarrow string or large_string Array (may be sliced).
+    signatures : (len(array), k) uint32 or uint64, the kernel's output for `array`.
+    width : the shingle width the signatures were computed with.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, len(array): True where a non-null, non-empty text has no shingle.
+    """
+    top = np.iinfo(signatures.dtype).max
+    suspect = np.flatnonzero(signatures[:, 0] == top) if signatures.shape[1] else []
+    out = np.zeros(len(array), dtype=bool)
+    if len(suspect) == 0:
+        return out
+    offsets, data, valid = arrow_string_buffers(array)
+    for row in suspect:  # rare: such texts, or a 2^-32 chance for a 32-bit signature
+        doc = data[offsets[row] : offsets[row + 1]]
+        if not valid[row] or doc.size == 0:
+            continue
+        starts = (doc & 0xC0) != 0x80
+        code_points = int(np.count_nonzero(starts))
+        out[row] = code_points < width and not (code_points > 0 and starts[0])
+    return out
 
 
 def kernel_for_device(device: str) -> MinHashKernel:

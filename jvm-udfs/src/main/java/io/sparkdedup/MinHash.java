@@ -76,7 +76,7 @@ public final class MinHash {
    * {@link #signature32(String, int, int[], int[], int)} of a text given as UTF-8 bytes, which
    * are hashed as they are, valid UTF-8 or not.
    *
-   * @param utf8 the document's bytes; null or empty gives null
+   * @param utf8 the document's bytes; null, empty, or starting no shingle gives null
    */
   public static int[] signature32Utf8(byte[] utf8, int width, int[] a, int[] b, int murmurSeed) {
     checkWidth(width);
@@ -84,6 +84,9 @@ public final class MinHash {
       return null;
     }
     int[] hashes = shingleHashes32(utf8, width, murmurSeed);
+    if (hashes.length == 0) {
+      return null; // bytes that are not UTF-8 and start no shingle: see numShingles
+    }
     return VectorSupport.AVAILABLE
         ? VectorMinHash.permutedMin32(hashes, a, b)
         : permutedMin32(hashes, a, b);
@@ -109,7 +112,7 @@ public final class MinHash {
    * {@link #signature64(String, int, long[], long[], long)} of a text given as UTF-8 bytes, which
    * are hashed as they are, valid UTF-8 or not.
    *
-   * @param utf8 the document's bytes; null or empty gives null
+   * @param utf8 the document's bytes; null, empty, or starting no shingle gives null
    */
   public static long[] signature64Utf8(
       byte[] utf8, int width, long[] a, long[] b, long murmurSeed) {
@@ -119,11 +122,7 @@ public final class MinHash {
     }
     long[] hashes = shingleHashes64(utf8, width, murmurSeed);
     if (hashes.length == 0) {
-      // No shingle: every entry keeps cuDF's initial value, the largest uint64 (above the
-      // 2^61 - 1 bound of every permuted value).
-      long[] none = new long[a.length];
-      Arrays.fill(none, -1L);
-      return none;
+      return null; // bytes that are not UTF-8 and start no shingle: see numShingles
     }
     return VectorSupport.AVAILABLE
         ? VectorMinHash.permutedMin64(hashes, a, b)
@@ -133,7 +132,8 @@ public final class MinHash {
   /**
    * Number of shingles of a non-empty text of n code points: one when it is shorter than width,
    * as in cuDF only if its first byte starts a code point (bytes that are not UTF-8 may begin
-   * with continuation bytes, or hold nothing else: no shingle then).
+   * with continuation bytes, or hold nothing else: no shingle then, and a null signature, as
+   * for an empty text: cuDF's all-max row would be one signature shared by all such texts).
    */
   private static int numShingles(byte[] utf8, int n, int width) {
     if (n >= width) {

@@ -103,6 +103,21 @@ public class MinHashTest {
     assertNull(MinHash.signature64("", 5, q));
   }
 
+  @Test
+  public void bytesThatStartNoShingleHaveNoSignature() {
+    PermutationParams p = PermutationParams.of(4, 1, false);
+    PermutationParams q = PermutationParams.of(4, 1, true);
+    byte[][] none = {{(byte) 0x80, (byte) 0xbf}, {(byte) 0xb0, 'C'}, {(byte) 0xbd, ' ', 'c', 'u'}};
+    for (byte[] text : none) {
+      assertNull(MinHash.signature32Utf8(text, 5, p));
+      assertNull(MinHash.signature64Utf8(text, 5, q));
+    }
+    byte[] some = {(byte) 0xbd, ' ', 'c', 'u', 'p', 's'}; // five code points: one shingle
+    assertEquals(4, MinHash.signature32Utf8(some, 5, p).length);
+    assertEquals(4, MinHash.signature64Utf8(some, 5, q).length);
+    assertEquals(4, MinHash.signature32Utf8(new byte[] {'C', (byte) 0xb0}, 5, p).length);
+  }
+
   @Test(expected = IllegalArgumentException.class)
   public void widthBelowTwoFails() {
     MinHash.signature32("abc", 1, PermutationParams.of(4, 1, false));

@@ -42,8 +42,9 @@ import scala.runtime.AbstractFunction1;
  * <ul>
  *   <li>{@code sparkdedup_minhash(text[, char_ngrams[, num_hashes[, seed[, use_64_bit_hash]]]])}:
  *       {@code array<int>} (uint32 bit patterns), or {@code array<bigint>} when the constant
- *       {@code use_64_bit_hash} is true. Defaults 24, 260, 42, false. Null or empty text gives
- *       null. The text's stored UTF-8 bytes are hashed, invalid sequences included.
+ *       {@code use_64_bit_hash} is true. Defaults 24, 260, 42, false. A text without shingles
+ *       (null, empty, or bytes that are not UTF-8 and start no shingle) gives null. The text's
+ *       stored UTF-8 bytes are hashed, invalid sequences included.
  *   <li>{@code sparkdedup_band_bucket(band, signature, minhashes_per_band)}: {@code bigint}, equal
  *       to {@code xxhash64(CAST(band AS INT), slice(signature, band*r+1, r))}; null signature
  *       gives null.
@@ -123,7 +124,8 @@ public final class SparkDedupFunctions {
           "_FUNC_(text[, char_ngrams[, num_hashes[, seed[, use_64_bit_hash]]]]) - MinHash "
               + "signature of text over shingles of char_ngrams Unicode code points, "
               + "bit-identical to NeMo Curator / cuDF minhash: ARRAY<INT> of uint32 bit patterns, "
-              + "or ARRAY<BIGINT> when use_64_bit_hash is true. NULL for NULL or empty text.",
+              + "or ARRAY<BIGINT> when use_64_bit_hash is true. NULL for a text without shingles: "
+              + "NULL, empty, or bytes that are not UTF-8 and start no shingle.",
           "\n    Arguments:\n"
               + "      * text - STRING column; its stored UTF-8 bytes are hashed, invalid "
               + "sequences included (as cuDF does).\n"
