@@ -1050,6 +1050,25 @@ def test_jsonl_fractional_ids_are_refused_and_a_drifting_field_is_named(spark, t
     assert "first 3 records (bigint)" in line, line
 
 
+def test_jsonl_integer_ids_beyond_64_bits_are_read_as_their_text(spark, tmp_path, capsys):
+    """Integer ids too large for a bigint (unsigned 64-bit hashes), which Spark infers as
+    decimal(20,0), are integers: read as their text (string ids), not refused as fractional
+    numbers."""
+    _jsonl(tmp_path / "c" / "a.jsonl", [dict(r, id=2**64 - 1 - r["id"]) for r in _docs(8)])
+    out = tmp_path / "o"
+    code, lines = _run(
+        capsys, "fuzzy", "--input", str(tmp_path / "c"), *FUZZY, "--output", str(out)
+    )
+    assert code == 0, lines[-3:]
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["input_docs"], stats["kept_docs"]) == (8, 4)
+    # Of each pair the smaller id as text is kept: the odd row's.
+    removed = pq.read_table(out / "duplicates").column("id").to_pylist()
+    assert sorted(removed) == sorted(str(2**64 - 1 - i) for i in (0, 2, 4, 6))
+    kept = [json.loads(x)["id"] for p in (out / "deduplicated").glob("part-*") for x in p.open()]
+    assert sorted(kept) == sorted(2**64 - 1 - i for i in (1, 3, 5, 7))
+
+
 def test_jsonl_texts_that_look_like_json_values_are_texts(spark, tmp_path, capsys):
     """A text field holding a JSON string that reads like a number, boolean, object or array
     is a text like any other (only a value of that kind is a bad record), and a copy of it is

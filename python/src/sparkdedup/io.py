@@ -535,8 +535,9 @@ def _json_field_types(
     empty_types: dict[str, T.DataType],
 ) -> T.StructType:
     """Types of the fields to parse: text as string, the id as bigint when the leading records
-    hold integers (an error when they hold other numbers; else string), the rest as the
-    leading records hold them (else `empty_types`' when there are none, else string)."""
+    hold integers of 64 bits (an error when they hold other numbers; else string, which reads
+    a longer integer, such as an unsigned 64-bit hash, as its text), the rest as the leading
+    records hold them (else `empty_types`' when there are none, else string)."""
     sample = raw.select(_json_text(F.col(RECORD_COL)).alias("value")).limit(JSON_SAMPLE_RECORDS)
     reader = spark.read.options(**_JSON_OPTIONS)
     try:
@@ -566,7 +567,10 @@ def _json_field_types(
         if name == text_col:
             dtype = T.StringType()
         elif name == id_col:
-            if isinstance(dtype, (T.DoubleType, T.DecimalType)):
+            # Spark infers integers beyond 64 bits as decimal(n,0), others as double.
+            if isinstance(dtype, T.DoubleType) or (
+                isinstance(dtype, T.DecimalType) and dtype.scale > 0
+            ):
                 raise SchemaError(
                     f"id field {id_col!r} holds numbers that are not integers in the first "
                     f"{JSON_SAMPLE_RECORDS:,} JSONL records; ids must be integers or strings"
