@@ -333,6 +333,9 @@ _RUN = ["fuzzy", "--input", "x", "--input-format", "jsonl", "--output", "o"]
         (["fuzzy", "--input", "x", "--input-format", "jsonl"], "--output"),
         (["fuzzy", "--num-bands", "abc"], "invalid int value: 'abc'"),
         (["dedup"], "invalid choice: 'dedup'"),
+        # argparse kept the last: the first directory's rows were silently left out.
+        ([*_RUN, "--input", "y"], "--input is given more than once, and only the last"),
+        (["exact", "--input-table", "a", "--input-table", "b", "--output", "o"], "given more"),
         ([*_RUN, "--master", "lcal[2]"], "--master 'lcal[2]' is not a Spark master URL"),
         ([*_RUN, "--threshold", "0.7"], "--threshold is the Jaccard threshold of --verify jaccard"),
         (

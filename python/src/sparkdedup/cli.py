@@ -59,10 +59,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _Once(argparse.Action):
+    """An option given once: argparse would keep the last of several (``--input a --input b``
+    would read b alone, the rows of a neither kept nor removed nor counted)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(
+                f"{option} is given more than once, and only the last would be read; give "
+                "one (several directories: one --input glob such as 'corpus/{a,b}')"
+            )
+        setattr(namespace, self.dest, values)
+
+
 def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = False) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--input",
+        action=_Once,
         help=(
             "input path or URI (file, directory or glob; a directory's subdirectories are read "
             "when named key=value, as Spark partitions, else with --read-option "
@@ -71,6 +85,7 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
     )
     source.add_argument(
         "--input-table",
+        action=_Once,
         metavar="NAME",
         help="input catalog table, [catalog.][database.]table (Hive, Unity, Glue: the "
         "session's catalog), instead of --input",
