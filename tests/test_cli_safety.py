@@ -1176,11 +1176,20 @@ def test_internal_error_is_one_line_with_exit_1(
     assert code == 1 and [r for r in caplog.records if r.exc_info]
 
 
-def test_unreadable_parquet_names_the_path(spark, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"PAR1 this is not parquet",
+        # Spark's innermost message names no file here ("the footer index is not within the
+        # file"): the file is then named from the failure's parameters.
+        b"PAR1garbagegarbagePAR1",
+    ],
+)
+def test_unreadable_parquet_names_the_path(spark, tmp_path, capsys, content):
     d = tmp_path / "pq"
     d.mkdir()
     pq.write_table(pa.Table.from_pylist(_docs(4)), d / "a.parquet")
-    (d / "b.parquet").write_bytes(b"PAR1 this is not parquet")
+    (d / "b.parquet").write_bytes(content)
     before = _digest(d)
     code, lines = _run(
         capsys,
@@ -1195,6 +1204,7 @@ def test_unreadable_parquet_names_the_path(spark, tmp_path, capsys):
     assert code == 2
     line = _error_line(lines)
     assert "cannot be read as parquet" in line and str(d) in line, line
+    assert f"{d / 'b.parquet'}" in line, line
     assert _digest(d) == before
 
 

@@ -333,6 +333,27 @@ def spark_condition(err: BaseException) -> str | None:
     return None
 
 
+def failed_file(err: BaseException) -> str | None:
+    """The file a failure to read one (Spark 4's FAILED_READ_FILE, such as a corrupt Parquet
+    footer) names in its ``path`` parameter, looked up through its JVM causes; the innermost
+    cause's message does not name it. None for other failures."""
+    if not (spark_condition(err) or "").startswith("FAILED_READ_FILE"):
+        return None
+    causes: list[Any] = [err]
+    throwable = getattr(err, "java_exception", None)
+    while throwable is not None:
+        causes.append(throwable)
+        throwable = throwable.getCause()
+    for cause in causes:
+        try:
+            path = cause.getMessageParameters().get("path")
+        except Exception:  # noqa: BLE001 - not a SparkThrowable
+            path = None
+        if path:
+            return str(path)
+    return None
+
+
 def first_line(err: Exception) -> str:
     """The first line of the innermost JVM cause (it names the file or the bad record), or,
     for a Python worker's error, its exception's line."""
@@ -377,9 +398,9 @@ def _read_parquet(
     except SPARK_ERRORS as err:
         if spark_condition(err) in ("CANNOT_MERGE_SCHEMAS", "CANNOT_MERGE_INCOMPATIBLE_DATA_TYPE"):
             raise SchemaError(_type_conflict(spark, path, err)) from err
-        raise InputError(
-            f"input path {path!r} cannot be read as parquet: {first_line(err)}"
-        ) from err
+        file, reason = failed_file(err), first_line(err)
+        where = f" ({_display(file)})" if file and _display(file) not in reason else ""
+        raise InputError(f"input path {path!r} cannot be read as parquet{where}: {reason}") from err
     if not df.columns:
         raise InputError(f"input path {path!r} holds no Parquet columns (no data files?)")
     df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
