@@ -1563,6 +1563,34 @@ def test_input_files_spark_would_skip_without_a_word_are_refused(spark, tmp_path
     assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 20, text
 
 
+def test_input_files_in_plain_subdirectories_are_refused(spark, tmp_path, capsys):
+    """Spark reads only the files directly in an input directory without key=value partitions:
+    `--input corpus` over corpus/2024/ and corpus/2025/ read no row and exited 0. The run is
+    refused naming a file, and reads them all with recursiveFileLookup, or through a glob."""
+    for year, ids in (("2024", range(6)), ("2025", range(6, 12))):
+        (tmp_path / "corpus" / year).mkdir(parents=True)
+        (tmp_path / "corpus" / year / "a.jsonl").write_text(
+            "".join(json.dumps({"id": i, "text": f"doc {i} " * 9}) + "\n" for i in ids)
+        )
+
+    def run(source: str, *extra: str) -> tuple[int, str]:
+        out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
+        argv = ["exact", "--input", source, "--input-format", "jsonl", "--id-col", "id"]
+        code = cli.main([*argv, "--output", str(out), *extra])
+        stats = out / "stats.json"
+        return code, capsys.readouterr().err + (stats.read_text() if stats.exists() else "")
+
+    code, text = run(str(tmp_path / "corpus"))
+    assert code == 2 and "corpus/2024/a.jsonl is in a subdirectory" in text, text
+    assert "recursiveFileLookup=true" in text
+    for source, extra in (
+        (str(tmp_path / "corpus"), ("--read-option", "recursiveFileLookup=true")),
+        (str(tmp_path / "corpus" / "*"), ()),
+    ):
+        code, text = run(source, *extra)
+        assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 12, text
+
+
 def test_compressed_files_spark_would_misread_are_refused(spark, tmp_path, capsys, monkeypatch):
     """A text input's compressed files that Spark would misread are refused before any job,
     naming the file: a suffix no codec of Spark's reads (.xz: its bytes would be lines), a

@@ -140,6 +140,36 @@ def test_file_summary_of_many_files_is_a_spark_job(spark, tmp_path, monkeypatch,
     assert globbed[:2] == (3, 1 + 3 + 5)
 
 
+@pytest.mark.parametrize("driver_files", [1000, 1])
+def test_listing_names_files_in_subdirectories_spark_leaves_out(
+    spark, tmp_path, monkeypatch, driver_files
+):
+    """Spark's file sources read only the files directly in an input directory without
+    key=value partition directories: `input_listing` names the first file in a subdirectory
+    of such a directory (`nested`), listed on the driver or by a job; files in the directories
+    a glob matches, hidden subdirectories, and a partitioned directory's deeper files (which
+    Spark reads) are not named."""
+    monkeypatch.setattr(fs, "SUMMARY_DRIVER_FILES", driver_files)
+    for name in ["flat/a.jsonl", "flat/b.jsonl", "years/2024/a.jsonl", "years/2025/b.jsonl",
+                 "mixed/a.jsonl", "mixed/sub/deep/b.jsonl", "flat/_tmp/c.jsonl",
+                 "parts/k=1/a.jsonl", "parts/k=2/deep/b.jsonl"]:  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+
+    def nested(path: str) -> str | None:
+        return fs.input_listing(spark, str(tmp_path / path)).nested
+
+    assert nested("flat") is None and nested("parts") is None and nested("flat/a.jsonl") is None
+    assert nested("years").endswith("/years/2024/a.jsonl")
+    assert nested("mixed").endswith("/mixed/sub/deep/b.jsonl")
+    assert nested("years/*") is None and nested("*/2025") is None
+    assert nested("{mixed,flat}").endswith("/mixed/sub/deep/b.jsonl")
+    if driver_files > 10:  # listed on this machine, as over Spark Connect
+        local = fs.input_listing(_ConnectSession(), f"file://{tmp_path}/years")
+        assert local.nested == f"file:{tmp_path}/years/2024/a.jsonl"
+        assert fs.input_listing(_ConnectSession(), f"file://{tmp_path}/parts").nested is None
+
+
 @pytest.mark.parametrize("session", ["classic", "connect"])
 def test_file_summary_lists_the_files_spark_reads(spark, tmp_path, session) -> None:
     """The stage cache's fingerprint covers every file Spark's readers read: a partition named

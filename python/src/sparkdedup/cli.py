@@ -1806,7 +1806,7 @@ def _read_fields(
         df = read_table(spark, args.input_table, args.id_col)
         return df, good_records(df, args.bad_records)
     from sparkdedup.fs import input_listing
-    from sparkdedup.io import check_codecs
+    from sparkdedup.io import check_codecs, check_subdirectories
 
     options = _options(args.read_option, "--read-option")
     ignored = {k.lower(): str(v).lower() for k, v in options.items()}.get("ignorecorruptfiles")
@@ -1824,6 +1824,7 @@ def _read_fields(
             raise
         raise InputError(f"--input {args.input!r} cannot be listed: {first_line(err)}") from err
     check_codecs(spark, args.input_listing, args.input_format)
+    check_subdirectories(args.input_listing, args.input_format, options)
     df = read_input(
         spark,
         args.input,

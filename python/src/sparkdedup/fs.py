@@ -20,7 +20,7 @@ import shutil
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from pyspark.sql import Column, SparkSession
@@ -512,12 +512,15 @@ BLOCK_CODEC_SUFFIXES = (".lz4", ".snappy")
 @dataclass(frozen=True)
 class Listing:
     """What `input_listing` found: ``summary`` (files, bytes, latest modification in ms,
-    digest) and, for the codec checks, the first file with a suffix of `NO_CODEC_SUFFIXES` and
-    of `BLOCK_CODEC_SUFFIXES` (None for none)."""
+    digest); for the codec checks, the first file with a suffix of `NO_CODEC_SUFFIXES` and of
+    `BLOCK_CODEC_SUFFIXES`; and ``nested``, the first file in a subdirectory of an input
+    directory that has no ``key=value`` partition directories: Spark's file sources read
+    only the files directly in such a directory (None for none)."""
 
     summary: tuple[int, int, int, str]
     no_codec: str | None = None
     block_codec: str | None = None
+    nested: str | None = None
 
 
 def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
@@ -544,11 +547,20 @@ def input_listing(spark: SparkSession, path: str) -> Listing:
         return _job_listing(spark, path)
 
     def first(suffixes: tuple[str, ...]) -> str | None:
-        named = sorted(full for _, _, _, full in listing if full.lower().endswith(suffixes))
+        named = sorted(e.full for e in listing if e.full.lower().endswith(suffixes))
         return named[0] if named else None
 
-    summary = _summary([entry[:3] for entry in listing])
-    return Listing(summary, first(NO_CODEC_SUFFIXES), first(BLOCK_CODEC_SUFFIXES))
+    # Below its match (the directory named, or each that a glob matches), a file's path.
+    below = [[part for part in e.rel.split("/") if part] for e in listing]
+    partitioned = any("=" in part for parts in below for part in parts[:-1])
+    nested = sorted(e.full for e, parts in zip(listing, below, strict=True) if len(parts) > 1)
+    summary = _summary([(e.key, e.size, e.mtime) for e in listing])
+    return Listing(
+        summary,
+        first(NO_CODEC_SUFFIXES),
+        first(BLOCK_CODEC_SUFFIXES),
+        None if partitioned or not nested else nested[0],
+    )
 
 
 def data_files(spark: SparkSession, path: str, limit: int) -> list[str]:
@@ -557,17 +569,28 @@ def data_files(spark: SparkSession, path: str, limit: int) -> list[str]:
     listing = (
         _local_listing(path, limit) if is_connect(spark) else _hadoop_listing(spark, path, limit)
     )
-    return [full for *_, full in listing]
+    return [e.full for e in listing]
 
 
-def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[str, int, int, str]]:
+class _Listed(NamedTuple):
+    """A listed data file: its path below `path`'s part before any glob (``key``), size,
+    modification time (ms), qualified path, and path below the match it was listed under."""
+
+    key: str
+    size: int
+    mtime: int
+    full: str
+    rel: str
+
+
+def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[_Listed]:
     """(path below `path`'s part before any glob, size, mtime, path) of up to `limit` data
     files: the matched names are part of the first (a renamed ``k=v`` directory that a glob
     matches changes the listing's digest), as in `_job_listing`."""
     fsys, hpath = hadoop_path(spark, path)
     base_fs, base_path = hadoop_path(spark, literal_prefix(path))
     base = str(base_fs.makeQualified(base_path).toString()).rstrip("/") + "/"
-    listing: list[tuple[str, int, int, str]] = []
+    listing: list[_Listed] = []
     for st in _glob_status(fsys, hpath):
         root = st.getPath().toString()
         it = fsys.listFiles(st.getPath(), True)
@@ -579,7 +602,7 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[tuple[st
             if _hidden_below(rel):  # as Spark lists (a named file's own name included)
                 continue
             key = full[len(base) :] if full.startswith(base) else name
-            listing.append((key, int(f.getLen()), int(f.getModificationTime()), full))
+            listing.append(_Listed(key, int(f.getLen()), int(f.getModificationTime()), full, rel))
             if len(listing) >= limit:
                 return listing
     return listing
@@ -607,7 +630,9 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
     else:
         fsys, hpath = hadoop_path(spark, prefix)
         root = str(fsys.makeQualified(hpath).toString())
-    return _listing_job(spark, [path], root.rstrip("/") + "/")
+    # The glob's components: a file's match is that many directories below the prefix.
+    depth = len([part for part in path[len(prefix) :].split("/") if part])
+    return _listing_job(spark, [path], root.rstrip("/") + "/", depth)
 
 
 def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
@@ -616,8 +641,12 @@ def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
     return _listing_job(spark, [escape_glob(p) for p in paths], None).summary[3]
 
 
-def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Listing:
-    """`_job_listing` of `paths`, each file named by its path below `root` (else in full)."""
+def _listing_job(
+    spark: SparkSession, paths: list[str], root: str | None, depth: int | None = None
+) -> Listing:
+    """`_job_listing` of `paths`, each file named by its path below `root` (else in full);
+    with `depth`, the matches of `paths` are that many directories below `root`, and
+    ``nested`` is looked for below them."""
     from pyspark.sql import functions as F
 
     files = (
@@ -639,6 +668,18 @@ def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Lis
             hit = hit | named.endswith(suffix)
         return F.min(F.when(hit, F.col("path")))
 
+    nesting: list[Column] = [F.lit(None).alias("nested"), F.lit(False).alias("partitioned")]
+    if root is not None and depth is not None:
+        # The file's path below its match, and the directories on it (as `input_listing`).
+        below = F.slice(F.filter(F.split(rel, "/"), lambda part: part != ""), depth + 1, 1 << 20)
+        dirs = F.filter(
+            F.transform(below, lambda part, i: F.when(i < F.size(below) - 1, part)),
+            lambda part: part.isNotNull(),
+        )
+        nesting = [
+            F.min(F.when(F.size(below) > 1, F.col("path"))).alias("nested"),
+            F.max(F.exists(dirs, lambda part: part.contains("="))).alias("partitioned"),
+        ]
     row = files.agg(
         F.count(F.lit(1)).alias("files"),
         F.sum("length").alias("bytes"),
@@ -647,10 +688,12 @@ def _listing_job(spark: SparkSession, paths: list[str], root: str | None) -> Lis
         hash_sum(2, rel, F.col("length"), F.col("mtime")).alias("h2"),
         first(NO_CODEC_SUFFIXES).alias("no_codec"),
         first(BLOCK_CODEC_SUFFIXES).alias("block_codec"),
+        *nesting,
     ).collect()[0]
     digest = hashlib.sha256(f"{row['files']}\t{row['h1']}\t{row['h2']}".encode()).hexdigest()
     summary = (int(row["files"]), int(row["bytes"] or 0), int(row["latest"] or 0), digest)
-    return Listing(summary, row["no_codec"], row["block_codec"])
+    nested = None if row["partitioned"] else row["nested"]
+    return Listing(summary, row["no_codec"], row["block_codec"], nested)
 
 
 def hash_sum(seed: int, *columns: Column) -> Column:
@@ -878,10 +921,10 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
     return {field.name: str(field.type) for field in schema}
 
 
-def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
+def _local_listing(path: str, limit: int) -> list[_Listed]:
     """`_hadoop_listing` of a local path (Spark Connect)."""
     base = local_path(literal_prefix(path)).rstrip("/") + "/"
-    listing: list[tuple[str, int, int, str]] = []
+    listing: list[_Listed] = []
     for match in _local_glob(path):
         walked: Any = [(os.path.dirname(match), [], [os.path.basename(match)])]
         if os.path.isdir(match):
@@ -894,7 +937,9 @@ def _local_listing(path: str, limit: int) -> list[tuple[str, int, int, str]]:
                     continue
                 st = os.stat(file)
                 key = file[len(base) :] if file.startswith(base) else name
-                listing.append((key, int(st.st_size), int(st.st_mtime * 1000), _uri(file)))
+                listing.append(
+                    _Listed(key, int(st.st_size), int(st.st_mtime * 1000), _uri(file), rel)
+                )
                 if len(listing) >= limit:
                     return listing
     return listing

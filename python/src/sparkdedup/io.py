@@ -263,6 +263,28 @@ def read_input(
 _FILE_INDEX_FORMATS = {"jsonl", "parquet", "orc", "csv", "text", "avro"}
 
 
+def check_subdirectories(listing: fs.Listing, fmt: str, options: dict[str, str]) -> None:
+    """InputError for data files in a subdirectory of an input directory without ``key=value``
+    partition directories (`fs.input_listing`'s ``nested``: ``corpus/2024/a.jsonl`` of
+    ``--input corpus``): Spark's file sources read only the files directly in such a
+    directory, so theirs would be neither kept nor removed nor counted. Not with
+    ``recursiveFileLookup``, which reads them."""
+    lowered = {key.lower(): str(value).lower() for key, value in options.items()}
+    if (
+        listing.nested is None
+        or canonical_format(fmt) not in _FILE_INDEX_FORMATS
+        or lowered.get("recursivefilelookup") == "true"
+    ):
+        return
+    raise InputError(
+        f"input file {listing.nested} is in a subdirectory, which Spark does not read: it "
+        "reads the files directly in an input directory, and subdirectories only when they "
+        "are key=value partitions, so those files' rows would be left out without a word; "
+        "read every file with --read-option recursiveFileLookup=true, or name the files "
+        "with a glob (--input 'corpus/*/*.jsonl')"
+    )
+
+
 def _refuse_unread_files(spark: SparkSession, path: str, options: dict[str, str]) -> None:
     """InputError for input files Spark's readers would skip without a word (`fs.unread_files`):
     their rows would be neither kept nor removed nor counted. A ``pathGlobFilter`` chooses the
