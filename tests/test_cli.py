@@ -294,16 +294,11 @@ def test_fuzzy_cli_errors_exit_2(spark, jsonl_corpus, tmp_path, capsys, extra, m
     above cover the real entry point.
     """
     _, info = jsonl_corpus
-    args = [
-        "fuzzy",
-        "--input",
-        info["path"],
-        "--input-format",
-        "jsonl",
-        "--output",
-        str(tmp_path / "o"),
-    ]
-    assert cli.main([*args, *extra]) == 2  # later options win in argparse
+    args = ["fuzzy", "--output", str(tmp_path / "o")]
+    for option, value in (("--input", info["path"]), ("--input-format", "jsonl")):
+        if option not in extra:  # (an input given twice is an error of its own)
+            args += [option, value]
+    assert cli.main([*args, *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("sparkdedup: error: ") and message in err[-1], err[-1]
     assert not (tmp_path / "o").exists()
