@@ -552,6 +552,22 @@ def test_against_errors(spark, corpus, tmp_path) -> None:
     assert not (tmp_path / "d").exists()
 
 
+def test_write_index_refuses_ids_of_another_type_before_the_work(spark, corpus, tmp_path) -> None:
+    """Adding to an index (`append`) ids of another type than its own is the error a run
+    against it gives, from the schema, before the scan: not a failed cast in the check that
+    the ids are new to the index (ANSI mode), after a MinHash pass."""
+    old, _ = corpus
+    index = str(tmp_path / "index")
+    sparkdedup.write_index(old.limit(20), index, **CFG)
+    unscannable = F.raise_error(F.lit("the scan ran")).cast("string")
+    strings = spark.range(2).select(
+        F.concat(F.lit("doc-"), F.col("id").cast("string")).alias("id"), unscannable.alias("text")
+    )
+    with pytest.raises(InputError, match="is string but the index .* holds bigint ids"):
+        sparkdedup.write_index(strings, index, append=True, **CFG)
+    assert FuzzyIndex.open(spark, index).documents == 20
+
+
 def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stage_tasks) -> None:
     """Looking for new ids the index holds reads all of the index's partitions in one job (a
     `limit` would scan one, then four more, a job each: a search that finds nothing ran them

@@ -774,6 +774,9 @@ def write_index(
         _check_left_out(df, duplicates, cfg.id_col)
     spark = df.sparkSession
     writer = IndexWriter(spark, path, cfg, append=append, overwrite=overwrite, option="path")
+    if writer.base is not None:
+        # From the schema, before the scan: ids of another type than the index's.
+        writer.base.check_ids(df.select(id_column(df, cfg.id_col).alias("id")), cfg.id_col)
     device = resolve_device(cfg.device, spark, cfg.use_64_bit_hash)
     with StageRunner(spark, work_dir=run_dir(cfg.checkpoint_dir)) as runner:
         scan = runner.run(
