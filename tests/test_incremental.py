@@ -848,6 +848,25 @@ def test_an_index_commit_that_fails_after_the_output_keeps_its_claim(
     assert FuzzyIndex.open(spark, index).documents == 200 + stats["kept_docs"]
 
 
+def test_a_damaged_manifest_is_an_error_naming_the_index(spark, corpus, tmp_path, capsys) -> None:
+    """A manifest cut short (or not a JSON object) is an error naming the index, not an
+    internal error of the JSON parser."""
+    old, new = corpus
+    index = tmp_path / "index"
+    sparkdedup.write_index(old.limit(5), str(index), **CFG)
+    manifest = index / "_sparkdedup_index.json"
+    good = manifest.read_text()
+    (index / "._sparkdedup_index.json.crc").unlink()
+    manifest.write_text(good[: len(good) // 2])
+    with pytest.raises(InputError, match=r"against '.*index': its manifest cannot be parsed"):
+        sparkdedup.fuzzy_duplicates(new, against=str(index), **CFG)
+    assert main(["compact-index", "--index", str(index)]) == 2
+    assert "--index" in capsys.readouterr().err
+    manifest.write_text("[]")
+    with pytest.raises(InputError, match="holds an index of format None"):
+        sparkdedup.fuzzy_duplicates(new, against=str(index), **CFG)
+
+
 def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:
     """A mistyped --against, an index of other parameters and an --index-out on --output are
     errors naming the option, before the run touches its output."""

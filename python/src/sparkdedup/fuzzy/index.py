@@ -221,7 +221,14 @@ class FuzzyIndex:
                 f"{option} {path!r} {what}: it is not a sparkdedup index (write one with "
                 "`sparkdedup fuzzy ... --index-out PATH`)"
             )
-        manifest = json.loads(text)
+        try:
+            manifest = json.loads(text)
+        except ValueError as err:  # cut short, or edited by hand
+            raise InputError(
+                f"{option} {path!r}: its manifest cannot be parsed ({err}); restore it from a copy"
+            ) from err
+        if not isinstance(manifest, dict):
+            manifest = {}  # refused for its format below
         if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
             raise InputError(
                 f"{option} {path!r} holds an index of format {manifest.get('format')!r} version "
