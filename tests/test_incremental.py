@@ -568,6 +568,28 @@ def test_write_index_refuses_ids_of_another_type_before_the_work(spark, corpus, 
     assert FuzzyIndex.open(spark, index).documents == 20
 
 
+def test_an_index_of_no_documents_takes_the_id_type_of_its_first_documents(
+    spark, corpus, tmp_path
+) -> None:
+    """An index written from no documents (a first month with no record to type the ids by:
+    JSONL types them as strings) fixes no id type: a later month with integer ids runs against
+    it and adds to it, and from then on the index's ids are integers."""
+    old, _ = corpus
+    index = str(tmp_path / "index")
+    empty = spark.createDataFrame([], "id string, text string")
+    assert sparkdedup.write_index(empty, index, **CFG)["id_type"] == "string"
+    month = old.where(F.col("id") < 300)
+    got = _pairs(sparkdedup.fuzzy_duplicates(month, against=index, index_out=index, **CFG))
+    assert got and got == _pairs(sparkdedup.fuzzy_duplicates(month, **CFG))
+    opened = FuzzyIndex.open(spark, index)
+    assert opened.manifest["id_type"] == "bigint" and len(opened.manifest["segments"]) == 2
+    kept = {r.id for r in month.select("id").collect()} - set(got)
+    assert {r.id for r in opened.table(["id"]).collect()} == kept
+    strings = month.select(F.col("id").cast("string").alias("id"), "text")
+    with pytest.raises(InputError, match="is string but the index .* holds bigint ids"):
+        sparkdedup.write_index(strings, index, append=True, **CFG)
+
+
 def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stage_tasks) -> None:
     """Looking for new ids the index holds reads all of the index's partitions in one job (a
     `limit` would scan one, then four more, a job each: a search that finds nothing ran them

@@ -1703,8 +1703,9 @@ def _empty_ids_typed(spark: Any, args: argparse.Namespace, raw: Any, df: Any) ->
 
     if args.id_col not in df.columns or df.schema[args.id_col].dataType.simpleString() != "string":
         return raw, df
-    wanted = FuzzyIndex.open(spark, args.against, "--against").manifest["id_type"]
-    if wanted == "string" or not df.select(named(args.id_col)).isEmpty():
+    index = FuzzyIndex.open(spark, args.against, "--against")
+    wanted = index.manifest["id_type"]
+    if not index.documents or wanted == "string" or not df.select(named(args.id_col)).isEmpty():
         return raw, df
     return raw, df.withColumn(args.id_col, named(args.id_col).cast(wanted))
 

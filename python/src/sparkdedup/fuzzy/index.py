@@ -254,9 +254,10 @@ class FuzzyIndex:
             )
 
     def check_ids(self, table: DataFrame, id_col: str) -> None:
-        """InputError when the new ids are not of the index's type."""
+        """InputError when the new ids are not of the index's type. An index of no documents
+        holds ids of no type yet (its first month may have had no record to type them by)."""
         mine = id_type(table)
-        if mine != self.manifest["id_type"]:
+        if self.documents and mine != self.manifest["id_type"]:
             raise InputError(
                 f"id column {id_col!r} is {mine} but the index {self.path!r} holds "
                 f"{self.manifest['id_type']} ids; ids must be of one type across index and new "
@@ -264,7 +265,8 @@ class FuzzyIndex:
             )
 
     def _segments(self) -> list[str]:
-        return [f"{self.path}/{s['name']}" for s in self.manifest["segments"]]
+        """The segments holding documents (an empty one's ids may be of another type)."""
+        return [f"{self.path}/{s['name']}" for s in self.manifest["segments"] if s["documents"]]
 
     def table(self, columns: list[str]) -> DataFrame:
         """The indexed documents' `columns` (of ``id, t1, t2, b0 ..``)."""
@@ -616,7 +618,11 @@ class IndexWriter:
 
         self._id_type = id_type(rows)
         self.check_unchanged()
-        if self.base is not None and self.base.manifest["id_type"] != self._id_type:
+        if (
+            self.base is not None
+            and self.base.documents
+            and self.base.manifest["id_type"] != self._id_type
+        ):
             raise InputError(
                 f"ids of type {self._id_type} cannot be added to the index {self.path!r}, "
                 f"whose ids are {self.base.manifest['id_type']}"
