@@ -331,6 +331,12 @@ _RUN = ["fuzzy", "--input", "x", "--input-format", "jsonl", "--output", "o"]
         # argparse kept the last: the first directory's rows were silently left out.
         ([*_RUN, "--input", "y"], "--input is given more than once, and only the last"),
         (["exact", "--input-table", "a", "--input-table", "b", "--output", "o"], "given more"),
+        # ... and the first list's or index's duplicates were left in.
+        ([*_RUN, "--against", "i", "--against", "j"], "--against is given more than once"),
+        (
+            ["remove", "--input", "x", "--duplicates", "a", "--duplicates", "b", "--output", "o"],
+            "one --duplicates glob such as",
+        ),
         ([*_RUN, "--master", "lcal[2]"], "--master 'lcal[2]' is not a Spark master URL"),
         ([*_RUN, "--threshold", "0.7"], "--threshold is the Jaccard threshold of --verify jaccard"),
         (

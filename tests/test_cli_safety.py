@@ -1050,11 +1050,12 @@ def test_jsonl_fractional_ids_are_refused_and_a_drifting_field_is_named(spark, t
     assert "first 3 records (bigint)" in line, line
 
 
-def test_jsonl_integer_ids_beyond_64_bits_are_read_as_their_text(spark, tmp_path, capsys):
-    """Integer ids too large for a bigint (unsigned 64-bit hashes), which Spark infers as
-    decimal(20,0), are integers: read as their text (string ids), not refused as fractional
-    numbers."""
-    _jsonl(tmp_path / "c" / "a.jsonl", [dict(r, id=2**64 - 1 - r["id"]) for r in _docs(8)])
+@pytest.mark.parametrize("top", [2**64, 2**130], ids=["decimal", "past-38-digits"])
+def test_jsonl_integer_ids_beyond_64_bits_are_read_as_their_text(spark, tmp_path, capsys, top):
+    """Integer ids too large for a bigint (unsigned 64-bit hashes, which Spark infers as
+    decimal(20,0); 128-bit ones, past 38 digits, which it infers as double) are integers:
+    read as their text (string ids), not refused as fractional numbers."""
+    _jsonl(tmp_path / "c" / "a.jsonl", [dict(r, id=top - 1 - r["id"]) for r in _docs(8)])
     out = tmp_path / "o"
     code, lines = _run(
         capsys, "fuzzy", "--input", str(tmp_path / "c"), *FUZZY, "--output", str(out)
@@ -1064,9 +1065,9 @@ def test_jsonl_integer_ids_beyond_64_bits_are_read_as_their_text(spark, tmp_path
     assert (stats["input_docs"], stats["kept_docs"]) == (8, 4)
     # Of each pair the smaller id as text is kept: the odd row's.
     removed = pq.read_table(out / "duplicates").column("id").to_pylist()
-    assert sorted(removed) == sorted(str(2**64 - 1 - i) for i in (0, 2, 4, 6))
+    assert sorted(removed) == sorted(str(top - 1 - i) for i in (0, 2, 4, 6))
     kept = [json.loads(x)["id"] for p in (out / "deduplicated").glob("part-*") for x in p.open()]
-    assert sorted(kept) == sorted(2**64 - 1 - i for i in (1, 3, 5, 7))
+    assert sorted(kept) == sorted(top - 1 - i for i in (1, 3, 5, 7))
 
 
 def test_jsonl_texts_that_look_like_json_values_are_texts(spark, tmp_path, capsys):

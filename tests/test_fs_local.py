@@ -140,6 +140,16 @@ def test_file_summary_of_many_files_is_a_spark_job(spark, tmp_path, monkeypatch,
     assert globbed[:2] == (3, 1 + 3 + 5)
 
 
+def test_glob_depth_counts_the_components_from_the_first_glob() -> None:
+    """How far below the literal prefix a glob's matches are, relative globs whose first
+    component is one character included (their prefix is "."), for the listing job's test of
+    files in subdirectories."""
+    cases = {"*": 1, "*/2024": 2, "?/*": 2, "c*/2024": 2, "/abs/corpus": 0, "/abs/c/*": 1,
+             "corpus/{a,b}": 1, "corpus/{2024,2025/01}/x": 2, "file:/tmp/*/x/": 2,
+             "s3a://b/k/*": 1, "corpus": 0}  # fmt: skip
+    assert {path: fs.glob_depth(path) for path in cases} == cases
+
+
 @pytest.mark.parametrize("driver_files", [1000, 1])
 def test_listing_names_files_in_subdirectories_spark_leaves_out(
     spark, tmp_path, monkeypatch, driver_files

@@ -585,9 +585,16 @@ def test_an_index_of_no_documents_takes_the_id_type_of_its_first_documents(
     assert opened.manifest["id_type"] == "bigint" and len(opened.manifest["segments"]) == 2
     kept = {r.id for r in month.select("id").collect()} - set(got)
     assert {r.id for r in opened.table(["id"]).collect()} == kept
-    strings = month.select(F.col("id").cast("string").alias("id"), "text")
+    strings = month.select(F.concat(F.lit("doc-"), F.col("id")).alias("id"), "text")
     with pytest.raises(InputError, match="is string but the index .* holds bigint ids"):
         sparkdedup.write_index(strings, index, append=True, **CFG)
+    # The other way round, written elsewhere: the empty index's rows are copied to the new
+    # one, and its ids, of no type, are not the type the new ids are cast to.
+    nothing, elsewhere = str(tmp_path / "nothing"), str(tmp_path / "elsewhere")
+    sparkdedup.write_index(spark.createDataFrame([], "id long, text string"), nothing, **CFG)
+    got = _pairs(sparkdedup.fuzzy_duplicates(strings, against=nothing, index_out=elsewhere, **CFG))
+    assert got and got == _pairs(sparkdedup.fuzzy_duplicates(strings, **CFG))
+    assert FuzzyIndex.open(spark, elsewhere).manifest["id_type"] == "string"
 
 
 def test_the_id_check_against_the_index_is_one_job(spark, corpus, tmp_path, stage_tasks) -> None:
@@ -872,7 +879,7 @@ def test_an_index_commit_that_fails_after_the_output_keeps_its_claim(
 
 def test_a_damaged_manifest_is_an_error_naming_the_index(spark, corpus, tmp_path, capsys) -> None:
     """A manifest cut short (or not a JSON object) is an error naming the index, not an
-    internal error of the JSON parser."""
+    internal error of the JSON parser; replacing it (overwrite) too, its segments unknown."""
     old, new = corpus
     index = tmp_path / "index"
     sparkdedup.write_index(old.limit(5), str(index), **CFG)
@@ -887,6 +894,10 @@ def test_a_damaged_manifest_is_an_error_naming_the_index(spark, corpus, tmp_path
     manifest.write_text("[]")
     with pytest.raises(InputError, match="holds an index of format None"):
         sparkdedup.fuzzy_duplicates(new, against=str(index), **CFG)
+    for damaged in ("[]", good[: len(good) // 2]):
+        manifest.write_text(damaged)
+        with pytest.raises(InputError, match="manifest cannot be parsed .* delete the directory"):
+            sparkdedup.write_index(old.limit(7), str(index), overwrite=True, **CFG)
 
 
 def test_cli_refuses_a_wrong_index_before_any_work(spark, corpus, tmp_path, capsys) -> None:

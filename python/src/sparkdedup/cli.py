@@ -61,13 +61,19 @@ class _Parser(argparse.ArgumentParser):
 
 class _Once(argparse.Action):
     """An option given once: argparse would keep the last of several (``--input a --input b``
-    would read b alone, the rows of a neither kept nor removed nor counted)."""
+    would read b alone, the rows of a neither kept nor removed nor counted; ``--duplicates``
+    or ``--against`` twice would leave the first one's duplicates in)."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         if getattr(namespace, self.dest, None) is not None:
+            several = (
+                f" (several directories: one {option} glob such as 'corpus/{{a,b}}')"
+                if option in ("--input", "--duplicates")
+                else ""
+            )
             parser.error(
                 f"{option} is given more than once, and only the last would be read; give "
-                "one (several directories: one --input glob such as 'corpus/{a,b}')"
+                f"one{several}"
             )
         setattr(namespace, self.dest, values)
 
@@ -317,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument(
         "--against",
+        action=_Once,
         default=None,
         metavar="INDEX",
         help="deduplicate --input against the index of an already deduplicated corpus (written "
@@ -447,7 +454,10 @@ def build_parser() -> argparse.ArgumentParser:
         r, output_help="where the deduplicated rows are written (the input's format)", dataset=True
     )
     r.add_argument(
-        "--duplicates", required=True, help="duplicates directory (Parquet with column id)"
+        "--duplicates",
+        action=_Once,
+        required=True,
+        help="duplicates directory (Parquet with column id)",
     )
 
     c = sub.add_parser(

@@ -618,6 +618,17 @@ def literal_prefix(path: str) -> str:
     return path
 
 
+def glob_depth(path: str) -> int:
+    """How many directories below `literal_prefix(path)` its matches are: the components from
+    the first one holding a glob character on (0 for a plain path). A brace alternative
+    holding a slash (``{a,b/c}``) is counted as one component."""
+    parts = [part for part in re.split(r"/(?![^{]*})", path) if part]
+    for i, part in enumerate(parts):
+        if is_glob(part):
+            return len(parts) - i
+    return 0
+
+
 def _job_listing(spark: SparkSession, path: str) -> Listing:
     """`input_listing` by one Spark job: the ``binaryFile`` source lists the files (Spark's
     file index: hidden names left out, as its readers do) and its tasks give each file's path,
@@ -630,9 +641,7 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
     else:
         fsys, hpath = hadoop_path(spark, prefix)
         root = str(fsys.makeQualified(hpath).toString())
-    # The glob's components: a file's match is that many directories below the prefix.
-    depth = len([part for part in path[len(prefix) :].split("/") if part])
-    return _listing_job(spark, [path], root.rstrip("/") + "/", depth)
+    return _listing_job(spark, [path], root.rstrip("/") + "/", glob_depth(path))
 
 
 def dirs_digest(spark: SparkSession, paths: list[str]) -> str:

@@ -610,8 +610,9 @@ def _json_field_types(
         if name == text_col:
             dtype = T.StringType()
         elif name == id_col:
-            # Spark infers integers beyond 64 bits as decimal(n,0), others as double.
-            if isinstance(dtype, T.DoubleType) or (
+            # Spark infers integers beyond 64 bits as decimal(n,0), beyond 38 digits as double
+            # (a 128-bit hash), and other numbers as double: the sample's texts tell them apart.
+            if (isinstance(dtype, T.DoubleType) and not _integer_texts(sample, id_col)) or (
                 isinstance(dtype, T.DecimalType) and dtype.scale > 0
             ):
                 raise SchemaError(
@@ -621,6 +622,14 @@ def _json_field_types(
             dtype = T.LongType() if isinstance(dtype, T.LongType) else T.StringType()
         fields.append(T.StructField(name, dtype, True))
     return T.StructType(fields)
+
+
+def _integer_texts(sample: DataFrame, id_col: str) -> bool:
+    """Whether every id of the JSONL `sample` (``value``: the records' texts), read as text,
+    is an integer: one job over the sample, for ids Spark infers as double."""
+    schema = T.StructType([T.StructField(id_col, T.StringType(), True)])
+    ids = sample.select(F.from_json("value", schema).getField(id_col).alias("id"))
+    return ids.where(F.col("id").isNotNull() & ~F.col("id").rlike(r"^-?[0-9]+$")).isEmpty()
 
 
 #: The reader options JSONL input takes: Spark's, for the files it reads and how its lines end.

@@ -142,15 +142,29 @@ def switch_manifest(spark: SparkSession, path: str, text: str) -> None:
     fs.delete(spark, previous)
 
 
+def _parsed(text: str | None) -> dict[str, Any] | None:
+    """A manifest's text, parsed; None without one, and for one that cannot be parsed (cut
+    short, or edited by hand), which `FuzzyIndex.open` and `IndexWriter` refuse, naming the
+    index."""
+    if text is None:
+        return None
+    try:
+        manifest = json.loads(text)
+    except ValueError:
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
 def _listed(manifest: str | None) -> list[str] | None:
-    """The segment names a manifest's text lists; None without a manifest."""
-    return None if manifest is None else [s["name"] for s in json.loads(manifest)["segments"]]
+    """The segment names a manifest's text lists; None without a manifest (`_parsed`)."""
+    parsed = _parsed(manifest)
+    return None if parsed is None else [s["name"] for s in parsed.get("segments", [])]
 
 
 def _manifest(spark: SparkSession, path: str) -> dict[str, Any] | None:
-    """The index manifest at `path` (`read_manifest`), parsed; None when there is none."""
-    text = read_manifest(spark, path)
-    return None if text is None else json.loads(text)
+    """The index manifest at `path` (`read_manifest`), parsed; None when there is none, or
+    none that can be parsed (`_parsed`)."""
+    return _parsed(read_manifest(spark, path))
 
 
 def _commit_number(manifest: dict[str, Any] | None) -> int:
@@ -268,11 +282,13 @@ class FuzzyIndex:
         """The segments holding documents (an empty one's ids may be of another type)."""
         return [f"{self.path}/{s['name']}" for s in self.manifest["segments"] if s["documents"]]
 
-    def table(self, columns: list[str]) -> DataFrame:
-        """The indexed documents' `columns` (of ``id, t1, t2, b0 ..``)."""
+    def table(self, columns: list[str], id_type: str | None = None) -> DataFrame:
+        """The indexed documents' `columns` (of ``id, t1, t2, b0 ..``). `id_type`: the type
+        of the ids of an index of no documents, which fixes none (`check_ids`): the new ids',
+        so that a union or join with them is not a cast of one type to the other."""
         paths = self._segments()
         if not paths:
-            return self.spark.createDataFrame([], self._schema(columns))
+            return self.spark.createDataFrame([], self._schema(columns, id_type))
         return (
             self.spark.read.schema(self._schema())
             .parquet(*(fs.literal(self.spark, p) for p in paths))
@@ -284,8 +300,8 @@ class FuzzyIndex:
         bands = int(self.manifest["params"]["num_bands"])
         return ["id", TEXT_H1, TEXT_H2, *[band_col(k) for k in range(bands)]]
 
-    def _schema(self, columns: list[str] | None = None) -> str:
-        types = {"id": self.manifest["id_type"]}
+    def _schema(self, columns: list[str] | None = None, id_type: str | None = None) -> str:
+        types = {"id": id_type or self.manifest["id_type"]}
         return ", ".join(f"{n} {types.get(n, 'bigint')}" for n in (columns or self._schema_names()))
 
 
@@ -350,10 +366,17 @@ class IndexWriter:
             self.base = FuzzyIndex.open(spark, path, option)
             self.base.check_params(config, option)
         elif _holds_more_than_leftovers(spark, path):
-            if read_manifest(spark, self.path) is None:
+            text = read_manifest(spark, self.path)
+            if text is None:
                 raise ConfigError(
                     f"{option} {path!r} exists and is not a sparkdedup index; choose a new "
                     "path (it is never replaced)"
+                )
+            if _parsed(text) is None:  # its segments and commit number are unknown
+                raise InputError(
+                    f"{option} {path!r} holds an index whose manifest cannot be parsed (cut "
+                    "short, or edited by hand); restore it from a copy, or delete the "
+                    "directory to write a new index there"
                 )
             if not overwrite:
                 replace, add = _REPLACE_OR_ADD.get(option, _REPLACE_OR_ADD["--index-out"])
@@ -583,7 +606,7 @@ class IndexWriter:
         keeps, and for a new index of a run against another one, that index's documents."""
         rows = index_rows(result.scan, result.duplicates, self.config.num_bands)
         if self.copy is not None:
-            rows = self.copy.table(rows.columns).unionByName(rows)
+            rows = self.copy.table(rows.columns, id_type(rows)).unionByName(rows)
         return rows
 
     def summary(self) -> dict[str, Any]:
@@ -1134,7 +1157,7 @@ def against_edges(
     new_keys = group_keys(table, bands)
     wanted = bloom_bits(keys)
     bits = bloom_bits(keys, bloom_max_bits(table.sparkSession))
-    index_keys = index.table(["id", *[band_col(k) for k in bands]])
+    index_keys = index.table(["id", *[band_col(k) for k in bands]], id_type(table))
     if index_pass_rate(table.sparkSession, keys) == 1.0:
         # Nearly every index key would pass: the filter's build and the index's trip through
         # Python cost more than the few keys it would keep out of the shuffle.
@@ -1172,7 +1195,7 @@ def against_edges(
 
 def indexed_ids(index: FuzzyIndex, ids: DataFrame, *, broadcast: bool) -> DataFrame:
     """``[id]``: the ids among `ids` (``[id]``) that the index holds."""
-    return index.table(["id"]).join(_small(ids, broadcast), on="id", how="left_semi")
+    return index.table(["id"], id_type(ids)).join(_small(ids, broadcast), on="id", how="left_semi")
 
 
 def check_disjoint(index: FuzzyIndex, ids: DataFrame, id_col: str, *, broadcast: bool) -> None:

@@ -76,7 +76,8 @@ def band_keys(
     """Bucket key of every band of every signature.
 
     Input ``[id, signature array<int|bigint>]``; output ``[id, band int, bucket bigint]``, one row
-    per (document, band). Documents with a null signature (null or empty text) give no rows.
+    per (document, band). Documents with a null signature (a text without shingles) give no
+    rows.
     A signature whose length is not ``num_bands * minhashes_per_band`` fails the job with an
     error saying so.
     """
