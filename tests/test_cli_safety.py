@@ -1130,8 +1130,10 @@ def test_jsonl_reader_options_choose_the_files_and_others_are_refused(spark, tmp
     _jsonl(d / "a.jsonl", _docs(4))
     _jsonl(d / "sub" / "b.jsonl", _docs(3, start=10))
     _jsonl(d / "c.txt", _docs(2, start=20))
+    # Without recursiveFileLookup, sub/'s rows would be left out: refused (the listing's).
+    code, lines = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, "--output", str(tmp_path / "p"))
+    assert code == 2 and "sub/b.jsonl is in a subdirectory" in _error_line(lines)
     runs = {
-        "plain": [],
         "recursive": ["--read-option", "recursiveFileLookup=true"],
         "glob": [
             "--read-option",
@@ -1145,8 +1147,8 @@ def test_jsonl_reader_options_choose_the_files_and_others_are_refused(spark, tmp
         code, _ = _run(capsys, "fuzzy", "--input", str(d), *FUZZY, *options, "--output", str(out))
         assert code == 0
         runs[name] = json.loads((out / "stats.json").read_text())["input_docs"]
-    assert runs == {"plain": 6, "recursive": 9, "glob": 7}
-    argv = ["fuzzy", "--input", str(d), *FUZZY, "--read-option", "allowComments=true"]
+    assert runs == {"recursive": 9, "glob": 7}
+    argv = ["fuzzy", "--input", str(d / "a.jsonl"), *FUZZY, "--read-option", "allowComments=true"]
     code, lines = _run(capsys, *argv, "--output", str(tmp_path / "x"))
     assert code == 2 and "'allowComments' do not apply to JSONL input" in _error_line(lines)
     assert not (tmp_path / "x").exists()
