@@ -742,6 +742,33 @@ def test_fuzzy_cli_on_orc_and_csv_keeps_the_format(spark, tmp_path, capsys):
     ), err
 
 
+def test_a_reader_mode_that_drops_rows_without_a_count_is_refused(spark, tmp_path, capsys):
+    """``mode=DROPMALFORMED`` makes Spark drop the rows it cannot parse without counting them
+    (and which ones depends on the columns a pass reads): `remove` would lose them from its
+    output without a word, `exact` fail as if the input had changed. Refused before any job,
+    naming the option; PERMISSIVE (the default) and FAILFAST stay."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.csv").write_text("id,text,n\n1,aa,1\n2,aa,2\n3,bb,3\n4,cc,4,extra\n5,dd,5\n")
+    dups = str(tmp_path / "dups")
+    spark.createDataFrame([(2,)], "id long").write.parquet(dups)
+    read = ["--input", str(src), "--input-format", "csv", "--read-option", "header=true"]
+    read += ["--id-col", "id", "--read-option", "MODE=dropMalformed"]
+    for argv in (
+        ["remove", *read, "--duplicates", dups, "--output", str(tmp_path / "r")],
+        ["exact", *read, "--output", str(tmp_path / "o")],
+    ):
+        assert cli.main(argv) == 2, argv[0]
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert "--read-option mode=DROPMALFORMED" in err and "PERMISSIVE" in err, err
+    assert not (tmp_path / "r").exists() and not (tmp_path / "o").exists()
+    argv = ["remove", *read[:-2], "--read-option", "mode=PERMISSIVE", "--duplicates", dups]
+    assert cli.main([*argv, "--output", str(tmp_path / "r")]) == 0
+    kept = spark.read.options(header="true").csv(str(tmp_path / "r"))
+    assert sorted(int(r["id"]) for r in kept.collect()) == [1, 3, 4, 5]
+    capsys.readouterr()
+
+
 def test_an_input_file_replaced_during_the_run_commits_nothing(
     spark, tmp_path, capsys, monkeypatch
 ):

@@ -311,7 +311,17 @@ def _read_source(
     spark: SparkSession, path: str, fmt: str, id_col: str | None, options: dict[str, str]
 ) -> DataFrame:
     """Any other Spark data source: read as Spark reads it (with `options`), each row with
-    its file and, as for Parquet, a missing id as the reason it is a bad record."""
+    its file and, as for Parquet, a missing id as the reason it is a bad record. A ``mode``
+    of DROPMALFORMED is refused (ConfigError): Spark drops such rows without a count, and
+    which ones depends on the columns a pass reads."""
+    mode = {key.lower(): str(value) for key, value in options.items()}.get("mode", "")
+    if mode.upper() == "DROPMALFORMED":
+        raise ConfigError(
+            f"--read-option mode={mode.upper()}: Spark drops the rows it cannot parse without "
+            "counting them (and which ones depends on the columns a pass reads), so they would "
+            "be neither kept nor removed nor counted; leave mode at PERMISSIVE (the default: "
+            "such rows are read with nulls) or use FAILFAST to stop at the first"
+        )
     try:
         df = spark.read.format(fmt).options(**options).load(path)
         df.schema  # noqa: B018 - resolves the source: a wrong name or option fails here
