@@ -769,6 +769,32 @@ def test_a_reader_mode_that_drops_rows_without_a_count_is_refused(spark, tmp_pat
     capsys.readouterr()
 
 
+def test_orc_files_with_other_columns_keep_them(spark, tmp_path, capsys):
+    """ORC files whose schemas differ are read with their schemas merged, as Parquet: Spark
+    alone reads the columns of one file, and the kept rows of the others would lose theirs."""
+    plain = spark.createDataFrame([(1, "a"), (2, "b")], "id long, text string")
+    more = spark.createDataFrame(
+        [(3, "a", "x"), (4, "c", "y")], "id long, text string, extra string"
+    )
+    for first in ("plain", "more"):  # whichever file Spark would take the schema of
+        src = tmp_path / f"in-{first}"
+        src.mkdir()
+        for name, df in (("plain", plain), ("more", more)):
+            df.coalesce(1).write.orc(str(tmp_path / name / first))
+            (part,) = (tmp_path / name / first).glob("part-*.orc")
+            part.rename(src / f"{0 if name == first else 1}.orc")
+        out = tmp_path / f"out-{first}"
+        argv = ["exact", "--input", str(src), "--input-format", "orc", "--id-col", "id"]
+        assert cli.main([*argv, "--output", str(out)]) == 0
+        kept = spark.read.option("mergeSchema", "true").orc(str(out / "deduplicated"))
+        assert sorted(tuple(r) for r in kept.select("id", "text", "extra").collect()) == [
+            (1, "a", None),
+            (2, "b", None),
+            (4, "c", "y"),
+        ], first
+    capsys.readouterr()
+
+
 def test_an_input_file_replaced_during_the_run_commits_nothing(
     spark, tmp_path, capsys, monkeypatch
 ):
