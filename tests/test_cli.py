@@ -795,6 +795,27 @@ def test_orc_files_with_other_columns_keep_them(spark, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_csv_files_whose_headers_disagree_are_refused(spark, tmp_path, capsys):
+    """CSV files read with a header whose columns come in another order (or under other
+    names) are an error naming the file: Spark alone takes the first file's header for every
+    file, and the other files' values would be read, deduplicated and written back under the
+    wrong columns."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.csv").write_text("id,text\n1,hello\n2,world\n")
+    (src / "b.csv").write_text("text,id\nhello,3\nnew,4\n")
+    argv = ["exact", "--input", str(src), "--input-format", "csv", "--read-option", "header=true"]
+    assert cli.main([*argv, "--id-col", "id", "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "b.csv" in err and "header" in err.lower(), err
+    assert not (tmp_path / "o" / "deduplicated").exists()
+    (src / "b.csv").write_text("id,text\n3,hello\n4,new\n")  # the same header: read as ever
+    assert cli.main([*argv, "--id-col", "id", "--output", str(tmp_path / "o2")]) == 0
+    dups = spark.read.parquet(str(tmp_path / "o2" / "duplicates"))
+    assert [tuple(r) for r in dups.collect()] == [("3", "1")]
+    capsys.readouterr()
+
+
 def test_an_input_file_replaced_during_the_run_commits_nothing(
     spark, tmp_path, capsys, monkeypatch
 ):

@@ -314,7 +314,9 @@ def _read_source(
     its file and, as for Parquet, a missing id as the reason it is a bad record. A ``mode``
     of DROPMALFORMED is refused (ConfigError): Spark drops such rows without a count, and
     which ones depends on the columns a pass reads. ORC files are read with their schemas
-    merged, as Parquet (Spark alone takes one file's columns: the others' would be lost)."""
+    merged, as Parquet (Spark alone takes one file's columns: the others' would be lost); CSV
+    files with a header have it checked against the columns (Spark alone takes the first
+    file's for all, and would read another file's values under the wrong columns)."""
     mode = {key.lower(): str(value) for key, value in options.items()}.get("mode", "")
     if mode.upper() == "DROPMALFORMED":
         raise ConfigError(
@@ -323,9 +325,9 @@ def _read_source(
             "be neither kept nor removed nor counted; leave mode at PERMISSIVE (the default: "
             "such rows are read with nulls) or use FAILFAST to stop at the first"
         )
-    merge = {"mergeSchema": "true"} if fmt == "orc" else {}
+    defaults = {"orc": {"mergeSchema": "true"}, "csv": {"enforceSchema": "false"}}.get(fmt, {})
     try:
-        df = spark.read.format(fmt).options(**merge, **options).load(path)
+        df = spark.read.format(fmt).options(**defaults, **options).load(path)
         df.schema  # noqa: B018 - resolves the source: a wrong name or option fails here
     except SPARK_ERRORS as err:
         if spark_condition(err) == "DATA_SOURCE_NOT_FOUND":
