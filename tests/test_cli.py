@@ -792,6 +792,12 @@ def test_orc_files_with_other_columns_keep_them(spark, tmp_path, capsys):
             (2, "b", None),
             (4, "c", "y"),
         ], first
+    # The user's own setting of the option, in any spelling, is taken with the default.
+    for given in ("mergeSchema=true", "MERGESCHEMA=false"):
+        out = tmp_path / f"out-{given}"
+        argv = ["exact", "--input", str(tmp_path / "in-plain"), "--input-format", "orc", "--id-col"]
+        argv += ["id", "--read-option", given, "--output", str(out)]
+        assert cli.main(argv) == 0, given
     capsys.readouterr()
 
 

@@ -326,8 +326,10 @@ def _read_source(
             "such rows are read with nulls) or use FAILFAST to stop at the first"
         )
     defaults = {"orc": {"mergeSchema": "true"}, "csv": {"enforceSchema": "false"}}.get(fmt, {})
+    given = {key.lower() for key in options}  # Spark's options ignore case; the user's win
+    chosen = {k: v for k, v in defaults.items() if k.lower() not in given} | options
     try:
-        df = spark.read.format(fmt).options(**defaults, **options).load(path)
+        df = spark.read.format(fmt).options(**chosen).load(path)
         df.schema  # noqa: B018 - resolves the source: a wrong name or option fails here
     except SPARK_ERRORS as err:
         if spark_condition(err) == "DATA_SOURCE_NOT_FOUND":
