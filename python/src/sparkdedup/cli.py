@@ -1390,16 +1390,19 @@ def _io_failure(spark: Any, err: BaseException) -> bool:
     return isinstance(err, OSError) or bool(_io_causes(spark, err))
 
 
-def _io_causes(spark: Any, err: BaseException) -> list[Any]:
-    """The JVM causes of `err` that are java.io.IOExceptions, outermost first (at most 16
-    links of the chain); [] without a JVM to ask (Spark Connect)."""
+def _io_causes(
+    spark: Any, err: BaseException, kinds: tuple[str, ...] = ("java.io.IOException",)
+) -> list[Any]:
+    """The JVM causes of `err` that are java.io.IOExceptions (or of the classes `kinds`
+    names), outermost first (at most 16 links of the chain); [] without a JVM to ask (Spark
+    Connect)."""
     found, cause = [], getattr(err, "java_exception", None)
     try:
-        io_error = spark._jvm.java.lang.Class.forName("java.io.IOException")
+        classes = [spark._jvm.java.lang.Class.forName(kind) for kind in kinds]
         for _ in range(16):
             if cause is None:
                 break
-            if io_error.isInstance(cause):
+            if any(c.isInstance(cause) for c in classes):
                 found.append(cause)
             cause = cause.getCause()
     except Exception:  # noqa: BLE001 - no JVM to ask (Spark Connect): not known to be one
@@ -1898,12 +1901,14 @@ def _explain_failure(
                 "(or quarantine) to leave such records out"
             ) from err
     if condition.startswith("FAILED_READ_FILE") or _read_failure(spark, err):
-        # Spark 4 names the file it was reading; 3.5 only a file gone (its message may name
-        # the stage's output being written, which is not the file that failed).
+        # Spark 4 names the file it was reading; 3.5 only a file gone, or a CSV file whose
+        # header disagrees (its message may name the stage's output being written, which is
+        # not the file that failed).
         found = re.search(
-            r"while reading file (\S+?)\.?(?:\s|$)|File (\S+) does not exist", str(err)
+            r"while reading file (\S+?)\.?(?:\s|$)|File (\S+) does not exist|\nCSV file: (\S+)",
+            str(err),
         )
-        named = None if found is None else (found[1] or found[2])
+        named = None if found is None else (found[1] or found[2] or found[3])
         ours = [(n, p) for n, p in _written(args) if n != "--output"]
         for name, path in [*ours, ("--against", getattr(args, "against", None))]:
             if named and path and _names_file_under(spark, named, path):
@@ -1916,15 +1921,17 @@ def _explain_failure(
 
 
 def _read_failure(spark: Any, err: BaseException) -> bool:
-    """Whether `err` was caused by an IOException thrown while a task read an input file (a
+    """Whether `err` was caused by an IOException, or an IllegalArgumentException (a CSV
+    file whose header does not match the columns), thrown while a task read an input file (a
     frame of Spark's file scan in its stack): Spark 4 says so with FAILED_READ_FILE, Spark
     3.5 wraps it in whatever the task did (a failed write of a stage). A full disk is not one
     (`_disk_full`), nor a Python worker that died (its socket's error has no scan frame)."""
     if _full_disk_message(err) is not None:
         return False
+    kinds = ("java.io.IOException", "java.lang.IllegalArgumentException")
     return any(
         "FileScanRDD" in str(frame.getClassName())
-        for cause in _io_causes(spark, err)
+        for cause in _io_causes(spark, err, kinds)
         for frame in cause.getStackTrace()
     )
 
