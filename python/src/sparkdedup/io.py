@@ -317,7 +317,8 @@ def _read_source(
     merged, as Parquet (Spark alone takes one file's columns: the others' would be lost); CSV
     files with a header have it checked against the columns (Spark alone takes the first
     file's for all, and would read another file's values under the wrong columns)."""
-    mode = {key.lower(): str(value) for key, value in options.items()}.get("mode", "")
+    given = {key.lower(): str(value) for key, value in options.items()}  # Spark ignores case
+    mode = given.get("mode", "")
     if mode.upper() == "DROPMALFORMED":
         raise ConfigError(
             f"--read-option mode={mode.upper()}: Spark drops the rows it cannot parse without "
@@ -326,7 +327,6 @@ def _read_source(
             "such rows are read with nulls) or use FAILFAST to stop at the first"
         )
     defaults = {"orc": {"mergeSchema": "true"}, "csv": {"enforceSchema": "false"}}.get(fmt, {})
-    given = {key.lower() for key in options}  # Spark's options ignore case; the user's win
     chosen = {k: v for k, v in defaults.items() if k.lower() not in given} | options
     try:
         df = spark.read.format(fmt).options(**chosen).load(path)
