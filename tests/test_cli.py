@@ -333,6 +333,12 @@ _RUN = ["fuzzy", "--input", "x", "--input-format", "jsonl", "--output", "o"]
         (["exact", "--input-table", "a", "--input-table", "b", "--output", "o"], "given more"),
         # ... and the first list's or index's duplicates were left in.
         ([*_RUN, "--against", "i", "--against", "j"], "--against is given more than once"),
+        # ... and every other value option: the output or index went where the user did not
+        # look, a setting was silently replaced.
+        ([*_RUN, "--output", "p"], "--output is given more than once"),
+        ([*_RUN, "--index-out", "i", "--index-out", "j"], "--index-out is given more than once"),
+        ([*_RUN, "--num-bands", "5", "--num-bands", "5"], "--num-bands is given more than once"),
+        (["semantic", "--eps", "0.1", "--eps", "0.2"], "--eps is given more than once"),
         (
             ["remove", "--input", "x", "--duplicates", "a", "--duplicates", "b", "--output", "o"],
             "one --duplicates glob such as",

@@ -52,37 +52,62 @@ _IDS_FILE = "_sparkdedup_ids.json"
 _ALL_NULL = "all_null_files"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line usage errors (exit code 2), like every other input error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+#: The namespace attribute that holds the options given so far (`_Once`), removed once parsed.
+_GIVEN = "_sparkdedup_given"
 
 
 class _Once(argparse.Action):
-    """An option given once: argparse would keep the last of several (``--input a --input b``
-    would read b alone, the rows of a neither kept nor removed nor counted; ``--duplicates``
-    or ``--against`` twice would leave the first one's duplicates in)."""
+    """An option that takes a value, given once: argparse would keep the last of several
+    (``--input a --input b`` would read b alone, the rows of a neither kept nor removed nor
+    counted; ``--duplicates`` or ``--against`` twice would leave the first one's duplicates
+    in; ``--output a --output b`` or ``--index-out`` twice would write where the user did not
+    look). Every plain value option of `_Parser` is one; repeatable options say
+    ``action="append"``."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
-        if getattr(namespace, self.dest, None) is not None:
+        given = getattr(namespace, _GIVEN, None)
+        if given is None:
+            given = set()
+            setattr(namespace, _GIVEN, given)
+        if self.dest in given:
             several = (
                 f" (several directories: one {option} glob such as 'corpus/{{a,b}}')"
                 if option in ("--input", "--duplicates")
                 else ""
             )
             parser.error(
-                f"{option} is given more than once, and only the last would be read; give "
+                f"{option} is given more than once, and only the last would be used; give "
                 f"one{several}"
             )
+        given.add(self.dest)
         setattr(namespace, self.dest, values)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit code 2), like every other input error, and
+    every plain value option given at most once (`_Once`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The registry is shared with this parser's argument groups; subcommands' parsers
+        # are _Parsers too (`add_subparsers` makes them of the parser's class).
+        self.register("action", None, _Once)
+        self.register("action", "store", _Once)
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, rest = super().parse_known_args(args, namespace)
+        if hasattr(parsed, _GIVEN):
+            delattr(parsed, _GIVEN)
+        return parsed, rest
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = False) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--input",
-        action=_Once,
         help=(
             "input path or URI (file, directory or glob; a directory's subdirectories are read "
             "when named key=value, as Spark partitions, else with --read-option "
@@ -91,7 +116,6 @@ def _common(p: argparse.ArgumentParser, *, output_help: str, dataset: bool = Fal
     )
     source.add_argument(
         "--input-table",
-        action=_Once,
         metavar="NAME",
         help="input catalog table, [catalog.][database.]table (Hive, Unity, Glue: the "
         "session's catalog), instead of --input",
@@ -323,7 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument(
         "--against",
-        action=_Once,
         default=None,
         metavar="INDEX",
         help="deduplicate --input against the index of an already deduplicated corpus (written "
@@ -455,7 +478,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--duplicates",
-        action=_Once,
         required=True,
         help="duplicates directory (Parquet with column id)",
     )
