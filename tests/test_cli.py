@@ -533,6 +533,26 @@ def test_remove_checks_what_it_removes_against_the_list(spark, tmp_path, capsys,
         assert code == 2 and message in err.strip().splitlines()[-1], err
         assert not (tmp_path / "z").exists()
 
+    # A null in a list names no document: not counted as listed (all the others were found,
+    # so no warning of ids missing from the input), and said so.
+    caplog.clear()
+    spark.createDataFrame([(1,), (2,), (None,)], "id long").write.parquet(str(tmp_path / "n"))
+    argv = ["remove", "--input", str(tmp_path / "subset"), "--input-format", "parquet"]
+    argv += ["--duplicates", str(tmp_path / "n"), "--id-col", "doc", "--output"]
+    assert cli.main([*argv, str(tmp_path / "w")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(line.split(": ", 1)[1].rsplit(" in ", 1)[0])
+    assert summary["listed_docs"] == 2 and summary["removed_docs"] == 2, summary
+    assert "include nulls" in caplog.text and "are not in" not in caplog.text, caplog.text
+
+    # A run's output directory is not its duplicates list.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "_sparkdedup_output.json").write_text("{}")
+    argv[argv.index(str(tmp_path / "n"))] = str(tmp_path / "run")
+    assert cli.main([*argv, str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert f"is a sparkdedup output directory; give its duplicates directory, {tmp_path}" in err
+
     code, _, err = run("bad", "--id-col", "doc", "--bad-records", "quarantine", out="y")
     assert code == 2 and "--bad-records quarantine is for fuzzy, exact and semantic" in err, err
     code, out, err = run("bad", "--id-col", "doc", "--bad-records", "skip", out="y")

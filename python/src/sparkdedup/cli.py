@@ -2271,7 +2271,26 @@ def _run_remove(args: argparse.Namespace, spark: Any) -> dict[str, Any]:
             # range (integers always convert, and anything is a string id's text).
             _refuse_foreign_ids(args, listed_keys, key_type)
         listed_keys = listed_keys.select("k").distinct()
-        listed = _observed(listed_keys.agg(*_digest(F.xxhash64("k"))).first().asDict())
+        # A null names no row (a null id in the list, or an integer out of the range of
+        # --id-col's type): it is not counted as listed, nor in the digest.
+        counted = listed_keys.agg(
+            F.count("k").alias("rows"),
+            F.coalesce(
+                F.sum(F.when(F.col("k").isNotNull(), F.xxhash64("k")).cast("decimal(38,0)")),
+                F.lit(0),
+            ).alias("checksum"),
+            F.max(F.col("k").isNull()).alias("nulls"),
+        ).first()
+        listed = _observed(counted.asDict())
+        if counted["nulls"]:
+            log.warning(
+                "sparkdedup remove: the ids listed in %s include nulls (or integers out of the "
+                "range of the input's %s ids), which name no document: they are not counted "
+                "among the %d listed",
+                args.duplicates,
+                key_type.simpleString(),
+                listed["rows"],
+            )
         read_obs, whole_obs, kept_obs = (
             Observation("read"),
             Observation("input"),
@@ -2425,9 +2444,16 @@ def _read_duplicates(spark: Any, path: str) -> Any:
     from pyspark.errors import PySparkException
 
     from sparkdedup.fs import exists, literal
+    from sparkdedup.outputs import MARKER
 
     if not exists(spark, path):
         raise InputError(f"--duplicates {path!r} does not exist")
+    if exists(spark, f"{path.rstrip('/')}/{MARKER}"):
+        # A run's output directory: its deduplicated data beside its duplicates.
+        raise InputError(
+            f"--duplicates {path!r} is a sparkdedup output directory; give its duplicates "
+            f"directory, {path.rstrip('/')}/duplicates"
+        )
     try:
         table = spark.read.parquet(literal(spark, path))
     except (PySparkException, Py4JJavaError) as err:
