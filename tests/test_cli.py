@@ -827,6 +827,31 @@ def test_orc_files_with_other_columns_keep_them(spark, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_an_orc_file_that_cannot_be_read_is_named(spark, tmp_path, capsys):
+    """A truncated ORC file among others fails the schema merge with a message that names no
+    file ("Protocol message contained an invalid tag"): the error names the file, found by
+    loading halves of the input; an option no file loads with names none."""
+    from sparkdedup.io import _failing_file
+
+    src = tmp_path / "in"
+    spark.range(60).selectExpr("id", "concat('text ', id) AS text").repartition(6).write.orc(
+        str(src)
+    )
+    parts = sorted(src.glob("part-*.orc"))
+    assert len(parts) == 6
+    broken = parts[3]
+    broken.write_bytes(broken.read_bytes()[: broken.stat().st_size // 2])
+    for crc in src.glob(".*.crc"):
+        crc.unlink()
+    argv = ["exact", "--input", str(src), "--input-format", "orc", "--id-col", "id"]
+    assert cli.main([*argv, "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"cannot be read as orc ({broken}): " in err, err
+    assert not (tmp_path / "o").exists()
+    broken.unlink()
+    assert _failing_file(spark, str(src), "orc", {"mergeSchema": "maybe"}) is None
+
+
 def test_csv_files_whose_headers_disagree_are_refused(spark, tmp_path, capsys):
     """CSV files read with a header whose columns come in another order (or under other
     names) are an error naming the file: Spark alone takes the first file's header for every

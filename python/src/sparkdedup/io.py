@@ -337,7 +337,10 @@ def _read_source(
                 f"--input-format {fmt!r}: Spark has no data source of that name (jsonl, "
                 "parquet, orc, csv, text, avro, or a source whose jar is on the classpath)"
             ) from err
-        raise InputError(f"input path {path!r} cannot be read as {fmt}: {first_line(err)}") from err
+        file = failed_file(err) or _failing_file(spark, path, fmt, chosen)
+        reason = first_line(err)
+        where = f" ({_display(file)})" if file and _display(file) not in reason else ""
+        raise InputError(f"input path {path!r} cannot be read as {fmt}{where}: {reason}") from err
     try:
         df = df.withColumn(FILE_COL, F.col("_metadata.file_path"))
     except SPARK_ERRORS:  # a source without file metadata
@@ -346,6 +349,50 @@ def _read_source(
     if id_col is not None and id_col in df.columns:
         bad = F.when(named(id_col).isNull(), F.lit(f"id column {id_col!r} is null"))
     return df.withColumn(BAD_COL, bad)
+
+
+#: The most input files searched for the one a reader's schema pass fails on.
+_SEARCHED_FILES = 10_000
+
+
+def _failing_file(spark: SparkSession, path: str, fmt: str, options: dict[str, str]) -> str | None:
+    """The input file that a failed load of `path` fails on, when the failure does not name
+    it (an ORC schema merge over a file that is not ORC says "Illegal type id 0"): found by
+    halving the first `_SEARCHED_FILES` files, loading one half at a time (about as many
+    files read again as there are, in 16 loads at most; only after a failure). None for a
+    single file (the path names it), when no file loads (the options or the source are at
+    fault, not a file), or when the files that fail together do not fail alone."""
+    try:
+        files = fs.data_files(spark, path, _SEARCHED_FILES)
+    except Exception:  # noqa: BLE001 - the failure is reported without a file then
+        return None
+
+    def fails(subset: list[str]) -> bool:
+        try:
+            # Resolving the source reads the files' schemas.
+            _ = (
+                spark.read.format(fmt)
+                .options(**options)
+                .load([fs.literal(spark, f) for f in subset])
+                .schema
+            )
+        except SPARK_ERRORS:
+            return True
+        return False
+
+    if len(files) < 2:
+        return None  # the path names the file, or nothing was listed
+    # Some files that load show the files, not the options or the source, to be at fault.
+    loaded, other = False, []
+    while len(files) > 1:
+        half, rest = files[: len(files) // 2], files[len(files) // 2 :]
+        if fails(half):
+            files, other = half, rest
+        else:
+            loaded, files = True, rest
+    if not fails(files) or not (loaded or not fails(other)):
+        return None
+    return files[0]
 
 
 def spark_condition(err: BaseException) -> str | None:
