@@ -722,6 +722,25 @@ def test_remove_writes_atomically_and_overwrites_only_its_own_output(
     assert _digest(tmp_path / "clean") == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith("_sparkdedup_staging")]
 
+    # One command's output is not replaced by another's layout: a fuzzy run over a remove
+    # output failed at its commit, after all its work, with an internal error; a remove over a
+    # fuzzy output called the fuzzy run's files foreign. Both are refused before any work.
+    (tmp_path / "clean" / "mine.txt").unlink()
+    before = _digest(tmp_path / "clean")
+    fuzzy = ["fuzzy", "--input", str(corpus), *FUZZY, "--overwrite", "--output"]
+    code, err = _run(capsys, *fuzzy, str(tmp_path / "clean"))
+    line = _error_line(err)
+    assert code == 2 and "holds the deduplicated data of an earlier sparkdedup remove" in line
+    assert _digest(tmp_path / "clean") == before
+    before = _digest(out)
+    argv[argv.index(str(tmp_path / "clean"))] = str(out)
+    shutil.copytree(out / "duplicates", tmp_path / "dups")
+    argv[argv.index(str(out / "duplicates"))] = str(tmp_path / "dups")
+    code, err = _run(capsys, *argv, "--overwrite")
+    line = _error_line(err)
+    assert code == 2 and "holds the output of an earlier fuzzy, exact or semantic run" in line
+    assert _digest(out) == before
+
 
 # ------------------------------------------------------------------------------ schema drift
 def test_parquet_file_missing_the_text_column_is_refused(spark, tmp_path, capsys):

@@ -557,6 +557,13 @@ class OutputDir:
                 "or pass --overwrite to replace what an earlier sparkdedup run wrote there"
             )
         marker = _read_marker(self.spark, f"{self.root}/{MARKER}")
+        tree = sorted(set(marker["entries"]) - {"."}) if marker else []
+        if tree:
+            raise ConfigError(
+                f"{self.option} {self.display!r} holds the output of an earlier fuzzy, exact or "
+                f"semantic run ({_names(tree)}): --overwrite replaces it only with another such "
+                "run's output; choose another directory, or delete that one first"
+            )
         listed = set(marker["entries"].get(".", []) or []) if marker else set()
         foreign = [f for f in files if f not in listed]
         if foreign:
@@ -571,6 +578,16 @@ class OutputDir:
         marker = _read_marker(self.spark, f"{self.root}/{MARKER}")
         ours = marker["entries"] if marker else {}
         children = fs.list_dir(self.spark, self.root)
+        dataset = set(ours.get(".") or []) & {child.name for child in children}
+        if dataset:
+            # A `remove` output: its rows are the directory's own files, which this layout's
+            # commit cannot move aside (they are the directory itself).
+            raise ConfigError(
+                f"{self.option} {self.display!r} holds the deduplicated data of an earlier "
+                f"sparkdedup remove ({_names(sorted(dataset))}): --overwrite replaces it only "
+                "with another remove's output; choose another directory, or delete that one "
+                "first"
+            )
         earlier, foreign = [], []
         for child in children:
             if (
