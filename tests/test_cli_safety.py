@@ -1611,6 +1611,12 @@ def test_input_files_in_plain_subdirectories_are_refused(spark, tmp_path, capsys
     ):
         code, text = run(source, *extra)
         assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 12, text
+    # A pathGlobFilter the subdirectories' files do not match leaves nothing unread there.
+    (tmp_path / "corpus" / "top.jsonl").write_text(json.dumps({"id": 99, "text": "t"}) + "\n")
+    code, text = run(str(tmp_path / "corpus"), "--read-option", "pathGlobFilter=top.*")
+    assert code == 0 and json.loads(text[text.index("{") :])["input_docs"] == 1, text
+    code, text = run(str(tmp_path / "corpus"), "--read-option", "pathGlobFilter=*.jsonl")
+    assert code == 2 and "corpus/2024/a.jsonl is in a subdirectory" in text, text
 
 
 def test_compressed_files_spark_would_misread_are_refused(spark, tmp_path, capsys, monkeypatch):

@@ -174,10 +174,35 @@ def test_listing_names_files_in_subdirectories_spark_leaves_out(
     assert nested("mixed").endswith("/mixed/sub/deep/b.jsonl")
     assert nested("years/*") is None and nested("*/2025") is None
     assert nested("{mixed,flat}").endswith("/mixed/sub/deep/b.jsonl")
+    # With a pathGlobFilter, Spark reads only the files whose names match it: a subdirectory
+    # file it would not match is not left out by the directory (it was refused); one it
+    # matches is. The files counted are those it matches.
+    (tmp_path / "mixed" / "sub" / "deep" / "b.jsonl").rename(tmp_path / "mixed/sub/deep/b.txt")
+    mixed = str(tmp_path / "mixed")
+    assert fs.input_listing(spark, mixed, "*.jsonl").nested is None
+    assert fs.input_listing(spark, mixed, "*.jsonl").summary[0] == 1
+    assert fs.input_listing(spark, mixed, "*.{jsonl,txt}").nested.endswith("/deep/b.txt")
+    assert fs.input_listing(spark, mixed, "[!a]*").summary[0] == 1
     if driver_files > 10:  # listed on this machine, as over Spark Connect
         local = fs.input_listing(_ConnectSession(), f"file://{tmp_path}/years")
         assert local.nested == f"file:{tmp_path}/years/2024/a.jsonl"
         assert fs.input_listing(_ConnectSession(), f"file://{tmp_path}/parts").nested is None
+
+
+def test_glob_regex_matches_names_as_hadoops_glob_filter() -> None:
+    """`fs.glob_regex`: Hadoop's glob syntax, as a pathGlobFilter matches file names."""
+    cases = {
+        "*.jsonl": (["a.jsonl", ".jsonl"], ["a.jsonl.gz", "a.json"]),
+        "part-?.{json,jsonl}": (["part-1.json", "part-2.jsonl"], ["part-10.json", "part-1.js"]),
+        "[!_]*": (["a", "b_"], ["_a"]),
+        "[^a-c]x": (["dx"], ["bx"]),
+        "a\\*b": (["a*b"], ["axb"]),
+        "x.(1)+": (["x.(1)+"], ["xx(1)"]),
+        "{a,b{c,d}}": (["a", "bc", "bd"], ["b", "ac"]),
+    }
+    for pattern, (yes, no) in cases.items():
+        match = fs.glob_regex(pattern).fullmatch
+        assert all(match(n) for n in yes) and not any(match(n) for n in no), pattern
 
 
 @pytest.mark.parametrize("session", ["classic", "connect"])

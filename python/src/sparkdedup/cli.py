@@ -1854,7 +1854,11 @@ def _read_fields(
     # Before any job reads a file (the path exists: `_check_paths`): a compressed file Spark
     # cannot read is named here. The listing is the stage cache's fingerprint too.
     try:
-        args.input_listing = input_listing(spark, args.input)
+        # Of the files a pathGlobFilter leaves to be read: those Spark reads.
+        args.name_glob = next(
+            (v for k, v in options.items() if k.lower() == "pathglobfilter"), None
+        )
+        args.input_listing = input_listing(spark, args.input, args.name_glob)
     except (*SPARK_ERRORS, OSError) as err:  # a directory not readable, a store not reached
         if not _io_failure(spark, err):
             raise
@@ -2170,7 +2174,7 @@ def _check_input_unchanged(
     own outputs (written under the glob's fixed part since the first listing). The stages
     `runner` computed are made unresumable first (`StageRunner.forget_computed`): cached under
     the input's key at the start, they may hold rows of the input as it is now."""
-    from sparkdedup.fs import is_glob, literal_prefix, qualified
+    from sparkdedup.fs import input_listing, is_glob, literal_prefix, qualified
     from sparkdedup.io import canonical_format, input_fingerprint
     from sparkdedup.tables import table_fingerprint
 
@@ -2187,7 +2191,8 @@ def _check_input_unchanged(
             if any((qualified(spark, p) + "/").startswith(fixed) for p in written):
                 return
         before = fingerprint["input"]
-        now = input_fingerprint(spark, args.input, None, fmt=args.input_format)
+        listing = input_listing(spark, args.input, getattr(args, "name_glob", None))
+        now = input_fingerprint(spark, args.input, listing, fmt=args.input_format)
         what = f"--input {args.input!r}"
     if now != before:
         if runner is not None:

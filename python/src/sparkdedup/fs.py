@@ -531,8 +531,10 @@ def file_summary(spark: SparkSession, path: str) -> tuple[int, int, int, str]:
     return input_listing(spark, path).summary
 
 
-def input_listing(spark: SparkSession, path: str) -> Listing:
-    """`file_summary` and the codec checks' files of `path`, from one listing.
+def input_listing(spark: SparkSession, path: str, name_glob: str | None = None) -> Listing:
+    """`file_summary` and the codec checks' files of `path`, from one listing; with
+    `name_glob` (a reader's ``pathGlobFilter``), of the files whose names it matches only,
+    those Spark reads.
 
     Up to `SUMMARY_DRIVER_FILES` files are listed here; more are summarised by a Spark job
     (`_job_listing`: the listing aggregated on the executors, nothing per file on the
@@ -544,7 +546,10 @@ def input_listing(spark: SparkSession, path: str) -> Listing:
         else _hadoop_listing(spark, path, SUMMARY_DRIVER_FILES + 1)
     )
     if len(listing) > SUMMARY_DRIVER_FILES:
-        return _job_listing(spark, path)
+        return _job_listing(spark, path, name_glob)
+    if name_glob is not None:
+        matches = glob_regex(name_glob).fullmatch
+        listing = [e for e in listing if matches(e.full.rstrip("/").rpartition("/")[2])]
 
     def first(suffixes: tuple[str, ...]) -> str | None:
         named = sorted(e.full for e in listing if e.full.lower().endswith(suffixes))
@@ -629,7 +634,45 @@ def glob_depth(path: str) -> int:
     return 0
 
 
-def _job_listing(spark: SparkSession, path: str) -> Listing:
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Hadoop's glob `pattern` (``*``, ``?``, ``[abc]``, ``[^a]`` or ``[!a]``, ``{a,b}``,
+    ``\\`` escapes; as ``GlobFilter`` matches a file's name, what a reader's ``pathGlobFilter``
+    is) as a regular expression for `re.fullmatch`."""
+    out, depth, in_class, i = [], 0, False, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            i += 1
+            out.append(re.escape(pattern[i]))
+        elif in_class:
+            if char == "]":
+                in_class = False
+            out.append("\\" + char if char in "[\\" else char)
+        elif char == "[":
+            in_class = True
+            out.append("[")
+            if i + 1 < len(pattern) and pattern[i + 1] in "!^":
+                i += 1
+                out.append("^")
+        elif char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "{":
+            depth += 1
+            out.append("(?:")
+        elif char == "}" and depth:
+            depth -= 1
+            out.append(")")
+        elif char == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(char))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def _job_listing(spark: SparkSession, path: str, name_glob: str | None = None) -> Listing:
     """`input_listing` by one Spark job: the ``binaryFile`` source lists the files (Spark's
     file index: hidden names left out, as its readers do) and its tasks give each file's path,
     size and modification time, never its content; the executors sum two 64-bit hashes of
@@ -641,7 +684,7 @@ def _job_listing(spark: SparkSession, path: str) -> Listing:
     else:
         fsys, hpath = hadoop_path(spark, prefix)
         root = str(fsys.makeQualified(hpath).toString())
-    return _listing_job(spark, [path], root.rstrip("/") + "/", glob_depth(path))
+    return _listing_job(spark, [path], root.rstrip("/") + "/", glob_depth(path), name_glob)
 
 
 def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
@@ -651,18 +694,23 @@ def dirs_digest(spark: SparkSession, paths: list[str]) -> str:
 
 
 def _listing_job(
-    spark: SparkSession, paths: list[str], root: str | None, depth: int | None = None
+    spark: SparkSession,
+    paths: list[str],
+    root: str | None,
+    depth: int | None = None,
+    name_glob: str | None = None,
 ) -> Listing:
     """`_job_listing` of `paths`, each file named by its path below `root` (else in full);
     with `depth`, the matches of `paths` are that many directories below `root`, and
-    ``nested`` is looked for below them."""
+    ``nested`` is looked for below them; with `name_glob`, the files whose names it matches
+    (the source's own ``pathGlobFilter``)."""
     from pyspark.sql import functions as F
 
-    files = (
-        spark.read.format("binaryFile")
-        .option("recursiveFileLookup", "true")
-        .load(paths)
-        .select("path", "length", F.expr("unix_millis(modificationTime)").alias("mtime"))
+    reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+    if name_glob is not None:
+        reader = reader.option("pathGlobFilter", name_glob)
+    files = reader.load(paths).select(
+        "path", "length", F.expr("unix_millis(modificationTime)").alias("mtime")
     )
     rel = F.col("path")
     if root is not None:
