@@ -920,6 +920,22 @@ def test_sort_column_names_with_dots_backticks_and_spaces(spark, name) -> None:
     assert sorted(r["id"] for r in removed.collect()) == [i for i in range(n) if i != best]
 
 
+@pytest.mark.parametrize("name", ["meta.e", "e`x", "ID"])
+def test_embedding_column_names_with_dots_backticks_or_named_id(spark, name) -> None:
+    """An embedding column named with a dot (not a struct field), a backtick, or ``ID`` beside
+    an id column of another name (Spark resolves names in any case) is clustered as any other,
+    by the function and by the pyspark.ml stages."""
+    from sparkdedup.ml import SemanticDeduplicator
+
+    rows = [(i, [1.0, float(i % 2), 0.5]) for i in range(6)]
+    df = spark.createDataFrame(rows, "doc long, e array<double>").withColumnRenamed("e", name)
+    config = SemanticConfig(embedding_col=name, id_col="doc", n_clusters=1, eps=0.01)
+    removed = semantic_duplicates(df, config)
+    assert sorted(r["id"] for r in removed.collect()) == [0, 1, 2, 3]
+    model = SemanticDeduplicator(embeddingCol=name, idCol="doc", nClusters=1, eps=0.01).fit(df)
+    assert sorted(r["doc"] for r in model.transform(df).collect()) == [4, 5]
+
+
 def test_gpu_kmeans_branch_with_a_stand_in_spark_rapids_ml(spark, monkeypatch) -> None:
     """device="gpu" fits spark-rapids-ml's KMeans (a stand-in here, pyspark.ml underneath) with
     the same parameters and the same normalised, partitioned input as the CPU branch, and gets

@@ -239,13 +239,14 @@ class _SemanticDeduplicatorParams(ConfigParams):
 
 
 def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataFrame:
-    """``[id, <embedding column>]`` of the documents that have one, as in `run_semantic`: the
-    user's column as it is (so that errors name it), or the model's embeddings of the non-blank
-    texts in ``embedding`` with their `COPY_KEYS`; `_vector_col` names the column."""
+    """The ids and embeddings of the documents that have one, as in `run_semantic`: the
+    user's column as it is (so that errors name it) beside ``_dedup_id``, or the model's
+    embeddings of the non-blank texts in ``embedding`` beside ``id``, with their `COPY_KEYS`;
+    `_vector_id` and `_vector_col` name the columns."""
     from sparkdedup.semantic.embed import document_embeddings  # noqa: PLC0415
 
     if config.embedding_col is not None:
-        return documents.select(F.col(ID_COL).alias("id"), F.col(config.embedding_col))
+        return documents.select(ID_COL, named(config.embedding_col))
     return document_embeddings(
         documents,
         id_col=ID_COL,
@@ -258,6 +259,10 @@ def _vectors(documents: DataFrame, config: SemanticConfig, device: str) -> DataF
 
 def _vector_col(config: SemanticConfig) -> str:
     return config.embedding_col or "embedding"
+
+
+def _vector_id(config: SemanticConfig) -> str:
+    return ID_COL if config.embedding_col is not None else "id"
 
 
 class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _Writable):
@@ -308,6 +313,7 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
                 tol=config.tol,
                 seed=config.seed,
                 device=device,
+                id_col=_vector_id(config),
                 embedding_col=_vector_col(config),
                 fit_fraction=config.fit_fraction,
             )
@@ -440,7 +446,7 @@ class SemanticDeduplicatorModel(
                 runner.adopt("embeddings", vectors)  # released with the other stages
         else:
             vectors = _vectors(documents, config, device)
-        stats = embedding_stats(vectors, _vector_col(config), id_col="id")
+        stats = embedding_stats(vectors, _vector_col(config), id_col=_vector_id(config))
         if stats.rows and self._centers.size == 0:
             raise ConfigError(
                 "the model has no centroids: it was fitted on data without embedded documents"
@@ -453,7 +459,11 @@ class SemanticDeduplicatorModel(
 
         def clusters() -> DataFrame:
             assigned = assign_clusters(
-                vectors, self._centers, embedding_col=_vector_col(config), device=device
+                vectors,
+                self._centers,
+                id_col=_vector_id(config),
+                embedding_col=_vector_col(config),
+                device=device,
             )
             if config.sort_cols:
                 names = [name for name, _ in sort_keys(config.sort_cols)]

@@ -163,11 +163,13 @@ def run_semantic(
             # The texts reach the model's Python workers in Arrow batches bounded by bytes too.
             conf=lambda: arrow_batch_conf(df.sparkSession, text_sizes(df, config.text_col)),
         )
-        vector_col = "embedding"
+        vector_id, vector_col = "id", "embedding"
     else:
         source_fp = dict(base, embedding_col=config.embedding_col)
-        vectors = documents.select(F.col(ID_COL).alias("id"), config.embedding_col)
-        vector_col = config.embedding_col
+        # The user's column under its own name (errors name it), quoted (a dot is part of the
+        # name), beside the ids under sparkdedup's name (an embedding column "ID" is no clash).
+        vectors = documents.select(ID_COL, named(config.embedding_col))
+        vector_id, vector_col = ID_COL, config.embedding_col
 
     kmeans_fp = dict(
         source_fp,
@@ -188,6 +190,7 @@ def run_semantic(
             tol=config.tol,
             seed=config.seed,
             device=device,
+            id_col=vector_id,
             embedding_col=vector_col,
             fit_fraction=config.fit_fraction,
         ),
