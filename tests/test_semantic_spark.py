@@ -276,6 +276,24 @@ def test_unrankable_sort_column_fails_before_any_job(spark, expr, shown) -> None
     assert tracker.getJobIdsForGroup("unrankable-sort") == []
 
 
+@pytest.mark.parametrize("name", ["id", "ID", "Centroid", "EMBEDDING", "L2_Dist_To_Cent"])
+def test_sort_column_named_as_a_pairwise_column_fails_before_any_job(spark, name) -> None:
+    """A sort column named as one of the pairwise step's own columns, in any case (Spark
+    resolves names in any case), is refused naming it before any job, not an ambiguous
+    reference after KMeans."""
+    df = spark.createDataFrame(
+        [(1, [1.0, 0.0], 1.0)], f"doc long, e array<double>, `{name}` double"
+    )
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("reserved-sort", "sort column named as a pairwise column")
+    try:
+        with pytest.raises(SchemaError, match=f"sort_cols may not use the column name.* '{name}'"):
+            semantic_duplicates(df, embedding_col="e", id_col="doc", sort_cols=(name,))
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert tracker.getJobIdsForGroup("reserved-sort") == []
+
+
 def test_threshold_just_above_and_below(spark) -> None:
     eps = 0.05
     rows = [

@@ -85,12 +85,13 @@ def validate_input(df: DataFrame, config: SemanticConfig) -> None:
     require_columns(df, {f"sort_cols entry {c!r}": c for c in names})
     for name in names:
         check_rank_type(df.schema[name].dataType, f"sort column {name!r}")
+    # In any case: Spark resolves "ID" to the pairwise stage's "id" as well.
     reserved = {"id", "centroid", "embedding", "l2_dist_to_cent", "cosine_dist_to_cent"}
-    clash = sorted(reserved.intersection(names))
+    clash = sorted({name for name in names if name.lower() in reserved})
     if clash:
         raise SchemaError(
             f"sort_cols may not use the column name(s) {', '.join(map(repr, clash))}, which the "
-            f"pairwise stage uses itself; rename them"
+            f"pairwise stage uses itself (in any case); rename them"
         )
 
 
