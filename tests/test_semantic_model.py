@@ -141,6 +141,22 @@ def test_copy_keys_hash_the_texts_bytes_whatever_the_collation(spark) -> None:
         spark.conf.unset(conf)
 
 
+@needs_model
+def test_texts_in_any_collation_are_embedded(spark) -> None:
+    """A text column in an ICU collation (UNICODE_CI), which RLIKE does not take, is embedded
+    as one in UTF8_BINARY: its blank texts are left out, the others compared."""
+    from pyspark.sql import functions as F
+    from sparkdedup.semantic.workflow import semantic_duplicates
+
+    if not hasattr(F, "collate"):
+        pytest.skip("string collations exist from Spark 4.0")
+    texts = [ORIGINALS[0], ORIGINALS[0].upper(), ORIGINALS[0], ORIGINALS[1], " \u00a0", None]
+    df = spark.createDataFrame(list(enumerate(texts)), "id long, t string")
+    df = df.select("id", F.collate("t", "UNICODE_CI").alias("t"))
+    removed = semantic_duplicates(df, text_col="t", id_col="id", n_clusters=1, eps=0.01)
+    assert sorted(r["id"] for r in removed.collect()) == [0, 1]
+
+
 def test_padded_lengths_depend_on_the_token_count_alone() -> None:
     lengths = [embed.padded_length(n, 256) for n in (0, 1, 8, 9, 128, 129, 250, 256)]
     assert lengths == [8, 8, 8, 16, 128, 160, 256, 256]

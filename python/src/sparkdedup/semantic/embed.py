@@ -183,10 +183,13 @@ _INVISIBLE = (
 _BLANK = f"^[{_WHITESPACE}{_INVISIBLE}]*$"
 
 
-def has_text(text_col: str) -> Column:
-    """True where `text_col` holds something to embed: not null, not empty, not only whitespace
-    (`_WHITESPACE`) and characters no model reads (`_INVISIBLE`)."""
-    return named(text_col).isNotNull() & ~named(text_col).rlike(_BLANK)
+def has_text(text_col: str, dtype: T.DataType | None = None) -> Column:
+    """True where `text_col` (of type `dtype`, when known) holds something to embed: not null,
+    not empty, not only whitespace (`_WHITESPACE`) and characters no model reads
+    (`_INVISIBLE`). A string in another collation is matched byte for byte (RLIKE takes no ICU
+    collation, such as UNICODE_CI)."""
+    text = binary_strings(named(text_col), dtype)
+    return text.isNotNull() & ~text.rlike(_BLANK)
 
 
 #: Columns of `document_embeddings` holding a 128-bit hash of each document's text (the same
@@ -456,7 +459,7 @@ def embed_texts(
         return_type=T.ArrayType(T.FloatType()),
         batch_size=max(batch_size, _TEXTS_PER_CALL),
     )
-    present = has_text(text_col)
+    present = has_text(text_col, df.schema[text_col].dataType)
     # Bytes that are not UTF-8 (a Parquet or text file's string column is not checked on
     # read) reach the model as U+FFFD: pandas cannot take them, and the run failed there.
     valid = F.decode(F.encode(named(text_col), "UTF-8"), "UTF-8")
@@ -489,7 +492,7 @@ def document_embeddings(
     # would give "A" and "a" of a UTF8_LCASE column the same keys.
     dtype = documents.schema[text_col].dataType if text_col in documents.columns else None
     h1, h2 = value_hashes(binary_strings(named(text_col), dtype))
-    docs = documents.filter(has_text(text_col)).select(
+    docs = documents.filter(has_text(text_col, dtype)).select(
         named(id_col).alias("id"),
         named(text_col).alias(text_col),
         h1.alias(COPY_KEYS[0]),
