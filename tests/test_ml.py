@@ -387,6 +387,24 @@ def test_fit_then_transform_of_the_same_data_embeds_it_once(spark, text_docs, mo
     assert refit._fitted_embeddings is None
 
 
+def test_a_fitted_model_given_another_text_or_id_column_embeds_anew(spark, text_docs, monkeypatch):
+    """The embeddings a fit keeps are the fitted data's texts under its textCol, with its
+    idCol's ids: a transform of that data under another textCol or idCol (set on the model, or
+    given to transform) embeds it, and finds what a model that kept none finds. Rows embedded
+    are counted by the stand-in embedding step."""
+    docs, _ = text_docs
+    docs = docs.withColumn("other", F.reverse("text")).withColumn("id2", F.col("id") * 7)
+    embedded = _stand_in_embeddings(spark, monkeypatch)
+    n = docs.count()
+    for param, value in (("textCol", "other"), ("idCol", "id2")):
+        model = SemanticDeduplicator(idCol="id", nClusters=3, outputMode="duplicates").fit(docs)
+        start = embedded.value
+        first = model.transform(docs, {model.getParam(param): value}).collect()
+        assert embedded.value == start + n, param
+        again = model.transform(docs, {model.getParam(param): value}).collect()
+        assert sorted(map(tuple, first)) == sorted(map(tuple, again)), param
+
+
 def test_a_copy_of_a_fitted_model_shares_its_fitted_embeddings(spark, text_docs, monkeypatch):
     """The embeddings a fit keeps for one transform of the same data are shared with the
     model's copies (``transform(df, params)`` makes one): the first transform of that data,

@@ -323,7 +323,7 @@ class SemanticDeduplicator(Estimator, _SemanticDeduplicatorParams, _Readable, _W
         log.info("sparkdedup semantic fit: %d centroids of dimension %d", *centers.shape)
         model = self._copyValues(SemanticDeduplicatorModel(centers))
         if embedded is not None:
-            model._hold_fitted(dataset, embedded)
+            model._hold_fitted(dataset, embedded, config)
         return model
 
 
@@ -341,12 +341,20 @@ def _checked_centers(centers: Any) -> np.ndarray:
     return array
 
 
+def _embedded_as(config: SemanticConfig) -> tuple[str | None, str, str]:
+    """What the embeddings of a fit stand for: the ids of ``idCol``, the texts of ``textCol``,
+    the model ``embeddingModel`` (the other Params do not change them)."""
+    return (config.id_col, config.text_col, config.model)
+
+
 class _FittedEmbeddings:
     """The data a model was fitted on and its persisted embeddings, held by the model and its
     copies (shallow: pyspark's ``Params.copy``), for the first transform by any of them.
-    Released when none of them holds this any more."""
+    Released when none of them holds this any more. `key`: what they stand for
+    (`_embedded_as`)."""
 
-    def __init__(self, source: DataFrame, embedded: DataFrame) -> None:
+    def __init__(self, source: DataFrame, embedded: DataFrame, key: tuple[Any, ...]) -> None:
+        self.key = key
         self._fitted: tuple[DataFrame, DataFrame] | None = (source, embedded)
         self._release = weakref.finalize(self, release_later, embedded)
         self._release.atexit = False
@@ -382,23 +390,24 @@ class SemanticDeduplicatorModel(
         #: them; a transform of other data releases them unused.
         self._fitted_embeddings: _FittedEmbeddings | None = None
 
-    def _hold_fitted(self, dataset: DataFrame, embedded: DataFrame) -> None:
-        """Keep the fitted data's persisted embeddings for a first transform of that data;
-        released then, or when the model and its copies are garbage collected before one (a
-        model refitted, saved or used for its centroids only): at the next sparkdedup call
-        after that."""
-        self._fitted_embeddings = _FittedEmbeddings(dataset, embedded)
+    def _hold_fitted(self, dataset: DataFrame, embedded: DataFrame, config: SemanticConfig) -> None:
+        """Keep the fitted data's persisted embeddings (of `config`'s ids, texts and model) for
+        a first transform of that data; released then, or when the model and its copies are
+        garbage collected before one (a model refitted, saved or used for its centroids only):
+        at the next sparkdedup call after that."""
+        self._fitted_embeddings = _FittedEmbeddings(dataset, embedded, _embedded_as(config))
 
-    def _embeddings_of(self, dataset: DataFrame) -> DataFrame | None:
-        """The fitted data's embeddings when `dataset` is that data (the same plan), else
-        None; either way the model and its copies let go of them."""
+    def _embeddings_of(self, dataset: DataFrame, config: SemanticConfig) -> DataFrame | None:
+        """The fitted data's embeddings when `dataset` is that data (the same plan) and
+        `config` takes the same ids, texts and model as the fit, else None; either way the
+        model and its copies let go of them."""
         held, self._fitted_embeddings = self._fitted_embeddings, None
         fitted = held.take() if held is not None else None
         if fitted is None:
             return None
         source, embedded = fitted
         try:
-            same = dataset.sameSemantics(source)
+            same = dataset.sameSemantics(source) and held.key == _embedded_as(config)
         except Exception:  # noqa: BLE001 - a plan that cannot be compared is not the same
             same = False
         if same:
@@ -438,7 +447,7 @@ class SemanticDeduplicatorModel(
         check_deterministic(dataset, "the semantic model's transform reads it more than once")
         documents = documents_with_ids(dataset, config, runner, {}, persist=False)
         if config.embedding_col is None:
-            vectors = self._embeddings_of(dataset)
+            vectors = self._embeddings_of(dataset, config)
             if vectors is None:
                 vectors = runner.run("embeddings", {}, lambda: _vectors(documents, config, device))
             else:
