@@ -638,6 +638,35 @@ def test_a_changed_session_time_zone_recomputes_the_cached_stages(spark, tmp_pat
     capsys.readouterr()
 
 
+def test_settings_that_repack_the_input_splits_recompute_the_cached_stages(spark, tmp_path, capsys):
+    """Derived ids follow the input's splits (by input position): a rerun into the same output
+    under maxPartitionNum or leafNodeDefaultParallelism, which pack the files into other
+    partitions, does not resume the stages of the other layout (whose row keys no longer match
+    the rows: a conservation error at every rerun)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for f in range(3):  # three files: three partitions of the test session, or one
+        rows = [{"text": f"words of document {i} " * 4, "file": f} for i in range(4)]
+        (src / f"part-{f}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["fuzzy", "--input", str(src), "--input-format", "jsonl", "--char-ngrams", "5"]
+    argv += ["--output", str(tmp_path / "o"), "--overwrite"]
+
+    def resumed() -> list[str]:
+        assert cli.main(argv) == 0, capsys.readouterr().err[-2000:]
+        stats = json.loads((tmp_path / "o" / "stats.json").read_text())
+        assert stats["input_docs"] == 12 and stats["removed_docs"] == 8, stats
+        return stats["resumed_stages"]
+
+    assert resumed() == []
+    for key in ("spark.sql.files.maxPartitionNum", "spark.sql.leafNodeDefaultParallelism"):
+        spark.conf.set(key, "1")
+        try:
+            assert resumed() == []
+        finally:
+            spark.conf.unset(key)
+    capsys.readouterr()
+
+
 def test_a_file_replaced_by_one_of_its_size_recomputes_the_cached_stages(spark, tmp_path, capsys):
     """The cache knows the input by every file's name, size and time: a file rewritten with
     other texts of the same length, kept older than the newest file, is a changed input."""

@@ -633,13 +633,17 @@ def _pyarrow_version() -> str:
 
 def split_settings(spark: Any) -> dict[str, Any]:
     """The settings that decide the input splits (derived ids order identical rows by input
-    position, which follows them)."""
+    position, which follows them): a split's size follows the files' bytes, the open cost and
+    the partitions wanted (minPartitionNum, else leafNodeDefaultParallelism, else the default
+    parallelism); maxPartitionNum packs the splits into fewer partitions."""
     splits = {
         key: spark.conf.get(key, None)
         for key in (
             "spark.sql.files.maxPartitionBytes",
             "spark.sql.files.openCostInBytes",
             "spark.sql.files.minPartitionNum",
+            "spark.sql.files.maxPartitionNum",
+            "spark.sql.leafNodeDefaultParallelism",
         )
     }
     splits["parallelism"] = _parallelism(spark)
