@@ -147,6 +147,33 @@ def test_collated_string_priority_ranks_by_code_point(spark):
         assert [tuple(r) for r in ascending.collect()] == [(2, 1)]
 
 
+@pytest.mark.skipif(
+    not hasattr(T.StringType(), "collation"), reason="string collations exist from Spark 4.0"
+)
+def test_collated_texts_are_hashed_by_their_bytes(spark):
+    """Spark 4.0.0 hashed a string in its collation (later versions under the legacy setting):
+    texts of a UTF8_LCASE column that differ only in case got one text hash, so fuzzy and exact
+    dedup took them for exact copies and removed them, normalised or not."""
+    import sparkdedup
+    from sparkdedup.ids import value_hashes
+
+    conf = "spark.sql.legacy.collationAwareHashFunctions"
+    text = "The Quick Brown Fox jumps over the lazy dog, again and again. " * 3
+    rows = [(1, text), (2, text.upper()), (3, text.lower()), (4, text)]
+    docs = spark.createDataFrame(rows, "id long, text string")
+    docs = docs.withColumn("text", F.expr("collate(text, 'UTF8_LCASE')"))
+    spark.conf.set(conf, "true")
+    try:
+        h1, _ = value_hashes(F.col("text"))
+        assert docs.select(h1).distinct().count() == 1  # what the setting does
+        for find in (sparkdedup.exact_duplicates, sparkdedup.fuzzy_duplicates):
+            for normalize in ("none", "whitespace"):
+                dups = find(docs, id_col="id", normalize=normalize)
+                assert [tuple(r) for r in dups.collect()] == [(4, 1)], (find, normalize)
+    finally:
+        spark.conf.unset(conf)
+
+
 def test_identify_nan_priority_ranks_last_like_null(spark):
     """A NaN priority ranks last, as a null does, whichever direction: Spark's max would
     otherwise pick it over every number."""

@@ -18,7 +18,7 @@ import pyarrow as pa
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from sparkdedup.columns import named
+from sparkdedup.columns import binary_strings, named
 from sparkdedup.fuzzy.minhash import _check_common
 from sparkdedup.ids import H1, H2, POS, id_column, require_string_column, with_content_keys
 from sparkdedup.kernels.bandhash import band_hashes
@@ -53,12 +53,17 @@ def hashed_texts(
 ) -> DataFrame:
     """``[keys..., t1, t2, extra..., _dedup_text]``: the narrow projection of `source` with its
     (normalised) text and that text's 128-bit hash. Normalising runs in an Arrow batch UDF over
-    this projection only (keys and text), never over the wide rows."""
+    this projection only (keys and text), never over the wide rows.
+
+    The hash is of the text's bytes, whatever its collation: Spark 4.0.0 (later versions under
+    ``spark.sql.legacy.collationAwareHashFunctions``) hashes a string in its collation, which
+    gave "Hello" and "HELLO" of a UTF8_LCASE column one hash, and made them exact copies."""
     check_normalize(normalize)
-    if normalize == "none":
-        t1, t2 = text_hashes(text)
-        return source.select(*keys, t1.alias(TEXT_H1), t2.alias(TEXT_H2), *extra, text.alias(_TEXT))
     narrow = source.select(*keys, *extra, text.alias(_TEXT))
+    dtype = narrow.schema[_TEXT].dataType
+    if normalize == "none":
+        t1, t2 = text_hashes(binary_strings(text, dtype))
+        return source.select(*keys, t1.alias(TEXT_H1), t2.alias(TEXT_H2), *extra, text.alias(_TEXT))
     mode = normalize
 
     def normalise(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -69,7 +74,7 @@ def hashed_texts(
 
     normal = narrow.mapInArrow(normalise, narrow.schema)
     passed = [named(f.name) for f in narrow.schema.fields if f.name != _TEXT]
-    t1, t2 = text_hashes(F.col(_TEXT))
+    t1, t2 = text_hashes(binary_strings(F.col(_TEXT), dtype))
     n_keys = len(keys)
     return normal.select(
         *passed[:n_keys], t1.alias(TEXT_H1), t2.alias(TEXT_H2), *passed[n_keys:], F.col(_TEXT)
