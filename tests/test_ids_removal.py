@@ -274,6 +274,42 @@ def test_ids_in_a_case_insensitive_collation_stay_distinct(spark):
         assert sorted(r["id"] for r in kept.collect()) == ["A", "b"]
 
 
+@pytest.mark.skipif(
+    not hasattr(T.StringType(), "collation"), reason="string collations exist from Spark 4.0"
+)
+def test_derived_ids_hash_collated_strings_by_their_bytes(spark):
+    """Spark 4.0.0 hashed a string in its collation (later versions under the legacy setting):
+    rows differing only in case in a UTF8_LCASE column shared their content hashes and got
+    derived ids by input position, so which of two such copies (normalize="lower") was kept
+    followed the input order. Hashed by their bytes, their ids are those of any other Spark."""
+    import sparkdedup
+    from sparkdedup.ids import row_hashes
+
+    conf = "spark.sql.legacy.collationAwareHashFunctions"
+    text = "The Quick Brown Fox jumps over the lazy dog, again and again. " * 3
+    rows = [(text,), (text.upper(),), ("an unrelated document about something else " * 3,)]
+    plain = spark.createDataFrame(rows, "text string").coalesce(1)
+    collated = plain.withColumn("text", F.expr("collate(text, 'UTF8_LCASE')"))
+
+    def hashes(df):
+        return sorted(tuple(r) for r in df.select(*row_hashes(df)).collect())
+
+    assert hashes(collated) == hashes(plain)  # the ids of any Spark's hashing
+    spark.conf.set(conf, "true")
+    try:
+        assert hashes(collated) == hashes(plain)
+        kept = set()
+        for order in (rows, rows[::-1]):
+            df = spark.createDataFrame(order, "text string").coalesce(1)
+            df = df.withColumn("text", F.expr("collate(text, 'UTF8_LCASE')"))
+            dups = sparkdedup.fuzzy_duplicates(df, normalize="lower")
+            left = remove_duplicates(df, dups)
+            kept.add(tuple(sorted(r["text"] for r in left.collect())))
+        assert len(kept) == 1, kept
+    finally:
+        spark.conf.unset(conf)
+
+
 def test_remove_duplicates_refuses_ids_of_another_column(spark, tmp_path):
     """The lists the Python API returns say which ids they hold: removing them with another
     id column, or without one (which would derive ids, match nothing and keep every row), is

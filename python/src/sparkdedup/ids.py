@@ -224,7 +224,11 @@ def _explicit(column: Column, dtype: T.DataType) -> Column:
     at every depth, becomes ``(is null, value)``; a map becomes its entries sorted by key.
     A float or double also gets a third field, true for -0.0 and null otherwise: Spark's hash
     takes -0.0 as 0.0, so rows differing only there shared their hashes and got ids by input
-    position (and the null field leaves every other value's hash as it was)."""
+    position (and the null field leaves every other value's hash as it was). A string is
+    hashed by its bytes, whatever its collation: Spark 4.0.0 (later versions under
+    ``spark.sql.legacy.collationAwareHashFunctions``) hashes it in its collation, so rows
+    differing only in case in a UTF8_LCASE column got ids by input position too (the bytes
+    hash as such a string hashes in every other Spark: no id changes elsewhere)."""
     if isinstance(dtype, (T.FloatType, T.DoubleType)):
         # Without a division (an error under ANSI): only -0.0 is zero and prints with a sign.
         negative_zero = (column == 0) & column.cast("string").startswith("-")
@@ -233,7 +237,7 @@ def _explicit(column: Column, dtype: T.DataType) -> Column:
             column.alias("v"),
             F.when(negative_zero, F.lit(True)).alias("z"),
         )
-    inner = column
+    inner = binary_strings(column, dtype)
     if isinstance(dtype, T.ArrayType):
         element = dtype.elementType
         inner = F.transform(column, lambda x: _explicit(x, element))
