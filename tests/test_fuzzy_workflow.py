@@ -443,6 +443,35 @@ def test_overlapping_temporary_settings_restore_the_sessions_own(spark):
     assert spark.conf.get(key) == "17"
 
 
+def test_a_stage_after_a_computed_one_is_computed_too(spark, tmp_path):
+    """A run of other parameters stopped after rewriting the first stage left the second
+    stage of the first run's parameters beside it: a run of those parameters again computes
+    the first stage and must not resume the second, made from the first stage's earlier
+    copy."""
+    from sparkdedup.stages import StageRunner
+
+    cache, made = str(tmp_path / "cache"), []
+
+    def stage(name: str, value: int):
+        def compute():
+            made.append(name)
+            return spark.range(value)
+
+        return compute
+
+    def run(value: int, names: tuple[str, ...] = ("first", "second")) -> list[str]:
+        with StageRunner(spark, cache) as runner:
+            for name in names:
+                runner.run(name, {"value": value}, stage(name, value))
+            return runner.resumed
+
+    assert run(3) == [] and made == ["first", "second"]
+    assert run(3) == ["first", "second"] and made == ["first", "second"]  # a plain resume
+    run(5, ("first",))  # stopped after its first stage
+    made.clear()
+    assert run(3) == [] and made == ["first", "second"]
+
+
 def test_an_interrupted_computation_leaves_nothing_persisted(spark):
     """A stage computed into the cache that fails (a cancelled job, Ctrl-C) is unpersisted
     before the error goes on: nothing outlives the call that made it."""
