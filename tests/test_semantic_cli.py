@@ -40,7 +40,19 @@ def corpus(tmp_path_factory):
     return root, str(path), copies
 
 
+#: Options every run here takes, unless its `extra` gives them (each is given once).
+_DEFAULTS = {
+    "--n-clusters": "3",
+    "--eps": "0.01",
+    "--which-to-keep": "easy",
+    "--pairwise-batch-size": "16",
+    "--device": "cpu",
+}
+
+
 def _args(path: str, out: str, *extra: str) -> list[str]:
+    given = {word for word in extra if word.startswith("--")}
+    defaults = [word for k, v in _DEFAULTS.items() if k not in given for word in (k, v)]
     return [
         "semantic",
         "--input",
@@ -53,16 +65,7 @@ def _args(path: str, out: str, *extra: str) -> list[str]:
         "id",
         "--output",
         out,
-        "--n-clusters",
-        "3",
-        "--eps",
-        "0.01",
-        "--which-to-keep",
-        "easy",
-        "--pairwise-batch-size",
-        "16",
-        "--device",
-        "cpu",
+        *defaults,
         *extra,
     ]
 
