@@ -1103,7 +1103,7 @@ def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, cap
     assert "input path 'ftp://reader:*****@127.0.0.1:1/corpus' cannot be reached" in err, err
     (tmp_path / "in").mkdir()
 
-    def denied(spark_, path):
+    def denied(spark_, path, name_glob=None):
         raise OSError(f"{path}: Permission denied")
 
     monkeypatch.setattr(fs, "input_listing", denied)
