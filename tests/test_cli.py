@@ -1115,9 +1115,9 @@ def test_an_input_that_cannot_be_reached_or_listed_is_named(spark, tmp_path, cap
     # Spark's own failures (a listing job that lost its executors) are not the input's.
     from pyspark.errors import PySparkException
 
-    def lost(spark_, path):
+    def lost(spark_, path, name_glob=None):
         raise PySparkException("Job aborted: executor lost")
 
     monkeypatch.setattr(fs, "input_listing", lost)
     assert cli.main(argv) == 1
-    assert "internal error" in capsys.readouterr().err
+    assert "internal error: PySparkException" in capsys.readouterr().err
