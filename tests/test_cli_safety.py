@@ -732,6 +732,10 @@ def test_remove_writes_atomically_and_overwrites_only_its_own_output(
     line = _error_line(err)
     assert code == 2 and "holds the deduplicated data of an earlier sparkdedup remove" in line
     assert _digest(tmp_path / "clean") == before
+    for part in (tmp_path / "clean").glob("part-*"):  # its rows gone, its marker kept
+        part.unlink()
+    code, err = _run(capsys, *fuzzy, str(tmp_path / "clean"))
+    assert code == 2 and "an earlier sparkdedup remove" in _error_line(err)
     before = _digest(out)
     argv[argv.index(str(tmp_path / "clean"))] = str(out)
     shutil.copytree(out / "duplicates", tmp_path / "dups")

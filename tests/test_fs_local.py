@@ -7,7 +7,7 @@ import os
 
 import pytest
 from sparkdedup import fs
-from sparkdedup.errors import InputError
+from sparkdedup.errors import ConfigError, InputError
 
 
 class _ConnectSession:
@@ -200,9 +200,28 @@ def test_glob_regex_matches_names_as_hadoops_glob_filter() -> None:
         "x.(1)+": (["x.(1)+"], ["xx(1)"]),
         "{a,b{c,d}}": (["a", "bc", "bd"], ["b", "ac"]),
     }
+    cases["\\d.txt"] = (["1.txt"], ["d.txt"])  # an escape goes to the regex, as in Hadoop
     for pattern, (yes, no) in cases.items():
         match = fs.glob_regex(pattern).fullmatch
         assert all(match(n) for n in yes) and not any(match(n) for n in no), pattern
+    for bad in ("[abc", "{a,b", "a\\"):  # Hadoop refuses these too
+        with pytest.raises(ConfigError, match="pathGlobFilter"):
+            fs.glob_regex(bad)
+
+
+def test_files_a_path_glob_filter_leaves_out_do_not_change_the_listing(
+    spark, tmp_path, monkeypatch
+) -> None:
+    """With a pathGlobFilter, only the files it matches are listed and counted: a file it
+    leaves out, added to a directory, changes nothing (it used to tip the listing from the
+    driver's to a job's, whose digest differs, and a run saw its input "changed")."""
+    monkeypatch.setattr(fs, "SUMMARY_DRIVER_FILES", 3)
+    for name in ("a.jsonl", "b.jsonl", "x.log"):
+        (tmp_path / name).write_text("{}")
+    before = fs.input_listing(spark, str(tmp_path), "*.jsonl").summary
+    (tmp_path / "y.log").write_text("{}")
+    assert fs.input_listing(spark, str(tmp_path), "*.jsonl").summary == before
+    assert before[0] == 2
 
 
 @pytest.mark.parametrize("session", ["classic", "connect"])

@@ -967,7 +967,9 @@ def test_cli_index_then_against(spark, corpus, tmp_path, capsys) -> None:
     assert len(in_groups) == stats2["docs_in_groups"] < len(groups)
     assert stats2["against"]["groups_kept_by_index"] == int(kept_rows["indexed"].sum()) > 0
     # The index is an input of the run and never an output of another kind.
-    bad = main([*second, "--output", index + "/out", "--against", index])
+    bad = main(
+        [*base, "--input", str(tmp_path / "new"), "--output", index + "/out", "--against", index]
+    )
     assert bad == 2 and "--output" in capsys.readouterr().err
 
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlparse
@@ -26,7 +27,7 @@ from urllib.parse import unquote, urlparse
 from pyspark.sql import Column, SparkSession
 
 from sparkdedup.compat import empty_frame, is_connect
-from sparkdedup.errors import InputError
+from sparkdedup.errors import ConfigError, InputError
 
 
 @dataclass(frozen=True)
@@ -540,16 +541,14 @@ def input_listing(spark: SparkSession, path: str, name_glob: str | None = None) 
     (`_job_listing`: the listing aggregated on the executors, nothing per file on the
     driver), whose digest is another function of the same listing.
     """
+    named = glob_regex(name_glob).fullmatch if name_glob is not None else None
     listing = (
-        _local_listing(path, SUMMARY_DRIVER_FILES + 1)
+        _local_listing(path, SUMMARY_DRIVER_FILES + 1, named)
         if is_connect(spark)
-        else _hadoop_listing(spark, path, SUMMARY_DRIVER_FILES + 1)
+        else _hadoop_listing(spark, path, SUMMARY_DRIVER_FILES + 1, named)
     )
     if len(listing) > SUMMARY_DRIVER_FILES:
         return _job_listing(spark, path, name_glob)
-    if name_glob is not None:
-        matches = glob_regex(name_glob).fullmatch
-        listing = [e for e in listing if matches(e.full.rstrip("/").rpartition("/")[2])]
 
     def first(suffixes: tuple[str, ...]) -> str | None:
         named = sorted(e.full for e in listing if e.full.lower().endswith(suffixes))
@@ -568,11 +567,17 @@ def input_listing(spark: SparkSession, path: str, name_glob: str | None = None) 
     )
 
 
-def data_files(spark: SparkSession, path: str, limit: int) -> list[str]:
-    """The first `limit` data files under `path` (those Spark's file sources read), as
-    listed: their qualified paths."""
+def data_files(
+    spark: SparkSession, path: str, limit: int, name_glob: str | None = None
+) -> list[str]:
+    """The first `limit` data files under `path` (those Spark's file sources read; with
+    `name_glob`, a reader's ``pathGlobFilter``, those whose names it matches), as listed:
+    their qualified paths."""
+    named = glob_regex(name_glob).fullmatch if name_glob is not None else None
     listing = (
-        _local_listing(path, limit) if is_connect(spark) else _hadoop_listing(spark, path, limit)
+        _local_listing(path, limit, named)
+        if is_connect(spark)
+        else _hadoop_listing(spark, path, limit, named)
     )
     return [e.full for e in listing]
 
@@ -588,10 +593,13 @@ class _Listed(NamedTuple):
     rel: str
 
 
-def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[_Listed]:
+def _hadoop_listing(
+    spark: SparkSession, path: str, limit: int, named: Callable[[str], Any] | None = None
+) -> list[_Listed]:
     """(path below `path`'s part before any glob, size, mtime, path) of up to `limit` data
-    files: the matched names are part of the first (a renamed ``k=v`` directory that a glob
-    matches changes the listing's digest), as in `_job_listing`."""
+    files (whose names `named` matches, when given): the matched names are part of the first
+    (a renamed ``k=v`` directory that a glob matches changes the listing's digest), as in
+    `_job_listing`."""
     fsys, hpath = hadoop_path(spark, path)
     base_fs, base_path = hadoop_path(spark, literal_prefix(path))
     base = str(base_fs.makeQualified(base_path).toString()).rstrip("/") + "/"
@@ -605,6 +613,8 @@ def _hadoop_listing(spark: SparkSession, path: str, limit: int) -> list[_Listed]
             full = str(f.getPath().toString())
             rel = full[len(root) :] or name
             if _hidden_below(rel):  # as Spark lists (a named file's own name included)
+                continue
+            if named is not None and not named(name):
                 continue
             key = full[len(base) :] if full.startswith(base) else name
             listing.append(_Listed(key, int(f.getLen()), int(f.getModificationTime()), full, rel))
@@ -635,19 +645,23 @@ def glob_depth(path: str) -> int:
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
-    """Hadoop's glob `pattern` (``*``, ``?``, ``[abc]``, ``[^a]`` or ``[!a]``, ``{a,b}``,
-    ``\\`` escapes; as ``GlobFilter`` matches a file's name, what a reader's ``pathGlobFilter``
-    is) as a regular expression for `re.fullmatch`."""
+    """Hadoop's glob `pattern` (``*``, ``?``, ``[abc]``, ``[^a]`` or ``[!a]``, ``{a,b}``, and
+    ``\\c`` passed to the regular expression as it is, as Hadoop's ``GlobPattern`` does: what
+    ``GlobFilter`` matches a file's name with, a reader's ``pathGlobFilter``) as a regular
+    expression for `re.fullmatch`. ConfigError for a pattern Hadoop refuses too (an unclosed
+    ``[`` or ``{``, a trailing ``\\``)."""
     out, depth, in_class, i = [], 0, False, 0
     while i < len(pattern):
         char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
+        if char == "\\":
             i += 1
-            out.append(re.escape(pattern[i]))
+            if i == len(pattern):
+                raise ConfigError(f"pathGlobFilter {pattern!r} ends with an escape (\\)")
+            out.append("\\" + pattern[i])
         elif in_class:
             if char == "]":
                 in_class = False
-            out.append("\\" + char if char in "[\\" else char)
+            out.append("\\[" if char == "[" else char)
         elif char == "[":
             in_class = True
             out.append("[")
@@ -669,7 +683,12 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(char))
         i += 1
-    return re.compile("".join(out), re.DOTALL)
+    if in_class or depth:
+        raise ConfigError(f"pathGlobFilter {pattern!r} has an unclosed {'[' if in_class else '{'}")
+    try:
+        return re.compile("".join(out), re.DOTALL)
+    except re.error as err:
+        raise ConfigError(f"pathGlobFilter {pattern!r} is not a glob: {err}") from err
 
 
 def _job_listing(spark: SparkSession, path: str, name_glob: str | None = None) -> Listing:
@@ -978,7 +997,9 @@ def _local_parquet_columns(path: str) -> dict[str, str]:
     return {field.name: str(field.type) for field in schema}
 
 
-def _local_listing(path: str, limit: int) -> list[_Listed]:
+def _local_listing(
+    path: str, limit: int, named: Callable[[str], Any] | None = None
+) -> list[_Listed]:
     """`_hadoop_listing` of a local path (Spark Connect)."""
     base = local_path(literal_prefix(path)).rstrip("/") + "/"
     listing: list[_Listed] = []
@@ -990,7 +1011,7 @@ def _local_listing(path: str, limit: int) -> list[_Listed]:
             for name in names:
                 file = os.path.join(root, name)
                 rel = os.path.relpath(file, match) if os.path.isdir(match) else name
-                if _hidden_below(rel):
+                if _hidden_below(rel) or (named is not None and not named(name)):
                     continue
                 st = os.stat(file)
                 key = file[len(base) :] if file.startswith(base) else name

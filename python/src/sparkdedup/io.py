@@ -337,7 +337,7 @@ def _read_source(
                 f"--input-format {fmt!r}: Spark has no data source of that name (jsonl, "
                 "parquet, orc, csv, text, avro, or a source whose jar is on the classpath)"
             ) from err
-        file = failed_file(err) or _failing_file(spark, path, fmt, chosen)
+        file = failed_file(err) or _failing_file(spark, path, fmt, chosen, err)
         reason = first_line(err)
         where = f" ({_display(file)})" if file and _display(file) not in reason else ""
         raise InputError(f"input path {path!r} cannot be read as {fmt}{where}: {reason}") from err
@@ -355,15 +355,21 @@ def _read_source(
 _SEARCHED_FILES = 10_000
 
 
-def _failing_file(spark: SparkSession, path: str, fmt: str, options: dict[str, str]) -> str | None:
-    """The input file that a failed load of `path` fails on, when the failure does not name
-    it (an ORC schema merge over a file that is not ORC says "Illegal type id 0"): found by
-    halving the first `_SEARCHED_FILES` files, loading one half at a time (about as many
-    files read again as there are, in 16 loads at most; only after a failure). None for a
-    single file (the path names it), when no file loads (the options or the source are at
+def _failing_file(
+    spark: SparkSession, path: str, fmt: str, options: dict[str, str], err: BaseException
+) -> str | None:
+    """The input file that a failed load of `path` (`err`) fails on, when the failure does
+    not name it (an ORC schema merge over a file that is not ORC says "Illegal type id 0"):
+    found by halving the first `_SEARCHED_FILES` files Spark reads (those a pathGlobFilter
+    among `options` matches), loading one half at a time (about as many files read again as
+    there are, in 16 loads at most; only after a failure). A half fails when its load fails
+    as `err` did (the same error condition: a half of empty files fails otherwise). None for
+    a single file (the path names it), when no file loads (the options or the source are at
     fault, not a file), or when the files that fail together do not fail alone."""
+    globs = [v for k, v in options.items() if k.lower() == "pathglobfilter"]
+    condition = spark_condition(err)
     try:
-        files = fs.data_files(spark, path, _SEARCHED_FILES)
+        files = fs.data_files(spark, path, _SEARCHED_FILES, globs[-1] if globs else None)
     except Exception:  # noqa: BLE001 - the failure is reported without a file then
         return None
 
@@ -376,21 +382,24 @@ def _failing_file(spark: SparkSession, path: str, fmt: str, options: dict[str, s
                 .load([fs.literal(spark, f) for f in subset])
                 .schema
             )
-        except SPARK_ERRORS:
-            return True
+        except SPARK_ERRORS as again:
+            return spark_condition(again) == condition
         return False
 
     if len(files) < 2:
         return None  # the path names the file, or nothing was listed
     # Some files that load show the files, not the options or the source, to be at fault.
-    loaded, other = False, []
+    loaded, first_other = False, None
     while len(files) > 1:
         half, rest = files[: len(files) // 2], files[len(files) // 2 :]
         if fails(half):
-            files, other = half, rest
+            files = half
+            first_other = rest if first_other is None else first_other
         else:
             loaded, files = True, rest
-    if not fails(files) or not (loaded or not fails(other)):
+    if not fails(files):
+        return None
+    if not loaded and not any(not fails([f]) for f in (first_other or [])[:3]):
         return None
     return files[0]
 

@@ -578,15 +578,15 @@ class OutputDir:
         marker = _read_marker(self.spark, f"{self.root}/{MARKER}")
         ours = marker["entries"] if marker else {}
         children = fs.list_dir(self.spark, self.root)
-        dataset = set(ours.get(".") or []) & {child.name for child in children}
-        if dataset:
-            # A `remove` output: its rows are the directory's own files, which this layout's
-            # commit cannot move aside (they are the directory itself).
+        if "." in ours:
+            # A `remove` output (its marker's "." entry): its rows are the directory's own
+            # files, which this layout's commit cannot move aside (they are the directory
+            # itself), even when they are gone but for the marker.
+            held = sorted(ours.get(".") or []) or [MARKER]
             raise ConfigError(
                 f"{self.option} {self.display!r} holds the deduplicated data of an earlier "
-                f"sparkdedup remove ({_names(sorted(dataset))}): --overwrite replaces it only "
-                "with another remove's output; choose another directory, or delete that one "
-                "first"
+                f"sparkdedup remove ({_names(held)}): --overwrite replaces it only with "
+                "another remove's output; choose another directory, or delete that one first"
             )
         earlier, foreign = [], []
         for child in children:
