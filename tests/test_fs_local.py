@@ -201,12 +201,27 @@ def test_glob_regex_matches_names_as_hadoops_glob_filter() -> None:
         "{a,b{c,d}}": (["a", "bc", "bd"], ["b", "ac"]),
     }
     cases["\\d.txt"] = (["1.txt"], ["d.txt"])  # an escape goes to the regex, as in Hadoop
+    cases["x[?*]y"] = (["x.y", "x*y"], ["x?y", "xay"])  # as Hadoop's GlobPattern has them
     for pattern, (yes, no) in cases.items():
         match = fs.glob_regex(pattern).fullmatch
         assert all(match(n) for n in yes) and not any(match(n) for n in no), pattern
     for bad in ("[abc", "{a,b", "a\\"):  # Hadoop refuses these too
         with pytest.raises(ConfigError, match="pathGlobFilter"):
             fs.glob_regex(bad)
+
+
+def test_glob_regex_agrees_with_hadoops_glob_pattern(spark) -> None:
+    """`fs.glob_regex` against Hadoop's own ``GlobPattern`` (what a pathGlobFilter is), on
+    the JVM, for every pattern and name here."""
+    hadoop = spark._jvm.org.apache.hadoop.fs.GlobPattern
+    patterns = ["x[?*]y", "*.jsonl", "part-?.{json,jsonl}", "[!_]*", "[^a-c]x", "a\\*b"]
+    patterns += ["x.(1)+", "{a,b{c,d}}", "\\d.txt", "a+b", "a$b", "a|b", "[a-c]?"]
+    names = ["x.y", "x*y", "x?y", "xay", "a.jsonl", ".jsonl", "part-1.json", "part-10.json"]
+    names += ["_a", "b_", "dx", "bx", "a*b", "axb", "x.(1)+", "a", "bc", "bd", "ac", "1.txt"]
+    names += ["d.txt", "a+b", "aab", "a$b", "a|b", "b", "c1", "d1"]
+    for pattern in patterns:
+        ours, theirs = fs.glob_regex(pattern).fullmatch, hadoop(pattern)
+        assert [bool(ours(n)) for n in names] == [theirs.matches(n) for n in names], pattern
 
 
 def test_files_a_path_glob_filter_leaves_out_do_not_change_the_listing(

@@ -658,10 +658,10 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             if i == len(pattern):
                 raise ConfigError(f"pathGlobFilter {pattern!r} ends with an escape (\\)")
             out.append("\\" + pattern[i])
-        elif in_class:
+        elif in_class:  # Hadoop turns ? and * into . and .* here too: [?] matches "."
             if char == "]":
                 in_class = False
-            out.append("\\[" if char == "[" else char)
+            out.append({"[": "\\[", "?": ".", "*": ".*"}.get(char, char))
         elif char == "[":
             in_class = True
             out.append("[")
