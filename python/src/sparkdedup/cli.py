@@ -1842,7 +1842,7 @@ def _read_fields(
         df = read_table(spark, args.input_table, args.id_col)
         return df, good_records(df, args.bad_records)
     from sparkdedup.fs import glob_regex, input_listing
-    from sparkdedup.io import check_codecs, check_subdirectories
+    from sparkdedup.io import check_codecs, check_subdirectories, path_glob_filter
 
     options = _options(args.read_option, "--read-option")
     ignored = {k.lower(): str(v).lower() for k, v in options.items()}.get("ignorecorruptfiles")
@@ -1854,10 +1854,8 @@ def _read_fields(
     # Before any job reads a file (the path exists: `_check_paths`): a compressed file Spark
     # cannot read is named here. The listing is the stage cache's fingerprint too.
     try:
-        # Of the files a pathGlobFilter leaves to be read: those Spark reads (its options
-        # ignore case, the last spelling given wins).
-        globs = [v for k, v in options.items() if k.lower() == "pathglobfilter"]
-        args.name_glob = globs[-1] if globs else None
+        # Of the files a pathGlobFilter leaves to be read: those Spark reads.
+        args.name_glob = path_glob_filter(options)
         if args.name_glob is not None:
             glob_regex(args.name_glob)  # a malformed one is a usage error before any job
         args.input_listing = input_listing(spark, args.input, args.name_glob)

@@ -351,6 +351,12 @@ def _read_source(
     return df.withColumn(BAD_COL, bad)
 
 
+def path_glob_filter(options: Mapping[str, str]) -> str | None:
+    """The reader's ``pathGlobFilter`` among `options` (Spark takes option names in any case,
+    the last spelling given), or None."""
+    return {key.lower(): str(value) for key, value in options.items()}.get("pathglobfilter")
+
+
 #: The most input files searched for the one a reader's schema pass fails on.
 _SEARCHED_FILES = 10_000
 
@@ -366,10 +372,9 @@ def _failing_file(
     as `err` did (the same error condition: a half of empty files fails otherwise). None for
     a single file (the path names it), when no file loads (the options or the source are at
     fault, not a file), or when the files that fail together do not fail alone."""
-    globs = [v for k, v in options.items() if k.lower() == "pathglobfilter"]
     condition = spark_condition(err)
     try:
-        files = fs.data_files(spark, path, _SEARCHED_FILES, globs[-1] if globs else None)
+        files = fs.data_files(spark, path, _SEARCHED_FILES, path_glob_filter(options))
     except Exception:  # noqa: BLE001 - the failure is reported without a file then
         return None
 

@@ -141,7 +141,8 @@ class StageRunner:
             default=str,
         )
         stored = self._read_fingerprint(path) if path is not None and self.resumable else None
-        if stored is not None and stored.get("key") == key and self._computed:
+        resumed = stored is not None and stored.get("key") == key
+        if resumed and self._computed:
             # A stage after one this run computed is computed too: its stored copy, of the
             # same parameters, may have been made from an earlier copy of that stage (a run of
             # other parameters stopped in between rewrote it), whose rows it would not match.
@@ -150,8 +151,8 @@ class StageRunner:
                 name,
                 self._computed[-1].rpartition("/")[2],
             )
-            stored = None
-        if stored is not None and stored.get("key") == key:
+            resumed = False
+        if resumed:
             # With its schema given, reading it back lists the files but reads no footer.
             df = self.spark.read.schema(StructType.fromJson(stored["schema"])).parquet(
                 literal(self.spark, path)
